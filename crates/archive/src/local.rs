@@ -1,0 +1,130 @@
+//! The local archive store: `<snapshot.dir>/<member>/<id>.db.zst.age` with
+//! `<id>.db.zst.age.json` beside it. The manifest is written last, so an
+//! archive without a manifest is the leftover of a crash and is removed.
+
+use crate::ArchiveError;
+use std::path::{Path, PathBuf};
+use vigil_core::fsutil::{self, FsError, PARTIAL_SUFFIX};
+use vigil_core::manifest::{self, Manifest};
+use vigil_core::retention::{self, Candidate};
+
+pub const EXT_AGE: &str = ".db.zst.age";
+pub const EXT_PLAIN: &str = ".db.zst";
+
+/// File name of an archive with the given id.
+pub fn archive_name(id: &str, encrypted: bool) -> String {
+    format!("{id}{}", if encrypted { EXT_AGE } else { EXT_PLAIN })
+}
+
+pub fn member_dir(root: &Path, member: &str) -> PathBuf {
+    root.join(member)
+}
+
+/// A stored archive and its manifest.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub member_dir_name: String,
+    pub archive_path: PathBuf,
+    pub manifest_path: PathBuf,
+    pub manifest: Manifest,
+}
+
+impl Stored {
+    /// Verified, and the file is still there with the recorded size.
+    pub fn is_verified(&self) -> bool {
+        self.manifest.verified_at.is_some()
+            && std::fs::metadata(&self.archive_path).is_ok_and(|m| m.len() == self.manifest.archive_size)
+    }
+}
+
+fn is_archive_name(name: &str) -> bool {
+    !name.starts_with('.') && (name.ends_with(EXT_AGE) || name.ends_with(EXT_PLAIN))
+}
+
+/// Lists one member directory, newest first. Unreadable manifests are
+/// reported as warnings and skipped, never deleted.
+pub fn list_member(dir: &Path) -> Vec<Stored> {
+    let member = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(dir) else { return out };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(archive) = name.strip_suffix(manifest::SUFFIX) else { continue };
+        if !is_archive_name(archive) {
+            continue;
+        }
+        let manifest_path = e.path();
+        match Manifest::read(&manifest_path) {
+            Ok(m) => out.push(Stored {
+                member_dir_name: member.clone(),
+                archive_path: dir.join(archive),
+                manifest_path,
+                manifest: m,
+            }),
+            Err(err) => tracing::warn!("{err}; skipping it"),
+        }
+    }
+    out.sort_by(|a, b| b.manifest.created_at.cmp(&a.manifest.created_at));
+    out
+}
+
+/// Lists every member directory under the snapshot root.
+pub fn list_all(root: &Path) -> Vec<Stored> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(root)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.path())
+        .collect();
+    dirs.sort();
+    dirs.iter().flat_map(|d| list_member(d)).collect()
+}
+
+/// Removes what crashed runs left: temp files, and archives whose manifest
+/// was never written. Call only while holding the run lock.
+pub fn cleanup_member(dir: &Path) -> Result<Vec<PathBuf>, FsError> {
+    let mut removed = Vec::new();
+    let Ok(rd) = std::fs::read_dir(dir) else { return Ok(removed) };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let path = e.path();
+        let orphan = is_archive_name(&name) && !Manifest::path_for(&path).exists();
+        if name.ends_with(PARTIAL_SUFFIX) || orphan {
+            std::fs::remove_file(&path).map_err(|err| FsError::new("removing leftover", &path, err))?;
+            removed.push(path);
+        }
+    }
+    if !removed.is_empty() {
+        fsutil::fsync_dir(dir)?;
+    }
+    Ok(removed)
+}
+
+/// Applies `keep_last` to one member directory. The manifest goes first, so
+/// a crash in between leaves an orphan that cleanup removes, never a
+/// manifest that points at nothing.
+pub fn prune_member(dir: &Path, keep_last: u32, dry_run: bool) -> Result<Vec<Stored>, ArchiveError> {
+    let all = list_member(dir)
+        .into_iter()
+        .map(|s| Candidate {
+            created: s.manifest.created_at.clone(),
+            verified: s.is_verified(),
+            item: s,
+        })
+        .collect();
+    let (_keep, prune) = retention::keep_last(all, keep_last);
+    let mut pruned = Vec::new();
+    for c in prune {
+        let s = c.item;
+        if !dry_run {
+            std::fs::remove_file(&s.manifest_path).map_err(|e| FsError::new("pruning", &s.manifest_path, e))?;
+            std::fs::remove_file(&s.archive_path).map_err(|e| FsError::new("pruning", &s.archive_path, e))?;
+        }
+        pruned.push(s);
+    }
+    if !pruned.is_empty() && !dry_run {
+        fsutil::fsync_dir(dir)?;
+    }
+    Ok(pruned)
+}

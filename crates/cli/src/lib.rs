@@ -1,0 +1,91 @@
+//! Plumbing shared by the vigil binaries: global flags, logging, config
+//! loading and the exit codes of contract 3.
+
+use clap::Args;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use vigil_core::{exit, Config};
+
+/// Flags every binary takes.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// The config file.
+    #[arg(long, short = 'c', global = true, env = "VIGIL_CONFIG", default_value = vigil_core::config::DEFAULT_PATH)]
+    pub config: PathBuf,
+    /// More log output (-v debug, -vv trace).
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only warnings and errors in the log.
+    #[arg(long, short = 'q', global = true)]
+    pub quiet: bool,
+}
+
+/// Logs go to stderr, so stdout stays clean for `--json`.
+pub fn init_logging(g: &GlobalArgs) {
+    let level = match (g.quiet, g.verbose) {
+        (true, _) => "warn",
+        (false, 0) => "info",
+        (false, 1) => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("warn,vigil={level},vigil_core={level},vigil_etcd={level},vigil_archive={level},vigil_snapshot={level}")));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// An error that decides the exit code.
+#[derive(Debug)]
+pub struct Exit {
+    pub code: i32,
+    pub error: anyhow::Error,
+}
+
+impl Exit {
+    pub fn usage(error: impl Into<anyhow::Error>) -> Self {
+        Self {
+            code: exit::USAGE,
+            error: error.into(),
+        }
+    }
+    pub fn failed(error: impl Into<anyhow::Error>) -> Self {
+        Self {
+            code: exit::FAILED,
+            error: error.into(),
+        }
+    }
+}
+
+/// Loads the config; any problem is a usage error (exit 2).
+pub fn load_config(path: &Path) -> Result<Config, Exit> {
+    Config::load(path).map_err(Exit::usage)
+}
+
+/// `check-config`: validates and prints a summary without secrets.
+pub fn check_config(path: &Path) -> Result<i32, Exit> {
+    let cfg = load_config(path)?;
+    print!("{}", cfg.summary());
+    Ok(exit::OK)
+}
+
+/// Turns a command's result into the process exit code, printing the error.
+pub fn finish(program: &str, r: Result<i32, Exit>) -> ExitCode {
+    match r {
+        Ok(code) => ExitCode::from(code as u8),
+        Err(e) => {
+            eprintln!("{program}: error: {:#}", e.error);
+            ExitCode::from(e.code as u8)
+        }
+    }
+}
+
+/// What a binary whose capability is not built yet does for its commands.
+pub fn not_built(program: &str, capability: &str) -> Result<i32, Exit> {
+    Err(Exit::usage(anyhow::anyhow!(
+        "{capability} is not built yet in vigil {}; only `{program} check-config` works so far",
+        vigil_core::VERSION
+    )))
+}

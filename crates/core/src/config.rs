@@ -1,0 +1,734 @@
+//! The one TOML file every binary reads (contract 1 of DESIGN.md).
+//!
+//! Parsing is strict: unknown keys are errors, values are validated when the
+//! file loads, and every error names the file, the key and the line.
+
+use crate::secret::{self, Secret};
+use crate::units::HumanDuration;
+use serde::Deserialize;
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use toml::Spanned;
+
+/// Where the config lives unless `--config` says otherwise.
+pub const DEFAULT_PATH: &str = "/etc/vigil/vigil.toml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}; please check --config")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: {message}")]
+    Parse {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error("{path}:{line}: key `{key}`: {message}", line = line.map(|l| l.to_string()).unwrap_or_else(|| "?".into()))]
+    Invalid {
+        path: PathBuf,
+        line: Option<usize>,
+        key: String,
+        message: String,
+    },
+    #[error("{path}: section [{section}] is required by {program} but missing")]
+    MissingSection {
+        path: PathBuf,
+        section: &'static str,
+        program: &'static str,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub cluster: ClusterConfig,
+    pub snapshot: Option<Spanned<SnapshotConfig>>,
+    pub state: StateConfig,
+    #[serde(default)]
+    pub alert: AlertConfig,
+    /// The file this config came from, for messages.
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    pub name: Spanned<String>,
+    pub members: Vec<Spanned<MemberConfig>>,
+    pub tls: Option<Spanned<TlsConfig>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberConfig {
+    pub name: String,
+    pub endpoint: String,
+}
+
+/// mTLS material for the etcd client. The key is a secret file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub ca: PathBuf,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Encryption {
+    #[default]
+    Age,
+    None,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotConfig {
+    pub dir: PathBuf,
+    #[serde(default = "default_keep_last")]
+    pub keep_last: u32,
+    #[serde(default)]
+    pub age_recipients: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub encryption: Encryption,
+    #[serde(default = "default_zstd_level")]
+    pub zstd_level: i32,
+    /// zstd worker threads per member; 0 compresses on the member's own thread.
+    #[serde(default)]
+    pub zstd_threads: u32,
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout: HumanDuration,
+    /// A member that sends nothing for this long is given up on.
+    #[serde(default = "default_stall_timeout")]
+    pub stall_timeout: HumanDuration,
+    /// Upper bound for one member's whole snapshot.
+    #[serde(default = "default_member_timeout")]
+    pub timeout: HumanDuration,
+    /// Compare the members' hash_kv at a common revision after snapshotting.
+    #[serde(default = "default_true")]
+    pub verify_consistency: bool,
+    /// RKE2's server token, archived encrypted beside the snapshots.
+    pub rke2_token_file: Option<PathBuf>,
+    #[serde(skip)]
+    pub recipients: Vec<age::x25519::Recipient>,
+}
+
+fn default_keep_last() -> u32 {
+    5
+}
+fn default_zstd_level() -> i32 {
+    3
+}
+fn default_connect_timeout() -> HumanDuration {
+    HumanDuration::from_secs(10)
+}
+fn default_stall_timeout() -> HumanDuration {
+    HumanDuration::from_secs(60)
+}
+fn default_member_timeout() -> HumanDuration {
+    HumanDuration::from_secs(3600)
+}
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateConfig {
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertConfig {
+    #[serde(default)]
+    pub channel: Vec<Spanned<ChannelConfig>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChannelKind {
+    Slack,
+    Teams,
+    Email,
+    Alertmanager,
+    File,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Warning,
+    Critical,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    Starttls,
+    Implicit,
+    None,
+}
+
+/// One alert channel. Fields apply per `kind`; validation says which are needed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelConfig {
+    pub name: String,
+    pub kind: ChannelKind,
+    pub webhook_url: Option<Secret>,
+    pub webhook_url_file: Option<PathBuf>,
+    pub url: Option<String>,
+    pub teams_format: Option<String>,
+    pub smtp_host: Option<String>,
+    pub smtp_port: Option<u16>,
+    pub smtp_tls: Option<SmtpTls>,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub password_file: Option<PathBuf>,
+    pub from: Option<String>,
+    #[serde(default)]
+    pub to: Vec<String>,
+    pub path: Option<PathBuf>,
+    pub min_severity: Option<Severity>,
+    #[serde(default)]
+    pub sources: Vec<String>,
+    /// The webhook URL or SMTP password, read from inline or `*_file`.
+    #[serde(skip)]
+    pub secret: Option<Secret>,
+}
+
+impl Config {
+    /// Reads and validates the config at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and validates config text; `path` is used in messages only.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let mut cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            line: e.span().map(|s| line_of(text, s.start)).unwrap_or(1),
+            message: e.message().trim().to_string(),
+        })?;
+        cfg.path = path.to_path_buf();
+        Validator { text, path }.validate(&mut cfg)?;
+        Ok(cfg)
+    }
+
+    pub fn cluster_name(&self) -> &str {
+        self.cluster.name.get_ref()
+    }
+
+    pub fn members(&self) -> impl Iterator<Item = &MemberConfig> {
+        self.cluster.members.iter().map(|m| m.get_ref())
+    }
+
+    pub fn tls(&self) -> Option<&TlsConfig> {
+        self.cluster.tls.as_ref().map(|t| t.get_ref())
+    }
+
+    /// The `[snapshot]` section, or an error naming the program that needs it.
+    pub fn snapshot(&self, program: &'static str) -> Result<&SnapshotConfig, ConfigError> {
+        self.snapshot
+            .as_ref()
+            .map(|s| s.get_ref())
+            .ok_or_else(|| ConfigError::MissingSection {
+                path: self.path.clone(),
+                section: "snapshot",
+                program,
+            })
+    }
+
+    /// A summary safe to print: no secret values, only where they come from.
+    pub fn summary(&self) -> String {
+        use std::fmt::Write;
+        let mut s = String::new();
+        let _ = writeln!(s, "config {} is valid", self.path.display());
+        let _ = writeln!(s, "cluster {}:", self.cluster_name());
+        for m in self.members() {
+            let _ = writeln!(s, "  member {:<12} {}", m.name, m.endpoint);
+        }
+        match self.tls() {
+            Some(t) => {
+                let _ = writeln!(s, "  tls: ca {}, client cert {}", t.ca.display(), t.cert.is_some());
+            }
+            None => {
+                let _ = writeln!(s, "  tls: off");
+            }
+        }
+        if let Some(sn) = &self.snapshot {
+            let sn = sn.get_ref();
+            let _ = writeln!(
+                s,
+                "snapshot: dir {}, keep_last {}, zstd level {}, encryption {}",
+                sn.dir.display(),
+                sn.keep_last,
+                sn.zstd_level,
+                match sn.encryption {
+                    Encryption::Age => format!("age to {} recipient(s)", sn.recipients.len()),
+                    Encryption::None => "NONE (archives are plaintext)".into(),
+                }
+            );
+        }
+        let _ = writeln!(s, "state: dir {}", self.state.dir.display());
+        for c in &self.alert.channel {
+            let c = c.get_ref();
+            let _ = writeln!(s, "alert channel {} ({:?})", c.name, c.kind);
+        }
+        s
+    }
+}
+
+/// 1-based line of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
+}
+
+struct Validator<'a> {
+    text: &'a str,
+    path: &'a Path,
+}
+
+impl Validator<'_> {
+    fn err(&self, key: impl Into<String>, span: Option<Range<usize>>, msg: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            path: self.path.to_path_buf(),
+            line: span.map(|s| line_of(self.text, s.start)),
+            key: key.into(),
+            message: msg.into(),
+        }
+    }
+
+    /// Line of `field = ...` inside a table's span, falling back to the table.
+    fn field_span(&self, table: Range<usize>, field: &str) -> Option<Range<usize>> {
+        let end = table.end.min(self.text.len());
+        let start = table.start.min(end);
+        let mut off = start;
+        for line in self.text[start..end].split_inclusive('\n') {
+            let t = line.trim_start();
+            if let Some(rest) = t.strip_prefix(field) {
+                if rest.trim_start().starts_with('=') {
+                    return Some(off..off + line.len());
+                }
+            }
+            off += line.len();
+        }
+        Some(table)
+    }
+
+    fn validate(&self, cfg: &mut Config) -> Result<(), ConfigError> {
+        self.name("cluster.name", cfg.cluster.name.get_ref(), cfg.cluster.name.span())?;
+        self.members(&cfg.cluster)?;
+        self.tls(&cfg.cluster)?;
+        if let Some(sn) = cfg.snapshot.as_mut() {
+            let span = sn.span();
+            self.snapshot(sn.get_mut(), span)?;
+        }
+        if cfg.state.dir.as_os_str().is_empty() {
+            return Err(self.err("state.dir", None, "must not be empty"));
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, c) in cfg.alert.channel.iter_mut().enumerate() {
+            let span = c.span();
+            let key = format!("alert.channel[{i}]");
+            if !names.insert(c.get_ref().name.clone()) {
+                return Err(self.err(format!("{key}.name"), Some(span), "duplicate channel name"));
+            }
+            self.channel(&key, c.get_mut(), span)?;
+        }
+        Ok(())
+    }
+
+    fn name(&self, key: &str, name: &str, span: Range<usize>) -> Result<(), ConfigError> {
+        let ok = !name.is_empty()
+            && name.len() <= 63
+            && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        if ok {
+            Ok(())
+        } else {
+            Err(self.err(
+                key,
+                Some(span),
+                format!("{name:?} is not a valid name: use letters, digits, '.', '_' and '-' (it becomes part of file names)"),
+            ))
+        }
+    }
+
+    fn members(&self, c: &ClusterConfig) -> Result<(), ConfigError> {
+        if c.members.is_empty() {
+            return Err(self.err("cluster.members", Some(c.name.span()), "at least one member is required"));
+        }
+        let mut seen_names = std::collections::HashSet::new();
+        let mut seen_eps = std::collections::HashSet::new();
+        for (i, m) in c.members.iter().enumerate() {
+            let span = m.span();
+            let m = m.get_ref();
+            let key = format!("cluster.members[{i}]");
+            self.name(&format!("{key}.name"), &m.name, span.clone())?;
+            if !seen_names.insert(&m.name) {
+                return Err(self.err(format!("{key}.name"), Some(span), format!("duplicate member name {:?}", m.name)));
+            }
+            let ep = m.endpoint.trim();
+            let rest = ep
+                .strip_prefix("http://")
+                .or_else(|| ep.strip_prefix("https://"))
+                .ok_or_else(|| {
+                    self.err(
+                        format!("{key}.endpoint"),
+                        Some(span.clone()),
+                        format!("{ep:?} must start with http:// or https://"),
+                    )
+                })?;
+            let hostport = rest.trim_end_matches('/');
+            let port_ok = hostport
+                .rsplit_once(':')
+                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
+            if hostport.contains('/') || !port_ok {
+                return Err(self.err(
+                    format!("{key}.endpoint"),
+                    Some(span),
+                    format!("{ep:?} must be scheme://host:port, e.g. https://10.0.0.11:2379"),
+                ));
+            }
+            if !seen_eps.insert(ep) {
+                return Err(self.err(format!("{key}.endpoint"), Some(span), format!("duplicate endpoint {ep:?}")));
+            }
+            let https = ep.starts_with("https://");
+            if https && c.tls.is_none() {
+                return Err(self.err(
+                    format!("{key}.endpoint"),
+                    Some(span),
+                    "endpoint uses https:// but [cluster.tls] is missing; add ca (and cert/key for mTLS)",
+                ));
+            }
+            if !https && c.tls.is_some() {
+                return Err(self.err(
+                    format!("{key}.endpoint"),
+                    Some(span),
+                    "[cluster.tls] is configured, so endpoints must use https://",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn tls(&self, c: &ClusterConfig) -> Result<(), ConfigError> {
+        let Some(t) = &c.tls else { return Ok(()) };
+        let span = t.span();
+        let t = t.get_ref();
+        self.readable("cluster.tls.ca", &t.ca, span.clone())?;
+        match (&t.cert, &t.key) {
+            (Some(cert), Some(key)) => {
+                self.readable("cluster.tls.cert", cert, span.clone())?;
+                secret::check_private_file(&secret::resolve_path(key))
+                    .map_err(|m| self.err("cluster.tls.key", self.field_span(span, "key"), m))?;
+            }
+            (None, None) => {}
+            _ => {
+                return Err(self.err("cluster.tls", Some(span), "cert and key go together: give both or neither"));
+            }
+        }
+        Ok(())
+    }
+
+    fn readable(&self, key: &str, p: &Path, table: Range<usize>) -> Result<(), ConfigError> {
+        let field = key.rsplit('.').next().unwrap_or(key);
+        std::fs::File::open(secret::resolve_path(p))
+            .map(|_| ())
+            .map_err(|e| self.err(key, self.field_span(table, field), format!("cannot read {}: {e}", p.display())))
+    }
+
+    fn snapshot(&self, s: &mut SnapshotConfig, span: Range<usize>) -> Result<(), ConfigError> {
+        if s.dir.as_os_str().is_empty() {
+            return Err(self.err("snapshot.dir", self.field_span(span, "dir"), "must not be empty"));
+        }
+        if s.keep_last == 0 {
+            return Err(self.err(
+                "snapshot.keep_last",
+                self.field_span(span, "keep_last"),
+                "must be at least 1: the newest verified archive is never deleted",
+            ));
+        }
+        if !(1..=19).contains(&s.zstd_level) {
+            return Err(self.err(
+                "snapshot.zstd_level",
+                self.field_span(span, "zstd_level"),
+                format!("{} is out of range 1..=19 (3 is a good default)", s.zstd_level),
+            ));
+        }
+        if s.zstd_threads > 64 {
+            return Err(self.err("snapshot.zstd_threads", self.field_span(span, "zstd_threads"), "at most 64"));
+        }
+        for (key, d) in [
+            ("connect_timeout", s.connect_timeout),
+            ("stall_timeout", s.stall_timeout),
+            ("timeout", s.timeout),
+        ] {
+            if d.get().is_zero() {
+                return Err(self.err(format!("snapshot.{key}"), self.field_span(span.clone(), key), "must be longer than 0s"));
+            }
+        }
+        s.recipients.clear();
+        for (i, r) in s.age_recipients.iter().enumerate() {
+            let key = format!("snapshot.age_recipients[{i}]");
+            let v = r.get_ref().trim();
+            if v.to_ascii_uppercase().starts_with("AGE-SECRET-KEY-") {
+                // Never echo it: this is a private key in the wrong place.
+                return Err(self.err(
+                    key,
+                    Some(r.span()),
+                    "this is an age PRIVATE key; put only the public key here (`age-keygen -y KEYFILE` prints it) and rotate this key",
+                ));
+            }
+            let rec = age::x25519::Recipient::from_str(v).map_err(|e| {
+                self.err(key, Some(r.span()), format!("not an age X25519 public key (age1…): {e}"))
+            })?;
+            s.recipients.push(rec);
+        }
+        match s.encryption {
+            Encryption::Age if s.recipients.is_empty() => Err(self.err(
+                "snapshot.age_recipients",
+                self.field_span(span, "age_recipients"),
+                "at least one recipient is required (generate one with `age-keygen`, keep the private key off the bastion); \
+                 or set encryption = \"none\" explicitly",
+            )),
+            Encryption::None if s.rke2_token_file.is_some() => Err(self.err(
+                "snapshot.rke2_token_file",
+                self.field_span(span, "rke2_token_file"),
+                "the RKE2 server token is only archived encrypted; remove encryption = \"none\"",
+            )),
+            _ => {
+                if let Some(p) = &s.rke2_token_file {
+                    secret::check_private_file(&secret::resolve_path(p))
+                        .map_err(|m| self.err("snapshot.rke2_token_file", self.field_span(span, "rke2_token_file"), m))?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn channel(&self, key: &str, c: &mut ChannelConfig, span: Range<usize>) -> Result<(), ConfigError> {
+        self.name(&format!("{key}.name"), &c.name, span.clone())?;
+        let need = |field: &str, present: bool| -> Result<(), ConfigError> {
+            if present {
+                Ok(())
+            } else {
+                Err(self.err(format!("{key}.{field}"), Some(span.clone()), format!("required for kind {:?}", c.kind)))
+            }
+        };
+        c.secret = match c.kind {
+            ChannelKind::Slack | ChannelKind::Teams => {
+                let s = self.inline_or_file(key, "webhook_url", &c.webhook_url, &c.webhook_url_file, span.clone())?;
+                let ok = s.expose().starts_with("https://") || s.expose().starts_with("http://");
+                if !ok {
+                    // The URL is the secret, so it is not echoed.
+                    return Err(self.err(format!("{key}.webhook_url"), Some(span), "must be an http(s):// URL"));
+                }
+                Some(s)
+            }
+            ChannelKind::Email => {
+                need("smtp_host", c.smtp_host.is_some())?;
+                need("from", c.from.is_some())?;
+                need("to", !c.to.is_empty())?;
+                if c.password.is_some() || c.password_file.is_some() {
+                    need("username", c.username.is_some())?;
+                    Some(self.inline_or_file(key, "password", &c.password, &c.password_file, span.clone())?)
+                } else {
+                    None
+                }
+            }
+            ChannelKind::Alertmanager => {
+                need("url", c.url.is_some())?;
+                None
+            }
+            ChannelKind::File => {
+                need("path", c.path.is_some())?;
+                None
+            }
+        };
+        if let Some(f) = &c.teams_format {
+            if c.kind != ChannelKind::Teams || !matches!(f.as_str(), "adaptive" | "messagecard") {
+                return Err(self.err(
+                    format!("{key}.teams_format"),
+                    Some(span),
+                    "only for kind \"teams\": \"adaptive\" (default) or \"messagecard\" (retired connectors)",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn inline_or_file(
+        &self,
+        key: &str,
+        field: &str,
+        inline: &Option<Secret>,
+        file: &Option<PathBuf>,
+        span: Range<usize>,
+    ) -> Result<Secret, ConfigError> {
+        match (inline, file) {
+            (Some(s), None) => Ok(s.clone()),
+            (None, Some(p)) => secret::read_secret_file(&secret::resolve_path(p))
+                .map_err(|m| self.err(format!("{key}.{field}_file"), Some(span), m)),
+            (Some(_), Some(_)) => Err(self.err(
+                format!("{key}.{field}"),
+                Some(span),
+                format!("give {field} or {field}_file, not both"),
+            )),
+            (None, None) => Err(self.err(
+                format!("{key}.{field}"),
+                Some(span),
+                format!("{field} or {field}_file is required"),
+            )),
+        }
+    }
+}
+
+impl fmt::Display for ChannelKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RECIPIENT: &str = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p";
+
+    fn minimal() -> String {
+        format!(
+            r#"[cluster]
+name = "prod"
+members = [
+  {{ name = "cp-1", endpoint = "http://127.0.0.1:12379" }},
+  {{ name = "cp-2", endpoint = "http://127.0.0.1:22379" }},
+  {{ name = "cp-3", endpoint = "http://127.0.0.1:32379" }},
+]
+
+[snapshot]
+dir = "/var/lib/vigil/snapshots"
+keep_last = 5
+age_recipients = ["{RECIPIENT}"]
+
+[state]
+dir = "/var/lib/vigil/state"
+
+[[alert.channel]]
+name = "ops-slack"
+kind = "slack"
+webhook_url = "https://hooks.slack.com/services/T000/B000/XXXXSECRET"
+"#
+        )
+    }
+
+    fn parse(s: &str) -> Result<Config, ConfigError> {
+        Config::parse(s, Path::new("/etc/vigil/vigil.toml"))
+    }
+
+    #[test]
+    fn contract_minimal_config_parses() {
+        let c = parse(&minimal()).unwrap();
+        assert_eq!(c.cluster_name(), "prod");
+        assert_eq!(c.members().count(), 3);
+        let s = c.snapshot("test").unwrap();
+        assert_eq!(s.keep_last, 5);
+        assert_eq!(s.zstd_level, 3);
+        assert_eq!(s.recipients.len(), 1);
+        assert!(!c.summary().contains("XXXXSECRET"));
+        assert!(!format!("{c:?}").contains("XXXXSECRET"));
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let text = minimal().replace("keep_last = 5", "keep_last = 5\nkeep_lats = 3");
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(e.contains("keep_lats"), "{e}");
+        assert!(e.starts_with("/etc/vigil/vigil.toml:12:"), "{e}");
+    }
+
+    #[test]
+    fn missing_endpoint_is_named() {
+        let text = minimal().replace(r#", endpoint = "http://127.0.0.1:22379""#, "");
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(e.contains("endpoint") && e.contains(":4:"), "{e}");
+    }
+
+    #[test]
+    fn bad_recipient_is_named_and_private_key_not_echoed() {
+        let text = minimal().replace(RECIPIENT, "age1notakey");
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(e.contains("snapshot.age_recipients[0]") && e.contains(":11:"), "{e}");
+        let secret = "AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ";
+        let e = parse(&minimal().replace(RECIPIENT, secret)).unwrap_err().to_string();
+        assert!(e.contains("PRIVATE") && !e.contains(secret), "{e}");
+    }
+
+    #[test]
+    fn validation_errors() {
+        let cases = [
+            ("keep_last = 5", "keep_last = 0", "snapshot.keep_last"),
+            ("http://127.0.0.1:12379", "127.0.0.1:12379", "cluster.members[0].endpoint"),
+            ("http://127.0.0.1:22379", "http://127.0.0.1:12379", "duplicate endpoint"),
+            ("name = \"cp-2\"", "name = \"cp-1\"", "duplicate member name"),
+            ("http://127.0.0.1:32379", "https://127.0.0.1:32379", "[cluster.tls] is missing"),
+            ("keep_last = 5", "keep_last = 5\nzstd_level = 42", "snapshot.zstd_level"),
+            ("keep_last = 5", "keep_last = 5\ntimeout = \"soon\"", "invalid duration"),
+            ("name = \"prod\"", "name = \"prod/../x\"", "cluster.name"),
+            ("kind = \"slack\"", "kind = \"pager\"", "unknown variant"),
+        ];
+        for (from, to, want) in cases {
+            let text = minimal().replacen(from, to, 1);
+            let e = parse(&text).expect_err(to).to_string();
+            assert!(e.contains(want), "{to}: {e}");
+            assert!(!e.contains("XXXXSECRET"), "{e}");
+        }
+    }
+
+    #[test]
+    fn encryption_none_needs_no_recipients() {
+        let text = minimal().replace(&format!("age_recipients = [\"{RECIPIENT}\"]"), "encryption = \"none\"");
+        let c = parse(&text).unwrap();
+        assert_eq!(c.snapshot("t").unwrap().encryption, Encryption::None);
+        let text = minimal().replace(&format!("age_recipients = [\"{RECIPIENT}\"]"), "");
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(e.contains("at least one recipient"), "{e}");
+    }
+
+    #[test]
+    fn secret_files_are_checked() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("slack");
+        std::fs::write(&f, "https://hooks.slack.com/services/FILESECRET\n").unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let text = minimal().replace(
+            "webhook_url = \"https://hooks.slack.com/services/T000/B000/XXXXSECRET\"",
+            &format!("webhook_url_file = \"{}\"", f.display()),
+        );
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(e.contains("alert.channel[0].webhook_url_file") && e.contains("chmod 600"), "{e}");
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let c = parse(&text).unwrap();
+        let ch = c.alert.channel[0].get_ref();
+        assert_eq!(ch.secret.as_ref().unwrap().expose(), "https://hooks.slack.com/services/FILESECRET");
+    }
+}

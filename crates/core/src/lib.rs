@@ -1,0 +1,36 @@
+//! Shared pieces of vigil: the config file, the archive manifest, retention,
+//! outcome records and the file-safety helpers every job relies on.
+
+pub mod config;
+pub mod fsutil;
+pub mod manifest;
+pub mod outcome;
+pub mod retention;
+pub mod secret;
+pub mod units;
+
+pub use config::{Config, ConfigError};
+
+/// The version recorded in manifests and outcome records.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Exit codes of contract 3 in DESIGN.md.
+pub mod exit {
+    /// Everything worked.
+    pub const OK: i32 = 0;
+    /// The job ran and something failed; the failure is also recorded for alerting.
+    pub const FAILED: i32 = 1;
+    /// Usage or config error, or the job could not run at all.
+    pub const USAGE: i32 = 2;
+}
+
+/// Current UTC time, the one clock every record uses.
+pub fn now() -> time::OffsetDateTime {
+    time::OffsetDateTime::now_utc()
+}
+
+/// RFC 3339 rendering used in every record and manifest.
+pub fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.unix_timestamp().to_string())
+}

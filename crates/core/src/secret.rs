@@ -1,0 +1,109 @@
+//! Secrets: given inline or as a file (systemd `LoadCredential=`), never printed.
+
+use std::fmt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+/// A secret value. `Debug` and `Display` never show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    /// The only way to read the value; grep for `expose` to audit every use.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Secret)
+    }
+}
+
+/// Resolves a secret file path: a relative path is looked up in systemd's
+/// `$CREDENTIALS_DIRECTORY` when the unit has one, so `LoadCredential=` works.
+pub fn resolve_path(p: &Path) -> PathBuf {
+    if p.is_relative() {
+        if let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY") {
+            return Path::new(&dir).join(p);
+        }
+    }
+    p.to_path_buf()
+}
+
+/// Checks that a secret file exists, is a regular file and is private to its
+/// owner. Returns a message fit for a config error.
+pub fn check_private_file(path: &Path) -> Result<(), String> {
+    let meta = std::fs::metadata(path)
+        .map_err(|e| format!("cannot read secret file {}: {e}", path.display()))?;
+    if !meta.is_file() {
+        return Err(format!("secret file {} is not a regular file", path.display()));
+    }
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "secret file {} is accessible by group or others (mode {mode:04o}); \
+             please run `chmod 600 {}`",
+            path.display(),
+            path.display()
+        ));
+    }
+    std::fs::File::open(path)
+        .map_err(|e| format!("cannot read secret file {}: {e}", path.display()))?;
+    Ok(())
+}
+
+/// Reads a private secret file, trimming one trailing newline.
+pub fn read_secret_file(path: &Path) -> Result<Secret, String> {
+    check_private_file(path)?;
+    let mut s = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read secret file {}: {e}", path.display()))?;
+    while s.ends_with('\n') || s.ends_with('\r') {
+        s.pop();
+    }
+    if s.is_empty() {
+        return Err(format!("secret file {} is empty", path.display()));
+    }
+    Ok(Secret(s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_is_never_printed() {
+        let s = Secret::new("hunter2");
+        assert_eq!(format!("{s} {s:?}"), "<redacted> <redacted>");
+    }
+
+    #[test]
+    fn world_readable_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("token");
+        std::fs::write(&p, "abc\n").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = read_secret_file(&p).unwrap_err();
+        assert!(e.contains("chmod 600"), "{e}");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(read_secret_file(&p).unwrap().expose(), "abc");
+        let e = read_secret_file(&dir.path().join("missing")).unwrap_err();
+        assert!(e.contains("missing"), "{e}");
+    }
+}

@@ -1,0 +1,49 @@
+//! etcd for vigil: one client per member (mTLS when configured), the
+//! verified snapshot stream, and the status calls checks rely on.
+
+mod client;
+mod verify;
+
+pub use client::{connect, hash_kv, key_count, status, HashKv, MemberClient, MemberStatus, TlsMaterial};
+pub use etcd_client::{Client, SnapshotStreaming};
+pub use verify::{SnapshotVerifier, Verified, VerifyError, TRAILER_LEN};
+
+/// An etcd call that failed, always naming the member and its endpoint.
+#[derive(Debug, thiserror::Error)]
+pub enum EtcdError {
+    #[error("member {member} ({endpoint}): {op} failed: {message}")]
+    Rpc {
+        member: String,
+        endpoint: String,
+        op: &'static str,
+        message: String,
+    },
+    #[error("member {member} ({endpoint}): {op} timed out after {after}")]
+    Timeout {
+        member: String,
+        endpoint: String,
+        op: &'static str,
+        after: String,
+    },
+    #[error("reading TLS file {path} (cluster.tls): {source}")]
+    TlsFile {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Renders an etcd-client error with its causes, on one line.
+pub(crate) fn describe(e: &etcd_client::Error) -> String {
+    let mut msg = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        let t = s.to_string();
+        if !msg.contains(&t) {
+            msg.push_str(": ");
+            msg.push_str(&t);
+        }
+        src = s.source();
+    }
+    msg
+}

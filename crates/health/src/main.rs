@@ -1,0 +1,32 @@
+//! vigil-health: node health checks.
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+use vigil_cli::{finish, GlobalArgs};
+
+#[derive(Debug, Parser)]
+#[command(name = "vigil-health", version, about = "vigil: node health checks")]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Validate the config file and print a summary without secrets.
+    CheckConfig,
+    /// Not built yet.
+    Run,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    vigil_cli::init_logging(&cli.global);
+    let r = match cli.command {
+        Command::CheckConfig => vigil_cli::check_config(&cli.global.config),
+        _ => vigil_cli::not_built("vigil-health", "node health checks"),
+    };
+    finish("vigil-health", r)
+}

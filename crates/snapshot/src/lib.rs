@@ -1,0 +1,10 @@
+//! vigil-snapshot: pulls a verified snapshot from every etcd member at once,
+//! compresses and encrypts it as it streams, stores it privately and
+//! atomically, checks the members agree, prunes, and records the outcome.
+
+pub mod consistency;
+pub mod list;
+pub mod output;
+pub mod run;
+
+pub use run::{run, RunError, RunReport};

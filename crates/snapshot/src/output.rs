@@ -1,0 +1,73 @@
+//! What a run prints: a readable summary, or JSON for scripts.
+
+use crate::run::RunReport;
+use std::fmt::Write;
+use vigil_core::units::human_bytes;
+
+pub fn human(r: &RunReport) -> String {
+    let mut s = String::new();
+    let ok = r.members.iter().filter(|m| m.ok).count();
+    let _ = writeln!(
+        s,
+        "vigil-snapshot run {} for cluster {}: {ok}/{} members archived in {:.1}s{}",
+        r.run_id,
+        r.cluster,
+        r.members.len(),
+        r.duration_ms as f64 / 1000.0,
+        if r.encrypted { "" } else { " (UNENCRYPTED)" }
+    );
+    for m in &r.members {
+        match (&m.manifest, &m.error) {
+            (Some(man), None) => {
+                let _ = writeln!(
+                    s,
+                    "  {:<10} OK    revision {:<8} keys {:<7} {:>10} -> {:>10} ({:.2}x)  {}",
+                    m.member,
+                    man.revision,
+                    man.key_count,
+                    human_bytes(man.snapshot_size),
+                    human_bytes(man.archive_size),
+                    man.ratio(),
+                    m.archive.as_ref().map(|p| p.display().to_string()).unwrap_or_default()
+                );
+            }
+            (_, Some(e)) => {
+                let _ = writeln!(s, "  {:<10} FAIL  [{}] {e}", m.member, m.stage);
+            }
+            _ => {}
+        }
+        for p in &m.pruned {
+            let _ = writeln!(s, "  {:<10}       pruned {}", "", p.display());
+        }
+    }
+    if let Some(c) = &r.consistency {
+        if c.ok {
+            let names: Vec<&str> = c.members.iter().filter(|m| m.hash.is_some()).map(|m| m.member.as_str()).collect();
+            let _ = writeln!(s, "  consistency: OK, hash_kv at revision {} agrees on {}", c.revision, names.join(", "));
+        } else {
+            for (m, why) in &c.diverged {
+                let _ = writeln!(s, "  consistency: FAIL {m}: {why}");
+            }
+        }
+        for n in &c.notes {
+            let _ = writeln!(s, "  consistency: note: {n}");
+        }
+    }
+    if let Some(t) = &r.rke2_token {
+        match &t.error {
+            None => {
+                let _ = writeln!(s, "  rke2 token: archived encrypted at {}", t.path.display());
+            }
+            Some(e) => {
+                let _ = writeln!(s, "  rke2 token: FAIL {e}");
+            }
+        }
+    }
+    for p in &r.cleaned {
+        let _ = writeln!(s, "  removed leftover of an interrupted run: {}", p.display());
+    }
+    for w in &r.warnings {
+        let _ = writeln!(s, "  WARNING: {w}");
+    }
+    s
+}

@@ -1,0 +1,599 @@
+//! One `vigil-snapshot run`: every member concurrently, then the
+//! consistency check, retention and outcome records.
+
+use crate::consistency::{self, ConsistencyReport, MemberHash};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use vigil_archive::{local, verify_readback, ArchiveError, ArchiveOptions, ArchiveWriter, Written};
+use vigil_core::config::{Config, Encryption, MemberConfig, SnapshotConfig};
+use vigil_core::fsutil::{self, FsError, LockError, RunLock};
+use vigil_core::manifest::{self, Manifest};
+use vigil_core::outcome::{self, Outcome, Stage};
+use vigil_core::{now, rfc3339, ConfigError};
+use vigil_etcd::{MemberClient, MemberStatus, SnapshotVerifier, TlsMaterial, Verified};
+
+/// Why a run could not start at all.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("vigil-snapshot is already running: {0}")]
+    Locked(LockError),
+    #[error(transparent)]
+    Fs(#[from] FsError),
+    #[error(transparent)]
+    Tls(#[from] vigil_etcd::EtcdError),
+}
+
+impl RunError {
+    /// Contract 3: a held lock means the job ran into another run (1); the
+    /// rest mean it could not run at all (2).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            RunError::Locked(_) => vigil_core::exit::FAILED,
+            _ => vigil_core::exit::USAGE,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MemberReport {
+    pub member: String,
+    pub endpoint: String,
+    pub ok: bool,
+    pub stage: Stage,
+    pub error: Option<String>,
+    pub archive: Option<PathBuf>,
+    pub manifest: Option<Manifest>,
+    pub pruned: Vec<PathBuf>,
+    pub duration_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenReport {
+    pub ok: bool,
+    pub path: PathBuf,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub run_id: String,
+    pub cluster: String,
+    pub started_at: String,
+    pub duration_ms: u64,
+    pub ok: bool,
+    pub encrypted: bool,
+    pub members: Vec<MemberReport>,
+    pub consistency: Option<ConsistencyReport>,
+    pub rke2_token: Option<TokenReport>,
+    /// Leftovers of crashed runs that were removed first.
+    pub cleaned: Vec<PathBuf>,
+    pub warnings: Vec<String>,
+}
+
+struct Ctx {
+    cluster: String,
+    run_id: String,
+    root: PathBuf,
+    tls: Option<TlsMaterial>,
+    archive: ArchiveOptions,
+    recipients: Vec<String>,
+    encrypted: bool,
+    connect_timeout: Duration,
+    stall_timeout: Duration,
+}
+
+/// Runs the whole job. Per-member failures are in the report, not in `Err`.
+pub async fn run(cfg: &Config) -> Result<RunReport, RunError> {
+    let sc = cfg.snapshot("vigil-snapshot")?;
+    let started = now();
+    let t0 = Instant::now();
+    fsutil::ensure_private_dir(&cfg.state.dir)?;
+    let _lock = RunLock::acquire(&cfg.state.dir.join("snapshot.lock")).map_err(|e| match e {
+        LockError::Io(f) => RunError::Fs(f),
+        held => RunError::Locked(held),
+    })?;
+    fsutil::ensure_private_dir(&sc.dir)?;
+    let tls = cfg.tls().map(TlsMaterial::load).transpose()?;
+
+    let mut warnings = Vec::new();
+    if sc.encryption == Encryption::None {
+        let w = "encryption = \"none\": these archives hold every Kubernetes Secret in plaintext; set age_recipients".to_string();
+        tracing::warn!("{w}");
+        warnings.push(w);
+    }
+
+    let mut cleaned = Vec::new();
+    for m in cfg.members() {
+        let dir = local::member_dir(&sc.dir, &m.name);
+        fsutil::ensure_private_dir(&dir)?;
+        for p in local::cleanup_member(&dir)? {
+            tracing::warn!(member = %m.name, "removed leftover of an interrupted run: {}", p.display());
+            cleaned.push(p);
+        }
+    }
+
+    let run_id = id_time(started);
+    let ctx = Arc::new(Ctx {
+        cluster: cfg.cluster_name().to_string(),
+        run_id: run_id.clone(),
+        root: sc.dir.clone(),
+        tls,
+        archive: ArchiveOptions {
+            zstd_level: sc.zstd_level,
+            zstd_threads: sc.zstd_threads,
+            recipients: if sc.encryption == Encryption::Age { sc.recipients.clone() } else { Vec::new() },
+        },
+        recipients: if sc.encryption == Encryption::Age {
+            sc.recipients.iter().map(|r| r.to_string()).collect()
+        } else {
+            Vec::new()
+        },
+        encrypted: sc.encryption == Encryption::Age,
+        connect_timeout: sc.connect_timeout.get(),
+        stall_timeout: sc.stall_timeout.get(),
+    });
+
+    let mut tasks = Vec::new();
+    for m in cfg.members() {
+        let ctx = ctx.clone();
+        let m = m.clone();
+        let limit = sc.timeout.get();
+        tasks.push(tokio::spawn(async move { member_with_timeout(ctx, m, limit).await }));
+    }
+    let mut members = Vec::new();
+    let mut clients = Vec::new();
+    for (t, m) in tasks.into_iter().zip(cfg.members()) {
+        match t.await {
+            Ok((rep, client)) => {
+                members.push(rep);
+                clients.push(client);
+            }
+            Err(e) => {
+                members.push(failed_report(m, Stage::Stream, format!("internal error: {e}"), 0));
+                clients.push(None);
+            }
+        }
+    }
+
+    let connected: Vec<&MemberClient> = clients.iter().flatten().collect();
+    let consistency = if sc.verify_consistency && connected.len() >= 2 {
+        let rep = check_consistency(&connected).await;
+        for (name, why) in &rep.diverged {
+            if let Some(m) = members.iter_mut().find(|m| &m.member == name) {
+                tracing::error!(member = %name, "{why}");
+                m.ok = false;
+                m.stage = Stage::Consistency;
+                m.error = Some(format!("member {name} diverged: {why}"));
+            }
+        }
+        for n in &rep.notes {
+            tracing::warn!("consistency: {n}");
+        }
+        Some(rep)
+    } else {
+        None
+    };
+
+    // Prune only members whose new archive is stored, verified and consistent.
+    for m in members.iter_mut().filter(|m| m.ok) {
+        let dir = local::member_dir(&sc.dir, &m.member);
+        match local::prune_member(&dir, sc.keep_last, false) {
+            Ok(p) => m.pruned = p.into_iter().map(|s| s.archive_path).collect(),
+            Err(e) => {
+                m.ok = false;
+                m.stage = Stage::Retention;
+                m.error = Some(format!("member {}: pruning {}: {e}", m.member, dir.display()));
+            }
+        }
+    }
+
+    let rke2_token = sc.rke2_token_file.as_ref().map(|p| archive_token(&ctx, sc, p));
+
+    let mut report = RunReport {
+        run_id,
+        cluster: ctx.cluster.clone(),
+        started_at: rfc3339(started),
+        duration_ms: t0.elapsed().as_millis() as u64,
+        ok: false,
+        encrypted: ctx.encrypted,
+        members,
+        consistency,
+        rke2_token,
+        cleaned,
+        warnings,
+    };
+    if let Err(e) = record_outcomes(&cfg.state.dir, &report) {
+        report.warnings.push(format!("could not write outcome records: {e}"));
+    }
+    report.ok = report.members.iter().all(|m| m.ok)
+        && report.rke2_token.as_ref().is_none_or(|t| t.ok)
+        && !report.warnings.iter().any(|w| w.starts_with("could not write outcome"));
+    Ok(report)
+}
+
+/// `20261123T003000.123Z`: sortable, and safe in file names.
+fn id_time(t: time::OffsetDateTime) -> String {
+    let f = time::macros::format_description!("[year][month][day]T[hour][minute][second].[subsecond digits:3]Z");
+    t.format(&f).unwrap_or_else(|_| t.unix_timestamp().to_string())
+}
+
+fn failed_report(m: &MemberConfig, stage: Stage, error: String, ms: u64) -> MemberReport {
+    MemberReport {
+        member: m.name.clone(),
+        endpoint: m.endpoint.clone(),
+        ok: false,
+        stage,
+        error: Some(error),
+        archive: None,
+        manifest: None,
+        pruned: Vec::new(),
+        duration_ms: ms,
+    }
+}
+
+async fn member_with_timeout(ctx: Arc<Ctx>, m: MemberConfig, limit: Duration) -> (MemberReport, Option<MemberClient>) {
+    let t0 = Instant::now();
+    let mut stage = Stage::Connect;
+    let mut client = None;
+    let r = tokio::time::timeout(limit, snapshot_member(&ctx, &m, &mut stage, &mut client)).await;
+    let ms = t0.elapsed().as_millis() as u64;
+    let rep = match r {
+        Ok(Ok((path, manifest))) => {
+            tracing::info!(member = %m.name, "archived {} ({})", path.display(), summary_of(&manifest));
+            MemberReport {
+                member: m.name.clone(),
+                endpoint: m.endpoint.clone(),
+                ok: true,
+                stage: Stage::Done,
+                error: None,
+                archive: Some(path),
+                manifest: Some(manifest),
+                pruned: Vec::new(),
+                duration_ms: ms,
+            }
+        }
+        Ok(Err(e)) => {
+            tracing::error!(member = %m.name, stage = %stage, "{e}");
+            failed_report(&m, stage, e, ms)
+        }
+        Err(_) => {
+            let e = format!(
+                "member {} ({}): gave up after snapshot.timeout = {} in stage {stage}",
+                m.name,
+                m.endpoint,
+                humantime::format_duration(limit)
+            );
+            tracing::error!(member = %m.name, "{e}");
+            failed_report(&m, stage, e, ms)
+        }
+    };
+    (rep, client)
+}
+
+fn summary_of(m: &Manifest) -> String {
+    format!(
+        "revision {}, {} → {}, ratio {:.2}",
+        m.revision,
+        vigil_core::units::human_bytes(m.snapshot_size),
+        vigil_core::units::human_bytes(m.archive_size),
+        m.ratio()
+    )
+}
+
+enum Msg {
+    Chunk(Vec<u8>),
+    End,
+}
+
+/// The per-member pipeline. `stage` tracks where it is, for the outcome record.
+async fn snapshot_member(
+    ctx: &Ctx,
+    m: &MemberConfig,
+    stage: &mut Stage,
+    client_out: &mut Option<MemberClient>,
+) -> Result<(PathBuf, Manifest), String> {
+    let err = |e: &dyn std::fmt::Display| e.to_string();
+    *stage = Stage::Connect;
+    let client = vigil_etcd::connect(m, ctx.tls.as_ref(), ctx.connect_timeout).await.map_err(|e| err(&e))?;
+    *stage = Stage::Status;
+    let st = vigil_etcd::status(&client).await.map_err(|e| err(&e))?;
+    *client_out = Some(client.clone());
+    if !st.errors.is_empty() {
+        tracing::warn!(member = %m.name, "member reports errors: {}", st.errors.join("; "));
+    }
+
+    *stage = Stage::Stream;
+    let created = now();
+    let t0 = Instant::now();
+    let id = format!("{}-{}-{}", ctx.cluster, m.name, ctx.run_id);
+    let final_path = local::member_dir(&ctx.root, &m.name).join(local::archive_name(&id, ctx.encrypted));
+    let (tx, rx) = mpsc::channel::<Msg>(16);
+    let opts = ctx.archive.clone();
+    let fp = final_path.clone();
+    let writer = tokio::task::spawn_blocking(move || write_archive(rx, &fp, &opts));
+
+    let streamed = stream_into(ctx, &client, &tx).await;
+    if streamed.is_ok() {
+        let _ = tx.send(Msg::End).await;
+    }
+    drop(tx);
+    let written = writer.await.map_err(|e| format!("member {}: archive writer crashed: {e}", m.name))?;
+    // A failed stream explains a failed writer (the writer only saw the channel close).
+    streamed?;
+    let (verified, written) = written.map_err(|(s, e)| {
+        *stage = s;
+        format!("member {} ({}): {e}", m.name, m.endpoint)
+    })?;
+
+    *stage = Stage::Status;
+    let key_count = vigil_etcd::key_count(&client, st.revision).await.map_err(|e| err(&e));
+    let key_count = match key_count {
+        Ok(k) => k,
+        Err(e) => {
+            let _ = std::fs::remove_file(&written.tmp);
+            return Err(e);
+        }
+    };
+
+    *stage = Stage::Write;
+    if let Err(e) = fsutil::commit_rename(&written.tmp, &final_path) {
+        let _ = std::fs::remove_file(&written.tmp);
+        return Err(format!("member {}: {e}", m.name));
+    }
+    *stage = Stage::Manifest;
+    let manifest = build_manifest(ctx, m, &st, &id, &final_path, &verified, &written, key_count, created, t0.elapsed());
+    let mpath = Manifest::path_for(&final_path);
+    if let Err(e) = fsutil::atomic_write(&mpath, &manifest.to_json()) {
+        // Without its manifest the archive does not count; do not leave it.
+        let _ = std::fs::remove_file(&final_path);
+        return Err(format!("member {}: {e}", m.name));
+    }
+    Ok((final_path, manifest))
+}
+
+/// Reads the member's stream and hands each blob to the writer thread
+/// without copying it. A member that goes quiet for stall_timeout is dropped.
+async fn stream_into(ctx: &Ctx, client: &MemberClient, tx: &mpsc::Sender<Msg>) -> Result<(), String> {
+    let name = &client.name;
+    let ep = &client.endpoint;
+    let stall = ctx.stall_timeout;
+    let stalled = |what: &str| {
+        format!(
+            "member {name} ({ep}): no {what} for {} (snapshot.stall_timeout); the member is slow, overloaded or cut off",
+            humantime::format_duration(stall)
+        )
+    };
+    let mut c = client.client.clone();
+    let mut stream = match tokio::time::timeout(stall, c.snapshot()).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return Err(format!("member {name} ({ep}): opening the snapshot stream: {e}")),
+        Err(_) => return Err(stalled("answer to the snapshot request")),
+    };
+    let mut total = 0u64;
+    let t0 = Instant::now();
+    let mut last_log = Instant::now();
+    loop {
+        let msg = match tokio::time::timeout(stall, stream.message()).await {
+            Ok(Ok(Some(m))) => m,
+            Ok(Ok(None)) => break,
+            Ok(Err(e)) => {
+                return Err(format!(
+                    "member {name} ({ep}): snapshot stream broke after {total} bytes: {e} (the member died or the connection was cut)"
+                ))
+            }
+            Err(_) => return Err(stalled("data")),
+        };
+        let mut msg = msg;
+        let blob = std::mem::take(&mut msg.0.blob);
+        total += blob.len() as u64;
+        if tx.send(Msg::Chunk(blob)).await.is_err() {
+            // The writer stopped; its own error says why.
+            return Ok(());
+        }
+        if last_log.elapsed() >= Duration::from_secs(10) {
+            last_log = Instant::now();
+            let rate = total as f64 / t0.elapsed().as_secs_f64().max(0.001);
+            tracing::info!(member = %name, "streamed {} ({}/s)", vigil_core::units::human_bytes(total), vigil_core::units::human_bytes(rate as u64));
+        }
+    }
+    Ok(())
+}
+
+type WriteResult = Result<(Verified, Written), (Stage, String)>;
+
+/// The blocking half: verify, compress, encrypt, write, read back.
+fn write_archive(mut rx: mpsc::Receiver<Msg>, final_path: &Path, opts: &ArchiveOptions) -> WriteResult {
+    let werr = |e: ArchiveError| (Stage::Write, e.to_string());
+    let mut w = ArchiveWriter::create(final_path, opts).map_err(werr)?;
+    let mut v = SnapshotVerifier::new();
+    loop {
+        match rx.blocking_recv() {
+            Some(Msg::Chunk(c)) => {
+                v.update(&c);
+                w.write(&c).map_err(werr)?;
+            }
+            Some(Msg::End) => break,
+            None => return Err((Stage::Stream, "snapshot stream aborted".into())),
+        }
+    }
+    let verified = v.finish().map_err(|e| (Stage::Verify, e.to_string()))?;
+    let written = w.finish().map_err(werr)?;
+    if let Err(e) = verify_readback(&written) {
+        let _ = std::fs::remove_file(&written.tmp);
+        return Err((Stage::Readback, e.to_string()));
+    }
+    Ok((verified, written))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build_manifest(
+    ctx: &Ctx,
+    m: &MemberConfig,
+    st: &MemberStatus,
+    id: &str,
+    path: &Path,
+    v: &Verified,
+    w: &Written,
+    key_count: i64,
+    created: time::OffsetDateTime,
+    took: Duration,
+) -> Manifest {
+    Manifest {
+        format: manifest::FORMAT,
+        id: id.to_string(),
+        cluster: ctx.cluster.clone(),
+        cluster_id: format!("{:x}", st.cluster_id),
+        member: m.name.clone(),
+        member_id: format!("{:x}", st.member_id),
+        endpoint: m.endpoint.clone(),
+        revision: st.revision,
+        raft_index: st.raft_index,
+        raft_term: st.raft_term,
+        etcd_version: st.version.clone(),
+        db_size: st.db_size,
+        db_size_in_use: st.db_size_in_use,
+        leader: format!("{:x}", st.leader),
+        is_leader: st.leader == st.member_id,
+        key_count,
+        snapshot_size: v.total,
+        snapshot_sha256: hex::encode(v.stream_sha256),
+        db_sha256: hex::encode(v.db_sha256),
+        archive: path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        archive_size: w.size,
+        archive_sha256: w.sha256.clone(),
+        compression: "zstd".into(),
+        zstd_level: ctx.archive.zstd_level,
+        encryption: if ctx.encrypted { "age".into() } else { "none".into() },
+        age_recipients: ctx.recipients.clone(),
+        created_at: rfc3339(created),
+        duration_ms: took.as_millis() as u64,
+        verified_at: Some(rfc3339(now())),
+        vigil_version: vigil_core::VERSION.into(),
+    }
+}
+
+async fn check_consistency(clients: &[&MemberClient]) -> ConsistencyReport {
+    let statuses = join_each(clients, |c| async move { vigil_etcd::status(&c).await }).await;
+    let mut answers: Vec<(MemberClient, MemberStatus)> = Vec::new();
+    let mut notes = Vec::new();
+    for (c, s) in clients.iter().zip(statuses) {
+        match s {
+            Ok(s) => answers.push(((*c).clone(), s)),
+            Err(e) => notes.push(format!("{}: status unavailable: {e}", c.name)),
+        }
+    }
+    let revision = answers.iter().map(|(_, s)| s.revision).min().unwrap_or(0);
+    let answered: Vec<&MemberClient> = answers.iter().map(|(c, _)| c).collect();
+    let hashes = join_each(&answered, move |c| async move { vigil_etcd::hash_kv(&c, revision).await }).await;
+    let members: Vec<MemberHash> = answers
+        .iter()
+        .zip(hashes)
+        .map(|((c, s), h)| MemberHash {
+            member: c.name.clone(),
+            cluster_id: format!("{:x}", s.cluster_id),
+            revision,
+            hash: h.as_ref().ok().map(|h| h.hash),
+            compact_revision: h.as_ref().ok().map(|h| h.compact_revision),
+            error: h.as_ref().err().map(|e| e.to_string()),
+        })
+        .collect();
+    let (diverged, mut judged_notes) = consistency::judge(&members);
+    notes.append(&mut judged_notes);
+    ConsistencyReport {
+        ok: diverged.is_empty(),
+        revision,
+        members,
+        diverged,
+        notes,
+    }
+}
+
+/// Runs `f` for every member concurrently and returns the answers in order.
+async fn join_each<T, F, Fut>(clients: &[&MemberClient], f: F) -> Vec<Result<T, String>>
+where
+    T: Send + 'static,
+    F: Fn(MemberClient) -> Fut,
+    Fut: std::future::Future<Output = Result<T, vigil_etcd::EtcdError>> + Send + 'static,
+{
+    let handles: Vec<_> = clients.iter().map(|c| tokio::spawn(f((*c).clone()))).collect();
+    let mut out = Vec::with_capacity(handles.len());
+    for h in handles {
+        out.push(match h.await {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(e) => Err(format!("internal error: {e}")),
+        });
+    }
+    out
+}
+
+/// Keeps the RKE2 server token, encrypted, beside the snapshots.
+fn archive_token(ctx: &Ctx, sc: &SnapshotConfig, src: &Path) -> TokenReport {
+    let dir = sc.dir.join("rke2");
+    let path = dir.join(format!("{}-server-token.age", ctx.cluster));
+    let r = (|| -> Result<(), String> {
+        let token = vigil_core::secret::read_secret_file(&vigil_core::secret::resolve_path(src))?;
+        fsutil::ensure_private_dir(&dir).map_err(|e| e.to_string())?;
+        let sealed = vigil_archive::encrypt_small(token.expose().as_bytes(), &ctx.archive.recipients)
+            .map_err(|e| e.to_string())?;
+        fsutil::atomic_write(&path, &sealed).map_err(|e| e.to_string())
+    })();
+    match r {
+        Ok(()) => TokenReport {
+            ok: true,
+            path,
+            error: None,
+        },
+        Err(e) => {
+            tracing::error!("archiving the RKE2 server token: {e}");
+            TokenReport {
+                ok: false,
+                path,
+                error: Some(e),
+            }
+        }
+    }
+}
+
+fn record_outcomes(state: &Path, r: &RunReport) -> Result<(), FsError> {
+    let time = rfc3339(now());
+    for m in &r.members {
+        outcome::record(
+            state,
+            &Outcome {
+                job: "snapshot".into(),
+                run_id: r.run_id.clone(),
+                cluster: r.cluster.clone(),
+                subject: m.member.clone(),
+                ok: m.ok,
+                stage: m.stage,
+                error: m.error.clone(),
+                archive: m.archive.as_ref().map(|p| p.display().to_string()),
+                time: time.clone(),
+                duration_ms: m.duration_ms,
+            },
+        )?;
+    }
+    if let Some(t) = &r.rke2_token {
+        outcome::record(
+            state,
+            &Outcome {
+                job: "snapshot".into(),
+                run_id: r.run_id.clone(),
+                cluster: r.cluster.clone(),
+                subject: "rke2-token".into(),
+                ok: t.ok,
+                stage: if t.ok { Stage::Done } else { Stage::Token },
+                error: t.error.clone(),
+                archive: Some(t.path.display().to_string()),
+                time,
+                duration_ms: 0,
+            },
+        )?;
+    }
+    Ok(())
+}
