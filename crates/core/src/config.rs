@@ -146,12 +146,108 @@ pub struct StateConfig {
     pub dir: PathBuf,
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// `[alert]`: the engine's defaults, heartbeat, rules, maintenance windows and channels.
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AlertConfig {
     #[serde(default)]
     pub channel: Vec<Spanned<ChannelConfig>>,
+    /// `vigil-notify run` waits this long after the newest queued alert of a
+    /// channel, so alerts raised together go out as one message.
+    #[serde(default = "default_group_wait")]
+    pub group_wait: HumanDuration,
+    /// A firing alert is sent again after this long (Alertmanager's default).
+    #[serde(default = "default_repeat_interval")]
+    pub repeat_interval: HumanDuration,
+    /// Send a message when an alert resolves.
+    #[serde(default = "default_true")]
+    pub send_resolved: bool,
+    /// First retry delay after a failed delivery; doubles up to `retry_max`, with jitter.
+    #[serde(default = "default_retry_min")]
+    pub retry_min: HumanDuration,
+    #[serde(default = "default_retry_max")]
+    pub retry_max: HumanDuration,
+    /// Dead-man URL (healthchecks.io style) pinged after every successful job. A secret.
+    pub heartbeat_url: Option<Secret>,
+    pub heartbeat_url_file: Option<PathBuf>,
+    /// Send an always-firing `VigilWatchdog` alert to the alertmanager channels.
+    #[serde(default)]
+    pub watchdog: bool,
+    /// Per-alert overrides of thresholds, repeat interval and severity.
+    #[serde(default)]
+    pub rule: Vec<Spanned<AlertRule>>,
+    /// Planned maintenance: matching alerts send no firing or repeat messages.
+    #[serde(default)]
+    pub maintenance: Vec<Spanned<MaintenanceWindow>>,
+    /// The heartbeat URL, read from inline or `*_file`.
+    #[serde(skip)]
+    pub heartbeat: Option<Secret>,
 }
+
+impl Default for AlertConfig {
+    fn default() -> Self {
+        Self {
+            channel: Vec::new(),
+            group_wait: default_group_wait(),
+            repeat_interval: default_repeat_interval(),
+            send_resolved: true,
+            retry_min: default_retry_min(),
+            retry_max: default_retry_max(),
+            heartbeat_url: None,
+            heartbeat_url_file: None,
+            watchdog: false,
+            rule: Vec::new(),
+            maintenance: Vec::new(),
+            heartbeat: None,
+        }
+    }
+}
+
+fn default_group_wait() -> HumanDuration {
+    HumanDuration::from_secs(10)
+}
+fn default_repeat_interval() -> HumanDuration {
+    HumanDuration::from_secs(4 * 3600)
+}
+fn default_retry_min() -> HumanDuration {
+    HumanDuration::from_secs(2)
+}
+fn default_retry_max() -> HumanDuration {
+    HumanDuration::from_secs(300)
+}
+
+/// `[[alert.rule]]`: overrides for one alert name (e.g. `etcd_member_down`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertRule {
+    pub alert: String,
+    /// Consecutive failed checks before the alert fires.
+    pub failure_threshold: Option<u32>,
+    /// Consecutive good checks before it resolves.
+    pub success_threshold: Option<u32>,
+    pub repeat_interval: Option<HumanDuration>,
+    pub severity: Option<Severity>,
+}
+
+/// `[[alert.maintenance]]`: a planned window, RFC 3339 start and end.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaintenanceWindow {
+    pub start: String,
+    pub end: String,
+    /// Label matchers, e.g. `{ member = "cp-2" }`; empty matches every alert.
+    #[serde(default, rename = "match")]
+    pub matchers: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub reason: String,
+    #[serde(skip)]
+    pub starts_at: Option<time::OffsetDateTime>,
+    #[serde(skip)]
+    pub ends_at: Option<time::OffsetDateTime>,
+}
+
+/// The sources an alert can come from; channels route on them.
+pub const ALERT_SOURCES: &[&str] = &["snapshot", "sink", "drill", "health", "quota", "vigil"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -163,11 +259,37 @@ pub enum ChannelKind {
     File,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Warning,
     Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+impl FromStr for Severity {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "warning" => Ok(Severity::Warning),
+            "critical" => Ok(Severity::Critical),
+            _ => Err(format!("unknown severity {s:?}: use \"warning\" or \"critical\"")),
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -201,6 +323,12 @@ pub struct ChannelConfig {
     pub min_severity: Option<Severity>,
     #[serde(default)]
     pub sources: Vec<String>,
+    /// Extra CA (PEM) to trust for this channel's TLS, e.g. a private relay's CA.
+    pub ca_file: Option<PathBuf>,
+    /// Upper bound for one delivery attempt (default 10s).
+    pub timeout: Option<HumanDuration>,
+    /// Alertmanager only: how often firing alerts are re-sent (default 1m).
+    pub resend_interval: Option<HumanDuration>,
     /// The webhook URL or SMTP password, read from inline or `*_file`.
     #[serde(skip)]
     pub secret: Option<Secret>,
@@ -218,13 +346,24 @@ impl Config {
 
     /// Parses and validates config text; `path` is used in messages only.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        Self::parse_with(text, path, true)
+    }
+
+    /// Like [`Config::parse`]; with `check_files = false` the files the config
+    /// names (TLS, secrets) are not opened, for linting examples elsewhere.
+    pub fn parse_with(text: &str, path: &Path, check_files: bool) -> Result<Config, ConfigError> {
         let mut cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_path_buf(),
             line: e.span().map(|s| line_of(text, s.start)).unwrap_or(1),
             message: e.message().trim().to_string(),
         })?;
         cfg.path = path.to_path_buf();
-        Validator { text, path }.validate(&mut cfg)?;
+        Validator {
+            text,
+            path,
+            check_files,
+        }
+        .validate(&mut cfg)?;
         Ok(cfg)
     }
 
@@ -304,6 +443,7 @@ fn line_of(text: &str, offset: usize) -> usize {
 struct Validator<'a> {
     text: &'a str,
     path: &'a Path,
+    check_files: bool,
 }
 
 impl Validator<'_> {
@@ -352,6 +492,70 @@ impl Validator<'_> {
                 return Err(self.err(format!("{key}.name"), Some(span), "duplicate channel name"));
             }
             self.channel(&key, c.get_mut(), span)?;
+        }
+        self.alert(&mut cfg.alert)?;
+        Ok(())
+    }
+
+    fn alert(&self, a: &mut AlertConfig) -> Result<(), ConfigError> {
+        if a.heartbeat_url.is_some() || a.heartbeat_url_file.is_some() {
+            // No span for the [alert] table itself; the line is found by key.
+            let span = Some(0..self.text.len());
+            let s = self.inline_or_file("alert", "heartbeat_url", &a.heartbeat_url, &a.heartbeat_url_file, 0..self.text.len())
+                .map_err(|e| match e {
+                    ConfigError::Invalid { key, message, .. } => {
+                        let field = key.rsplit('.').next().unwrap_or("heartbeat_url").to_string();
+                        self.err(key, span.clone().and_then(|s| self.field_span(s, &field)), message)
+                    }
+                    e => e,
+                })?;
+            if !(s.expose().starts_with("https://") || s.expose().starts_with("http://")) {
+                return Err(self.err("alert.heartbeat_url", self.field_span(0..self.text.len(), "heartbeat_url"), "must be an http(s):// URL"));
+            }
+            a.heartbeat = Some(s);
+        }
+        if a.retry_min.get().is_zero() || a.retry_max < a.retry_min {
+            return Err(self.err("alert.retry_min", None, "retry_min must be longer than 0s and at most retry_max"));
+        }
+        if a.repeat_interval.get() < std::time::Duration::from_secs(60) {
+            return Err(self.err("alert.repeat_interval", None, "must be at least 1m"));
+        }
+        for (i, r) in a.rule.iter().enumerate() {
+            let span = r.span();
+            let r = r.get_ref();
+            let key = format!("alert.rule[{i}]");
+            if r.alert.is_empty() || !r.alert.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(self.err(format!("{key}.alert"), Some(span), "must be an alert name such as \"etcd_member_down\""));
+            }
+            for (f, v) in [("failure_threshold", r.failure_threshold), ("success_threshold", r.success_threshold)] {
+                if v == Some(0) {
+                    return Err(self.err(format!("{key}.{f}"), self.field_span(span.clone(), f), "must be at least 1"));
+                }
+            }
+            if r.repeat_interval.is_some_and(|d| d.get() < std::time::Duration::from_secs(60)) {
+                return Err(self.err(format!("{key}.repeat_interval"), self.field_span(span, "repeat_interval"), "must be at least 1m"));
+            }
+        }
+        for (i, m) in a.maintenance.iter_mut().enumerate() {
+            let span = m.span();
+            let key = format!("alert.maintenance[{i}]");
+            let m = m.get_mut();
+            let parse = |field: &str, v: &str| {
+                time::OffsetDateTime::parse(v.trim(), &time::format_description::well_known::Rfc3339).map_err(|e| {
+                    self.err(
+                        format!("{key}.{field}"),
+                        self.field_span(span.clone(), field),
+                        format!("{v:?} is not an RFC 3339 time such as \"2026-12-01T22:00:00Z\": {e}"),
+                    )
+                })
+            };
+            let start = parse("start", &m.start)?;
+            let end = parse("end", &m.end)?;
+            if end <= start {
+                return Err(self.err(format!("{key}.end"), self.field_span(span, "end"), "must be after start"));
+            }
+            m.starts_at = Some(start);
+            m.ends_at = Some(end);
         }
         Ok(())
     }
@@ -438,10 +642,8 @@ impl Validator<'_> {
         match (&t.cert, &t.key) {
             (Some(cert), Some(key)) => {
                 self.readable("cluster.tls.cert", cert, span.clone())?;
-                secret::check_private_file(&secret::resolve_path(key))
-                    .map_err(|m| self.err("cluster.tls.key", self.field_span(span, "key"), m))?;
-            }
-            (None, None) => {}
+                self.private("cluster.tls.key", key, span)?;
+            }            (None, None) => {}
             _ => {
                 return Err(self.err("cluster.tls", Some(span), "cert and key go together: give both or neither"));
             }
@@ -450,10 +652,21 @@ impl Validator<'_> {
     }
 
     fn readable(&self, key: &str, p: &Path, table: Range<usize>) -> Result<(), ConfigError> {
+        if !self.check_files {
+            return Ok(());
+        }
         let field = key.rsplit('.').next().unwrap_or(key);
         std::fs::File::open(secret::resolve_path(p))
             .map(|_| ())
             .map_err(|e| self.err(key, self.field_span(table, field), format!("cannot read {}: {e}", p.display())))
+    }
+
+    fn private(&self, key: &str, p: &Path, table: Range<usize>) -> Result<(), ConfigError> {
+        if !self.check_files {
+            return Ok(());
+        }
+        let field = key.rsplit('.').next().unwrap_or(key);
+        secret::check_private_file(&secret::resolve_path(p)).map_err(|m| self.err(key, self.field_span(table, field), m))
     }
 
     fn snapshot(&self, s: &mut SnapshotConfig, span: Range<usize>) -> Result<(), ConfigError> {
@@ -517,8 +730,7 @@ impl Validator<'_> {
             )),
             _ => {
                 if let Some(p) = &s.rke2_token_file {
-                    secret::check_private_file(&secret::resolve_path(p))
-                        .map_err(|m| self.err("snapshot.rke2_token_file", self.field_span(span, "rke2_token_file"), m))?;
+                    self.private("snapshot.rke2_token_file", p, span)?;
                 }
                 Ok(())
             }
@@ -564,6 +776,46 @@ impl Validator<'_> {
                 None
             }
         };
+        for (i, src) in c.sources.iter().enumerate() {
+            if !ALERT_SOURCES.contains(&src.as_str()) {
+                return Err(self.err(
+                    format!("{key}.sources[{i}]"),
+                    self.field_span(span.clone(), "sources"),
+                    format!("unknown source {src:?}; use any of {}", ALERT_SOURCES.join(", ")),
+                ));
+            }
+        }
+        if let Some(p) = &c.ca_file {
+            self.readable(&format!("{key}.ca_file"), p, span.clone())?;
+        }
+        if c.timeout.is_some_and(|t| t.get().is_zero()) {
+            return Err(self.err(format!("{key}.timeout"), self.field_span(span.clone(), "timeout"), "must be longer than 0s"));
+        }
+        if let Some(r) = c.resend_interval {
+            if c.kind != ChannelKind::Alertmanager || r.get() < std::time::Duration::from_secs(10) {
+                return Err(self.err(
+                    format!("{key}.resend_interval"),
+                    self.field_span(span.clone(), "resend_interval"),
+                    "only for kind \"alertmanager\", at least 10s (keep it below Alertmanager's resolve_timeout, 5m by default)",
+                ));
+            }
+        }
+        if c.kind == ChannelKind::Alertmanager {
+            let u = c.url.as_deref().unwrap_or_default();
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                return Err(self.err(format!("{key}.url"), self.field_span(span.clone(), "url"), "must be the http(s):// base URL of Alertmanager"));
+            }
+        }
+        if c.kind == ChannelKind::Email {
+            for (i, a) in c.to.iter().enumerate() {
+                if !a.contains('@') {
+                    return Err(self.err(format!("{key}.to[{i}]"), self.field_span(span.clone(), "to"), format!("{a:?} is not an email address")));
+                }
+            }
+        }
+        if c.smtp_tls.is_some() && c.kind != ChannelKind::Email {
+            return Err(self.err(format!("{key}.smtp_tls"), Some(span), "only for kind \"email\""));
+        }
         if let Some(f) = &c.teams_format {
             if c.kind != ChannelKind::Teams || !matches!(f.as_str(), "adaptive" | "messagecard") {
                 return Err(self.err(
@@ -586,6 +838,7 @@ impl Validator<'_> {
     ) -> Result<Secret, ConfigError> {
         match (inline, file) {
             (Some(s), None) => Ok(s.clone()),
+            (None, Some(_)) if !self.check_files => Ok(Secret::new("")),
             (None, Some(p)) => secret::read_secret_file(&secret::resolve_path(p))
                 .map_err(|m| self.err(format!("{key}.{field}_file"), Some(span), m)),
             (Some(_), Some(_)) => Err(self.err(

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs what vigil's build and tests need on a fresh Debian 12 machine.
+set -euo pipefail
+APT_PACKAGES=(
+  protobuf-compiler   # etcd-client's build
+  etcd-server etcd-client  # real etcd members and etcdctl in tests
+  age zstd            # the open archive format, checked with the real CLIs
+  openssl             # test CAs and certificates for mTLS
+)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

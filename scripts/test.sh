@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Sets up and runs every test: the one command for CI and for developers.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+cargo build --workspace --bins --locked
+cargo test --workspace --locked -- --test-threads="${VIGIL_TEST_THREADS:-2}"

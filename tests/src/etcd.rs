@@ -1,0 +1,263 @@
+//! Real etcd members from Debian's etcd-server, on free loopback ports.
+
+use crate::tls::Certs;
+use etcd_client::{Certificate, Client, ConnectOptions, Identity, TlsOptions, Txn, TxnOp};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(Debug)]
+pub struct Member {
+    pub name: String,
+    pub client_port: u16,
+    pub peer_port: u16,
+    pub data_dir: PathBuf,
+    child: Option<Child>,
+    args: Vec<String>,
+    log: PathBuf,
+}
+
+#[derive(Debug)]
+pub struct Cluster {
+    pub members: Vec<Member>,
+    pub tls: Option<Certs>,
+}
+
+impl Cluster {
+    /// Starts `names.len()` members as one cluster and waits until it has a leader.
+    pub fn start(dir: &Path, names: &[&str], tls: Option<Certs>) -> Cluster {
+        let token = format!("t-{}", crate::free_port());
+        let ports: Vec<(u16, u16)> = names.iter().map(|_| (crate::free_port(), crate::free_port())).collect();
+        let initial: Vec<String> = names
+            .iter()
+            .zip(&ports)
+            .map(|(n, (_, p))| format!("{n}=http://127.0.0.1:{p}"))
+            .collect();
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let mut members = Vec::new();
+        for (n, (cp, pp)) in names.iter().zip(&ports) {
+            let data_dir = dir.join(format!("etcd-{n}"));
+            let mut args: Vec<String> = vec![
+                "--name".into(),
+                n.to_string(),
+                "--data-dir".into(),
+                data_dir.display().to_string(),
+                "--listen-client-urls".into(),
+                format!("{scheme}://127.0.0.1:{cp}"),
+                "--advertise-client-urls".into(),
+                format!("{scheme}://127.0.0.1:{cp}"),
+                "--listen-peer-urls".into(),
+                format!("http://127.0.0.1:{pp}"),
+                "--initial-advertise-peer-urls".into(),
+                format!("http://127.0.0.1:{pp}"),
+                "--initial-cluster".into(),
+                initial.join(","),
+                "--initial-cluster-state".into(),
+                "new".into(),
+                "--initial-cluster-token".into(),
+                token.clone(),
+                "--heartbeat-interval".into(),
+                "100".into(),
+                "--election-timeout".into(),
+                "1500".into(),
+                "--log-level".into(),
+                "warn".into(),
+            ];
+            if let Some(t) = &tls {
+                for (k, v) in [
+                    ("--cert-file", &t.server_cert),
+                    ("--key-file", &t.server_key),
+                    ("--trusted-ca-file", &t.ca),
+                ] {
+                    args.push(k.into());
+                    args.push(v.display().to_string());
+                }
+                args.push("--client-cert-auth".into());
+            }
+            members.push(Member {
+                name: n.to_string(),
+                client_port: *cp,
+                peer_port: *pp,
+                data_dir,
+                child: None,
+                args,
+                log: dir.join(format!("etcd-{n}.log")),
+            });
+        }
+        let mut c = Cluster { members, tls };
+        for i in 0..c.members.len() {
+            c.spawn(i);
+        }
+        c.wait_healthy();
+        c
+    }
+
+    fn spawn(&mut self, i: usize) {
+        let m = &mut self.members[i];
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&m.log).unwrap();
+        let child = Command::new("etcd")
+            .args(&m.args)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("etcd (Debian etcd-server) must be installed");
+        m.child = Some(child);
+    }
+
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    pub fn endpoint(&self, i: usize) -> String {
+        format!("{}://127.0.0.1:{}", self.scheme(), self.members[i].client_port)
+    }
+
+    /// (name, endpoint) pairs for a vigil config.
+    pub fn config_members(&self) -> Vec<(String, String)> {
+        (0..self.members.len()).map(|i| (self.members[i].name.clone(), self.endpoint(i))).collect()
+    }
+
+    /// SIGKILL, and wait until the process is gone.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.members[i].child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn restart(&mut self, i: usize) {
+        self.kill(i);
+        // Rejoin an existing cluster on restart.
+        let m = &mut self.members[i];
+        if let Some(pos) = m.args.iter().position(|a| a == "new") {
+            m.args[pos] = "existing".into();
+        }
+        self.spawn(i);
+        self.wait_healthy();
+    }
+
+    pub fn pid(&self, i: usize) -> Option<u32> {
+        self.members[i].child.as_ref().map(|c| c.id())
+    }
+
+    pub fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    }
+
+    pub async fn client(&self, i: usize) -> Client {
+        let mut opts = ConnectOptions::new().with_connect_timeout(Duration::from_secs(2));
+        if let Some(t) = &self.tls {
+            let ca = std::fs::read(&t.ca).unwrap();
+            let cert = std::fs::read(&t.client_cert).unwrap();
+            let key = std::fs::read(&t.client_key).unwrap();
+            opts = opts.with_tls(
+                TlsOptions::new()
+                    .ca_certificate(Certificate::from_pem(ca))
+                    .identity(Identity::from_pem(cert, key)),
+            );
+        }
+        Client::connect([self.endpoint(i)], Some(opts)).await.unwrap()
+    }
+
+    /// Waits until every running member answers status and knows a leader.
+    pub fn wait_healthy(&self) {
+        let rt = Self::runtime();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for i in 0..self.members.len() {
+            if self.members[i].child.is_none() {
+                continue;
+            }
+            loop {
+                let ok = rt.block_on(async {
+                    let Ok(Ok(mut c)) = tokio::time::timeout(Duration::from_secs(2), async {
+                        let mut opts = ConnectOptions::new().with_connect_timeout(Duration::from_secs(1));
+                        if let Some(t) = &self.tls {
+                            opts = opts.with_tls(
+                                TlsOptions::new()
+                                    .ca_certificate(Certificate::from_pem(std::fs::read(&t.ca).unwrap()))
+                                    .identity(Identity::from_pem(
+                                        std::fs::read(&t.client_cert).unwrap(),
+                                        std::fs::read(&t.client_key).unwrap(),
+                                    )),
+                            );
+                        }
+                        Client::connect([self.endpoint(i)], Some(opts)).await
+                    })
+                    .await
+                    else {
+                        return false;
+                    };
+                    matches!(tokio::time::timeout(Duration::from_secs(2), c.status()).await, Ok(Ok(s)) if s.leader() != 0)
+                });
+                if ok {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "etcd member {} did not become healthy; log: {}",
+                    self.members[i].name,
+                    std::fs::read_to_string(&self.members[i].log).unwrap_or_default()
+                );
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    }
+
+    /// Writes `n` keys `/registry/test/<i>` of `size` bytes, 64 per txn.
+    /// `random` values do not compress; the others compress like JSON.
+    pub fn put_many(&self, prefix: &str, n: usize, size: usize, random: bool, seed: u64) {
+        let rt = Self::runtime();
+        rt.block_on(async {
+            let mut c = self.client(0).await;
+            let mut x = seed | 1;
+            let mut i = 0;
+            while i < n {
+                let mut ops = Vec::new();
+                for j in i..(i + 64).min(n) {
+                    let value: Vec<u8> = if random {
+                        (0..size)
+                            .map(|_| {
+                                x ^= x << 13;
+                                x ^= x >> 7;
+                                x ^= x << 17;
+                                x as u8
+                            })
+                            .collect()
+                    } else {
+                        format!("{{\"kind\":\"ConfigMap\",\"name\":\"cm-{j}\",\"data\":\"{}\"}}", "abcdefgh".repeat(size / 8))
+                            .into_bytes()
+                    };
+                    ops.push(TxnOp::put(format!("{prefix}{j:06}"), value, None));
+                }
+                i += ops.len();
+                c.txn(Txn::new().and_then(ops)).await.unwrap();
+            }
+        });
+    }
+
+    /// All keys and values, for comparing a restored cluster.
+    pub fn dump(&self, i: usize) -> (i64, Vec<(Vec<u8>, Vec<u8>)>) {
+        let rt = Self::runtime();
+        rt.block_on(async {
+            let mut c = self.client(i).await;
+            let r = c
+                .get(vec![0u8], Some(etcd_client::GetOptions::new().with_all_keys().with_serializable()))
+                .await
+                .unwrap();
+            let rev = r.header().unwrap().revision();
+            (rev, r.kvs().iter().map(|kv| (kv.key().to_vec(), kv.value().to_vec())).collect())
+        })
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for i in 0..self.members.len() {
+            self.kill(i);
+        }
+    }
+}
