@@ -26,8 +26,12 @@ pub struct Cluster {
 impl Cluster {
     /// Starts `names.len()` members as one cluster and waits until it has a leader.
     pub fn start(dir: &Path, names: &[&str], tls: Option<Certs>) -> Cluster {
+        std::fs::create_dir_all(dir).unwrap();
         let token = format!("t-{}", crate::free_port());
-        let ports: Vec<(u16, u16)> = names.iter().map(|_| (crate::free_port(), crate::free_port())).collect();
+        let ports: Vec<(u16, u16)> = names
+            .iter()
+            .map(|_| (crate::free_port(), crate::free_port()))
+            .collect();
         let initial: Vec<String> = names
             .iter()
             .zip(&ports)
@@ -94,7 +98,11 @@ impl Cluster {
 
     fn spawn(&mut self, i: usize) {
         let m = &mut self.members[i];
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&m.log).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&m.log)
+            .unwrap();
         let child = Command::new("etcd")
             .args(&m.args)
             .stdout(Stdio::null())
@@ -113,12 +121,18 @@ impl Cluster {
     }
 
     pub fn endpoint(&self, i: usize) -> String {
-        format!("{}://127.0.0.1:{}", self.scheme(), self.members[i].client_port)
+        format!(
+            "{}://127.0.0.1:{}",
+            self.scheme(),
+            self.members[i].client_port
+        )
     }
 
     /// (name, endpoint) pairs for a vigil config.
     pub fn config_members(&self) -> Vec<(String, String)> {
-        (0..self.members.len()).map(|i| (self.members[i].name.clone(), self.endpoint(i))).collect()
+        (0..self.members.len())
+            .map(|i| (self.members[i].name.clone(), self.endpoint(i)))
+            .collect()
     }
 
     /// SIGKILL, and wait until the process is gone.
@@ -145,7 +159,10 @@ impl Cluster {
     }
 
     pub fn runtime() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
     }
 
     pub async fn client(&self, i: usize) -> Client {
@@ -160,7 +177,9 @@ impl Cluster {
                     .identity(Identity::from_pem(cert, key)),
             );
         }
-        Client::connect([self.endpoint(i)], Some(opts)).await.unwrap()
+        Client::connect([self.endpoint(i)], Some(opts))
+            .await
+            .unwrap()
     }
 
     /// Waits until every running member answers status and knows a leader.
@@ -228,8 +247,11 @@ impl Cluster {
                             })
                             .collect()
                     } else {
-                        format!("{{\"kind\":\"ConfigMap\",\"name\":\"cm-{j}\",\"data\":\"{}\"}}", "abcdefgh".repeat(size / 8))
-                            .into_bytes()
+                        format!(
+                            "{{\"kind\":\"ConfigMap\",\"name\":\"cm-{j}\",\"data\":\"{}\"}}",
+                            "abcdefgh".repeat(size / 8)
+                        )
+                        .into_bytes()
                     };
                     ops.push(TxnOp::put(format!("{prefix}{j:06}"), value, None));
                 }
@@ -245,11 +267,24 @@ impl Cluster {
         rt.block_on(async {
             let mut c = self.client(i).await;
             let r = c
-                .get(vec![0u8], Some(etcd_client::GetOptions::new().with_all_keys().with_serializable()))
+                .get(
+                    vec![0u8],
+                    Some(
+                        etcd_client::GetOptions::new()
+                            .with_all_keys()
+                            .with_serializable(),
+                    ),
+                )
                 .await
                 .unwrap();
             let rev = r.header().unwrap().revision();
-            (rev, r.kvs().iter().map(|kv| (kv.key().to_vec(), kv.value().to_vec())).collect())
+            (
+                rev,
+                r.kvs()
+                    .iter()
+                    .map(|kv| (kv.key().to_vec(), kv.value().to_vec()))
+                    .collect(),
+            )
         })
     }
 }

@@ -12,7 +12,11 @@ use std::process::{Command, Output};
 
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Path of a workspace binary (built by `cargo build --workspace --bins`).
@@ -20,7 +24,11 @@ pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().unwrap().parent().unwrap();
     let p = dir.join(name);
-    assert!(p.exists(), "{} is missing: run `cargo build --workspace --bins` first", p.display());
+    assert!(
+        p.exists(),
+        "{} is missing: run `cargo build --workspace --bins` first",
+        p.display()
+    );
     p
 }
 
@@ -44,10 +52,15 @@ pub fn vigil(name: &str, config: &Path, args: &[&str]) -> Output {
 }
 
 pub fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 /// An age key pair made by the real `age-keygen`.
+#[derive(Debug)]
 pub struct AgeKey {
     pub identity_file: PathBuf,
     pub recipient: String,
@@ -56,9 +69,17 @@ pub struct AgeKey {
 pub fn age_key(dir: &Path) -> AgeKey {
     let identity_file = dir.join("age-key.txt");
     let _ = std::fs::remove_file(&identity_file);
-    let st = Command::new("age-keygen").arg("-o").arg(&identity_file).output().unwrap();
+    let st = Command::new("age-keygen")
+        .arg("-o")
+        .arg(&identity_file)
+        .output()
+        .unwrap();
     assert!(st.status.success(), "age-keygen failed: {}", text(&st));
-    let out = Command::new("age-keygen").arg("-y").arg(&identity_file).output().unwrap();
+    let out = Command::new("age-keygen")
+        .arg("-y")
+        .arg(&identity_file)
+        .output()
+        .unwrap();
     AgeKey {
         identity_file,
         recipient: String::from_utf8(out.stdout).unwrap().trim().to_string(),
@@ -93,7 +114,11 @@ pub fn archives(dir: &Path) -> Vec<PathBuf> {
 /// Every file in a directory, hidden ones included.
 pub fn all_files(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
-        .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
         .unwrap_or_default();
     v.sort();
     v
@@ -101,10 +126,15 @@ pub fn all_files(dir: &Path) -> Vec<String> {
 
 pub fn is_root() -> bool {
     // SAFETY-free check: root's home and uid via `id -u`.
-    Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false)
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0\n"))
+        .unwrap_or(false)
 }
 
 /// Writes a vigil config for `members` (name, endpoint) and returns its path.
+#[derive(Debug)]
 pub struct ConfigBuilder {
     pub dir: PathBuf,
     pub members: Vec<(String, String)>,
@@ -140,12 +170,18 @@ impl ConfigBuilder {
                 t.client_key.display()
             ));
         }
-        s.push_str(&format!("\n[snapshot]\ndir = \"{}\"\n", self.snapshot_dir.display()));
+        s.push_str(&format!(
+            "\n[snapshot]\ndir = \"{}\"\n",
+            self.snapshot_dir.display()
+        ));
         if let Some(r) = &self.recipient {
             s.push_str(&format!("age_recipients = [\"{r}\"]\n"));
         }
         s.push_str(&self.extra_snapshot);
-        s.push_str(&format!("\n[state]\ndir = \"{}\"\n", self.dir.join("state").display()));
+        s.push_str(&format!(
+            "\n[state]\ndir = \"{}\"\n",
+            self.dir.join("state").display()
+        ));
         let p = self.dir.join(name);
         std::fs::write(&p, s).unwrap();
         p
@@ -154,6 +190,9 @@ impl ConfigBuilder {
 
 /// The latest outcome record of `subject` for the snapshot job.
 pub fn outcome(state: &Path, subject: &str) -> serde_json::Value {
-    let p = state.join("outcomes/snapshot").join(format!("{subject}.json"));
-    serde_json::from_slice(&std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap()
+    let p = state
+        .join("outcomes/snapshot")
+        .join(format!("{subject}.json"));
+    serde_json::from_slice(&std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
+        .unwrap()
 }

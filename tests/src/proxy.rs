@@ -93,7 +93,9 @@ fn pipe(down: TcpStream, up: TcpStream, fault: Fault, stop: Arc<AtomicBool>) {
         };
         let mut chunk = buf[..n].to_vec();
         match fault {
-            Fault::Flip(at) if seen <= at && at < seen + n as u64 => chunk[(at - seen) as usize] ^= 0x01,
+            Fault::Flip(at) if seen <= at && at < seen + n as u64 => {
+                chunk[(at - seen) as usize] ^= 0x01
+            }
             Fault::Cut(at) if seen + n as u64 > at => {
                 let keep = (at - seen.min(at)) as usize;
                 let _ = down.write_all(&chunk[..keep]);
@@ -107,7 +109,9 @@ fn pipe(down: TcpStream, up: TcpStream, fault: Fault, stop: Arc<AtomicBool>) {
                 }
                 break;
             }
-            Fault::Throttle(bps) => std::thread::sleep(Duration::from_secs_f64(n as f64 / bps as f64)),
+            Fault::Throttle(bps) => {
+                std::thread::sleep(Duration::from_secs_f64(n as f64 / bps as f64))
+            }
             _ => {}
         }
         seen += n as u64;

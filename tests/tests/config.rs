@@ -6,7 +6,13 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use vigil_tests::*;
 
-const BINARIES: [&str; 5] = ["vigil-snapshot", "vigil-restore", "vigil-health", "vigil-quota", "vigil-notify"];
+const BINARIES: [&str; 5] = [
+    "vigil-snapshot",
+    "vigil-restore",
+    "vigil-health",
+    "vigil-quota",
+    "vigil-notify",
+];
 
 fn base(dir: &Path, recipient: &str) -> String {
     format!(
@@ -49,20 +55,54 @@ fn bad_configs_exit_2_with_file_key_and_line() {
         )
     };
     let https = good.replace("http://", "https://");
-    let insert_tls = |k: &Path| https.replacen("\n[snapshot]", &format!("\n{}\n[snapshot]", tls_block(k)), 1);
+    let insert_tls = |k: &Path| {
+        https.replacen(
+            "\n[snapshot]",
+            &format!("\n{}\n[snapshot]", tls_block(k)),
+            1,
+        )
+    };
     let cases: Vec<(&str, String, Vec<&str>)> = vec![
-        ("unknown key", good.replace("[state]\n", "[state]\nretention = 3\n"), vec!["retention", ":13:"]),
-        ("missing endpoint", good.replace(", endpoint = \"http://127.0.0.1:22379\"", ""), vec!["endpoint", ":5:"]),
-        ("bad recipient", good.replace(&key.recipient, "age1bogus"), vec!["snapshot.age_recipients[0]", ":10:"]),
-        ("unreadable secret file", insert_tls(&t.path().join("missing.key")), vec!["cluster.tls.key", "missing.key"]),
-        ("world-readable secret file", insert_tls(&world), vec!["cluster.tls.key", "chmod 600", "world-readable.key"]),
-        ("bad duration", good.replace("\n[state]", "timeout = \"soon\"\n[state]"), vec!["invalid duration", ":11:"]),
+        (
+            "unknown key",
+            good.replace("[state]\n", "[state]\nretention = 3\n"),
+            vec!["retention", ":13:"],
+        ),
+        (
+            "missing endpoint",
+            good.replace(", endpoint = \"http://127.0.0.1:22379\"", ""),
+            vec!["endpoint", ":5:"],
+        ),
+        (
+            "bad recipient",
+            good.replace(&key.recipient, "age1bogus"),
+            vec!["snapshot.age_recipients[0]", ":10:"],
+        ),
+        (
+            "unreadable secret file",
+            insert_tls(&t.path().join("missing.key")),
+            vec!["cluster.tls.key", "missing.key"],
+        ),
+        (
+            "world-readable secret file",
+            insert_tls(&world),
+            vec!["cluster.tls.key", "chmod 600", "world-readable.key"],
+        ),
+        (
+            "bad duration",
+            good.replace("\n[state]", "timeout = \"soon\"\n[state]"),
+            vec!["invalid duration", ":11:"],
+        ),
     ];
     for (what, text_cfg, wants) in cases {
         let p = t.path().join("bad.toml");
         std::fs::write(&p, &text_cfg).unwrap();
         for b in ["vigil-snapshot", "vigil-health"] {
-            let args: &[&str] = if b == "vigil-snapshot" { &["run"] } else { &["check-config"] };
+            let args: &[&str] = if b == "vigil-snapshot" {
+                &["run"]
+            } else {
+                &["check-config"]
+            };
             let out = vigil(b, &p, args);
             assert_eq!(out.status.code(), Some(2), "{what} ({b}): {}", text(&out));
             let msg = text(&out);

@@ -13,7 +13,12 @@ const NAMES: [&str; 3] = ["cp-1", "cp-2", "cp-3"];
 
 fn sha256_hex(p: &Path) -> String {
     let o = Command::new("sha256sum").arg(p).output().unwrap();
-    String::from_utf8(o.stdout).unwrap().split_whitespace().next().unwrap().to_string()
+    String::from_utf8(o.stdout)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
 }
 
 fn manifest(archive: &Path) -> serde_json::Value {
@@ -57,7 +62,26 @@ fn mtls_happy_path_gives_the_open_format() {
         assert_eq!(a.len(), 1, "{name}: {:?}", all_files(&dir));
         assert_eq!(mode(&a[0]), 0o600);
         let m = manifest(&a[0]);
-        for field in ["cluster", "member", "member_id", "endpoint", "revision", "raft_index", "raft_term", "etcd_version", "db_size", "snapshot_sha256", "archive_sha256", "archive_size", "age_recipients", "created_at", "vigil_version", "key_count", "db_size_in_use", "leader"] {
+        for field in [
+            "cluster",
+            "member",
+            "member_id",
+            "endpoint",
+            "revision",
+            "raft_index",
+            "raft_term",
+            "etcd_version",
+            "db_size",
+            "snapshot_sha256",
+            "archive_sha256",
+            "archive_size",
+            "age_recipients",
+            "created_at",
+            "vigil_version",
+            "key_count",
+            "db_size_in_use",
+            "leader",
+        ] {
             assert!(!m[field].is_null(), "manifest lacks {field}: {m}");
         }
         assert_eq!(m["member"], name);
@@ -72,7 +96,10 @@ fn mtls_happy_path_gives_the_open_format() {
         let snap = t.path().join(format!("{name}.db"));
         open_archive(&a[0], &key, &snap);
         assert_eq!(sha256_hex(&snap), m["snapshot_sha256"].as_str().unwrap());
-        assert_eq!(std::fs::metadata(&snap).unwrap().len(), m["snapshot_size"].as_u64().unwrap());
+        assert_eq!(
+            std::fs::metadata(&snap).unwrap().len(),
+            m["snapshot_size"].as_u64().unwrap()
+        );
         let restored = t.path().join(format!("restored-{name}"));
         let o = Command::new("etcdctl")
             .env("ETCDCTL_API", "3")
@@ -80,30 +107,59 @@ fn mtls_happy_path_gives_the_open_format() {
             .arg(&snap)
             .arg("--data-dir")
             .arg(&restored)
-            .args(["--name", name, "--initial-cluster", &format!("{name}=http://127.0.0.1:1"), "--initial-advertise-peer-urls", "http://127.0.0.1:1"])
+            .args([
+                "--name",
+                name,
+                "--initial-cluster",
+                &format!("{name}=http://127.0.0.1:1"),
+                "--initial-advertise-peer-urls",
+                "http://127.0.0.1:1",
+            ])
             .output()
             .unwrap();
         assert!(o.status.success(), "etcdctl snapshot restore: {}", text(&o));
-        let o = Command::new("etcdctl").env("ETCDCTL_API", "3").args(["snapshot", "status", "-w", "json"]).arg(&snap).output().unwrap();
+        let o = Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .args(["snapshot", "status", "-w", "json"])
+            .arg(&snap)
+            .output()
+            .unwrap();
         let st: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
         assert_eq!(st["revision"], rev);
     }
     // No plaintext snapshot anywhere under the archive dir.
-    let o = Command::new("grep").args(["-r", "-l", "abcdefghabcdefgh"]).arg(&cb.snapshot_dir).output().unwrap();
+    let o = Command::new("grep")
+        .args(["-r", "-l", "abcdefghabcdefgh"])
+        .arg(&cb.snapshot_dir)
+        .output()
+        .unwrap();
     assert!(o.stdout.is_empty(), "plaintext found: {}", text(&o));
 
     // The RKE2 token is archived encrypted and opens with the real age.
     let tok = cb.snapshot_dir.join("rke2/prod-server-token.age");
     assert_eq!(mode(&tok), 0o600);
-    let o = Command::new("age").arg("-d").arg("-i").arg(&key.identity_file).arg(&tok).output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&o.stdout), "K10secret-server-token::server:abc");
+    let o = Command::new("age")
+        .arg("-d")
+        .arg("-i")
+        .arg(&key.identity_file)
+        .arg(&tok)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "K10secret-server-token::server:abc"
+    );
 
     // list shows every member, verified.
     let out = vigil("vigil-snapshot", &cfg, &["list", "--json"]);
     assert_eq!(out.status.code(), Some(0));
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(list.as_array().unwrap().len(), 3);
-    assert!(list.as_array().unwrap().iter().all(|e| e["verified"] == true));
+    assert!(list
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["verified"] == true));
     let out = vigil("vigil-snapshot", &cfg, &["list"]);
     assert!(text(&out).contains("VERIFIED") && text(&out).contains("cp-3"));
     for name in NAMES {
@@ -126,8 +182,14 @@ fn one_member_down_does_not_stop_the_others() {
     let o = outcome(&t.path().join("state"), "cp-2");
     assert_eq!(o["ok"], false);
     let err = o["error"].as_str().unwrap();
-    assert!(err.contains("cp-2") && err.contains(&cluster.endpoint(1)), "{err}");
-    assert!(["connect", "status"].contains(&o["stage"].as_str().unwrap()), "{o}");
+    assert!(
+        err.contains("cp-2") && err.contains(&cluster.endpoint(1)),
+        "{err}"
+    );
+    assert!(
+        ["connect", "status"].contains(&o["stage"].as_str().unwrap()),
+        "{o}"
+    );
     for (i, name) in [(0, "cp-1"), (2, "cp-3")] {
         let _ = i;
         assert_eq!(archives(&cb.snapshot_dir.join(name)).len(), 1);
@@ -138,7 +200,11 @@ fn one_member_down_does_not_stop_the_others() {
 }
 
 /// Runs one member behind a faulty proxy and returns (exit code, outcome, member dir files).
-fn faulty_member(fault: Fault, extra: &str, keys: usize) -> (Option<i32>, serde_json::Value, Vec<String>, String) {
+fn faulty_member(
+    fault: Fault,
+    extra: &str,
+    keys: usize,
+) -> (Option<i32>, serde_json::Value, Vec<String>, String) {
     let t = tempfile::tempdir().unwrap();
     let cluster = Cluster::start(t.path(), &NAMES, None);
     cluster.put_many("/registry/configmaps/", keys, 1024, true, 4);
@@ -151,7 +217,12 @@ fn faulty_member(fault: Fault, extra: &str, keys: usize) -> (Option<i32>, serde_
     let cfg = cb.write("vigil.toml");
     let out = vigil("vigil-snapshot", &cfg, &["run"]);
     for name in ["cp-2", "cp-3"] {
-        assert_eq!(archives(&cb.snapshot_dir.join(name)).len(), 1, "{}", text(&out));
+        assert_eq!(
+            archives(&cb.snapshot_dir.join(name)).len(),
+            1,
+            "{}",
+            text(&out)
+        );
     }
     (
         out.status.code(),
@@ -166,7 +237,10 @@ fn corrupted_stream_is_caught_by_the_hash() {
     let (code, o, files, out) = faulty_member(Fault::Flip(400_000), "", 800);
     assert_eq!(code, Some(1), "{out}");
     assert_eq!(o["stage"], "verify", "{o}");
-    assert!(o["error"].as_str().unwrap().contains("sha256 mismatch"), "{o}");
+    assert!(
+        o["error"].as_str().unwrap().contains("sha256 mismatch"),
+        "{o}"
+    );
     assert!(files.is_empty(), "nothing may be left: {files:?}");
 }
 
@@ -175,7 +249,10 @@ fn truncated_stream_leaves_nothing() {
     let (code, o, files, out) = faulty_member(Fault::Cut(400_000), "", 800);
     assert_eq!(code, Some(1), "{out}");
     assert_eq!(o["ok"], false);
-    assert!(["stream", "verify"].contains(&o["stage"].as_str().unwrap()), "{o}");
+    assert!(
+        ["stream", "verify"].contains(&o["stage"].as_str().unwrap()),
+        "{o}"
+    );
     assert!(o["error"].as_str().unwrap().contains("cp-1"), "{o}");
     assert!(files.is_empty(), "nothing may be left: {files:?}");
 }
@@ -183,10 +260,14 @@ fn truncated_stream_leaves_nothing() {
 #[test]
 fn stalled_member_is_given_up_on() {
     let t0 = Instant::now();
-    let (code, o, files, out) = faulty_member(Fault::Stall(200_000), "stall_timeout = \"2s\"\n", 800);
+    let (code, o, files, out) =
+        faulty_member(Fault::Stall(200_000), "stall_timeout = \"2s\"\n", 800);
     assert_eq!(code, Some(1), "{out}");
     assert_eq!(o["stage"], "stream", "{o}");
-    assert!(o["error"].as_str().unwrap().contains("stall_timeout"), "{o}");
+    assert!(
+        o["error"].as_str().unwrap().contains("stall_timeout"),
+        "{o}"
+    );
     assert!(files.is_empty(), "{files:?}");
     assert!(t0.elapsed() < Duration::from_secs(60));
 }
@@ -202,7 +283,14 @@ fn member_killed_mid_stream() {
     let key = age_key(t.path());
     let cb = ConfigBuilder::new(t.path(), members, &key.recipient);
     let cfg = cb.write("vigil.toml");
-    let child = Command::new(bin("vigil-snapshot")).arg("--config").arg(&cfg).arg("run").stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let child = Command::new(bin("vigil-snapshot"))
+        .arg("--config")
+        .arg(&cfg)
+        .arg("run")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     // Wait until the throttled member is mid-write, then kill it.
     let dir = cb.snapshot_dir.join("cp-2");
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -236,7 +324,12 @@ fn retention_keeps_the_last_five_over_seven_runs() {
         assert_eq!(out.status.code(), Some(0), "{}", text(&out));
         let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         run_ids.push(r["run_id"].as_str().unwrap().to_string());
-        let pruned: usize = r["members"].as_array().unwrap().iter().map(|m| m["pruned"].as_array().unwrap().len()).sum();
+        let pruned: usize = r["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["pruned"].as_array().unwrap().len())
+            .sum();
         assert_eq!(pruned, if i >= 5 { 3 } else { 0 }, "run {i}");
     }
     for name in NAMES {
@@ -261,7 +354,14 @@ fn a_second_concurrent_run_is_refused() {
     let key = age_key(t.path());
     let cb = ConfigBuilder::new(t.path(), members, &key.recipient);
     let cfg = cb.write("vigil.toml");
-    let first = Command::new(bin("vigil-snapshot")).arg("--config").arg(&cfg).arg("run").stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let first = Command::new(bin("vigil-snapshot"))
+        .arg("--config")
+        .arg(&cfg)
+        .arg("run")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     let dir = cb.snapshot_dir.join("cp-1");
     let deadline = Instant::now() + Duration::from_secs(20);
     while !all_files(&dir).iter().any(|f| f.ends_with(".partial")) {
@@ -270,7 +370,11 @@ fn a_second_concurrent_run_is_refused() {
     }
     let second = vigil("vigil-snapshot", &cfg, &["run"]);
     assert_eq!(second.status.code(), Some(1));
-    assert!(text(&second).contains("already running"), "{}", text(&second));
+    assert!(
+        text(&second).contains("already running"),
+        "{}",
+        text(&second)
+    );
     let first = first.wait_with_output().unwrap();
     assert_eq!(first.status.code(), Some(0), "{}", text(&first));
     for name in NAMES {
@@ -283,14 +387,29 @@ fn kill_9_then_rerun_completes() {
     let t = tempfile::tempdir().unwrap();
     let cluster = Cluster::start(t.path(), &NAMES, None);
     cluster.put_many("/registry/configmaps/", 600, 1024, true, 7);
-    let proxies: Vec<Proxy> = (0..3).map(|i| Proxy::start(cluster.members[i].client_port, Fault::Throttle(200_000))).collect();
+    let proxies: Vec<Proxy> = (0..3)
+        .map(|i| Proxy::start(cluster.members[i].client_port, Fault::Throttle(200_000)))
+        .collect();
     let key = age_key(t.path());
-    let slow: Vec<(String, String)> = NAMES.iter().zip(&proxies).map(|(n, p)| (n.to_string(), p.endpoint("http"))).collect();
+    let slow: Vec<(String, String)> = NAMES
+        .iter()
+        .zip(&proxies)
+        .map(|(n, p)| (n.to_string(), p.endpoint("http")))
+        .collect();
     let cb = ConfigBuilder::new(t.path(), slow, &key.recipient);
     let slow_cfg = cb.write("slow.toml");
-    let mut child = Command::new(bin("vigil-snapshot")).arg("--config").arg(&slow_cfg).arg("run").spawn().unwrap();
+    let mut child = Command::new(bin("vigil-snapshot"))
+        .arg("--config")
+        .arg(&slow_cfg)
+        .arg("run")
+        .spawn()
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !NAMES.iter().all(|n| all_files(&cb.snapshot_dir.join(n)).iter().any(|f| f.ends_with(".partial"))) {
+    while !NAMES.iter().all(|n| {
+        all_files(&cb.snapshot_dir.join(n))
+            .iter()
+            .any(|f| f.ends_with(".partial"))
+    }) {
         assert!(Instant::now() < deadline, "the run never started writing");
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -298,12 +417,16 @@ fn kill_9_then_rerun_completes() {
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     for n in NAMES {
-        assert!(archives(&cb.snapshot_dir.join(n)).is_empty(), "a half archive is visible");
+        assert!(
+            archives(&cb.snapshot_dir.join(n)).is_empty(),
+            "a half archive is visible"
+        );
     }
     let out = vigil("vigil-snapshot", &slow_cfg, &["list", "--json"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
 
-    let fast = ConfigBuilder::new(t.path(), cluster.config_members(), &key.recipient).write("fast.toml");
+    let fast =
+        ConfigBuilder::new(t.path(), cluster.config_members(), &key.recipient).write("fast.toml");
     let out = vigil("vigil-snapshot", &fast, &["run"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(text(&out).contains("removed leftover of an interrupted run"));
@@ -330,7 +453,11 @@ fn diverged_member_fails_the_run_and_is_named() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let o = outcome(&t.path().join("state"), "cp-3");
     assert_eq!(o["stage"], "consistency", "{o}");
-    assert!(o["error"].as_str().unwrap().contains("cp-3") && o["error"].as_str().unwrap().contains("cluster"), "{o}");
+    assert!(
+        o["error"].as_str().unwrap().contains("cp-3")
+            && o["error"].as_str().unwrap().contains("cluster"),
+        "{o}"
+    );
     assert_eq!(outcome(&t.path().join("state"), "cp-1")["ok"], true);
     assert!(text(&out).contains("consistency: FAIL cp-3"));
 }
@@ -347,7 +474,11 @@ fn full_disk_is_a_clear_error_and_old_archives_survive() {
     let key = age_key(t.path());
     let cb = ConfigBuilder::new(t.path(), cluster.config_members(), &key.recipient);
     std::fs::create_dir_all(&cb.snapshot_dir).unwrap();
-    let m = Command::new("mount").args(["-t", "tmpfs", "-o", "size=1200k,mode=0700", "tmpfs"]).arg(&cb.snapshot_dir).output().unwrap();
+    let m = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1200k,mode=0700", "tmpfs"])
+        .arg(&cb.snapshot_dir)
+        .output()
+        .unwrap();
     assert!(m.status.success(), "{}", text(&m));
     struct Unmount(std::path::PathBuf);
     impl Drop for Unmount {
@@ -359,12 +490,19 @@ fn full_disk_is_a_clear_error_and_old_archives_survive() {
     let cfg = cb.write("vigil.toml");
     let out = vigil("vigil-snapshot", &cfg, &["run"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let before: Vec<_> = NAMES.iter().map(|n| archives(&cb.snapshot_dir.join(n))).collect();
+    let before: Vec<_> = NAMES
+        .iter()
+        .map(|n| archives(&cb.snapshot_dir.join(n)))
+        .collect();
 
     cluster.put_many("/registry/secrets/", 1500, 1024, true, 11);
     let out = vigil("vigil-snapshot", &cfg, &["run"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("No space left on device") && text(&out).contains("disk is full"), "{}", text(&out));
+    assert!(
+        text(&out).contains("No space left on device") && text(&out).contains("disk is full"),
+        "{}",
+        text(&out)
+    );
     for (n, old) in NAMES.iter().zip(before) {
         let files = all_files(&cb.snapshot_dir.join(n));
         assert!(!files.iter().any(|f| f.ends_with(".partial")), "{files:?}");
@@ -384,7 +522,12 @@ fn unencrypted_runs_only_when_explicit_and_warn() {
     cb.recipient = None;
     let cfg = cb.write("vigil.toml");
     let out = vigil("vigil-snapshot", &cfg, &["run"]);
-    assert_eq!(out.status.code(), Some(2), "no recipients and no explicit opt-out: {}", text(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "no recipients and no explicit opt-out: {}",
+        text(&out)
+    );
     assert!(text(&out).contains("at least one recipient"));
     cb.extra_snapshot = "encryption = \"none\"\n".into();
     let cfg = cb.write("vigil.toml");

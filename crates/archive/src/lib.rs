@@ -4,7 +4,9 @@
 pub mod local;
 mod writer;
 
-pub use writer::{encrypt_small, sha256_file, verify_readback, ArchiveOptions, ArchiveWriter, Written};
+pub use writer::{
+    encrypt_small, sha256_file, verify_readback, ArchiveOptions, ArchiveWriter, Written,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {

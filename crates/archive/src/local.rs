@@ -33,7 +33,8 @@ impl Stored {
     /// Verified, and the file is still there with the recorded size.
     pub fn is_verified(&self) -> bool {
         self.manifest.verified_at.is_some()
-            && std::fs::metadata(&self.archive_path).is_ok_and(|m| m.len() == self.manifest.archive_size)
+            && std::fs::metadata(&self.archive_path)
+                .is_ok_and(|m| m.len() == self.manifest.archive_size)
     }
 }
 
@@ -44,12 +45,19 @@ fn is_archive_name(name: &str) -> bool {
 /// Lists one member directory, newest first. Unreadable manifests are
 /// reported as warnings and skipped, never deleted.
 pub fn list_member(dir: &Path) -> Vec<Stored> {
-    let member = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let member = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let mut out = Vec::new();
-    let Ok(rd) = std::fs::read_dir(dir) else { return out };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return out;
+    };
     for e in rd.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        let Some(archive) = name.strip_suffix(manifest::SUFFIX) else { continue };
+        let Some(archive) = name.strip_suffix(manifest::SUFFIX) else {
+            continue;
+        };
         if !is_archive_name(archive) {
             continue;
         }
@@ -85,13 +93,16 @@ pub fn list_all(root: &Path) -> Vec<Stored> {
 /// was never written. Call only while holding the run lock.
 pub fn cleanup_member(dir: &Path) -> Result<Vec<PathBuf>, FsError> {
     let mut removed = Vec::new();
-    let Ok(rd) = std::fs::read_dir(dir) else { return Ok(removed) };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Ok(removed);
+    };
     for e in rd.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
         let path = e.path();
         let orphan = is_archive_name(&name) && !Manifest::path_for(&path).exists();
         if name.ends_with(PARTIAL_SUFFIX) || orphan {
-            std::fs::remove_file(&path).map_err(|err| FsError::new("removing leftover", &path, err))?;
+            std::fs::remove_file(&path)
+                .map_err(|err| FsError::new("removing leftover", &path, err))?;
             removed.push(path);
         }
     }
@@ -104,7 +115,11 @@ pub fn cleanup_member(dir: &Path) -> Result<Vec<PathBuf>, FsError> {
 /// Applies `keep_last` to one member directory. The manifest goes first, so
 /// a crash in between leaves an orphan that cleanup removes, never a
 /// manifest that points at nothing.
-pub fn prune_member(dir: &Path, keep_last: u32, dry_run: bool) -> Result<Vec<Stored>, ArchiveError> {
+pub fn prune_member(
+    dir: &Path,
+    keep_last: u32,
+    dry_run: bool,
+) -> Result<Vec<Stored>, ArchiveError> {
     let all = list_member(dir)
         .into_iter()
         .map(|s| Candidate {
@@ -118,8 +133,10 @@ pub fn prune_member(dir: &Path, keep_last: u32, dry_run: bool) -> Result<Vec<Sto
     for c in prune {
         let s = c.item;
         if !dry_run {
-            std::fs::remove_file(&s.manifest_path).map_err(|e| FsError::new("pruning", &s.manifest_path, e))?;
-            std::fs::remove_file(&s.archive_path).map_err(|e| FsError::new("pruning", &s.archive_path, e))?;
+            std::fs::remove_file(&s.manifest_path)
+                .map_err(|e| FsError::new("pruning", &s.manifest_path, e))?;
+            std::fs::remove_file(&s.archive_path)
+                .map_err(|e| FsError::new("pruning", &s.archive_path, e))?;
         }
         pruned.push(s);
     }

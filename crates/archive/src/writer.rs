@@ -76,7 +76,9 @@ pub struct ArchiveWriter {
 
 impl std::fmt::Debug for ArchiveWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ArchiveWriter").field("tmp", &self.tmp).finish()
+        f.debug_struct("ArchiveWriter")
+            .field("tmp", &self.tmp)
+            .finish()
     }
 }
 
@@ -106,16 +108,26 @@ impl ArchiveWriter {
         let sealed = if opts.recipients.is_empty() {
             Sealed::Plain(sink)
         } else {
-            let enc = age::Encryptor::with_recipients(opts.recipients.iter().map(|r| r as &dyn age::Recipient))
-                .map_err(|e| setup("age encryption", &e))?;
-            Sealed::Age(enc.wrap_output(sink).map_err(|e| setup("age encryption", &e))?)
+            let enc = age::Encryptor::with_recipients(
+                opts.recipients.iter().map(|r| r as &dyn age::Recipient),
+            )
+            .map_err(|e| setup("age encryption", &e))?;
+            Sealed::Age(
+                enc.wrap_output(sink)
+                    .map_err(|e| setup("age encryption", &e))?,
+            )
         };
-        let mut enc = zstd::stream::write::Encoder::new(sealed, opts.zstd_level).map_err(|e| setup("zstd", &e))?;
+        let mut enc = zstd::stream::write::Encoder::new(sealed, opts.zstd_level)
+            .map_err(|e| setup("zstd", &e))?;
         enc.include_checksum(true).map_err(|e| setup("zstd", &e))?;
         if opts.zstd_threads > 0 {
-            enc.multithread(opts.zstd_threads).map_err(|e| setup("zstd threads", &e))?;
+            enc.multithread(opts.zstd_threads)
+                .map_err(|e| setup("zstd threads", &e))?;
         }
-        Ok(Self { enc: Some(enc), tmp })
+        Ok(Self {
+            enc: Some(enc),
+            tmp,
+        })
     }
 
     pub fn write(&mut self, chunk: &[u8]) -> Result<(), ArchiveError> {
@@ -144,7 +156,11 @@ impl ArchiveWriter {
         };
         let sealed = enc.finish().map_err(werr)?;
         let sink = sealed.finish().map_err(werr)?;
-        let Hashing { inner, hasher, count } = sink;
+        let Hashing {
+            inner,
+            hasher,
+            count,
+        } = sink;
         let file = inner.into_inner().map_err(|e| werr(e.into_error()))?;
         file.sync_all().map_err(werr)?;
         let written = Written {
@@ -215,11 +231,15 @@ mod tests {
         let opts = ArchiveOptions {
             zstd_level: 3,
             zstd_threads: 0,
-            recipients: vec![age::x25519::Recipient::from_str(&id.to_public().to_string()).unwrap()],
+            recipients: vec![
+                age::x25519::Recipient::from_str(&id.to_public().to_string()).unwrap(),
+            ],
         };
         let final_path = dir.path().join("a.db.zst.age");
         let mut w = ArchiveWriter::create(&final_path, &opts).unwrap();
-        let data: Vec<u8> = (0..300_000u32).flat_map(|i| (i % 97).to_le_bytes()).collect();
+        let data: Vec<u8> = (0..300_000u32)
+            .flat_map(|i| (i % 97).to_le_bytes())
+            .collect();
         for c in data.chunks(32 * 1024) {
             w.write(c).unwrap();
         }
@@ -228,7 +248,9 @@ mod tests {
         let cipher = std::fs::read(&written.tmp).unwrap();
         assert_eq!(cipher.len() as u64, written.size);
         let dec = age::Decryptor::new(&cipher[..]).unwrap();
-        let mut r = dec.decrypt(std::iter::once(&id as &dyn age::Identity)).unwrap();
+        let mut r = dec
+            .decrypt(std::iter::once(&id as &dyn age::Identity))
+            .unwrap();
         let mut zst = Vec::new();
         r.read_to_end(&mut zst).unwrap();
         assert_eq!(zstd::decode_all(&zst[..]).unwrap(), data);
@@ -251,12 +273,16 @@ mod tests {
 }
 
 /// Encrypts a small secret (such as the RKE2 token) in memory with age.
-pub fn encrypt_small(plain: &[u8], recipients: &[age::x25519::Recipient]) -> Result<Vec<u8>, ArchiveError> {
+pub fn encrypt_small(
+    plain: &[u8],
+    recipients: &[age::x25519::Recipient],
+) -> Result<Vec<u8>, ArchiveError> {
     let setup = |e: &dyn std::fmt::Display| ArchiveError::Setup {
         what: "age encryption",
         message: e.to_string(),
     };
-    let enc = age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient)).map_err(|e| setup(&e))?;
+    let enc = age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))
+        .map_err(|e| setup(&e))?;
     let mut out = Vec::new();
     let mut w = enc.wrap_output(&mut out).map_err(|e| setup(&e))?;
     w.write_all(plain).map_err(|e| setup(&e))?;

@@ -281,7 +281,9 @@ impl FromStr for Severity {
         match s {
             "warning" => Ok(Severity::Warning),
             "critical" => Ok(Severity::Critical),
-            _ => Err(format!("unknown severity {s:?}: use \"warning\" or \"critical\"")),
+            _ => Err(format!(
+                "unknown severity {s:?}: use \"warning\" or \"critical\""
+            )),
         }
     }
 }
@@ -402,7 +404,12 @@ impl Config {
         }
         match self.tls() {
             Some(t) => {
-                let _ = writeln!(s, "  tls: ca {}, client cert {}", t.ca.display(), t.cert.is_some());
+                let _ = writeln!(
+                    s,
+                    "  tls: ca {}, client cert {}",
+                    t.ca.display(),
+                    t.cert.is_some()
+                );
             }
             None => {
                 let _ = writeln!(s, "  tls: off");
@@ -447,7 +454,12 @@ struct Validator<'a> {
 }
 
 impl Validator<'_> {
-    fn err(&self, key: impl Into<String>, span: Option<Range<usize>>, msg: impl Into<String>) -> ConfigError {
+    fn err(
+        &self,
+        key: impl Into<String>,
+        span: Option<Range<usize>>,
+        msg: impl Into<String>,
+    ) -> ConfigError {
         ConfigError::Invalid {
             path: self.path.to_path_buf(),
             line: span.map(|s| line_of(self.text, s.start)),
@@ -474,7 +486,11 @@ impl Validator<'_> {
     }
 
     fn validate(&self, cfg: &mut Config) -> Result<(), ConfigError> {
-        self.name("cluster.name", cfg.cluster.name.get_ref(), cfg.cluster.name.span())?;
+        self.name(
+            "cluster.name",
+            cfg.cluster.name.get_ref(),
+            cfg.cluster.name.span(),
+        )?;
         self.members(&cfg.cluster)?;
         self.tls(&cfg.cluster)?;
         if let Some(sn) = cfg.snapshot.as_mut() {
@@ -499,23 +515,36 @@ impl Validator<'_> {
 
     fn alert(&self, a: &mut AlertConfig) -> Result<(), ConfigError> {
         if a.heartbeat_url.is_some() || a.heartbeat_url_file.is_some() {
-            // No span for the [alert] table itself; the line is found by key.
-            let span = Some(0..self.text.len());
-            let s = self.inline_or_file("alert", "heartbeat_url", &a.heartbeat_url, &a.heartbeat_url_file, 0..self.text.len())
-                .map_err(|e| match e {
-                    ConfigError::Invalid { key, message, .. } => {
-                        let field = key.rsplit('.').next().unwrap_or("heartbeat_url").to_string();
-                        self.err(key, span.clone().and_then(|s| self.field_span(s, &field)), message)
-                    }
-                    e => e,
-                })?;
-            if !(s.expose().starts_with("https://") || s.expose().starts_with("http://")) {
-                return Err(self.err("alert.heartbeat_url", self.field_span(0..self.text.len(), "heartbeat_url"), "must be an http(s):// URL"));
+            let field = if a.heartbeat_url.is_some() {
+                "heartbeat_url"
+            } else {
+                "heartbeat_url_file"
+            };
+            let span = self.field_span(0..self.text.len(), field).unwrap_or(0..0);
+            let s = self.inline_or_file(
+                "alert",
+                "heartbeat_url",
+                &a.heartbeat_url,
+                &a.heartbeat_url_file,
+                span.clone(),
+            )?;
+            let u = s.expose();
+            if !(u.is_empty() || u.starts_with("https://") || u.starts_with("http://")) {
+                // The URL is the secret, so it is not echoed.
+                return Err(self.err(
+                    "alert.heartbeat_url",
+                    Some(span),
+                    "must be an http(s):// URL",
+                ));
             }
             a.heartbeat = Some(s);
         }
         if a.retry_min.get().is_zero() || a.retry_max < a.retry_min {
-            return Err(self.err("alert.retry_min", None, "retry_min must be longer than 0s and at most retry_max"));
+            return Err(self.err(
+                "alert.retry_min",
+                None,
+                "retry_min must be longer than 0s and at most retry_max",
+            ));
         }
         if a.repeat_interval.get() < std::time::Duration::from_secs(60) {
             return Err(self.err("alert.repeat_interval", None, "must be at least 1m"));
@@ -524,16 +553,38 @@ impl Validator<'_> {
             let span = r.span();
             let r = r.get_ref();
             let key = format!("alert.rule[{i}]");
-            if r.alert.is_empty() || !r.alert.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(self.err(format!("{key}.alert"), Some(span), "must be an alert name such as \"etcd_member_down\""));
+            if r.alert.is_empty()
+                || !r
+                    .alert
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
+            {
+                return Err(self.err(
+                    format!("{key}.alert"),
+                    Some(span),
+                    "must be an alert name such as \"etcd_member_down\"",
+                ));
             }
-            for (f, v) in [("failure_threshold", r.failure_threshold), ("success_threshold", r.success_threshold)] {
+            for (f, v) in [
+                ("failure_threshold", r.failure_threshold),
+                ("success_threshold", r.success_threshold),
+            ] {
                 if v == Some(0) {
-                    return Err(self.err(format!("{key}.{f}"), self.field_span(span.clone(), f), "must be at least 1"));
+                    return Err(self.err(
+                        format!("{key}.{f}"),
+                        self.field_span(span.clone(), f),
+                        "must be at least 1",
+                    ));
                 }
             }
-            if r.repeat_interval.is_some_and(|d| d.get() < std::time::Duration::from_secs(60)) {
-                return Err(self.err(format!("{key}.repeat_interval"), self.field_span(span, "repeat_interval"), "must be at least 1m"));
+            if r.repeat_interval
+                .is_some_and(|d| d.get() < std::time::Duration::from_secs(60))
+            {
+                return Err(self.err(
+                    format!("{key}.repeat_interval"),
+                    self.field_span(span, "repeat_interval"),
+                    "must be at least 1m",
+                ));
             }
         }
         for (i, m) in a.maintenance.iter_mut().enumerate() {
@@ -541,18 +592,28 @@ impl Validator<'_> {
             let key = format!("alert.maintenance[{i}]");
             let m = m.get_mut();
             let parse = |field: &str, v: &str| {
-                time::OffsetDateTime::parse(v.trim(), &time::format_description::well_known::Rfc3339).map_err(|e| {
+                time::OffsetDateTime::parse(
+                    v.trim(),
+                    &time::format_description::well_known::Rfc3339,
+                )
+                .map_err(|e| {
                     self.err(
                         format!("{key}.{field}"),
                         self.field_span(span.clone(), field),
-                        format!("{v:?} is not an RFC 3339 time such as \"2026-12-01T22:00:00Z\": {e}"),
+                        format!(
+                            "{v:?} is not an RFC 3339 time such as \"2026-12-01T22:00:00Z\": {e}"
+                        ),
                     )
                 })
             };
             let start = parse("start", &m.start)?;
             let end = parse("end", &m.end)?;
             if end <= start {
-                return Err(self.err(format!("{key}.end"), self.field_span(span, "end"), "must be after start"));
+                return Err(self.err(
+                    format!("{key}.end"),
+                    self.field_span(span, "end"),
+                    "must be after start",
+                ));
             }
             m.starts_at = Some(start);
             m.ends_at = Some(end);
@@ -563,8 +624,13 @@ impl Validator<'_> {
     fn name(&self, key: &str, name: &str, span: Range<usize>) -> Result<(), ConfigError> {
         let ok = !name.is_empty()
             && name.len() <= 63
-            && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+            && name
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphanumeric())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
         if ok {
             Ok(())
         } else {
@@ -578,7 +644,11 @@ impl Validator<'_> {
 
     fn members(&self, c: &ClusterConfig) -> Result<(), ConfigError> {
         if c.members.is_empty() {
-            return Err(self.err("cluster.members", Some(c.name.span()), "at least one member is required"));
+            return Err(self.err(
+                "cluster.members",
+                Some(c.name.span()),
+                "at least one member is required",
+            ));
         }
         let mut seen_names = std::collections::HashSet::new();
         let mut seen_eps = std::collections::HashSet::new();
@@ -588,7 +658,11 @@ impl Validator<'_> {
             let key = format!("cluster.members[{i}]");
             self.name(&format!("{key}.name"), &m.name, span.clone())?;
             if !seen_names.insert(&m.name) {
-                return Err(self.err(format!("{key}.name"), Some(span), format!("duplicate member name {:?}", m.name)));
+                return Err(self.err(
+                    format!("{key}.name"),
+                    Some(span),
+                    format!("duplicate member name {:?}", m.name),
+                ));
             }
             let ep = m.endpoint.trim();
             let rest = ep
@@ -613,7 +687,11 @@ impl Validator<'_> {
                 ));
             }
             if !seen_eps.insert(ep) {
-                return Err(self.err(format!("{key}.endpoint"), Some(span), format!("duplicate endpoint {ep:?}")));
+                return Err(self.err(
+                    format!("{key}.endpoint"),
+                    Some(span),
+                    format!("duplicate endpoint {ep:?}"),
+                ));
             }
             let https = ep.starts_with("https://");
             if https && c.tls.is_none() {
@@ -643,9 +721,14 @@ impl Validator<'_> {
             (Some(cert), Some(key)) => {
                 self.readable("cluster.tls.cert", cert, span.clone())?;
                 self.private("cluster.tls.key", key, span)?;
-            }            (None, None) => {}
+            }
+            (None, None) => {}
             _ => {
-                return Err(self.err("cluster.tls", Some(span), "cert and key go together: give both or neither"));
+                return Err(self.err(
+                    "cluster.tls",
+                    Some(span),
+                    "cert and key go together: give both or neither",
+                ));
             }
         }
         Ok(())
@@ -658,7 +741,13 @@ impl Validator<'_> {
         let field = key.rsplit('.').next().unwrap_or(key);
         std::fs::File::open(secret::resolve_path(p))
             .map(|_| ())
-            .map_err(|e| self.err(key, self.field_span(table, field), format!("cannot read {}: {e}", p.display())))
+            .map_err(|e| {
+                self.err(
+                    key,
+                    self.field_span(table, field),
+                    format!("cannot read {}: {e}", p.display()),
+                )
+            })
     }
 
     fn private(&self, key: &str, p: &Path, table: Range<usize>) -> Result<(), ConfigError> {
@@ -666,12 +755,17 @@ impl Validator<'_> {
             return Ok(());
         }
         let field = key.rsplit('.').next().unwrap_or(key);
-        secret::check_private_file(&secret::resolve_path(p)).map_err(|m| self.err(key, self.field_span(table, field), m))
+        secret::check_private_file(&secret::resolve_path(p))
+            .map_err(|m| self.err(key, self.field_span(table, field), m))
     }
 
     fn snapshot(&self, s: &mut SnapshotConfig, span: Range<usize>) -> Result<(), ConfigError> {
         if s.dir.as_os_str().is_empty() {
-            return Err(self.err("snapshot.dir", self.field_span(span, "dir"), "must not be empty"));
+            return Err(self.err(
+                "snapshot.dir",
+                self.field_span(span, "dir"),
+                "must not be empty",
+            ));
         }
         if s.keep_last == 0 {
             return Err(self.err(
@@ -684,11 +778,18 @@ impl Validator<'_> {
             return Err(self.err(
                 "snapshot.zstd_level",
                 self.field_span(span, "zstd_level"),
-                format!("{} is out of range 1..=19 (3 is a good default)", s.zstd_level),
+                format!(
+                    "{} is out of range 1..=19 (3 is a good default)",
+                    s.zstd_level
+                ),
             ));
         }
         if s.zstd_threads > 64 {
-            return Err(self.err("snapshot.zstd_threads", self.field_span(span, "zstd_threads"), "at most 64"));
+            return Err(self.err(
+                "snapshot.zstd_threads",
+                self.field_span(span, "zstd_threads"),
+                "at most 64",
+            ));
         }
         for (key, d) in [
             ("connect_timeout", s.connect_timeout),
@@ -696,7 +797,11 @@ impl Validator<'_> {
             ("timeout", s.timeout),
         ] {
             if d.get().is_zero() {
-                return Err(self.err(format!("snapshot.{key}"), self.field_span(span.clone(), key), "must be longer than 0s"));
+                return Err(self.err(
+                    format!("snapshot.{key}"),
+                    self.field_span(span.clone(), key),
+                    "must be longer than 0s",
+                ));
             }
         }
         s.recipients.clear();
@@ -712,7 +817,11 @@ impl Validator<'_> {
                 ));
             }
             let rec = age::x25519::Recipient::from_str(v).map_err(|e| {
-                self.err(key, Some(r.span()), format!("not an age X25519 public key (age1…): {e}"))
+                self.err(
+                    key,
+                    Some(r.span()),
+                    format!("not an age X25519 public key (age1…): {e}"),
+                )
             })?;
             s.recipients.push(rec);
         }
@@ -737,22 +846,44 @@ impl Validator<'_> {
         }
     }
 
-    fn channel(&self, key: &str, c: &mut ChannelConfig, span: Range<usize>) -> Result<(), ConfigError> {
+    fn channel(
+        &self,
+        key: &str,
+        c: &mut ChannelConfig,
+        span: Range<usize>,
+    ) -> Result<(), ConfigError> {
         self.name(&format!("{key}.name"), &c.name, span.clone())?;
         let need = |field: &str, present: bool| -> Result<(), ConfigError> {
             if present {
                 Ok(())
             } else {
-                Err(self.err(format!("{key}.{field}"), Some(span.clone()), format!("required for kind {:?}", c.kind)))
+                Err(self.err(
+                    format!("{key}.{field}"),
+                    Some(span.clone()),
+                    format!("required for kind {:?}", c.kind),
+                ))
             }
         };
         c.secret = match c.kind {
             ChannelKind::Slack | ChannelKind::Teams => {
-                let s = self.inline_or_file(key, "webhook_url", &c.webhook_url, &c.webhook_url_file, span.clone())?;
-                let ok = s.expose().starts_with("https://") || s.expose().starts_with("http://");
+                let s = self.inline_or_file(
+                    key,
+                    "webhook_url",
+                    &c.webhook_url,
+                    &c.webhook_url_file,
+                    span.clone(),
+                )?;
+                // An unread `*_file` (check_files = false) yields an empty value.
+                let ok = s.expose().is_empty()
+                    || s.expose().starts_with("https://")
+                    || s.expose().starts_with("http://");
                 if !ok {
                     // The URL is the secret, so it is not echoed.
-                    return Err(self.err(format!("{key}.webhook_url"), Some(span), "must be an http(s):// URL"));
+                    return Err(self.err(
+                        format!("{key}.webhook_url"),
+                        Some(span),
+                        "must be an http(s):// URL",
+                    ));
                 }
                 Some(s)
             }
@@ -762,7 +893,13 @@ impl Validator<'_> {
                 need("to", !c.to.is_empty())?;
                 if c.password.is_some() || c.password_file.is_some() {
                     need("username", c.username.is_some())?;
-                    Some(self.inline_or_file(key, "password", &c.password, &c.password_file, span.clone())?)
+                    Some(self.inline_or_file(
+                        key,
+                        "password",
+                        &c.password,
+                        &c.password_file,
+                        span.clone(),
+                    )?)
                 } else {
                     None
                 }
@@ -781,7 +918,10 @@ impl Validator<'_> {
                 return Err(self.err(
                     format!("{key}.sources[{i}]"),
                     self.field_span(span.clone(), "sources"),
-                    format!("unknown source {src:?}; use any of {}", ALERT_SOURCES.join(", ")),
+                    format!(
+                        "unknown source {src:?}; use any of {}",
+                        ALERT_SOURCES.join(", ")
+                    ),
                 ));
             }
         }
@@ -789,7 +929,11 @@ impl Validator<'_> {
             self.readable(&format!("{key}.ca_file"), p, span.clone())?;
         }
         if c.timeout.is_some_and(|t| t.get().is_zero()) {
-            return Err(self.err(format!("{key}.timeout"), self.field_span(span.clone(), "timeout"), "must be longer than 0s"));
+            return Err(self.err(
+                format!("{key}.timeout"),
+                self.field_span(span.clone(), "timeout"),
+                "must be longer than 0s",
+            ));
         }
         if let Some(r) = c.resend_interval {
             if c.kind != ChannelKind::Alertmanager || r.get() < std::time::Duration::from_secs(10) {
@@ -803,18 +947,30 @@ impl Validator<'_> {
         if c.kind == ChannelKind::Alertmanager {
             let u = c.url.as_deref().unwrap_or_default();
             if !(u.starts_with("http://") || u.starts_with("https://")) {
-                return Err(self.err(format!("{key}.url"), self.field_span(span.clone(), "url"), "must be the http(s):// base URL of Alertmanager"));
+                return Err(self.err(
+                    format!("{key}.url"),
+                    self.field_span(span.clone(), "url"),
+                    "must be the http(s):// base URL of Alertmanager",
+                ));
             }
         }
         if c.kind == ChannelKind::Email {
             for (i, a) in c.to.iter().enumerate() {
                 if !a.contains('@') {
-                    return Err(self.err(format!("{key}.to[{i}]"), self.field_span(span.clone(), "to"), format!("{a:?} is not an email address")));
+                    return Err(self.err(
+                        format!("{key}.to[{i}]"),
+                        self.field_span(span.clone(), "to"),
+                        format!("{a:?} is not an email address"),
+                    ));
                 }
             }
         }
         if c.smtp_tls.is_some() && c.kind != ChannelKind::Email {
-            return Err(self.err(format!("{key}.smtp_tls"), Some(span), "only for kind \"email\""));
+            return Err(self.err(
+                format!("{key}.smtp_tls"),
+                Some(span),
+                "only for kind \"email\"",
+            ));
         }
         if let Some(f) = &c.teams_format {
             if c.kind != ChannelKind::Teams || !matches!(f.as_str(), "adaptive" | "messagecard") {
@@ -922,16 +1078,21 @@ webhook_url = "https://hooks.slack.com/services/T000/B000/XXXXSECRET"
     fn missing_endpoint_is_named() {
         let text = minimal().replace(r#", endpoint = "http://127.0.0.1:22379""#, "");
         let e = parse(&text).unwrap_err().to_string();
-        assert!(e.contains("endpoint") && e.contains(":4:"), "{e}");
+        assert!(e.contains("endpoint") && e.contains(":5:"), "{e}");
     }
 
     #[test]
     fn bad_recipient_is_named_and_private_key_not_echoed() {
         let text = minimal().replace(RECIPIENT, "age1notakey");
         let e = parse(&text).unwrap_err().to_string();
-        assert!(e.contains("snapshot.age_recipients[0]") && e.contains(":11:"), "{e}");
+        assert!(
+            e.contains("snapshot.age_recipients[0]") && e.contains(":12:"),
+            "{e}"
+        );
         let secret = "AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ";
-        let e = parse(&minimal().replace(RECIPIENT, secret)).unwrap_err().to_string();
+        let e = parse(&minimal().replace(RECIPIENT, secret))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("PRIVATE") && !e.contains(secret), "{e}");
     }
 
@@ -939,12 +1100,36 @@ webhook_url = "https://hooks.slack.com/services/T000/B000/XXXXSECRET"
     fn validation_errors() {
         let cases = [
             ("keep_last = 5", "keep_last = 0", "snapshot.keep_last"),
-            ("http://127.0.0.1:12379", "127.0.0.1:12379", "cluster.members[0].endpoint"),
-            ("http://127.0.0.1:22379", "http://127.0.0.1:12379", "duplicate endpoint"),
-            ("name = \"cp-2\"", "name = \"cp-1\"", "duplicate member name"),
-            ("http://127.0.0.1:32379", "https://127.0.0.1:32379", "[cluster.tls] is missing"),
-            ("keep_last = 5", "keep_last = 5\nzstd_level = 42", "snapshot.zstd_level"),
-            ("keep_last = 5", "keep_last = 5\ntimeout = \"soon\"", "invalid duration"),
+            (
+                "http://127.0.0.1:12379",
+                "127.0.0.1:12379",
+                "cluster.members[0].endpoint",
+            ),
+            (
+                "http://127.0.0.1:22379",
+                "http://127.0.0.1:12379",
+                "duplicate endpoint",
+            ),
+            (
+                "name = \"cp-2\"",
+                "name = \"cp-1\"",
+                "duplicate member name",
+            ),
+            (
+                "http://127.0.0.1:32379",
+                "https://127.0.0.1:32379",
+                "[cluster.tls] is missing",
+            ),
+            (
+                "keep_last = 5",
+                "keep_last = 5\nzstd_level = 42",
+                "snapshot.zstd_level",
+            ),
+            (
+                "keep_last = 5",
+                "keep_last = 5\ntimeout = \"soon\"",
+                "invalid duration",
+            ),
             ("name = \"prod\"", "name = \"prod/../x\"", "cluster.name"),
             ("kind = \"slack\"", "kind = \"pager\"", "unknown variant"),
         ];
@@ -958,7 +1143,10 @@ webhook_url = "https://hooks.slack.com/services/T000/B000/XXXXSECRET"
 
     #[test]
     fn encryption_none_needs_no_recipients() {
-        let text = minimal().replace(&format!("age_recipients = [\"{RECIPIENT}\"]"), "encryption = \"none\"");
+        let text = minimal().replace(
+            &format!("age_recipients = [\"{RECIPIENT}\"]"),
+            "encryption = \"none\"",
+        );
         let c = parse(&text).unwrap();
         assert_eq!(c.snapshot("t").unwrap().encryption, Encryption::None);
         let text = minimal().replace(&format!("age_recipients = [\"{RECIPIENT}\"]"), "");
@@ -978,10 +1166,16 @@ webhook_url = "https://hooks.slack.com/services/T000/B000/XXXXSECRET"
             &format!("webhook_url_file = \"{}\"", f.display()),
         );
         let e = parse(&text).unwrap_err().to_string();
-        assert!(e.contains("alert.channel[0].webhook_url_file") && e.contains("chmod 600"), "{e}");
+        assert!(
+            e.contains("alert.channel[0].webhook_url_file") && e.contains("chmod 600"),
+            "{e}"
+        );
         std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
         let c = parse(&text).unwrap();
         let ch = c.alert.channel[0].get_ref();
-        assert_eq!(ch.secret.as_ref().unwrap().expose(), "https://hooks.slack.com/services/FILESECRET");
+        assert_eq!(
+            ch.secret.as_ref().unwrap().expose(),
+            "https://hooks.slack.com/services/FILESECRET"
+        );
     }
 }

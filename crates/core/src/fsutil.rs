@@ -61,7 +61,10 @@ pub fn create_private(path: &Path) -> Result<File, FsError> {
 
 /// The temporary name a file is written under before it is renamed into place.
 pub fn partial_path(final_path: &Path) -> PathBuf {
-    let name = final_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = final_path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     final_path.with_file_name(format!(".{name}{PARTIAL_SUFFIX}"))
 }
 
@@ -88,7 +91,8 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), FsError> {
     let _ = std::fs::remove_file(&tmp);
     let result = (|| {
         let mut f = create_private(&tmp)?;
-        f.write_all(bytes).map_err(|e| FsError::new("writing", &tmp, e))?;
+        f.write_all(bytes)
+            .map_err(|e| FsError::new("writing", &tmp, e))?;
         f.sync_all().map_err(|e| FsError::new("syncing", &tmp, e))?;
         commit_rename(&tmp, path)
     })();
@@ -107,7 +111,9 @@ pub struct RunLock {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
-    #[error("another run holds the lock {path} (pid {holder}); it is still running, so this run stops")]
+    #[error(
+        "another run holds the lock {path} (pid {holder}); it is still running, so this run stops"
+    )]
     Held { path: PathBuf, holder: String },
     #[error(transparent)]
     Io(#[from] FsError),
@@ -128,15 +134,25 @@ impl RunLock {
         match f.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
-                let holder = std::fs::read_to_string(path).unwrap_or_default().trim().to_string();
+                let holder = std::fs::read_to_string(path)
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string();
                 return Err(LockError::Held {
                     path: path.to_path_buf(),
-                    holder: if holder.is_empty() { "unknown".into() } else { holder },
+                    holder: if holder.is_empty() {
+                        "unknown".into()
+                    } else {
+                        holder
+                    },
                 });
             }
-            Err(std::fs::TryLockError::Error(e)) => return Err(FsError::new("locking", path, e).into()),
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(FsError::new("locking", path, e).into())
+            }
         }
-        f.set_len(0).map_err(|e| FsError::new("writing lock file", path, e))?;
+        f.set_len(0)
+            .map_err(|e| FsError::new("writing lock file", path, e))?;
         f.write_all(std::process::id().to_string().as_bytes())
             .map_err(|e| FsError::new("writing lock file", path, e))?;
         Ok(RunLock {
@@ -155,18 +171,26 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let dir = d.path().join("a/b");
         ensure_private_dir(&dir).unwrap();
-        assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+        assert_eq!(
+            std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
         let p = dir.join("x.json");
         atomic_write(&p, b"{}").unwrap();
         atomic_write(&p, b"{\"a\":1}").unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"{\"a\":1}");
-        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         assert!(!partial_path(&p).exists());
 
         let lock = dir.join("run.lock");
         let held = RunLock::acquire(&lock).unwrap();
         match RunLock::acquire(&lock) {
-            Err(LockError::Held { holder, .. }) => assert_eq!(holder, std::process::id().to_string()),
+            Err(LockError::Held { holder, .. }) => {
+                assert_eq!(holder, std::process::id().to_string())
+            }
             other => panic!("expected Held, got {other:?}"),
         }
         drop(held);

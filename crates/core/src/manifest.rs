@@ -67,8 +67,10 @@ impl Manifest {
     }
 
     pub fn read(path: &Path) -> Result<Manifest, String> {
-        let bytes = std::fs::read(path).map_err(|e| format!("reading manifest {}: {e}", path.display()))?;
-        serde_json::from_slice(&bytes).map_err(|e| format!("parsing manifest {}: {e}", path.display()))
+        let bytes =
+            std::fs::read(path).map_err(|e| format!("reading manifest {}: {e}", path.display()))?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| format!("parsing manifest {}: {e}", path.display()))
     }
 
     /// Compression ratio: plaintext size over archive size.
@@ -81,6 +83,10 @@ impl Manifest {
     }
 
     pub fn created(&self) -> Option<time::OffsetDateTime> {
-        time::OffsetDateTime::parse(&self.created_at, &time::format_description::well_known::Rfc3339).ok()
+        time::OffsetDateTime::parse(
+            &self.created_at,
+            &time::format_description::well_known::Rfc3339,
+        )
+        .ok()
     }
 }

@@ -14,7 +14,10 @@ pub struct Candidate<T> {
 /// Only verified archives count toward `keep_last` and only verified ones are
 /// pruned: an unverified archive is never the reason a verified one goes,
 /// and the newest verified archive always stays.
-pub fn keep_last<T>(mut all: Vec<Candidate<T>>, keep_last: u32) -> (Vec<Candidate<T>>, Vec<Candidate<T>>) {
+pub fn keep_last<T>(
+    mut all: Vec<Candidate<T>>,
+    keep_last: u32,
+) -> (Vec<Candidate<T>>, Vec<Candidate<T>>) {
     let keep_n = keep_last.max(1) as usize;
     all.sort_by(|a, b| b.created.cmp(&a.created));
     let mut keep = Vec::new();
@@ -51,7 +54,10 @@ mod tests {
         let (keep, prune) = keep_last(all, 5);
         assert_eq!(keep.len(), 5);
         assert_eq!(keep[0].created, "2026-01-07");
-        assert_eq!(prune.iter().map(|p| p.created.as_str()).collect::<Vec<_>>(), ["2026-01-02", "2026-01-01"]);
+        assert_eq!(
+            prune.iter().map(|p| p.created.as_str()).collect::<Vec<_>>(),
+            ["2026-01-02", "2026-01-01"]
+        );
     }
 
     #[test]

@@ -53,7 +53,10 @@ pub fn check_private_file(path: &Path) -> Result<(), String> {
     let meta = std::fs::metadata(path)
         .map_err(|e| format!("cannot read secret file {}: {e}", path.display()))?;
     if !meta.is_file() {
-        return Err(format!("secret file {} is not a regular file", path.display()));
+        return Err(format!(
+            "secret file {} is not a regular file",
+            path.display()
+        ));
     }
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {

@@ -32,9 +32,9 @@ impl fmt::Display for HumanDuration {
 impl FromStr for HumanDuration {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        humantime::parse_duration(s.trim())
-            .map(Self)
-            .map_err(|e| format!("invalid duration {s:?} ({e}); write it like \"30s\", \"15m\" or \"6h\""))
+        humantime::parse_duration(s.trim()).map(Self).map_err(|e| {
+            format!("invalid duration {s:?} ({e}); write it like \"30s\", \"15m\" or \"6h\"")
+        })
     }
 }
 
@@ -96,8 +96,14 @@ mod tests {
 
     #[test]
     fn durations_and_sizes_parse() {
-        assert_eq!("6h".parse::<HumanDuration>().unwrap().get().as_secs(), 21600);
-        assert_eq!("1h 30m".parse::<HumanDuration>().unwrap().get().as_secs(), 5400);
+        assert_eq!(
+            "6h".parse::<HumanDuration>().unwrap().get().as_secs(),
+            21600
+        );
+        assert_eq!(
+            "1h 30m".parse::<HumanDuration>().unwrap().get().as_secs(),
+            5400
+        );
         assert!("six hours".parse::<HumanDuration>().is_err());
         assert_eq!("256MiB".parse::<ByteSize>().unwrap().0, 256 << 20);
         assert_eq!("1 GB".parse::<ByteSize>().unwrap().0, 1_000_000_000);

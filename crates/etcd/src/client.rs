@@ -115,7 +115,11 @@ pub async fn connect(
         op,
         message,
     };
-    let client = match tokio::time::timeout(connect_timeout, Client::connect([member.endpoint.as_str()], Some(opts))).await
+    let client = match tokio::time::timeout(
+        connect_timeout,
+        Client::connect([member.endpoint.as_str()], Some(opts)),
+    )
+    .await
     {
         Ok(Ok(c)) => c,
         Ok(Err(e)) => return Err(mc_err("connect", describe(&e))),

@@ -4,7 +4,9 @@
 mod client;
 mod verify;
 
-pub use client::{connect, hash_kv, key_count, status, HashKv, MemberClient, MemberStatus, TlsMaterial};
+pub use client::{
+    connect, hash_kv, key_count, status, HashKv, MemberClient, MemberStatus, TlsMaterial,
+};
 pub use etcd_client::{Client, SnapshotStreaming};
 pub use verify::{SnapshotVerifier, Verified, VerifyError, TRAILER_LEN};
 

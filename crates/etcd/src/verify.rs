@@ -119,7 +119,14 @@ mod tests {
     #[test]
     fn accepts_any_chunking() {
         let s = stream(4096);
-        for sizes in [&[32768][..], &[1], &[31, 33], &[4096, 32], &[7, 4000, 5], &[4128]] {
+        for sizes in [
+            &[32768][..],
+            &[1],
+            &[31, 33],
+            &[4096, 32],
+            &[7, 4000, 5],
+            &[4128],
+        ] {
             let v = feed(&s, sizes).unwrap();
             assert_eq!(v.total, s.len() as u64);
             assert_eq!(&v.db_sha256[..], &s[4096..]);
@@ -131,10 +138,22 @@ mod tests {
     fn catches_flip_truncation_and_size() {
         let mut s = stream(4096);
         s[1000] ^= 0x40;
-        assert!(matches!(feed(&s, &[100]), Err(VerifyError::HashMismatch { .. })));
+        assert!(matches!(
+            feed(&s, &[100]),
+            Err(VerifyError::HashMismatch { .. })
+        ));
         let s = stream(4096);
-        assert!(matches!(feed(&s[..s.len() - 1], &[100]), Err(VerifyError::SizeRule { .. })));
-        assert!(matches!(feed(&s[..2048 + 32], &[100]), Err(VerifyError::HashMismatch { .. })));
-        assert!(matches!(feed(&s[..10], &[3]), Err(VerifyError::TooShort { .. })));
+        assert!(matches!(
+            feed(&s[..s.len() - 1], &[100]),
+            Err(VerifyError::SizeRule { .. })
+        ));
+        assert!(matches!(
+            feed(&s[..2048 + 32], &[100]),
+            Err(VerifyError::HashMismatch { .. })
+        ));
+        assert!(matches!(
+            feed(&s[..10], &[3]),
+            Err(VerifyError::TooShort { .. })
+        ));
     }
 }

@@ -26,7 +26,9 @@ pub struct ConsistencyReport {
     pub notes: Vec<String>,
 }
 
-fn majority<'a, T: PartialEq + Clone + 'a>(vals: impl Iterator<Item = &'a T>) -> Option<(T, usize, usize)> {
+fn majority<'a, T: PartialEq + Clone + 'a>(
+    vals: impl Iterator<Item = &'a T>,
+) -> Option<(T, usize, usize)> {
     let vals: Vec<&T> = vals.collect();
     let n = vals.len();
     let mut best: Option<(T, usize)> = None;
@@ -49,7 +51,13 @@ pub fn judge(members: &[MemberHash]) -> (Vec<(String, String)>, Vec<String>) {
     };
     if count * 2 <= n && n > 1 {
         for m in members {
-            diverged.push((m.member.clone(), format!("members disagree on the cluster id (this one says {}), no majority", m.cluster_id)));
+            diverged.push((
+                m.member.clone(),
+                format!(
+                    "members disagree on the cluster id (this one says {}), no majority",
+                    m.cluster_id
+                ),
+            ));
         }
         return (diverged, notes);
     }
@@ -61,7 +69,11 @@ pub fn judge(members: &[MemberHash]) -> (Vec<(String, String)>, Vec<String>) {
     }
     let same: Vec<&MemberHash> = members.iter().filter(|m| m.cluster_id == cid).collect();
     for m in same.iter().filter(|m| m.hash.is_none()) {
-        notes.push(format!("{}: hash_kv unavailable: {}", m.member, m.error.as_deref().unwrap_or("no answer")));
+        notes.push(format!(
+            "{}: hash_kv unavailable: {}",
+            m.member,
+            m.error.as_deref().unwrap_or("no answer")
+        ));
     }
     let hashed: Vec<&&MemberHash> = same.iter().filter(|m| m.hash.is_some()).collect();
     if hashed.len() < 2 {
@@ -69,7 +81,9 @@ pub fn judge(members: &[MemberHash]) -> (Vec<(String, String)>, Vec<String>) {
     }
     let compacts: Vec<Option<i64>> = hashed.iter().map(|m| m.compact_revision).collect();
     if compacts.windows(2).any(|w| w[0] != w[1]) {
-        notes.push("members report different compact revisions; hashes not comparable this run".into());
+        notes.push(
+            "members report different compact revisions; hashes not comparable this run".into(),
+        );
         return (diverged, notes);
     }
     let Some((h, hc, hn)) = majority(hashed.iter().map(|m| &m.hash)) else {
@@ -84,7 +98,8 @@ pub fn judge(members: &[MemberHash]) -> (Vec<(String, String)>, Vec<String>) {
                 m.revision,
                 m.hash.unwrap_or_default(),
                 match (strict, h) {
-                    (true, Some(h)) => format!(" but the majority has {h:08x}: this member's data diverged"),
+                    (true, Some(h)) =>
+                        format!(" but the majority has {h:08x}: this member's data diverged"),
                     _ => ", and no majority of members agrees".to_string(),
                 }
             ),
@@ -110,13 +125,21 @@ mod tests {
 
     #[test]
     fn agreeing_members_pass() {
-        let (d, n) = judge(&[m("a", "c1", Some(7)), m("b", "c1", Some(7)), m("c", "c1", Some(7))]);
+        let (d, n) = judge(&[
+            m("a", "c1", Some(7)),
+            m("b", "c1", Some(7)),
+            m("c", "c1", Some(7)),
+        ]);
         assert!(d.is_empty() && n.is_empty());
     }
 
     #[test]
     fn hash_outlier_is_named() {
-        let (d, _) = judge(&[m("a", "c1", Some(7)), m("b", "c1", Some(9)), m("c", "c1", Some(7))]);
+        let (d, _) = judge(&[
+            m("a", "c1", Some(7)),
+            m("b", "c1", Some(9)),
+            m("c", "c1", Some(7)),
+        ]);
         assert_eq!(d.len(), 1);
         assert_eq!(d[0].0, "b");
         assert!(d[0].1.contains("diverged"));
@@ -124,7 +147,11 @@ mod tests {
 
     #[test]
     fn foreign_cluster_is_named_and_missing_hash_is_a_note() {
-        let (d, n) = judge(&[m("a", "c1", Some(7)), m("b", "c1", None), m("c", "c2", Some(7))]);
+        let (d, n) = judge(&[
+            m("a", "c1", Some(7)),
+            m("b", "c1", None),
+            m("c", "c2", Some(7)),
+        ]);
         assert_eq!(d.len(), 1);
         assert_eq!(d[0].0, "c");
         assert_eq!(n.len(), 1);

@@ -8,7 +8,11 @@ use vigil_core::exit;
 use vigil_snapshot::{list, output, run};
 
 #[derive(Debug, Parser)]
-#[command(name = "vigil-snapshot", version, about = "Snapshot every etcd member, verified, compressed and encrypted")]
+#[command(
+    name = "vigil-snapshot",
+    version,
+    about = "Snapshot every etcd member, verified, compressed and encrypted"
+)]
 struct Cli {
     #[command(flatten)]
     global: GlobalArgs,
@@ -56,7 +60,10 @@ fn cmd_run(g: &GlobalArgs, json: bool) -> Result<i32, Exit> {
         error: e.into(),
     })?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
     } else {
         print!("{}", output::human(&report));
     }
@@ -68,7 +75,10 @@ fn cmd_list(g: &GlobalArgs, json: bool) -> Result<i32, Exit> {
     let sc = cfg.snapshot("vigil-snapshot").map_err(Exit::usage)?;
     let entries = list::entries(&sc.dir);
     if json {
-        println!("{}", serde_json::to_string_pretty(&entries).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&entries).unwrap_or_default()
+        );
     } else {
         print!("{}", list::human(&entries));
     }

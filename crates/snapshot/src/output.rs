@@ -28,7 +28,10 @@ pub fn human(r: &RunReport) -> String {
                     human_bytes(man.snapshot_size),
                     human_bytes(man.archive_size),
                     man.ratio(),
-                    m.archive.as_ref().map(|p| p.display().to_string()).unwrap_or_default()
+                    m.archive
+                        .as_ref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default()
                 );
             }
             (_, Some(e)) => {
@@ -42,8 +45,18 @@ pub fn human(r: &RunReport) -> String {
     }
     if let Some(c) = &r.consistency {
         if c.ok {
-            let names: Vec<&str> = c.members.iter().filter(|m| m.hash.is_some()).map(|m| m.member.as_str()).collect();
-            let _ = writeln!(s, "  consistency: OK, hash_kv at revision {} agrees on {}", c.revision, names.join(", "));
+            let names: Vec<&str> = c
+                .members
+                .iter()
+                .filter(|m| m.hash.is_some())
+                .map(|m| m.member.as_str())
+                .collect();
+            let _ = writeln!(
+                s,
+                "  consistency: OK, hash_kv at revision {} agrees on {}",
+                c.revision,
+                names.join(", ")
+            );
         } else {
             for (m, why) in &c.diverged {
                 let _ = writeln!(s, "  consistency: FAIL {m}: {why}");
@@ -56,7 +69,11 @@ pub fn human(r: &RunReport) -> String {
     if let Some(t) = &r.rke2_token {
         match &t.error {
             None => {
-                let _ = writeln!(s, "  rke2 token: archived encrypted at {}", t.path.display());
+                let _ = writeln!(
+                    s,
+                    "  rke2 token: archived encrypted at {}",
+                    t.path.display()
+                );
             }
             Some(e) => {
                 let _ = writeln!(s, "  rke2 token: FAIL {e}");
@@ -64,7 +81,11 @@ pub fn human(r: &RunReport) -> String {
         }
     }
     for p in &r.cleaned {
-        let _ = writeln!(s, "  removed leftover of an interrupted run: {}", p.display());
+        let _ = writeln!(
+            s,
+            "  removed leftover of an interrupted run: {}",
+            p.display()
+        );
     }
     for w in &r.warnings {
         let _ = writeln!(s, "  WARNING: {w}");

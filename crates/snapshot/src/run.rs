@@ -126,7 +126,11 @@ pub async fn run(cfg: &Config) -> Result<RunReport, RunError> {
         archive: ArchiveOptions {
             zstd_level: sc.zstd_level,
             zstd_threads: sc.zstd_threads,
-            recipients: if sc.encryption == Encryption::Age { sc.recipients.clone() } else { Vec::new() },
+            recipients: if sc.encryption == Encryption::Age {
+                sc.recipients.clone()
+            } else {
+                Vec::new()
+            },
         },
         recipients: if sc.encryption == Encryption::Age {
             sc.recipients.iter().map(|r| r.to_string()).collect()
@@ -143,7 +147,9 @@ pub async fn run(cfg: &Config) -> Result<RunReport, RunError> {
         let ctx = ctx.clone();
         let m = m.clone();
         let limit = sc.timeout.get();
-        tasks.push(tokio::spawn(async move { member_with_timeout(ctx, m, limit).await }));
+        tasks.push(tokio::spawn(async move {
+            member_with_timeout(ctx, m, limit).await
+        }));
     }
     let mut members = Vec::new();
     let mut clients = Vec::new();
@@ -154,7 +160,12 @@ pub async fn run(cfg: &Config) -> Result<RunReport, RunError> {
                 clients.push(client);
             }
             Err(e) => {
-                members.push(failed_report(m, Stage::Stream, format!("internal error: {e}"), 0));
+                members.push(failed_report(
+                    m,
+                    Stage::Stream,
+                    format!("internal error: {e}"),
+                    0,
+                ));
                 clients.push(None);
             }
         }
@@ -187,12 +198,19 @@ pub async fn run(cfg: &Config) -> Result<RunReport, RunError> {
             Err(e) => {
                 m.ok = false;
                 m.stage = Stage::Retention;
-                m.error = Some(format!("member {}: pruning {}: {e}", m.member, dir.display()));
+                m.error = Some(format!(
+                    "member {}: pruning {}: {e}",
+                    m.member,
+                    dir.display()
+                ));
             }
         }
     }
 
-    let rke2_token = sc.rke2_token_file.as_ref().map(|p| archive_token(&ctx, sc, p));
+    let rke2_token = sc
+        .rke2_token_file
+        .as_ref()
+        .map(|p| archive_token(&ctx, sc, p));
 
     let mut report = RunReport {
         run_id,
@@ -208,18 +226,26 @@ pub async fn run(cfg: &Config) -> Result<RunReport, RunError> {
         warnings,
     };
     if let Err(e) = record_outcomes(&cfg.state.dir, &report) {
-        report.warnings.push(format!("could not write outcome records: {e}"));
+        report
+            .warnings
+            .push(format!("could not write outcome records: {e}"));
     }
     report.ok = report.members.iter().all(|m| m.ok)
         && report.rke2_token.as_ref().is_none_or(|t| t.ok)
-        && !report.warnings.iter().any(|w| w.starts_with("could not write outcome"));
+        && !report
+            .warnings
+            .iter()
+            .any(|w| w.starts_with("could not write outcome"));
     Ok(report)
 }
 
 /// `20261123T003000.123Z`: sortable, and safe in file names.
 fn id_time(t: time::OffsetDateTime) -> String {
-    let f = time::macros::format_description!("[year][month][day]T[hour][minute][second].[subsecond digits:3]Z");
-    t.format(&f).unwrap_or_else(|_| t.unix_timestamp().to_string())
+    let f = time::macros::format_description!(
+        "[year][month][day]T[hour][minute][second].[subsecond digits:3]Z"
+    );
+    t.format(&f)
+        .unwrap_or_else(|_| t.unix_timestamp().to_string())
 }
 
 fn failed_report(m: &MemberConfig, stage: Stage, error: String, ms: u64) -> MemberReport {
@@ -236,7 +262,11 @@ fn failed_report(m: &MemberConfig, stage: Stage, error: String, ms: u64) -> Memb
     }
 }
 
-async fn member_with_timeout(ctx: Arc<Ctx>, m: MemberConfig, limit: Duration) -> (MemberReport, Option<MemberClient>) {
+async fn member_with_timeout(
+    ctx: Arc<Ctx>,
+    m: MemberConfig,
+    limit: Duration,
+) -> (MemberReport, Option<MemberClient>) {
     let t0 = Instant::now();
     let mut stage = Stage::Connect;
     let mut client = None;
@@ -299,7 +329,9 @@ async fn snapshot_member(
 ) -> Result<(PathBuf, Manifest), String> {
     let err = |e: &dyn std::fmt::Display| e.to_string();
     *stage = Stage::Connect;
-    let client = vigil_etcd::connect(m, ctx.tls.as_ref(), ctx.connect_timeout).await.map_err(|e| err(&e))?;
+    let client = vigil_etcd::connect(m, ctx.tls.as_ref(), ctx.connect_timeout)
+        .await
+        .map_err(|e| err(&e))?;
     *stage = Stage::Status;
     let st = vigil_etcd::status(&client).await.map_err(|e| err(&e))?;
     *client_out = Some(client.clone());
@@ -311,7 +343,8 @@ async fn snapshot_member(
     let created = now();
     let t0 = Instant::now();
     let id = format!("{}-{}-{}", ctx.cluster, m.name, ctx.run_id);
-    let final_path = local::member_dir(&ctx.root, &m.name).join(local::archive_name(&id, ctx.encrypted));
+    let final_path =
+        local::member_dir(&ctx.root, &m.name).join(local::archive_name(&id, ctx.encrypted));
     let (tx, rx) = mpsc::channel::<Msg>(16);
     let opts = ctx.archive.clone();
     let fp = final_path.clone();
@@ -322,7 +355,9 @@ async fn snapshot_member(
         let _ = tx.send(Msg::End).await;
     }
     drop(tx);
-    let written = writer.await.map_err(|e| format!("member {}: archive writer crashed: {e}", m.name))?;
+    let written = writer
+        .await
+        .map_err(|e| format!("member {}: archive writer crashed: {e}", m.name))?;
     // A failed stream explains a failed writer (the writer only saw the channel close).
     streamed?;
     let (verified, written) = written.map_err(|(s, e)| {
@@ -331,7 +366,9 @@ async fn snapshot_member(
     })?;
 
     *stage = Stage::Status;
-    let key_count = vigil_etcd::key_count(&client, st.revision).await.map_err(|e| err(&e));
+    let key_count = vigil_etcd::key_count(&client, st.revision)
+        .await
+        .map_err(|e| err(&e));
     let key_count = match key_count {
         Ok(k) => k,
         Err(e) => {
@@ -346,7 +383,18 @@ async fn snapshot_member(
         return Err(format!("member {}: {e}", m.name));
     }
     *stage = Stage::Manifest;
-    let manifest = build_manifest(ctx, m, &st, &id, &final_path, &verified, &written, key_count, created, t0.elapsed());
+    let manifest = build_manifest(
+        ctx,
+        m,
+        &st,
+        &id,
+        &final_path,
+        &verified,
+        &written,
+        key_count,
+        created,
+        t0.elapsed(),
+    );
     let mpath = Manifest::path_for(&final_path);
     if let Err(e) = fsutil::atomic_write(&mpath, &manifest.to_json()) {
         // Without its manifest the archive does not count; do not leave it.
@@ -358,7 +406,11 @@ async fn snapshot_member(
 
 /// Reads the member's stream and hands each blob to the writer thread
 /// without copying it. A member that goes quiet for stall_timeout is dropped.
-async fn stream_into(ctx: &Ctx, client: &MemberClient, tx: &mpsc::Sender<Msg>) -> Result<(), String> {
+async fn stream_into(
+    ctx: &Ctx,
+    client: &MemberClient,
+    tx: &mpsc::Sender<Msg>,
+) -> Result<(), String> {
     let name = &client.name;
     let ep = &client.endpoint;
     let stall = ctx.stall_timeout;
@@ -371,7 +423,11 @@ async fn stream_into(ctx: &Ctx, client: &MemberClient, tx: &mpsc::Sender<Msg>) -
     let mut c = client.client.clone();
     let mut stream = match tokio::time::timeout(stall, c.snapshot()).await {
         Ok(Ok(s)) => s,
-        Ok(Err(e)) => return Err(format!("member {name} ({ep}): opening the snapshot stream: {e}")),
+        Ok(Err(e)) => {
+            return Err(format!(
+                "member {name} ({ep}): opening the snapshot stream: {e}"
+            ))
+        }
         Err(_) => return Err(stalled("answer to the snapshot request")),
     };
     let mut total = 0u64;
@@ -407,7 +463,11 @@ async fn stream_into(ctx: &Ctx, client: &MemberClient, tx: &mpsc::Sender<Msg>) -
 type WriteResult = Result<(Verified, Written), (Stage, String)>;
 
 /// The blocking half: verify, compress, encrypt, write, read back.
-fn write_archive(mut rx: mpsc::Receiver<Msg>, final_path: &Path, opts: &ArchiveOptions) -> WriteResult {
+fn write_archive(
+    mut rx: mpsc::Receiver<Msg>,
+    final_path: &Path,
+    opts: &ArchiveOptions,
+) -> WriteResult {
     let werr = |e: ArchiveError| (Stage::Write, e.to_string());
     let mut w = ArchiveWriter::create(final_path, opts).map_err(werr)?;
     let mut v = SnapshotVerifier::new();
@@ -463,12 +523,19 @@ fn build_manifest(
         snapshot_size: v.total,
         snapshot_sha256: hex::encode(v.stream_sha256),
         db_sha256: hex::encode(v.db_sha256),
-        archive: path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        archive: path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
         archive_size: w.size,
         archive_sha256: w.sha256.clone(),
         compression: "zstd".into(),
         zstd_level: ctx.archive.zstd_level,
-        encryption: if ctx.encrypted { "age".into() } else { "none".into() },
+        encryption: if ctx.encrypted {
+            "age".into()
+        } else {
+            "none".into()
+        },
         age_recipients: ctx.recipients.clone(),
         created_at: rfc3339(created),
         duration_ms: took.as_millis() as u64,
@@ -489,7 +556,10 @@ async fn check_consistency(clients: &[&MemberClient]) -> ConsistencyReport {
     }
     let revision = answers.iter().map(|(_, s)| s.revision).min().unwrap_or(0);
     let answered: Vec<&MemberClient> = answers.iter().map(|(c, _)| c).collect();
-    let hashes = join_each(&answered, move |c| async move { vigil_etcd::hash_kv(&c, revision).await }).await;
+    let hashes = join_each(&answered, move |c| async move {
+        vigil_etcd::hash_kv(&c, revision).await
+    })
+    .await;
     let members: Vec<MemberHash> = answers
         .iter()
         .zip(hashes)
@@ -520,7 +590,10 @@ where
     F: Fn(MemberClient) -> Fut,
     Fut: std::future::Future<Output = Result<T, vigil_etcd::EtcdError>> + Send + 'static,
 {
-    let handles: Vec<_> = clients.iter().map(|c| tokio::spawn(f((*c).clone()))).collect();
+    let handles: Vec<_> = clients
+        .iter()
+        .map(|c| tokio::spawn(f((*c).clone())))
+        .collect();
     let mut out = Vec::with_capacity(handles.len());
     for h in handles {
         out.push(match h.await {
@@ -538,8 +611,9 @@ fn archive_token(ctx: &Ctx, sc: &SnapshotConfig, src: &Path) -> TokenReport {
     let r = (|| -> Result<(), String> {
         let token = vigil_core::secret::read_secret_file(&vigil_core::secret::resolve_path(src))?;
         fsutil::ensure_private_dir(&dir).map_err(|e| e.to_string())?;
-        let sealed = vigil_archive::encrypt_small(token.expose().as_bytes(), &ctx.archive.recipients)
-            .map_err(|e| e.to_string())?;
+        let sealed =
+            vigil_archive::encrypt_small(token.expose().as_bytes(), &ctx.archive.recipients)
+                .map_err(|e| e.to_string())?;
         fsutil::atomic_write(&path, &sealed).map_err(|e| e.to_string())
     })();
     match r {
