@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// A key and its value.
+pub type Kv = (Vec<u8>, Vec<u8>);
+
 #[derive(Debug)]
 pub struct Member {
     pub name: String,
@@ -262,7 +265,7 @@ impl Cluster {
     }
 
     /// All keys and values, for comparing a restored cluster.
-    pub fn dump(&self, i: usize) -> (i64, Vec<(Vec<u8>, Vec<u8>)>) {
+    pub fn dump(&self, i: usize) -> (i64, Vec<Kv>) {
         let rt = Self::runtime();
         rt.block_on(async {
             let mut c = self.client(i).await;

@@ -41,7 +41,7 @@ fn disk_full_hint(e: &std::io::Error) -> &'static str {
 impl ArchiveError {
     pub fn is_disk_full(&self) -> bool {
         match self {
-            ArchiveError::Write { source, .. } => disk_full_hint(source) != "",
+            ArchiveError::Write { source, .. } => !disk_full_hint(source).is_empty(),
             ArchiveError::Fs(f) => f.is_disk_full(),
             _ => false,
         }

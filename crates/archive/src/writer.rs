@@ -219,6 +219,24 @@ pub fn verify_readback(w: &Written) -> Result<(), ArchiveError> {
     Ok(())
 }
 
+/// Encrypts a small secret (such as the RKE2 token) in memory with age.
+pub fn encrypt_small(
+    plain: &[u8],
+    recipients: &[age::x25519::Recipient],
+) -> Result<Vec<u8>, ArchiveError> {
+    let setup = |e: &dyn std::fmt::Display| ArchiveError::Setup {
+        what: "age encryption",
+        message: e.to_string(),
+    };
+    let enc = age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))
+        .map_err(|e| setup(&e))?;
+    let mut out = Vec::new();
+    let mut w = enc.wrap_output(&mut out).map_err(|e| setup(&e))?;
+    w.write_all(plain).map_err(|e| setup(&e))?;
+    w.finish().map_err(|e| setup(&e))?;
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,22 +288,4 @@ mod tests {
         drop(w);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
-}
-
-/// Encrypts a small secret (such as the RKE2 token) in memory with age.
-pub fn encrypt_small(
-    plain: &[u8],
-    recipients: &[age::x25519::Recipient],
-) -> Result<Vec<u8>, ArchiveError> {
-    let setup = |e: &dyn std::fmt::Display| ArchiveError::Setup {
-        what: "age encryption",
-        message: e.to_string(),
-    };
-    let enc = age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))
-        .map_err(|e| setup(&e))?;
-    let mut out = Vec::new();
-    let mut w = enc.wrap_output(&mut out).map_err(|e| setup(&e))?;
-    w.write_all(plain).map_err(|e| setup(&e))?;
-    w.finish().map_err(|e| setup(&e))?;
-    Ok(out)
 }
