@@ -1,1 +1,207 @@
-//! placeholder
+//! vigil's alert engine: check results and job outcomes become alerts with
+//! thresholds, silences and reminders; transitions go to a durable SQLite
+//! outbox; `vigil-notify` (and the timer jobs, briefly) deliver it to Slack,
+//! Teams, email, Alertmanager and files.
+//!
+//! The entry points for the jobs:
+//! - [`ingest_outcomes`]: after a job wrote its outcome records;
+//! - [`ingest`]: for checks that produce [`CheckResult`]s directly (health, quota);
+//! - [`deliver_pending`]: try to deliver right away, within a time budget.
+//!
+//! Delivery guarantees (at most once per channel and transition in normal
+//! operation, at least once after a crash) are described in [`deliver`].
+
+pub mod channel;
+pub mod deliver;
+pub mod engine;
+pub mod model;
+pub mod outcomes;
+pub mod render;
+pub mod store;
+
+use engine::{Settings, Transition};
+use model::{CheckResult, Event};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use vigil_core::outcome::Outcome;
+use vigil_core::Config;
+
+pub use deliver::{DeliveryReport, RunOptions};
+pub use model::{AlertKey, Fact, Severity, Source};
+pub use store::Store;
+
+/// Errors of the alert library. None of them carries a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum AlertError {
+    #[error("alert state database {path}: {source}; please check that state.dir is writable and not on a network filesystem")]
+    Db {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error(transparent)]
+    Fs(#[from] vigil_core::fsutil::FsError),
+    #[error("no alert channel named {0:?}; configured channels: {1}")]
+    UnknownChannel(String, String),
+    #[error("alert channel {channel}: {message}")]
+    Channel { channel: String, message: String },
+    #[error("no active silence with id {0:?}; `vigil-notify silence list` shows them")]
+    SilenceNotFound(String),
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl AlertError {
+    pub(crate) fn db(path: &Path, source: rusqlite::Error) -> Self {
+        Self::Db {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+    pub(crate) fn channel(name: &str, message: impl Into<String>) -> Self {
+        Self::Channel {
+            channel: name.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+/// What an ingest did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct IngestReport {
+    /// Check results applied.
+    pub results: usize,
+    /// Keys that started firing.
+    pub fired: Vec<String>,
+    /// Keys that resolved.
+    pub resolved: Vec<String>,
+    /// Keys failing but still below their failure threshold.
+    pub pending: Vec<String>,
+    /// Outbox rows queued (messages to channels, heartbeat pings).
+    pub queued: usize,
+    /// Whether a heartbeat ping was queued.
+    pub heartbeat: bool,
+}
+
+/// Applies check results from one run of `job` in one transaction, queues
+/// the notifications they cause and, if every result is good and
+/// `alert.heartbeat_url` is set, a heartbeat ping.
+pub fn ingest(cfg: &Config, job: &str, results: &[CheckResult]) -> Result<IngestReport, AlertError> {
+    let s = Settings::from_config(cfg);
+    ingest_with(&s, job, results, vigil_core::now())
+}
+
+pub(crate) fn ingest_with(s: &Settings, job: &str, results: &[CheckResult], now: time::OffsetDateTime) -> Result<IngestReport, AlertError> {
+    let mut store = Store::open(&s.state_dir)?;
+    let report = store.write(|tx| {
+        let before: i64 = tx.query_row("SELECT COALESCE(MAX(id), 0) FROM outbox", [], |r| r.get(0))?;
+        let mut rep = IngestReport {
+            results: results.len(),
+            ..Default::default()
+        };
+        for r in results {
+            match engine::apply(tx, s, r, now)? {
+                Transition::Fired => rep.fired.push(r.key.to_string()),
+                Transition::Resolved => rep.resolved.push(r.key.to_string()),
+                Transition::Pending => rep.pending.push(r.key.to_string()),
+                Transition::None => {}
+            }
+        }
+        engine::tick(tx, s, now)?;
+        if s.alert.heartbeat.is_some() && !results.is_empty() && results.iter().all(|r| r.ok) {
+            let pending: i64 = tx.query_row(
+                "SELECT COUNT(*) FROM outbox WHERE channel = ?1 AND sent_ms IS NULL",
+                [engine::HEARTBEAT_CHANNEL],
+                |r| r.get(0),
+            )?;
+            // One waiting ping is enough: it says "alive" whenever it arrives.
+            if pending == 0 {
+                let payload = serde_json::json!({ "job": job, "time": vigil_core::rfc3339(now) }).to_string();
+                engine::enqueue(tx, engine::HEARTBEAT_CHANNEL, None, Event::Heartbeat, &payload, now)?;
+            }
+            rep.heartbeat = true;
+        }
+        let after: i64 = tx.query_row("SELECT COALESCE(MAX(id), 0) FROM outbox", [], |r| r.get(0))?;
+        rep.queued = (after - before).max(0) as usize;
+        Ok(rep)
+    })?;
+    if !report.fired.is_empty() || !report.resolved.is_empty() {
+        tracing::info!(job, fired = ?report.fired, resolved = ?report.resolved, queued = report.queued, "alert transitions");
+    }
+    Ok(report)
+}
+
+/// Turns the outcome records of one run of `job` (`snapshot`, `sink`,
+/// `drill`, ...) into alerts: a failure fires, a success resolves. See
+/// [`outcomes`] for the mapping. Safe to call from several processes at once.
+pub fn ingest_outcomes(cfg: &Config, job: &str, outcomes: &[Outcome]) -> Result<IngestReport, AlertError> {
+    let results: Vec<CheckResult> = outcomes.iter().flat_map(|o| outcomes::results(cfg, o)).collect();
+    ingest(cfg, job, &results)
+}
+
+/// Tries to deliver the outbox right away, every channel in parallel, giving
+/// up after `budget`; whatever is not delivered stays for `vigil-notify run`.
+/// Channels in backoff (after failures or a 429) are skipped.
+pub async fn deliver_pending(cfg: &Config, budget: Duration) -> Result<DeliveryReport, AlertError> {
+    deliver::deliver_within(Arc::new(Settings::from_config(cfg)), budget).await
+}
+
+/// The alert part of `check-config`: routing, thresholds and windows, no secrets.
+pub fn summary(cfg: &Config) -> String {
+    use std::fmt::Write;
+    let a = &cfg.alert;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "alerting: state {}/{}, group_wait {}, repeat_interval {}, send_resolved {}, retry {}..{}",
+        cfg.state.dir.display(),
+        store::DB_FILE,
+        a.group_wait,
+        a.repeat_interval,
+        a.send_resolved,
+        a.retry_min,
+        a.retry_max
+    );
+    for c in a.channel.iter().map(|c| c.get_ref()) {
+        let target = match c.kind {
+            vigil_core::config::ChannelKind::Slack | vigil_core::config::ChannelKind::Teams => "webhook <redacted>".to_string(),
+            vigil_core::config::ChannelKind::Email => format!(
+                "smtp {}:{} ({:?}), {} recipient(s){}",
+                c.smtp_host.as_deref().unwrap_or("?"),
+                c.smtp_port.map(|p| p.to_string()).unwrap_or_else(|| "default".into()),
+                c.smtp_tls.unwrap_or(vigil_core::config::SmtpTls::Starttls),
+                c.to.len(),
+                if c.secret.is_some() { ", auth <redacted>" } else { "" }
+            ),
+            vigil_core::config::ChannelKind::Alertmanager => format!("{}/api/v2/alerts", c.url.as_deref().unwrap_or("?")),
+            vigil_core::config::ChannelKind::File => format!("file {}", c.path.as_deref().map(|p| p.display().to_string()).unwrap_or_default()),
+        };
+        let _ = writeln!(
+            s,
+            "  channel {} ({}): {target}; min_severity {}, sources {}",
+            c.name,
+            c.kind.to_string().to_lowercase(),
+            c.min_severity.map(|m| m.as_str()).unwrap_or("warning"),
+            if c.sources.is_empty() { "all".to_string() } else { c.sources.join(",") }
+        );
+    }
+    if a.heartbeat.is_some() {
+        let _ = writeln!(s, "  heartbeat: <redacted> after every successful job");
+    }
+    if a.watchdog {
+        let _ = writeln!(s, "  watchdog: VigilWatchdog always firing to alertmanager channels");
+    }
+    for r in a.rule.iter().map(|r| r.get_ref()) {
+        let _ = writeln!(
+            s,
+            "  rule {}: failure_threshold {:?}, success_threshold {:?}, repeat {:?}, severity {:?}",
+            r.alert, r.failure_threshold, r.success_threshold, r.repeat_interval, r.severity
+        );
+    }
+    for m in a.maintenance.iter().map(|m| m.get_ref()) {
+        let _ = writeln!(s, "  maintenance {} .. {} match {:?} ({})", m.start, m.end, m.matchers, m.reason);
+    }
+    s
+}

@@ -1,11 +1,19 @@
-//! vigil-notify: alert delivery (run, test, silence).
+//! vigil-notify: alert delivery (run, test, silence, status). Parse, wire,
+//! exit; the work lives in vigil-alert.
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
+use std::collections::BTreeMap;
 use std::process::ExitCode;
-use vigil_cli::{finish, GlobalArgs};
+use std::sync::Arc;
+use vigil_alert::engine::Settings;
+use vigil_alert::{deliver, Store};
+use vigil_cli::{finish, load_config, Exit, GlobalArgs};
+use vigil_core::exit;
+use vigil_core::units::HumanDuration;
 
 #[derive(Debug, Parser)]
-#[command(name = "vigil-notify", version, about = "vigil: alert delivery (run, test, silence)")]
+#[command(name = "vigil-notify", version, about = "vigil: alert delivery (run, test, silence, status)")]
 struct Cli {
     #[command(flatten)]
     global: GlobalArgs,
@@ -17,20 +25,267 @@ struct Cli {
 enum Command {
     /// Validate the config file and print a summary without secrets.
     CheckConfig,
-    /// Not built yet.
-    Run,
-    /// Not built yet.
-    Test,
-    /// Not built yet.
-    Silence,
+    /// Deliver the outbox to the channels, with retries, until SIGTERM.
+    Run {
+        /// Drain the outbox once and exit (1 if something is left).
+        #[arg(long)]
+        once: bool,
+        /// With --once: give up after this long.
+        #[arg(long, default_value = "60s")]
+        timeout: HumanDuration,
+    },
+    /// Send a test message to one channel and print the server's reply.
+    Test {
+        #[arg(long)]
+        channel: String,
+    },
+    /// Silence alerts for a while.
+    Silence {
+        #[command(subcommand)]
+        command: SilenceCommand,
+    },
+    /// Show firing and pending alerts, silences and the outbox per channel.
+    Status {
+        /// Also alerts that are OK.
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Turn the latest outcome records of a job into alerts (what the jobs do themselves).
+    Ingest {
+        /// snapshot, sink, drill, ...
+        #[arg(long)]
+        job: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SilenceCommand {
+    /// Add a silence: every --match must match (labels, alertname, source, severity).
+    Add {
+        /// LABEL=VALUE, e.g. member=cp-2; repeatable.
+        #[arg(long = "match", required = true, value_parser = parse_matcher)]
+        matchers: Vec<(String, String)>,
+        /// How long, e.g. 2h.
+        #[arg(long = "for")]
+        duration: HumanDuration,
+        #[arg(long)]
+        reason: String,
+        /// Who set it (default: $SUDO_USER or $USER).
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// List active silences (--all: also expired ones).
+    List {
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// End a silence now.
+    Expire { id: String },
+}
+
+fn parse_matcher(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
+        _ => Err(format!("{s:?} is not LABEL=VALUE, e.g. member=cp-2")),
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     vigil_cli::init_logging(&cli.global);
+    let g = &cli.global;
     let r = match cli.command {
-        Command::CheckConfig => vigil_cli::check_config(&cli.global.config),
-        _ => vigil_cli::not_built("vigil-notify", "alert delivery (run, test, silence)"),
+        Command::CheckConfig => check_config(g),
+        Command::Run { once, timeout } => cmd_run(g, once, timeout),
+        Command::Test { channel } => cmd_test(g, &channel),
+        Command::Silence { command } => cmd_silence(g, command),
+        Command::Status { all, json } => cmd_status(g, all, json),
+        Command::Ingest { job } => cmd_ingest(g, &job),
     };
     finish("vigil-notify", r)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Exit> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+        .map_err(Exit::usage)
+}
+
+fn check_config(g: &GlobalArgs) -> Result<i32, Exit> {
+    let cfg = load_config(&g.config)?;
+    print!("{}{}", cfg.summary(), vigil_alert::summary(&cfg));
+    Ok(exit::OK)
+}
+
+fn cmd_run(g: &GlobalArgs, once: bool, timeout: HumanDuration) -> Result<i32, Exit> {
+    let cfg = load_config(&g.config)?;
+    let s = Arc::new(Settings::from_config(&cfg));
+    let rt = runtime()?;
+    let report = rt
+        .block_on(async move {
+            let (tx, rx) = tokio::sync::watch::channel(false);
+            tokio::spawn(async move {
+                stop_signal().await;
+                tracing::info!("stopping: finishing deliveries in flight");
+                let _ = tx.send(true);
+            });
+            let opts = deliver::RunOptions {
+                once,
+                once_timeout: timeout.get(),
+            };
+            deliver::run(s, opts, rx).await
+        })
+        .map_err(Exit::failed)?;
+    for (ch, n) in &report.sent {
+        eprintln!("vigil-notify: {ch}: {n} message(s), {} item(s)", report.delivered_items.get(ch).copied().unwrap_or(0));
+    }
+    for (ch, e) in &report.failed {
+        eprintln!("vigil-notify: {ch}: failing: {e}");
+    }
+    let left = report.pending_total();
+    if left > 0 {
+        eprintln!("vigil-notify: {left} item(s) left in the outbox: {:?}", report.pending);
+    }
+    Ok(if once && left > 0 { exit::FAILED } else { exit::OK })
+}
+
+async fn stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut t), Ok(mut i)) => {
+            tokio::select! {
+                _ = t.recv() => {}
+                _ = i.recv() => {}
+            }
+        }
+        _ => std::future::pending::<()>().await,
+    }
+}
+
+fn cmd_test(g: &GlobalArgs, channel: &str) -> Result<i32, Exit> {
+    let cfg = load_config(&g.config)?;
+    let s = Settings::from_config(&cfg);
+    if s.channel(channel).is_none() {
+        return Err(Exit::usage(vigil_alert::AlertError::UnknownChannel(
+            channel.to_string(),
+            s.channels().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", "),
+        )));
+    }
+    let reply = runtime()?.block_on(deliver::test_channel(&s, channel)).map_err(Exit::failed)?;
+    println!("{channel}: {reply}");
+    Ok(exit::OK)
+}
+
+fn cmd_silence(g: &GlobalArgs, c: SilenceCommand) -> Result<i32, Exit> {
+    let cfg = load_config(&g.config)?;
+    let mut store = Store::open(&cfg.state.dir).map_err(Exit::usage)?;
+    let now = vigil_core::now();
+    match c {
+        SilenceCommand::Add {
+            matchers,
+            duration,
+            reason,
+            by,
+        } => {
+            let by = by
+                .or_else(|| std::env::var("SUDO_USER").ok())
+                .or_else(|| std::env::var("USER").ok())
+                .unwrap_or_else(|| "unknown".into());
+            let m: BTreeMap<String, String> = matchers.into_iter().collect();
+            let s = store.add_silence(&m, duration.get(), &reason, &by, now).map_err(Exit::failed)?;
+            println!("{}", s.id);
+            eprintln!("vigil-notify: silence {} until {} matching {:?}", s.id, s.ends_at, s.matchers);
+        }
+        SilenceCommand::List { all, json } => {
+            let list = store.silences(all, now).map_err(Exit::failed)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list).unwrap_or_default());
+            } else if list.is_empty() {
+                println!("no active silences");
+            } else {
+                for s in list {
+                    let m: Vec<String> = s.matchers.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    println!(
+                        "{}  {}  until {}  by {}  match {}  reason {:?}",
+                        s.id,
+                        if s.active { "active " } else { "expired" },
+                        s.ends_at,
+                        s.created_by,
+                        m.join(","),
+                        s.reason
+                    );
+                }
+            }
+        }
+        SilenceCommand::Expire { id } => {
+            store.expire_silence(&id, now).map_err(|e| match e {
+                vigil_alert::AlertError::SilenceNotFound(_) => Exit::usage(e),
+                e => Exit::failed(e),
+            })?;
+            println!("silence {id} expired");
+        }
+    }
+    Ok(exit::OK)
+}
+
+fn cmd_status(g: &GlobalArgs, all: bool, json: bool) -> Result<i32, Exit> {
+    let cfg = load_config(&g.config)?;
+    let store = Store::open(&cfg.state.dir).map_err(Exit::usage)?;
+    let now = vigil_core::now();
+    let alerts = store.alerts(all).map_err(Exit::failed)?;
+    let silences = store.silences(false, now).map_err(Exit::failed)?;
+    let pending = store.pending_counts().map_err(Exit::failed)?;
+    let channels = store.channel_states().map_err(Exit::failed)?;
+    if json {
+        let v = serde_json::json!({"alerts": alerts, "silences": silences, "outbox": pending, "channels": channels});
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    } else {
+        if alerts.is_empty() {
+            println!("no alerts firing or pending");
+        }
+        for a in &alerts {
+            println!(
+                "{:<8} {:<8} {}  since {}  {}",
+                a.status.as_str(),
+                a.severity.as_str(),
+                a.key,
+                a.fired_at.as_deref().unwrap_or(&a.first_seen),
+                a.summary
+            );
+        }
+        for s in &silences {
+            println!("silence {} until {} match {:?}: {}", s.id, s.ends_at, s.matchers, s.reason);
+        }
+        for c in &channels {
+            let waiting = pending.get(&c.channel).copied().unwrap_or(0);
+            println!(
+                "channel {:<16} waiting {waiting:<4} failures {:<3} {}",
+                c.channel,
+                c.failures,
+                c.last_error.as_deref().map(|e| format!("last error: {e}")).unwrap_or_default()
+            );
+        }
+    }
+    Ok(exit::OK)
+}
+
+fn cmd_ingest(g: &GlobalArgs, job: &str) -> Result<i32, Exit> {
+    let cfg = load_config(&g.config)?;
+    let outcomes = vigil_core::outcome::latest(&cfg.state.dir, job);
+    if outcomes.is_empty() {
+        return Err(Exit::usage(anyhow::anyhow!(
+            "no outcome records for job {job:?} in {}/outcomes/{job}",
+            cfg.state.dir.display()
+        )));
+    }
+    let r = vigil_alert::ingest_outcomes(&cfg, job, &outcomes).map_err(Exit::failed)?;
+    println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+    Ok(exit::OK)
 }

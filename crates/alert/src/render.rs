@@ -1,0 +1,503 @@
+//! What a message looks like on each channel. Pure functions of a
+//! [`Notification`], so the formats are unit-tested and shown in README.
+
+use crate::model::{AlertView, Event, Item, Notification, Severity};
+use serde_json::{json, Value};
+
+/// At most this many alerts are spelled out in one chat message; the rest are counted.
+pub const MAX_ITEMS: usize = 10;
+
+fn emoji(i: &Item) -> &'static str {
+    match (i.event, i.alert.severity) {
+        (Event::Resolved, _) => "✅",
+        (Event::Test, _) => "🧪",
+        (_, Severity::Critical) => "🔴",
+        (_, Severity::Warning) => "🟠",
+    }
+}
+
+/// `FIRING`, `STILL FIRING`, `RESOLVED` or `TEST`.
+pub fn event_word(e: Event) -> &'static str {
+    match e {
+        Event::Firing | Event::Refresh => "FIRING",
+        Event::Repeat => "STILL FIRING",
+        Event::Resolved => "RESOLVED",
+        Event::Test => "TEST",
+        Event::Heartbeat => "HEARTBEAT",
+    }
+}
+
+fn sev_word(s: Severity) -> &'static str {
+    match s {
+        Severity::Critical => "CRITICAL",
+        Severity::Warning => "WARNING",
+    }
+}
+
+/// One line naming an item: `🔴 CRITICAL snapshot_failed{member="cp-2"}`.
+fn item_line(i: &Item) -> String {
+    match i.event {
+        Event::Resolved => format!("{} RESOLVED {}", emoji(i), i.alert.key),
+        _ => format!("{} {} {}", emoji(i), sev_word(i.alert.severity), i.alert.key),
+    }
+}
+
+/// The headline of a message: `🔴 FIRING: 2 alerts · ✅ RESOLVED: 1 · cluster prod`.
+pub fn headline(n: &Notification) -> String {
+    let count = |e: &[Event]| n.items.iter().filter(|i| e.contains(&i.event)).count();
+    let mut parts = Vec::new();
+    let firing = count(&[Event::Firing]);
+    let repeat = count(&[Event::Repeat]);
+    let resolved = count(&[Event::Resolved]);
+    let test = count(&[Event::Test]);
+    let plural = |k: usize| if k == 1 { "alert" } else { "alerts" };
+    let icon = match n.worst_firing() {
+        Some(Severity::Critical) => "🔴",
+        Some(Severity::Warning) => "🟠",
+        None => "✅",
+    };
+    if firing > 0 {
+        parts.push(format!("{icon} FIRING: {firing} {}", plural(firing)));
+    }
+    if repeat > 0 {
+        parts.push(format!("{icon} STILL FIRING: {repeat} {}", plural(repeat)));
+    }
+    if resolved > 0 {
+        parts.push(format!("✅ RESOLVED: {resolved} {}", plural(resolved)));
+    }
+    if test > 0 {
+        parts.push("🧪 TEST message".to_string());
+    }
+    format!("{} · cluster {}", parts.join(" · "), n.cluster)
+}
+
+/// The plain-text fallback (Slack `text`, notification previews).
+pub fn fallback_text(n: &Notification) -> String {
+    let keys: Vec<String> = n.items.iter().take(40).map(item_line).collect();
+    let mut s = format!("{}: {}", headline(n), keys.join(", "));
+    if n.items.len() > 40 {
+        s.push_str(&format!(" and {} more", n.items.len() - 40));
+    }
+    s
+}
+
+fn slack_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+fn clip(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(max.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    }
+}
+
+fn footer(n: &Notification) -> String {
+    let hidden = n.items.len().saturating_sub(MAX_ITEMS);
+    let mut s = format!("vigil {} · cluster {}", vigil_core::VERSION, n.cluster);
+    if hidden > 0 {
+        s.push_str(&format!(" · {hidden} more not shown (`vigil-notify status` lists all)"));
+    }
+    s
+}
+
+fn silence_hint(a: &AlertView) -> String {
+    let m = a
+        .labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .next()
+        .unwrap_or_else(|| format!("alertname={}", a.name));
+    format!("vigil-notify silence add --match {m} --for 2h --reason \"...\"")
+}
+
+/// Slack incoming-webhook payload: Block Kit plus the `text` fallback.
+/// Severity shows as 🔴 (critical) or 🟠 (warning); resolved items as ✅.
+pub fn slack(n: &Notification) -> Value {
+    let mut blocks = vec![json!({
+        "type": "header",
+        "text": {"type": "plain_text", "text": clip(&headline(n), 150), "emoji": true}
+    })];
+    for (idx, i) in n.items.iter().take(MAX_ITEMS).enumerate() {
+        if idx > 0 {
+            blocks.push(json!({"type": "divider"}));
+        }
+        let a = &i.alert;
+        let title = match i.event {
+            Event::Resolved => format!("{} *RESOLVED* `{}`", emoji(i), slack_escape(&a.key)),
+            Event::Repeat => format!("{} *{} · STILL FIRING* `{}`", emoji(i), sev_word(a.severity), slack_escape(&a.key)),
+            Event::Test => format!("{} *TEST* `{}`", emoji(i), slack_escape(&a.key)),
+            _ => format!("{} *{}* `{}`", emoji(i), sev_word(a.severity), slack_escape(&a.key)),
+        };
+        let mut section = json!({
+            "type": "section",
+            "block_id": format!("vigil-{}-{}", i.event.as_str(), i.id),
+            "text": {"type": "mrkdwn", "text": clip(&format!("{title}\n{}", slack_escape(&a.summary)), 3000)},
+        });
+        let fields: Vec<Value> = a
+            .facts
+            .iter()
+            .take(10)
+            .map(|f| json!({"type": "mrkdwn", "text": clip(&format!("*{}*\n{}", slack_escape(&f.title), slack_escape(&f.value)), 2000)}))
+            .collect();
+        if !fields.is_empty() {
+            section["fields"] = Value::Array(fields);
+        }
+        blocks.push(section);
+        let mut ctx = vec![format!("first seen {}", a.first_seen)];
+        if i.event == Event::Resolved {
+            if let Some(r) = &a.resolved_at {
+                ctx.push(format!("resolved {r}"));
+            }
+        } else if let Some(rb) = &a.runbook {
+            ctx.push(format!("📖 {}", slack_escape(rb)));
+        }
+        blocks.push(json!({
+            "type": "context",
+            "elements": [{"type": "mrkdwn", "text": clip(&ctx.join(" · "), 3000)}]
+        }));
+    }
+    blocks.push(json!({
+        "type": "context",
+        "elements": [{"type": "mrkdwn", "text": slack_escape(&footer(n))}]
+    }));
+    json!({"text": fallback_text(n), "blocks": blocks})
+}
+
+fn teams_color(i: &Item) -> &'static str {
+    match (i.event, i.alert.severity) {
+        (Event::Resolved, _) => "Good",
+        (Event::Test, _) => "Accent",
+        (_, Severity::Critical) => "Attention",
+        (_, Severity::Warning) => "Warning",
+    }
+}
+
+/// Teams Workflows payload: one Adaptive Card 1.4 in a `message`.
+pub fn teams_adaptive(n: &Notification) -> Value {
+    let head_color = match n.worst_firing() {
+        Some(Severity::Critical) => "Attention",
+        Some(Severity::Warning) => "Warning",
+        None if n.items.iter().all(|i| i.event == Event::Test) => "Accent",
+        None => "Good",
+    };
+    let mut body = vec![json!({
+        "type": "TextBlock",
+        "text": headline(n),
+        "weight": "Bolder",
+        "size": "Medium",
+        "wrap": true,
+        "color": head_color
+    })];
+    for i in n.items.iter().take(MAX_ITEMS) {
+        let a = &i.alert;
+        body.push(json!({
+            "type": "TextBlock",
+            "id": format!("vigil-{}-{}", i.event.as_str(), i.id),
+            "text": item_line(i),
+            "weight": "Bolder",
+            "wrap": true,
+            "color": teams_color(i),
+            "separator": true
+        }));
+        body.push(json!({"type": "TextBlock", "text": a.summary, "wrap": true}));
+        let mut facts: Vec<Value> = a.facts.iter().map(|f| json!({"title": f.title, "value": f.value})).collect();
+        facts.push(json!({"title": "First seen", "value": a.first_seen}));
+        if let Some(r) = a.resolved_at.as_ref().filter(|_| i.event == Event::Resolved) {
+            facts.push(json!({"title": "Resolved", "value": r}));
+        } else if let Some(rb) = &a.runbook {
+            facts.push(json!({"title": "Runbook", "value": rb}));
+        }
+        body.push(json!({"type": "FactSet", "facts": facts}));
+    }
+    body.push(json!({"type": "TextBlock", "text": footer(n), "isSubtle": true, "size": "Small", "wrap": true}));
+    json!({
+        "type": "message",
+        "attachments": [{
+            "contentType": "application/vnd.microsoft.card.adaptive",
+            "contentUrl": null,
+            "content": {
+                "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                "type": "AdaptiveCard",
+                "version": "1.4",
+                "body": body,
+                "msteams": {"width": "Full"}
+            }
+        }]
+    })
+}
+
+/// The retired Office 365 connector format, only with `teams_format = "messagecard"`.
+pub fn teams_messagecard(n: &Notification) -> Value {
+    let color = match n.worst_firing() {
+        Some(Severity::Critical) => "D13438",
+        Some(Severity::Warning) => "FFB900",
+        None => "2EB886",
+    };
+    let sections: Vec<Value> = n
+        .items
+        .iter()
+        .take(MAX_ITEMS)
+        .map(|i| {
+            let mut facts: Vec<Value> = i.alert.facts.iter().map(|f| json!({"name": f.title, "value": f.value})).collect();
+            if let Some(rb) = &i.alert.runbook {
+                facts.push(json!({"name": "Runbook", "value": rb}));
+            }
+            json!({"activityTitle": item_line(i), "activitySubtitle": i.alert.summary, "facts": facts, "markdown": false})
+        })
+        .collect();
+    json!({
+        "@type": "MessageCard",
+        "@context": "http://schema.org/extensions",
+        "themeColor": color,
+        "summary": clip(&fallback_text(n), 200),
+        "title": headline(n),
+        "sections": sections
+    })
+}
+
+/// An email, ready for lettre.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+    pub message_id: String,
+    pub in_reply_to: Option<String>,
+    /// Space-separated ids for the `References` header.
+    pub references: Option<String>,
+}
+
+fn fnv(s: &str) -> u64 {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in s.bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    h
+}
+
+fn id_domain(cluster: &str) -> String {
+    let c: String = cluster.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '.').collect();
+    format!("{}.vigil", if c.is_empty() { "cluster" } else { &c })
+}
+
+/// The Message-ID of an incident's first email: later emails about the same
+/// incident (reminders, the resolution) refer to it, so they thread together.
+pub fn thread_root(a: &AlertView) -> String {
+    format!("<alert-{:016x}-{}@{}>", fnv(&a.key), a.cycle, id_domain(&a.cluster))
+}
+
+fn subject(n: &Notification) -> String {
+    let first = n.items.first();
+    let name = first.map(|i| i.alert.key.as_str()).unwrap_or("(nothing)");
+    let more = if n.items.len() > 1 { format!(" and {} more", n.items.len() - 1) } else { String::new() };
+    let all = |e: Event| n.items.iter().all(|i| i.event == e);
+    let tag = if all(Event::Test) {
+        "[TEST]".to_string()
+    } else if all(Event::Resolved) {
+        if n.items.len() > 1 { format!("[RESOLVED:{}]", n.items.len()) } else { "[RESOLVED]".into() }
+    } else {
+        let sev = n.worst_firing().map(sev_word).unwrap_or("WARNING");
+        let firing = n.firing().count();
+        let word = if n.firing().all(|i| i.event == Event::Repeat) { "STILL FIRING" } else { "FIRING" };
+        if n.items.len() > 1 {
+            format!("[{word}:{firing}][{sev}]")
+        } else {
+            format!("[{word}][{sev}]")
+        }
+    };
+    format!("{tag} {}: {name}{more}", n.cluster)
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// Subject with severity, cluster and alert; text and HTML bodies; threading headers.
+pub fn email(n: &Notification, unique: &str) -> Email {
+    let mut text = format!("{}\n\n", headline(n));
+    let mut html = format!(
+        "<html><body style=\"font-family:sans-serif\"><h2>{}</h2>\n",
+        html_escape(&headline(n))
+    );
+    for i in &n.items {
+        let a = &i.alert;
+        let color = match (i.event, a.severity) {
+            (Event::Resolved, _) => "#2eb886",
+            (Event::Test, _) => "#0078d4",
+            (_, Severity::Critical) => "#d13438",
+            (_, Severity::Warning) => "#ffb900",
+        };
+        let word = event_word(i.event);
+        text.push_str(&format!("{word} {} {}\n  {}\n\n", sev_word(a.severity), a.key, a.summary));
+        html.push_str(&format!(
+            "<div style=\"border-left:6px solid {color};padding:4px 12px;margin:12px 0\">\
+             <p><b>{word} · {} · <code>{}</code></b><br>{}</p><table>\n",
+            sev_word(a.severity),
+            html_escape(&a.key),
+            html_escape(&a.summary)
+        ));
+        let mut rows: Vec<(String, String)> = a.facts.iter().map(|f| (f.title.clone(), f.value.clone())).collect();
+        rows.push(("First seen".into(), a.first_seen.clone()));
+        if let (Event::Resolved, Some(r)) = (i.event, &a.resolved_at) {
+            rows.push(("Resolved".into(), r.clone()));
+        }
+        if let Some(rb) = &a.runbook {
+            rows.push(("Runbook".into(), rb.clone()));
+        }
+        if i.event != Event::Resolved && i.event != Event::Test {
+            rows.push(("Silence".into(), silence_hint(a)));
+        }
+        let w = rows.iter().map(|(t, _)| t.chars().count()).max().unwrap_or(0) + 1;
+        for (t, v) in &rows {
+            text.push_str(&format!("  {:<w$} {v}\n", format!("{t}:")));
+            html.push_str(&format!(
+                "<tr><td style=\"padding-right:12px;color:#555\">{}</td><td>{}</td></tr>\n",
+                html_escape(t),
+                html_escape(v)
+            ));
+        }
+        text.push('\n');
+        html.push_str("</table></div>\n");
+    }
+    let foot = format!("vigil {} · cluster {} · items {}", vigil_core::VERSION, n.cluster, ids(n));
+    text.push_str(&format!("-- \n{foot}\n"));
+    html.push_str(&format!("<p style=\"color:#777;font-size:small\">{}</p></body></html>\n", html_escape(&foot)));
+
+    let roots: Vec<String> = {
+        let mut r: Vec<String> = n.items.iter().filter(|i| i.event != Event::Test).map(|i| thread_root(&i.alert)).collect();
+        r.dedup();
+        r
+    };
+    let domain = id_domain(&n.cluster);
+    let (message_id, in_reply_to, references) = match (n.items.as_slice(), roots.as_slice()) {
+        ([only], [root]) if only.event == Event::Firing => (root.clone(), None, None),
+        ([only], [root]) => (
+            format!("<alert-{:016x}-{}-{}-{unique}@{domain}>", fnv(&only.alert.key), only.alert.cycle, only.event.as_str()),
+            Some(root.clone()),
+            Some(root.clone()),
+        ),
+        _ => (
+            format!("<batch-{unique}@{domain}>"),
+            None,
+            (!roots.is_empty()).then(|| roots.join(" ")),
+        ),
+    };
+    Email {
+        subject: subject(n),
+        text,
+        html,
+        message_id,
+        in_reply_to,
+        references,
+    }
+}
+
+/// The outbox ids in a message, e.g. `12,13`, for spotting duplicates.
+pub fn ids(n: &Notification) -> String {
+    n.items.iter().map(|i| i.id.to_string()).collect::<Vec<_>>().join(",")
+}
+
+/// One line of the file channel.
+pub fn file_line(n: &Notification, time: &str) -> Value {
+    json!({"time": time, "channel": n.channel, "cluster": n.cluster, "items": n.items})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Fact, Source, Status};
+    use std::collections::BTreeMap;
+
+    pub(crate) fn item(id: i64, event: Event, sev: Severity, member: &str) -> Item {
+        let mut labels = BTreeMap::new();
+        labels.insert("member".to_string(), member.to_string());
+        Item {
+            id,
+            event,
+            alert: AlertView {
+                key: format!("snapshot_failed{{member=\"{member}\"}}"),
+                name: "snapshot_failed".into(),
+                labels,
+                source: Source::Snapshot,
+                severity: sev,
+                status: if event == Event::Resolved { Status::Ok } else { Status::Firing },
+                summary: format!("etcd snapshot of {member} failed at stage connect"),
+                facts: vec![Fact::new("Stage", "connect"), Fact::new("Error", "connection refused <x>")],
+                runbook: Some("Check the member".into()),
+                cluster: "prod".into(),
+                first_seen: "2026-11-23T02:00:00Z".into(),
+                last_seen: "2026-11-23T02:00:00Z".into(),
+                fired_at: Some("2026-11-23T02:00:00Z".into()),
+                resolved_at: (event == Event::Resolved).then(|| "2026-11-23T06:00:00Z".into()),
+                cycle: 1,
+            },
+        }
+    }
+
+    fn n(items: Vec<Item>) -> Notification {
+        Notification {
+            cluster: "prod".into(),
+            channel: "c".into(),
+            items,
+        }
+    }
+
+    #[test]
+    fn slack_has_text_blocks_and_styles() {
+        let v = slack(&n(vec![item(1, Event::Firing, Severity::Critical, "cp-2"), item(2, Event::Resolved, Severity::Critical, "cp-1")]));
+        let text = v["text"].as_str().unwrap();
+        assert!(text.contains("FIRING: 1 alert") && text.contains("RESOLVED: 1 alert"), "{text}");
+        assert!(text.contains(r#"snapshot_failed{member="cp-2"}"#));
+        let blocks = v["blocks"].as_array().unwrap();
+        assert_eq!(blocks[0]["type"], "header");
+        assert!(blocks[1]["text"]["text"].as_str().unwrap().starts_with("🔴 *CRITICAL*"));
+        assert_eq!(blocks[1]["block_id"], "vigil-firing-1");
+        assert!(blocks.iter().any(|b| b["text"]["text"].as_str().is_some_and(|t| t.starts_with("✅ *RESOLVED*"))));
+        assert!(v.to_string().contains("connection refused &lt;x&gt;"));
+    }
+
+    #[test]
+    fn slack_caps_items() {
+        let items = (0..25).map(|k| item(k, Event::Firing, Severity::Warning, &format!("m{k}"))).collect();
+        let v = slack(&n(items));
+        assert!(v["blocks"].as_array().unwrap().len() <= 50);
+        assert!(v.to_string().contains("15 more not shown"));
+    }
+
+    #[test]
+    fn teams_card_shape() {
+        let v = teams_adaptive(&n(vec![item(7, Event::Firing, Severity::Critical, "cp-2")]));
+        assert_eq!(v["type"], "message");
+        let a = &v["attachments"][0];
+        assert_eq!(a["contentType"], "application/vnd.microsoft.card.adaptive");
+        assert!(a["contentUrl"].is_null());
+        let c = &a["content"];
+        assert_eq!(c["version"], "1.4");
+        assert_eq!(c["type"], "AdaptiveCard");
+        assert_eq!(c["msteams"]["width"], "Full");
+        assert_eq!(c["body"][0]["color"], "Attention");
+        assert_eq!(c["body"][3]["type"], "FactSet");
+        let m = teams_messagecard(&n(vec![item(7, Event::Resolved, Severity::Critical, "cp-2")]));
+        assert_eq!(m["@type"], "MessageCard");
+        assert_eq!(m["themeColor"], "2EB886");
+    }
+
+    #[test]
+    fn email_subject_and_threading() {
+        let f = email(&n(vec![item(1, Event::Firing, Severity::Critical, "cp-2")]), "u1");
+        assert_eq!(f.subject, r#"[FIRING][CRITICAL] prod: snapshot_failed{member="cp-2"}"#);
+        let r = email(&n(vec![item(2, Event::Resolved, Severity::Critical, "cp-2")]), "u2");
+        assert_eq!(r.subject, r#"[RESOLVED] prod: snapshot_failed{member="cp-2"}"#);
+        assert_eq!(r.in_reply_to.as_deref(), Some(f.message_id.as_str()));
+        assert_eq!(r.references.as_deref(), Some(f.message_id.as_str()));
+        assert_ne!(r.message_id, f.message_id);
+        let g = email(&n(vec![item(3, Event::Firing, Severity::Warning, "cp-1"), item(4, Event::Firing, Severity::Critical, "cp-3")]), "u3");
+        assert!(g.subject.starts_with("[FIRING:2][CRITICAL] prod: "), "{}", g.subject);
+        assert!(g.text.contains("Silence:") && g.html.contains("<table>"));
+    }
+}

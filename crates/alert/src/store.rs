@@ -1,0 +1,290 @@
+//! The SQLite state: alerts, the outbox, per-channel delivery state and
+//! silences, in `<state.dir>/alerts.db` (mode 0600, WAL).
+//!
+//! Several processes write at once (the timer jobs ingest, `vigil-notify run`
+//! delivers): every write is one `BEGIN IMMEDIATE` transaction, and readers
+//! and writers wait up to [`BUSY_TIMEOUT`] for each other.
+
+use crate::model::{from_ms, rfc3339, to_ms};
+use crate::AlertError;
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use time::OffsetDateTime;
+use vigil_core::fsutil;
+
+/// The database file inside `state.dir`.
+pub const DB_FILE: &str = "alerts.db";
+/// How long a writer waits for another one.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Sent outbox rows are kept this long (for `status` and duplicate checks).
+const KEEP_SENT: Duration = Duration::from_secs(14 * 24 * 3600);
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS alerts (
+    key TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    labels TEXT NOT NULL,
+    source TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    status TEXT NOT NULL,
+    summary TEXT NOT NULL,
+    facts TEXT NOT NULL,
+    runbook TEXT,
+    cluster TEXT NOT NULL,
+    fail_streak INTEGER NOT NULL DEFAULT 0,
+    ok_streak INTEGER NOT NULL DEFAULT 0,
+    first_seen_ms INTEGER NOT NULL,
+    last_seen_ms INTEGER NOT NULL,
+    fired_ms INTEGER,
+    resolved_ms INTEGER,
+    cycle INTEGER NOT NULL DEFAULT 0,
+    notified_channels TEXT NOT NULL DEFAULT '[]',
+    last_notified_ms INTEGER
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    channel TEXT NOT NULL,
+    alert_key TEXT,
+    event TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    sent_ms INTEGER,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    lease_owner TEXT,
+    lease_until_ms INTEGER
+);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (channel, sent_ms, id);
+CREATE TABLE IF NOT EXISTS channel_state (
+    channel TEXT PRIMARY KEY,
+    failures INTEGER NOT NULL DEFAULT 0,
+    next_attempt_ms INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    last_ok_ms INTEGER,
+    last_refresh_ms INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS silences (
+    id TEXT PRIMARY KEY,
+    matchers TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    ends_ms INTEGER NOT NULL,
+    expired_ms INTEGER
+);
+"#;
+
+/// An open alert database.
+#[derive(Debug)]
+pub struct Store {
+    pub(crate) conn: Connection,
+    pub path: PathBuf,
+}
+
+impl Store {
+    /// Opens (and creates, 0600 in a 0700 dir) `<state_dir>/alerts.db`.
+    pub fn open(state_dir: &Path) -> Result<Store, AlertError> {
+        fsutil::ensure_private_dir(state_dir)?;
+        let path = state_dir.join(DB_FILE);
+        // Create the file ourselves so it is 0600 from the first byte; SQLite
+        // gives the -wal and -shm files the same mode.
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| fsutil::FsError::new("creating", &path, e))?;
+        let db = |e: rusqlite::Error| AlertError::db(&path, e);
+        let conn = Connection::open(&path).map_err(db)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(db)?;
+        let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).map_err(db)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(db = %path.display(), mode, "SQLite did not switch to WAL");
+        }
+        conn.pragma_update(None, "synchronous", "FULL").map_err(db)?;
+        let mut s = Store { conn, path };
+        s.write(|tx| tx.execute_batch(SCHEMA))?;
+        Ok(s)
+    }
+
+    /// Runs `f` in one `BEGIN IMMEDIATE` transaction and commits it.
+    pub(crate) fn write<T>(&mut self, f: impl FnOnce(&Transaction) -> rusqlite::Result<T>) -> Result<T, AlertError> {
+        let path = self.path.clone();
+        let db = |e: rusqlite::Error| AlertError::db(&path, e);
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
+        let v = f(&tx).map_err(db)?;
+        tx.commit().map_err(db)?;
+        Ok(v)
+    }
+
+    pub(crate) fn db_err(&self, e: rusqlite::Error) -> AlertError {
+        AlertError::db(&self.path, e)
+    }
+
+    // ---- silences ----
+
+    /// Adds a silence; returns its id.
+    pub fn add_silence(
+        &mut self,
+        matchers: &BTreeMap<String, String>,
+        duration: Duration,
+        reason: &str,
+        by: &str,
+        now: OffsetDateTime,
+    ) -> Result<Silence, AlertError> {
+        let id = format!("{:08x}", fastrand::u32(..));
+        let ends = now + duration;
+        let m = serde_json::to_string(matchers).unwrap_or_else(|_| "{}".into());
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO silences (id, matchers, reason, created_by, created_ms, ends_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![id, m, reason, by, to_ms(now), to_ms(ends)],
+            )
+        })?;
+        Ok(Silence {
+            id,
+            matchers: matchers.clone(),
+            reason: reason.into(),
+            created_by: by.into(),
+            created_at: rfc3339(now),
+            ends_at: rfc3339(ends),
+            active: true,
+        })
+    }
+
+    /// Silences, newest first; expired ones only with `all`.
+    pub fn silences(&self, all: bool, now: OffsetDateTime) -> Result<Vec<Silence>, AlertError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT id, matchers, reason, created_by, created_ms, ends_ms, expired_ms FROM silences ORDER BY created_ms DESC")
+            .map_err(|e| self.db_err(e))?;
+        let rows = st
+            .query_map([], |r| {
+                let ends: i64 = r.get(5)?;
+                let expired: Option<i64> = r.get(6)?;
+                let end = expired.map(|x| x.min(ends)).unwrap_or(ends);
+                Ok(Silence {
+                    id: r.get(0)?,
+                    matchers: serde_json::from_str(&r.get::<_, String>(1)?).unwrap_or_default(),
+                    reason: r.get(2)?,
+                    created_by: r.get(3)?,
+                    created_at: rfc3339(from_ms(r.get(4)?)),
+                    ends_at: rfc3339(from_ms(end)),
+                    active: end > to_ms(now),
+                })
+            })
+            .map_err(|e| self.db_err(e))?;
+        let mut out = Vec::new();
+        for r in rows {
+            let s = r.map_err(|e| self.db_err(e))?;
+            if all || s.active {
+                out.push(s);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Ends a silence now.
+    pub fn expire_silence(&mut self, id: &str, now: OffsetDateTime) -> Result<(), AlertError> {
+        let n = self.write(|tx| {
+            tx.execute(
+                "UPDATE silences SET expired_ms = ?2 WHERE id = ?1 AND expired_ms IS NULL",
+                params![id, to_ms(now)],
+            )
+        })?;
+        if n == 0 {
+            return Err(AlertError::SilenceNotFound(id.to_string()));
+        }
+        Ok(())
+    }
+
+    // ---- read-only views ----
+
+    /// Every alert that is not plain OK (or all with `all`), most severe first.
+    pub fn alerts(&self, all: bool) -> Result<Vec<crate::model::AlertView>, AlertError> {
+        let sql = format!(
+            "SELECT {} FROM alerts {} ORDER BY status = 'firing' DESC, severity = 'critical' DESC, key",
+            crate::engine::ALERT_COLUMNS,
+            if all { "" } else { "WHERE status != 'ok'" }
+        );
+        let mut st = self.conn.prepare(&sql).map_err(|e| self.db_err(e))?;
+        let rows = st.query_map([], crate::engine::row_to_alert).map_err(|e| self.db_err(e))?;
+        rows.map(|r| r.map(|a| a.view()).map_err(|e| self.db_err(e))).collect()
+    }
+
+    /// Outbox rows not yet delivered, per channel.
+    pub fn pending_counts(&self) -> Result<BTreeMap<String, u64>, AlertError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT channel, COUNT(*) FROM outbox WHERE sent_ms IS NULL GROUP BY channel")
+            .map_err(|e| self.db_err(e))?;
+        let rows = st
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))
+            .map_err(|e| self.db_err(e))?;
+        rows.map(|r| r.map_err(|e| self.db_err(e))).collect()
+    }
+
+    /// Per-channel delivery state, for `vigil-notify status`.
+    pub fn channel_states(&self) -> Result<Vec<ChannelState>, AlertError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT channel, failures, next_attempt_ms, last_error, last_ok_ms FROM channel_state ORDER BY channel")
+            .map_err(|e| self.db_err(e))?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(ChannelState {
+                    channel: r.get(0)?,
+                    failures: r.get::<_, i64>(1)? as u32,
+                    next_attempt: {
+                        let n: i64 = r.get(2)?;
+                        (n > 0).then(|| rfc3339(from_ms(n)))
+                    },
+                    last_error: r.get(3)?,
+                    last_ok: r.get::<_, Option<i64>>(4)?.map(|m| rfc3339(from_ms(m))),
+                })
+            })
+            .map_err(|e| self.db_err(e))?;
+        rows.map(|r| r.map_err(|e| self.db_err(e))).collect()
+    }
+
+    /// Drops delivered rows older than two weeks.
+    pub(crate) fn prune(&mut self, now: OffsetDateTime) -> Result<usize, AlertError> {
+        let cutoff = to_ms(now) - KEEP_SENT.as_millis() as i64;
+        self.write(|tx| tx.execute("DELETE FROM outbox WHERE sent_ms IS NOT NULL AND sent_ms < ?1", [cutoff]))
+    }
+
+    /// The last failure of a channel's `failures` counter (for the channel-failing alert).
+    pub(crate) fn channel_failures(tx: &Transaction, channel: &str) -> rusqlite::Result<u32> {
+        tx.query_row("SELECT failures FROM channel_state WHERE channel = ?1", [channel], |r| r.get::<_, i64>(0))
+            .optional()
+            .map(|v| v.unwrap_or(0) as u32)
+    }
+}
+
+/// A silence as `silence list` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Silence {
+    pub id: String,
+    pub matchers: BTreeMap<String, String>,
+    pub reason: String,
+    pub created_by: String,
+    pub created_at: String,
+    pub ends_at: String,
+    pub active: bool,
+}
+
+/// A channel's delivery state.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChannelState {
+    pub channel: String,
+    pub failures: u32,
+    pub next_attempt: Option<String>,
+    pub last_error: Option<String>,
+    pub last_ok: Option<String>,
+}
