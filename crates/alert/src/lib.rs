@@ -205,3 +205,6 @@ pub fn summary(cfg: &Config) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests;
