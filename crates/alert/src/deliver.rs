@@ -254,6 +254,17 @@ fn finish(store: &mut Store, s: &Settings, channel: &str, b: &Batch, r: &Result<
     })
 }
 
+/// Gives leased rows back untouched.
+fn release(store: &mut Store, ids: &[i64], owner: &str) -> Result<(), AlertError> {
+    store.write(|tx| {
+        let mut st = tx.prepare_cached("UPDATE outbox SET lease_owner = NULL, lease_until_ms = NULL WHERE id = ?1 AND lease_owner = ?2")?;
+        for id in ids {
+            st.execute(params![id, owner])?;
+        }
+        Ok(())
+    })
+}
+
 #[derive(Debug, Default)]
 struct ChannelPass {
     messages: u32,
@@ -268,12 +279,10 @@ struct ChannelPass {
 async fn pass(store: &mut Store, s: &Settings, sender: &Sender, group_wait: Duration, owner: &str, deadline: Option<tokio::time::Instant>) -> ChannelPass {
     let mut out = ChannelPass::default();
     loop {
-        if let Some(d) = deadline {
-            // Never start an attempt that the budget would cut off mid-way.
-            if tokio::time::Instant::now() + sender.timeout > d {
-                out.wait = Some(Duration::ZERO);
-                return out;
-            }
+        let remaining = deadline.map(|d| d.saturating_duration_since(tokio::time::Instant::now()));
+        if remaining.is_some_and(|r| r < Duration::from_millis(500)) {
+            out.wait = Some(Duration::ZERO);
+            return out;
         }
         let now = vigil_core::now();
         let b = match claim(store, s, sender, group_wait, owner, now) {
@@ -298,7 +307,20 @@ async fn pass(store: &mut Store, s: &Settings, sender: &Sender, group_wait: Dura
         let r = if n.items.is_empty() && !b.heartbeat && !sender.is_alertmanager() {
             Ok(crate::channel::Sent { reply: "nothing to send".into() })
         } else {
-            sender.send(&n, &b.am).await
+            let limit = remaining.unwrap_or(Duration::MAX);
+            match tokio::time::timeout(limit, sender.send(&n, &b.am)).await {
+                Ok(r) => r,
+                Err(_) => {
+                    // The caller's budget ran out, not the channel: hand the
+                    // rows back without counting a failure.
+                    tracing::info!(channel = sender.name, "delivery budget used up; leaving the rest in the outbox");
+                    if let Err(e) = release(store, &b.ids, owner) {
+                        tracing::error!(channel = sender.name, "{e}");
+                    }
+                    out.wait = Some(Duration::ZERO);
+                    return out;
+                }
+            }
         };
         match &r {
             Ok(sent) => {

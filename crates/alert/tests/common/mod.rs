@@ -1,0 +1,434 @@
+//! Harness for the alerting integration tests: loopback HTTP receivers with
+//! scripted faults, child processes that die with the test, test
+//! certificates from the openssl CLI, and the vigil-notify binary.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::collections::{BTreeMap, VecDeque};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A free loopback port (bound and released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// The vigil-notify binary next to the test executable (target/debug).
+pub fn bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let p = dir.join("vigil-notify");
+    assert!(p.exists(), "{} is missing: run `cargo build --workspace --bins` first", p.display());
+    p
+}
+
+/// A child process killed (and reaped) when the guard drops, also on panic.
+pub struct Proc {
+    pub child: Option<Child>,
+    pub name: String,
+}
+
+impl Proc {
+    pub fn spawn(name: &str, cmd: &mut Command) -> Proc {
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("starting {name}: {e}"));
+        Proc {
+            child: Some(child),
+            name: name.into(),
+        }
+    }
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+    /// SIGKILL, like a crash.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+    /// SIGTERM and wait up to `within`; returns the output.
+    pub fn term(&mut self, within: Duration) -> Output {
+        let mut c = self.child.take().expect("running");
+        let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+        let t = Instant::now();
+        loop {
+            if let Ok(Some(_)) = c.try_wait() {
+                break;
+            }
+            if t.elapsed() > within {
+                let _ = c.kill();
+                panic!("{} did not stop within {within:?} after SIGTERM", self.name);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        c.wait_with_output().expect("output")
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Waits until `f` is true or panics after `secs`.
+pub fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(t.elapsed() < Duration::from_secs(secs), "timed out after {secs}s waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+pub fn wait_port(port: u16, secs: u64) {
+    wait_for(&format!("port {port}"), secs, || TcpStream::connect(("127.0.0.1", port)).is_ok());
+}
+
+/// What a receiver does with the next request.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    /// Status, extra headers, body.
+    Status(u16, Vec<(String, String)>, String),
+    /// Read the request, then say nothing for this long (client timeout).
+    Hang(Duration),
+    /// Read the request, wait, then answer 200: a slow but working server.
+    Slow(Duration, u16, String),
+}
+
+impl Reply {
+    pub fn ok(body: &str) -> Reply {
+        Reply::Status(200, vec![], body.into())
+    }
+}
+
+/// One request as the receiver saw it.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub at: Instant,
+    pub method: String,
+    pub path: String,
+    pub headers: BTreeMap<String, String>,
+    pub body: Vec<u8>,
+    /// The status it was answered with (0 for Hang).
+    pub status: u16,
+}
+
+impl Request {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+/// A loopback HTTP/1.1 server that follows a script, then a default reply.
+#[derive(Clone)]
+pub struct Receiver {
+    pub port: u16,
+    script: Arc<Mutex<VecDeque<Reply>>>,
+    default: Arc<Mutex<Reply>>,
+    pub requests: Arc<Mutex<Vec<Request>>>,
+}
+
+impl Receiver {
+    pub fn start(default: Reply) -> Receiver {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = l.local_addr().expect("addr").port();
+        let r = Receiver {
+            port,
+            script: Arc::default(),
+            default: Arc::new(Mutex::new(default)),
+            requests: Arc::default(),
+        };
+        let rr = r.clone();
+        std::thread::spawn(move || {
+            for s in l.incoming().flatten() {
+                let rr = rr.clone();
+                std::thread::spawn(move || rr.serve(s));
+            }
+        });
+        r
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn push(&self, r: Reply) {
+        self.script.lock().expect("lock").push_back(r);
+    }
+
+    pub fn set_default(&self, r: Reply) {
+        *self.default.lock().expect("lock") = r;
+    }
+
+    pub fn all(&self) -> Vec<Request> {
+        self.requests.lock().expect("lock").clone()
+    }
+
+    /// Requests answered with 2xx.
+    pub fn delivered(&self) -> Vec<Request> {
+        self.all().into_iter().filter(|r| (200..300).contains(&r.status)).collect()
+    }
+
+    fn serve(&self, s: TcpStream) {
+        let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
+        let mut rd = BufReader::new(match s.try_clone() {
+            Ok(c) => c,
+            Err(_) => return,
+        });
+        let mut w = s;
+        loop {
+            let mut line = String::new();
+            if rd.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            let mut parts = line.split_whitespace();
+            let method = parts.next().unwrap_or_default().to_string();
+            let path = parts.next().unwrap_or_default().to_string();
+            let mut headers = BTreeMap::new();
+            loop {
+                let mut h = String::new();
+                if rd.read_line(&mut h).unwrap_or(0) == 0 {
+                    return;
+                }
+                let h = h.trim_end();
+                if h.is_empty() {
+                    break;
+                }
+                if let Some((k, v)) = h.split_once(':') {
+                    headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+                }
+            }
+            let len: usize = headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+            let mut body = vec![0; len];
+            if rd.read_exact(&mut body).is_err() {
+                return;
+            }
+            let reply = self.script.lock().expect("lock").pop_front().unwrap_or_else(|| self.default.lock().expect("lock").clone());
+            let (status, extra, text) = match reply {
+                Reply::Status(s, h, b) => (s, h, b),
+                Reply::Hang(d) => {
+                    self.record(method, path, headers, body, 0);
+                    std::thread::sleep(d);
+                    return;
+                }
+                Reply::Slow(d, s, b) => {
+                    std::thread::sleep(d);
+                    (s, vec![], b)
+                }
+            };
+            self.record(method, path, headers, body, status);
+            let mut resp = format!("HTTP/1.1 {status} X\r\ncontent-length: {}\r\ncontent-type: text/plain\r\n", text.len());
+            for (k, v) in extra {
+                resp.push_str(&format!("{k}: {v}\r\n"));
+            }
+            resp.push_str("\r\n");
+            resp.push_str(&text);
+            if w.write_all(resp.as_bytes()).is_err() {
+                return;
+            }
+        }
+    }
+
+    fn record(&self, method: String, path: String, headers: BTreeMap<String, String>, body: Vec<u8>, status: u16) {
+        self.requests.lock().expect("lock").push(Request {
+            at: Instant::now(),
+            method,
+            path,
+            headers,
+            body,
+            status,
+        });
+    }
+}
+
+/// A test CA and a server certificate for 127.0.0.1 / localhost, made with
+/// the openssl CLI. Also an untrusted self-signed one.
+pub struct Certs {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub rogue_cert: PathBuf,
+    pub rogue_key: PathBuf,
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl").current_dir(dir).args(args).output().expect("openssl");
+    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+pub fn certs(dir: &Path) -> Certs {
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    let mut a = vec!["req", "-x509"];
+    a.extend(ec);
+    a.extend(["-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=vigil test CA", "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"]);
+    openssl(dir, &a);
+    let mut a = vec!["req"];
+    a.extend(ec);
+    a.extend(["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"]);
+    openssl(dir, &a);
+    std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n").expect("ext");
+    openssl(dir, &["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "ext.cnf"]);
+    let mut a = vec!["req", "-x509"];
+    a.extend(ec);
+    a.extend(["-keyout", "rogue.key", "-out", "rogue.pem", "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]);
+    openssl(dir, &a);
+    Certs {
+        ca: dir.join("ca.pem"),
+        cert: dir.join("server.pem"),
+        key: dir.join("server.key"),
+        rogue_cert: dir.join("rogue.pem"),
+        rogue_key: dir.join("rogue.key"),
+    }
+}
+
+/// A TLS server with a certificate nobody trusts (openssl s_server).
+pub fn bad_tls_server(c: &Certs) -> (Proc, u16) {
+    let port = free_port();
+    let p = Proc::spawn(
+        "openssl s_server",
+        Command::new("openssl")
+            .args(["s_server", "-quiet", "-www", "-accept"])
+            .arg(port.to_string())
+            .arg("-cert")
+            .arg(&c.rogue_cert)
+            .arg("-key")
+            .arg(&c.rogue_key)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    wait_port(port, 10);
+    (p, port)
+}
+
+/// The [cluster] and [state] part of a test config.
+pub fn config_head(state: &Path) -> String {
+    format!(
+        r#"[cluster]
+name = "prod"
+members = [
+  {{ name = "cp-1", endpoint = "http://127.0.0.1:12379" }},
+  {{ name = "cp-2", endpoint = "http://127.0.0.1:22379" }},
+  {{ name = "cp-3", endpoint = "http://127.0.0.1:32379" }},
+]
+
+[state]
+dir = "{}"
+"#,
+        state.display()
+    )
+}
+
+pub fn write_config(dir: &Path, text: &str) -> (PathBuf, vigil_core::Config) {
+    let p = dir.join("vigil.toml");
+    std::fs::write(&p, text).expect("write config");
+    let cfg = vigil_core::Config::load(&p).unwrap_or_else(|e| panic!("test config: {e}\n{text}"));
+    (p, cfg)
+}
+
+/// Runs vigil-notify to completion.
+pub fn notify(config: &Path, args: &[&str]) -> Output {
+    Command::new(bin())
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env_remove("VIGIL_LOG")
+        .output()
+        .expect("run vigil-notify")
+}
+
+/// Starts `vigil-notify run` (long-running) with debug logs.
+pub fn notify_daemon(config: &Path, log: &Path) -> Proc {
+    let f = std::fs::File::create(log).expect("log file");
+    Proc::spawn(
+        "vigil-notify run",
+        Command::new(bin())
+            .arg("--config")
+            .arg(config)
+            .args(["-v", "run"])
+            .stdout(Stdio::null())
+            .stderr(f),
+    )
+}
+
+pub fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// Fails if any secret appears in `output`.
+pub fn assert_no_secret(what: &str, output: &str, secrets: &[&str]) {
+    for s in secrets {
+        assert!(!output.contains(s), "{what} leaks the secret {s:?}:\n{output}");
+    }
+}
+
+/// Lost and duplicated outbox ids, given the ids queued and the ids seen.
+pub fn count(queued: &[i64], seen: &[i64]) -> (usize, usize) {
+    let mut n: BTreeMap<i64, usize> = BTreeMap::new();
+    for id in seen {
+        *n.entry(*id).or_default() += 1;
+    }
+    let lost = queued.iter().filter(|id| !n.contains_key(id)).count();
+    let dups = n.values().map(|c| c.saturating_sub(1)).sum();
+    (lost, dups)
+}
+
+/// Outbox ids of undelivered and delivered rows, read with the sqlite library.
+pub fn outbox_ids(state: &Path, channel: &str) -> Vec<i64> {
+    let c = rusqlite::Connection::open(state.join("alerts.db")).expect("db");
+    let mut st = c.prepare("SELECT id FROM outbox WHERE channel = ?1 ORDER BY id").expect("prepare");
+    st.query_map([channel], |r| r.get(0)).expect("query").map(|r| r.expect("row")).collect()
+}
+
+pub fn pending(state: &Path, channel: &str) -> i64 {
+    let c = rusqlite::Connection::open(state.join("alerts.db")).expect("db");
+    c.query_row("SELECT COUNT(*) FROM outbox WHERE channel = ?1 AND sent_ms IS NULL", [channel], |r| r.get(0))
+        .expect("count")
+}
+
+/// Outbox ids carried by a Slack message (block ids `vigil-EVENT-ID`).
+pub fn slack_ids(v: &Value) -> Vec<i64> {
+    v["blocks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|b| b["block_id"].as_str())
+        .filter_map(|id| id.rsplit('-').next()?.parse().ok())
+        .collect()
+}
+
+/// Outbox ids carried by a Teams card (element ids `vigil-EVENT-ID`).
+pub fn teams_ids(v: &Value) -> Vec<i64> {
+    v["attachments"][0]["content"]["body"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|b| b["id"].as_str())
+        .filter_map(|id| id.rsplit('-').next()?.parse().ok())
+        .collect()
+}
+
+/// Outcome records for a run: `(member, ok, stage)`.
+pub fn outcomes(run: &str, list: &[(&str, bool, vigil_core::outcome::Stage)]) -> Vec<vigil_core::outcome::Outcome> {
+    list.iter()
+        .map(|(m, ok, stage)| vigil_core::outcome::Outcome {
+            job: "snapshot".into(),
+            run_id: run.into(),
+            cluster: "prod".into(),
+            subject: (*m).into(),
+            ok: *ok,
+            stage: *stage,
+            error: (!ok).then(|| format!("{m}: connection refused")),
+            archive: None,
+            time: vigil_core::rfc3339(vigil_core::now()),
+            duration_ms: 12,
+        })
+        .collect()
+}
