@@ -2,10 +2,11 @@
 //! archive store with its listing, cleanup and pruning.
 
 pub mod local;
+pub mod sink;
 mod writer;
 
 pub use writer::{
-    encrypt_small, sha256_file, verify_readback, ArchiveOptions, ArchiveWriter, Written,
+    encrypt_small, sha256_file, verify_readback, ArchiveOptions, ArchiveWriter, SinkTx, Written,
 };
 
 #[derive(Debug, thiserror::Error)]

@@ -6,7 +6,7 @@ use crate::ArchiveError;
 use std::path::{Path, PathBuf};
 use vigil_core::fsutil::{self, FsError, PARTIAL_SUFFIX};
 use vigil_core::manifest::{self, Manifest};
-use vigil_core::retention::{self, Candidate};
+use vigil_core::retention::{self, Candidate, KeepPolicy};
 
 pub const EXT_AGE: &str = ".db.zst.age";
 pub const EXT_PLAIN: &str = ".db.zst";
@@ -112,12 +112,12 @@ pub fn cleanup_member(dir: &Path) -> Result<Vec<PathBuf>, FsError> {
     Ok(removed)
 }
 
-/// Applies `keep_last` to one member directory. The manifest goes first, so
+/// Applies the retention policy to one member directory. The manifest goes first, so
 /// a crash in between leaves an orphan that cleanup removes, never a
 /// manifest that points at nothing.
 pub fn prune_member(
     dir: &Path,
-    keep_last: u32,
+    policy: &KeepPolicy,
     dry_run: bool,
 ) -> Result<Vec<Stored>, ArchiveError> {
     let all = list_member(dir)
@@ -128,7 +128,7 @@ pub fn prune_member(
             item: s,
         })
         .collect();
-    let (_keep, prune) = retention::keep_last(all, keep_last);
+    let (_keep, prune) = retention::apply(all, policy);
     let mut pruned = Vec::new();
     for c in prune {
         let s = c.item;

@@ -66,7 +66,42 @@ impl<W: Write> Sealed<W> {
     }
 }
 
-type Sink = Hashing<BufWriter<File>>;
+/// A streaming sink's end of the fan-out.
+#[derive(Debug)]
+pub struct SinkTx {
+    pub name: String,
+    pub tx: tokio::sync::mpsc::Sender<crate::sink::SinkMsg>,
+}
+
+/// Writes the ciphertext to the local file and hands the same bytes to every
+/// streaming sink. A sink that stops receiving is dropped from the fan-out;
+/// the local copy goes on. Bounded channels give back-pressure.
+struct Tee {
+    file: File,
+    outs: Vec<SinkTx>,
+}
+
+impl Write for Tee {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.file.write_all(buf)?;
+        if !self.outs.is_empty() {
+            let b = bytes::Bytes::copy_from_slice(buf);
+            self.outs.retain(|o| {
+                let alive = o.tx.blocking_send(crate::sink::SinkMsg::Data(b.clone())).is_ok();
+                if !alive {
+                    tracing::warn!(sink = %o.name, "sink stopped receiving; the local archive goes on");
+                }
+                alive
+            });
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+type Sink = Hashing<BufWriter<Tee>>;
 
 /// A file being written. Dropping it unfinished removes the temp file.
 pub struct ArchiveWriter {
@@ -93,11 +128,16 @@ pub struct Written {
 impl ArchiveWriter {
     /// Opens the temp file for `final_path` (`.<name>.partial`, mode 0600).
     pub fn create(final_path: &Path, opts: &ArchiveOptions) -> Result<Self, ArchiveError> {
+        Self::create_with_sinks(final_path, opts, Vec::new())
+    }
+
+    /// Like [`ArchiveWriter::create`], also streaming the ciphertext to `sinks`.
+    pub fn create_with_sinks(final_path: &Path, opts: &ArchiveOptions, sinks: Vec<SinkTx>) -> Result<Self, ArchiveError> {
         let tmp = fsutil::partial_path(final_path);
         let _ = std::fs::remove_file(&tmp);
         let file = fsutil::create_private(&tmp)?;
         let sink = Hashing {
-            inner: BufWriter::with_capacity(256 * 1024, file),
+            inner: BufWriter::with_capacity(256 * 1024, Tee { file, outs: sinks }),
             hasher: Sha256::new(),
             count: 0,
         };
@@ -147,8 +187,9 @@ impl ArchiveWriter {
         }
     }
 
-    /// Ends the zstd frame and the age stream and fsyncs the file.
-    pub fn finish(mut self) -> Result<Written, ArchiveError> {
+    /// Ends the zstd frame and the age stream and fsyncs the file. Returns the
+    /// sinks still receiving; they complete only when told to commit.
+    pub fn finish(mut self) -> Result<(Written, Vec<SinkTx>), ArchiveError> {
         let enc = self.enc.take().ok_or_else(|| self.closed())?;
         let werr = |source| ArchiveError::Write {
             path: self.tmp.clone(),
@@ -161,7 +202,7 @@ impl ArchiveWriter {
             hasher,
             count,
         } = sink;
-        let file = inner.into_inner().map_err(|e| werr(e.into_error()))?;
+        let Tee { file, outs } = inner.into_inner().map_err(|e| werr(e.into_error()))?;
         file.sync_all().map_err(werr)?;
         let written = Written {
             tmp: self.tmp.clone(),
@@ -170,7 +211,7 @@ impl ArchiveWriter {
         };
         // Ownership of the temp file passes to the caller.
         self.tmp = PathBuf::new();
-        Ok(written)
+        Ok((written, outs))
     }
 }
 
@@ -261,7 +302,7 @@ mod tests {
         for c in data.chunks(32 * 1024) {
             w.write(c).unwrap();
         }
-        let written = w.finish().unwrap();
+        let (written, _) = w.finish().unwrap();
         verify_readback(&written).unwrap();
         let cipher = std::fs::read(&written.tmp).unwrap();
         assert_eq!(cipher.len() as u64, written.size);

@@ -1,6 +1,7 @@
 //! Shared pieces of vigil: the config file, the archive manifest, retention,
 //! outcome records and the file-safety helpers every job relies on.
 
+pub mod cmd;
 pub mod config;
 pub mod fsutil;
 pub mod manifest;

@@ -22,6 +22,10 @@ pub enum Stage {
     Retention,
     Consistency,
     Token,
+    /// Shipping to a sink (upload, verify, catch-up, prune).
+    Ship,
+    /// Re-reading stored copies.
+    Scrub,
     Done,
 }
 

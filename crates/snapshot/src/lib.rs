@@ -6,5 +6,6 @@ pub mod consistency;
 pub mod list;
 pub mod output;
 pub mod run;
+pub mod ship;
 
 pub use run::{run, RunError, RunReport};

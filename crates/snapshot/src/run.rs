@@ -2,12 +2,14 @@
 //! consistency check, retention and outcome records.
 
 use crate::consistency::{self, ConsistencyReport, MemberHash};
+use crate::ship::{build_sinks, sync_sink, Mode};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
-use vigil_archive::{local, verify_readback, ArchiveError, ArchiveOptions, ArchiveWriter, Written};
+use vigil_archive::sink::{Sink, SinkError, SinkMsg};
+use vigil_archive::{local, verify_readback, ArchiveError, ArchiveOptions, ArchiveWriter, SinkTx, Written};
 use vigil_core::config::{Config, Encryption, MemberConfig, SnapshotConfig};
 use vigil_core::fsutil::{self, FsError, LockError, RunLock};
 use vigil_core::manifest::{self, Manifest};
@@ -26,6 +28,8 @@ pub enum RunError {
     Fs(#[from] FsError),
     #[error(transparent)]
     Tls(#[from] vigil_etcd::EtcdError),
+    #[error(transparent)]
+    Sink(#[from] SinkError),
 }
 
 impl RunError {
@@ -49,7 +53,33 @@ pub struct MemberReport {
     pub archive: Option<PathBuf>,
     pub manifest: Option<Manifest>,
     pub pruned: Vec<PathBuf>,
+    /// Copies streamed to sinks during this member's snapshot.
+    pub sinks: Vec<SinkCopy>,
     pub duration_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SinkCopy {
+    pub sink: String,
+    pub ok: bool,
+    pub location: String,
+    pub error: Option<String>,
+}
+
+/// A sink at the end of the run: every local archive should be there.
+#[derive(Debug, Clone, Serialize)]
+pub struct SinkReport {
+    pub sink: String,
+    pub kind: String,
+    pub ok: bool,
+    /// Verified copies of this cluster in the sink after the run.
+    pub copies: usize,
+    /// Archives shipped late (catch-up, or tape).
+    pub shipped: Vec<String>,
+    pub pruned: Vec<String>,
+    pub errors: Vec<String>,
+    /// Problems that the run repaired (a streamed upload that failed and was caught up).
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -70,6 +100,7 @@ pub struct RunReport {
     pub members: Vec<MemberReport>,
     pub consistency: Option<ConsistencyReport>,
     pub rke2_token: Option<TokenReport>,
+    pub sinks: Vec<SinkReport>,
     /// Leftovers of crashed runs that were removed first.
     pub cleaned: Vec<PathBuf>,
     pub warnings: Vec<String>,
@@ -85,6 +116,7 @@ struct Ctx {
     encrypted: bool,
     connect_timeout: Duration,
     stall_timeout: Duration,
+    sinks: Vec<Arc<Sink>>,
 }
 
 /// Runs the whole job. Per-member failures are in the report, not in `Err`.
@@ -99,6 +131,7 @@ pub async fn run(cfg: &Config) -> Result<RunReport, RunError> {
     })?;
     fsutil::ensure_private_dir(&sc.dir)?;
     let tls = cfg.tls().map(TlsMaterial::load).transpose()?;
+    let sinks = build_sinks(cfg)?;
 
     let mut warnings = Vec::new();
     if sc.encryption == Encryption::None {
@@ -140,6 +173,7 @@ pub async fn run(cfg: &Config) -> Result<RunReport, RunError> {
         encrypted: sc.encryption == Encryption::Age,
         connect_timeout: sc.connect_timeout.get(),
         stall_timeout: sc.stall_timeout.get(),
+        sinks: sinks.clone(),
     });
 
     let mut tasks = Vec::new();
@@ -193,7 +227,7 @@ pub async fn run(cfg: &Config) -> Result<RunReport, RunError> {
     // Prune only members whose new archive is stored, verified and consistent.
     for m in members.iter_mut().filter(|m| m.ok) {
         let dir = local::member_dir(&sc.dir, &m.member);
-        match local::prune_member(&dir, sc.keep_last, false) {
+        match local::prune_member(&dir, &sc.policy(), false) {
             Ok(p) => m.pruned = p.into_iter().map(|s| s.archive_path).collect(),
             Err(e) => {
                 m.ok = false;
@@ -211,6 +245,21 @@ pub async fn run(cfg: &Config) -> Result<RunReport, RunError> {
         .rke2_token_file
         .as_ref()
         .map(|p| archive_token(&ctx, sc, p));
+    let mut sink_reports = Vec::new();
+    for sink in &sinks {
+        let mut rep = sync_sink(cfg, sink, Mode::ShipAndPrune).await;
+        for m in &members {
+            for c in m.sinks.iter().filter(|c| c.sink == sink.name() && !c.ok) {
+                let e = format!("{}: streamed upload failed: {}", m.member, c.error.as_deref().unwrap_or("?"));
+                if rep.ok {
+                    rep.warnings.push(format!("{e} (shipped again from the local copy)"));
+                } else {
+                    rep.errors.push(e);
+                }
+            }
+        }
+        sink_reports.push(rep);
+    }
 
     let mut report = RunReport {
         run_id,
@@ -222,6 +271,7 @@ pub async fn run(cfg: &Config) -> Result<RunReport, RunError> {
         members,
         consistency,
         rke2_token,
+        sinks: sink_reports,
         cleaned,
         warnings,
     };
@@ -231,6 +281,7 @@ pub async fn run(cfg: &Config) -> Result<RunReport, RunError> {
             .push(format!("could not write outcome records: {e}"));
     }
     report.ok = report.members.iter().all(|m| m.ok)
+        && report.sinks.iter().all(|s| s.ok)
         && report.rke2_token.as_ref().is_none_or(|t| t.ok)
         && !report
             .warnings
@@ -258,6 +309,7 @@ fn failed_report(m: &MemberConfig, stage: Stage, error: String, ms: u64) -> Memb
         archive: None,
         manifest: None,
         pruned: Vec::new(),
+        sinks: Vec::new(),
         duration_ms: ms,
     }
 }
@@ -273,7 +325,7 @@ async fn member_with_timeout(
     let r = tokio::time::timeout(limit, snapshot_member(&ctx, &m, &mut stage, &mut client)).await;
     let ms = t0.elapsed().as_millis() as u64;
     let rep = match r {
-        Ok(Ok((path, manifest))) => {
+        Ok(Ok((path, manifest, sinks))) => {
             tracing::info!(member = %m.name, "archived {} ({})", path.display(), summary_of(&manifest));
             MemberReport {
                 member: m.name.clone(),
@@ -284,6 +336,7 @@ async fn member_with_timeout(
                 archive: Some(path),
                 manifest: Some(manifest),
                 pruned: Vec::new(),
+                sinks,
                 duration_ms: ms,
             }
         }
@@ -326,7 +379,77 @@ async fn snapshot_member(
     m: &MemberConfig,
     stage: &mut Stage,
     client_out: &mut Option<MemberClient>,
-) -> Result<(PathBuf, Manifest), String> {
+) -> Result<(PathBuf, Manifest, Vec<SinkCopy>), String> {
+    let id = format!("{}-{}-{}", ctx.cluster, m.name, ctx.run_id);
+    let file = local::archive_name(&id, ctx.encrypted);
+    // One upload per streaming sink, fed by the writer as it writes.
+    let mut uploads = Vec::new();
+    let mut txs = Vec::new();
+    for sink in ctx.sinks.iter().filter(|s| s.streams()) {
+        let (tx, rx) = mpsc::channel::<SinkMsg>(8);
+        let (s, member, f) = (sink.clone(), m.name.clone(), file.clone());
+        uploads.push((sink.clone(), tokio::spawn(async move { s.upload_stream(&member, &f, rx).await })));
+        txs.push(SinkTx {
+            name: sink.name().to_string(),
+            tx,
+        });
+    }
+    let local = store_member(ctx, m, &id, stage, client_out, txs).await;
+    let (path, manifest, alive) = match local {
+        Ok(v) => v,
+        Err(e) => {
+            // The senders are gone, so every upload aborts; wait for that.
+            for (_, h) in uploads {
+                let _ = h.await;
+            }
+            return Err(e);
+        }
+    };
+    for o in &alive {
+        let _ = o.tx.send(SinkMsg::Commit).await;
+    }
+    drop(alive);
+    let mut copies = Vec::new();
+    for (sink, h) in uploads {
+        let r = match h.await {
+            Ok(r) => r.map(|_| ()),
+            Err(e) => Err(SinkError::Tape {
+                sink: sink.name().to_string(),
+                message: format!("internal error: {e}"),
+            }),
+        };
+        let r = match r {
+            Ok(()) => match sink.verify(&m.name, &manifest).await {
+                Ok(()) => sink.put_manifest(&m.name, &manifest).await,
+                Err(e) => {
+                    let _ = sink.delete(&m.name, &manifest.archive).await;
+                    Err(e)
+                }
+            },
+            Err(e) => Err(e),
+        };
+        if let Err(e) = &r {
+            tracing::error!(member = %m.name, sink = %sink.name(), "{e}");
+        }
+        copies.push(SinkCopy {
+            sink: sink.name().to_string(),
+            ok: r.is_ok(),
+            location: sink.location(&m.name, &manifest.archive),
+            error: r.err().map(|e| e.to_string()),
+        });
+    }
+    Ok((path, manifest, copies))
+}
+
+/// The local half: stream, verify, write, read back, commit, manifest.
+async fn store_member(
+    ctx: &Ctx,
+    m: &MemberConfig,
+    id: &str,
+    stage: &mut Stage,
+    client_out: &mut Option<MemberClient>,
+    sink_txs: Vec<SinkTx>,
+) -> Result<(PathBuf, Manifest, Vec<SinkTx>), String> {
     let err = |e: &dyn std::fmt::Display| e.to_string();
     *stage = Stage::Connect;
     let client = vigil_etcd::connect(m, ctx.tls.as_ref(), ctx.connect_timeout)
@@ -342,13 +465,12 @@ async fn snapshot_member(
     *stage = Stage::Stream;
     let created = now();
     let t0 = Instant::now();
-    let id = format!("{}-{}-{}", ctx.cluster, m.name, ctx.run_id);
     let final_path =
-        local::member_dir(&ctx.root, &m.name).join(local::archive_name(&id, ctx.encrypted));
+        local::member_dir(&ctx.root, &m.name).join(local::archive_name(id, ctx.encrypted));
     let (tx, rx) = mpsc::channel::<Msg>(16);
     let opts = ctx.archive.clone();
     let fp = final_path.clone();
-    let writer = tokio::task::spawn_blocking(move || write_archive(rx, &fp, &opts));
+    let writer = tokio::task::spawn_blocking(move || write_archive(rx, &fp, &opts, sink_txs));
 
     let streamed = stream_into(ctx, &client, &tx).await;
     if streamed.is_ok() {
@@ -360,7 +482,7 @@ async fn snapshot_member(
         .map_err(|e| format!("member {}: archive writer crashed: {e}", m.name))?;
     // A failed stream explains a failed writer (the writer only saw the channel close).
     streamed?;
-    let (verified, written) = written.map_err(|(s, e)| {
+    let (verified, written, alive) = written.map_err(|(s, e)| {
         *stage = s;
         format!("member {} ({}): {e}", m.name, m.endpoint)
     })?;
@@ -387,7 +509,7 @@ async fn snapshot_member(
         ctx,
         m,
         &st,
-        &id,
+        id,
         &final_path,
         &verified,
         &written,
@@ -401,7 +523,7 @@ async fn snapshot_member(
         let _ = std::fs::remove_file(&final_path);
         return Err(format!("member {}: {e}", m.name));
     }
-    Ok((final_path, manifest))
+    Ok((final_path, manifest, alive))
 }
 
 /// Reads the member's stream and hands each blob to the writer thread
@@ -460,16 +582,17 @@ async fn stream_into(
     Ok(())
 }
 
-type WriteResult = Result<(Verified, Written), (Stage, String)>;
+type WriteResult = Result<(Verified, Written, Vec<SinkTx>), (Stage, String)>;
 
-/// The blocking half: verify, compress, encrypt, write, read back.
+/// The blocking half: verify, compress, encrypt, write (and fan out), read back.
 fn write_archive(
     mut rx: mpsc::Receiver<Msg>,
     final_path: &Path,
     opts: &ArchiveOptions,
+    sinks: Vec<SinkTx>,
 ) -> WriteResult {
     let werr = |e: ArchiveError| (Stage::Write, e.to_string());
-    let mut w = ArchiveWriter::create(final_path, opts).map_err(werr)?;
+    let mut w = ArchiveWriter::create_with_sinks(final_path, opts, sinks).map_err(werr)?;
     let mut v = SnapshotVerifier::new();
     loop {
         match rx.blocking_recv() {
@@ -482,12 +605,12 @@ fn write_archive(
         }
     }
     let verified = v.finish().map_err(|e| (Stage::Verify, e.to_string()))?;
-    let written = w.finish().map_err(werr)?;
+    let (written, alive) = w.finish().map_err(werr)?;
     if let Err(e) = verify_readback(&written) {
         let _ = std::fs::remove_file(&written.tmp);
         return Err((Stage::Readback, e.to_string()));
     }
-    Ok((verified, written))
+    Ok((verified, written, alive))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -649,6 +772,23 @@ fn record_outcomes(state: &Path, r: &RunReport) -> Result<(), FsError> {
                 archive: m.archive.as_ref().map(|p| p.display().to_string()),
                 time: time.clone(),
                 duration_ms: m.duration_ms,
+            },
+        )?;
+    }
+    for s in &r.sinks {
+        outcome::record(
+            state,
+            &Outcome {
+                job: "sink".into(),
+                run_id: r.run_id.clone(),
+                cluster: r.cluster.clone(),
+                subject: s.sink.clone(),
+                ok: s.ok,
+                stage: if s.ok { Stage::Done } else { Stage::Ship },
+                error: (!s.ok).then(|| format!("sink {}: {}", s.sink, s.errors.join("; "))),
+                archive: None,
+                time: time.clone(),
+                duration_ms: 0,
             },
         )?;
     }

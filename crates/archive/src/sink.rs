@@ -1,0 +1,706 @@
+//! Sinks: where archives go besides the bastion's own disk.
+//!
+//! Object stores (S3 and Ceph RGW, Azure, GCS, a local filesystem) go
+//! through `object_store`; `dir` is an LTFS mount or a BackupPC staging
+//! directory; `tape-dsmc` hands the finished file to IBM Spectrum Protect.
+//! Every sink uses the same layout, `<prefix>/<cluster>/<member>/<archive>`
+//! with `<archive>.json` beside it, and the manifest is always written last:
+//! a copy without a manifest does not count.
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use object_store::path::Path as ObjPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use sha2::{Digest, Sha256};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use vigil_core::config::{RcPolicy, SinkConfig, SinkKind, VerifyMode, DEFAULT_DESCRIPTION};
+use vigil_core::fsutil::{self, FsError};
+use vigil_core::manifest::{Manifest, SUFFIX};
+
+/// What the archive writer sends a streaming sink.
+#[derive(Debug)]
+pub enum SinkMsg {
+    Data(Bytes),
+    /// The stream verified and is stored locally: complete the upload.
+    Commit,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("sink {sink}: building the {kind} client: {message}")]
+    Build { sink: String, kind: String, message: String },
+    #[error("sink {sink}: {op} {key}: {message}")]
+    Store {
+        sink: String,
+        op: &'static str,
+        key: String,
+        message: String,
+    },
+    #[error("sink {sink}: {key}: the stored copy is {actual_size} bytes with sha256 {actual}, but the manifest says {expected_size} bytes with sha256 {expected}")]
+    Mismatch {
+        sink: String,
+        key: String,
+        expected: String,
+        actual: String,
+        expected_size: u64,
+        actual_size: u64,
+    },
+    #[error("sink {sink}: upload of {key} aborted: {reason}")]
+    Aborted { sink: String, key: String, reason: String },
+    #[error("sink {sink}: {message}")]
+    Tape { sink: String, message: String },
+    #[error("sink {sink}: {0}", sink = .1)]
+    Fs(FsError, String),
+}
+
+/// A copy of an archive found in a sink.
+#[derive(Debug, Clone)]
+pub struct SinkEntry {
+    pub member: String,
+    pub manifest: Manifest,
+    /// Size of the archive object, `None` when only the manifest is there.
+    pub archive_size: Option<u64>,
+}
+
+impl SinkEntry {
+    pub fn is_verified(&self) -> bool {
+        self.manifest.verified_at.is_some() && self.archive_size == Some(self.manifest.archive_size)
+    }
+}
+
+enum Backend {
+    Object { store: Arc<dyn ObjectStore>, part_size: usize, concurrency: usize },
+    Dir { root: PathBuf },
+    Dsmc { catalog: PathBuf },
+}
+
+/// One configured sink, ready to use.
+pub struct Sink {
+    pub cfg: SinkConfig,
+    cluster: String,
+    backend: Backend,
+}
+
+impl std::fmt::Debug for Sink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sink").field("name", &self.cfg.name).field("kind", &self.cfg.kind).finish()
+    }
+}
+
+/// rustls needs one process-wide crypto provider; vigil uses ring everywhere.
+pub fn ensure_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        let t = s.to_string();
+        if !msg.contains(&t) {
+            msg.push_str(": ");
+            msg.push_str(&t);
+        }
+        src = s.source();
+    }
+    msg
+}
+
+impl Sink {
+    /// Builds the client. Nothing is contacted yet.
+    pub fn build(cfg: &SinkConfig, cluster: &str, state_dir: &Path) -> Result<Sink, SinkError> {
+        ensure_crypto_provider();
+        let berr = |m: String| SinkError::Build {
+            sink: cfg.name.clone(),
+            kind: cfg.kind.to_string(),
+            message: m,
+        };
+        let opts = || -> Result<object_store::ClientOptions, SinkError> {
+            let mut o = object_store::ClientOptions::new()
+                .with_timeout(cfg.timeout())
+                .with_connect_timeout(cfg.connect_timeout())
+                .with_allow_http(cfg.allow_http.unwrap_or(false));
+            if let Some(ca) = &cfg.ca_file {
+                let pem = std::fs::read(ca).map_err(|e| berr(format!("reading ca_file {}: {e}", ca.display())))?;
+                let cert = object_store::Certificate::from_pem(&pem).map_err(|e| berr(format!("ca_file {}: {}", ca.display(), chain(&e))))?;
+                o = o.with_root_certificate(cert);
+            }
+            Ok(o)
+        };
+        let retry = object_store::RetryConfig {
+            backoff: object_store::BackoffConfig {
+                init_backoff: Duration::from_millis(200),
+                max_backoff: Duration::from_secs(15),
+                base: 2.0,
+            },
+            max_retries: cfg.retries() as usize,
+            retry_timeout: cfg.retry_timeout(),
+        };
+        let secret = cfg.secret.as_ref().map(|s| s.expose().to_string());
+        let store: Option<Arc<dyn ObjectStore>> = match cfg.kind {
+            SinkKind::S3 => {
+                let mut b = object_store::aws::AmazonS3Builder::new()
+                    .with_bucket_name(cfg.bucket.clone().unwrap_or_default())
+                    .with_region(cfg.region.clone().unwrap_or_else(|| "us-east-1".into()))
+                    .with_access_key_id(cfg.access_key_id.clone().unwrap_or_default())
+                    .with_secret_access_key(secret.unwrap_or_default())
+                    .with_virtual_hosted_style_request(!cfg.path_style.unwrap_or(true))
+                    .with_allow_http(cfg.allow_http.unwrap_or(false))
+                    .with_client_options(opts()?)
+                    .with_retry(retry);
+                if let Some(ep) = &cfg.endpoint {
+                    b = b.with_endpoint(ep.clone());
+                }
+                Some(Arc::new(b.build().map_err(|e| berr(chain(&e)))?))
+            }
+            SinkKind::Azure => {
+                let mut b = object_store::azure::MicrosoftAzureBuilder::new()
+                    .with_account(cfg.account.clone().unwrap_or_default())
+                    .with_container_name(cfg.container.clone().unwrap_or_default())
+                    .with_allow_http(cfg.allow_http.unwrap_or(false))
+                    .with_client_options(opts()?)
+                    .with_retry(retry);
+                if let Some(k) = secret {
+                    b = b.with_access_key(k);
+                }
+                if let Some(ep) = &cfg.endpoint {
+                    b = b.with_endpoint(ep.clone());
+                }
+                Some(Arc::new(b.build().map_err(|e| berr(chain(&e)))?))
+            }
+            SinkKind::Gcs => {
+                let b = object_store::gcp::GoogleCloudStorageBuilder::new()
+                    .with_bucket_name(cfg.bucket.clone().unwrap_or_default())
+                    .with_service_account_path(
+                        cfg.service_account_file
+                            .as_ref()
+                            .map(|p| vigil_core::secret::resolve_path(p).display().to_string())
+                            .unwrap_or_default(),
+                    )
+                    .with_client_options(opts()?)
+                    .with_retry(retry);
+                Some(Arc::new(b.build().map_err(|e| berr(chain(&e)))?))
+            }
+            SinkKind::Fs => {
+                let p = cfg.path.clone().unwrap_or_default();
+                fsutil::ensure_private_dir(&p).map_err(|e| berr(e.to_string()))?;
+                Some(Arc::new(object_store::local::LocalFileSystem::new_with_prefix(&p).map_err(|e| berr(chain(&e)))?))
+            }
+            SinkKind::Dir | SinkKind::TapeDsmc => None,
+        };
+        let backend = match (store, cfg.kind) {
+            (Some(store), _) => Backend::Object {
+                store,
+                part_size: cfg.part_size(),
+                concurrency: cfg.upload_concurrency(),
+            },
+            (None, SinkKind::Dir) => Backend::Dir {
+                root: cfg.path.clone().unwrap_or_default(),
+            },
+            _ => Backend::Dsmc {
+                catalog: state_dir.join("tape").join(format!("{}.jsonl", cfg.name)),
+            },
+        };
+        Ok(Sink {
+            cfg: cfg.clone(),
+            cluster: cluster.to_string(),
+            backend,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.cfg.name
+    }
+
+    /// Object stores and directories take the encrypted stream as it is made;
+    /// tape gets the finished local file.
+    pub fn streams(&self) -> bool {
+        !matches!(self.backend, Backend::Dsmc { .. })
+    }
+
+    /// Tape retention belongs to the TSM management class, not to vigil.
+    pub fn can_delete(&self) -> bool {
+        !matches!(self.backend, Backend::Dsmc { .. })
+    }
+
+    fn rel(&self, member: &str, file: &str) -> String {
+        let p = self.cfg.prefix();
+        if p.is_empty() {
+            format!("{}/{member}/{file}", self.cluster)
+        } else {
+            format!("{p}/{}/{member}/{file}", self.cluster)
+        }
+    }
+
+    /// Where a copy lives, for people.
+    pub fn location(&self, member: &str, file: &str) -> String {
+        match &self.backend {
+            Backend::Object { .. } => match self.cfg.kind {
+                SinkKind::S3 => format!("s3://{}/{}", self.cfg.bucket.as_deref().unwrap_or(""), self.rel(member, file)),
+                SinkKind::Fs => self.cfg.path.clone().unwrap_or_default().join(self.rel(member, file)).display().to_string(),
+                _ => format!("{}:{}", self.cfg.name, self.rel(member, file)),
+            },
+            Backend::Dir { root } => root.join(self.rel(member, file)).display().to_string(),
+            Backend::Dsmc { .. } => format!("tsm:{}", self.cfg.name),
+        }
+    }
+
+    fn store_err(&self, op: &'static str, key: &str, e: &dyn std::error::Error) -> SinkError {
+        SinkError::Store {
+            sink: self.cfg.name.clone(),
+            op,
+            key: key.to_string(),
+            message: chain(e),
+        }
+    }
+
+    fn fs_err(&self, e: FsError) -> SinkError {
+        SinkError::Fs(e, self.cfg.name.clone())
+    }
+
+    /// Receives the encrypted stream and stores it under its final name once
+    /// `Commit` arrives. A closed channel without `Commit` aborts the upload,
+    /// so no partial object or orphan multipart upload is left behind.
+    pub async fn upload_stream(&self, member: &str, file: &str, mut rx: mpsc::Receiver<SinkMsg>) -> Result<u64, SinkError> {
+        let key = self.rel(member, file);
+        match &self.backend {
+            Backend::Object { store, part_size, concurrency } => {
+                let path = ObjPath::from(key.as_str());
+                let upload = store.put_multipart(&path).await.map_err(|e| self.store_err("starting upload of", &key, &e))?;
+                let mut w = WriteMultipart::new_with_chunk_size(upload, *part_size);
+                let mut n = 0u64;
+                loop {
+                    match rx.recv().await {
+                        Some(SinkMsg::Data(b)) => {
+                            if let Err(e) = w.wait_for_capacity(*concurrency).await {
+                                let err = self.store_err("uploading", &key, &e);
+                                drop(rx);
+                                let _ = w.abort().await;
+                                return Err(err);
+                            }
+                            n += b.len() as u64;
+                            w.put(b);
+                        }
+                        Some(SinkMsg::Commit) => {
+                            // Ceph RGW answers an empty ETag here; only errors count.
+                            w.finish().await.map_err(|e| self.store_err("completing upload of", &key, &e))?;
+                            return Ok(n);
+                        }
+                        None => {
+                            let _ = w.abort().await;
+                            return Err(SinkError::Aborted {
+                                sink: self.cfg.name.clone(),
+                                key,
+                                reason: "the snapshot stream failed".into(),
+                            });
+                        }
+                    }
+                }
+            }
+            Backend::Dir { root } => {
+                let final_path = root.join(&key);
+                let dir = final_path.parent().map(Path::to_path_buf).unwrap_or_default();
+                fsutil::ensure_private_dir(&dir).map_err(|e| self.fs_err(e))?;
+                let tmp = fsutil::partial_path(&final_path);
+                let _ = std::fs::remove_file(&tmp);
+                let mut f = fsutil::create_private(&tmp).map_err(|e| self.fs_err(e))?;
+                let mut n = 0u64;
+                let result = loop {
+                    match rx.recv().await {
+                        Some(SinkMsg::Data(b)) => {
+                            n += b.len() as u64;
+                            if let Err(e) = tokio::task::block_in_place(|| f.write_all(&b)) {
+                                break Err(self.fs_err(FsError::new("writing", &tmp, e)));
+                            }
+                        }
+                        Some(SinkMsg::Commit) => {
+                            let r = tokio::task::block_in_place(|| {
+                                f.sync_all().map_err(|e| FsError::new("syncing", &tmp, e))?;
+                                fsutil::commit_rename(&tmp, &final_path)
+                            });
+                            break r.map(|_| n).map_err(|e| self.fs_err(e));
+                        }
+                        None => {
+                            break Err(SinkError::Aborted {
+                                sink: self.cfg.name.clone(),
+                                key: final_path.display().to_string(),
+                                reason: "the snapshot stream failed".into(),
+                            })
+                        }
+                    }
+                };
+                if result.is_err() {
+                    let _ = std::fs::remove_file(&tmp);
+                }
+                result
+            }
+            Backend::Dsmc { .. } => Err(SinkError::Tape {
+                sink: self.cfg.name.clone(),
+                message: "tape sinks take finished files, not streams".into(),
+            }),
+        }
+    }
+
+    /// Ships a finished local archive (tape, and catch-up for the others).
+    pub async fn upload_file(&self, member: &str, archive: &Path, m: &Manifest) -> Result<(), SinkError> {
+        if let Backend::Dsmc { catalog } = &self.backend {
+            return self.dsmc_archive(archive, m, catalog).await;
+        }
+        let (tx, rx) = mpsc::channel(4);
+        let path = archive.to_path_buf();
+        let feeder = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            use std::io::Read;
+            let mut f = std::fs::File::open(&path)?;
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let n = f.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                if tx.blocking_send(SinkMsg::Data(Bytes::copy_from_slice(&buf[..n]))).is_err() {
+                    return Ok(());
+                }
+            }
+            let _ = tx.blocking_send(SinkMsg::Commit);
+            Ok(())
+        });
+        let up = self.upload_stream(member, &m.archive, rx).await;
+        match feeder.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(self.fs_err(FsError::new("reading", archive, e))),
+            Err(e) => return Err(SinkError::Tape { sink: self.cfg.name.clone(), message: format!("internal error: {e}") }),
+        }
+        up?;
+        self.verify(member, m).await?;
+        self.put_manifest(member, m).await
+    }
+
+    /// Checks a stored copy against its manifest, by reading it back (default)
+    /// or by the size the store reports.
+    pub async fn verify(&self, member: &str, m: &Manifest) -> Result<(), SinkError> {
+        let key = self.rel(member, &m.archive);
+        let (size, sha) = match (&self.backend, self.cfg.verify_mode()) {
+            (Backend::Object { store, .. }, VerifyMode::Size) => {
+                let meta = store.head(&ObjPath::from(key.as_str())).await.map_err(|e| self.store_err("checking", &key, &e))?;
+                (meta.size, None)
+            }
+            (Backend::Object { store, .. }, VerifyMode::Readback) => {
+                let r = store.get(&ObjPath::from(key.as_str())).await.map_err(|e| self.store_err("reading back", &key, &e))?;
+                let mut s = r.into_stream();
+                let mut h = Sha256::new();
+                let mut n = 0u64;
+                while let Some(chunk) = s.next().await {
+                    let c = chunk.map_err(|e| self.store_err("reading back", &key, &e))?;
+                    n += c.len() as u64;
+                    h.update(&c);
+                }
+                (n, Some(hex::encode(h.finalize())))
+            }
+            (Backend::Dir { root }, mode) => {
+                let p = root.join(&key);
+                if mode == VerifyMode::Size {
+                    let len = std::fs::metadata(&p).map_err(|e| self.fs_err(FsError::new("checking", &p, e)))?.len();
+                    (len, None)
+                } else {
+                    let (n, s) = tokio::task::block_in_place(|| crate::sha256_file(&p)).map_err(|e| SinkError::Tape {
+                        sink: self.cfg.name.clone(),
+                        message: e.to_string(),
+                    })?;
+                    (n, Some(s))
+                }
+            }
+            (Backend::Dsmc { .. }, _) => return Ok(()),
+        };
+        if size != m.archive_size || sha.as_ref().is_some_and(|s| *s != m.archive_sha256) {
+            return Err(SinkError::Mismatch {
+                sink: self.cfg.name.clone(),
+                key,
+                expected: m.archive_sha256.clone(),
+                actual: sha.unwrap_or_else(|| "(not read)".into()),
+                expected_size: m.archive_size,
+                actual_size: size,
+            });
+        }
+        Ok(())
+    }
+
+    /// Writes the manifest beside the archive: the commit point in the sink.
+    pub async fn put_manifest(&self, member: &str, m: &Manifest) -> Result<(), SinkError> {
+        let key = self.rel(member, &format!("{}{SUFFIX}", m.archive));
+        match &self.backend {
+            Backend::Object { store, .. } => store
+                .put(&ObjPath::from(key.as_str()), PutPayload::from(m.to_json()))
+                .await
+                .map(|_| ())
+                .map_err(|e| self.store_err("writing manifest", &key, &e)),
+            Backend::Dir { root } => fsutil::atomic_write(&root.join(&key), &m.to_json()).map_err(|e| self.fs_err(e)),
+            Backend::Dsmc { .. } => Ok(()),
+        }
+    }
+
+    /// Every copy in this sink for this cluster, newest first.
+    pub async fn list(&self) -> Result<Vec<SinkEntry>, SinkError> {
+        let base = self.rel("", "");
+        let base = base.trim_end_matches('/').trim_end_matches('/');
+        let mut out = Vec::new();
+        match &self.backend {
+            Backend::Object { store, .. } => {
+                let prefix = ObjPath::from(base);
+                let mut sizes = std::collections::HashMap::new();
+                let mut manifests = Vec::new();
+                let mut s = store.list(Some(&prefix));
+                while let Some(meta) = s.next().await {
+                    let meta = meta.map_err(|e| self.store_err("listing", base, &e))?;
+                    let loc = meta.location.to_string();
+                    if loc.ends_with(SUFFIX) {
+                        manifests.push(loc);
+                    } else {
+                        sizes.insert(loc, meta.size);
+                    }
+                }
+                for loc in manifests {
+                    let r = store.get(&ObjPath::from(loc.as_str())).await.map_err(|e| self.store_err("reading manifest", &loc, &e))?;
+                    let bytes = r.bytes().await.map_err(|e| self.store_err("reading manifest", &loc, &e))?;
+                    match serde_json::from_slice::<Manifest>(&bytes) {
+                        Ok(m) => {
+                            let archive_key = loc.trim_end_matches(SUFFIX).to_string();
+                            out.push(SinkEntry {
+                                member: m.member.clone(),
+                                archive_size: sizes.get(&archive_key).copied(),
+                                manifest: m,
+                            });
+                        }
+                        Err(e) => tracing::warn!(sink = %self.cfg.name, "skipping unreadable manifest {loc}: {e}"),
+                    }
+                }
+            }
+            Backend::Dir { root } => {
+                let dir = root.join(base);
+                for member in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                    for s in crate::local::list_member(&member.path()) {
+                        out.push(SinkEntry {
+                            member: s.manifest.member.clone(),
+                            archive_size: std::fs::metadata(&s.archive_path).ok().map(|m| m.len()),
+                            manifest: s.manifest,
+                        });
+                    }
+                }
+            }
+            Backend::Dsmc { catalog } => {
+                let text = std::fs::read_to_string(catalog).unwrap_or_default();
+                for line in text.lines() {
+                    if let Ok(m) = serde_json::from_str::<Manifest>(line) {
+                        out.retain(|e: &SinkEntry| e.manifest.id != m.id);
+                        out.push(SinkEntry {
+                            member: m.member.clone(),
+                            archive_size: Some(m.archive_size),
+                            manifest: m,
+                        });
+                    }
+                }
+            }
+        }
+        out.sort_by(|a, b| b.manifest.created_at.cmp(&a.manifest.created_at));
+        Ok(out)
+    }
+
+    /// Removes a copy: the manifest first, so a crash never leaves a manifest
+    /// that points at nothing.
+    pub async fn delete(&self, member: &str, archive: &str) -> Result<(), SinkError> {
+        let a = self.rel(member, archive);
+        let j = format!("{a}{SUFFIX}");
+        match &self.backend {
+            Backend::Object { store, .. } => {
+                for k in [&j, &a] {
+                    match store.delete(&ObjPath::from(k.as_str())).await {
+                        Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                        Err(e) => return Err(self.store_err("deleting", k, &e)),
+                    }
+                }
+                Ok(())
+            }
+            Backend::Dir { root } => {
+                for k in [&j, &a] {
+                    let p = root.join(k);
+                    match std::fs::remove_file(&p) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(self.fs_err(FsError::new("deleting", &p, e))),
+                    }
+                }
+                Ok(())
+            }
+            Backend::Dsmc { .. } => Ok(()),
+        }
+    }
+
+    /// Opens a stored archive as a byte stream (for restores and scrubbing).
+    pub async fn open(&self, member: &str, archive: &str) -> Result<futures_util::stream::BoxStream<'static, Result<Bytes, SinkError>>, SinkError> {
+        let key = self.rel(member, archive);
+        let name = self.cfg.name.clone();
+        match &self.backend {
+            Backend::Object { store, .. } => {
+                let r = store.get(&ObjPath::from(key.as_str())).await.map_err(|e| self.store_err("reading", &key, &e))?;
+                let k = key.clone();
+                Ok(r
+                    .into_stream()
+                    .map(move |c| {
+                        c.map_err(|e| SinkError::Store {
+                            sink: name.clone(),
+                            op: "reading",
+                            key: k.clone(),
+                            message: chain(&e),
+                        })
+                    })
+                    .boxed())
+            }
+            Backend::Dir { root } => {
+                let p = root.join(&key);
+                let data = tokio::fs::File::open(&p).await.map_err(|e| self.fs_err(FsError::new("opening", &p, e)))?;
+                let s = futures_util::stream::unfold((data, p, name), |(mut f, p, name)| async move {
+                    use tokio::io::AsyncReadExt;
+                    let mut buf = vec![0u8; 1 << 20];
+                    match f.read(&mut buf).await {
+                        Ok(0) => None,
+                        Ok(n) => {
+                            buf.truncate(n);
+                            Some((Ok(Bytes::from(buf)), (f, p, name)))
+                        }
+                        Err(e) => Some((Err(SinkError::Fs(FsError::new("reading", &p, e), name.clone())), (f, p, name))),
+                    }
+                });
+                Ok(s.boxed())
+            }
+            Backend::Dsmc { .. } => Err(SinkError::Tape {
+                sink: name,
+                message: "retrieve archives from tape with `dsmc retrieve` first, then restore from that file".into(),
+            }),
+        }
+    }
+
+    fn description(&self, m: &Manifest) -> String {
+        self.cfg
+            .description
+            .as_deref()
+            .unwrap_or(DEFAULT_DESCRIPTION)
+            .replace("{cluster}", &m.cluster)
+            .replace("{member}", &m.member)
+            .replace("{revision}", &m.revision.to_string())
+            .replace("{id}", &m.id)
+    }
+
+    fn dsmc_args(&self, command: &str, m: &Manifest) -> Vec<String> {
+        let mut args = vec![command.to_string()];
+        if let Some(o) = &self.cfg.optfile {
+            args.push(format!("-optfile={}", o.display()));
+        }
+        args.push(format!("-description={}", self.description(m)));
+        args.extend(self.cfg.extra_args.iter().cloned());
+        args
+    }
+
+    /// Judges a dsmc return code: 0 is success, 4 and 8 are what the config
+    /// says (failure by default), anything else is failure.
+    fn dsmc_check(&self, what: &str, program: &Path, args: &[String], out: &vigil_core::cmd::CmdOutput) -> Result<(), SinkError> {
+        let ok = match out.code {
+            Some(0) => true,
+            Some(4) => self.cfg.rc4.unwrap_or_default() == RcPolicy::Ok,
+            Some(8) => self.cfg.rc8.unwrap_or_default() == RcPolicy::Ok,
+            _ => false,
+        };
+        if ok {
+            if out.code != Some(0) {
+                tracing::warn!(sink = %self.cfg.name, "dsmc {what} returned {:?}, accepted by config", out.code);
+            }
+            return Ok(());
+        }
+        let meaning = match out.code {
+            Some(4) => "4: some files were skipped",
+            Some(8) => "8: warnings",
+            Some(12) => "12: errors",
+            Some(_) => "unexpected code",
+            None => "killed by a signal",
+        };
+        let mut msg = format!(
+            "dsmc {what} failed with return code {} ({meaning}): `{}`",
+            out.code.map(|c| c.to_string()).unwrap_or_else(|| "none".into()),
+            vigil_core::cmd::render_argv(program, args)
+        );
+        for (label, text) in [("stderr", vigil_core::cmd::tail(&out.stderr, 10)), ("output", vigil_core::cmd::tail(&out.stdout, 10))] {
+            if !text.is_empty() {
+                msg.push_str(&format!("\n{label}:\n{text}"));
+            }
+        }
+        if let Some(log) = &self.cfg.error_log {
+            let t = vigil_core::cmd::tail(&std::fs::read_to_string(log).unwrap_or_default(), 10);
+            if !t.is_empty() {
+                msg.push_str(&format!("\n{} (tail):\n{t}", log.display()));
+            }
+        }
+        Err(SinkError::Tape {
+            sink: self.cfg.name.clone(),
+            message: msg,
+        })
+    }
+
+    async fn dsmc_archive(&self, archive: &Path, m: &Manifest, catalog: &Path) -> Result<(), SinkError> {
+        let program = self.cfg.dsmc.clone().unwrap_or_else(|| PathBuf::from("dsmc"));
+        let manifest_path = Manifest::path_for(archive);
+        let mut args = self.dsmc_args("archive", m);
+        args.push(archive.display().to_string());
+        args.push(manifest_path.display().to_string());
+        let terr = |e: vigil_core::cmd::CmdError| SinkError::Tape {
+            sink: self.cfg.name.clone(),
+            message: e.to_string(),
+        };
+        let out = vigil_core::cmd::run(&program, &args, self.cfg.timeout()).await.map_err(terr)?;
+        self.dsmc_check("archive", &program, &args, &out)?;
+        if self.cfg.retrieve_verify.unwrap_or(false) {
+            let dir = catalog.parent().map(|p| p.join(format!(".retrieve-{}", m.id))).unwrap_or_default();
+            let _ = std::fs::remove_dir_all(&dir);
+            fsutil::ensure_private_dir(&dir).map_err(|e| self.fs_err(e))?;
+            let mut args = self.dsmc_args("retrieve", m);
+            args.push("-replace=yes".into());
+            args.push(archive.display().to_string());
+            args.push(format!("{}/", dir.display()));
+            let out = vigil_core::cmd::run(&program, &args, self.cfg.timeout()).await.map_err(terr)?;
+            let checked = self.dsmc_check("retrieve", &program, &args, &out).and_then(|()| {
+                let got = dir.join(&m.archive);
+                let (n, sha) = crate::sha256_file(&got).map_err(|e| SinkError::Tape {
+                    sink: self.cfg.name.clone(),
+                    message: format!("retrieve-verify: {e}"),
+                })?;
+                if n != m.archive_size || sha != m.archive_sha256 {
+                    return Err(SinkError::Mismatch {
+                        sink: self.cfg.name.clone(),
+                        key: format!("retrieved {}", got.display()),
+                        expected: m.archive_sha256.clone(),
+                        actual: sha,
+                        expected_size: m.archive_size,
+                        actual_size: n,
+                    });
+                }
+                Ok(())
+            });
+            let _ = std::fs::remove_dir_all(&dir);
+            checked?;
+        }
+        if let Some(d) = catalog.parent() {
+            fsutil::ensure_private_dir(d).map_err(|e| self.fs_err(e))?;
+        }
+        let mut line = serde_json::to_vec(m).unwrap_or_default();
+        line.push(b'\n');
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(catalog)
+            .and_then(|mut f| f.write_all(&line))
+            .map_err(|e| self.fs_err(FsError::new("recording in tape catalog", catalog, e)))
+    }
+}

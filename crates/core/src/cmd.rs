@@ -1,0 +1,64 @@
+//! The one way vigil runs external commands (dsmc, etcdctl, rke2, ...): argv
+//! and the tail of stderr always end up in the error.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct CmdOutput {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CmdError {
+    #[error("cannot start `{argv}`: {source}")]
+    Spawn {
+        argv: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{argv}` did not finish within {after}; it was killed")]
+    Timeout { argv: String, after: String },
+}
+
+/// Renders argv for messages, quoting arguments with spaces.
+pub fn render_argv(program: &Path, args: &[String]) -> String {
+    std::iter::once(program.display().to_string())
+        .chain(args.iter().map(|a| if a.contains(' ') { format!("'{a}'") } else { a.clone() }))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The last `n` non-empty lines of `s`.
+pub fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Runs a command to completion (killed after `timeout`), capturing output.
+pub async fn run(program: &Path, args: &[String], timeout: Duration) -> Result<CmdOutput, CmdError> {
+    let argv = render_argv(program, args);
+    let child = tokio::process::Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|source| CmdError::Spawn { argv: argv.clone(), source })?;
+    match tokio::time::timeout(timeout, child.wait_with_output()).await {
+        Ok(Ok(o)) => Ok(CmdOutput {
+            code: o.status.code(),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }),
+        Ok(Err(source)) => Err(CmdError::Spawn { argv, source }),
+        Err(_) => Err(CmdError::Timeout {
+            argv,
+            after: humantime::format_duration(timeout).to_string(),
+        }),
+    }
+}

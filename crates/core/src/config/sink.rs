@@ -1,0 +1,264 @@
+//! `[[sink]]`: where archives are shipped off the bastion.
+
+use super::{ConfigError, Validator};
+use crate::retention::KeepPolicy;
+use crate::secret::Secret;
+use crate::units::{ByteSize, HumanDuration};
+use serde::Deserialize;
+use std::ops::Range;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum SinkKind {
+    #[serde(rename = "s3")]
+    S3,
+    #[serde(rename = "azure")]
+    Azure,
+    #[serde(rename = "gcs")]
+    Gcs,
+    #[serde(rename = "fs")]
+    Fs,
+    #[serde(rename = "dir")]
+    Dir,
+    #[serde(rename = "tape-dsmc")]
+    TapeDsmc,
+}
+
+impl std::fmt::Display for SinkKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SinkKind::S3 => "s3",
+            SinkKind::Azure => "azure",
+            SinkKind::Gcs => "gcs",
+            SinkKind::Fs => "fs",
+            SinkKind::Dir => "dir",
+            SinkKind::TapeDsmc => "tape-dsmc",
+        })
+    }
+}
+
+/// How a stored copy is checked after the upload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum VerifyMode {
+    /// Read the object back and compare size and sha256 (default).
+    #[default]
+    Readback,
+    /// Compare the size the store reports.
+    Size,
+}
+
+/// What a dsmc return code of 4 or 8 means for vigil.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum RcPolicy {
+    #[default]
+    Fail,
+    Ok,
+}
+
+/// One sink. Fields apply per `kind`; validation says which are needed and
+/// refuses the ones that do not apply.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinkConfig {
+    pub name: String,
+    pub kind: SinkKind,
+    #[serde(default = "default_keep_last")]
+    pub keep_last: u32,
+    #[serde(default)]
+    pub keep_daily: u32,
+    #[serde(default)]
+    pub keep_weekly: u32,
+    #[serde(default)]
+    pub keep_monthly: u32,
+    pub prefix: Option<String>,
+    pub verify: Option<VerifyMode>,
+    pub timeout: Option<HumanDuration>,
+    pub connect_timeout: Option<HumanDuration>,
+    pub retries: Option<u32>,
+    pub retry_timeout: Option<HumanDuration>,
+    pub part_size: Option<ByteSize>,
+    pub upload_concurrency: Option<u32>,
+    // s3
+    pub endpoint: Option<String>,
+    pub bucket: Option<String>,
+    pub region: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<Secret>,
+    pub secret_access_key_file: Option<PathBuf>,
+    pub path_style: Option<bool>,
+    pub ca_file: Option<PathBuf>,
+    pub allow_http: Option<bool>,
+    // azure
+    pub account: Option<String>,
+    pub container: Option<String>,
+    pub access_key: Option<Secret>,
+    pub access_key_file: Option<PathBuf>,
+    // gcs
+    pub service_account_file: Option<PathBuf>,
+    // fs, dir
+    pub path: Option<PathBuf>,
+    // tape-dsmc
+    pub dsmc: Option<PathBuf>,
+    pub optfile: Option<PathBuf>,
+    pub description: Option<String>,
+    #[serde(default)]
+    pub extra_args: Vec<String>,
+    pub error_log: Option<PathBuf>,
+    pub rc4: Option<RcPolicy>,
+    pub rc8: Option<RcPolicy>,
+    pub retrieve_verify: Option<bool>,
+    /// The S3 secret key or the Azure access key, from inline or `*_file`.
+    #[serde(skip)]
+    pub secret: Option<Secret>,
+}
+
+fn default_keep_last() -> u32 {
+    5
+}
+
+pub const DEFAULT_PART_SIZE: u64 = 16 << 20;
+pub const DEFAULT_DESCRIPTION: &str = "vigil {cluster} {member} revision {revision} {id}";
+
+impl SinkConfig {
+    pub fn policy(&self) -> KeepPolicy {
+        KeepPolicy {
+            last: self.keep_last,
+            daily: self.keep_daily,
+            weekly: self.keep_weekly,
+            monthly: self.keep_monthly,
+        }
+    }
+    pub fn timeout(&self) -> std::time::Duration {
+        self.timeout.map(|d| d.get()).unwrap_or(std::time::Duration::from_secs(600))
+    }
+    pub fn connect_timeout(&self) -> std::time::Duration {
+        self.connect_timeout.map(|d| d.get()).unwrap_or(std::time::Duration::from_secs(10))
+    }
+    pub fn retries(&self) -> u32 {
+        self.retries.unwrap_or(5)
+    }
+    pub fn retry_timeout(&self) -> std::time::Duration {
+        self.retry_timeout.map(|d| d.get()).unwrap_or(std::time::Duration::from_secs(300))
+    }
+    pub fn part_size(&self) -> usize {
+        self.part_size.map(|b| b.0).unwrap_or(DEFAULT_PART_SIZE) as usize
+    }
+    pub fn upload_concurrency(&self) -> usize {
+        self.upload_concurrency.unwrap_or(2).max(1) as usize
+    }
+    pub fn verify_mode(&self) -> VerifyMode {
+        self.verify.unwrap_or_default()
+    }
+    pub fn prefix(&self) -> &str {
+        self.prefix.as_deref().unwrap_or("").trim_matches('/')
+    }
+}
+
+impl Validator<'_> {
+    pub(super) fn sink(&self, key: &str, s: &mut SinkConfig, span: Range<usize>) -> Result<(), ConfigError> {
+        self.name(&format!("{key}.name"), &s.name, span.clone())?;
+        let set: [(&str, bool); 30] = [
+            ("prefix", s.prefix.is_some()),
+            ("verify", s.verify.is_some()),
+            ("timeout", s.timeout.is_some()),
+            ("connect_timeout", s.connect_timeout.is_some()),
+            ("retries", s.retries.is_some()),
+            ("retry_timeout", s.retry_timeout.is_some()),
+            ("part_size", s.part_size.is_some()),
+            ("upload_concurrency", s.upload_concurrency.is_some()),
+            ("endpoint", s.endpoint.is_some()),
+            ("bucket", s.bucket.is_some()),
+            ("region", s.region.is_some()),
+            ("access_key_id", s.access_key_id.is_some()),
+            ("secret_access_key", s.secret_access_key.is_some()),
+            ("secret_access_key_file", s.secret_access_key_file.is_some()),
+            ("path_style", s.path_style.is_some()),
+            ("ca_file", s.ca_file.is_some()),
+            ("allow_http", s.allow_http.is_some()),
+            ("account", s.account.is_some()),
+            ("container", s.container.is_some()),
+            ("access_key", s.access_key.is_some()),
+            ("access_key_file", s.access_key_file.is_some()),
+            ("service_account_file", s.service_account_file.is_some()),
+            ("path", s.path.is_some()),
+            ("dsmc", s.dsmc.is_some()),
+            ("optfile", s.optfile.is_some()),
+            ("description", s.description.is_some()),
+            ("extra_args", !s.extra_args.is_empty()),
+            ("error_log", s.error_log.is_some()),
+            ("rc4", s.rc4.is_some() || s.rc8.is_some()),
+            ("retrieve_verify", s.retrieve_verify.is_some()),
+        ];
+        const OBJECT: &[&str] = &["prefix", "verify", "timeout", "connect_timeout", "retries", "retry_timeout", "part_size", "upload_concurrency"];
+        let (allowed, required): (Vec<&str>, &[&str]) = match s.kind {
+            SinkKind::S3 => (
+                [OBJECT, &["endpoint", "bucket", "region", "access_key_id", "secret_access_key", "secret_access_key_file", "path_style", "ca_file", "allow_http"]].concat(),
+                &["bucket", "access_key_id"],
+            ),
+            SinkKind::Azure => (
+                [OBJECT, &["account", "container", "access_key", "access_key_file", "endpoint", "allow_http"]].concat(),
+                &["account", "container"],
+            ),
+            SinkKind::Gcs => ([OBJECT, &["bucket", "service_account_file"]].concat(), &["bucket", "service_account_file"]),
+            SinkKind::Fs => ([OBJECT, &["path"]].concat(), &["path"]),
+            SinkKind::Dir => (vec!["path", "verify"], &["path"]),
+            SinkKind::TapeDsmc => (
+                vec!["dsmc", "optfile", "description", "extra_args", "error_log", "rc4", "retrieve_verify", "timeout"],
+                &[],
+            ),
+        };
+        for (field, present) in set {
+            if present && !allowed.contains(&field) {
+                let f = if field == "rc4" && s.rc4.is_none() { "rc8" } else { field };
+                return Err(self.err(
+                    format!("{key}.{f}"),
+                    self.field_span(span.clone(), f),
+                    format!("does not apply to kind \"{}\"", s.kind),
+                ));
+            }
+        }
+        for field in required {
+            if !set.iter().any(|(f, p)| f == field && *p) {
+                return Err(self.err(format!("{key}.{field}"), Some(span.clone()), format!("required for kind \"{}\"", s.kind)));
+            }
+        }
+        if s.kind == SinkKind::S3 {
+            s.secret = Some(self.inline_or_file(key, "secret_access_key", &s.secret_access_key, &s.secret_access_key_file, span.clone())?);
+            if let Some(ep) = &s.endpoint {
+                let http = ep.starts_with("http://");
+                if !(http || ep.starts_with("https://")) {
+                    return Err(self.err(format!("{key}.endpoint"), self.field_span(span.clone(), "endpoint"), format!("{ep:?} must start with https:// (or http:// with allow_http = true)")));
+                }
+                if http && s.allow_http != Some(true) {
+                    return Err(self.err(
+                        format!("{key}.endpoint"),
+                        self.field_span(span.clone(), "endpoint"),
+                        "plain http:// sends archives and credentials unprotected; use https:// or set allow_http = true",
+                    ));
+                }
+            }
+            if let Some(ca) = &s.ca_file {
+                self.readable(&format!("{key}.ca_file"), ca, span.clone())?;
+            }
+        }
+        if s.kind == SinkKind::Azure && (s.access_key.is_some() || s.access_key_file.is_some()) {
+            s.secret = Some(self.inline_or_file(key, "access_key", &s.access_key, &s.access_key_file, span.clone())?);
+        }
+        if s.kind == SinkKind::Gcs {
+            if let Some(p) = &s.service_account_file {
+                self.private(&format!("{key}.service_account_file"), p, span.clone())?;
+            }
+        }
+        if let Some(p) = s.part_size {
+            if p.0 < 5 << 20 || p.0 > 5 << 30 {
+                return Err(self.err(format!("{key}.part_size"), self.field_span(span.clone(), "part_size"), "must be between 5MiB and 5GiB (S3 multipart limits)"));
+            }
+        }
+        if s.keep_last == 0 {
+            return Err(self.err(format!("{key}.keep_last"), self.field_span(span, "keep_last"), "must be at least 1: the newest verified copy is never deleted"));
+        }
+        Ok(())
+    }
+}
