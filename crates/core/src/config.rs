@@ -12,6 +12,9 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use toml::Spanned;
 
+mod sink;
+pub use sink::{RcPolicy, SinkConfig, SinkKind, VerifyMode, DEFAULT_DESCRIPTION};
+
 /// Where the config lives unless `--config` says otherwise.
 pub const DEFAULT_PATH: &str = "/etc/vigil/vigil.toml";
 
@@ -52,6 +55,11 @@ pub struct Config {
     pub state: StateConfig,
     #[serde(default)]
     pub alert: AlertConfig,
+    /// Where archives are shipped off the bastion.
+    #[serde(default)]
+    pub sink: Vec<Spanned<SinkConfig>>,
+    /// `[restore]`: vigil-restore's tools, drill settings and RKE2 steps.
+    pub restore: Option<Spanned<RestoreConfig>>,
     /// The file this config came from, for messages.
     #[serde(skip)]
     pub path: PathBuf,
@@ -70,6 +78,23 @@ pub struct ClusterConfig {
 pub struct MemberConfig {
     pub name: String,
     pub endpoint: String,
+    /// The member's peer URL (`--initial-advertise-peer-urls`). Default: the
+    /// endpoint's scheme and host with port 2380. Used by `vigil-restore`.
+    #[serde(default)]
+    pub peer_url: Option<String>,
+}
+
+impl MemberConfig {
+    /// The peer URL: `peer_url` if set, else the endpoint's scheme and host with port 2380.
+    pub fn peer_url(&self) -> String {
+        if let Some(p) = &self.peer_url {
+            return p.trim().trim_end_matches('/').to_string();
+        }
+        let ep = self.endpoint.trim().trim_end_matches('/');
+        let (scheme, rest) = ep.split_once("://").unwrap_or(("http", ep));
+        let host = rest.rsplit_once(':').map(|(h, _)| h).unwrap_or(rest);
+        format!("{scheme}://{host}:2380")
+    }
 }
 
 /// mTLS material for the etcd client. The key is a secret file.
@@ -95,6 +120,12 @@ pub struct SnapshotConfig {
     pub dir: PathBuf,
     #[serde(default = "default_keep_last")]
     pub keep_last: u32,
+    #[serde(default)]
+    pub keep_daily: u32,
+    #[serde(default)]
+    pub keep_weekly: u32,
+    #[serde(default)]
+    pub keep_monthly: u32,
     #[serde(default)]
     pub age_recipients: Vec<Spanned<String>>,
     #[serde(default)]
@@ -124,6 +155,18 @@ pub struct SnapshotConfig {
 fn default_keep_last() -> u32 {
     5
 }
+
+impl SnapshotConfig {
+    /// Local retention per member.
+    pub fn policy(&self) -> crate::retention::KeepPolicy {
+        crate::retention::KeepPolicy {
+            last: self.keep_last,
+            daily: self.keep_daily,
+            weekly: self.keep_weekly,
+            monthly: self.keep_monthly,
+        }
+    }
+}
 fn default_zstd_level() -> i32 {
     3
 }
@@ -140,6 +183,91 @@ fn default_true() -> bool {
     true
 }
 
+/// `[restore]`: what `vigil-restore` needs beyond the archives. Every key is optional.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreConfig {
+    /// A private age key kept on this host only for `vigil-restore drill`. Its
+    /// public key must be one of `snapshot.age_recipients`. A secret file (0600).
+    pub drill_identity_file: Option<PathBuf>,
+    /// Where drills restore and start their scratch etcd. Default: `<state.dir>/drill`.
+    pub scratch_dir: Option<PathBuf>,
+    #[serde(default = "default_etcd_bin")]
+    pub etcd_bin: PathBuf,
+    #[serde(default = "default_etcdctl_bin")]
+    pub etcdctl_bin: PathBuf,
+    /// Used instead of etcdctl when it exists (etcd 3.5 and later).
+    #[serde(default = "default_etcdutl_bin")]
+    pub etcdutl_bin: PathBuf,
+    /// `--bump-revision` for restores with etcdutl (3.5+), with `--mark-compacted`; 0 turns both off.
+    #[serde(default = "default_bump_revision")]
+    pub bump_revision: u64,
+    /// Keys a drill reads back from the restored member.
+    #[serde(default = "default_sample_keys")]
+    pub drill_sample_keys: u32,
+    /// Upper bound for one member's drill (fetch, restore, start, checks).
+    #[serde(default = "default_drill_timeout")]
+    pub drill_timeout: HumanDuration,
+    #[serde(default = "default_rke2_bin")]
+    pub rke2_bin: PathBuf,
+    #[serde(default = "default_systemctl_bin")]
+    pub systemctl_bin: PathBuf,
+    #[serde(default = "default_rke2_data_dir")]
+    pub rke2_data_dir: PathBuf,
+    /// How `vigil-restore rke2 --execute` reaches the other servers, e.g.
+    /// `["ssh", "-o", "BatchMode=yes", "root@{host}"]`; `{host}` is the member's
+    /// endpoint host, `{name}` its name. The remote command is appended as one argument.
+    #[serde(default)]
+    pub ssh: Vec<String>,
+}
+
+impl Default for RestoreConfig {
+    fn default() -> Self {
+        Self {
+            drill_identity_file: None,
+            scratch_dir: None,
+            etcd_bin: default_etcd_bin(),
+            etcdctl_bin: default_etcdctl_bin(),
+            etcdutl_bin: default_etcdutl_bin(),
+            bump_revision: default_bump_revision(),
+            drill_sample_keys: default_sample_keys(),
+            drill_timeout: default_drill_timeout(),
+            rke2_bin: default_rke2_bin(),
+            systemctl_bin: default_systemctl_bin(),
+            rke2_data_dir: default_rke2_data_dir(),
+            ssh: Vec::new(),
+        }
+    }
+}
+
+fn default_etcd_bin() -> PathBuf {
+    "etcd".into()
+}
+fn default_etcdctl_bin() -> PathBuf {
+    "etcdctl".into()
+}
+fn default_etcdutl_bin() -> PathBuf {
+    "etcdutl".into()
+}
+fn default_bump_revision() -> u64 {
+    1_000_000_000
+}
+fn default_sample_keys() -> u32 {
+    10
+}
+fn default_drill_timeout() -> HumanDuration {
+    HumanDuration::from_secs(600)
+}
+fn default_rke2_bin() -> PathBuf {
+    "rke2".into()
+}
+fn default_systemctl_bin() -> PathBuf {
+    "systemctl".into()
+}
+fn default_rke2_data_dir() -> PathBuf {
+    "/var/lib/rancher/rke2".into()
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StateConfig {
@@ -147,7 +275,7 @@ pub struct StateConfig {
 }
 
 /// `[alert]`: the engine's defaults, heartbeat, rules, maintenance windows and channels.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AlertConfig {
     #[serde(default)]
@@ -259,7 +387,7 @@ pub enum ChannelKind {
     File,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Warning,
@@ -382,6 +510,10 @@ impl Config {
     }
 
     /// The `[snapshot]` section, or an error naming the program that needs it.
+    pub fn sinks(&self) -> impl Iterator<Item = &SinkConfig> {
+        self.sink.iter().map(|s| s.get_ref())
+    }
+
     pub fn snapshot(&self, program: &'static str) -> Result<&SnapshotConfig, ConfigError> {
         self.snapshot
             .as_ref()
@@ -391,6 +523,14 @@ impl Config {
                 section: "snapshot",
                 program,
             })
+    }
+
+    /// The `[restore]` section, or its defaults when absent.
+    pub fn restore(&self) -> std::borrow::Cow<'_, RestoreConfig> {
+        match &self.restore {
+            Some(r) => std::borrow::Cow::Borrowed(r.get_ref()),
+            None => std::borrow::Cow::Owned(RestoreConfig::default()),
+        }
     }
 
     /// A summary safe to print: no secret values, only where they come from.
@@ -430,6 +570,21 @@ impl Config {
             );
         }
         let _ = writeln!(s, "state: dir {}", self.state.dir.display());
+        if let Some(r) = &self.restore {
+            let r = r.get_ref();
+            let _ = writeln!(
+                s,
+                "restore: drill key {}, etcd {}",
+                match &r.drill_identity_file {
+                    Some(p) => p.display().to_string(),
+                    None => "none (drills need --identity)".into(),
+                },
+                r.etcd_bin.display()
+            );
+        }
+        for k in self.sinks() {
+            let _ = writeln!(s, "sink {} ({}), keep {}", k.name, k.kind, k.policy().describe());
+        }
         for c in &self.alert.channel {
             let c = c.get_ref();
             let _ = writeln!(s, "alert channel {} ({:?})", c.name, c.kind);
@@ -510,6 +665,69 @@ impl Validator<'_> {
             self.channel(&key, c.get_mut(), span)?;
         }
         self.alert(&mut cfg.alert)?;
+        if let Some(r) = &cfg.restore {
+            self.restore(r.get_ref(), r.span())?;
+        }
+        let mut sink_names = std::collections::HashSet::new();
+        for (i, sk) in cfg.sink.iter_mut().enumerate() {
+            let span = sk.span();
+            let key = format!("sink[{i}]");
+            if !sink_names.insert(sk.get_ref().name.clone()) || sk.get_ref().name == "local" {
+                return Err(self.err(format!("{key}.name"), Some(span), "duplicate sink name (\"local\" is reserved for the bastion's own copy)"));
+            }
+            self.sink(&key, sk.get_mut(), span)?;
+        }
+        Ok(())
+    }
+
+    fn restore(&self, r: &RestoreConfig, span: Range<usize>) -> Result<(), ConfigError> {
+        if let Some(p) = &r.drill_identity_file {
+            self.private("restore.drill_identity_file", p, span.clone())?;
+        }
+        for (key, p) in [
+            ("etcd_bin", &r.etcd_bin),
+            ("etcdctl_bin", &r.etcdctl_bin),
+            ("etcdutl_bin", &r.etcdutl_bin),
+            ("rke2_bin", &r.rke2_bin),
+            ("systemctl_bin", &r.systemctl_bin),
+            ("rke2_data_dir", &r.rke2_data_dir),
+        ] {
+            if p.as_os_str().is_empty() {
+                return Err(self.err(
+                    format!("restore.{key}"),
+                    self.field_span(span.clone(), key),
+                    "must not be empty",
+                ));
+            }
+        }
+        if matches!(&r.scratch_dir, Some(p) if p.as_os_str().is_empty()) {
+            return Err(self.err(
+                "restore.scratch_dir",
+                self.field_span(span.clone(), "scratch_dir"),
+                "must not be empty",
+            ));
+        }
+        if r.drill_timeout.get() < std::time::Duration::from_secs(5) {
+            return Err(self.err(
+                "restore.drill_timeout",
+                self.field_span(span.clone(), "drill_timeout"),
+                "must be at least 5s",
+            ));
+        }
+        if r.drill_sample_keys > 10_000 {
+            return Err(self.err(
+                "restore.drill_sample_keys",
+                self.field_span(span.clone(), "drill_sample_keys"),
+                "at most 10000",
+            ));
+        }
+        if !r.ssh.is_empty() && !r.ssh.iter().any(|a| a.contains("{host}")) {
+            return Err(self.err(
+                "restore.ssh",
+                self.field_span(span, "ssh"),
+                "must contain {host}, e.g. [\"ssh\", \"-o\", \"BatchMode=yes\", \"root@{host}\"]",
+            ));
+        }
         Ok(())
     }
 
@@ -692,6 +910,26 @@ impl Validator<'_> {
                     Some(span),
                     format!("duplicate endpoint {ep:?}"),
                 ));
+            }
+            if let Some(p) = &m.peer_url {
+                let p = p.trim();
+                let ok = p
+                    .strip_prefix("http://")
+                    .or_else(|| p.strip_prefix("https://"))
+                    .map(|r| r.trim_end_matches('/'))
+                    .is_some_and(|hp| {
+                        !hp.contains('/')
+                            && hp.rsplit_once(':').is_some_and(|(h, p)| {
+                                !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0)
+                            })
+                    });
+                if !ok {
+                    return Err(self.err(
+                        format!("{key}.peer_url"),
+                        Some(span),
+                        format!("{p:?} must be scheme://host:port, e.g. https://10.0.0.11:2380"),
+                    ));
+                }
             }
             let https = ep.starts_with("https://");
             if https && c.tls.is_none() {
@@ -1177,5 +1415,35 @@ webhook_url = "https://hooks.slack.com/services/T000/B000/XXXXSECRET"
             ch.secret.as_ref().unwrap().expose(),
             "https://hooks.slack.com/services/FILESECRET"
         );
+    }
+
+    #[test]
+    fn restore_section_and_peer_urls() {
+        let c = parse(&minimal()).unwrap();
+        let m: Vec<_> = c.members().collect();
+        assert_eq!(m[0].peer_url(), "http://127.0.0.1:2380");
+        assert_eq!(c.restore().etcd_bin, PathBuf::from("etcd"));
+        let text = minimal()
+            .replace(
+                r#"endpoint = "http://127.0.0.1:12379" }"#,
+                r#"endpoint = "http://127.0.0.1:12379", peer_url = "http://127.0.0.1:12380" }"#,
+            )
+            .replace(
+                "[state]",
+                "[restore]\ndrill_sample_keys = 3\nssh = [\"ssh\", \"root@{host}\"]\n\n[state]",
+            );
+        let c = parse(&text).unwrap();
+        assert_eq!(c.members().next().unwrap().peer_url(), "http://127.0.0.1:12380");
+        assert_eq!(c.restore().drill_sample_keys, 3);
+        for (from, to, want) in [
+            ("drill_sample_keys = 3", "drill_sampel_keys = 3", "drill_sampel_keys"),
+            ("ssh = [\"ssh\", \"root@{host}\"]", "ssh = [\"ssh\"]", "restore.ssh"),
+            ("drill_sample_keys = 3", "drill_timeout = \"1s\"", "restore.drill_timeout"),
+            ("peer_url = \"http://127.0.0.1:12380\"", "peer_url = \"127.0.0.1:12380\"", "cluster.members[0].peer_url"),
+            ("drill_sample_keys = 3", "drill_identity_file = \"/nonexistent/drill.txt\"", "restore.drill_identity_file"),
+        ] {
+            let e = parse(&text.replacen(from, to, 1)).expect_err(to).to_string();
+            assert!(e.contains(want) && e.starts_with("/etc/vigil/vigil.toml:"), "{to}: {e}");
+        }
     }
 }
