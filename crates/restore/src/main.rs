@@ -1,11 +1,20 @@
-//! vigil-restore: disaster recovery (list, fetch, etcd, rke2, drill).
+//! vigil-restore: parse, wire, exit. The work lives in the library.
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
 use std::process::ExitCode;
-use vigil_cli::{finish, GlobalArgs};
+use vigil_cli::{finish, load_config, Exit, GlobalArgs};
+use vigil_core::exit;
+use vigil_restore::identity::Identities;
+use vigil_restore::source::{self, Selector};
+use vigil_restore::{drill, etcd, fetch, rke2, RestoreError};
 
 #[derive(Debug, Parser)]
-#[command(name = "vigil-restore", version, about = "vigil: disaster recovery (list, fetch, etcd, rke2, drill)")]
+#[command(
+    name = "vigil-restore",
+    version,
+    about = "vigil: disaster recovery (list, fetch, etcd, rke2, drill)"
+)]
 struct Cli {
     #[command(flatten)]
     global: GlobalArgs,
@@ -13,20 +22,122 @@ struct Cli {
     command: Command,
 }
 
+/// Which archive: by default the newest verified one.
+#[derive(Debug, Clone, Args)]
+struct Select {
+    /// Exactly this archive (its id, as `list` shows it).
+    #[arg(long)]
+    archive: Option<String>,
+    /// Only archives of this member.
+    #[arg(long)]
+    member: Option<String>,
+    /// Only archives created at or before this RFC 3339 time.
+    #[arg(long, value_parser = parse_time)]
+    before: Option<time::OffsetDateTime>,
+    /// Only archives whose revision is at most this.
+    #[arg(long)]
+    revision: Option<i64>,
+    /// Read from this source only (`local`, or a sink's name).
+    #[arg(long)]
+    source: Option<String>,
+}
+
+impl Select {
+    fn selector(&self) -> Selector {
+        Selector {
+            archive: self.archive.clone(),
+            member: self.member.clone(),
+            before: self.before,
+            revision: self.revision,
+        }
+    }
+}
+
+fn parse_time(s: &str) -> Result<time::OffsetDateTime, String> {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| format!("{s:?} is not an RFC 3339 time such as 2026-11-23T04:00:00Z: {e}"))
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// List every archive in the local dir and every source, merged by archive id.
+    List {
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        source: Option<String>,
+    },
+    /// Download, decrypt, decompress and verify one archive into a plain snapshot file.
+    Fetch {
+        /// The snapshot file to write (0600); it must not exist.
+        #[arg(long)]
+        out: PathBuf,
+        /// age identity file, passphrase-protected identity file, or `-` for stdin.
+        #[arg(long, short = 'i')]
+        identity: PathBuf,
+        #[command(flatten)]
+        select: Select,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write one ready etcd data dir per configured member into DIR/<member>/.
+    Etcd {
+        #[arg(long, short = 'i')]
+        identity: PathBuf,
+        /// An empty or new directory.
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        select: Select,
+        /// --initial-cluster-token (default: <cluster>-restored-<time>).
+        #[arg(long)]
+        token: Option<String>,
+        /// Keep the verified snapshot file in DIR.
+        #[arg(long)]
+        keep_snapshot: bool,
+        /// Do not check that the members' ports are free on this host.
+        #[arg(long)]
+        skip_port_check: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the RKE2 cluster-reset runbook; with --execute, perform it on this server node.
+    Rke2 {
+        #[arg(long)]
+        execute: bool,
+        #[arg(long, short = 'i')]
+        identity: Option<PathBuf>,
+        #[command(flatten)]
+        select: Select,
+        /// The member this runs on; it is reset first (default: the first member).
+        #[arg(long)]
+        node: Option<String>,
+        /// New hosts: put the archived server token back before the reset.
+        #[arg(long)]
+        restore_token: bool,
+        /// Without restore.ssh: confirm that rke2-server is stopped on the other servers.
+        #[arg(long)]
+        others_stopped: bool,
+        /// Where the verified snapshot goes on this node.
+        #[arg(long)]
+        snapshot_path: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Restore each member's newest archive into a scratch etcd and check it (scheduled).
+    Drill {
+        /// Instead of restore.drill_identity_file.
+        #[arg(long, short = 'i')]
+        identity: Option<PathBuf>,
+        #[arg(long)]
+        source: Option<String>,
+        #[arg(long)]
+        member: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Validate the config file and print a summary without secrets.
     CheckConfig,
-    /// Not built yet.
-    List,
-    /// Not built yet.
-    Fetch,
-    /// Not built yet.
-    Etcd,
-    /// Not built yet.
-    Rke2,
-    /// Not built yet.
-    Drill,
 }
 
 fn main() -> ExitCode {
@@ -34,7 +145,154 @@ fn main() -> ExitCode {
     vigil_cli::init_logging(&cli.global);
     let r = match cli.command {
         Command::CheckConfig => vigil_cli::check_config(&cli.global.config),
-        _ => vigil_cli::not_built("vigil-restore", "disaster recovery (list, fetch, etcd, rke2, drill)"),
+        c => dispatch(&cli.global, c),
     };
     finish("vigil-restore", r)
+}
+
+fn fail(e: RestoreError) -> Exit {
+    Exit {
+        code: e.exit_code(),
+        error: e.into(),
+    }
+}
+
+fn print_json<T: serde::Serialize>(v: &T) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+fn ids(p: &std::path::Path) -> Result<Identities, Exit> {
+    Identities::load(p).map_err(fail)
+}
+
+fn dispatch(g: &GlobalArgs, c: Command) -> Result<i32, Exit> {
+    let cfg = load_config(&g.config)?;
+    match c {
+        Command::CheckConfig => Ok(exit::OK),
+        Command::List { json, source } => {
+            let sources = source::only(source::configured(&cfg), source.as_deref())
+                .map_err(|e| fail(e.into()))?;
+            let cat = source::catalog(&sources);
+            if json {
+                print_json(&cat);
+            } else {
+                print!("{}", vigil_restore::list_human(&cat));
+            }
+            Ok(if cat.errors.is_empty() {
+                exit::OK
+            } else {
+                exit::FAILED
+            })
+        }
+        Command::Fetch {
+            out,
+            identity,
+            select,
+            json,
+        } => {
+            let ids = ids(&identity)?;
+            let sources = source::only(source::configured(&cfg), select.source.as_deref())
+                .map_err(|e| fail(e.into()))?;
+            let cat = source::catalog(&sources);
+            let a = select.selector().select(&cat).map_err(fail)?;
+            let f = fetch::fetch(a, &sources, Some(&ids), &out).map_err(fail)?;
+            if json {
+                print_json(&f);
+            } else {
+                println!(
+                    "{}: archive {} (member {}, revision {}) from {}, verified: etcd sha256 trailer, archive and snapshot sha256",
+                    f.path.display(),
+                    f.archive,
+                    f.member,
+                    f.revision,
+                    f.location
+                );
+            }
+            Ok(exit::OK)
+        }
+        Command::Etcd {
+            identity,
+            out,
+            select,
+            token,
+            keep_snapshot,
+            skip_port_check,
+            json,
+        } => {
+            let ids = ids(&identity)?;
+            let r = etcd::run(
+                &cfg,
+                &etcd::EtcdOptions {
+                    out: &out,
+                    identities: Some(&ids),
+                    selector: select.selector(),
+                    source: select.source.as_deref(),
+                    token,
+                    keep_snapshot,
+                    skip_port_check,
+                },
+            )
+            .map_err(fail)?;
+            if json {
+                print_json(&r);
+            } else {
+                print!("{}", etcd::human(&r));
+            }
+            Ok(exit::OK)
+        }
+        Command::Rke2 {
+            execute,
+            identity,
+            select,
+            node,
+            restore_token,
+            others_stopped,
+            snapshot_path,
+            json,
+        } => {
+            let ids = identity.as_deref().map(ids).transpose()?;
+            let r = rke2::run(
+                &cfg,
+                &rke2::Rke2Options {
+                    execute,
+                    identities: ids.as_ref(),
+                    selector: select.selector(),
+                    source: select.source.as_deref(),
+                    node: node.as_deref(),
+                    restore_token,
+                    others_stopped,
+                    snapshot_path: snapshot_path.as_deref(),
+                },
+            )
+            .map_err(fail)?;
+            if json {
+                print_json(&r);
+            } else {
+                print!("{}", rke2::human(&r));
+            }
+            Ok(exit::OK)
+        }
+        Command::Drill {
+            identity,
+            source,
+            member,
+            json,
+        } => {
+            let r = drill::run(
+                &cfg,
+                &drill::DrillOptions {
+                    identity: identity.as_deref(),
+                    source: source.as_deref(),
+                    member: member.as_deref(),
+                },
+            )
+            .map_err(fail)?;
+            if json {
+                print_json(&r);
+            } else {
+                print!("{}", drill::human(&r));
+            }
+            Ok(if r.ok { exit::OK } else { exit::FAILED })
+        }
+    }
 }

@@ -1,0 +1,309 @@
+//! Fetch: read one copy of an archive from its source, decrypt and
+//! decompress it as one stream, and write the plaintext snapshot under a
+//! temporary name. The file is renamed into place only after every check
+//! passed: the archive's size and sha256 against the manifest, etcd's own
+//! sha256 trailer (with the size rule), and the snapshot's size and sha256.
+//! Nothing partial ever appears under the final name. Files are 0600.
+
+use crate::identity::Identities;
+use crate::progress::Progress;
+use crate::source::{Archive, Located, Source};
+use crate::RestoreError;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::io::{self, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use vigil_core::fsutil;
+use vigil_etcd::SnapshotVerifier;
+
+const BUF: usize = 256 * 1024;
+
+/// A verified snapshot on disk.
+#[derive(Debug, Clone, Serialize)]
+pub struct Fetched {
+    pub path: PathBuf,
+    pub archive: String,
+    pub member: String,
+    pub source: String,
+    pub location: String,
+    pub archive_size: u64,
+    pub snapshot_size: u64,
+    pub snapshot_sha256: String,
+    pub revision: i64,
+    pub duration_ms: u64,
+}
+
+/// Fetches `archive` to `out`, trying its copies in order (the local one
+/// first). A wrong key stops at once; a missing or corrupt copy moves on to
+/// the next copy, and the error names every copy that failed.
+pub fn fetch(
+    archive: &Archive,
+    sources: &[Box<dyn Source>],
+    ids: Option<&Identities>,
+    out: &Path,
+) -> Result<Fetched, RestoreError> {
+    if out.exists() {
+        return Err(RestoreError::Usage(format!(
+            "{} already exists; vigil-restore never overwrites a file, choose another --out",
+            out.display()
+        )));
+    }
+    let mut errors = Vec::new();
+    for copy in &archive.copies {
+        let Some(src) = sources.iter().find(|s| s.name() == copy.source) else {
+            continue;
+        };
+        match fetch_copy(src.as_ref(), copy, ids, out) {
+            Ok(f) => return Ok(f),
+            Err(e @ (RestoreError::WrongKey { .. } | RestoreError::Identity { .. })) => {
+                return Err(e)
+            }
+            Err(e @ RestoreError::Fs(_)) => return Err(e),
+            Err(e) => {
+                tracing::error!("{e}");
+                errors.push(e.to_string());
+            }
+        }
+    }
+    match errors.len() {
+        0 => Err(RestoreError::NoArchive(format!(
+            "archive {} has no copy in the selected sources",
+            archive.id
+        ))),
+        1 => Err(RestoreError::Failed(errors.remove(0))),
+        _ => Err(RestoreError::AllCopiesFailed {
+            id: archive.id.clone(),
+            errors,
+        }),
+    }
+}
+
+/// Counts and hashes the raw archive bytes as they are read, and reports progress.
+struct Counting<R> {
+    inner: R,
+    sha: Sha256,
+    n: u64,
+    progress: Progress,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.sha.update(&buf[..n]);
+        self.n += n as u64;
+        self.progress.inc(n as u64);
+        Ok(n)
+    }
+}
+
+/// Fetches one copy. On any error the temporary file is removed.
+pub fn fetch_copy(
+    src: &dyn Source,
+    copy: &Located,
+    ids: Option<&Identities>,
+    out: &Path,
+) -> Result<Fetched, RestoreError> {
+    let started = Instant::now();
+    let m = &copy.manifest;
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.is_dir() {
+            return Err(RestoreError::Usage(format!(
+                "the directory of --out {} does not exist",
+                out.display()
+            )));
+        }
+    }
+    let encrypted = match m.encryption.as_str() {
+        "age" => true,
+        "none" => false,
+        other => {
+            return Err(RestoreError::Failed(format!(
+                "archive {}: unknown encryption {other:?} in its manifest",
+                m.id
+            )))
+        }
+    };
+    let ids = match (encrypted, ids) {
+        (true, Some(i)) => Some(i),
+        (true, None) => {
+            return Err(RestoreError::Usage(format!(
+                "archive {} is encrypted with age; give the private key with --identity KEY",
+                m.id
+            )))
+        }
+        (false, _) => None,
+    };
+    let opened = src.open(copy)?;
+    if let Some(len) = opened.len {
+        if len != m.archive_size {
+            tracing::warn!(
+                "archive {} at {}: the stored copy is {len} bytes but the manifest says {} (truncated or replaced copy?)",
+                m.id, copy.location, m.archive_size
+            );
+        }
+    }
+    let tmp = fsutil::partial_path(out);
+    let _ = std::fs::remove_file(&tmp);
+    let mut file = fsutil::create_private(&tmp)?;
+    let result = stream(copy, ids, opened.reader, &mut file, &tmp).and_then(|()| {
+        file.sync_all()
+            .map_err(|e| fsutil::FsError::new("syncing", &tmp, e))?;
+        drop(file);
+        fsutil::commit_rename(&tmp, out)?;
+        Ok(())
+    });
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    tracing::info!(
+        "archive {} from {} ({}) verified and written to {}",
+        m.id,
+        copy.source,
+        copy.location,
+        out.display()
+    );
+    Ok(Fetched {
+        path: out.to_path_buf(),
+        archive: m.id.clone(),
+        member: m.member.clone(),
+        source: copy.source.clone(),
+        location: copy.location.clone(),
+        archive_size: m.archive_size,
+        snapshot_size: m.snapshot_size,
+        snapshot_sha256: m.snapshot_sha256.clone(),
+        revision: m.revision,
+        duration_ms: started.elapsed().as_millis() as u64,
+    })
+}
+
+fn stream(
+    copy: &Located,
+    ids: Option<&Identities>,
+    reader: Box<dyn Read + Send>,
+    file: &mut std::fs::File,
+    tmp: &Path,
+) -> Result<(), RestoreError> {
+    let m = &copy.manifest;
+    let corrupt = |message: String| RestoreError::Corrupt {
+        id: m.id.clone(),
+        location: copy.location.clone(),
+        message,
+    };
+    let mut raw = BufReader::with_capacity(
+        BUF,
+        Counting {
+            inner: reader,
+            sha: Sha256::new(),
+            n: 0,
+            progress: Progress::new(&m.id, m.archive_size),
+        },
+    );
+    let mut verifier = SnapshotVerifier::new();
+    let mut plain_sha = Sha256::new();
+    // The decode chain borrows `raw`; it ends with this block so that the
+    // rest of the raw bytes can be drained and checked afterwards.
+    let decoded: Result<(), DecodeError> = (|| {
+        let plain: Box<dyn Read + '_> = match ids {
+            Some(ids) => {
+                let d = age::Decryptor::new_buffered(&mut raw).map_err(DecodeError::Age)?;
+                Box::new(d.decrypt(ids.iter()).map_err(DecodeError::Age)?)
+            }
+            None => Box::new(&mut raw),
+        };
+        let mut z = zstd::stream::read::Decoder::new(plain).map_err(DecodeError::Read)?;
+        let mut buf = vec![0u8; BUF];
+        loop {
+            let n = z.read(&mut buf).map_err(DecodeError::Read)?;
+            if n == 0 {
+                return Ok(());
+            }
+            verifier.update(&buf[..n]);
+            plain_sha.update(&buf[..n]);
+            file.write_all(&buf[..n])
+                .map_err(|e| DecodeError::Write(fsutil::FsError::new("writing", tmp, e)))?;
+        }
+    })();
+    if let Err(DecodeError::Write(e)) = decoded {
+        return Err(e.into());
+    }
+    if let Err(DecodeError::Age(age::DecryptError::NoMatchingKeys)) = decoded {
+        let ids = ids.map(|i| (i.origin.clone(), i.public_keys().join(", ")));
+        let (identities, publics) = ids.unwrap_or_default();
+        return Err(RestoreError::WrongKey {
+            id: m.id.clone(),
+            identities,
+            recipients: if m.age_recipients.is_empty() {
+                "(not recorded)".into()
+            } else {
+                m.age_recipients.join(", ")
+            },
+            publics,
+        });
+    }
+    // Drain what the decoder did not read, so size and sha256 cover the whole copy.
+    let drained = io::copy(&mut raw, &mut io::sink());
+    let counting = raw.into_inner();
+    counting.progress.finish();
+    let size = counting.n;
+    let sha = hex::encode(counting.sha.finalize());
+    let raw_problem = if let Err(e) = drained {
+        Some(format!("reading the copy failed after {size} bytes: {e}"))
+    } else if size < m.archive_size {
+        Some(format!(
+            "the copy is truncated: {size} of {} bytes",
+            m.archive_size
+        ))
+    } else if size != m.archive_size || sha != m.archive_sha256 {
+        Some(format!(
+            "the copy is {size} bytes with sha256 {sha}, but the manifest says {} bytes with sha256 {} (corrupted copy)",
+            m.archive_size, m.archive_sha256
+        ))
+    } else {
+        None
+    };
+    match (decoded, raw_problem) {
+        (Err(d), Some(p)) => return Err(corrupt(format!("{p}; decoding stopped with: {d}"))),
+        (Err(d), None) => {
+            return Err(corrupt(format!(
+                "the copy matches its manifest but does not decode ({d}); it was damaged before it was archived or the manifest is wrong"
+            )))
+        }
+        (Ok(()), Some(p)) => return Err(corrupt(p)),
+        (Ok(()), None) => {}
+    }
+    let v = verifier.finish().map_err(|e| corrupt(e.to_string()))?;
+    let plain_hex = hex::encode(plain_sha.finalize());
+    if v.total != m.snapshot_size || plain_hex != m.snapshot_sha256 {
+        return Err(corrupt(format!(
+            "the decrypted snapshot is {} bytes with sha256 {plain_hex}, but the manifest says {} bytes with sha256 {}",
+            v.total, m.snapshot_size, m.snapshot_sha256
+        )));
+    }
+    if !m.db_sha256.is_empty() && hex::encode(v.db_sha256) != m.db_sha256 {
+        return Err(corrupt(format!(
+            "etcd's trailer is {} but the manifest recorded {}",
+            hex::encode(v.db_sha256),
+            m.db_sha256
+        )));
+    }
+    Ok(())
+}
+
+#[derive(Debug)]
+enum DecodeError {
+    Age(age::DecryptError),
+    Read(io::Error),
+    Write(fsutil::FsError),
+}
+
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DecodeError::Age(e) => write!(f, "age: {e}"),
+            DecodeError::Read(e) => write!(f, "decrypt/decompress: {e}"),
+            DecodeError::Write(e) => write!(f, "{e}"),
+        }
+    }
+}

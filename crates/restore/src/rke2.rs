@@ -1,0 +1,417 @@
+//! `vigil-restore rke2`: the RKE2 cluster-reset runbook, printed, or run with
+//! `--execute` on the server node that is restored first.
+//!
+//! The steps (RKE2's documented procedure):
+//! 1. fetch and verify the snapshot onto this node;
+//! 2. stop rke2-server on every server (the others first, then this one);
+//! 3. on new hosts, put the archived server token back (the bootstrap data in
+//!    the snapshot is encrypted with a key derived from it);
+//! 4. `rke2 server --cluster-reset --cluster-reset-restore-path=FILE` here;
+//! 5. start rke2-server here;
+//! 6. on each other server in order: wipe `<data-dir>/server/db`, start rke2-server.
+//!
+//! The other servers are reached with the `restore.ssh` command template. Without
+//! it, `--execute` runs the steps on this node only, after the operator confirms
+//! with `--others-stopped` that the others are stopped, and prints the rest.
+
+use crate::identity::Identities;
+use crate::proc::{self, quote, render};
+use crate::source::{Selector, Source};
+use crate::RestoreError;
+use serde::Serialize;
+use std::ffi::OsString;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use vigil_core::config::{MemberConfig, RestoreConfig};
+use vigil_core::Config;
+
+#[derive(Debug)]
+pub struct Rke2Options<'a> {
+    pub execute: bool,
+    pub identities: Option<&'a Identities>,
+    pub selector: Selector,
+    pub source: Option<&'a str>,
+    /// The server this runs on, reset first. Default: the first member.
+    pub node: Option<&'a str>,
+    /// Restoring onto new hosts: put the archived server token back.
+    pub restore_token: bool,
+    /// Without `restore.ssh`: the operator confirms the other servers are stopped.
+    pub others_stopped: bool,
+    /// Where the verified snapshot is written on this node.
+    pub snapshot_path: Option<&'a Path>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    pub on: String,
+    pub what: String,
+    /// The command, as it would be typed.
+    pub command: String,
+    /// Run by vigil (`--execute`), or left to the operator.
+    pub by_hand: bool,
+    pub done: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Rke2Report {
+    pub executed: bool,
+    pub archive: Option<String>,
+    pub snapshot: PathBuf,
+    pub node: String,
+    pub steps: Vec<Step>,
+}
+
+enum Action {
+    Fetch,
+    Token,
+    Local(Vec<OsString>),
+    Remote(usize, String),
+}
+
+fn host_of(m: &MemberConfig) -> String {
+    crate::etcd::host_port(&m.endpoint)
+        .map(|(h, _)| h)
+        .unwrap_or_else(|| m.name.clone())
+}
+
+fn ssh_argv(rc: &RestoreConfig, m: &MemberConfig, cmd: &str) -> Vec<OsString> {
+    let host = host_of(m);
+    let mut v: Vec<OsString> = rc
+        .ssh
+        .iter()
+        .map(|a| a.replace("{host}", &host).replace("{name}", &m.name).into())
+        .collect();
+    v.push(cmd.into());
+    v
+}
+
+pub fn run(cfg: &Config, o: &Rke2Options<'_>) -> Result<Rke2Report, RestoreError> {
+    let rc = cfg.restore();
+    let members: Vec<&MemberConfig> = cfg.members().collect();
+    let node_idx = match o.node {
+        Some(n) => members.iter().position(|m| m.name == n).ok_or_else(|| {
+            RestoreError::Usage(format!(
+                "--node {n}: no such member; the members are {}",
+                members
+                    .iter()
+                    .map(|m| m.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })?,
+        None => 0,
+    };
+    let node = members[node_idx];
+    let others: Vec<usize> = (0..members.len()).filter(|i| *i != node_idx).collect();
+    let ssh = !rc.ssh.is_empty();
+    let sources = crate::source::only(crate::source::configured(cfg), o.source)?;
+    let cat = crate::source::catalog(&sources);
+    let archive = if o.execute {
+        Some(o.selector.select(&cat)?)
+    } else {
+        o.selector.select(&cat).ok()
+    };
+    let snapshot = match (o.snapshot_path, archive) {
+        (Some(p), _) => p.to_path_buf(),
+        (None, Some(a)) => rc
+            .rke2_data_dir
+            .join("server/db/snapshots")
+            .join(format!("{}.db", a.id)),
+        (None, None) => rc.rke2_data_dir.join("server/db/snapshots/restore.db"),
+    };
+    let token_file = rc.rke2_data_dir.join("server/token");
+    let db_dir = rc.rke2_data_dir.join("server/db");
+    let systemctl = |verb: &str| proc::argv(&rc.systemctl_bin, [verb, "rke2-server"]);
+    let remote_cmd = |verb: &str| {
+        format!(
+            "{} {verb} rke2-server",
+            quote(&rc.systemctl_bin.display().to_string())
+        )
+    };
+
+    let mut plan: Vec<(Step, Action)> = Vec::new();
+    let here = format!("{} (this node)", node.name);
+    let mut step = |on: String, what: &str, command: String, by_hand: bool, a: Action| {
+        plan.push((
+            Step {
+                on,
+                what: what.into(),
+                command,
+                by_hand,
+                done: false,
+            },
+            a,
+        ))
+    };
+    step(
+        here.clone(),
+        "fetch, decrypt and verify the snapshot",
+        format!(
+            "vigil-restore fetch --identity KEY{} --out {}",
+            archive
+                .map(|a| format!(" --archive {}", a.id))
+                .unwrap_or_default(),
+            quote(&snapshot.display().to_string())
+        ),
+        false,
+        Action::Fetch,
+    );
+    for &i in &others {
+        let m = members[i];
+        let cmd = remote_cmd("stop");
+        if ssh {
+            step(
+                m.name.clone(),
+                "stop rke2-server",
+                render(&ssh_argv(&rc, m, &cmd)),
+                false,
+                Action::Remote(i, cmd),
+            );
+        } else {
+            step(
+                m.name.clone(),
+                "stop rke2-server (and make sure it has exited: `rke2-killall.sh`)",
+                cmd,
+                true,
+                Action::Remote(i, String::new()),
+            );
+        }
+    }
+    let a = systemctl("stop");
+    step(
+        here.clone(),
+        "stop rke2-server",
+        render(&a),
+        false,
+        Action::Local(a),
+    );
+    if o.restore_token {
+        step(
+            here.clone(),
+            "put the archived server token back (new hosts)",
+            format!(
+                "age -d -i KEY {} > {} && chmod 600 {}",
+                quote(
+                    &crate::source::LocalSource::new(
+                        &cfg.snapshot("vigil-restore")
+                            .map(|s| s.dir.clone())
+                            .unwrap_or_default()
+                    )
+                    .token_path(cfg.cluster_name())
+                    .display()
+                    .to_string()
+                ),
+                quote(&token_file.display().to_string()),
+                quote(&token_file.display().to_string())
+            ),
+            false,
+            Action::Token,
+        );
+    }
+    let mut reset = proc::argv(&rc.rke2_bin, ["server", "--cluster-reset"]);
+    reset.push(format!("--cluster-reset-restore-path={}", snapshot.display()).into());
+    if o.restore_token {
+        reset.push(format!("--token-file={}", token_file.display()).into());
+    }
+    step(
+        here.clone(),
+        "cluster-reset from the snapshot (exits when done)",
+        render(&reset),
+        false,
+        Action::Local(reset),
+    );
+    let a = systemctl("start");
+    step(
+        here.clone(),
+        "start rke2-server and wait until this node is Ready",
+        render(&a),
+        false,
+        Action::Local(a),
+    );
+    for &i in &others {
+        let m = members[i];
+        let wipe = format!("rm -rf {}", quote(&db_dir.display().to_string()));
+        let start = remote_cmd("start");
+        if ssh {
+            step(
+                m.name.clone(),
+                "wipe the old etcd db",
+                render(&ssh_argv(&rc, m, &wipe)),
+                false,
+                Action::Remote(i, wipe),
+            );
+            step(
+                m.name.clone(),
+                "start rke2-server (it rejoins)",
+                render(&ssh_argv(&rc, m, &start)),
+                false,
+                Action::Remote(i, start),
+            );
+        } else {
+            step(
+                m.name.clone(),
+                "wipe the old etcd db",
+                wipe,
+                true,
+                Action::Remote(i, String::new()),
+            );
+            step(
+                m.name.clone(),
+                "start rke2-server (it rejoins)",
+                start,
+                true,
+                Action::Remote(i, String::new()),
+            );
+        }
+    }
+
+    let mut report = Rke2Report {
+        executed: o.execute,
+        archive: archive.map(|a| a.id.clone()),
+        snapshot: snapshot.clone(),
+        node: node.name.clone(),
+        steps: Vec::new(),
+    };
+    if !o.execute {
+        report.steps = plan.into_iter().map(|(s, _)| s).collect();
+        return Ok(report);
+    }
+    if !ssh && !o.others_stopped && !others.is_empty() {
+        return Err(RestoreError::Usage(format!(
+            "--execute needs the other servers ({}) stopped first: either set restore.ssh so vigil stops them, \
+             or stop rke2-server on each by hand (`systemctl stop rke2-server`, then `rke2-killall.sh`) and rerun with --others-stopped",
+            others.iter().map(|i| members[*i].name.as_str()).collect::<Vec<_>>().join(", ")
+        )));
+    }
+    let archive = archive.ok_or_else(|| RestoreError::NoArchive("nothing selected".into()))?;
+    let ids = o.identities.ok_or_else(|| {
+        RestoreError::Usage("--execute needs --identity KEY to decrypt the snapshot".into())
+    })?;
+    for (mut s, a) in plan {
+        if s.by_hand {
+            tracing::warn!("by hand on {}: {} — {}", s.on, s.what, s.command);
+            report.steps.push(s);
+            continue;
+        }
+        tracing::info!("{}: {}: {}", s.on, s.what, s.command);
+        let r = match a {
+            Action::Fetch => {
+                if let Some(d) = snapshot.parent() {
+                    vigil_core::fsutil::ensure_private_dir(d)?;
+                }
+                crate::fetch::fetch(archive, &sources, Some(ids), &snapshot).map(|_| ())
+            }
+            Action::Token => restore_token(cfg, &sources, ids, &token_file),
+            Action::Local(argv) => proc::run(&argv, &[]).map(|_| ()).map_err(Into::into),
+            Action::Remote(i, cmd) => proc::run(&ssh_argv(&rc, members[i], &cmd), &[])
+                .map(|_| ())
+                .map_err(Into::into),
+        };
+        if let Err(e) = r {
+            report.steps.push(s);
+            return Err(RestoreError::Failed(format!(
+                "RKE2 restore stopped at \"{}\" on {}: {e}. Steps done so far are logged above; fix the cause and continue from this step by hand (`vigil-restore rke2` prints the runbook)",
+                report.steps.last().map(|s| s.what.as_str()).unwrap_or_default(),
+                report.steps.last().map(|s| s.on.as_str()).unwrap_or_default(),
+            )));
+        }
+        s.done = true;
+        report.steps.push(s);
+    }
+    Ok(report)
+}
+
+/// Decrypts the archived server token and writes it 0600, never over a different one.
+fn restore_token(
+    cfg: &Config,
+    sources: &[Box<dyn Source>],
+    ids: &Identities,
+    dest: &Path,
+) -> Result<(), RestoreError> {
+    let mut opened = None;
+    for s in sources {
+        if let Some(o) = s.open_token(cfg.cluster_name())? {
+            opened = Some(o);
+            break;
+        }
+    }
+    let opened = opened.ok_or_else(|| {
+        RestoreError::NoArchive(format!(
+            "no archived RKE2 server token ({}-server-token.age) in the sources; set snapshot.rke2_token_file so the snapshot job archives it, \
+             or pass the original token to rke2 yourself",
+            cfg.cluster_name()
+        ))
+    })?;
+    let d = age::Decryptor::new(opened.reader).map_err(|e| {
+        RestoreError::Failed(format!(
+            "the archived server token is not a valid age file: {e}"
+        ))
+    })?;
+    let mut r = d.decrypt(ids.iter()).map_err(|e| match e {
+        age::DecryptError::NoMatchingKeys => RestoreError::Failed(format!(
+            "the archived server token cannot be decrypted with {}",
+            ids.origin
+        )),
+        e => RestoreError::Failed(format!("decrypting the archived server token: {e}")),
+    })?;
+    let mut token = Vec::new();
+    r.read_to_end(&mut token)
+        .map_err(|e| RestoreError::Failed(format!("decrypting the archived server token: {e}")))?;
+    if !token.ends_with(b"\n") {
+        token.push(b'\n');
+    }
+    if let Ok(existing) = std::fs::read(dest) {
+        if existing.trim_ascii() == token.trim_ascii() {
+            return Ok(());
+        }
+        return Err(RestoreError::Usage(format!(
+            "{} exists with a different token; this node is not new. Move it away if you really mean to restore the archived token",
+            dest.display()
+        )));
+    }
+    if let Some(d) = dest.parent() {
+        vigil_core::fsutil::ensure_private_dir(d)?;
+    }
+    vigil_core::fsutil::atomic_write(dest, &token)?;
+    Ok(())
+}
+
+/// The runbook as text.
+pub fn human(r: &Rke2Report) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "RKE2 cluster-reset {} (node {} is reset first; archive {})",
+        if r.executed { "performed" } else { "runbook" },
+        r.node,
+        r.archive.as_deref().unwrap_or("<newest verified>")
+    );
+    for (i, st) in r.steps.iter().enumerate() {
+        let mark = if !r.executed {
+            ""
+        } else if st.done {
+            "[done] "
+        } else if st.by_hand {
+            "[BY HAND] "
+        } else {
+            "[not done] "
+        };
+        let _ = writeln!(
+            s,
+            "{:>2}. {mark}on {}: {}\n      {}",
+            i + 1,
+            st.on,
+            st.what,
+            st.command
+        );
+    }
+    let _ = writeln!(
+        s,
+        "Then check: `kubectl get nodes` (all servers Ready) and on a server\n      \
+         ETCDCTL_API=3 etcdctl --cacert /var/lib/rancher/rke2/server/tls/etcd/server-ca.crt \
+         --cert /var/lib/rancher/rke2/server/tls/etcd/server-client.crt --key /var/lib/rancher/rke2/server/tls/etcd/server-client.key \
+         --endpoints https://127.0.0.1:2379 member list -w table"
+    );
+    s
+}
