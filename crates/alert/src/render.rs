@@ -73,10 +73,11 @@ pub fn headline(n: &Notification) -> String {
 
 /// The plain-text fallback (Slack `text`, notification previews).
 pub fn fallback_text(n: &Notification) -> String {
-    let keys: Vec<String> = n.items.iter().take(40).map(item_line).collect();
+    // Every key (a message has at most 50), so previews and search find them.
+    let keys: Vec<String> = n.items.iter().take(100).map(item_line).collect();
     let mut s = format!("{}: {}", headline(n), keys.join(", "));
-    if n.items.len() > 40 {
-        s.push_str(&format!(" and {} more", n.items.len() - 40));
+    if n.items.len() > 100 {
+        s.push_str(&format!(" and {} more", n.items.len() - 100));
     }
     s
 }

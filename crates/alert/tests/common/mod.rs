@@ -219,8 +219,14 @@ impl Receiver {
                     return;
                 }
                 Reply::Slow(d, s, b) => {
+                    // Received (and acted on, like Slack would) before the answer.
+                    self.record(method.clone(), path.clone(), headers.clone(), body.clone(), s);
                     std::thread::sleep(d);
-                    (s, vec![], b)
+                    let resp = format!("HTTP/1.1 {s} X\r\ncontent-length: {}\r\n\r\n{b}", b.len());
+                    if w.write_all(resp.as_bytes()).is_err() {
+                        return;
+                    }
+                    continue;
                 }
             };
             self.record(method, path, headers, body, status);
