@@ -6,6 +6,8 @@ APT_PACKAGES=(
   etcd-server etcd-client  # real etcd members and etcdctl in tests
   age zstd            # the open archive format, checked with the real CLIs
   openssl             # test CAs and certificates for mTLS
+  python3-aiosmtpd    # a real SMTP server (STARTTLS, AUTH) for the email channel tests
+  prometheus-alertmanager  # a real Alertmanager for the API v2 channel tests
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -74,7 +74,10 @@ struct EmailSender {
 
 impl std::fmt::Debug for EmailSender {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EmailSender").field("from", &self.from).field("to", &self.to).finish_non_exhaustive()
+        f.debug_struct("EmailSender")
+            .field("from", &self.from)
+            .field("to", &self.to)
+            .finish_non_exhaustive()
     }
 }
 
@@ -99,14 +102,18 @@ fn read_ca(c: &ChannelConfig) -> Result<Option<Vec<u8>>, AlertError> {
         None => Ok(None),
         Some(p) => {
             let p = vigil_core::secret::resolve_path(p);
-            std::fs::read(&p)
-                .map(Some)
-                .map_err(|e| AlertError::channel(&c.name, format!("cannot read ca_file {}: {e}", p.display())))
+            std::fs::read(&p).map(Some).map_err(|e| {
+                AlertError::channel(&c.name, format!("cannot read ca_file {}: {e}", p.display()))
+            })
         }
     }
 }
 
-fn http_client(name: &str, timeout: Duration, ca: Option<&[u8]>) -> Result<reqwest::Client, AlertError> {
+fn http_client(
+    name: &str,
+    timeout: Duration,
+    ca: Option<&[u8]>,
+) -> Result<reqwest::Client, AlertError> {
     ensure_crypto_provider();
     let mut b = reqwest::Client::builder()
         .timeout(timeout)
@@ -114,12 +121,17 @@ fn http_client(name: &str, timeout: Duration, ca: Option<&[u8]>) -> Result<reqwe
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(format!("vigil/{}", vigil_core::VERSION));
     if let Some(pem) = ca {
-        let certs = reqwest::Certificate::from_pem_bundle(pem)
-            .map_err(|e| AlertError::channel(name, format!("ca_file is not PEM: {}", e.without_url())))?;
+        let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
+            AlertError::channel(name, format!("ca_file is not PEM: {}", e.without_url()))
+        })?;
         b = b.tls_certs_merge(certs);
     }
-    b.build()
-        .map_err(|e| AlertError::channel(name, format!("building the HTTP client: {}", e.without_url())))
+    b.build().map_err(|e| {
+        AlertError::channel(
+            name,
+            format!("building the HTTP client: {}", e.without_url()),
+        )
+    })
 }
 
 impl Sender {
@@ -127,7 +139,11 @@ impl Sender {
     pub fn build(c: &ChannelConfig) -> Result<Sender, AlertError> {
         let timeout = c.timeout.map(|t| t.get()).unwrap_or(DEFAULT_TIMEOUT);
         let ca = read_ca(c)?;
-        let secret = || c.secret.clone().ok_or_else(|| AlertError::channel(&c.name, "the webhook URL is missing"));
+        let secret = || {
+            c.secret
+                .clone()
+                .ok_or_else(|| AlertError::channel(&c.name, "the webhook URL is missing"))
+        };
         let (kind, http) = match c.kind {
             ChannelKind::Slack => (Kind::Slack { url: secret()? }, true),
             ChannelKind::Teams => (
@@ -139,7 +155,12 @@ impl Sender {
             ),
             ChannelKind::Alertmanager => (
                 Kind::Alertmanager {
-                    base: c.url.clone().unwrap_or_default().trim_end_matches('/').to_string(),
+                    base: c
+                        .url
+                        .clone()
+                        .unwrap_or_default()
+                        .trim_end_matches('/')
+                        .to_string(),
                     resend: Settings::resend_interval(c),
                 },
                 true,
@@ -150,9 +171,16 @@ impl Sender {
                 },
                 false,
             ),
-            ChannelKind::Email => (Kind::Email(Box::new(email_sender(c, timeout, ca.as_deref())?)), false),
+            ChannelKind::Email => (
+                Kind::Email(Box::new(email_sender(c, timeout, ca.as_deref())?)),
+                false,
+            ),
         };
-        let http = if http { Some(http_client(&c.name, timeout, ca.as_deref())?) } else { None };
+        let http = if http {
+            Some(http_client(&c.name, timeout, ca.as_deref())?)
+        } else {
+            None
+        };
         Ok(Sender {
             name: c.name.clone(),
             kind,
@@ -177,7 +205,9 @@ impl Sender {
 
     fn secrets(&self) -> Vec<&str> {
         match &self.kind {
-            Kind::Slack { url } | Kind::Teams { url, .. } | Kind::Heartbeat { url } => vec![url.expose()],
+            Kind::Slack { url } | Kind::Teams { url, .. } | Kind::Heartbeat { url } => {
+                vec![url.expose()]
+            }
             Kind::Email(e) => e.password.iter().map(|p| p.expose()).collect(),
             _ => vec![],
         }
@@ -206,7 +236,11 @@ impl Sender {
         let r = match &self.kind {
             Kind::Slack { url } => self.post(url.expose(), &render::slack(n)).await,
             Kind::Teams { url, messagecard } => {
-                let body = if *messagecard { render::teams_messagecard(n) } else { render::teams_adaptive(n) };
+                let body = if *messagecard {
+                    render::teams_messagecard(n)
+                } else {
+                    render::teams_adaptive(n)
+                };
                 self.post(url.expose(), &body).await
             }
             Kind::Alertmanager { base, resend } => {
@@ -219,7 +253,9 @@ impl Sender {
                 self.post(&format!("{base}/api/v2/alerts"), &body).await
             }
             Kind::Email(e) => self.email(e, n).await,
-            Kind::File { path } => append_line(path, &render::file_line(n, &rfc3339(vigil_core::now()))),
+            Kind::File { path } => {
+                append_line(path, &render::file_line(n, &rfc3339(vigil_core::now())))
+            }
             Kind::Heartbeat { url } => self.get(url.expose()).await,
         };
         r.map_err(|e| SendError {
@@ -244,7 +280,10 @@ impl Sender {
         self.http_result(resp).await
     }
 
-    async fn http_result(&self, resp: Result<reqwest::Response, reqwest::Error>) -> Result<Sent, SendError> {
+    async fn http_result(
+        &self,
+        resp: Result<reqwest::Response, reqwest::Error>,
+    ) -> Result<Sent, SendError> {
         let resp = resp.map_err(|e| plain(http_error(e)))?;
         let status = resp.status();
         let retry_after = resp
@@ -258,7 +297,11 @@ impl Sender {
             "HTTP {} {}{}",
             status.as_u16(),
             status.canonical_reason().unwrap_or(""),
-            if body.is_empty() { String::new() } else { format!(", body {body:?}") }
+            if body.is_empty() {
+                String::new()
+            } else {
+                format!(", body {body:?}")
+            }
         );
         if status.is_success() {
             return Ok(Sent { reply });
@@ -270,12 +313,20 @@ impl Sender {
         };
         Err(SendError {
             message: format!("{reply}{hint}"),
-            retry_after: if status.as_u16() == 429 || status.as_u16() == 503 { retry_after } else { None },
+            retry_after: if status.as_u16() == 429 || status.as_u16() == 503 {
+                retry_after
+            } else {
+                None
+            },
         })
     }
 
     async fn email(&self, e: &EmailSender, n: &Notification) -> Result<Sent, SendError> {
-        let unique = format!("{}-{:08x}", vigil_core::now().unix_timestamp(), fastrand::u32(..));
+        let unique = format!(
+            "{}-{:08x}",
+            vigil_core::now().unix_timestamp(),
+            fastrand::u32(..)
+        );
         let m = render::email(n, &unique);
         let mut b = Message::builder()
             .from(e.from.clone())
@@ -295,11 +346,21 @@ impl Sender {
         let msg = b
             .multipart(
                 MultiPart::alternative()
-                    .singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(m.text))
-                    .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(m.html)),
+                    .singlepart(
+                        SinglePart::builder()
+                            .header(ContentType::TEXT_PLAIN)
+                            .body(m.text),
+                    )
+                    .singlepart(
+                        SinglePart::builder()
+                            .header(ContentType::TEXT_HTML)
+                            .body(m.html),
+                    ),
             )
             .map_err(|err| plain(format!("building the email: {err}")))?;
-        match tokio::time::timeout(self.timeout + Duration::from_secs(5), e.transport.send(msg)).await {
+        match tokio::time::timeout(self.timeout + Duration::from_secs(5), e.transport.send(msg))
+            .await
+        {
             Err(_) => Err(plain(format!("SMTP timed out after {:?}", self.timeout))),
             Ok(Err(err)) => Err(plain(smtp_error(&err))),
             Ok(Ok(resp)) => Ok(Sent {
@@ -394,7 +455,11 @@ fn append_line(path: &PathBuf, v: &Value) -> Result<Sent, SendError> {
     .map_err(|e| plain(format!("appending to {}: {e}", path.display())))
 }
 
-fn email_sender(c: &ChannelConfig, timeout: Duration, ca: Option<&[u8]>) -> Result<EmailSender, AlertError> {
+fn email_sender(
+    c: &ChannelConfig,
+    timeout: Duration,
+    ca: Option<&[u8]>,
+) -> Result<EmailSender, AlertError> {
     ensure_crypto_provider();
     let host = c.smtp_host.clone().unwrap_or_default();
     let err = |m: String| AlertError::channel(&c.name, m);
@@ -404,10 +469,13 @@ fn email_sender(c: &ChannelConfig, timeout: Duration, ca: Option<&[u8]>) -> Resu
     } else {
         let mut p = TlsParameters::builder(host.clone());
         if let Some(pem) = ca {
-            let cert = SmtpCert::from_pem(pem).map_err(|e| err(format!("ca_file is not PEM: {e}")))?;
+            let cert =
+                SmtpCert::from_pem(pem).map_err(|e| err(format!("ca_file is not PEM: {e}")))?;
             p = p.add_root_certificate(cert);
         }
-        let p = p.build_rustls().map_err(|e| err(format!("TLS setup: {e}")))?;
+        let p = p
+            .build_rustls()
+            .map_err(|e| err(format!("TLS setup: {e}")))?;
         match mode {
             SmtpTls::Implicit => Tls::Wrapper(p),
             _ => Tls::Required(p),
@@ -431,11 +499,13 @@ fn email_sender(c: &ChannelConfig, timeout: Duration, ca: Option<&[u8]>) -> Resu
         .unwrap_or_default()
         .parse()
         .map_err(|e| err(format!("from {:?} is not a mailbox: {e}", c.from)))?;
-    let to = c
-        .to
-        .iter()
-        .map(|t| t.parse::<Mailbox>().map_err(|e| err(format!("to {t:?} is not a mailbox: {e}"))))
-        .collect::<Result<Vec<_>, _>>()?;
+    let to =
+        c.to.iter()
+            .map(|t| {
+                t.parse::<Mailbox>()
+                    .map_err(|e| err(format!("to {t:?} is not a mailbox: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
     Ok(EmailSender {
         transport: b.build(),
         from,
@@ -474,7 +544,13 @@ pub fn alertmanager_payload(n: &Notification, am: &AmExtra, resend: Duration) ->
         }
         json!({"labels": l, "annotations": ann, "startsAt": starts, "endsAt": ends, "generatorURL": ""})
     };
-    let describe = |facts: &[crate::model::Fact]| facts.iter().map(|f| format!("{}: {}", f.title, f.value)).collect::<Vec<_>>().join("\n");
+    let describe = |facts: &[crate::model::Fact]| {
+        facts
+            .iter()
+            .map(|f| format!("{}: {}", f.title, f.value))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
     // Resolutions in this batch first, so a re-fire in the same batch wins below.
     for i in n.items.iter().filter(|i| i.event == Event::Resolved) {
         let a = &i.alert;
@@ -482,17 +558,47 @@ pub fn alertmanager_payload(n: &Notification, am: &AmExtra, resend: Duration) ->
             continue;
         }
         let at = a.resolved_at.clone().unwrap_or_else(|| rfc3339(now));
-        out.push(entry(&a.labels, &a.name, a.severity.as_str(), a.source.as_str(), &a.summary, describe(&a.facts), a.runbook.as_deref(), a.fired_at.as_deref().unwrap_or(&a.first_seen), &at));
+        out.push(entry(
+            &a.labels,
+            &a.name,
+            a.severity.as_str(),
+            a.source.as_str(),
+            &a.summary,
+            describe(&a.facts),
+            a.runbook.as_deref(),
+            a.fired_at.as_deref().unwrap_or(&a.first_seen),
+            &at,
+        ));
     }
     for a in &am.firing {
         if seen.insert(a.key.clone()) {
             let v = a.view();
-            out.push(entry(&v.labels, &v.name, v.severity.as_str(), v.source.as_str(), &v.summary, describe(&v.facts), v.runbook.as_deref(), v.fired_at.as_deref().unwrap_or(&v.first_seen), &ends));
+            out.push(entry(
+                &v.labels,
+                &v.name,
+                v.severity.as_str(),
+                v.source.as_str(),
+                &v.summary,
+                describe(&v.facts),
+                v.runbook.as_deref(),
+                v.fired_at.as_deref().unwrap_or(&v.first_seen),
+                &ends,
+            ));
         }
     }
     for i in n.items.iter().filter(|i| i.event == Event::Test) {
         let a = &i.alert;
-        out.push(entry(&a.labels, &a.name, a.severity.as_str(), a.source.as_str(), &a.summary, describe(&a.facts), a.runbook.as_deref(), &a.first_seen, &rfc3339(now + Duration::from_secs(300))));
+        out.push(entry(
+            &a.labels,
+            &a.name,
+            a.severity.as_str(),
+            a.source.as_str(),
+            &a.summary,
+            describe(&a.facts),
+            a.runbook.as_deref(),
+            &a.first_seen,
+            &rfc3339(now + Duration::from_secs(300)),
+        ));
     }
     if am.watchdog {
         out.push(entry(
@@ -511,6 +617,7 @@ pub fn alertmanager_payload(n: &Notification, am: &AmExtra, resend: Duration) ->
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -115,14 +115,25 @@ fn ms(d: Duration) -> i64 {
     d.as_millis() as i64
 }
 
-fn claim(store: &mut Store, s: &Settings, sender: &Sender, group_wait: Duration, owner: &str, now: OffsetDateTime) -> Result<Claim, AlertError> {
+fn claim(
+    store: &mut Store,
+    s: &Settings,
+    sender: &Sender,
+    group_wait: Duration,
+    owner: &str,
+    now: OffsetDateTime,
+) -> Result<Claim, AlertError> {
     let now_ms = to_ms(now);
     let lease = sender.timeout + Duration::from_secs(30);
     let channel = sender.name.clone();
     let is_am = sender.is_alertmanager();
     store.write(|tx| {
         let next: i64 = tx
-            .query_row("SELECT next_attempt_ms FROM channel_state WHERE channel = ?1", [&channel], |r| r.get(0))
+            .query_row(
+                "SELECT next_attempt_ms FROM channel_state WHERE channel = ?1",
+                [&channel],
+                |r| r.get(0),
+            )
             .optional()?
             .unwrap_or(0);
         if next > now_ms {
@@ -134,7 +145,16 @@ fn claim(store: &mut Store, s: &Settings, sender: &Sender, group_wait: Duration,
         )?;
         type Row = (i64, String, String, i64, Option<String>, Option<i64>);
         let rows: Vec<Row> = st
-            .query_map([&channel], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))?
+            .query_map([&channel], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            })?
             .collect::<rusqlite::Result<_>>()?;
         if rows.is_empty() {
             return Ok(Claim::Idle);
@@ -151,7 +171,10 @@ fn claim(store: &mut Store, s: &Settings, sender: &Sender, group_wait: Duration,
             })
             .collect();
         if free.is_empty() {
-            let wait = leased_until.map(|u| u - now_ms).unwrap_or(1000).clamp(100, 5000);
+            let wait = leased_until
+                .map(|u| u - now_ms)
+                .unwrap_or(1000)
+                .clamp(100, 5000);
             return Ok(Claim::Wait(Duration::from_millis(wait as u64)));
         }
         // Grouping: wait until the channel has been quiet for group_wait, but
@@ -161,13 +184,19 @@ fn claim(store: &mut Store, s: &Settings, sender: &Sender, group_wait: Duration,
             let oldest = free.iter().map(|r| r.3).min().unwrap_or(now_ms);
             let gw = ms(group_wait);
             if now_ms - newest < gw && now_ms - oldest < 3 * gw {
-                let wait = (gw - (now_ms - newest)).min(3 * gw - (now_ms - oldest)).max(50);
+                let wait = (gw - (now_ms - newest))
+                    .min(3 * gw - (now_ms - oldest))
+                    .max(50);
                 return Ok(Claim::Wait(Duration::from_millis(wait as u64)));
             }
         }
         let heartbeat = channel == HEARTBEAT_CHANNEL;
         // Heartbeats coalesce into one ping; messages carry up to BATCH rows.
-        let take = if heartbeat { free.len() } else { free.len().min(BATCH) };
+        let take = if heartbeat {
+            free.len()
+        } else {
+            free.len().min(BATCH)
+        };
         let chosen = &free[..take];
         let mut ids = Vec::with_capacity(take);
         let mut items = Vec::new();
@@ -184,7 +213,9 @@ fn claim(store: &mut Store, s: &Settings, sender: &Sender, group_wait: Duration,
                 Err(e) => tracing::warn!(channel, id = r.0, "dropping unreadable outbox row: {e}"),
             }
         }
-        let mut up = tx.prepare_cached("UPDATE outbox SET lease_owner = ?2, lease_until_ms = ?3 WHERE id = ?1")?;
+        let mut up = tx.prepare_cached(
+            "UPDATE outbox SET lease_owner = ?2, lease_until_ms = ?3 WHERE id = ?1",
+        )?;
         for id in &ids {
             up.execute(params![id, owner, now_ms + ms(lease)])?;
         }
@@ -196,7 +227,12 @@ fn claim(store: &mut Store, s: &Settings, sender: &Sender, group_wait: Duration,
         } else {
             AmExtra::default()
         };
-        Ok(Claim::Batch(Batch { ids, items, am, heartbeat }))
+        Ok(Claim::Batch(Batch {
+            ids,
+            items,
+            am,
+            heartbeat,
+        }))
     })
 }
 
@@ -206,12 +242,21 @@ fn backoff(s: &Settings, failures: u32, err: &SendError) -> Duration {
     }
     let min = s.alert.retry_min.get();
     let max = s.alert.retry_max.get();
-    let exp = min.saturating_mul(1u32 << failures.saturating_sub(1).min(20)).min(max);
+    let exp = min
+        .saturating_mul(1u32 << failures.saturating_sub(1).min(20))
+        .min(max);
     // Jitter: uniform in the upper half, so retries of many channels spread out.
     exp / 2 + Duration::from_millis(fastrand::u64(0..=(exp.as_millis() as u64 / 2)))
 }
 
-fn finish(store: &mut Store, s: &Settings, channel: &str, b: &Batch, r: &Result<crate::channel::Sent, SendError>, owner: &str) -> Result<Option<Duration>, AlertError> {
+fn finish(
+    store: &mut Store,
+    s: &Settings,
+    channel: &str,
+    b: &Batch,
+    r: &Result<crate::channel::Sent, SendError>,
+    owner: &str,
+) -> Result<Option<Duration>, AlertError> {
     let now = vigil_core::now();
     let now_ms = to_ms(now);
     store.write(|tx| {
@@ -276,7 +321,14 @@ struct ChannelPass {
 
 /// Sends what is due on one channel until it is empty, must wait, fails, or
 /// `deadline` leaves too little time for another attempt.
-async fn pass(store: &mut Store, s: &Settings, sender: &Sender, group_wait: Duration, owner: &str, deadline: Option<tokio::time::Instant>) -> ChannelPass {
+async fn pass(
+    store: &mut Store,
+    s: &Settings,
+    sender: &Sender,
+    group_wait: Duration,
+    owner: &str,
+    deadline: Option<tokio::time::Instant>,
+) -> ChannelPass {
     let mut out = ChannelPass::default();
     loop {
         let remaining = deadline.map(|d| d.saturating_duration_since(tokio::time::Instant::now()));
@@ -305,7 +357,9 @@ async fn pass(store: &mut Store, s: &Settings, sender: &Sender, group_wait: Dura
             items: b.items.clone(),
         };
         let r = if n.items.is_empty() && !b.heartbeat && !sender.is_alertmanager() {
-            Ok(crate::channel::Sent { reply: "nothing to send".into() })
+            Ok(crate::channel::Sent {
+                reply: "nothing to send".into(),
+            })
         } else {
             let limit = remaining.unwrap_or(Duration::MAX);
             match tokio::time::timeout(limit, sender.send(&n, &b.am)).await {
@@ -313,7 +367,10 @@ async fn pass(store: &mut Store, s: &Settings, sender: &Sender, group_wait: Dura
                 Err(_) => {
                     // The caller's budget ran out, not the channel: hand the
                     // rows back without counting a failure.
-                    tracing::info!(channel = sender.name, "delivery budget used up; leaving the rest in the outbox");
+                    tracing::info!(
+                        channel = sender.name,
+                        "delivery budget used up; leaving the rest in the outbox"
+                    );
                     if let Err(e) = release(store, &b.ids, owner) {
                         tracing::error!(channel = sender.name, "{e}");
                     }
@@ -324,11 +381,20 @@ async fn pass(store: &mut Store, s: &Settings, sender: &Sender, group_wait: Dura
         };
         match &r {
             Ok(sent) => {
-                tracing::info!(channel = sender.name, items = b.items.len(), reply = sent.reply, "delivered");
+                tracing::info!(
+                    channel = sender.name,
+                    items = b.items.len(),
+                    reply = sent.reply,
+                    "delivered"
+                );
                 out.messages += 1;
                 out.items += b.ids.len() as u32;
             }
-            Err(e) => tracing::warn!(channel = sender.name, items = b.ids.len(), "delivery failed: {e}"),
+            Err(e) => tracing::warn!(
+                channel = sender.name,
+                items = b.ids.len(),
+                "delivery failed: {e}"
+            ),
         }
         match finish(store, s, &sender.name, &b, &r, owner) {
             Ok(Some(delay)) => {
@@ -349,7 +415,10 @@ async fn pass(store: &mut Store, s: &Settings, sender: &Sender, group_wait: Dura
 
 /// Every configured channel plus the heartbeat, built once.
 fn senders(s: &Settings) -> Result<Vec<Sender>, AlertError> {
-    let mut v = s.channels().map(Sender::build).collect::<Result<Vec<_>, _>>()?;
+    let mut v = s
+        .channels()
+        .map(Sender::build)
+        .collect::<Result<Vec<_>, _>>()?;
     if let Some(h) = &s.alert.heartbeat {
         v.push(Sender::heartbeat(h.clone())?);
     }
@@ -358,7 +427,10 @@ fn senders(s: &Settings) -> Result<Vec<Sender>, AlertError> {
 
 /// One delivery pass over every channel, in parallel, within `budget`:
 /// what cannot be sent in time stays in the outbox.
-pub async fn deliver_within(s: Arc<Settings>, budget: Duration) -> Result<DeliveryReport, AlertError> {
+pub async fn deliver_within(
+    s: Arc<Settings>,
+    budget: Duration,
+) -> Result<DeliveryReport, AlertError> {
     {
         let mut st = Store::open(&s.state_dir)?;
         st.write(|tx| engine::tick(tx, &s, vigil_core::now()))?;
@@ -372,7 +444,9 @@ pub async fn deliver_within(s: Arc<Settings>, budget: Duration) -> Result<Delive
         set.spawn(async move {
             let name = sender.name.clone();
             let r = match Store::open(&s.state_dir) {
-                Ok(mut st) => pass(&mut st, &s, &sender, Duration::ZERO, &owner, Some(deadline)).await,
+                Ok(mut st) => {
+                    pass(&mut st, &s, &sender, Duration::ZERO, &owner, Some(deadline)).await
+                }
                 Err(e) => ChannelPass {
                     error: Some(e.to_string()),
                     ..Default::default()
@@ -405,7 +479,11 @@ pub struct RunOptions {
 /// ended silences, Alertmanager re-sends). Stops cleanly when `stop` turns
 /// true: attempts in flight finish (each is bounded by its timeout), nothing
 /// new starts.
-pub async fn run(s: Arc<Settings>, opts: RunOptions, stop: watch::Receiver<bool>) -> Result<DeliveryReport, AlertError> {
+pub async fn run(
+    s: Arc<Settings>,
+    opts: RunOptions,
+    stop: watch::Receiver<bool>,
+) -> Result<DeliveryReport, AlertError> {
     let owner = owner_id();
     let senders = senders(&s)?;
     {
@@ -413,8 +491,14 @@ pub async fn run(s: Arc<Settings>, opts: RunOptions, stop: watch::Receiver<bool>
         st.write(|tx| engine::tick(tx, &s, vigil_core::now()))?;
         let _ = st.prune(vigil_core::now());
     }
-    let deadline = opts.once.then(|| tokio::time::Instant::now() + opts.once_timeout);
-    tracing::info!(channels = senders.len(), once = opts.once, "vigil-notify delivering");
+    let deadline = opts
+        .once
+        .then(|| tokio::time::Instant::now() + opts.once_timeout);
+    tracing::info!(
+        channels = senders.len(),
+        once = opts.once,
+        "vigil-notify delivering"
+    );
     let mut set = tokio::task::JoinSet::new();
     for sender in senders {
         let s = s.clone();
@@ -431,7 +515,11 @@ pub async fn run(s: Arc<Settings>, opts: RunOptions, stop: watch::Receiver<bool>
                     return report;
                 }
             };
-            let group_wait = if once { Duration::ZERO } else { s.alert.group_wait.get() };
+            let group_wait = if once {
+                Duration::ZERO
+            } else {
+                s.alert.group_wait.get()
+            };
             loop {
                 if *stop.borrow() {
                     break;
@@ -444,14 +532,18 @@ pub async fn run(s: Arc<Settings>, opts: RunOptions, stop: watch::Receiver<bool>
                         break;
                     }
                     (true, Some(w)) => {
-                        if deadline.is_some_and(|d| tokio::time::Instant::now() + w + sender.timeout > d) {
+                        if deadline
+                            .is_some_and(|d| tokio::time::Instant::now() + w + sender.timeout > d)
+                        {
                             report.merge(&name, r);
                             break;
                         }
                         w
                     }
                     // An idle channel polls; a waiting one looks again within 5s.
-                    (false, w) => w.unwrap_or(POLL).clamp(Duration::from_millis(50), Duration::from_secs(5)),
+                    (false, w) => w
+                        .unwrap_or(POLL)
+                        .clamp(Duration::from_millis(50), Duration::from_secs(5)),
                 };
                 report.merge(&name, r);
                 tokio::select! {
@@ -492,7 +584,7 @@ pub async fn run(s: Arc<Settings>, opts: RunOptions, stop: watch::Receiver<bool>
                     tracing::error!("engine tick: {e}");
                 }
                 n += 1;
-                if n % 3600 == 0 {
+                if n.is_multiple_of(3600) {
                     let _ = st.prune(now);
                 }
             }
@@ -516,7 +608,9 @@ pub async fn run(s: Arc<Settings>, opts: RunOptions, stop: watch::Receiver<bool>
     tick.abort();
     report.pending = Store::open(&s.state_dir)?.pending_counts()?;
     // Channels that ended with nothing pending did recover.
-    report.failed.retain(|ch, _| report.pending.get(ch).copied().unwrap_or(0) > 0);
+    report
+        .failed
+        .retain(|ch, _| report.pending.get(ch).copied().unwrap_or(0) > 0);
     Ok(report)
 }
 
@@ -524,7 +618,13 @@ pub async fn run(s: Arc<Settings>, opts: RunOptions, stop: watch::Receiver<bool>
 /// (not through the outbox) and returns the server's reply.
 pub async fn test_channel(s: &Settings, name: &str) -> Result<String, AlertError> {
     let c = s.channel(name).ok_or_else(|| {
-        AlertError::UnknownChannel(name.to_string(), s.channels().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", "))
+        AlertError::UnknownChannel(
+            name.to_string(),
+            s.channels()
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        )
     })?;
     let sender = Sender::build(c)?;
     let now = vigil_core::now();
@@ -552,7 +652,11 @@ pub async fn test_channel(s: &Settings, name: &str) -> Result<String, AlertError
     let n = Notification {
         cluster: s.cluster.clone(),
         channel: name.to_string(),
-        items: vec![Item { id: 0, event: Event::Test, alert }],
+        items: vec![Item {
+            id: 0,
+            event: Event::Test,
+            alert,
+        }],
     };
     sender
         .send(&n, &AmExtra::default())

@@ -5,7 +5,10 @@
 //! Everything here runs inside one SQLite write transaction, so a crash
 //! leaves either the old state or the new state plus its outbox rows.
 
-use crate::model::{from_ms, rfc3339, to_ms, AlertKey, AlertView, CheckResult, Event, Fact, Item, Severity, Source, Status};
+use crate::model::{
+    from_ms, rfc3339, to_ms, AlertKey, AlertView, CheckResult, Event, Fact, Item, Severity, Source,
+    Status,
+};
 use rusqlite::{params, OptionalExtension, Row, Transaction};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -51,14 +54,21 @@ impl Settings {
     }
 
     fn rule(&self, name: &str) -> Option<&vigil_core::config::AlertRule> {
-        self.alert.rule.iter().map(|r| r.get_ref()).find(|r| r.alert == name)
+        self.alert
+            .rule
+            .iter()
+            .map(|r| r.get_ref())
+            .find(|r| r.alert == name)
     }
 
     /// (failures before firing, successes before resolving) for an alert.
     pub fn thresholds(&self, name: &str, source: Source) -> (u32, u32) {
         let (f, s) = source.default_thresholds();
         match self.rule(name) {
-            Some(r) => (r.failure_threshold.unwrap_or(f), r.success_threshold.unwrap_or(s)),
+            Some(r) => (
+                r.failure_threshold.unwrap_or(f),
+                r.success_threshold.unwrap_or(s),
+            ),
             None => (f, s),
         }
     }
@@ -164,7 +174,11 @@ impl Alert {
 
     /// Labels plus the pseudo-labels silences can match on.
     fn match_labels(&self) -> BTreeMap<&str, &str> {
-        let mut m: BTreeMap<&str, &str> = self.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let mut m: BTreeMap<&str, &str> = self
+            .labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         m.insert("alertname", &self.name);
         m.insert("source", self.source.as_str());
         m.insert("severity", self.severity.as_str());
@@ -215,22 +229,38 @@ pub enum Transition {
 }
 
 fn matches(matchers: &BTreeMap<String, String>, labels: &BTreeMap<&str, &str>) -> bool {
-    matchers.iter().all(|(k, v)| labels.get(k.as_str()) == Some(&v.as_str()))
+    matchers
+        .iter()
+        .all(|(k, v)| labels.get(k.as_str()) == Some(&v.as_str()))
 }
 
 /// Why an alert is muted right now, if it is: a silence or a maintenance window.
-pub fn muted(tx: &Transaction, s: &Settings, a: &Alert, now: OffsetDateTime) -> rusqlite::Result<Option<String>> {
+pub fn muted(
+    tx: &Transaction,
+    s: &Settings,
+    a: &Alert,
+    now: OffsetDateTime,
+) -> rusqlite::Result<Option<String>> {
     let labels = a.match_labels();
     for w in s.alert.maintenance.iter().map(|w| w.get_ref()) {
         let inside = w.starts_at.is_some_and(|st| st <= now) && w.ends_at.is_some_and(|e| now < e);
         if inside && matches(&w.matchers, &labels) {
-            return Ok(Some(format!("maintenance window ({})", if w.reason.is_empty() { "no reason given" } else { &w.reason })));
+            return Ok(Some(format!(
+                "maintenance window ({})",
+                if w.reason.is_empty() {
+                    "no reason given"
+                } else {
+                    &w.reason
+                }
+            )));
         }
     }
     let mut st = tx.prepare_cached(
         "SELECT id, matchers FROM silences WHERE expired_ms IS NULL AND ends_ms > ?1",
     )?;
-    let rows = st.query_map([to_ms(now)], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+    let rows = st.query_map([to_ms(now)], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+    })?;
     for r in rows {
         let (id, m) = r?;
         let m: BTreeMap<String, String> = serde_json::from_str(&m).unwrap_or_default();
@@ -242,8 +272,12 @@ pub fn muted(tx: &Transaction, s: &Settings, a: &Alert, now: OffsetDateTime) -> 
 }
 
 pub(crate) fn load(tx: &Transaction, key: &str) -> rusqlite::Result<Option<Alert>> {
-    tx.query_row(&format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE key = ?1"), [key], row_to_alert)
-        .optional()
+    tx.query_row(
+        &format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE key = ?1"),
+        [key],
+        row_to_alert,
+    )
+    .optional()
 }
 
 /// Queues one outbox row.
@@ -262,14 +296,29 @@ pub(crate) fn enqueue(
     Ok(())
 }
 
-fn enqueue_item(tx: &Transaction, channel: &str, a: &Alert, event: Event, now: OffsetDateTime) -> rusqlite::Result<()> {
-    let item = Item { id: 0, event, alert: a.view() };
+fn enqueue_item(
+    tx: &Transaction,
+    channel: &str,
+    a: &Alert,
+    event: Event,
+    now: OffsetDateTime,
+) -> rusqlite::Result<()> {
+    let item = Item {
+        id: 0,
+        event,
+        alert: a.view(),
+    };
     let payload = serde_json::to_string(&item).unwrap_or_default();
     enqueue(tx, channel, Some(&a.key), event, &payload, now)
 }
 
 /// Applies one check result. Notifications are queued by [`tick`].
-pub fn apply(tx: &Transaction, s: &Settings, r: &CheckResult, now: OffsetDateTime) -> rusqlite::Result<Transition> {
+pub fn apply(
+    tx: &Transaction,
+    s: &Settings,
+    r: &CheckResult,
+    now: OffsetDateTime,
+) -> rusqlite::Result<Transition> {
     let key = r.key.to_string();
     let now_ms = to_ms(now);
     let existing = load(tx, &key)?;
@@ -371,7 +420,9 @@ pub fn tick(tx: &Transaction, s: &Settings, now: OffsetDateTime) -> rusqlite::Re
     let now_ms = to_ms(now);
     let mut queued = 0;
     let firing: Vec<Alert> = {
-        let mut st = tx.prepare_cached(&format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE status = 'firing' ORDER BY key"))?;
+        let mut st = tx.prepare_cached(&format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE status = 'firing' ORDER BY key"
+        ))?;
         let rows = st.query_map([], row_to_alert)?;
         rows.collect::<rusqlite::Result<_>>()?
     };
@@ -409,7 +460,11 @@ pub fn tick(tx: &Transaction, s: &Settings, now: OffsetDateTime) -> rusqlite::Re
     // Alertmanager forgets alerts that are not re-sent (resolve_timeout).
     for c in s.channels().filter(|c| c.kind == ChannelKind::Alertmanager) {
         let last: i64 = tx
-            .query_row("SELECT last_refresh_ms FROM channel_state WHERE channel = ?1", [&c.name], |r| r.get(0))
+            .query_row(
+                "SELECT last_refresh_ms FROM channel_state WHERE channel = ?1",
+                [&c.name],
+                |r| r.get(0),
+            )
             .optional()?
             .unwrap_or(0);
         if now_ms - last < Settings::resend_interval(c).as_millis() as i64 {
@@ -436,7 +491,9 @@ pub fn tick(tx: &Transaction, s: &Settings, now: OffsetDateTime) -> rusqlite::Re
 
 /// The firing, unmuted alerts routed to `channel` (for Alertmanager's re-sends).
 pub(crate) fn firing_for(tx: &Transaction, channel: &str) -> rusqlite::Result<Vec<Alert>> {
-    let mut st = tx.prepare_cached(&format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE status = 'firing' ORDER BY key"))?;
+    let mut st = tx.prepare_cached(&format!(
+        "SELECT {ALERT_COLUMNS} FROM alerts WHERE status = 'firing' ORDER BY key"
+    ))?;
     let rows = st.query_map([], row_to_alert)?;
     let mut out = Vec::new();
     for a in rows {
@@ -450,7 +507,13 @@ pub(crate) fn firing_for(tx: &Transaction, channel: &str) -> rusqlite::Result<Ve
 
 /// Records a channel's delivery result; after [`CHANNEL_FAILING_AFTER`]
 /// failures in a row, the other channels hear about it.
-pub(crate) fn channel_health(tx: &Transaction, s: &Settings, channel: &str, error: Option<&str>, now: OffsetDateTime) -> rusqlite::Result<()> {
+pub(crate) fn channel_health(
+    tx: &Transaction,
+    s: &Settings,
+    channel: &str,
+    error: Option<&str>,
+    now: OffsetDateTime,
+) -> rusqlite::Result<()> {
     if channel == HEARTBEAT_CHANNEL {
         return Ok(());
     }

@@ -88,15 +88,25 @@ pub struct IngestReport {
 /// Applies check results from one run of `job` in one transaction, queues
 /// the notifications they cause and, if every result is good and
 /// `alert.heartbeat_url` is set, a heartbeat ping.
-pub fn ingest(cfg: &Config, job: &str, results: &[CheckResult]) -> Result<IngestReport, AlertError> {
+pub fn ingest(
+    cfg: &Config,
+    job: &str,
+    results: &[CheckResult],
+) -> Result<IngestReport, AlertError> {
     let s = Settings::from_config(cfg);
     ingest_with(&s, job, results, vigil_core::now())
 }
 
-pub(crate) fn ingest_with(s: &Settings, job: &str, results: &[CheckResult], now: time::OffsetDateTime) -> Result<IngestReport, AlertError> {
+pub(crate) fn ingest_with(
+    s: &Settings,
+    job: &str,
+    results: &[CheckResult],
+    now: time::OffsetDateTime,
+) -> Result<IngestReport, AlertError> {
     let mut store = Store::open(&s.state_dir)?;
     let report = store.write(|tx| {
-        let before: i64 = tx.query_row("SELECT COALESCE(MAX(id), 0) FROM outbox", [], |r| r.get(0))?;
+        let before: i64 =
+            tx.query_row("SELECT COALESCE(MAX(id), 0) FROM outbox", [], |r| r.get(0))?;
         let mut rep = IngestReport {
             results: results.len(),
             ..Default::default()
@@ -118,12 +128,21 @@ pub(crate) fn ingest_with(s: &Settings, job: &str, results: &[CheckResult], now:
             )?;
             // One waiting ping is enough: it says "alive" whenever it arrives.
             if pending == 0 {
-                let payload = serde_json::json!({ "job": job, "time": vigil_core::rfc3339(now) }).to_string();
-                engine::enqueue(tx, engine::HEARTBEAT_CHANNEL, None, Event::Heartbeat, &payload, now)?;
+                let payload =
+                    serde_json::json!({ "job": job, "time": vigil_core::rfc3339(now) }).to_string();
+                engine::enqueue(
+                    tx,
+                    engine::HEARTBEAT_CHANNEL,
+                    None,
+                    Event::Heartbeat,
+                    &payload,
+                    now,
+                )?;
             }
             rep.heartbeat = true;
         }
-        let after: i64 = tx.query_row("SELECT COALESCE(MAX(id), 0) FROM outbox", [], |r| r.get(0))?;
+        let after: i64 =
+            tx.query_row("SELECT COALESCE(MAX(id), 0) FROM outbox", [], |r| r.get(0))?;
         rep.queued = (after - before).max(0) as usize;
         Ok(rep)
     })?;
@@ -136,8 +155,15 @@ pub(crate) fn ingest_with(s: &Settings, job: &str, results: &[CheckResult], now:
 /// Turns the outcome records of one run of `job` (`snapshot`, `sink`,
 /// `drill`, ...) into alerts: a failure fires, a success resolves. See
 /// [`outcomes`] for the mapping. Safe to call from several processes at once.
-pub fn ingest_outcomes(cfg: &Config, job: &str, outcomes: &[Outcome]) -> Result<IngestReport, AlertError> {
-    let results: Vec<CheckResult> = outcomes.iter().flat_map(|o| outcomes::results(cfg, o)).collect();
+pub fn ingest_outcomes(
+    cfg: &Config,
+    job: &str,
+    outcomes: &[Outcome],
+) -> Result<IngestReport, AlertError> {
+    let results: Vec<CheckResult> = outcomes
+        .iter()
+        .flat_map(|o| outcomes::results(cfg, o))
+        .collect();
     ingest(cfg, job, &results)
 }
 
@@ -166,17 +192,33 @@ pub fn summary(cfg: &Config) -> String {
     );
     for c in a.channel.iter().map(|c| c.get_ref()) {
         let target = match c.kind {
-            vigil_core::config::ChannelKind::Slack | vigil_core::config::ChannelKind::Teams => "webhook <redacted>".to_string(),
+            vigil_core::config::ChannelKind::Slack | vigil_core::config::ChannelKind::Teams => {
+                "webhook <redacted>".to_string()
+            }
             vigil_core::config::ChannelKind::Email => format!(
                 "smtp {}:{} ({:?}), {} recipient(s){}",
                 c.smtp_host.as_deref().unwrap_or("?"),
-                c.smtp_port.map(|p| p.to_string()).unwrap_or_else(|| "default".into()),
+                c.smtp_port
+                    .map(|p| p.to_string())
+                    .unwrap_or_else(|| "default".into()),
                 c.smtp_tls.unwrap_or(vigil_core::config::SmtpTls::Starttls),
                 c.to.len(),
-                if c.secret.is_some() { ", auth <redacted>" } else { "" }
+                if c.secret.is_some() {
+                    ", auth <redacted>"
+                } else {
+                    ""
+                }
             ),
-            vigil_core::config::ChannelKind::Alertmanager => format!("{}/api/v2/alerts", c.url.as_deref().unwrap_or("?")),
-            vigil_core::config::ChannelKind::File => format!("file {}", c.path.as_deref().map(|p| p.display().to_string()).unwrap_or_default()),
+            vigil_core::config::ChannelKind::Alertmanager => {
+                format!("{}/api/v2/alerts", c.url.as_deref().unwrap_or("?"))
+            }
+            vigil_core::config::ChannelKind::File => format!(
+                "file {}",
+                c.path
+                    .as_deref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default()
+            ),
         };
         let _ = writeln!(
             s,
@@ -184,14 +226,21 @@ pub fn summary(cfg: &Config) -> String {
             c.name,
             c.kind.to_string().to_lowercase(),
             c.min_severity.map(|m| m.as_str()).unwrap_or("warning"),
-            if c.sources.is_empty() { "all".to_string() } else { c.sources.join(",") }
+            if c.sources.is_empty() {
+                "all".to_string()
+            } else {
+                c.sources.join(",")
+            }
         );
     }
     if a.heartbeat.is_some() {
         let _ = writeln!(s, "  heartbeat: <redacted> after every successful job");
     }
     if a.watchdog {
-        let _ = writeln!(s, "  watchdog: VigilWatchdog always firing to alertmanager channels");
+        let _ = writeln!(
+            s,
+            "  watchdog: VigilWatchdog always firing to alertmanager channels"
+        );
     }
     for r in a.rule.iter().map(|r| r.get_ref()) {
         let _ = writeln!(
@@ -201,10 +250,15 @@ pub fn summary(cfg: &Config) -> String {
         );
     }
     for m in a.maintenance.iter().map(|m| m.get_ref()) {
-        let _ = writeln!(s, "  maintenance {} .. {} match {:?} ({})", m.start, m.end, m.matchers, m.reason);
+        let _ = writeln!(
+            s,
+            "  maintenance {} .. {} match {:?} ({})",
+            m.start, m.end, m.matchers, m.reason
+        );
     }
     s
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests;

@@ -98,7 +98,10 @@ impl fmt::Display for AlertKey {
             if i > 0 {
                 f.write_str(",")?;
             }
-            let v = v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
+            let v = v
+                .replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('\n', "\\n");
             write!(f, "{k}=\"{v}\"")?;
         }
         f.write_str("}")
@@ -240,7 +243,11 @@ pub struct Notification {
 impl Notification {
     /// The worst severity among the items that still fire.
     pub fn worst_firing(&self) -> Option<Severity> {
-        self.items.iter().filter(|i| i.event != Event::Resolved).map(|i| i.alert.severity).max()
+        self.items
+            .iter()
+            .filter(|i| i.event != Event::Resolved)
+            .map(|i| i.alert.severity)
+            .max()
     }
 
     pub fn firing(&self) -> impl Iterator<Item = &Item> {
@@ -261,10 +268,12 @@ pub(crate) fn to_ms(t: OffsetDateTime) -> i64 {
 }
 
 pub(crate) fn from_ms(ms: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

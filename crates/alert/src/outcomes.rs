@@ -55,7 +55,15 @@ fn facts(cfg: &Config, o: &Outcome, subject_title: &str) -> Vec<Fact> {
     f
 }
 
-fn result(key: AlertKey, source: Source, ok: bool, severity: Severity, summary: String, facts: Vec<Fact>, runbook: &str) -> CheckResult {
+fn result(
+    key: AlertKey,
+    source: Source,
+    ok: bool,
+    severity: Severity,
+    summary: String,
+    facts: Vec<Fact>,
+    runbook: &str,
+) -> CheckResult {
     CheckResult {
         key,
         source,
@@ -179,7 +187,15 @@ fn snapshot(cfg: &Config, o: &Outcome) -> Vec<CheckResult> {
                 "Do not restore from this member's archives until checked: compare `etcdctl endpoint hashkv --cluster`; consider removing and re-adding the member",
             ),
         };
-        out.push(result(key(name), Source::Snapshot, !bad, sev, summary, f.clone(), runbook));
+        out.push(result(
+            key(name),
+            Source::Snapshot,
+            !bad,
+            sev,
+            summary,
+            f.clone(),
+            runbook,
+        ));
     }
     out
 }

@@ -38,7 +38,12 @@ fn sev_word(s: Severity) -> &'static str {
 fn item_line(i: &Item) -> String {
     match i.event {
         Event::Resolved => format!("{} RESOLVED {}", emoji(i), i.alert.key),
-        _ => format!("{} {} {}", emoji(i), sev_word(i.alert.severity), i.alert.key),
+        _ => format!(
+            "{} {} {}",
+            emoji(i),
+            sev_word(i.alert.severity),
+            i.alert.key
+        ),
     }
 }
 
@@ -83,7 +88,9 @@ pub fn fallback_text(n: &Notification) -> String {
 }
 
 fn slack_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 fn clip(s: &str, max: usize) -> String {
@@ -100,7 +107,9 @@ fn footer(n: &Notification) -> String {
     let hidden = n.items.len().saturating_sub(MAX_ITEMS);
     let mut s = format!("vigil {} · cluster {}", vigil_core::VERSION, n.cluster);
     if hidden > 0 {
-        s.push_str(&format!(" · {hidden} more not shown (`vigil-notify status` lists all)"));
+        s.push_str(&format!(
+            " · {hidden} more not shown (`vigil-notify status` lists all)"
+        ));
     }
     s
 }
@@ -129,9 +138,19 @@ pub fn slack(n: &Notification) -> Value {
         let a = &i.alert;
         let title = match i.event {
             Event::Resolved => format!("{} *RESOLVED* `{}`", emoji(i), slack_escape(&a.key)),
-            Event::Repeat => format!("{} *{} · STILL FIRING* `{}`", emoji(i), sev_word(a.severity), slack_escape(&a.key)),
+            Event::Repeat => format!(
+                "{} *{} · STILL FIRING* `{}`",
+                emoji(i),
+                sev_word(a.severity),
+                slack_escape(&a.key)
+            ),
             Event::Test => format!("{} *TEST* `{}`", emoji(i), slack_escape(&a.key)),
-            _ => format!("{} *{}* `{}`", emoji(i), sev_word(a.severity), slack_escape(&a.key)),
+            _ => format!(
+                "{} *{}* `{}`",
+                emoji(i),
+                sev_word(a.severity),
+                slack_escape(&a.key)
+            ),
         };
         let mut section = json!({
             "type": "section",
@@ -205,9 +224,17 @@ pub fn teams_adaptive(n: &Notification) -> Value {
             "separator": true
         }));
         body.push(json!({"type": "TextBlock", "text": a.summary, "wrap": true}));
-        let mut facts: Vec<Value> = a.facts.iter().map(|f| json!({"title": f.title, "value": f.value})).collect();
+        let mut facts: Vec<Value> = a
+            .facts
+            .iter()
+            .map(|f| json!({"title": f.title, "value": f.value}))
+            .collect();
         facts.push(json!({"title": "First seen", "value": a.first_seen}));
-        if let Some(r) = a.resolved_at.as_ref().filter(|_| i.event == Event::Resolved) {
+        if let Some(r) = a
+            .resolved_at
+            .as_ref()
+            .filter(|_| i.event == Event::Resolved)
+        {
             facts.push(json!({"title": "Resolved", "value": r}));
         } else if let Some(rb) = &a.runbook {
             facts.push(json!({"title": "Runbook", "value": rb}));
@@ -282,29 +309,49 @@ fn fnv(s: &str) -> u64 {
 }
 
 fn id_domain(cluster: &str) -> String {
-    let c: String = cluster.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '.').collect();
+    let c: String = cluster
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '.')
+        .collect();
     format!("{}.vigil", if c.is_empty() { "cluster" } else { &c })
 }
 
 /// The Message-ID of an incident's first email: later emails about the same
 /// incident (reminders, the resolution) refer to it, so they thread together.
 pub fn thread_root(a: &AlertView) -> String {
-    format!("<alert-{:016x}-{}@{}>", fnv(&a.key), a.cycle, id_domain(&a.cluster))
+    format!(
+        "<alert-{:016x}-{}@{}>",
+        fnv(&a.key),
+        a.cycle,
+        id_domain(&a.cluster)
+    )
 }
 
 fn subject(n: &Notification) -> String {
     let first = n.items.first();
     let name = first.map(|i| i.alert.key.as_str()).unwrap_or("(nothing)");
-    let more = if n.items.len() > 1 { format!(" and {} more", n.items.len() - 1) } else { String::new() };
+    let more = if n.items.len() > 1 {
+        format!(" and {} more", n.items.len() - 1)
+    } else {
+        String::new()
+    };
     let all = |e: Event| n.items.iter().all(|i| i.event == e);
     let tag = if all(Event::Test) {
         "[TEST]".to_string()
     } else if all(Event::Resolved) {
-        if n.items.len() > 1 { format!("[RESOLVED:{}]", n.items.len()) } else { "[RESOLVED]".into() }
+        if n.items.len() > 1 {
+            format!("[RESOLVED:{}]", n.items.len())
+        } else {
+            "[RESOLVED]".into()
+        }
     } else {
         let sev = n.worst_firing().map(sev_word).unwrap_or("WARNING");
         let firing = n.firing().count();
-        let word = if n.firing().all(|i| i.event == Event::Repeat) { "STILL FIRING" } else { "FIRING" };
+        let word = if n.firing().all(|i| i.event == Event::Repeat) {
+            "STILL FIRING"
+        } else {
+            "FIRING"
+        };
         if n.items.len() > 1 {
             format!("[{word}:{firing}][{sev}]")
         } else {
@@ -315,7 +362,10 @@ fn subject(n: &Notification) -> String {
 }
 
 fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// Subject with severity, cluster and alert; text and HTML bodies; threading headers.
@@ -334,7 +384,12 @@ pub fn email(n: &Notification, unique: &str) -> Email {
             (_, Severity::Warning) => "#ffb900",
         };
         let word = event_word(i.event);
-        text.push_str(&format!("{word} {} {}\n  {}\n\n", sev_word(a.severity), a.key, a.summary));
+        text.push_str(&format!(
+            "{word} {} {}\n  {}\n\n",
+            sev_word(a.severity),
+            a.key,
+            a.summary
+        ));
         html.push_str(&format!(
             "<div style=\"border-left:6px solid {color};padding:4px 12px;margin:12px 0\">\
              <p><b>{word} · {} · <code>{}</code></b><br>{}</p><table>\n",
@@ -342,7 +397,11 @@ pub fn email(n: &Notification, unique: &str) -> Email {
             html_escape(&a.key),
             html_escape(&a.summary)
         ));
-        let mut rows: Vec<(String, String)> = a.facts.iter().map(|f| (f.title.clone(), f.value.clone())).collect();
+        let mut rows: Vec<(String, String)> = a
+            .facts
+            .iter()
+            .map(|f| (f.title.clone(), f.value.clone()))
+            .collect();
         rows.push(("First seen".into(), a.first_seen.clone()));
         if let (Event::Resolved, Some(r)) = (i.event, &a.resolved_at) {
             rows.push(("Resolved".into(), r.clone()));
@@ -353,7 +412,12 @@ pub fn email(n: &Notification, unique: &str) -> Email {
         if i.event != Event::Resolved && i.event != Event::Test {
             rows.push(("Silence".into(), silence_hint(a)));
         }
-        let w = rows.iter().map(|(t, _)| t.chars().count()).max().unwrap_or(0) + 1;
+        let w = rows
+            .iter()
+            .map(|(t, _)| t.chars().count())
+            .max()
+            .unwrap_or(0)
+            + 1;
         for (t, v) in &rows {
             text.push_str(&format!("  {:<w$} {v}\n", format!("{t}:")));
             html.push_str(&format!(
@@ -365,12 +429,25 @@ pub fn email(n: &Notification, unique: &str) -> Email {
         text.push('\n');
         html.push_str("</table></div>\n");
     }
-    let foot = format!("vigil {} · cluster {} · items {}", vigil_core::VERSION, n.cluster, ids(n));
+    let foot = format!(
+        "vigil {} · cluster {} · items {}",
+        vigil_core::VERSION,
+        n.cluster,
+        ids(n)
+    );
     text.push_str(&format!("-- \n{foot}\n"));
-    html.push_str(&format!("<p style=\"color:#777;font-size:small\">{}</p></body></html>\n", html_escape(&foot)));
+    html.push_str(&format!(
+        "<p style=\"color:#777;font-size:small\">{}</p></body></html>\n",
+        html_escape(&foot)
+    ));
 
     let roots: Vec<String> = {
-        let mut r: Vec<String> = n.items.iter().filter(|i| i.event != Event::Test).map(|i| thread_root(&i.alert)).collect();
+        let mut r: Vec<String> = n
+            .items
+            .iter()
+            .filter(|i| i.event != Event::Test)
+            .map(|i| thread_root(&i.alert))
+            .collect();
         r.dedup();
         r
     };
@@ -378,7 +455,12 @@ pub fn email(n: &Notification, unique: &str) -> Email {
     let (message_id, in_reply_to, references) = match (n.items.as_slice(), roots.as_slice()) {
         ([only], [root]) if only.event == Event::Firing => (root.clone(), None, None),
         ([only], [root]) => (
-            format!("<alert-{:016x}-{}-{}-{unique}@{domain}>", fnv(&only.alert.key), only.alert.cycle, only.event.as_str()),
+            format!(
+                "<alert-{:016x}-{}-{}-{unique}@{domain}>",
+                fnv(&only.alert.key),
+                only.alert.cycle,
+                only.event.as_str()
+            ),
             Some(root.clone()),
             Some(root.clone()),
         ),
@@ -400,7 +482,11 @@ pub fn email(n: &Notification, unique: &str) -> Email {
 
 /// The outbox ids in a message, e.g. `12,13`, for spotting duplicates.
 pub fn ids(n: &Notification) -> String {
-    n.items.iter().map(|i| i.id.to_string()).collect::<Vec<_>>().join(",")
+    n.items
+        .iter()
+        .map(|i| i.id.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// One line of the file channel.
@@ -409,6 +495,7 @@ pub fn file_line(n: &Notification, time: &str) -> Value {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::model::{Fact, Source, Status};
@@ -426,9 +513,16 @@ mod tests {
                 labels,
                 source: Source::Snapshot,
                 severity: sev,
-                status: if event == Event::Resolved { Status::Ok } else { Status::Firing },
+                status: if event == Event::Resolved {
+                    Status::Ok
+                } else {
+                    Status::Firing
+                },
                 summary: format!("etcd snapshot of {member} failed at stage connect"),
-                facts: vec![Fact::new("Stage", "connect"), Fact::new("Error", "connection refused <x>")],
+                facts: vec![
+                    Fact::new("Stage", "connect"),
+                    Fact::new("Error", "connection refused <x>"),
+                ],
                 runbook: Some("Check the member".into()),
                 cluster: "prod".into(),
                 first_seen: "2026-11-23T02:00:00Z".into(),
@@ -450,21 +544,34 @@ mod tests {
 
     #[test]
     fn slack_has_text_blocks_and_styles() {
-        let v = slack(&n(vec![item(1, Event::Firing, Severity::Critical, "cp-2"), item(2, Event::Resolved, Severity::Critical, "cp-1")]));
+        let v = slack(&n(vec![
+            item(1, Event::Firing, Severity::Critical, "cp-2"),
+            item(2, Event::Resolved, Severity::Critical, "cp-1"),
+        ]));
         let text = v["text"].as_str().unwrap();
-        assert!(text.contains("FIRING: 1 alert") && text.contains("RESOLVED: 1 alert"), "{text}");
+        assert!(
+            text.contains("FIRING: 1 alert") && text.contains("RESOLVED: 1 alert"),
+            "{text}"
+        );
         assert!(text.contains(r#"snapshot_failed{member="cp-2"}"#));
         let blocks = v["blocks"].as_array().unwrap();
         assert_eq!(blocks[0]["type"], "header");
-        assert!(blocks[1]["text"]["text"].as_str().unwrap().starts_with("🔴 *CRITICAL*"));
+        assert!(blocks[1]["text"]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("🔴 *CRITICAL*"));
         assert_eq!(blocks[1]["block_id"], "vigil-firing-1");
-        assert!(blocks.iter().any(|b| b["text"]["text"].as_str().is_some_and(|t| t.starts_with("✅ *RESOLVED*"))));
+        assert!(blocks.iter().any(|b| b["text"]["text"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("✅ *RESOLVED*"))));
         assert!(v.to_string().contains("connection refused &lt;x&gt;"));
     }
 
     #[test]
     fn slack_caps_items() {
-        let items = (0..25).map(|k| item(k, Event::Firing, Severity::Warning, &format!("m{k}"))).collect();
+        let items = (0..25)
+            .map(|k| item(k, Event::Firing, Severity::Warning, &format!("m{k}")))
+            .collect();
         let v = slack(&n(items));
         assert!(v["blocks"].as_array().unwrap().len() <= 50);
         assert!(v.to_string().contains("15 more not shown"));
@@ -483,22 +590,49 @@ mod tests {
         assert_eq!(c["msteams"]["width"], "Full");
         assert_eq!(c["body"][0]["color"], "Attention");
         assert_eq!(c["body"][3]["type"], "FactSet");
-        let m = teams_messagecard(&n(vec![item(7, Event::Resolved, Severity::Critical, "cp-2")]));
+        let m = teams_messagecard(&n(vec![item(
+            7,
+            Event::Resolved,
+            Severity::Critical,
+            "cp-2",
+        )]));
         assert_eq!(m["@type"], "MessageCard");
         assert_eq!(m["themeColor"], "2EB886");
     }
 
     #[test]
     fn email_subject_and_threading() {
-        let f = email(&n(vec![item(1, Event::Firing, Severity::Critical, "cp-2")]), "u1");
-        assert_eq!(f.subject, r#"[FIRING][CRITICAL] prod: snapshot_failed{member="cp-2"}"#);
-        let r = email(&n(vec![item(2, Event::Resolved, Severity::Critical, "cp-2")]), "u2");
-        assert_eq!(r.subject, r#"[RESOLVED] prod: snapshot_failed{member="cp-2"}"#);
+        let f = email(
+            &n(vec![item(1, Event::Firing, Severity::Critical, "cp-2")]),
+            "u1",
+        );
+        assert_eq!(
+            f.subject,
+            r#"[FIRING][CRITICAL] prod: snapshot_failed{member="cp-2"}"#
+        );
+        let r = email(
+            &n(vec![item(2, Event::Resolved, Severity::Critical, "cp-2")]),
+            "u2",
+        );
+        assert_eq!(
+            r.subject,
+            r#"[RESOLVED] prod: snapshot_failed{member="cp-2"}"#
+        );
         assert_eq!(r.in_reply_to.as_deref(), Some(f.message_id.as_str()));
         assert_eq!(r.references.as_deref(), Some(f.message_id.as_str()));
         assert_ne!(r.message_id, f.message_id);
-        let g = email(&n(vec![item(3, Event::Firing, Severity::Warning, "cp-1"), item(4, Event::Firing, Severity::Critical, "cp-3")]), "u3");
-        assert!(g.subject.starts_with("[FIRING:2][CRITICAL] prod: "), "{}", g.subject);
+        let g = email(
+            &n(vec![
+                item(3, Event::Firing, Severity::Warning, "cp-1"),
+                item(4, Event::Firing, Severity::Critical, "cp-3"),
+            ]),
+            "u3",
+        );
+        assert!(
+            g.subject.starts_with("[FIRING:2][CRITICAL] prod: "),
+            "{}",
+            g.subject
+        );
         assert!(g.text.contains("Silence:") && g.html.contains("<table>"));
     }
 }

@@ -103,21 +103,30 @@ impl Store {
         let db = |e: rusqlite::Error| AlertError::db(&path, e);
         let conn = Connection::open(&path).map_err(db)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(db)?;
-        let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).map_err(db)?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .map_err(db)?;
         if !mode.eq_ignore_ascii_case("wal") {
             tracing::warn!(db = %path.display(), mode, "SQLite did not switch to WAL");
         }
-        conn.pragma_update(None, "synchronous", "FULL").map_err(db)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(db)?;
         let mut s = Store { conn, path };
         s.write(|tx| tx.execute_batch(SCHEMA))?;
         Ok(s)
     }
 
     /// Runs `f` in one `BEGIN IMMEDIATE` transaction and commits it.
-    pub(crate) fn write<T>(&mut self, f: impl FnOnce(&Transaction) -> rusqlite::Result<T>) -> Result<T, AlertError> {
+    pub(crate) fn write<T>(
+        &mut self,
+        f: impl FnOnce(&Transaction) -> rusqlite::Result<T>,
+    ) -> Result<T, AlertError> {
         let path = self.path.clone();
         let db = |e: rusqlite::Error| AlertError::db(&path, e);
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(db)?;
         let v = f(&tx).map_err(db)?;
         tx.commit().map_err(db)?;
         Ok(v)
@@ -214,8 +223,11 @@ impl Store {
             if all { "" } else { "WHERE status != 'ok'" }
         );
         let mut st = self.conn.prepare(&sql).map_err(|e| self.db_err(e))?;
-        let rows = st.query_map([], crate::engine::row_to_alert).map_err(|e| self.db_err(e))?;
-        rows.map(|r| r.map(|a| a.view()).map_err(|e| self.db_err(e))).collect()
+        let rows = st
+            .query_map([], crate::engine::row_to_alert)
+            .map_err(|e| self.db_err(e))?;
+        rows.map(|r| r.map(|a| a.view()).map_err(|e| self.db_err(e)))
+            .collect()
     }
 
     /// Outbox rows not yet delivered, per channel.
@@ -225,7 +237,9 @@ impl Store {
             .prepare("SELECT channel, COUNT(*) FROM outbox WHERE sent_ms IS NULL GROUP BY channel")
             .map_err(|e| self.db_err(e))?;
         let rows = st
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))
+            .query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+            })
             .map_err(|e| self.db_err(e))?;
         rows.map(|r| r.map_err(|e| self.db_err(e))).collect()
     }
@@ -256,14 +270,23 @@ impl Store {
     /// Drops delivered rows older than two weeks.
     pub(crate) fn prune(&mut self, now: OffsetDateTime) -> Result<usize, AlertError> {
         let cutoff = to_ms(now) - KEEP_SENT.as_millis() as i64;
-        self.write(|tx| tx.execute("DELETE FROM outbox WHERE sent_ms IS NOT NULL AND sent_ms < ?1", [cutoff]))
+        self.write(|tx| {
+            tx.execute(
+                "DELETE FROM outbox WHERE sent_ms IS NOT NULL AND sent_ms < ?1",
+                [cutoff],
+            )
+        })
     }
 
     /// The last failure of a channel's `failures` counter (for the channel-failing alert).
     pub(crate) fn channel_failures(tx: &Transaction, channel: &str) -> rusqlite::Result<u32> {
-        tx.query_row("SELECT failures FROM channel_state WHERE channel = ?1", [channel], |r| r.get::<_, i64>(0))
-            .optional()
-            .map(|v| v.unwrap_or(0) as u32)
+        tx.query_row(
+            "SELECT failures FROM channel_state WHERE channel = ?1",
+            [channel],
+            |r| r.get::<_, i64>(0),
+        )
+        .optional()
+        .map(|v| v.unwrap_or(0) as u32)
     }
 }
 

@@ -58,8 +58,14 @@ fn t0() -> OffsetDateTime {
 /// (channel, event, key) of every outbox row, in order.
 fn outbox(dir: &Path) -> Vec<(String, String, String)> {
     let st = Store::open(dir).unwrap();
-    let mut q = st.conn.prepare("SELECT channel, event, COALESCE(alert_key, '') FROM outbox ORDER BY id").unwrap();
-    q.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap().map(|r| r.unwrap()).collect()
+    let mut q = st
+        .conn
+        .prepare("SELECT channel, event, COALESCE(alert_key, '') FROM outbox ORDER BY id")
+        .unwrap();
+    q.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect()
 }
 
 fn tick(s: &Settings, now: OffsetDateTime) -> usize {
@@ -71,18 +77,66 @@ fn tick(s: &Settings, now: OffsetDateTime) -> usize {
 fn job_failure_fires_at_once_and_resolves_to_the_same_channels() {
     let d = tempfile::tempdir().unwrap();
     let s = Settings::from_config(&config(d.path(), ""));
-    let r = ingest_with(&s, "snapshot", &[check("snapshot_failed", "cp-2", Source::Snapshot, false, Severity::Critical)], t0()).unwrap();
+    let r = ingest_with(
+        &s,
+        "snapshot",
+        &[check(
+            "snapshot_failed",
+            "cp-2",
+            Source::Snapshot,
+            false,
+            Severity::Critical,
+        )],
+        t0(),
+    )
+    .unwrap();
     assert_eq!(r.fired, vec![r#"snapshot_failed{member="cp-2"}"#]);
     assert_eq!(r.queued, 2);
     // Still failing: no new message.
-    let r = ingest_with(&s, "snapshot", &[check("snapshot_failed", "cp-2", Source::Snapshot, false, Severity::Critical)], t0() + Duration::from_secs(60)).unwrap();
+    let r = ingest_with(
+        &s,
+        "snapshot",
+        &[check(
+            "snapshot_failed",
+            "cp-2",
+            Source::Snapshot,
+            false,
+            Severity::Critical,
+        )],
+        t0() + Duration::from_secs(60),
+    )
+    .unwrap();
     assert!(r.fired.is_empty() && r.queued == 0);
-    let r = ingest_with(&s, "snapshot", &[check("snapshot_failed", "cp-2", Source::Snapshot, true, Severity::Critical)], t0() + Duration::from_secs(120)).unwrap();
+    let r = ingest_with(
+        &s,
+        "snapshot",
+        &[check(
+            "snapshot_failed",
+            "cp-2",
+            Source::Snapshot,
+            true,
+            Severity::Critical,
+        )],
+        t0() + Duration::from_secs(120),
+    )
+    .unwrap();
     assert_eq!(r.resolved.len(), 1);
     let rows = outbox(d.path());
     let events: Vec<(&str, &str)> = rows.iter().map(|r| (r.0.as_str(), r.1.as_str())).collect();
-    assert_eq!(events, vec![("all", "firing"), ("critical-snapshots", "firing"), ("all", "resolved"), ("critical-snapshots", "resolved")]);
-    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(d.path().join("alerts.db")).unwrap().permissions());
+    assert_eq!(
+        events,
+        vec![
+            ("all", "firing"),
+            ("critical-snapshots", "firing"),
+            ("all", "resolved"),
+            ("critical-snapshots", "resolved")
+        ]
+    );
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(d.path().join("alerts.db"))
+            .unwrap()
+            .permissions(),
+    );
     assert_eq!(mode & 0o777, 0o600);
 }
 
@@ -90,7 +144,15 @@ fn job_failure_fires_at_once_and_resolves_to_the_same_channels() {
 fn health_thresholds_are_three_and_two() {
     let d = tempfile::tempdir().unwrap();
     let s = Settings::from_config(&config(d.path(), ""));
-    let c = |ok| check("etcd_member_down", "cp-2", Source::Health, ok, Severity::Critical);
+    let c = |ok| {
+        check(
+            "etcd_member_down",
+            "cp-2",
+            Source::Health,
+            ok,
+            Severity::Critical,
+        )
+    };
     let mut t = t0();
     let mut step = |ok: bool| {
         t += Duration::from_secs(60);
@@ -118,7 +180,19 @@ fn rules_override_thresholds_and_severity() {
     let d = tempfile::tempdir().unwrap();
     let extra = "[[alert.rule]]\nalert = \"etcd_member_down\"\nfailure_threshold = 1\nseverity = \"warning\"\n";
     let s = Settings::from_config(&config(d.path(), extra));
-    let r = ingest_with(&s, "health", &[check("etcd_member_down", "cp-1", Source::Health, false, Severity::Critical)], t0()).unwrap();
+    let r = ingest_with(
+        &s,
+        "health",
+        &[check(
+            "etcd_member_down",
+            "cp-1",
+            Source::Health,
+            false,
+            Severity::Critical,
+        )],
+        t0(),
+    )
+    .unwrap();
     assert_eq!(r.fired.len(), 1);
     let a = Store::open(d.path()).unwrap().alerts(false).unwrap();
     assert_eq!(a[0].severity, Severity::Warning);
@@ -128,7 +202,19 @@ fn rules_override_thresholds_and_severity() {
 fn repeat_interval_reminds_every_four_hours() {
     let d = tempfile::tempdir().unwrap();
     let s = Settings::from_config(&config(d.path(), ""));
-    ingest_with(&s, "snapshot", &[check("snapshot_failed", "cp-1", Source::Snapshot, false, Severity::Critical)], t0()).unwrap();
+    ingest_with(
+        &s,
+        "snapshot",
+        &[check(
+            "snapshot_failed",
+            "cp-1",
+            Source::Snapshot,
+            false,
+            Severity::Critical,
+        )],
+        t0(),
+    )
+    .unwrap();
     assert_eq!(tick(&s, t0() + Duration::from_secs(3 * 3600)), 0);
     assert_eq!(tick(&s, t0() + Duration::from_secs(4 * 3600)), 2);
     assert_eq!(tick(&s, t0() + Duration::from_secs(4 * 3600 + 60)), 0);
@@ -144,14 +230,28 @@ fn silences_hold_back_and_release_notifications() {
     let mut st = Store::open(d.path()).unwrap();
     let mut m = BTreeMap::new();
     m.insert("member".to_string(), "cp-2".to_string());
-    let sil = st.add_silence(&m, Duration::from_secs(7200), "disk swap", "ops", t0()).unwrap();
+    let sil = st
+        .add_silence(&m, Duration::from_secs(7200), "disk swap", "ops", t0())
+        .unwrap();
     assert_eq!(st.silences(false, t0()).unwrap().len(), 1);
     let r = ingest_with(
         &s,
         "snapshot",
         &[
-            check("snapshot_failed", "cp-2", Source::Snapshot, false, Severity::Critical),
-            check("snapshot_failed", "cp-1", Source::Snapshot, false, Severity::Critical),
+            check(
+                "snapshot_failed",
+                "cp-2",
+                Source::Snapshot,
+                false,
+                Severity::Critical,
+            ),
+            check(
+                "snapshot_failed",
+                "cp-1",
+                Source::Snapshot,
+                false,
+                Severity::Critical,
+            ),
         ],
         t0(),
     )
@@ -161,12 +261,27 @@ fn silences_hold_back_and_release_notifications() {
     assert!(rows.iter().all(|r| r.2.contains("cp-1")), "{rows:?}");
     // Silence still active: nothing new; after expiry the held-back firing goes out.
     assert_eq!(tick(&s, t0() + Duration::from_secs(60)), 0);
-    st.expire_silence(&sil.id, t0() + Duration::from_secs(120)).unwrap();
-    assert!(st.expire_silence(&sil.id, t0() + Duration::from_secs(121)).is_err());
-    assert_eq!(st.silences(false, t0() + Duration::from_secs(130)).unwrap().len(), 0);
-    assert_eq!(st.silences(true, t0() + Duration::from_secs(130)).unwrap().len(), 1);
+    st.expire_silence(&sil.id, t0() + Duration::from_secs(120))
+        .unwrap();
+    assert!(st
+        .expire_silence(&sil.id, t0() + Duration::from_secs(121))
+        .is_err());
+    assert_eq!(
+        st.silences(false, t0() + Duration::from_secs(130))
+            .unwrap()
+            .len(),
+        0
+    );
+    assert_eq!(
+        st.silences(true, t0() + Duration::from_secs(130))
+            .unwrap()
+            .len(),
+        1
+    );
     assert_eq!(tick(&s, t0() + Duration::from_secs(180)), 2);
-    assert!(outbox(d.path()).iter().any(|r| r.2.contains("cp-2") && r.1 == "firing"));
+    assert!(outbox(d.path())
+        .iter()
+        .any(|r| r.2.contains("cp-2") && r.1 == "firing"));
 }
 
 #[test]
@@ -176,9 +291,34 @@ fn silence_on_alertname_and_resolve_of_unnotified_alert_is_quiet() {
     let mut st = Store::open(d.path()).unwrap();
     let mut m = BTreeMap::new();
     m.insert("alertname".to_string(), "snapshot_failed".to_string());
-    st.add_silence(&m, Duration::from_secs(3600), "r", "ops", t0()).unwrap();
-    ingest_with(&s, "snapshot", &[check("snapshot_failed", "cp-1", Source::Snapshot, false, Severity::Critical)], t0()).unwrap();
-    ingest_with(&s, "snapshot", &[check("snapshot_failed", "cp-1", Source::Snapshot, true, Severity::Critical)], t0() + Duration::from_secs(60)).unwrap();
+    st.add_silence(&m, Duration::from_secs(3600), "r", "ops", t0())
+        .unwrap();
+    ingest_with(
+        &s,
+        "snapshot",
+        &[check(
+            "snapshot_failed",
+            "cp-1",
+            Source::Snapshot,
+            false,
+            Severity::Critical,
+        )],
+        t0(),
+    )
+    .unwrap();
+    ingest_with(
+        &s,
+        "snapshot",
+        &[check(
+            "snapshot_failed",
+            "cp-1",
+            Source::Snapshot,
+            true,
+            Severity::Critical,
+        )],
+        t0() + Duration::from_secs(60),
+    )
+    .unwrap();
     assert!(outbox(d.path()).is_empty());
 }
 
@@ -188,9 +328,25 @@ fn maintenance_window_mutes_matching_alerts() {
     let extra = "[[alert.maintenance]]\nstart = \"2027-01-15T07:00:00Z\"\nend = \"2027-01-15T09:00:00Z\"\nmatch = { member = \"cp-1\" }\nreason = \"kernel update\"\n";
     let s = Settings::from_config(&config(d.path(), extra));
     // t0 = 2027-01-15T08:00:00Z: inside.
-    ingest_with(&s, "snapshot", &[check("snapshot_failed", "cp-1", Source::Snapshot, false, Severity::Critical)], t0()).unwrap();
+    ingest_with(
+        &s,
+        "snapshot",
+        &[check(
+            "snapshot_failed",
+            "cp-1",
+            Source::Snapshot,
+            false,
+            Severity::Critical,
+        )],
+        t0(),
+    )
+    .unwrap();
     assert!(outbox(d.path()).is_empty());
-    assert_eq!(tick(&s, t0() + Duration::from_secs(3600)), 2, "after the window the alert goes out");
+    assert_eq!(
+        tick(&s, t0() + Duration::from_secs(3600)),
+        2,
+        "after the window the alert goes out"
+    );
 }
 
 #[test]
@@ -209,11 +365,42 @@ fn outcomes_map_to_alerts() {
         time: "2027-01-15T08:00:00Z".into(),
         duration_ms: 5,
     };
-    let r = crate::ingest_outcomes(&cfg, "snapshot", &[o("cp-1", false, Stage::Connect), o("cp-2", false, Stage::Consistency)]).unwrap();
-    assert_eq!(r.fired, vec![r#"snapshot_failed{member="cp-1"}"#, r#"etcd_member_diverged{member="cp-2"}"#]);
-    let r = crate::ingest_outcomes(&cfg, "snapshot", &[o("cp-1", false, Stage::Verify), o("cp-2", true, Stage::Done)]).unwrap();
-    assert_eq!(r.fired, vec![r#"snapshot_verification_failed{member="cp-1"}"#]);
-    assert_eq!(r.resolved, vec![r#"snapshot_failed{member="cp-1"}"#, r#"etcd_member_diverged{member="cp-2"}"#]);
+    let r = crate::ingest_outcomes(
+        &cfg,
+        "snapshot",
+        &[
+            o("cp-1", false, Stage::Connect),
+            o("cp-2", false, Stage::Consistency),
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        r.fired,
+        vec![
+            r#"snapshot_failed{member="cp-1"}"#,
+            r#"etcd_member_diverged{member="cp-2"}"#
+        ]
+    );
+    let r = crate::ingest_outcomes(
+        &cfg,
+        "snapshot",
+        &[
+            o("cp-1", false, Stage::Verify),
+            o("cp-2", true, Stage::Done),
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        r.fired,
+        vec![r#"snapshot_verification_failed{member="cp-1"}"#]
+    );
+    assert_eq!(
+        r.resolved,
+        vec![
+            r#"snapshot_failed{member="cp-1"}"#,
+            r#"etcd_member_diverged{member="cp-2"}"#
+        ]
+    );
     let mut sink = o("s3", false, Stage::Write);
     sink.job = "sink".into();
     let r = crate::ingest_outcomes(&cfg, "sink", &[sink.clone()]).unwrap();
@@ -226,21 +413,60 @@ fn outcomes_map_to_alerts() {
     let r = crate::ingest_outcomes(&cfg, "sink", &[sink]).unwrap();
     assert_eq!(r.resolved, vec![r#"sink_down{sink="s3"}"#]);
     let a = Store::open(d.path()).unwrap().alerts(false).unwrap();
-    let v = a.iter().find(|a| a.name == "snapshot_verification_failed").unwrap();
-    assert!(v.facts.iter().any(|f| f.title == "Endpoint" && f.value == "http://127.0.0.1:12379"));
-    assert!(v.facts.iter().any(|f| f.title == "Error" && f.value == "boom"));
+    let v = a
+        .iter()
+        .find(|a| a.name == "snapshot_verification_failed")
+        .unwrap();
+    assert!(v
+        .facts
+        .iter()
+        .any(|f| f.title == "Endpoint" && f.value == "http://127.0.0.1:12379"));
+    assert!(v
+        .facts
+        .iter()
+        .any(|f| f.title == "Error" && f.value == "boom"));
 }
 
 #[test]
 fn heartbeat_is_queued_once_after_good_runs() {
     let d = tempfile::tempdir().unwrap();
-    let s = Settings::from_config(&config(d.path(), "heartbeat_url = \"https://hc-ping.com/SECRETUUID\"\n"));
-    let good = check("snapshot_failed", "cp-1", Source::Snapshot, true, Severity::Critical);
-    let bad = check("snapshot_failed", "cp-1", Source::Snapshot, false, Severity::Critical);
-    assert!(ingest_with(&s, "snapshot", std::slice::from_ref(&good), t0()).unwrap().heartbeat);
-    assert!(ingest_with(&s, "snapshot", std::slice::from_ref(&good), t0()).unwrap().heartbeat);
-    assert!(!ingest_with(&s, "snapshot", &[good, bad], t0()).unwrap().heartbeat);
-    let hb = outbox(d.path()).into_iter().filter(|r| r.0 == engine::HEARTBEAT_CHANNEL).count();
+    let s = Settings::from_config(&config(
+        d.path(),
+        "heartbeat_url = \"https://hc-ping.com/SECRETUUID\"\n",
+    ));
+    let good = check(
+        "snapshot_failed",
+        "cp-1",
+        Source::Snapshot,
+        true,
+        Severity::Critical,
+    );
+    let bad = check(
+        "snapshot_failed",
+        "cp-1",
+        Source::Snapshot,
+        false,
+        Severity::Critical,
+    );
+    assert!(
+        ingest_with(&s, "snapshot", std::slice::from_ref(&good), t0())
+            .unwrap()
+            .heartbeat
+    );
+    assert!(
+        ingest_with(&s, "snapshot", std::slice::from_ref(&good), t0())
+            .unwrap()
+            .heartbeat
+    );
+    assert!(
+        !ingest_with(&s, "snapshot", &[good, bad], t0())
+            .unwrap()
+            .heartbeat
+    );
+    let hb = outbox(d.path())
+        .into_iter()
+        .filter(|r| r.0 == engine::HEARTBEAT_CHANNEL)
+        .count();
     assert_eq!(hb, 1);
 }
 
@@ -253,7 +479,13 @@ fn concurrent_writers_lose_nothing() {
             let s = &s;
             sc.spawn(move || {
                 for i in 0..25 {
-                    let c = check("snapshot_failed", &format!("w{w}-{i}"), Source::Snapshot, false, Severity::Critical);
+                    let c = check(
+                        "snapshot_failed",
+                        &format!("w{w}-{i}"),
+                        Source::Snapshot,
+                        false,
+                        Severity::Critical,
+                    );
                     ingest_with(s, "snapshot", &[c], t0()).unwrap();
                 }
             });

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
 //! `vigil-notify` killed with a full outbox, then restarted: nothing is lost;
 //! duplicates (at-least-once after a crash) are counted and reported.
 
@@ -44,7 +45,10 @@ fn kill_9_mid_delivery_then_restart_loses_nothing() {
     let state = d.path().join("state");
     // A slow Slack: each message takes 1s to be answered.
     let slack = Receiver::start(Reply::Slow(Duration::from_millis(1000), 200, "ok".into()));
-    let (path, cfg) = write_config(d.path(), &config(&state, &slack.url("/services/CRASHSECRET")));
+    let (path, cfg) = write_config(
+        d.path(),
+        &config(&state, &slack.url("/services/CRASHSECRET")),
+    );
     // 120 alerts = three messages of at most 50.
     let rep = vigil_alert::ingest(&cfg, "health", &results(120, false)).unwrap();
     assert_eq!(rep.queued, 120);
@@ -54,7 +58,10 @@ fn kill_9_mid_delivery_then_restart_loses_nothing() {
     wait_for("second message in flight", 20, || slack.all().len() >= 2);
     daemon.kill9();
     let before_restart = slack.all().len();
-    assert!(pending(&state, "ops-slack") > 0, "the outbox still holds rows");
+    assert!(
+        pending(&state, "ops-slack") > 0,
+        "the outbox still holds rows"
+    );
 
     let out = notify(&path, &["run", "--once", "--timeout", "30s"]);
     assert!(out.status.success(), "{}", text(&out));
@@ -86,7 +93,10 @@ fn kill_9_with_a_full_outbox_while_the_channel_is_down() {
     let d = tempfile::tempdir().unwrap();
     let state = d.path().join("state");
     let slack = Receiver::start(Reply::Status(500, vec![], "down".into()));
-    let (path, cfg) = write_config(d.path(), &config(&state, &slack.url("/services/CRASHSECRET")));
+    let (path, cfg) = write_config(
+        d.path(),
+        &config(&state, &slack.url("/services/CRASHSECRET")),
+    );
     vigil_alert::ingest(&cfg, "health", &results(30, false)).unwrap();
     let mut daemon = notify_daemon(&path, &d.path().join("notify.log"));
     wait_for("a few failed attempts", 20, || slack.all().len() >= 3);

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
 //! Email against Debian's python3-aiosmtpd on loopback: STARTTLS with a test
 //! CA, AUTH, several recipients, text and HTML parts, the subject, and
 //! threading headers; plus a wrong password and an untrusted certificate.
@@ -85,10 +86,22 @@ fn mails(dir: &Path) -> Vec<(String, String)> {
 
 fn header(mail: &str, name: &str) -> Option<String> {
     // Unfold continuation lines first.
-    let head = mail.split("\r\n\r\n").next().unwrap_or(mail).replace("\r\n ", " ").replace("\r\n\t", " ");
+    let head = mail
+        .split("\r\n\r\n")
+        .next()
+        .unwrap_or(mail)
+        .replace("\r\n ", " ")
+        .replace("\r\n\t", " ");
     head.lines()
-        .find(|l| l.to_ascii_lowercase().starts_with(&format!("{}:", name.to_ascii_lowercase())))
-        .map(|l| l.split_once(':').map(|x| x.1.trim().to_string()).unwrap_or_default())
+        .find(|l| {
+            l.to_ascii_lowercase()
+                .starts_with(&format!("{}:", name.to_ascii_lowercase()))
+        })
+        .map(|l| {
+            l.split_once(':')
+                .map(|x| x.1.trim().to_string())
+                .unwrap_or_default()
+        })
 }
 
 fn channel(name: &str, port: u16, ca: Option<&Path>, password: &str) -> String {
@@ -106,7 +119,8 @@ to = ["ops@example.com", "oncall@example.com"]
 timeout = "5s"
 {}
 "#,
-        ca.map(|c| format!("ca_file = \"{}\"", c.display())).unwrap_or_default()
+        ca.map(|c| format!("ca_file = \"{}\"", c.display()))
+            .unwrap_or_default()
     )
 }
 
@@ -120,7 +134,12 @@ fn email_over_starttls_with_auth_threads_firing_and_resolved() {
         "{}[alert]\nretry_min = \"30s\"\n{}{}{}",
         config_head(&state),
         channel("mail", port, Some(&certs.ca), PASSWORD),
-        channel("mail-wrong-password", port, Some(&certs.ca), "not-the-password-SECRET2"),
+        channel(
+            "mail-wrong-password",
+            port,
+            Some(&certs.ca),
+            "not-the-password-SECRET2"
+        ),
         channel("mail-untrusted", port, None, PASSWORD),
     );
     let (path, cfg) = write_config(d.path(), &cfg_text);
@@ -130,40 +149,89 @@ fn email_over_starttls_with_auth_threads_firing_and_resolved() {
     let out = notify(&path, &["test", "--channel", "mail"]);
     output.push_str(&text(&out));
     assert!(out.status.success(), "{}", text(&out));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("SMTP 250"), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("SMTP 250"),
+        "{}",
+        text(&out)
+    );
     let m = mails(&maildir);
     assert_eq!(m.len(), 1);
-    assert!(header(&m[0].0, "Subject").unwrap().starts_with("[TEST] prod:"), "{}", m[0].0);
+    assert!(
+        header(&m[0].0, "Subject")
+            .unwrap()
+            .starts_with("[TEST] prod:"),
+        "{}",
+        m[0].0
+    );
 
-    vigil_alert::ingest_outcomes(&cfg, "snapshot", &outcomes("run-1", &[("cp-2", false, Stage::Verify)])).unwrap();
+    vigil_alert::ingest_outcomes(
+        &cfg,
+        "snapshot",
+        &outcomes("run-1", &[("cp-2", false, Stage::Verify)]),
+    )
+    .unwrap();
     let out = notify(&path, &["run", "--once", "--timeout", "20s"]);
     output.push_str(&text(&out));
-    assert_eq!(out.status.code(), Some(1), "two channels cannot deliver: {}", text(&out));
-    vigil_alert::ingest_outcomes(&cfg, "snapshot", &outcomes("run-2", &[("cp-2", true, Stage::Done)])).unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "two channels cannot deliver: {}",
+        text(&out)
+    );
+    vigil_alert::ingest_outcomes(
+        &cfg,
+        "snapshot",
+        &outcomes("run-2", &[("cp-2", true, Stage::Done)]),
+    )
+    .unwrap();
     let out = notify(&path, &["run", "--once", "--timeout", "20s"]);
     output.push_str(&text(&out));
 
     let m = mails(&maildir);
     assert_eq!(m.len(), 3, "test, firing, resolved");
     let (firing, rcpt) = &m[1];
-    assert_eq!(rcpt.lines().collect::<Vec<_>>(), vec!["ops@example.com", "oncall@example.com"]);
+    assert_eq!(
+        rcpt.lines().collect::<Vec<_>>(),
+        vec!["ops@example.com", "oncall@example.com"]
+    );
     let subj = header(firing, "Subject").unwrap();
-    assert_eq!(subj, r#"[FIRING][CRITICAL] prod: snapshot_verification_failed{member="cp-2"}"#);
-    assert!(header(firing, "Content-Type").unwrap().starts_with("multipart/alternative"));
-    assert!(firing.contains("Content-Type: text/plain") && firing.contains("Content-Type: text/html"));
+    assert_eq!(
+        subj,
+        r#"[FIRING][CRITICAL] prod: snapshot_verification_failed{member="cp-2"}"#
+    );
+    assert!(header(firing, "Content-Type")
+        .unwrap()
+        .starts_with("multipart/alternative"));
+    assert!(
+        firing.contains("Content-Type: text/plain") && firing.contains("Content-Type: text/html")
+    );
     assert!(firing.contains("Runbook:") && firing.contains("<table>"));
     let root = header(firing, "Message-ID").unwrap();
     let (resolved, _) = &m[2];
-    assert_eq!(header(resolved, "Subject").unwrap(), r#"[RESOLVED] prod: snapshot_verification_failed{member="cp-2"}"#);
-    assert_eq!(header(resolved, "In-Reply-To").as_deref(), Some(root.as_str()), "threaded under the firing email");
-    assert_eq!(header(resolved, "References").as_deref(), Some(root.as_str()));
+    assert_eq!(
+        header(resolved, "Subject").unwrap(),
+        r#"[RESOLVED] prod: snapshot_verification_failed{member="cp-2"}"#
+    );
+    assert_eq!(
+        header(resolved, "In-Reply-To").as_deref(),
+        Some(root.as_str()),
+        "threaded under the firing email"
+    );
+    assert_eq!(
+        header(resolved, "References").as_deref(),
+        Some(root.as_str())
+    );
     assert_ne!(header(resolved, "Message-ID").unwrap(), root);
 
     // Lost and duplicates by outbox id (X-Vigil-Items).
     let seen: Vec<i64> = m[1..]
         .iter()
         .filter_map(|(b, _)| header(b, "X-Vigil-Items"))
-        .flat_map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect::<Vec<i64>>())
+        .flat_map(|s| {
+            s.split(',')
+                .filter_map(|x| x.trim().parse().ok())
+                .collect::<Vec<i64>>()
+        })
         .collect();
     let (lost, dups) = count(&outbox_ids(&state, "mail"), &seen);
     eprintln!("email: lost {lost}, duplicates {dups}");
@@ -175,10 +243,26 @@ fn email_over_starttls_with_auth_threads_firing_and_resolved() {
     output.push_str(&text(&st));
     let v: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
     let err = |ch: &str| {
-        v["channels"].as_array().unwrap().iter().find(|c| c["channel"] == ch).and_then(|c| c["last_error"].as_str()).unwrap_or_default().to_string()
+        v["channels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["channel"] == ch)
+            .and_then(|c| c["last_error"].as_str())
+            .unwrap_or_default()
+            .to_string()
     };
-    assert!(err("mail-wrong-password").contains("535") || err("mail-wrong-password").to_lowercase().contains("auth"), "{}", err("mail-wrong-password"));
-    assert!(err("mail-untrusted").to_lowercase().contains("certificate"), "{}", err("mail-untrusted"));
+    assert!(
+        err("mail-wrong-password").contains("535")
+            || err("mail-wrong-password").to_lowercase().contains("auth"),
+        "{}",
+        err("mail-wrong-password")
+    );
+    assert!(
+        err("mail-untrusted").to_lowercase().contains("certificate"),
+        "{}",
+        err("mail-untrusted")
+    );
     assert!(pending(&state, "mail-wrong-password") >= 1 && pending(&state, "mail-untrusted") >= 1);
     for ch in ["mail-wrong-password", "mail-untrusted"] {
         let out = notify(&path, &["test", "--channel", ch]);
@@ -186,6 +270,14 @@ fn email_over_starttls_with_auth_threads_firing_and_resolved() {
         output.push_str(&text(&out));
     }
     output.push_str(&text(&notify(&path, &["check-config"])));
-    assert_no_secret("email outputs", &output, &[PASSWORD, "not-the-password-SECRET2"]);
-    assert_eq!(mails(&maildir).len(), 3, "nothing went through the broken channels");
+    assert_no_secret(
+        "email outputs",
+        &output,
+        &[PASSWORD, "not-the-password-SECRET2"],
+    );
+    assert_eq!(
+        mails(&maildir).len(),
+        3,
+        "nothing went through the broken channels"
+    );
 }

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
 //! Slack and Teams against loopback receivers: the exact JSON shapes,
 //! grouping, resolved style, and faults (500, 429 + Retry-After, timeout,
 //! connection refused, an untrusted TLS certificate), with nothing lost.
@@ -13,14 +14,20 @@ const SLACK_SECRET: &str = "T0SECRET/B0SECRET/slacksecrettoken42";
 const TEAMS_SECRET: &str = "workflows/teamssecretsig77";
 
 fn assert_slack_shape(v: &Value) {
-    assert!(v["text"].as_str().is_some_and(|t| !t.is_empty()), "text fallback: {v}");
+    assert!(
+        v["text"].as_str().is_some_and(|t| !t.is_empty()),
+        "text fallback: {v}"
+    );
     let blocks = v["blocks"].as_array().expect("blocks");
     assert_eq!(blocks[0]["type"], "header");
     assert_eq!(blocks[0]["text"]["type"], "plain_text");
     assert!(blocks[0]["text"]["text"].as_str().unwrap().chars().count() <= 150);
     for b in blocks {
         let t = b["type"].as_str().unwrap();
-        assert!(matches!(t, "header" | "section" | "context" | "divider"), "{t}");
+        assert!(
+            matches!(t, "header" | "section" | "context" | "divider"),
+            "{t}"
+        );
         if t == "section" {
             assert_eq!(b["text"]["type"], "mrkdwn");
             assert!(b["fields"].as_array().map_or(0, |f| f.len()) <= 10);
@@ -38,9 +45,15 @@ fn assert_teams_shape(v: &Value) {
     assert_eq!(atts.len(), 1);
     let a = &atts[0];
     assert_eq!(a["contentType"], "application/vnd.microsoft.card.adaptive");
-    assert!(a.get("contentUrl").is_some_and(|u| u.is_null()), "contentUrl must be null");
+    assert!(
+        a.get("contentUrl").is_some_and(|u| u.is_null()),
+        "contentUrl must be null"
+    );
     let c = &a["content"];
-    assert_eq!(c["$schema"], "http://adaptivecards.io/schemas/adaptive-card.json");
+    assert_eq!(
+        c["$schema"],
+        "http://adaptivecards.io/schemas/adaptive-card.json"
+    );
     assert_eq!(c["type"], "AdaptiveCard");
     assert_eq!(c["version"], "1.4");
     assert_eq!(c["msteams"], serde_json::json!({"width": "Full"}));
@@ -50,12 +63,18 @@ fn assert_teams_shape(v: &Value) {
     assert_eq!(head["weight"], "Bolder");
     assert_eq!(head["size"], "Medium");
     assert_eq!(head["wrap"], true);
-    assert!(matches!(head["color"].as_str(), Some("Attention" | "Warning" | "Good" | "Accent")));
+    assert!(matches!(
+        head["color"].as_str(),
+        Some("Attention" | "Warning" | "Good" | "Accent")
+    ));
     let factsets: Vec<&Value> = body.iter().filter(|b| b["type"] == "FactSet").collect();
     assert!(!factsets.is_empty());
     for f in factsets {
         for fact in f["facts"].as_array().unwrap() {
-            assert!(fact["title"].is_string() && fact["value"].is_string(), "{fact}");
+            assert!(
+                fact["title"].is_string() && fact["value"].is_string(),
+                "{fact}"
+            );
             assert_eq!(fact.as_object().unwrap().len(), 2);
         }
     }
@@ -96,7 +115,14 @@ min_severity = "critical"
     let rep = vigil_alert::ingest_outcomes(
         &cfg,
         "snapshot",
-        &outcomes("run-1", &[("cp-1", false, Stage::Connect), ("cp-2", false, Stage::Consistency), ("cp-3", true, Stage::Done)]),
+        &outcomes(
+            "run-1",
+            &[
+                ("cp-1", false, Stage::Connect),
+                ("cp-2", false, Stage::Consistency),
+                ("cp-3", true, Stage::Done),
+            ],
+        ),
     )
     .unwrap();
     assert_eq!(rep.fired.len(), 2, "{rep:?}");
@@ -109,16 +135,29 @@ min_severity = "critical"
     let v = s[0].json();
     assert_slack_shape(&v);
     let t = v["text"].as_str().unwrap();
-    assert!(t.contains(r#"snapshot_failed{member="cp-1"}"#) && t.contains(r#"etcd_member_diverged{member="cp-2"}"#), "{t}");
-    assert!(v["blocks"][1]["text"]["text"].as_str().unwrap().starts_with("🔴 *CRITICAL*"));
+    assert!(
+        t.contains(r#"snapshot_failed{member="cp-1"}"#)
+            && t.contains(r#"etcd_member_diverged{member="cp-2"}"#),
+        "{t}"
+    );
+    assert!(v["blocks"][1]["text"]["text"]
+        .as_str()
+        .unwrap()
+        .starts_with("🔴 *CRITICAL*"));
     assert_eq!(s[0].path, format!("/services/{SLACK_SECRET}"));
-    assert_eq!(s[0].headers.get("content-type").map(String::as_str), Some("application/json"));
+    assert_eq!(
+        s[0].headers.get("content-type").map(String::as_str),
+        Some("application/json")
+    );
 
     let tm = teams.delivered();
     assert_eq!(tm.len(), 1, "one Teams card for the run");
     let v = tm[0].json();
     assert_teams_shape(&v);
-    assert_eq!(v["attachments"][0]["content"]["body"][0]["color"], "Attention");
+    assert_eq!(
+        v["attachments"][0]["content"]["body"][0]["color"],
+        "Attention"
+    );
     assert!(v.to_string().contains("Endpoint") && v.to_string().contains("http://127.0.0.1:12379"));
 
     let lg = legacy.delivered();
@@ -128,7 +167,19 @@ min_severity = "critical"
     assert_eq!(v["themeColor"], "D13438");
 
     // The next run is all good: one resolved message, in the resolved style.
-    vigil_alert::ingest_outcomes(&cfg, "snapshot", &outcomes("run-2", &[("cp-1", true, Stage::Done), ("cp-2", true, Stage::Done), ("cp-3", true, Stage::Done)])).unwrap();
+    vigil_alert::ingest_outcomes(
+        &cfg,
+        "snapshot",
+        &outcomes(
+            "run-2",
+            &[
+                ("cp-1", true, Stage::Done),
+                ("cp-2", true, Stage::Done),
+                ("cp-3", true, Stage::Done),
+            ],
+        ),
+    )
+    .unwrap();
     let out = notify(&path, &["run", "--once"]);
     assert!(out.status.success(), "{}", text_of(&out));
     all_output.push_str(&text_of(&out));
@@ -136,14 +187,33 @@ min_severity = "critical"
     assert_eq!(s.len(), 2);
     let v = s[1].json();
     assert_slack_shape(&v);
-    assert!(v["blocks"][0]["text"]["text"].as_str().unwrap().starts_with("✅ RESOLVED: 2 alerts"), "{v}");
+    assert!(
+        v["blocks"][0]["text"]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("✅ RESOLVED: 2 alerts"),
+        "{v}"
+    );
     let tm = teams.delivered();
-    assert_eq!(tm[1].json()["attachments"][0]["content"]["body"][0]["color"], "Good");
+    assert_eq!(
+        tm[1].json()["attachments"][0]["content"]["body"][0]["color"],
+        "Good"
+    );
 
     // Lost and duplicates, per channel, by outbox id.
     for (ch, seen) in [
-        ("ops-slack", s.iter().flat_map(|r| slack_ids(&r.json())).collect::<Vec<_>>()),
-        ("ops-teams", tm.iter().flat_map(|r| teams_ids(&r.json())).collect::<Vec<_>>()),
+        (
+            "ops-slack",
+            s.iter()
+                .flat_map(|r| slack_ids(&r.json()))
+                .collect::<Vec<_>>(),
+        ),
+        (
+            "ops-teams",
+            tm.iter()
+                .flat_map(|r| teams_ids(&r.json()))
+                .collect::<Vec<_>>(),
+        ),
     ] {
         let (lost, dups) = count(&outbox_ids(&state, ch), &seen);
         eprintln!("{ch}: lost {lost}, duplicates {dups}");
@@ -154,7 +224,11 @@ min_severity = "critical"
     // test --channel prints the HTTP status.
     let out = notify(&path, &["test", "--channel", "ops-teams"]);
     assert!(out.status.success(), "{}", text_of(&out));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("HTTP 202"), "{}", text_of(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("HTTP 202"),
+        "{}",
+        text_of(&out)
+    );
     all_output.push_str(&text_of(&out));
     let out = notify(&path, &["test", "--channel", "nope"]);
     assert_eq!(out.status.code(), Some(2));
@@ -165,7 +239,11 @@ min_severity = "critical"
     let out = notify(&path, &["status", "--all", "--json"]);
     assert!(out.status.success());
     all_output.push_str(&text_of(&out));
-    assert_no_secret("vigil-notify output", &all_output, &[SLACK_SECRET, TEAMS_SECRET, "legacysecret"]);
+    assert_no_secret(
+        "vigil-notify output",
+        &all_output,
+        &[SLACK_SECRET, TEAMS_SECRET, "legacysecret"],
+    );
 }
 
 fn text_of(o: &std::process::Output) -> String {
@@ -180,7 +258,11 @@ fn faults_500_429_timeout_refused_and_bad_tls_block_no_other_channel() {
     // Slack: 500, then 429 with Retry-After: 2, then fine.
     let slack = Receiver::start(Reply::ok("ok"));
     slack.push(Reply::Status(500, vec![], "internal_error".into()));
-    slack.push(Reply::Status(429, vec![("Retry-After".into(), "2".into())], "rate_limited".into()));
+    slack.push(Reply::Status(
+        429,
+        vec![("Retry-After".into(), "2".into())],
+        "rate_limited".into(),
+    ));
     // Teams: hangs past the 1s timeout once, then accepts.
     let teams = Receiver::start(Reply::Status(202, vec![], String::new()));
     teams.push(Reply::Hang(Duration::from_secs(3)));
@@ -230,27 +312,60 @@ path = "{}"
     let log = d.path().join("notify.log");
     let mut daemon = notify_daemon(&path, &log);
     let t0 = Instant::now();
-    vigil_alert::ingest_outcomes(&cfg, "snapshot", &outcomes("run-1", &[("cp-2", false, Stage::Stream)])).unwrap();
+    vigil_alert::ingest_outcomes(
+        &cfg,
+        "snapshot",
+        &outcomes("run-1", &[("cp-2", false, Stage::Stream)]),
+    )
+    .unwrap();
 
     // The file channel is not held up by the others.
-    wait_for("file channel", 10, || std::fs::read_to_string(&file).is_ok_and(|s| s.contains("cp-2")));
-    assert!(t0.elapsed() < Duration::from_secs(5), "file channel waited for the broken ones");
-    wait_for("slack delivery after 500 and 429", 20, || slack.delivered().len() == 1);
-    wait_for("teams delivery after a timeout", 20, || teams.delivered().len() == 1);
+    wait_for("file channel", 10, || {
+        std::fs::read_to_string(&file).is_ok_and(|s| s.contains("cp-2"))
+    });
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "file channel waited for the broken ones"
+    );
+    wait_for("slack delivery after 500 and 429", 20, || {
+        slack.delivered().len() == 1
+    });
+    wait_for("teams delivery after a timeout", 20, || {
+        teams.delivered().len() == 1
+    });
     let reqs = slack.all();
-    assert_eq!(reqs.iter().map(|r| r.status).collect::<Vec<_>>(), vec![500, 429, 200]);
+    assert_eq!(
+        reqs.iter().map(|r| r.status).collect::<Vec<_>>(),
+        vec![500, 429, 200]
+    );
     let gap = reqs[2].at - reqs[1].at;
-    assert!(gap >= Duration::from_secs(2), "Retry-After: 2 honoured, waited {gap:?}");
+    assert!(
+        gap >= Duration::from_secs(2),
+        "Retry-After: 2 honoured, waited {gap:?}"
+    );
     let treqs = teams.all();
-    assert_eq!(treqs.iter().map(|r| r.status).collect::<Vec<_>>(), vec![0, 202]);
+    assert_eq!(
+        treqs.iter().map(|r| r.status).collect::<Vec<_>>(),
+        vec![0, 202]
+    );
     let (first, retry) = (teams_ids(&treqs[0].json()), teams_ids(&treqs[1].json()));
-    assert!(first.iter().all(|id| retry.contains(id)), "the retry carries the timed-out items: {first:?} {retry:?}");
+    assert!(
+        first.iter().all(|id| retry.contains(id)),
+        "the retry carries the timed-out items: {first:?} {retry:?}"
+    );
 
     // Refused and untrusted channels keep their rows; after 3 failures the
     // working channels hear that those channels are failing.
     wait_for("channel-failing alert", 20, || {
-        slack.delivered().iter().any(|r| r.json().to_string().contains("notify_channel_failing{channel=\\\"down-slack\\\"}"))
-            && slack.delivered().iter().any(|r| r.json().to_string().contains("notify_channel_failing{channel=\\\"rogue-teams\\\"}"))
+        slack.delivered().iter().any(|r| {
+            r.json()
+                .to_string()
+                .contains("notify_channel_failing{channel=\\\"down-slack\\\"}")
+        }) && slack.delivered().iter().any(|r| {
+            r.json()
+                .to_string()
+                .contains("notify_channel_failing{channel=\\\"rogue-teams\\\"}")
+        })
     });
     // Their own rows wait (plus news about the other broken channel).
     assert!(pending(&state, "down-slack") >= 1);
@@ -258,14 +373,30 @@ path = "{}"
     let status = notify(&path, &["status", "--json"]);
     let st: Value = serde_json::from_slice(&status.stdout).unwrap();
     let chans = st["channels"].as_array().unwrap();
-    let rogue = chans.iter().find(|c| c["channel"] == "rogue-teams").unwrap();
+    let rogue = chans
+        .iter()
+        .find(|c| c["channel"] == "rogue-teams")
+        .unwrap();
     let err = rogue["last_error"].as_str().unwrap();
-    assert!(err.to_lowercase().contains("certificate") || err.contains("UnknownIssuer"), "{err}");
+    assert!(
+        err.to_lowercase().contains("certificate") || err.contains("UnknownIssuer"),
+        "{err}"
+    );
     let down = chans.iter().find(|c| c["channel"] == "down-slack").unwrap();
-    assert!(down["last_error"].as_str().unwrap().contains("cannot connect"), "{down}");
+    assert!(
+        down["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot connect"),
+        "{down}"
+    );
 
     let out = daemon.term(Duration::from_secs(10));
-    assert!(out.status.success(), "clean exit on SIGTERM: {:?}", out.status);
+    assert!(
+        out.status.success(),
+        "clean exit on SIGTERM: {:?}",
+        out.status
+    );
     let log_text = std::fs::read_to_string(&log).unwrap();
     assert!(log_text.contains("stopping"), "{log_text}");
     let mut all = log_text + &text(&status);
@@ -279,11 +410,19 @@ path = "{}"
     assert_no_secret("daemon log, status and test output", &all, &secrets);
 
     // Nothing lost on the working channels.
-    let seen: Vec<i64> = slack.delivered().iter().flat_map(|r| slack_ids(&r.json())).collect();
+    let seen: Vec<i64> = slack
+        .delivered()
+        .iter()
+        .flat_map(|r| slack_ids(&r.json()))
+        .collect();
     let (lost, dups) = count(&outbox_ids(&state, "ops-slack"), &seen);
     eprintln!("ops-slack: lost {lost}, duplicates {dups}");
     assert_eq!(lost, 0);
-    let seen: Vec<i64> = teams.delivered().iter().flat_map(|r| teams_ids(&r.json())).collect();
+    let seen: Vec<i64> = teams
+        .delivered()
+        .iter()
+        .flat_map(|r| teams_ids(&r.json()))
+        .collect();
     let (lost, dups) = count(&outbox_ids(&state, "ops-teams"), &seen);
     eprintln!("ops-teams: lost {lost}, duplicates {dups}");
     assert_eq!(lost, 0);
@@ -312,19 +451,89 @@ webhook_url = "{}"
         fine.url("/services/FINESECRET"),
     );
     let (_path, cfg) = write_config(d.path(), &cfg_text);
-    vigil_alert::ingest_outcomes(&cfg, "snapshot", &outcomes("r", &[("cp-1", false, Stage::Connect)])).unwrap();
+    vigil_alert::ingest_outcomes(
+        &cfg,
+        "snapshot",
+        &outcomes("r", &[("cp-1", false, Stage::Connect)]),
+    )
+    .unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let t = Instant::now();
-    let rep = rt.block_on(vigil_alert::deliver_pending(&cfg, Duration::from_secs(3))).unwrap();
+    let rep = rt
+        .block_on(vigil_alert::deliver_pending(&cfg, Duration::from_secs(3)))
+        .unwrap();
     assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
     assert_eq!(rep.sent.get("fine"), Some(&1));
     assert_eq!(rep.pending.get("slow"), Some(&1), "{rep:?}");
-    assert!(rep.failed.get("slow").is_some_and(|e| e.contains("timed out")), "{rep:?}");
+    assert!(
+        rep.failed
+            .get("slow")
+            .is_some_and(|e| e.contains("timed out")),
+        "{rep:?}"
+    );
     assert!(!format!("{rep:?}").contains("SLOWSECRET"));
     // The channel is in backoff now: an immediate second pass skips it quickly.
     let t = Instant::now();
-    let rep = rt.block_on(vigil_alert::deliver_pending(&cfg, Duration::from_secs(3))).unwrap();
+    let rep = rt
+        .block_on(vigil_alert::deliver_pending(&cfg, Duration::from_secs(3)))
+        .unwrap();
     assert!(t.elapsed() < Duration::from_millis(1500));
     assert_eq!(rep.pending.get("slow"), Some(&1));
-    assert_eq!(fine.delivered().len(), 1, "no duplicate to the working channel");
+    assert_eq!(
+        fine.delivered().len(),
+        1,
+        "no duplicate to the working channel"
+    );
+}
+
+#[test]
+fn heartbeat_is_pinged_after_a_successful_job_only() {
+    let d = tempfile::tempdir().unwrap();
+    let state = d.path().join("state");
+    let hc = Receiver::start(Reply::ok("OK"));
+    let cfg_text = format!(
+        "{}[alert]\nheartbeat_url = \"{}\"\n",
+        config_head(&state),
+        hc.url("/ping/HEARTBEATSECRETUUID")
+    );
+    let (path, cfg) = write_config(d.path(), &cfg_text);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    vigil_alert::ingest_outcomes(
+        &cfg,
+        "snapshot",
+        &outcomes(
+            "r1",
+            &[("cp-1", false, Stage::Connect), ("cp-2", true, Stage::Done)],
+        ),
+    )
+    .unwrap();
+    rt.block_on(vigil_alert::deliver_pending(&cfg, Duration::from_secs(5)))
+        .unwrap();
+    assert!(hc.all().is_empty(), "no ping after a failed job");
+    let r = vigil_alert::ingest_outcomes(
+        &cfg,
+        "snapshot",
+        &outcomes(
+            "r2",
+            &[("cp-1", true, Stage::Done), ("cp-2", true, Stage::Done)],
+        ),
+    )
+    .unwrap();
+    assert!(r.heartbeat);
+    let rep = rt
+        .block_on(vigil_alert::deliver_pending(&cfg, Duration::from_secs(5)))
+        .unwrap();
+    assert_eq!(rep.pending_total(), 0);
+    let pings = hc.all();
+    assert_eq!(pings.len(), 1);
+    assert_eq!(pings[0].method, "GET");
+    assert_eq!(pings[0].path, "/ping/HEARTBEATSECRETUUID");
+    let out = notify(&path, &["check-config"]);
+    assert!(out.status.success());
+    assert!(
+        text(&out).contains("heartbeat: <redacted>"),
+        "{}",
+        text(&out)
+    );
+    assert_no_secret("check-config", &text(&out), &["HEARTBEATSECRETUUID"]);
 }

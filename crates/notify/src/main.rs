@@ -13,7 +13,11 @@ use vigil_core::exit;
 use vigil_core::units::HumanDuration;
 
 #[derive(Debug, Parser)]
-#[command(name = "vigil-notify", version, about = "vigil: alert delivery (run, test, silence, status)")]
+#[command(
+    name = "vigil-notify",
+    version,
+    about = "vigil: alert delivery (run, test, silence, status)"
+)]
 struct Cli {
     #[command(flatten)]
     global: GlobalArgs,
@@ -144,21 +148,34 @@ fn cmd_run(g: &GlobalArgs, once: bool, timeout: HumanDuration) -> Result<i32, Ex
         })
         .map_err(Exit::failed)?;
     for (ch, n) in &report.sent {
-        eprintln!("vigil-notify: {ch}: {n} message(s), {} item(s)", report.delivered_items.get(ch).copied().unwrap_or(0));
+        eprintln!(
+            "vigil-notify: {ch}: {n} message(s), {} item(s)",
+            report.delivered_items.get(ch).copied().unwrap_or(0)
+        );
     }
     for (ch, e) in &report.failed {
         eprintln!("vigil-notify: {ch}: failing: {e}");
     }
     let left = report.pending_total();
     if left > 0 {
-        eprintln!("vigil-notify: {left} item(s) left in the outbox: {:?}", report.pending);
+        eprintln!(
+            "vigil-notify: {left} item(s) left in the outbox: {:?}",
+            report.pending
+        );
     }
-    Ok(if once && left > 0 { exit::FAILED } else { exit::OK })
+    Ok(if once && left > 0 {
+        exit::FAILED
+    } else {
+        exit::OK
+    })
 }
 
 async fn stop_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
         (Ok(mut t), Ok(mut i)) => {
             tokio::select! {
                 _ = t.recv() => {}
@@ -175,10 +192,15 @@ fn cmd_test(g: &GlobalArgs, channel: &str) -> Result<i32, Exit> {
     if s.channel(channel).is_none() {
         return Err(Exit::usage(vigil_alert::AlertError::UnknownChannel(
             channel.to_string(),
-            s.channels().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", "),
+            s.channels()
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
         )));
     }
-    let reply = runtime()?.block_on(deliver::test_channel(&s, channel)).map_err(Exit::failed)?;
+    let reply = runtime()?
+        .block_on(deliver::test_channel(&s, channel))
+        .map_err(Exit::failed)?;
     println!("{channel}: {reply}");
     Ok(exit::OK)
 }
@@ -199,19 +221,28 @@ fn cmd_silence(g: &GlobalArgs, c: SilenceCommand) -> Result<i32, Exit> {
                 .or_else(|| std::env::var("USER").ok())
                 .unwrap_or_else(|| "unknown".into());
             let m: BTreeMap<String, String> = matchers.into_iter().collect();
-            let s = store.add_silence(&m, duration.get(), &reason, &by, now).map_err(Exit::failed)?;
+            let s = store
+                .add_silence(&m, duration.get(), &reason, &by, now)
+                .map_err(Exit::failed)?;
             println!("{}", s.id);
-            eprintln!("vigil-notify: silence {} until {} matching {:?}", s.id, s.ends_at, s.matchers);
+            eprintln!(
+                "vigil-notify: silence {} until {} matching {:?}",
+                s.id, s.ends_at, s.matchers
+            );
         }
         SilenceCommand::List { all, json } => {
             let list = store.silences(all, now).map_err(Exit::failed)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&list).unwrap_or_default());
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&list).unwrap_or_default()
+                );
             } else if list.is_empty() {
                 println!("no active silences");
             } else {
                 for s in list {
-                    let m: Vec<String> = s.matchers.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    let m: Vec<String> =
+                        s.matchers.iter().map(|(k, v)| format!("{k}={v}")).collect();
                     println!(
                         "{}  {}  until {}  by {}  match {}  reason {:?}",
                         s.id,
@@ -261,7 +292,10 @@ fn cmd_status(g: &GlobalArgs, all: bool, json: bool) -> Result<i32, Exit> {
             );
         }
         for s in &silences {
-            println!("silence {} until {} match {:?}: {}", s.id, s.ends_at, s.matchers, s.reason);
+            println!(
+                "silence {} until {} match {:?}: {}",
+                s.id, s.ends_at, s.matchers, s.reason
+            );
         }
         for c in &channels {
             let waiting = pending.get(&c.channel).copied().unwrap_or(0);
@@ -269,7 +303,10 @@ fn cmd_status(g: &GlobalArgs, all: bool, json: bool) -> Result<i32, Exit> {
                 "channel {:<16} waiting {waiting:<4} failures {:<3} {}",
                 c.channel,
                 c.failures,
-                c.last_error.as_deref().map(|e| format!("last error: {e}")).unwrap_or_default()
+                c.last_error
+                    .as_deref()
+                    .map(|e| format!("last error: {e}"))
+                    .unwrap_or_default()
             );
         }
     }

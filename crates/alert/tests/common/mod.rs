@@ -25,7 +25,11 @@ pub fn bin() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
     let p = dir.join("vigil-notify");
-    assert!(p.exists(), "{} is missing: run `cargo build --workspace --bins` first", p.display());
+    assert!(
+        p.exists(),
+        "{} is missing: run `cargo build --workspace --bins` first",
+        p.display()
+    );
     p
 }
 
@@ -37,7 +41,9 @@ pub struct Proc {
 
 impl Proc {
     pub fn spawn(name: &str, cmd: &mut Command) -> Proc {
-        let child = cmd.spawn().unwrap_or_else(|e| panic!("starting {name}: {e}"));
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {name}: {e}"));
         Proc {
             child: Some(child),
             name: name.into(),
@@ -56,7 +62,10 @@ impl Proc {
     /// SIGTERM and wait up to `within`; returns the output.
     pub fn term(&mut self, within: Duration) -> Output {
         let mut c = self.child.take().expect("running");
-        let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status();
         let t = Instant::now();
         loop {
             if let Ok(Some(_)) = c.try_wait() {
@@ -82,13 +91,18 @@ impl Drop for Proc {
 pub fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
     let t = Instant::now();
     while !f() {
-        assert!(t.elapsed() < Duration::from_secs(secs), "timed out after {secs}s waiting for {what}");
+        assert!(
+            t.elapsed() < Duration::from_secs(secs),
+            "timed out after {secs}s waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
 pub fn wait_port(port: u16, secs: u64) {
-    wait_for(&format!("port {port}"), secs, || TcpStream::connect(("127.0.0.1", port)).is_ok());
+    wait_for(&format!("port {port}"), secs, || {
+        TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
 }
 
 /// What a receiver does with the next request.
@@ -173,7 +187,10 @@ impl Receiver {
 
     /// Requests answered with 2xx.
     pub fn delivered(&self) -> Vec<Request> {
-        self.all().into_iter().filter(|r| (200..300).contains(&r.status)).collect()
+        self.all()
+            .into_iter()
+            .filter(|r| (200..300).contains(&r.status))
+            .collect()
     }
 
     fn serve(&self, s: TcpStream) {
@@ -205,12 +222,20 @@ impl Receiver {
                     headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
                 }
             }
-            let len: usize = headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+            let len: usize = headers
+                .get("content-length")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
             let mut body = vec![0; len];
             if rd.read_exact(&mut body).is_err() {
                 return;
             }
-            let reply = self.script.lock().expect("lock").pop_front().unwrap_or_else(|| self.default.lock().expect("lock").clone());
+            let reply = self
+                .script
+                .lock()
+                .expect("lock")
+                .pop_front()
+                .unwrap_or_else(|| self.default.lock().expect("lock").clone());
             let (status, extra, text) = match reply {
                 Reply::Status(s, h, b) => (s, h, b),
                 Reply::Hang(d) => {
@@ -220,7 +245,13 @@ impl Receiver {
                 }
                 Reply::Slow(d, s, b) => {
                     // Received (and acted on, like Slack would) before the answer.
-                    self.record(method.clone(), path.clone(), headers.clone(), body.clone(), s);
+                    self.record(
+                        method.clone(),
+                        path.clone(),
+                        headers.clone(),
+                        body.clone(),
+                        s,
+                    );
                     std::thread::sleep(d);
                     let resp = format!("HTTP/1.1 {s} X\r\ncontent-length: {}\r\n\r\n{b}", b.len());
                     if w.write_all(resp.as_bytes()).is_err() {
@@ -230,7 +261,10 @@ impl Receiver {
                 }
             };
             self.record(method, path, headers, body, status);
-            let mut resp = format!("HTTP/1.1 {status} X\r\ncontent-length: {}\r\ncontent-type: text/plain\r\n", text.len());
+            let mut resp = format!(
+                "HTTP/1.1 {status} X\r\ncontent-length: {}\r\ncontent-type: text/plain\r\n",
+                text.len()
+            );
             for (k, v) in extra {
                 resp.push_str(&format!("{k}: {v}\r\n"));
             }
@@ -242,7 +276,14 @@ impl Receiver {
         }
     }
 
-    fn record(&self, method: String, path: String, headers: BTreeMap<String, String>, body: Vec<u8>, status: u16) {
+    fn record(
+        &self,
+        method: String,
+        path: String,
+        headers: BTreeMap<String, String>,
+        body: Vec<u8>,
+        status: u16,
+    ) {
         self.requests.lock().expect("lock").push(Request {
             at: Instant::now(),
             method,
@@ -265,25 +306,89 @@ pub struct Certs {
 }
 
 fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl").current_dir(dir).args(args).output().expect("openssl");
-    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 pub fn certs(dir: &Path) -> Certs {
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
     let mut a = vec!["req", "-x509"];
     a.extend(ec);
-    a.extend(["-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=vigil test CA", "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"]);
+    a.extend([
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=vigil test CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]);
     openssl(dir, &a);
     let mut a = vec!["req"];
     a.extend(ec);
-    a.extend(["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"]);
+    a.extend([
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
     openssl(dir, &a);
     std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n").expect("ext");
-    openssl(dir, &["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "ext.cnf"]);
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+        ],
+    );
     let mut a = vec!["req", "-x509"];
     a.extend(ec);
-    a.extend(["-keyout", "rogue.key", "-out", "rogue.pem", "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]);
+    a.extend([
+        "-keyout",
+        "rogue.key",
+        "-out",
+        "rogue.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-addext",
+        "subjectAltName=IP:127.0.0.1",
+    ]);
     openssl(dir, &a);
     Certs {
         ca: dir.join("ca.pem"),
@@ -365,13 +470,20 @@ pub fn notify_daemon(config: &Path, log: &Path) -> Proc {
 }
 
 pub fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 /// Fails if any secret appears in `output`.
 pub fn assert_no_secret(what: &str, output: &str, secrets: &[&str]) {
     for s in secrets {
-        assert!(!output.contains(s), "{what} leaks the secret {s:?}:\n{output}");
+        assert!(
+            !output.contains(s),
+            "{what} leaks the secret {s:?}:\n{output}"
+        );
     }
 }
 
@@ -389,14 +501,23 @@ pub fn count(queued: &[i64], seen: &[i64]) -> (usize, usize) {
 /// Outbox ids of undelivered and delivered rows, read with the sqlite library.
 pub fn outbox_ids(state: &Path, channel: &str) -> Vec<i64> {
     let c = rusqlite::Connection::open(state.join("alerts.db")).expect("db");
-    let mut st = c.prepare("SELECT id FROM outbox WHERE channel = ?1 ORDER BY id").expect("prepare");
-    st.query_map([channel], |r| r.get(0)).expect("query").map(|r| r.expect("row")).collect()
+    let mut st = c
+        .prepare("SELECT id FROM outbox WHERE channel = ?1 ORDER BY id")
+        .expect("prepare");
+    st.query_map([channel], |r| r.get(0))
+        .expect("query")
+        .map(|r| r.expect("row"))
+        .collect()
 }
 
 pub fn pending(state: &Path, channel: &str) -> i64 {
     let c = rusqlite::Connection::open(state.join("alerts.db")).expect("db");
-    c.query_row("SELECT COUNT(*) FROM outbox WHERE channel = ?1 AND sent_ms IS NULL", [channel], |r| r.get(0))
-        .expect("count")
+    c.query_row(
+        "SELECT COUNT(*) FROM outbox WHERE channel = ?1 AND sent_ms IS NULL",
+        [channel],
+        |r| r.get(0),
+    )
+    .expect("count")
 }
 
 /// Outbox ids carried by a Slack message (block ids `vigil-EVENT-ID`).
@@ -422,7 +543,10 @@ pub fn teams_ids(v: &Value) -> Vec<i64> {
 }
 
 /// Outcome records for a run: `(member, ok, stage)`.
-pub fn outcomes(run: &str, list: &[(&str, bool, vigil_core::outcome::Stage)]) -> Vec<vigil_core::outcome::Outcome> {
+pub fn outcomes(
+    run: &str,
+    list: &[(&str, bool, vigil_core::outcome::Stage)],
+) -> Vec<vigil_core::outcome::Outcome> {
     list.iter()
         .map(|(m, ok, stage)| vigil_core::outcome::Outcome {
             job: "snapshot".into(),
