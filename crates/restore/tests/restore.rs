@@ -127,7 +127,7 @@ async fn connect(ep: &str) -> Option<etcd_client::Client> {
 }
 
 /// All keys and values of one member, and the revision.
-fn dump(ep: &str) -> (i64, Vec<(Vec<u8>, Vec<u8>)>) {
+fn dump(ep: &str) -> (i64, Vec<vigil_tests::etcd::Kv>) {
     let rt = Cluster::runtime();
     rt.block_on(async {
         let mut c = connect(ep).await.unwrap();
