@@ -2,6 +2,7 @@
 //! test certificates, age keys, and helpers to run the vigil binaries.
 #![allow(clippy::unwrap_used)]
 
+pub mod ceph;
 pub mod etcd;
 pub mod proxy;
 pub mod tls;
@@ -140,6 +141,8 @@ pub struct ConfigBuilder {
     pub members: Vec<(String, String)>,
     pub recipient: Option<String>,
     pub extra_snapshot: String,
+    /// Appended after [state]: sinks, alert channels, ...
+    pub extra: String,
     pub tls: Option<tls::Certs>,
     pub snapshot_dir: PathBuf,
 }
@@ -151,6 +154,7 @@ impl ConfigBuilder {
             members,
             recipient: Some(recipient.to_string()),
             extra_snapshot: String::new(),
+            extra: String::new(),
             tls: None,
             snapshot_dir: dir.join("snapshots"),
         }
@@ -182,6 +186,7 @@ impl ConfigBuilder {
             "\n[state]\ndir = \"{}\"\n",
             self.dir.join("state").display()
         ));
+        s.push_str(&self.extra);
         let p = self.dir.join(name);
         std::fs::write(&p, s).unwrap();
         p

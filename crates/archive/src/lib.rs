@@ -21,6 +21,12 @@ pub enum ArchiveError {
         #[source]
         source: std::io::Error,
     },
+    #[error("reading archive {path}: {source}")]
+    Read {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("archive {path} read back as {actual_size} bytes with sha256 {actual}, but {expected_size} bytes with sha256 {expected} were written")]
     ReadbackMismatch {
         path: std::path::PathBuf,

@@ -32,7 +32,11 @@ pub enum SinkMsg {
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
     #[error("sink {sink}: building the {kind} client: {message}")]
-    Build { sink: String, kind: String, message: String },
+    Build {
+        sink: String,
+        kind: String,
+        message: String,
+    },
     #[error("sink {sink}: {op} {key}: {message}")]
     Store {
         sink: String,
@@ -50,7 +54,11 @@ pub enum SinkError {
         actual_size: u64,
     },
     #[error("sink {sink}: upload of {key} aborted: {reason}")]
-    Aborted { sink: String, key: String, reason: String },
+    Aborted {
+        sink: String,
+        key: String,
+        reason: String,
+    },
     #[error("sink {sink}: {message}")]
     Tape { sink: String, message: String },
     #[error("sink {sink}: {0}", sink = .1)]
@@ -73,9 +81,17 @@ impl SinkEntry {
 }
 
 enum Backend {
-    Object { store: Arc<dyn ObjectStore>, part_size: usize, concurrency: usize },
-    Dir { root: PathBuf },
-    Dsmc { catalog: PathBuf },
+    Object {
+        store: Arc<dyn ObjectStore>,
+        part_size: usize,
+        concurrency: usize,
+    },
+    Dir {
+        root: PathBuf,
+    },
+    Dsmc {
+        catalog: PathBuf,
+    },
 }
 
 /// One configured sink, ready to use.
@@ -87,7 +103,10 @@ pub struct Sink {
 
 impl std::fmt::Debug for Sink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sink").field("name", &self.cfg.name).field("kind", &self.cfg.kind).finish()
+        f.debug_struct("Sink")
+            .field("name", &self.cfg.name)
+            .field("kind", &self.cfg.kind)
+            .finish()
     }
 }
 
@@ -125,8 +144,10 @@ impl Sink {
                 .with_connect_timeout(cfg.connect_timeout())
                 .with_allow_http(cfg.allow_http.unwrap_or(false));
             if let Some(ca) = &cfg.ca_file {
-                let pem = std::fs::read(ca).map_err(|e| berr(format!("reading ca_file {}: {e}", ca.display())))?;
-                let cert = object_store::Certificate::from_pem(&pem).map_err(|e| berr(format!("ca_file {}: {}", ca.display(), chain(&e))))?;
+                let pem = std::fs::read(ca)
+                    .map_err(|e| berr(format!("reading ca_file {}: {e}", ca.display())))?;
+                let cert = object_store::Certificate::from_pem(&pem)
+                    .map_err(|e| berr(format!("ca_file {}: {}", ca.display(), chain(&e))))?;
                 o = o.with_root_certificate(cert);
             }
             Ok(o)
@@ -188,7 +209,10 @@ impl Sink {
             SinkKind::Fs => {
                 let p = cfg.path.clone().unwrap_or_default();
                 fsutil::ensure_private_dir(&p).map_err(|e| berr(e.to_string()))?;
-                Some(Arc::new(object_store::local::LocalFileSystem::new_with_prefix(&p).map_err(|e| berr(chain(&e)))?))
+                Some(Arc::new(
+                    object_store::local::LocalFileSystem::new_with_prefix(&p)
+                        .map_err(|e| berr(chain(&e)))?,
+                ))
             }
             SinkKind::Dir | SinkKind::TapeDsmc => None,
         };
@@ -240,8 +264,19 @@ impl Sink {
     pub fn location(&self, member: &str, file: &str) -> String {
         match &self.backend {
             Backend::Object { .. } => match self.cfg.kind {
-                SinkKind::S3 => format!("s3://{}/{}", self.cfg.bucket.as_deref().unwrap_or(""), self.rel(member, file)),
-                SinkKind::Fs => self.cfg.path.clone().unwrap_or_default().join(self.rel(member, file)).display().to_string(),
+                SinkKind::S3 => format!(
+                    "s3://{}/{}",
+                    self.cfg.bucket.as_deref().unwrap_or(""),
+                    self.rel(member, file)
+                ),
+                SinkKind::Fs => self
+                    .cfg
+                    .path
+                    .clone()
+                    .unwrap_or_default()
+                    .join(self.rel(member, file))
+                    .display()
+                    .to_string(),
                 _ => format!("{}:{}", self.cfg.name, self.rel(member, file)),
             },
             Backend::Dir { root } => root.join(self.rel(member, file)).display().to_string(),
@@ -265,12 +300,24 @@ impl Sink {
     /// Receives the encrypted stream and stores it under its final name once
     /// `Commit` arrives. A closed channel without `Commit` aborts the upload,
     /// so no partial object or orphan multipart upload is left behind.
-    pub async fn upload_stream(&self, member: &str, file: &str, mut rx: mpsc::Receiver<SinkMsg>) -> Result<u64, SinkError> {
+    pub async fn upload_stream(
+        &self,
+        member: &str,
+        file: &str,
+        mut rx: mpsc::Receiver<SinkMsg>,
+    ) -> Result<u64, SinkError> {
         let key = self.rel(member, file);
         match &self.backend {
-            Backend::Object { store, part_size, concurrency } => {
+            Backend::Object {
+                store,
+                part_size,
+                concurrency,
+            } => {
                 let path = ObjPath::from(key.as_str());
-                let upload = store.put_multipart(&path).await.map_err(|e| self.store_err("starting upload of", &key, &e))?;
+                let upload = store
+                    .put_multipart(&path)
+                    .await
+                    .map_err(|e| self.store_err("starting upload of", &key, &e))?;
                 let mut w = WriteMultipart::new_with_chunk_size(upload, *part_size);
                 let mut n = 0u64;
                 loop {
@@ -287,7 +334,9 @@ impl Sink {
                         }
                         Some(SinkMsg::Commit) => {
                             // Ceph RGW answers an empty ETag here; only errors count.
-                            w.finish().await.map_err(|e| self.store_err("completing upload of", &key, &e))?;
+                            w.finish()
+                                .await
+                                .map_err(|e| self.store_err("completing upload of", &key, &e))?;
                             return Ok(n);
                         }
                         None => {
@@ -303,7 +352,10 @@ impl Sink {
             }
             Backend::Dir { root } => {
                 let final_path = root.join(&key);
-                let dir = final_path.parent().map(Path::to_path_buf).unwrap_or_default();
+                let dir = final_path
+                    .parent()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_default();
                 fsutil::ensure_private_dir(&dir).map_err(|e| self.fs_err(e))?;
                 let tmp = fsutil::partial_path(&final_path);
                 let _ = std::fs::remove_file(&tmp);
@@ -345,8 +397,38 @@ impl Sink {
         }
     }
 
+    /// Removes temp files that a killed run left in a `dir` sink.
+    pub fn cleanup(&self) -> Vec<PathBuf> {
+        let Backend::Dir { root } = &self.backend else {
+            return Vec::new();
+        };
+        let base = root.join(self.rel("", "").trim_end_matches('/'));
+        let mut removed = Vec::new();
+        for member in std::fs::read_dir(&base).into_iter().flatten().flatten() {
+            for f in std::fs::read_dir(member.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let name = f.file_name().to_string_lossy().into_owned();
+                if name.starts_with('.')
+                    && name.ends_with(fsutil::PARTIAL_SUFFIX)
+                    && std::fs::remove_file(f.path()).is_ok()
+                {
+                    removed.push(f.path());
+                }
+            }
+        }
+        removed
+    }
+
     /// Ships a finished local archive (tape, and catch-up for the others).
-    pub async fn upload_file(&self, member: &str, archive: &Path, m: &Manifest) -> Result<(), SinkError> {
+    pub async fn upload_file(
+        &self,
+        member: &str,
+        archive: &Path,
+        m: &Manifest,
+    ) -> Result<(), SinkError> {
         if let Backend::Dsmc { catalog } = &self.backend {
             return self.dsmc_archive(archive, m, catalog).await;
         }
@@ -361,7 +443,10 @@ impl Sink {
                 if n == 0 {
                     break;
                 }
-                if tx.blocking_send(SinkMsg::Data(Bytes::copy_from_slice(&buf[..n]))).is_err() {
+                if tx
+                    .blocking_send(SinkMsg::Data(Bytes::copy_from_slice(&buf[..n])))
+                    .is_err()
+                {
                     return Ok(());
                 }
             }
@@ -372,7 +457,12 @@ impl Sink {
         match feeder.await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(self.fs_err(FsError::new("reading", archive, e))),
-            Err(e) => return Err(SinkError::Tape { sink: self.cfg.name.clone(), message: format!("internal error: {e}") }),
+            Err(e) => {
+                return Err(SinkError::Tape {
+                    sink: self.cfg.name.clone(),
+                    message: format!("internal error: {e}"),
+                })
+            }
         }
         up?;
         self.verify(member, m).await?;
@@ -383,38 +473,48 @@ impl Sink {
     /// or by the size the store reports.
     pub async fn verify(&self, member: &str, m: &Manifest) -> Result<(), SinkError> {
         let key = self.rel(member, &m.archive);
-        let (size, sha) = match (&self.backend, self.cfg.verify_mode()) {
-            (Backend::Object { store, .. }, VerifyMode::Size) => {
-                let meta = store.head(&ObjPath::from(key.as_str())).await.map_err(|e| self.store_err("checking", &key, &e))?;
-                (meta.size, None)
-            }
-            (Backend::Object { store, .. }, VerifyMode::Readback) => {
-                let r = store.get(&ObjPath::from(key.as_str())).await.map_err(|e| self.store_err("reading back", &key, &e))?;
-                let mut s = r.into_stream();
-                let mut h = Sha256::new();
-                let mut n = 0u64;
-                while let Some(chunk) = s.next().await {
-                    let c = chunk.map_err(|e| self.store_err("reading back", &key, &e))?;
-                    n += c.len() as u64;
-                    h.update(&c);
+        let (size, sha) =
+            match (&self.backend, self.cfg.verify_mode()) {
+                (Backend::Object { store, .. }, VerifyMode::Size) => {
+                    let meta = store
+                        .head(&ObjPath::from(key.as_str()))
+                        .await
+                        .map_err(|e| self.store_err("checking", &key, &e))?;
+                    (meta.size, None)
                 }
-                (n, Some(hex::encode(h.finalize())))
-            }
-            (Backend::Dir { root }, mode) => {
-                let p = root.join(&key);
-                if mode == VerifyMode::Size {
-                    let len = std::fs::metadata(&p).map_err(|e| self.fs_err(FsError::new("checking", &p, e)))?.len();
-                    (len, None)
-                } else {
-                    let (n, s) = tokio::task::block_in_place(|| crate::sha256_file(&p)).map_err(|e| SinkError::Tape {
-                        sink: self.cfg.name.clone(),
-                        message: e.to_string(),
-                    })?;
-                    (n, Some(s))
+                (Backend::Object { store, .. }, VerifyMode::Readback) => {
+                    let r = store
+                        .get(&ObjPath::from(key.as_str()))
+                        .await
+                        .map_err(|e| self.store_err("reading back", &key, &e))?;
+                    let mut s = r.into_stream();
+                    let mut h = Sha256::new();
+                    let mut n = 0u64;
+                    while let Some(chunk) = s.next().await {
+                        let c = chunk.map_err(|e| self.store_err("reading back", &key, &e))?;
+                        n += c.len() as u64;
+                        h.update(&c);
+                    }
+                    (n, Some(hex::encode(h.finalize())))
                 }
-            }
-            (Backend::Dsmc { .. }, _) => return Ok(()),
-        };
+                (Backend::Dir { root }, mode) => {
+                    let p = root.join(&key);
+                    if mode == VerifyMode::Size {
+                        let len = std::fs::metadata(&p)
+                            .map_err(|e| self.fs_err(FsError::new("checking", &p, e)))?
+                            .len();
+                        (len, None)
+                    } else {
+                        let (n, s) = tokio::task::block_in_place(|| crate::sha256_file(&p))
+                            .map_err(|e| SinkError::Tape {
+                                sink: self.cfg.name.clone(),
+                                message: e.to_string(),
+                            })?;
+                        (n, Some(s))
+                    }
+                }
+                (Backend::Dsmc { .. }, _) => return Ok(()),
+            };
         if size != m.archive_size || sha.as_ref().is_some_and(|s| *s != m.archive_sha256) {
             return Err(SinkError::Mismatch {
                 sink: self.cfg.name.clone(),
@@ -437,7 +537,9 @@ impl Sink {
                 .await
                 .map(|_| ())
                 .map_err(|e| self.store_err("writing manifest", &key, &e)),
-            Backend::Dir { root } => fsutil::atomic_write(&root.join(&key), &m.to_json()).map_err(|e| self.fs_err(e)),
+            Backend::Dir { root } => {
+                fsutil::atomic_write(&root.join(&key), &m.to_json()).map_err(|e| self.fs_err(e))
+            }
             Backend::Dsmc { .. } => Ok(()),
         }
     }
@@ -463,8 +565,14 @@ impl Sink {
                     }
                 }
                 for loc in manifests {
-                    let r = store.get(&ObjPath::from(loc.as_str())).await.map_err(|e| self.store_err("reading manifest", &loc, &e))?;
-                    let bytes = r.bytes().await.map_err(|e| self.store_err("reading manifest", &loc, &e))?;
+                    let r = store
+                        .get(&ObjPath::from(loc.as_str()))
+                        .await
+                        .map_err(|e| self.store_err("reading manifest", &loc, &e))?;
+                    let bytes = r
+                        .bytes()
+                        .await
+                        .map_err(|e| self.store_err("reading manifest", &loc, &e))?;
                     match serde_json::from_slice::<Manifest>(&bytes) {
                         Ok(m) => {
                             let archive_key = loc.trim_end_matches(SUFFIX).to_string();
@@ -474,7 +582,9 @@ impl Sink {
                                 manifest: m,
                             });
                         }
-                        Err(e) => tracing::warn!(sink = %self.cfg.name, "skipping unreadable manifest {loc}: {e}"),
+                        Err(e) => {
+                            tracing::warn!(sink = %self.cfg.name, "skipping unreadable manifest {loc}: {e}")
+                        }
                     }
                 }
             }
@@ -539,7 +649,11 @@ impl Sink {
     }
 
     /// Opens a stored archive as a byte stream (for restores and scrubbing).
-    pub async fn open(&self, member: &str, archive: &str) -> Result<futures_util::stream::BoxStream<'static, Result<Bytes, SinkError>>, SinkError> {
+    pub async fn open(
+        &self,
+        member: &str,
+        archive: &str,
+    ) -> Result<futures_util::stream::BoxStream<'static, Result<Bytes, SinkError>>, SinkError> {
         let key = self.rel(member, archive);
         let name = self.cfg.name.clone();
         match &self.backend {
@@ -605,7 +719,13 @@ impl Sink {
 
     /// Judges a dsmc return code: 0 is success, 4 and 8 are what the config
     /// says (failure by default), anything else is failure.
-    fn dsmc_check(&self, what: &str, program: &Path, args: &[String], out: &vigil_core::cmd::CmdOutput) -> Result<(), SinkError> {
+    fn dsmc_check(
+        &self,
+        what: &str,
+        program: &Path,
+        args: &[String],
+        out: &vigil_core::cmd::CmdOutput,
+    ) -> Result<(), SinkError> {
         let ok = match out.code {
             Some(0) => true,
             Some(4) => self.cfg.rc4.unwrap_or_default() == RcPolicy::Ok,
@@ -627,10 +747,15 @@ impl Sink {
         };
         let mut msg = format!(
             "dsmc {what} failed with return code {} ({meaning}): `{}`",
-            out.code.map(|c| c.to_string()).unwrap_or_else(|| "none".into()),
+            out.code
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| "none".into()),
             vigil_core::cmd::render_argv(program, args)
         );
-        for (label, text) in [("stderr", vigil_core::cmd::tail(&out.stderr, 10)), ("output", vigil_core::cmd::tail(&out.stdout, 10))] {
+        for (label, text) in [
+            ("stderr", vigil_core::cmd::tail(&out.stderr, 10)),
+            ("output", vigil_core::cmd::tail(&out.stdout, 10)),
+        ] {
             if !text.is_empty() {
                 msg.push_str(&format!("\n{label}:\n{text}"));
             }
@@ -647,8 +772,17 @@ impl Sink {
         })
     }
 
-    async fn dsmc_archive(&self, archive: &Path, m: &Manifest, catalog: &Path) -> Result<(), SinkError> {
-        let program = self.cfg.dsmc.clone().unwrap_or_else(|| PathBuf::from("dsmc"));
+    async fn dsmc_archive(
+        &self,
+        archive: &Path,
+        m: &Manifest,
+        catalog: &Path,
+    ) -> Result<(), SinkError> {
+        let program = self
+            .cfg
+            .dsmc
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("dsmc"));
         let manifest_path = Manifest::path_for(archive);
         let mut args = self.dsmc_args("archive", m);
         args.push(archive.display().to_string());
@@ -657,35 +791,44 @@ impl Sink {
             sink: self.cfg.name.clone(),
             message: e.to_string(),
         };
-        let out = vigil_core::cmd::run(&program, &args, self.cfg.timeout()).await.map_err(terr)?;
+        let out = vigil_core::cmd::run(&program, &args, self.cfg.timeout())
+            .await
+            .map_err(terr)?;
         self.dsmc_check("archive", &program, &args, &out)?;
         if self.cfg.retrieve_verify.unwrap_or(false) {
-            let dir = catalog.parent().map(|p| p.join(format!(".retrieve-{}", m.id))).unwrap_or_default();
+            let dir = catalog
+                .parent()
+                .map(|p| p.join(format!(".retrieve-{}", m.id)))
+                .unwrap_or_default();
             let _ = std::fs::remove_dir_all(&dir);
             fsutil::ensure_private_dir(&dir).map_err(|e| self.fs_err(e))?;
             let mut args = self.dsmc_args("retrieve", m);
             args.push("-replace=yes".into());
             args.push(archive.display().to_string());
             args.push(format!("{}/", dir.display()));
-            let out = vigil_core::cmd::run(&program, &args, self.cfg.timeout()).await.map_err(terr)?;
-            let checked = self.dsmc_check("retrieve", &program, &args, &out).and_then(|()| {
-                let got = dir.join(&m.archive);
-                let (n, sha) = crate::sha256_file(&got).map_err(|e| SinkError::Tape {
-                    sink: self.cfg.name.clone(),
-                    message: format!("retrieve-verify: {e}"),
-                })?;
-                if n != m.archive_size || sha != m.archive_sha256 {
-                    return Err(SinkError::Mismatch {
+            let out = vigil_core::cmd::run(&program, &args, self.cfg.timeout())
+                .await
+                .map_err(terr)?;
+            let checked = self
+                .dsmc_check("retrieve", &program, &args, &out)
+                .and_then(|()| {
+                    let got = dir.join(&m.archive);
+                    let (n, sha) = crate::sha256_file(&got).map_err(|e| SinkError::Tape {
                         sink: self.cfg.name.clone(),
-                        key: format!("retrieved {}", got.display()),
-                        expected: m.archive_sha256.clone(),
-                        actual: sha,
-                        expected_size: m.archive_size,
-                        actual_size: n,
-                    });
-                }
-                Ok(())
-            });
+                        message: format!("retrieve-verify: {e}"),
+                    })?;
+                    if n != m.archive_size || sha != m.archive_sha256 {
+                        return Err(SinkError::Mismatch {
+                            sink: self.cfg.name.clone(),
+                            key: format!("retrieved {}", got.display()),
+                            expected: m.archive_sha256.clone(),
+                            actual: sha,
+                            expected_size: m.archive_size,
+                            actual_size: n,
+                        });
+                    }
+                    Ok(())
+                });
             let _ = std::fs::remove_dir_all(&dir);
             checked?;
         }

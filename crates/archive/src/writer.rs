@@ -132,7 +132,11 @@ impl ArchiveWriter {
     }
 
     /// Like [`ArchiveWriter::create`], also streaming the ciphertext to `sinks`.
-    pub fn create_with_sinks(final_path: &Path, opts: &ArchiveOptions, sinks: Vec<SinkTx>) -> Result<Self, ArchiveError> {
+    pub fn create_with_sinks(
+        final_path: &Path,
+        opts: &ArchiveOptions,
+        sinks: Vec<SinkTx>,
+    ) -> Result<Self, ArchiveError> {
         let tmp = fsutil::partial_path(final_path);
         let _ = std::fs::remove_file(&tmp);
         let file = fsutil::create_private(&tmp)?;
@@ -226,7 +230,7 @@ impl Drop for ArchiveWriter {
 
 /// Reads a file back from disk and returns its size and sha256.
 pub fn sha256_file(path: &Path) -> Result<(u64, String), ArchiveError> {
-    let rerr = |source| ArchiveError::Write {
+    let rerr = |source| ArchiveError::Read {
         path: path.to_path_buf(),
         source,
     };

@@ -5,13 +5,13 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 use vigil_cli::{finish, load_config, Exit, GlobalArgs};
 use vigil_core::exit;
-use vigil_snapshot::{list, output, run};
+use vigil_snapshot::{list, output, run, ship};
 
 #[derive(Debug, Parser)]
 #[command(
     name = "vigil-snapshot",
     version,
-    about = "Snapshot every etcd member, verified, compressed and encrypted"
+    about = "Snapshot every etcd member, verified, compressed and encrypted, and ship it"
 )]
 struct Cli {
     #[command(flatten)]
@@ -22,14 +22,36 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Snapshot all members now, verify, store, prune and record the outcome.
+    /// Snapshot all members now, verify, store, ship, prune and record the outcome.
     Run {
         /// Print a machine-readable summary on stdout.
         #[arg(long)]
         json: bool,
     },
-    /// List the local archives per member.
+    /// List the archives per member.
     List {
+        /// Include every sink, merged by archive, with where each copy lives.
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Apply the retention rules locally and in every sink.
+    Prune {
+        /// Only show what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-read stored archives and check them against their manifests.
+    Scrub {
+        /// Only this sink (`local` for the bastion's own copies).
+        #[arg(long)]
+        sink: Option<String>,
+        /// Check N randomly chosen archives per store instead of all.
+        #[arg(long)]
+        sample: Option<usize>,
         #[arg(long)]
         json: bool,
     },
@@ -42,45 +64,188 @@ fn main() -> ExitCode {
     vigil_cli::init_logging(&cli.global);
     let r = match cli.command {
         Command::CheckConfig => vigil_cli::check_config(&cli.global.config),
-        Command::Run { json } => cmd_run(&cli.global, json),
-        Command::List { json } => cmd_list(&cli.global, json),
+        Command::Run { json } => with_runtime(|| cmd_run(&cli.global, json)),
+        Command::List { all, json } => with_runtime(|| cmd_list(&cli.global, all, json)),
+        Command::Prune { dry_run, json } => with_runtime(|| cmd_prune(&cli.global, dry_run, json)),
+        Command::Scrub { sink, sample, json } => {
+            with_runtime(|| cmd_scrub(&cli.global, sink, sample, json))
+        }
     };
     finish("vigil-snapshot", r)
 }
 
-fn cmd_run(g: &GlobalArgs, json: bool) -> Result<i32, Exit> {
-    let cfg = load_config(&g.config)?;
+fn with_runtime<F, Fut>(f: F) -> Result<i32, Exit>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<i32, Exit>>,
+{
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")
         .map_err(Exit::usage)?;
-    let report = rt.block_on(run(&cfg)).map_err(|e| Exit {
+    rt.block_on(f())
+}
+
+fn print_json<T: serde::Serialize>(v: &T) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+async fn cmd_run(g: &GlobalArgs, json: bool) -> Result<i32, Exit> {
+    let cfg = load_config(&g.config)?;
+    let report = run(&cfg).await.map_err(|e| Exit {
         code: e.exit_code(),
         error: e.into(),
     })?;
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).unwrap_or_default()
-        );
+        print_json(&report);
     } else {
         print!("{}", output::human(&report));
     }
     Ok(if report.ok { exit::OK } else { exit::FAILED })
 }
 
-fn cmd_list(g: &GlobalArgs, json: bool) -> Result<i32, Exit> {
+async fn cmd_list(g: &GlobalArgs, all: bool, json: bool) -> Result<i32, Exit> {
     let cfg = load_config(&g.config)?;
     let sc = cfg.snapshot("vigil-snapshot").map_err(Exit::usage)?;
-    let entries = list::entries(&sc.dir);
-    if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&entries).unwrap_or_default()
-        );
-    } else {
-        print!("{}", list::human(&entries));
+    if !all {
+        let entries = list::entries(&sc.dir);
+        if json {
+            print_json(&entries);
+        } else {
+            print!("{}", list::human(&entries));
+        }
+        return Ok(exit::OK);
     }
-    Ok(exit::OK)
+    let sinks = ship::build_sinks(&cfg).map_err(Exit::usage)?;
+    let (merged, errors) = list::merged(&cfg, &sc.dir, &sinks).await;
+    if json {
+        print_json(&serde_json::json!({ "archives": merged, "errors": errors }));
+    } else {
+        print!("{}", list::human_merged(&merged, &errors));
+    }
+    Ok(if errors.is_empty() {
+        exit::OK
+    } else {
+        exit::FAILED
+    })
+}
+
+async fn cmd_prune(g: &GlobalArgs, dry_run: bool, json: bool) -> Result<i32, Exit> {
+    let cfg = load_config(&g.config)?;
+    let sc = cfg.snapshot("vigil-snapshot").map_err(Exit::usage)?;
+    let _lock = vigil_core::fsutil::RunLock::acquire(&cfg.state.dir.join("snapshot.lock"))
+        .map_err(Exit::failed)?;
+    let mut local = Vec::new();
+    for m in cfg.members() {
+        let dir = vigil_archive::local::member_dir(&sc.dir, &m.name);
+        let pruned = vigil_archive::local::prune_member(&dir, &sc.policy(), dry_run)
+            .map_err(Exit::failed)?;
+        local.extend(
+            pruned
+                .into_iter()
+                .map(|s| s.archive_path.display().to_string()),
+        );
+    }
+    let mut reports = Vec::new();
+    for s in ship::build_sinks(&cfg).map_err(Exit::usage)? {
+        reports.push(ship::sync_sink(&cfg, &s, ship::Mode::Prune { dry_run }).await);
+    }
+    let ok = reports.iter().all(|r| r.ok);
+    if json {
+        print_json(&serde_json::json!({ "dry_run": dry_run, "local": local, "sinks": reports }));
+    } else {
+        let verb = if dry_run { "would prune" } else { "pruned" };
+        println!(
+            "local (keep {}): {verb} {}",
+            sc.policy().describe(),
+            local.len()
+        );
+        for p in &local {
+            println!("  {p}");
+        }
+        for r in &reports {
+            let policy = cfg
+                .sinks()
+                .find(|s| s.name == r.sink)
+                .map(|s| s.policy().describe())
+                .unwrap_or_default();
+            println!("sink {} (keep {policy}): {verb} {}", r.sink, r.pruned.len());
+            for p in &r.pruned {
+                println!("  {p}");
+            }
+            for e in &r.errors {
+                println!("  error: {e}");
+            }
+        }
+    }
+    Ok(if ok { exit::OK } else { exit::FAILED })
+}
+
+async fn cmd_scrub(
+    g: &GlobalArgs,
+    only: Option<String>,
+    sample: Option<usize>,
+    json: bool,
+) -> Result<i32, Exit> {
+    let cfg = load_config(&g.config)?;
+    let sc = cfg.snapshot("vigil-snapshot").map_err(Exit::usage)?;
+    let sinks = ship::build_sinks(&cfg).map_err(Exit::usage)?;
+    if let Some(name) = &only {
+        if name != "local" && !sinks.iter().any(|s| s.name() == name) {
+            return Err(Exit::usage(anyhow::anyhow!(
+                "no sink named {name:?} in {}",
+                cfg.path.display()
+            )));
+        }
+    }
+    let wanted = |n: &str| only.as_deref().is_none_or(|o| o == n);
+    let mut results = Vec::new();
+    if wanted("local") {
+        let (n, errors) = ship::scrub_local(&sc.dir, sample);
+        results.push(("local".to_string(), n, errors));
+    }
+    for s in sinks.iter().filter(|s| wanted(s.name())) {
+        let (n, errors) = ship::scrub_sink(s, sample).await;
+        results.push((s.name().to_string(), n, errors));
+    }
+    let run_id = vigil_core::rfc3339(vigil_core::now());
+    let mut ok = true;
+    for (store, n, errors) in &results {
+        ok &= errors.is_empty();
+        let rec = vigil_core::outcome::Outcome {
+            job: "scrub".into(),
+            run_id: run_id.clone(),
+            cluster: cfg.cluster_name().to_string(),
+            subject: store.clone(),
+            ok: errors.is_empty(),
+            stage: if errors.is_empty() {
+                vigil_core::outcome::Stage::Done
+            } else {
+                vigil_core::outcome::Stage::Scrub
+            },
+            error: (!errors.is_empty()).then(|| errors.join("; ")),
+            archive: None,
+            time: run_id.clone(),
+            duration_ms: 0,
+        };
+        vigil_core::outcome::record(&cfg.state.dir, &rec).map_err(Exit::failed)?;
+        if !json {
+            println!(
+                "{store}: {n} archive(s) checked, {} problem(s)",
+                errors.len()
+            );
+            for e in errors {
+                println!("  {e}");
+            }
+        }
+    }
+    if json {
+        let v: Vec<_> = results
+            .iter()
+            .map(|(s, n, e)| serde_json::json!({ "store": s, "checked": n, "errors": e }))
+            .collect();
+        print_json(&v);
+    }
+    Ok(if ok { exit::OK } else { exit::FAILED })
 }

@@ -80,6 +80,42 @@ pub fn human(r: &RunReport) -> String {
             }
         }
     }
+    for m in &r.members {
+        for c in m.sinks.iter().filter(|c| !c.ok) {
+            let _ = writeln!(
+                s,
+                "  {:<10} sink {}: streamed upload failed: {}",
+                m.member,
+                c.sink,
+                c.error.as_deref().unwrap_or("?")
+            );
+        }
+    }
+    for k in &r.sinks {
+        let _ = writeln!(
+            s,
+            "  sink {:<10} {}  {} verified copies{}{}",
+            k.sink,
+            if k.ok { "OK  " } else { "FAIL" },
+            k.copies,
+            if k.shipped.is_empty() {
+                String::new()
+            } else {
+                format!(", {} shipped late", k.shipped.len())
+            },
+            if k.pruned.is_empty() {
+                String::new()
+            } else {
+                format!(", {} pruned", k.pruned.len())
+            },
+        );
+        for e in &k.errors {
+            let _ = writeln!(s, "    error: {e}");
+        }
+        for w in &k.warnings {
+            let _ = writeln!(s, "    repaired: {w}");
+        }
+    }
     for p in &r.cleaned {
         let _ = writeln!(
             s,

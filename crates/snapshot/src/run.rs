@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use vigil_archive::sink::{Sink, SinkError, SinkMsg};
-use vigil_archive::{local, verify_readback, ArchiveError, ArchiveOptions, ArchiveWriter, SinkTx, Written};
+use vigil_archive::{
+    local, verify_readback, ArchiveError, ArchiveOptions, ArchiveWriter, SinkTx, Written,
+};
 use vigil_core::config::{Config, Encryption, MemberConfig, SnapshotConfig};
 use vigil_core::fsutil::{self, FsError, LockError, RunLock};
 use vigil_core::manifest::{self, Manifest};
@@ -150,6 +152,13 @@ pub async fn run(cfg: &Config) -> Result<RunReport, RunError> {
         }
     }
 
+    for s in &sinks {
+        for p in s.cleanup() {
+            tracing::warn!(sink = %s.name(), "removed leftover of an interrupted run: {}", p.display());
+            cleaned.push(p);
+        }
+    }
+
     let run_id = id_time(started);
     let ctx = Arc::new(Ctx {
         cluster: cfg.cluster_name().to_string(),
@@ -250,9 +259,14 @@ pub async fn run(cfg: &Config) -> Result<RunReport, RunError> {
         let mut rep = sync_sink(cfg, sink, Mode::ShipAndPrune).await;
         for m in &members {
             for c in m.sinks.iter().filter(|c| c.sink == sink.name() && !c.ok) {
-                let e = format!("{}: streamed upload failed: {}", m.member, c.error.as_deref().unwrap_or("?"));
+                let e = format!(
+                    "{}: streamed upload failed: {}",
+                    m.member,
+                    c.error.as_deref().unwrap_or("?")
+                );
                 if rep.ok {
-                    rep.warnings.push(format!("{e} (shipped again from the local copy)"));
+                    rep.warnings
+                        .push(format!("{e} (shipped again from the local copy)"));
                 } else {
                     rep.errors.push(e);
                 }
@@ -388,7 +402,10 @@ async fn snapshot_member(
     for sink in ctx.sinks.iter().filter(|s| s.streams()) {
         let (tx, rx) = mpsc::channel::<SinkMsg>(8);
         let (s, member, f) = (sink.clone(), m.name.clone(), file.clone());
-        uploads.push((sink.clone(), tokio::spawn(async move { s.upload_stream(&member, &f, rx).await })));
+        uploads.push((
+            sink.clone(),
+            tokio::spawn(async move { s.upload_stream(&member, &f, rx).await }),
+        ));
         txs.push(SinkTx {
             name: sink.name().to_string(),
             tx,

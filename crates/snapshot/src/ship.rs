@@ -62,9 +62,13 @@ pub async fn sync_sink(cfg: &Config, sink: &Sink, mode: Mode) -> SinkReport {
             missing.reverse();
             for s in missing {
                 tracing::info!(sink = %sink.name(), member = %member.name, "shipping {}", s.manifest.archive);
-                match sink.upload_file(&member.name, &s.archive_path, &s.manifest).await {
+                match sink
+                    .upload_file(&member.name, &s.archive_path, &s.manifest)
+                    .await
+                {
                     Ok(()) => {
-                        rep.shipped.push(sink.location(&member.name, &s.manifest.archive));
+                        rep.shipped
+                            .push(sink.location(&member.name, &s.manifest.archive));
                         entries.retain(|e| e.manifest.id != s.manifest.id);
                         entries.push(SinkEntry {
                             member: member.name.clone(),
@@ -123,7 +127,11 @@ pub async fn scrub_sink(sink: &Sink, sample: Option<usize>) -> (usize, Vec<Strin
     }
     for e in &chosen {
         if e.archive_size.is_none() {
-            errors.push(format!("{}: {} has a manifest but the archive is missing", sink.name(), e.manifest.archive));
+            errors.push(format!(
+                "{}: {} has a manifest but the archive is missing",
+                sink.name(),
+                e.manifest.archive
+            ));
             continue;
         }
         if let Err(err) = sink.verify(&e.member, &e.manifest).await {

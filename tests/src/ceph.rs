@@ -1,0 +1,131 @@
+//! A real Ceph radosgw (Debian's Ceph 16) on loopback, via tests/ceph/*.sh.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+pub const ACCESS_KEY: &str = "VIGILTESTKEY";
+pub const SECRET_KEY: &str = "VIGILTESTSECRET";
+
+#[derive(Debug)]
+pub struct Rgw {
+    pub dir: PathBuf,
+    pub port: u16,
+    scripts: PathBuf,
+}
+
+impl Rgw {
+    pub fn start(dir: &Path) -> Rgw {
+        let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("ceph");
+        let port = crate::free_port();
+        let base = 20000 + (std::process::id() % 200) as u16 * 100;
+        let o = Command::new("bash")
+            .arg(scripts.join("start-rgw.sh"))
+            .arg(dir)
+            .arg(port.to_string())
+            .arg(base.to_string())
+            .output()
+            .unwrap();
+        let rgw = Rgw {
+            dir: dir.to_path_buf(),
+            port,
+            scripts,
+        };
+        assert!(
+            o.status.success() && String::from_utf8_lossy(&o.stdout).contains("ready"),
+            "start-rgw.sh failed: {}",
+            crate::text(&o)
+        );
+        rgw
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn pid(&self) -> Option<i32> {
+        std::fs::read_to_string(self.dir.join("run/client.rgw.test.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// Kills radosgw only (the cluster stays up), as a crash or outage would.
+    pub fn kill_rgw(&self) {
+        if let Some(p) = self.pid() {
+            let _ = Command::new("kill").arg("-9").arg(p.to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Path::new(&format!("/proc/{p}")).exists() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+
+    pub fn start_rgw(&self) {
+        let conf = self.dir.join("ceph.conf");
+        let o = Command::new("radosgw")
+            .arg("-c")
+            .arg(&conf)
+            .args(["-n", "client.rgw.test"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "radosgw: {}", crate::text(&o));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "radosgw did not come back");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Runs the independent s3cmd client against this radosgw.
+    pub fn s3cmd(&self, args: &[&str]) -> Output {
+        let host = format!("127.0.0.1:{}", self.port);
+        Command::new("s3cmd")
+            .args([
+                "--no-ssl",
+                "--access_key",
+                ACCESS_KEY,
+                "--secret_key",
+                SECRET_KEY,
+                "--host",
+                &host,
+                "--host-bucket",
+                &host,
+                "--region",
+                "us-east-1",
+                "-c",
+                "/dev/null",
+            ])
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    pub fn make_bucket(&self, name: &str) {
+        let o = self.s3cmd(&["mb", &format!("s3://{name}")]);
+        assert!(o.status.success(), "s3cmd mb: {}", crate::text(&o));
+    }
+
+    /// Object keys (with sizes) under a prefix, from s3cmd.
+    pub fn ls(&self, url: &str) -> Vec<(String, u64)> {
+        let o = self.s3cmd(&["ls", "-r", url]);
+        assert!(o.status.success(), "s3cmd ls: {}", crate::text(&o));
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                (f.len() >= 4).then(|| (f[3].to_string(), f[2].parse().unwrap_or(0)))
+            })
+            .collect()
+    }
+}
+
+impl Drop for Rgw {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(self.scripts.join("stop-rgw.sh"))
+            .arg(&self.dir)
+            .status();
+    }
+}
