@@ -540,3 +540,67 @@ fn unencrypted_runs_only_when_explicit_and_warn() {
     let o = Command::new("zstd").arg("-t").arg(&p).output().unwrap();
     assert!(o.status.success(), "{}", text(&o));
 }
+
+/// (event, key) of every alert item delivered to the file channel.
+fn alert_events(path: &Path) -> Vec<(String, String)> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .flat_map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| {
+                    (
+                        i["event"].as_str().unwrap().to_string(),
+                        i["alert"]["key"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn failures_become_alerts_and_recoveries_resolve_them() {
+    let t = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::start(t.path(), &NAMES, None);
+    cluster.put_many("/registry/pods/", 20, 100, false, 13);
+    let key = age_key(t.path());
+    let alerts = t.path().join("alerts.jsonl");
+    let mut cb = ConfigBuilder::new(t.path(), cluster.config_members(), &key.recipient);
+    cb.extra_snapshot = "connect_timeout = \"2s\"\n".into();
+    cb.extra = format!(
+        "\n[[alert.channel]]\nname = \"file\"\nkind = \"file\"\npath = \"{}\"\n",
+        alerts.display()
+    );
+    let cfg = cb.write("vigil.toml");
+
+    cluster.kill(1);
+    let out = vigil("vigil-snapshot", &cfg, &["run"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let ev = alert_events(&alerts);
+    assert_eq!(
+        ev,
+        [(
+            "firing".to_string(),
+            "snapshot_failed{member=\"cp-2\"}".to_string()
+        )],
+        "one message for one dead member"
+    );
+
+    cluster.restart(1);
+    let out = vigil("vigil-snapshot", &cfg, &["run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let ev = alert_events(&alerts);
+    assert_eq!(ev.len(), 2, "{ev:?}");
+    assert_eq!(
+        ev[1],
+        (
+            "resolved".to_string(),
+            "snapshot_failed{member=\"cp-2\"}".to_string()
+        )
+    );
+}

@@ -97,6 +97,7 @@ async fn cmd_run(g: &GlobalArgs, json: bool) -> Result<i32, Exit> {
         code: e.exit_code(),
         error: e.into(),
     })?;
+    vigil_snapshot::alerts::raise(&cfg, &["snapshot", "sink"], &report.run_id).await;
     if json {
         print_json(&report);
     } else {
@@ -240,6 +241,7 @@ async fn cmd_scrub(
             }
         }
     }
+    vigil_snapshot::alerts::raise(&cfg, &["scrub"], &run_id).await;
     if json {
         let v: Vec<_> = results
             .iter()
