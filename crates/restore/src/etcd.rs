@@ -329,6 +329,18 @@ pub struct EtcdOptions<'a> {
 pub fn run(cfg: &vigil_core::Config, o: &EtcdOptions<'_>) -> Result<EtcdReport, RestoreError> {
     let members: Vec<&MemberConfig> = cfg.members().collect();
     let rc = cfg.restore();
+    // Absolute, so the printed commands work from any directory.
+    let out_abs = std::path::absolute(o.out)
+        .map_err(|e| vigil_core::fsutil::FsError::new("resolving", o.out, e))?;
+    let o = &EtcdOptions {
+        out: &out_abs,
+        identities: o.identities,
+        selector: o.selector.clone(),
+        source: o.source,
+        token: o.token.clone(),
+        keep_snapshot: o.keep_snapshot,
+        skip_port_check: o.skip_port_check,
+    };
     if o.out.exists() {
         let non_empty = std::fs::read_dir(o.out)
             .map(|mut d| d.next().is_some())

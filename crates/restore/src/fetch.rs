@@ -106,6 +106,7 @@ pub fn fetch_copy(
 ) -> Result<Fetched, RestoreError> {
     let started = Instant::now();
     let m = &copy.manifest;
+    let out = &std::path::absolute(out).map_err(|e| fsutil::FsError::new("resolving", out, e))?;
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         if !dir.is_dir() {
             return Err(RestoreError::Usage(format!(
