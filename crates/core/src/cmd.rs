@@ -27,7 +27,13 @@ pub enum CmdError {
 /// Renders argv for messages, quoting arguments with spaces.
 pub fn render_argv(program: &Path, args: &[String]) -> String {
     std::iter::once(program.display().to_string())
-        .chain(args.iter().map(|a| if a.contains(' ') { format!("'{a}'") } else { a.clone() }))
+        .chain(args.iter().map(|a| {
+            if a.contains(' ') {
+                format!("'{a}'")
+            } else {
+                a.clone()
+            }
+        }))
         .collect::<Vec<_>>()
         .join(" ")
 }
@@ -39,7 +45,11 @@ pub fn tail(s: &str, n: usize) -> String {
 }
 
 /// Runs a command to completion (killed after `timeout`), capturing output.
-pub async fn run(program: &Path, args: &[String], timeout: Duration) -> Result<CmdOutput, CmdError> {
+pub async fn run(
+    program: &Path,
+    args: &[String],
+    timeout: Duration,
+) -> Result<CmdOutput, CmdError> {
     let argv = render_argv(program, args);
     let child = tokio::process::Command::new(program)
         .args(args)
@@ -48,7 +58,10 @@ pub async fn run(program: &Path, args: &[String], timeout: Duration) -> Result<C
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .map_err(|source| CmdError::Spawn { argv: argv.clone(), source })?;
+        .map_err(|source| CmdError::Spawn {
+            argv: argv.clone(),
+            source,
+        })?;
     match tokio::time::timeout(timeout, child.wait_with_output()).await {
         Ok(Ok(o)) => Ok(CmdOutput {
             code: o.status.code(),

@@ -387,7 +387,9 @@ pub enum ChannelKind {
     File,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Warning,
@@ -583,7 +585,13 @@ impl Config {
             );
         }
         for k in self.sinks() {
-            let _ = writeln!(s, "sink {} ({}), keep {}", k.name, k.kind, k.policy().describe());
+            let _ = writeln!(
+                s,
+                "sink {} ({}), keep {}",
+                k.name,
+                k.kind,
+                k.policy().describe()
+            );
         }
         for c in &self.alert.channel {
             let c = c.get_ref();
@@ -673,7 +681,11 @@ impl Validator<'_> {
             let span = sk.span();
             let key = format!("sink[{i}]");
             if !sink_names.insert(sk.get_ref().name.clone()) || sk.get_ref().name == "local" {
-                return Err(self.err(format!("{key}.name"), Some(span), "duplicate sink name (\"local\" is reserved for the bastion's own copy)"));
+                return Err(self.err(
+                    format!("{key}.name"),
+                    Some(span),
+                    "duplicate sink name (\"local\" is reserved for the bastion's own copy)",
+                ));
             }
             self.sink(&key, sk.get_mut(), span)?;
         }
@@ -1433,17 +1445,45 @@ webhook_url = "https://hooks.slack.com/services/T000/B000/XXXXSECRET"
                 "[restore]\ndrill_sample_keys = 3\nssh = [\"ssh\", \"root@{host}\"]\n\n[state]",
             );
         let c = parse(&text).unwrap();
-        assert_eq!(c.members().next().unwrap().peer_url(), "http://127.0.0.1:12380");
+        assert_eq!(
+            c.members().next().unwrap().peer_url(),
+            "http://127.0.0.1:12380"
+        );
         assert_eq!(c.restore().drill_sample_keys, 3);
         for (from, to, want) in [
-            ("drill_sample_keys = 3", "drill_sampel_keys = 3", "drill_sampel_keys"),
-            ("ssh = [\"ssh\", \"root@{host}\"]", "ssh = [\"ssh\"]", "restore.ssh"),
-            ("drill_sample_keys = 3", "drill_timeout = \"1s\"", "restore.drill_timeout"),
-            ("peer_url = \"http://127.0.0.1:12380\"", "peer_url = \"127.0.0.1:12380\"", "cluster.members[0].peer_url"),
-            ("drill_sample_keys = 3", "drill_identity_file = \"/nonexistent/drill.txt\"", "restore.drill_identity_file"),
+            (
+                "drill_sample_keys = 3",
+                "drill_sampel_keys = 3",
+                "drill_sampel_keys",
+            ),
+            (
+                "ssh = [\"ssh\", \"root@{host}\"]",
+                "ssh = [\"ssh\"]",
+                "restore.ssh",
+            ),
+            (
+                "drill_sample_keys = 3",
+                "drill_timeout = \"1s\"",
+                "restore.drill_timeout",
+            ),
+            (
+                "peer_url = \"http://127.0.0.1:12380\"",
+                "peer_url = \"127.0.0.1:12380\"",
+                "cluster.members[0].peer_url",
+            ),
+            (
+                "drill_sample_keys = 3",
+                "drill_identity_file = \"/nonexistent/drill.txt\"",
+                "restore.drill_identity_file",
+            ),
         ] {
-            let e = parse(&text.replacen(from, to, 1)).expect_err(to).to_string();
-            assert!(e.contains(want) && e.starts_with("/etc/vigil/vigil.toml:"), "{to}: {e}");
+            let e = parse(&text.replacen(from, to, 1))
+                .expect_err(to)
+                .to_string();
+            assert!(
+                e.contains(want) && e.starts_with("/etc/vigil/vigil.toml:"),
+                "{to}: {e}"
+            );
         }
     }
 }

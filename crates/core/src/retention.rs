@@ -32,7 +32,11 @@ impl KeepPolicy {
 
     pub fn describe(&self) -> String {
         let mut parts = vec![format!("last {}", self.last)];
-        for (n, what) in [(self.daily, "daily"), (self.weekly, "weekly"), (self.monthly, "monthly")] {
+        for (n, what) in [
+            (self.daily, "daily"),
+            (self.weekly, "weekly"),
+            (self.monthly, "monthly"),
+        ] {
             if n > 0 {
                 parts.push(format!("{n} {what}"));
             }
@@ -43,7 +47,8 @@ impl KeepPolicy {
 
 /// Calendar buckets of an RFC 3339 time: (day, ISO week, month).
 fn buckets(created: &str) -> Option<(String, String, String)> {
-    let t = time::OffsetDateTime::parse(created, &time::format_description::well_known::Rfc3339).ok()?;
+    let t = time::OffsetDateTime::parse(created, &time::format_description::well_known::Rfc3339)
+        .ok()?;
     let t = t.to_offset(time::UtcOffset::UTC);
     let (y, w, _) = t.to_iso_week_date();
     Some((
@@ -58,7 +63,10 @@ fn buckets(created: &str) -> Option<(String, String, String)> {
 /// Only verified archives count and only verified ones are pruned: an
 /// unverified archive never displaces a verified one, and the newest
 /// verified archive always stays, whatever the policy says.
-pub fn apply<T>(mut all: Vec<Candidate<T>>, policy: &KeepPolicy) -> (Vec<Candidate<T>>, Vec<Candidate<T>>) {
+pub fn apply<T>(
+    mut all: Vec<Candidate<T>>,
+    policy: &KeepPolicy,
+) -> (Vec<Candidate<T>>, Vec<Candidate<T>>) {
     all.sort_by(|a, b| b.created.cmp(&a.created));
     let mut keep = Vec::new();
     let mut prune = Vec::new();
@@ -76,7 +84,11 @@ pub fn apply<T>(mut all: Vec<Candidate<T>>, policy: &KeepPolicy) -> (Vec<Candida
             kept = true;
         }
         if let Some((d, w, m)) = buckets(&c.created) {
-            for (bucket, seen, limit) in [(d, &mut days, policy.daily), (w, &mut weeks, policy.weekly), (m, &mut months, policy.monthly)] {
+            for (bucket, seen, limit) in [
+                (d, &mut days, policy.daily),
+                (w, &mut weeks, policy.weekly),
+                (m, &mut months, policy.monthly),
+            ] {
                 if !seen.contains(&bucket) && (seen.len() as u32) < limit {
                     seen.push(bucket);
                     kept = true;
@@ -97,7 +109,10 @@ pub fn apply<T>(mut all: Vec<Candidate<T>>, policy: &KeepPolicy) -> (Vec<Candida
 }
 
 /// `keep_last` alone.
-pub fn keep_last<T>(all: Vec<Candidate<T>>, keep_last: u32) -> (Vec<Candidate<T>>, Vec<Candidate<T>>) {
+pub fn keep_last<T>(
+    all: Vec<Candidate<T>>,
+    keep_last: u32,
+) -> (Vec<Candidate<T>>, Vec<Candidate<T>>) {
     apply(all, &KeepPolicy::last(keep_last))
 }
 
@@ -123,12 +138,19 @@ mod tests {
         let (keep, prune) = keep_last(all, 5);
         assert_eq!(keep.len(), 5);
         assert_eq!(keep[0].created, day(7, 0));
-        assert_eq!(prune.iter().map(|p| p.created.clone()).collect::<Vec<_>>(), [day(2, 0), day(1, 0)]);
+        assert_eq!(
+            prune.iter().map(|p| p.created.clone()).collect::<Vec<_>>(),
+            [day(2, 0), day(1, 0)]
+        );
     }
 
     #[test]
     fn unverified_never_displaces_verified() {
-        let all = vec![c("2026-01-03T00:00:00Z", false), c("2026-01-02T00:00:00Z", false), c("2026-01-01T00:00:00Z", true)];
+        let all = vec![
+            c("2026-01-03T00:00:00Z", false),
+            c("2026-01-02T00:00:00Z", false),
+            c("2026-01-01T00:00:00Z", true),
+        ];
         let (keep, prune) = keep_last(all, 1);
         assert_eq!(keep.len(), 3);
         assert!(prune.is_empty());
@@ -142,8 +164,15 @@ mod tests {
         let mut all = Vec::new();
         for d in 0..40u32 {
             for h in [0, 6, 12, 18] {
-                let t = time::OffsetDateTime::from_unix_timestamp(1_767_225_600 + i64::from(d) * 86400 + i64::from(h) * 3600).unwrap();
-                all.push(c(&t.format(&time::format_description::well_known::Rfc3339).unwrap(), true));
+                let t = time::OffsetDateTime::from_unix_timestamp(
+                    1_767_225_600 + i64::from(d) * 86400 + i64::from(h) * 3600,
+                )
+                .unwrap();
+                all.push(c(
+                    &t.format(&time::format_description::well_known::Rfc3339)
+                        .unwrap(),
+                    true,
+                ));
             }
         }
         let p = KeepPolicy {
@@ -156,10 +185,14 @@ mod tests {
         assert_eq!(keep.len() + prune.len(), 160);
         // 4 of the last day (one of them also the day's newest), 6 more daily,
         // then the weekly and monthly newest archives that are not already kept.
-        let days: std::collections::BTreeSet<&str> = keep.iter().map(|k| &k.created[..10]).collect();
+        let days: std::collections::BTreeSet<&str> =
+            keep.iter().map(|k| &k.created[..10]).collect();
         assert!(days.len() >= 7 && keep.len() <= 4 + 7 + 4 + 3, "{keep:?}");
         assert_eq!(keep[0].created, "2026-02-09T18:00:00Z");
-        assert!(keep.iter().any(|k| k.created.starts_with("2026-01-31")), "newest of January kept by monthly");
+        assert!(
+            keep.iter().any(|k| k.created.starts_with("2026-01-31")),
+            "newest of January kept by monthly"
+        );
         assert!(p.describe().contains("7 daily"));
     }
 }

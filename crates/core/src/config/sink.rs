@@ -131,16 +131,22 @@ impl SinkConfig {
         }
     }
     pub fn timeout(&self) -> std::time::Duration {
-        self.timeout.map(|d| d.get()).unwrap_or(std::time::Duration::from_secs(600))
+        self.timeout
+            .map(|d| d.get())
+            .unwrap_or(std::time::Duration::from_secs(600))
     }
     pub fn connect_timeout(&self) -> std::time::Duration {
-        self.connect_timeout.map(|d| d.get()).unwrap_or(std::time::Duration::from_secs(10))
+        self.connect_timeout
+            .map(|d| d.get())
+            .unwrap_or(std::time::Duration::from_secs(10))
     }
     pub fn retries(&self) -> u32 {
         self.retries.unwrap_or(5)
     }
     pub fn retry_timeout(&self) -> std::time::Duration {
-        self.retry_timeout.map(|d| d.get()).unwrap_or(std::time::Duration::from_secs(300))
+        self.retry_timeout
+            .map(|d| d.get())
+            .unwrap_or(std::time::Duration::from_secs(300))
     }
     pub fn part_size(&self) -> usize {
         self.part_size.map(|b| b.0).unwrap_or(DEFAULT_PART_SIZE) as usize
@@ -157,7 +163,12 @@ impl SinkConfig {
 }
 
 impl Validator<'_> {
-    pub(super) fn sink(&self, key: &str, s: &mut SinkConfig, span: Range<usize>) -> Result<(), ConfigError> {
+    pub(super) fn sink(
+        &self,
+        key: &str,
+        s: &mut SinkConfig,
+        span: Range<usize>,
+    ) -> Result<(), ConfigError> {
         self.name(&format!("{key}.name"), &s.name, span.clone())?;
         let set: [(&str, bool); 30] = [
             ("prefix", s.prefix.is_some()),
@@ -191,27 +202,77 @@ impl Validator<'_> {
             ("rc4", s.rc4.is_some() || s.rc8.is_some()),
             ("retrieve_verify", s.retrieve_verify.is_some()),
         ];
-        const OBJECT: &[&str] = &["prefix", "verify", "timeout", "connect_timeout", "retries", "retry_timeout", "part_size", "upload_concurrency"];
+        const OBJECT: &[&str] = &[
+            "prefix",
+            "verify",
+            "timeout",
+            "connect_timeout",
+            "retries",
+            "retry_timeout",
+            "part_size",
+            "upload_concurrency",
+        ];
         let (allowed, required): (Vec<&str>, &[&str]) = match s.kind {
             SinkKind::S3 => (
-                [OBJECT, &["endpoint", "bucket", "region", "access_key_id", "secret_access_key", "secret_access_key_file", "path_style", "ca_file", "allow_http"]].concat(),
+                [
+                    OBJECT,
+                    &[
+                        "endpoint",
+                        "bucket",
+                        "region",
+                        "access_key_id",
+                        "secret_access_key",
+                        "secret_access_key_file",
+                        "path_style",
+                        "ca_file",
+                        "allow_http",
+                    ],
+                ]
+                .concat(),
                 &["bucket", "access_key_id"],
             ),
             SinkKind::Azure => (
-                [OBJECT, &["account", "container", "access_key", "access_key_file", "endpoint", "allow_http"]].concat(),
+                [
+                    OBJECT,
+                    &[
+                        "account",
+                        "container",
+                        "access_key",
+                        "access_key_file",
+                        "endpoint",
+                        "allow_http",
+                    ],
+                ]
+                .concat(),
                 &["account", "container"],
             ),
-            SinkKind::Gcs => ([OBJECT, &["bucket", "service_account_file"]].concat(), &["bucket", "service_account_file"]),
+            SinkKind::Gcs => (
+                [OBJECT, &["bucket", "service_account_file"]].concat(),
+                &["bucket", "service_account_file"],
+            ),
             SinkKind::Fs => ([OBJECT, &["path"]].concat(), &["path"]),
             SinkKind::Dir => (vec!["path", "verify"], &["path"]),
             SinkKind::TapeDsmc => (
-                vec!["dsmc", "optfile", "description", "extra_args", "error_log", "rc4", "retrieve_verify", "timeout"],
+                vec![
+                    "dsmc",
+                    "optfile",
+                    "description",
+                    "extra_args",
+                    "error_log",
+                    "rc4",
+                    "retrieve_verify",
+                    "timeout",
+                ],
                 &[],
             ),
         };
         for (field, present) in set {
             if present && !allowed.contains(&field) {
-                let f = if field == "rc4" && s.rc4.is_none() { "rc8" } else { field };
+                let f = if field == "rc4" && s.rc4.is_none() {
+                    "rc8"
+                } else {
+                    field
+                };
                 return Err(self.err(
                     format!("{key}.{f}"),
                     self.field_span(span.clone(), f),
@@ -221,15 +282,31 @@ impl Validator<'_> {
         }
         for field in required {
             if !set.iter().any(|(f, p)| f == field && *p) {
-                return Err(self.err(format!("{key}.{field}"), Some(span.clone()), format!("required for kind \"{}\"", s.kind)));
+                return Err(self.err(
+                    format!("{key}.{field}"),
+                    Some(span.clone()),
+                    format!("required for kind \"{}\"", s.kind),
+                ));
             }
         }
         if s.kind == SinkKind::S3 {
-            s.secret = Some(self.inline_or_file(key, "secret_access_key", &s.secret_access_key, &s.secret_access_key_file, span.clone())?);
+            s.secret = Some(self.inline_or_file(
+                key,
+                "secret_access_key",
+                &s.secret_access_key,
+                &s.secret_access_key_file,
+                span.clone(),
+            )?);
             if let Some(ep) = &s.endpoint {
                 let http = ep.starts_with("http://");
                 if !(http || ep.starts_with("https://")) {
-                    return Err(self.err(format!("{key}.endpoint"), self.field_span(span.clone(), "endpoint"), format!("{ep:?} must start with https:// (or http:// with allow_http = true)")));
+                    return Err(self.err(
+                        format!("{key}.endpoint"),
+                        self.field_span(span.clone(), "endpoint"),
+                        format!(
+                            "{ep:?} must start with https:// (or http:// with allow_http = true)"
+                        ),
+                    ));
                 }
                 if http && s.allow_http != Some(true) {
                     return Err(self.err(
@@ -244,7 +321,13 @@ impl Validator<'_> {
             }
         }
         if s.kind == SinkKind::Azure && (s.access_key.is_some() || s.access_key_file.is_some()) {
-            s.secret = Some(self.inline_or_file(key, "access_key", &s.access_key, &s.access_key_file, span.clone())?);
+            s.secret = Some(self.inline_or_file(
+                key,
+                "access_key",
+                &s.access_key,
+                &s.access_key_file,
+                span.clone(),
+            )?);
         }
         if s.kind == SinkKind::Gcs {
             if let Some(p) = &s.service_account_file {
@@ -253,11 +336,19 @@ impl Validator<'_> {
         }
         if let Some(p) = s.part_size {
             if p.0 < 5 << 20 || p.0 > 5 << 30 {
-                return Err(self.err(format!("{key}.part_size"), self.field_span(span.clone(), "part_size"), "must be between 5MiB and 5GiB (S3 multipart limits)"));
+                return Err(self.err(
+                    format!("{key}.part_size"),
+                    self.field_span(span.clone(), "part_size"),
+                    "must be between 5MiB and 5GiB (S3 multipart limits)",
+                ));
             }
         }
         if s.keep_last == 0 {
-            return Err(self.err(format!("{key}.keep_last"), self.field_span(span, "keep_last"), "must be at least 1: the newest verified copy is never deleted"));
+            return Err(self.err(
+                format!("{key}.keep_last"),
+                self.field_span(span, "keep_last"),
+                "must be at least 1: the newest verified copy is never deleted",
+            ));
         }
         Ok(())
     }
