@@ -143,6 +143,8 @@ pub struct ConfigBuilder {
     pub extra_snapshot: String,
     /// Appended after [state]: sinks, alert channels, ...
     pub extra: String,
+    /// Peer URLs per member (for restores); empty means the default.
+    pub peers: Vec<String>,
     pub tls: Option<tls::Certs>,
     pub snapshot_dir: PathBuf,
 }
@@ -155,6 +157,7 @@ impl ConfigBuilder {
             recipient: Some(recipient.to_string()),
             extra_snapshot: String::new(),
             extra: String::new(),
+            peers: Vec::new(),
             tls: None,
             snapshot_dir: dir.join("snapshots"),
         }
@@ -162,8 +165,13 @@ impl ConfigBuilder {
 
     pub fn write(&self, name: &str) -> PathBuf {
         let mut s = String::from("[cluster]\nname = \"prod\"\nmembers = [\n");
-        for (n, e) in &self.members {
-            s.push_str(&format!("  {{ name = \"{n}\", endpoint = \"{e}\" }},\n"));
+        for (i, (n, e)) in self.members.iter().enumerate() {
+            match self.peers.get(i) {
+                Some(p) => s.push_str(&format!(
+                    "  {{ name = \"{n}\", endpoint = \"{e}\", peer_url = \"{p}\" }},\n"
+                )),
+                None => s.push_str(&format!("  {{ name = \"{n}\", endpoint = \"{e}\" }},\n")),
+            }
         }
         s.push_str("]\n");
         if let Some(t) = &self.tls {

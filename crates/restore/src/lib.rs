@@ -18,6 +18,7 @@ pub mod identity;
 pub mod proc;
 mod progress;
 pub mod rke2;
+pub mod sinks;
 pub mod source;
 
 use vigil_core::exit;

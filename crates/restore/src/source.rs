@@ -241,6 +241,7 @@ pub fn configured(cfg: &Config) -> Vec<Box<dyn Source>> {
     if let Some(sn) = cfg.snapshot.as_ref() {
         v.push(Box::new(LocalSource::new(&sn.get_ref().dir)));
     }
+    v.extend(crate::sinks::sources(cfg));
     v
 }
 

@@ -1,0 +1,125 @@
+//! The shipping sinks as restore sources: S3 / Ceph RGW, Azure, GCS, fs and
+//! dir copies are listed and streamed straight into the fetch pipeline.
+
+use crate::source::{ChunkReader, Located, Opened, Source, SourceError};
+use futures_util::StreamExt;
+use std::sync::Arc;
+use vigil_archive::sink::Sink;
+
+pub struct SinkSource {
+    sink: Arc<Sink>,
+    cluster: String,
+    rt: Arc<tokio::runtime::Runtime>,
+}
+
+impl std::fmt::Debug for SinkSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SinkSource")
+            .field("sink", &self.sink.name())
+            .finish()
+    }
+}
+
+impl SinkSource {
+    pub fn new(sink: Arc<Sink>, cluster: &str, rt: Arc<tokio::runtime::Runtime>) -> Self {
+        Self {
+            sink,
+            cluster: cluster.to_string(),
+            rt,
+        }
+    }
+
+    fn unavailable(&self, e: impl std::fmt::Display) -> SourceError {
+        SourceError::Unavailable {
+            source_name: self.sink.name().to_string(),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl Source for SinkSource {
+    fn name(&self) -> &str {
+        self.sink.name()
+    }
+
+    fn list(&self) -> Result<Vec<Located>, SourceError> {
+        let entries = self
+            .rt
+            .block_on(self.sink.list())
+            .map_err(|e| self.unavailable(e))?;
+        Ok(entries
+            .into_iter()
+            .filter(|e| e.manifest.cluster == self.cluster)
+            .map(|e| Located {
+                source: self.sink.name().to_string(),
+                location: self.sink.location(&e.member, &e.manifest.archive),
+                verified: e.is_verified(),
+                manifest: e.manifest,
+            })
+            .collect())
+    }
+
+    fn open(&self, copy: &Located) -> Result<Opened, SourceError> {
+        let m = &copy.manifest;
+        let stream = self
+            .rt
+            .block_on(self.sink.open(&m.member, &m.archive))
+            .map_err(|e| {
+                let msg = e.to_string();
+                if msg.to_lowercase().contains("not found") || msg.contains("No such file") {
+                    SourceError::NotFound {
+                        source_name: self.sink.name().to_string(),
+                        location: copy.location.clone(),
+                        message: msg,
+                    }
+                } else {
+                    self.unavailable(msg)
+                }
+            })?;
+        let rt = self.rt.clone();
+        let mut stream = stream;
+        let chunks = std::iter::from_fn(move || {
+            rt.block_on(stream.next())
+                .map(|r| r.map_err(std::io::Error::other))
+        });
+        Ok(Opened {
+            reader: Box::new(ChunkReader::new(chunks)),
+            len: Some(m.archive_size),
+        })
+    }
+}
+
+/// Every configured sink except tape (retrieve from tape with `dsmc retrieve` first).
+pub fn sources(cfg: &vigil_core::Config) -> Vec<Box<dyn Source>> {
+    let sinks: Vec<Arc<Sink>> = cfg
+        .sinks()
+        .filter_map(
+            |s| match Sink::build(s, cfg.cluster_name(), &cfg.state.dir) {
+                Ok(s) if s.streams() => Some(Arc::new(s)),
+                Ok(_) => None,
+                Err(e) => {
+                    tracing::warn!("{e}; skipping it as a restore source");
+                    None
+                }
+            },
+        )
+        .collect();
+    if sinks.is_empty() {
+        return Vec::new();
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => Arc::new(rt),
+        Err(e) => {
+            tracing::warn!("cannot start the runtime for sink sources: {e}");
+            return Vec::new();
+        }
+    };
+    sinks
+        .into_iter()
+        .map(|s| Box::new(SinkSource::new(s, cfg.cluster_name(), rt.clone())) as Box<dyn Source>)
+        .collect()
+}
