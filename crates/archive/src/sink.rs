@@ -847,3 +847,94 @@ impl Sink {
             .map_err(|e| self.fs_err(FsError::new("recording in tape catalog", catalog, e)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn parse(extra: &str, dir: &Path) -> vigil_core::Config {
+        let text = format!(
+            "[cluster]\nname = \"prod\"\nmembers = [{{ name = \"cp-1\", endpoint = \"http://127.0.0.1:2379\" }}]\n[state]\ndir = \"{}\"\n{extra}",
+            dir.display()
+        );
+        vigil_core::Config::parse(&text, Path::new("test.toml")).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn azure_and_gcs_clients_build_from_config() {
+        let d = tempfile::tempdir().unwrap();
+        let sa = d.path().join("sa.json");
+        // A service-account file as Google issues it, with a throwaway RSA key.
+        let out = std::process::Command::new("openssl")
+            .args([
+                "genpkey",
+                "-algorithm",
+                "RSA",
+                "-pkeyopt",
+                "rsa_keygen_bits:2048",
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "openssl genpkey failed");
+        let account = serde_json::json!({
+            "type": "service_account",
+            "project_id": "p",
+            "private_key_id": "k",
+            "private_key": String::from_utf8(out.stdout).unwrap(),
+            "client_email": "vigil@p.iam.gserviceaccount.com",
+            "token_uri": "https://oauth2.googleapis.com/token"
+        });
+        std::fs::write(&sa, account.to_string()).unwrap();
+        std::fs::set_permissions(&sa, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let cfg = parse(
+            &format!(
+                "[[sink]]\nname = \"blob\"\nkind = \"azure\"\naccount = \"vigilbackups\"\ncontainer = \"etcd\"\naccess_key = \"dGVzdGtleQ==\"\n\n[[sink]]\nname = \"gcs\"\nkind = \"gcs\"\nbucket = \"etcd-backups\"\nservice_account_file = \"{}\"\n",
+                sa.display()
+            ),
+            d.path(),
+        );
+        for s in cfg.sinks() {
+            let sink =
+                Sink::build(s, "prod", d.path()).unwrap_or_else(|e| panic!("{}: {e}", s.name));
+            assert!(sink.streams() && sink.can_delete());
+            assert!(sink.location("cp-1", "a.age").contains("prod/cp-1/a.age"));
+        }
+    }
+
+    #[test]
+    fn kind_specific_keys_are_checked() {
+        let d = tempfile::tempdir().unwrap();
+        let text = format!(
+            "[cluster]\nname = \"prod\"\nmembers = [{{ name = \"cp-1\", endpoint = \"http://127.0.0.1:2379\" }}]\n[state]\ndir = \"{}\"\n[[sink]]\nname = \"t\"\nkind = \"tape-dsmc\"\nbucket = \"x\"\n",
+            d.path().display()
+        );
+        let e = vigil_core::Config::parse(&text, Path::new("v.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("sink[0].bucket") && e.contains("does not apply"),
+            "{e}"
+        );
+        let e = vigil_core::Config::parse(
+            &text.replace(
+                "kind = \"tape-dsmc\"\nbucket = \"x\"",
+                "kind = \"s3\"\nbucket = \"x\"",
+            ),
+            Path::new("v.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("sink[0].access_key_id") && e.contains("required"),
+            "{e}"
+        );
+        let e = vigil_core::Config::parse(
+            &text.replace("kind = \"tape-dsmc\"\nbucket = \"x\"", "kind = \"s3\"\nbucket = \"x\"\naccess_key_id = \"a\"\nsecret_access_key = \"TOPSECRET\"\nendpoint = \"http://rgw:80\""),
+            Path::new("v.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("allow_http") && !e.contains("TOPSECRET"), "{e}");
+    }
+}

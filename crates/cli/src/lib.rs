@@ -22,6 +22,8 @@ pub struct GlobalArgs {
 
 /// Logs go to stderr, so stdout stays clean for `--json`.
 pub fn init_logging(g: &GlobalArgs) {
+    // Every file vigil creates is private, whoever runs it and however.
+    rustix::process::umask(rustix::fs::Mode::from_bits_truncate(0o077));
     let level = match (g.quiet, g.verbose) {
         (true, _) => "warn",
         (false, 0) => "info",
