@@ -8,6 +8,9 @@ APT_PACKAGES=(
   openssl             # test CAs and certificates for mTLS
   python3-aiosmtpd    # a real SMTP server (STARTTLS, AUTH) for the email channel tests
   prometheus-alertmanager  # a real Alertmanager for the API v2 channel tests
+  ceph-mon ceph-mgr ceph-osd radosgw ceph-common  # a real Ceph radosgw as the S3 sink in tests
+  s3cmd               # an independent S3 client to check and corrupt objects behind vigil's back
+  bc curl uuid-runtime  # used by the Ceph test harness scripts
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
