@@ -209,3 +209,48 @@ pub fn outcome(state: &Path, subject: &str) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
         .unwrap()
 }
+
+/// sha256 of a file, by the real `sha256sum`.
+pub fn sha256_hex(p: &Path) -> String {
+    let o = Command::new("sha256sum").arg(p).output().unwrap();
+    String::from_utf8(o.stdout)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// The manifest beside an archive.
+pub fn manifest(archive: &Path) -> serde_json::Value {
+    let mut p = archive.as_os_str().to_owned();
+    p.push(".json");
+    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+}
+
+/// Starts `vigil-snapshot run` in the background with captured output.
+pub fn spawn_run(config: &Path) -> std::process::Child {
+    Command::new(bin("vigil-snapshot"))
+        .arg("--config")
+        .arg(config)
+        .arg("run")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits until every dir holds a `.partial` file: the run is mid-write.
+pub fn wait_for_partial(dirs: &[PathBuf]) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !dirs
+        .iter()
+        .all(|d| all_files(d).iter().any(|f| f.ends_with(".partial")))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run never started writing in {dirs:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

@@ -5,23 +5,13 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use vigil_tests::ceph::{Rgw, ACCESS_KEY, SECRET_KEY};
 use vigil_tests::etcd::Cluster;
 use vigil_tests::proxy::{Fault, Proxy};
 use vigil_tests::*;
 
 const NAMES: [&str; 3] = ["cp-1", "cp-2", "cp-3"];
-
-fn sha256_hex(p: &Path) -> String {
-    let o = Command::new("sha256sum").arg(p).output().unwrap();
-    String::from_utf8(o.stdout)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string()
-}
 
 fn json(o: &std::process::Output) -> serde_json::Value {
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(o)))
@@ -151,22 +141,8 @@ fn s3_sink_against_ceph_radosgw() {
     let mut cb_slow = ConfigBuilder::new(t.path(), slow_members, &key.recipient);
     cb_slow.extra = s3_sink(&rgw, 3);
     let slow_cfg = cb_slow.write("slow.toml");
-    let child = Command::new(bin("vigil-snapshot"))
-        .arg("--config")
-        .arg(&slow_cfg)
-        .arg("run")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !all_files(&cb.snapshot_dir.join("cp-1"))
-        .iter()
-        .any(|f| f.ends_with(".partial"))
-    {
-        assert!(Instant::now() < deadline, "the run never started writing");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let child = spawn_run(&slow_cfg);
+    wait_for_partial(&[cb.snapshot_dir.join("cp-1")]);
     std::thread::sleep(Duration::from_millis(700));
     rgw.kill_rgw();
     let out = child.wait_with_output().unwrap();
@@ -351,23 +327,8 @@ fn dir_sink_survives_kill_9_mid_write() {
     slow.extra = extra.clone();
     let slow_cfg = slow.write("slow.toml");
     let member_dir = tape_dir.join("prod/cp-1");
-    let mut child = Command::new(bin("vigil-snapshot"))
-        .arg("--config")
-        .arg(&slow_cfg)
-        .arg("run")
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !all_files(&member_dir)
-        .iter()
-        .any(|f| f.ends_with(".partial"))
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the dir sink never started writing"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut child = spawn_run(&slow_cfg);
+    wait_for_partial(std::slice::from_ref(&member_dir));
     std::thread::sleep(Duration::from_millis(300));
     child.kill().unwrap();
     child.wait().unwrap();

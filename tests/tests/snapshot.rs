@@ -11,22 +11,6 @@ use vigil_tests::*;
 
 const NAMES: [&str; 3] = ["cp-1", "cp-2", "cp-3"];
 
-fn sha256_hex(p: &Path) -> String {
-    let o = Command::new("sha256sum").arg(p).output().unwrap();
-    String::from_utf8(o.stdout)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string()
-}
-
-fn manifest(archive: &Path) -> serde_json::Value {
-    let mut p = archive.as_os_str().to_owned();
-    p.push(".json");
-    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
-}
-
 fn mode(p: &Path) -> u32 {
     std::fs::metadata(p).unwrap().permissions().mode() & 0o777
 }
@@ -283,21 +267,10 @@ fn member_killed_mid_stream() {
     let key = age_key(t.path());
     let cb = ConfigBuilder::new(t.path(), members, &key.recipient);
     let cfg = cb.write("vigil.toml");
-    let child = Command::new(bin("vigil-snapshot"))
-        .arg("--config")
-        .arg(&cfg)
-        .arg("run")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_run(&cfg);
     // Wait until the throttled member is mid-write, then kill it.
     let dir = cb.snapshot_dir.join("cp-2");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !all_files(&dir).iter().any(|f| f.ends_with(".partial")) {
-        assert!(Instant::now() < deadline, "cp-2 never started writing");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_partial(std::slice::from_ref(&dir));
     std::thread::sleep(Duration::from_millis(500));
     cluster.kill(1);
     let out = child.wait_with_output().unwrap();
@@ -354,20 +327,9 @@ fn a_second_concurrent_run_is_refused() {
     let key = age_key(t.path());
     let cb = ConfigBuilder::new(t.path(), members, &key.recipient);
     let cfg = cb.write("vigil.toml");
-    let first = Command::new(bin("vigil-snapshot"))
-        .arg("--config")
-        .arg(&cfg)
-        .arg("run")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let first = spawn_run(&cfg);
     let dir = cb.snapshot_dir.join("cp-1");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !all_files(&dir).iter().any(|f| f.ends_with(".partial")) {
-        assert!(Instant::now() < deadline, "first run never started writing");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_partial(std::slice::from_ref(&dir));
     let second = vigil("vigil-snapshot", &cfg, &["run"]);
     assert_eq!(second.status.code(), Some(1));
     assert!(
@@ -398,21 +360,9 @@ fn kill_9_then_rerun_completes() {
         .collect();
     let cb = ConfigBuilder::new(t.path(), slow, &key.recipient);
     let slow_cfg = cb.write("slow.toml");
-    let mut child = Command::new(bin("vigil-snapshot"))
-        .arg("--config")
-        .arg(&slow_cfg)
-        .arg("run")
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !NAMES.iter().all(|n| {
-        all_files(&cb.snapshot_dir.join(n))
-            .iter()
-            .any(|f| f.ends_with(".partial"))
-    }) {
-        assert!(Instant::now() < deadline, "the run never started writing");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut child = spawn_run(&slow_cfg);
+    let dirs: Vec<_> = NAMES.iter().map(|n| cb.snapshot_dir.join(n)).collect();
+    wait_for_partial(&dirs);
     std::thread::sleep(Duration::from_millis(300));
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
