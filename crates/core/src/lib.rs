@@ -30,8 +30,13 @@ pub fn now() -> time::OffsetDateTime {
     time::OffsetDateTime::now_utc()
 }
 
-/// RFC 3339 rendering used in every record and manifest.
+/// RFC 3339 in UTC with milliseconds, used in every record and manifest:
+/// fixed width, so it also sorts as text.
 pub fn rfc3339(t: time::OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
+    let f = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&f)
         .unwrap_or_else(|_| t.unix_timestamp().to_string())
 }
