@@ -174,6 +174,41 @@ pub async fn deliver_pending(cfg: &Config, budget: Duration) -> Result<DeliveryR
     deliver::deliver_within(Arc::new(Settings::from_config(cfg)), budget).await
 }
 
+/// What a oneshot job does after it ran: turn the outcome records of
+/// `run_id` (for each of `jobs`) into alerts and resolutions, then try to
+/// deliver within `budget`. Whatever is not delivered stays in the outbox
+/// for `vigil-notify run`. Problems are logged, never turned into a failed job.
+pub async fn raise_run(cfg: &Config, jobs: &[&str], run_id: &str, budget: Duration) {
+    for job in jobs {
+        let records: Vec<Outcome> = vigil_core::outcome::latest(&cfg.state.dir, job)
+            .into_iter()
+            .filter(|o| o.run_id == run_id)
+            .collect();
+        if records.is_empty() {
+            continue;
+        }
+        match ingest_outcomes(cfg, job, &records) {
+            Ok(r) => {
+                for k in &r.fired {
+                    tracing::warn!("alert firing: {k}");
+                }
+                for k in &r.resolved {
+                    tracing::info!("alert resolved: {k}");
+                }
+            }
+            Err(e) => tracing::error!("recording {job} outcomes for alerting: {e}"),
+        }
+    }
+    match deliver_pending(cfg, budget).await {
+        Ok(r) => {
+            for (ch, e) in &r.failed {
+                tracing::warn!(channel = %ch, "alert delivery failed, left in the outbox for vigil-notify: {e}");
+            }
+        }
+        Err(e) => tracing::error!("delivering alerts: {e}"),
+    }
+}
+
 /// The alert part of `check-config`: routing, thresholds and windows, no secrets.
 pub fn summary(cfg: &Config) -> String {
     use std::fmt::Write;

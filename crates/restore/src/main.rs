@@ -287,6 +287,7 @@ fn dispatch(g: &GlobalArgs, c: Command) -> Result<i32, Exit> {
                 },
             )
             .map_err(fail)?;
+            raise_drill_alerts(&cfg, &r.run_id);
             if json {
                 print_json(&r);
             } else {
@@ -294,5 +295,21 @@ fn dispatch(g: &GlobalArgs, c: Command) -> Result<i32, Exit> {
             }
             Ok(if r.ok { exit::OK } else { exit::FAILED })
         }
+    }
+}
+
+/// A failed drill becomes an alert, a passing one resolves it.
+fn raise_drill_alerts(cfg: &vigil_core::Config, run_id: &str) {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt.block_on(vigil_alert::raise_run(
+            cfg,
+            &["drill"],
+            run_id,
+            std::time::Duration::from_secs(20),
+        )),
+        Err(e) => tracing::error!("cannot start the runtime to deliver alerts: {e}"),
     }
 }

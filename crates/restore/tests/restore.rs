@@ -327,6 +327,14 @@ fn drill_passes_then_fails_on_a_corrupted_archive() {
     let (cluster, cfg, _key) = snapshotted(t.path(), &[&drill_key], &restore_section);
     let (rev, kvs) = cluster.dump(0);
     drop(cluster); // the drill needs no running cluster
+                   // Drill results reach the alert engine: a file channel records them.
+    let alerts = t.path().join("alerts.jsonl");
+    let mut text_cfg = std::fs::read_to_string(&cfg).unwrap();
+    text_cfg.push_str(&format!(
+        "\n[[alert.channel]]\nname = \"file\"\nkind = \"file\"\npath = \"{}\"\n",
+        alerts.display()
+    ));
+    std::fs::write(&cfg, text_cfg).unwrap();
 
     let out = restore(&cfg, &["drill", "--json"], &[], None);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -375,6 +383,13 @@ fn drill_passes_then_fails_on_a_corrupted_archive() {
             .unwrap();
     assert_eq!(o["ok"], true, "{o}");
     assert!(files(&t.path().join("scratch")).is_empty());
+    let fired = std::fs::read_to_string(&alerts).unwrap_or_default();
+    assert!(
+        fired.contains("restore_drill_failed")
+            && fired.contains("cp-2")
+            && fired.contains("\"firing\""),
+        "the failed drill raised no alert: {fired}"
+    );
 
     // Without a drill key configured the drill cannot run at all (exit 2).
     let no_key = std::fs::read_to_string(&cfg).unwrap().replace(
