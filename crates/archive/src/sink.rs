@@ -397,10 +397,18 @@ impl Sink {
         }
     }
 
-    /// Removes temp files that a killed run left in a `dir` sink.
+    /// Removes temp files that a killed run left behind: `.name.partial` in a
+    /// `dir` sink, and object_store's `name#N` staging files in an `fs` sink.
     pub fn cleanup(&self) -> Vec<PathBuf> {
-        let Backend::Dir { root } = &self.backend else {
-            return Vec::new();
+        let (root, staged): (&Path, fn(&str) -> bool) = match (&self.backend, self.cfg.kind) {
+            (Backend::Dir { root }, _) => (root, |n| {
+                n.starts_with('.') && n.ends_with(fsutil::PARTIAL_SUFFIX)
+            }),
+            (Backend::Object { .. }, SinkKind::Fs) => match &self.cfg.path {
+                Some(p) => (p, |n| n.contains(".age#") || n.contains(".json#")),
+                None => return Vec::new(),
+            },
+            _ => return Vec::new(),
         };
         let base = root.join(self.rel("", "").trim_end_matches('/'));
         let mut removed = Vec::new();
@@ -411,10 +419,7 @@ impl Sink {
                 .flatten()
             {
                 let name = f.file_name().to_string_lossy().into_owned();
-                if name.starts_with('.')
-                    && name.ends_with(fsutil::PARTIAL_SUFFIX)
-                    && std::fs::remove_file(f.path()).is_ok()
-                {
+                if staged(&name) && std::fs::remove_file(f.path()).is_ok() {
                     removed.push(f.path());
                 }
             }
