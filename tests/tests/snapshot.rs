@@ -242,6 +242,39 @@ fn truncated_stream_leaves_nothing() {
 }
 
 #[test]
+fn cleanly_ended_short_stream_is_caught() {
+    // A well-formed gRPC stream that ends early: only verification can tell.
+    // Dropped data is never acknowledged, so the consistency check that would
+    // reuse this half-starved connection is off.
+    let (code, o, files, out) = faulty_member(
+        Fault::EndStreamAfter(20),
+        "verify_consistency = false\n",
+        800,
+    );
+    assert_eq!(code, Some(1), "{out}");
+    assert_eq!(o["stage"], "verify", "{o}");
+    assert!(o["error"].as_str().unwrap().contains("truncated"), "{o}");
+    assert!(files.is_empty(), "nothing may be left: {files:?}");
+}
+
+#[test]
+fn chunk_missing_mid_stream_is_caught_by_the_hash() {
+    // One 32 KiB message vanishes: the size rule still holds, the hash does not.
+    let (code, o, files, out) = faulty_member(
+        Fault::DropMessage(10),
+        "verify_consistency = false\nstall_timeout = \"10s\"\n",
+        800,
+    );
+    assert_eq!(code, Some(1), "{out}");
+    assert_eq!(o["stage"], "verify", "{o}");
+    assert!(
+        o["error"].as_str().unwrap().contains("sha256 mismatch"),
+        "{o}"
+    );
+    assert!(files.is_empty(), "nothing may be left: {files:?}");
+}
+
+#[test]
 fn stalled_member_is_given_up_on() {
     let t0 = Instant::now();
     let (code, o, files, out) =
