@@ -12,7 +12,11 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use toml::Spanned;
 
+mod daemon;
+mod metrics;
 mod sink;
+pub use daemon::{to_six_field, DaemonConfig, DAEMON_JOBS};
+pub use metrics::{MetricsConfig, DEFAULT_LISTEN, DEFAULT_TEXTFILE_DIR};
 pub use sink::{RcPolicy, SinkConfig, SinkKind, VerifyMode, DEFAULT_DESCRIPTION};
 
 /// Where the config lives unless `--config` says otherwise.
@@ -60,6 +64,11 @@ pub struct Config {
     pub sink: Vec<Spanned<SinkConfig>>,
     /// `[restore]`: vigil-restore's tools, drill settings and RKE2 steps.
     pub restore: Option<Spanned<RestoreConfig>>,
+    /// `[metrics]`: textfile-collector files and vigil-notify's `/metrics`.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+    /// `[daemon]`: schedules for `vigild` (no systemd).
+    pub daemon: Option<Spanned<DaemonConfig>>,
     /// The file this config came from, for messages.
     #[serde(skip)]
     pub path: PathBuf,
@@ -688,6 +697,10 @@ impl Validator<'_> {
                 ));
             }
             self.sink(&key, sk.get_mut(), span)?;
+        }
+        self.metrics(&cfg.metrics)?;
+        if let Some(d) = &cfg.daemon {
+            self.daemon(d.get_ref(), d.span())?;
         }
         Ok(())
     }

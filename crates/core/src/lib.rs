@@ -5,6 +5,7 @@ pub mod cmd;
 pub mod config;
 pub mod fsutil;
 pub mod manifest;
+pub mod metrics;
 pub mod outcome;
 pub mod retention;
 pub mod secret;
