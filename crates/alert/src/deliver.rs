@@ -525,6 +525,7 @@ pub async fn run(
                     break;
                 }
                 let r = pass(&mut st, &s, &sender, group_wait, &owner, deadline).await;
+                crate::stats::record(&name, r.messages, r.items, r.error.is_some());
                 let wait = match (once, r.wait) {
                     // Drained (or nothing due): --once is done with this channel.
                     (true, None) => {

@@ -17,6 +17,7 @@ pub mod engine;
 pub mod model;
 pub mod outcomes;
 pub mod render;
+pub mod stats;
 pub mod store;
 
 use engine::{Settings, Transition};

@@ -18,7 +18,33 @@ pub struct GlobalArgs {
     /// Only warnings and errors in the log.
     #[arg(long, short = 'q', global = true)]
     pub quiet: bool,
+    /// Log format: auto is journal under systemd (stderr connected to the
+    /// journal) and text otherwise.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "VIGIL_LOG_FORMAT",
+        default_value = "auto"
+    )]
+    pub log_format: LogFormat,
 }
+
+/// How log lines look on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// journal when stderr is the journal, else text.
+    Auto,
+    /// Timestamp, level and message, for a terminal.
+    Text,
+    /// One JSON object per line.
+    Json,
+    /// `<N>` syslog priority prefix and no timestamp: journald adds its own.
+    Journal,
+}
+
+mod logfmt;
+pub use logfmt::{generate, journal_stream, log_format};
 
 /// Logs go to stderr, so stdout stays clean for `--json`.
 pub fn init_logging(g: &GlobalArgs) {
@@ -31,12 +57,8 @@ pub fn init_logging(g: &GlobalArgs) {
         _ => "trace",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("warn,vigil={level},vigil_core={level},vigil_etcd={level},vigil_archive={level},vigil_snapshot={level},vigil_restore={level}")));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("warn,vigil={level},vigil_core={level},vigil_etcd={level},vigil_archive={level},vigil_snapshot={level},vigil_restore={level},vigild={level}")));
+    logfmt::install(g.log_format, filter);
 }
 
 /// An error that decides the exit code.
@@ -78,7 +100,12 @@ pub fn finish(program: &str, r: Result<i32, Exit>) -> ExitCode {
     match r {
         Ok(code) => ExitCode::from(code as u8),
         Err(e) => {
-            eprintln!("{program}: error: {:#}", e.error);
+            let prio = if log_format() == LogFormat::Journal {
+                "<3>"
+            } else {
+                ""
+            };
+            eprintln!("{prio}{program}: error: {:#}", e.error);
             ExitCode::from(e.code as u8)
         }
     }

@@ -99,6 +99,9 @@ fn parse_matcher(s: &str) -> Result<(String, String), String> {
 }
 
 fn main() -> ExitCode {
+    if let Some(code) = vigil_cli::generate::<Cli>() {
+        return code;
+    }
     let cli = Cli::parse();
     vigil_cli::init_logging(&cli.global);
     let g = &cli.global;
@@ -132,14 +135,44 @@ fn cmd_run(g: &GlobalArgs, once: bool, timeout: HumanDuration) -> Result<i32, Ex
     let cfg = load_config(&g.config)?;
     let s = Arc::new(Settings::from_config(&cfg));
     let rt = runtime()?;
+    let listen = (!once).then(|| cfg.metrics.listen_addr()).flatten();
+    let cluster = cfg.cluster_name().to_string();
+    let channels: Vec<String> = s.channels().map(|c| c.name.clone()).collect();
+    let state_dir = cfg.state.dir.clone();
     let report = rt
         .block_on(async move {
             let (tx, rx) = tokio::sync::watch::channel(false);
             tokio::spawn(async move {
                 stop_signal().await;
                 tracing::info!("stopping: finishing deliveries in flight");
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
                 let _ = tx.send(true);
             });
+            if let Some(addr) = listen {
+                // A port in use costs the metrics, never the alerts.
+                match tokio::net::TcpListener::bind(addr).await {
+                    Ok(l) => {
+                        tracing::info!("serving /metrics on http://{addr}/metrics");
+                        tokio::spawn(vigil_alert::stats::serve(
+                            l,
+                            state_dir,
+                            cluster,
+                            channels,
+                            rx.clone(),
+                        ));
+                    }
+                    Err(e) => tracing::error!(
+                        "cannot serve /metrics on {addr}: {e}; set [metrics] listen to a free address"
+                    ),
+                }
+            }
+            if !once {
+                // Type=notify: systemd counts the service as started from here.
+                let _ = sd_notify::notify(&[
+                    sd_notify::NotifyState::Ready,
+                    sd_notify::NotifyState::Status("delivering the outbox"),
+                ]);
+            }
             let opts = deliver::RunOptions {
                 once,
                 once_timeout: timeout.get(),

@@ -141,6 +141,9 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    if let Some(code) = vigil_cli::generate::<Cli>() {
+        return code;
+    }
     let cli = Cli::parse();
     vigil_cli::init_logging(&cli.global);
     let r = match cli.command {
@@ -287,6 +290,7 @@ fn dispatch(g: &GlobalArgs, c: Command) -> Result<i32, Exit> {
                 },
             )
             .map_err(fail)?;
+            publish_drill_metrics(&cfg, &r);
             raise_drill_alerts(&cfg, &r.run_id);
             if json {
                 print_json(&r);
@@ -296,6 +300,65 @@ fn dispatch(g: &GlobalArgs, c: Command) -> Result<i32, Exit> {
             Ok(if r.ok { exit::OK } else { exit::FAILED })
         }
     }
+}
+
+/// Textfile-collector metrics of a drill: per member success, RTO and the
+/// last success time (kept from the previous file when this drill failed).
+fn publish_drill_metrics(cfg: &vigil_core::Config, r: &drill::DrillReport) {
+    use vigil_core::metrics::{self, Metrics};
+    let c = cfg.cluster_name();
+    let mut m = Metrics::new();
+    let prev = metrics::previous(
+        &cfg.metrics,
+        "drill",
+        c,
+        "vigil_drill_last_success_timestamp_seconds",
+    );
+    m.flag(
+        "vigil_drill_success",
+        "1 if the last restore drill passed for every member",
+        &[("cluster", c)],
+        r.ok,
+    );
+    m.gauge(
+        "vigil_drill_timestamp_seconds",
+        "When the last restore drill ended",
+        &[("cluster", c)],
+        metrics::now_seconds(),
+    );
+    for d in &r.members {
+        let l = [("cluster", c), ("member", d.member.as_str())];
+        m.flag(
+            "vigil_drill_member_success",
+            "1 if the member's archive restored and passed the checks in the last drill",
+            &l,
+            d.ok,
+        );
+        if let Some(rto) = d.rto_ms {
+            m.gauge(
+                "vigil_drill_rto_seconds",
+                "Measured recovery time of the member in the last drill: fetch, verify, restore, start, checks",
+                &l,
+                rto as f64 / 1000.0,
+            );
+        }
+        let last = if d.ok {
+            Some(metrics::now_seconds())
+        } else {
+            prev.iter()
+                .find(|(pl, _)| pl.iter().any(|(k, v)| k == "member" && v == &d.member))
+                .map(|(_, v)| *v)
+        };
+        if let Some(t) = last {
+            m.gauge(
+                "vigil_drill_last_success_timestamp_seconds",
+                "When a drill of the member last passed",
+                &l,
+                t,
+            );
+        }
+    }
+    metrics::publish(&cfg.metrics, "drill", c, &m);
 }
 
 /// A failed drill becomes an alert, a passing one resolves it.

@@ -7,6 +7,8 @@ use vigil_cli::{finish, load_config, Exit, GlobalArgs};
 use vigil_core::exit;
 use vigil_snapshot::{list, output, run, ship};
 
+mod metrics;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "vigil-snapshot",
@@ -60,6 +62,9 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    if let Some(code) = vigil_cli::generate::<Cli>() {
+        return code;
+    }
     let cli = Cli::parse();
     vigil_cli::init_logging(&cli.global);
     let r = match cli.command {
@@ -97,6 +102,7 @@ async fn cmd_run(g: &GlobalArgs, json: bool) -> Result<i32, Exit> {
         code: e.exit_code(),
         error: e.into(),
     })?;
+    metrics::publish_run(&cfg, &report);
     vigil_snapshot::alerts::raise(&cfg, &["snapshot", "sink"], &report.run_id).await;
     if json {
         print_json(&report);
@@ -241,6 +247,7 @@ async fn cmd_scrub(
             }
         }
     }
+    metrics::publish_scrub(&cfg, &results);
     vigil_snapshot::alerts::raise(&cfg, &["scrub"], &run_id).await;
     if json {
         let v: Vec<_> = results

@@ -106,9 +106,11 @@ pub fn to_six_field(expr: &str) -> Result<String, String> {
         "@weekly" => "0 0 * * 0",
         "@daily" | "@midnight" => "0 0 * * *",
         "@hourly" => "0 * * * *",
-        _ if e.starts_with('@') => return Err(format!(
+        _ if e.starts_with('@') => {
+            return Err(format!(
             "{e:?}: unknown macro; use @hourly, @daily, @weekly, @monthly, @yearly or five fields"
-        )),
+        ))
+        }
         _ => e,
     };
     let fields: Vec<&str> = expanded.split_whitespace().collect();
