@@ -1,0 +1,89 @@
+//! vigild: the vigil jobs on their cron schedules, in one process, for hosts
+//! without systemd (containers, other init systems). Parse, wire, exit; the
+//! scheduling lives in `daemon.rs`.
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+use vigil_cli::{finish, load_config, Exit, GlobalArgs};
+use vigil_core::exit;
+
+mod daemon;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "vigild",
+    version,
+    about = "vigil without systemd: runs every job on its [daemon] cron schedule"
+)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the schedules until SIGTERM; SIGHUP reloads the config.
+    Run,
+    /// Print each job's schedule (as given and as the scheduler takes it).
+    Schedule,
+    /// Validate the config file and print a summary without secrets.
+    CheckConfig,
+}
+
+fn main() -> ExitCode {
+    if let Some(code) = vigil_cli::generate::<Cli>() {
+        return code;
+    }
+    let cli = Cli::parse();
+    vigil_cli::init_logging(&cli.global);
+    let r = match cli.command {
+        Command::CheckConfig => vigil_cli::check_config(&cli.global.config),
+        Command::Schedule => schedule(&cli.global),
+        Command::Run => run(&cli.global),
+    };
+    finish("vigild", r)
+}
+
+fn schedule(g: &GlobalArgs) -> Result<i32, Exit> {
+    let cfg = load_config(&g.config)?;
+    let jobs = daemon::plan(&cfg).map_err(Exit::usage)?;
+    if jobs.is_empty() {
+        println!("no job is scheduled; set schedules in [daemon]");
+    }
+    for j in &jobs {
+        println!(
+            "{:<9} {:<16} (scheduler: {})  {} {}",
+            j.name,
+            j.cron,
+            j.six,
+            j.program,
+            j.args.join(" ")
+        );
+    }
+    let d = cfg.daemon_config();
+    println!(
+        "notify    {}",
+        if d.notify {
+            "vigil-notify run, kept running"
+        } else {
+            "off"
+        }
+    );
+    Ok(exit::OK)
+}
+
+fn run(g: &GlobalArgs) -> Result<i32, Exit> {
+    let path = std::path::absolute(&g.config).unwrap_or_else(|_| g.config.clone());
+    // The first load must succeed; later reloads keep the old config on error.
+    let cfg = load_config(&path)?;
+    daemon::plan(&cfg).map_err(Exit::usage)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(Exit::usage)?;
+    rt.block_on(daemon::run(path, cfg)).map_err(Exit::usage)?;
+    Ok(exit::OK)
+}
