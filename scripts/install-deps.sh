@@ -11,6 +11,8 @@ APT_PACKAGES=(
   ceph-mon ceph-mgr ceph-osd radosgw ceph-common  # a real Ceph radosgw as the S3 sink in tests
   s3cmd               # an independent S3 client to check and corrupt objects behind vigil's back
   bc curl uuid-runtime  # used by the Ceph test harness scripts
+  prometheus          # promtool: checks config/prometheus-rules.yml and the metrics files
+  acl                 # getfacl: the packaging check looks at the metrics dir ACL
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

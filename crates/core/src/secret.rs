@@ -41,7 +41,18 @@ impl<'de> serde::Deserialize<'de> for Secret {
 pub fn resolve_path(p: &Path) -> PathBuf {
     if p.is_relative() {
         if let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY") {
-            return Path::new(&dir).join(p);
+            let plain = Path::new(&dir).join(p);
+            // A unit that loads a whole directory (`LoadCredential=snapshot:/etc/vigil/credentials/snapshot`)
+            // gets `snapshot_<file>`; its `VIGIL_CREDENTIALS_PREFIX=snapshot_` finds them by `<file>`.
+            if let Some(prefix) = std::env::var_os("VIGIL_CREDENTIALS_PREFIX") {
+                let mut name = prefix;
+                name.push(p.as_os_str());
+                let prefixed = Path::new(&dir).join(name);
+                if !plain.exists() && prefixed.exists() {
+                    return prefixed;
+                }
+            }
+            return plain;
         }
     }
     p.to_path_buf()
