@@ -13,7 +13,10 @@ use vigil_tests::*;
 const NAMES: [&str; 3] = ["cp-1", "cp-2", "cp-3"];
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn units(ext: &str) -> Vec<PathBuf> {
@@ -51,7 +54,11 @@ fn metric_names(text: &str) -> Vec<String> {
 fn sample(text: &str, metric: &str, labels: &[(&str, &str)]) -> Option<f64> {
     text.lines()
         .filter(|l| l.starts_with(&format!("{metric}{{")) || l.starts_with(&format!("{metric} ")))
-        .find(|l| labels.iter().all(|(k, v)| l.contains(&format!("{k}=\"{v}\""))))
+        .find(|l| {
+            labels
+                .iter()
+                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        })
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
 }
@@ -137,9 +144,19 @@ fn every_service_scores_2_or_less_and_every_unit_verifies() {
     let d = tempfile::tempdir().unwrap();
     let mut files = Vec::new();
     for u in services.iter().chain(&timers) {
-        let name = u.file_name().unwrap().to_string_lossy().replace("@.", "@prod.");
+        let name = u
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .replace("@.", "@prod.");
         let mut body = std::fs::read_to_string(u).unwrap();
-        for b in ["vigil-snapshot", "vigil-restore", "vigil-notify", "vigil-health", "vigil-quota"] {
+        for b in [
+            "vigil-snapshot",
+            "vigil-restore",
+            "vigil-notify",
+            "vigil-health",
+            "vigil-quota",
+        ] {
             body = body.replace(
                 &format!("ExecStart=/usr/bin/{b} "),
                 &format!("ExecStart={} ", bin(b).display()),
@@ -249,9 +266,21 @@ fn man_pages_and_completions_come_from_the_binaries() {
         assert!(out.status.success(), "{b}: {}", text(&out));
         let man = std::fs::read_to_string(d.path().join(b).join(format!("man/{b}.1"))).unwrap();
         assert!(man.starts_with(".ie") || man.contains(".TH"), "{man}");
-        assert!(d.path().join(b).join(format!("completions/bash/{b}")).is_file());
-        assert!(d.path().join(b).join(format!("completions/zsh/_{b}")).is_file());
-        assert!(d.path().join(b).join(format!("completions/fish/{b}.fish")).is_file());
+        assert!(d
+            .path()
+            .join(b)
+            .join(format!("completions/bash/{b}"))
+            .is_file());
+        assert!(d
+            .path()
+            .join(b)
+            .join(format!("completions/zsh/_{b}"))
+            .is_file());
+        assert!(d
+            .path()
+            .join(b)
+            .join(format!("completions/fish/{b}.fish"))
+            .is_file());
         let o = Command::new("bash")
             .arg("-n")
             .arg(d.path().join(b).join(format!("completions/bash/{b}")))
@@ -259,9 +288,15 @@ fn man_pages_and_completions_come_from_the_binaries() {
             .unwrap();
         assert!(o.status.success(), "{}", text(&o));
     }
-    assert!(d.path().join("vigil-snapshot/man/vigil-snapshot-run.1").is_file());
+    assert!(d
+        .path()
+        .join("vigil-snapshot/man/vigil-snapshot-run.1")
+        .is_file());
     // `__generate` is not in --help.
-    let help = Command::new(bin("vigil-snapshot")).arg("--help").output().unwrap();
+    let help = Command::new(bin("vigil-snapshot"))
+        .arg("--help")
+        .output()
+        .unwrap();
     assert!(!text(&help).contains("__generate"));
 }
 
@@ -297,10 +332,15 @@ fn jobs_write_textfile_metrics_and_logs_suit_journald() {
     assert!(!lines.is_empty());
     for l in &lines {
         assert!(
-            ["<3>", "<4>", "<6>", "<7>"].iter().any(|p| l.starts_with(p)),
+            ["<3>", "<4>", "<6>", "<7>"]
+                .iter()
+                .any(|p| l.starts_with(p)),
             "not journald style: {l:?}"
         );
-        assert!(!l.contains(&format!("{}-", vigil_core::now().year())), "timestamp in {l:?}");
+        assert!(
+            !l.contains(&format!("{}-", vigil_core::now().year())),
+            "timestamp in {l:?}"
+        );
         assert!(!l.contains('\u{1b}'), "ANSI colour in {l:?}");
     }
     let prom = textdir.join("vigil_snapshot_prod.prom");
@@ -309,33 +349,71 @@ fn jobs_write_textfile_metrics_and_logs_suit_journald() {
     eprintln!("{first}");
     for m in NAMES {
         let l = [("cluster", "prod"), ("member", m)];
-        assert_eq!(sample(&first, "vigil_snapshot_member_success", &l), Some(1.0));
+        assert_eq!(
+            sample(&first, "vigil_snapshot_member_success", &l),
+            Some(1.0)
+        );
         assert!(sample(&first, "vigil_snapshot_member_archive_bytes", &l).unwrap() > 0.0);
         assert!(sample(&first, "vigil_snapshot_member_snapshot_bytes", &l).unwrap() > 0.0);
         assert!(sample(&first, "vigil_snapshot_member_compression_ratio", &l).unwrap() > 1.0);
         assert!(sample(&first, "vigil_snapshot_member_duration_seconds", &l).is_some());
-        assert!(sample(&first, "vigil_snapshot_member_last_success_timestamp_seconds", &l).is_some());
+        assert!(sample(
+            &first,
+            "vigil_snapshot_member_last_success_timestamp_seconds",
+            &l
+        )
+        .is_some());
         assert_eq!(
-            sample(&first, "vigil_snapshot_archives", &[("member", m), ("sink", "local")]),
+            sample(
+                &first,
+                "vigil_snapshot_archives",
+                &[("member", m), ("sink", "local")]
+            ),
             Some(1.0)
         );
     }
     assert_eq!(sample(&first, "vigil_snapshot_run_success", &[]), Some(1.0));
-    assert_eq!(sample(&first, "vigil_snapshot_sink_success", &[("sink", "offsite")]), Some(1.0));
-    assert_eq!(sample(&first, "vigil_snapshot_sink_copies", &[("sink", "offsite")]), Some(3.0));
-    assert!(sample(&first, "vigil_snapshot_sink_last_success_timestamp_seconds", &[("sink", "offsite")]).is_some());
+    assert_eq!(
+        sample(
+            &first,
+            "vigil_snapshot_sink_success",
+            &[("sink", "offsite")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&first, "vigil_snapshot_sink_copies", &[("sink", "offsite")]),
+        Some(3.0)
+    );
+    assert!(sample(
+        &first,
+        "vigil_snapshot_sink_last_success_timestamp_seconds",
+        &[("sink", "offsite")]
+    )
+    .is_some());
     // No secret and no temporary file next to it.
     assert!(!first.contains("AGE-SECRET-KEY"));
-    assert_eq!(all_files(&textdir), vec!["vigil_snapshot_prod.prom".to_string()]);
+    assert_eq!(
+        all_files(&textdir),
+        vec!["vigil_snapshot_prod.prom".to_string()]
+    );
     let lint = Command::new("sh")
         .arg("-c")
         .arg(format!("promtool check metrics < '{}'", prom.display()))
         .output()
         .unwrap();
-    assert!(lint.status.success(), "promtool check metrics: {}", text(&lint));
+    assert!(
+        lint.status.success(),
+        "promtool check metrics: {}",
+        text(&lint)
+    );
 
     // One member down: its success is 0, its last success time stays.
-    let last_cp2 = sample(&first, "vigil_snapshot_member_last_success_timestamp_seconds", &[("member", "cp-2")]);
+    let last_cp2 = sample(
+        &first,
+        "vigil_snapshot_member_last_success_timestamp_seconds",
+        &[("member", "cp-2")],
+    );
     cluster.kill(1);
     let out = Command::new(bin("vigil-snapshot"))
         .args(["--config"])
@@ -344,35 +422,77 @@ fn jobs_write_textfile_metrics_and_logs_suit_journald() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    for l in String::from_utf8_lossy(&out.stderr).lines().filter(|l| l.starts_with('{')) {
+    for l in String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| l.starts_with('{'))
+    {
         let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}"));
         assert!(v["level"].is_string() && v["timestamp"].is_string(), "{v}");
     }
     let second = std::fs::read_to_string(&prom).unwrap();
-    assert_eq!(sample(&second, "vigil_snapshot_member_success", &[("member", "cp-2")]), Some(0.0));
-    assert_eq!(sample(&second, "vigil_snapshot_member_success", &[("member", "cp-1")]), Some(1.0));
     assert_eq!(
-        sample(&second, "vigil_snapshot_member_last_success_timestamp_seconds", &[("member", "cp-2")]),
+        sample(
+            &second,
+            "vigil_snapshot_member_success",
+            &[("member", "cp-2")]
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(
+            &second,
+            "vigil_snapshot_member_success",
+            &[("member", "cp-1")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &second,
+            "vigil_snapshot_member_last_success_timestamp_seconds",
+            &[("member", "cp-2")]
+        ),
         last_cp2
     );
-    assert_eq!(sample(&second, "vigil_snapshot_run_success", &[]), Some(0.0));
+    assert_eq!(
+        sample(&second, "vigil_snapshot_run_success", &[]),
+        Some(0.0)
+    );
     cluster.restart(1);
 
     // Scrub and drill write theirs.
     let out = vigil("vigil-snapshot", &cfg, &["scrub"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let scrub = std::fs::read_to_string(textdir.join("vigil_scrub_prod.prom")).unwrap();
-    assert_eq!(sample(&scrub, "vigil_scrub_problems", &[("sink", "local")]), Some(0.0));
-    assert_eq!(sample(&scrub, "vigil_scrub_checked_archives", &[("sink", "offsite")]), Some(5.0));
+    assert_eq!(
+        sample(&scrub, "vigil_scrub_problems", &[("sink", "local")]),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(
+            &scrub,
+            "vigil_scrub_checked_archives",
+            &[("sink", "offsite")]
+        ),
+        Some(5.0)
+    );
     drop(cluster);
     let out = vigil("vigil-restore", &cfg, &["drill"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let drill = std::fs::read_to_string(textdir.join("vigil_drill_prod.prom")).unwrap();
     eprintln!("{drill}");
     for m in NAMES {
-        assert_eq!(sample(&drill, "vigil_drill_member_success", &[("member", m)]), Some(1.0));
+        assert_eq!(
+            sample(&drill, "vigil_drill_member_success", &[("member", m)]),
+            Some(1.0)
+        );
         assert!(sample(&drill, "vigil_drill_rto_seconds", &[("member", m)]).unwrap() > 0.0);
-        assert!(sample(&drill, "vigil_drill_last_success_timestamp_seconds", &[("member", m)]).is_some());
+        assert!(sample(
+            &drill,
+            "vigil_drill_last_success_timestamp_seconds",
+            &[("member", m)]
+        )
+        .is_some());
     }
 }
 
@@ -423,12 +543,21 @@ fn notify_says_ready_and_serves_metrics() {
 
     let page = http_get(port, "/metrics");
     assert!(page.starts_with("HTTP/1.1 200 OK"), "{page}");
-    assert!(page.contains("Content-Type: text/plain; version=0.0.4"), "{page}");
+    assert!(
+        page.contains("Content-Type: text/plain; version=0.0.4"),
+        "{page}"
+    );
     let body = page.split("\r\n\r\n").nth(1).unwrap().to_string();
     let l = [("cluster", "prod"), ("channel", "ops-file")];
     assert_eq!(sample(&body, "vigil_notify_outbox_pending", &l), Some(0.0));
-    assert_eq!(sample(&body, "vigil_notify_deliveries_total", &l), Some(0.0));
-    assert_eq!(sample(&body, "vigil_notify_delivery_failures_total", &l), Some(0.0));
+    assert_eq!(
+        sample(&body, "vigil_notify_deliveries_total", &l),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(&body, "vigil_notify_delivery_failures_total", &l),
+        Some(0.0)
+    );
     assert_eq!(sample(&body, "vigil_notify_store_ok", &[]), Some(1.0));
     for m in metric_names(&body) {
         assert!(m.starts_with("vigil_"), "{m}");
@@ -444,7 +573,11 @@ fn notify_says_ready_and_serves_metrics() {
             c.wait_with_output()
         })
         .unwrap();
-    assert!(lint.status.success(), "promtool check metrics: {}", text(&lint));
+    assert!(
+        lint.status.success(),
+        "promtool check metrics: {}",
+        text(&lint)
+    );
     assert!(http_get(port, "/nope").starts_with("HTTP/1.1 404"));
 
     // A failed snapshot raises an alert; its channel cannot write yet (no
@@ -457,14 +590,31 @@ fn notify_says_ready_and_serves_metrics() {
         .unwrap();
     assert_eq!(st.status.code(), Some(1), "{}", text(&st));
     let metric = |name: &str| sample(&http_get(port, "/metrics"), name, &l).unwrap_or(0.0);
-    wait_for("a failed delivery", 30, || metric("vigil_notify_delivery_failures_total") >= 1.0);
+    wait_for("a failed delivery", 30, || {
+        metric("vigil_notify_delivery_failures_total") >= 1.0
+    });
     assert!(metric("vigil_notify_outbox_pending") >= 1.0);
     std::fs::create_dir(t.path().join("out")).unwrap();
-    wait_for("the delivery", 30, || metric("vigil_notify_deliveries_total") >= 1.0);
-    wait_for("an empty outbox", 10, || metric("vigil_notify_outbox_pending") == 0.0);
+    wait_for("the delivery", 30, || {
+        metric("vigil_notify_deliveries_total") >= 1.0
+    });
+    wait_for("an empty outbox", 10, || {
+        metric("vigil_notify_outbox_pending") == 0.0
+    });
     let page = http_get(port, "/metrics");
-    assert!(sample(&page, "vigil_alerts", &[("state", "firing")]).is_some(), "{page}");
-    assert!(sample(&page, "vigil_notify_channel_last_success_timestamp_seconds", &l).is_some(), "{page}");
+    assert!(
+        sample(&page, "vigil_alerts", &[("state", "firing")]).is_some(),
+        "{page}"
+    );
+    assert!(
+        sample(
+            &page,
+            "vigil_notify_channel_last_success_timestamp_seconds",
+            &l
+        )
+        .is_some(),
+        "{page}"
+    );
 
     rustix_term(child.id());
     let n = sock.recv(&mut buf).expect("no STOPPING=1");
@@ -474,11 +624,19 @@ fn notify_says_ready_and_serves_metrics() {
 }
 
 fn rustix_term(pid: u32) {
-    Command::new("kill").arg("-TERM").arg(pid.to_string()).status().unwrap();
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
 }
 
 fn rustix_hup(pid: u32) {
-    Command::new("kill").arg("-HUP").arg(pid.to_string()).status().unwrap();
+    Command::new("kill")
+        .arg("-HUP")
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
 }
 
 fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
@@ -541,7 +699,9 @@ fn vigild_skips_overlaps_reloads_on_hup_and_stops_in_order() {
     let read = || std::fs::read_to_string(&log).unwrap_or_default();
     wait_for("notify to start", 10, || read().contains("notify-start"));
     // Every second is due, each run takes 2.5 s: runs never overlap.
-    wait_for("two snapshot runs", 15, || read().matches("snapshot-end").count() >= 2);
+    wait_for("two snapshot runs", 15, || {
+        read().matches("snapshot-end").count() >= 2
+    });
     let l = read();
     let mut running = 0;
     for line in l.lines() {
@@ -555,24 +715,48 @@ fn vigild_skips_overlaps_reloads_on_hup_and_stops_in_order() {
     let err = std::fs::read_to_string(&err_log).unwrap();
     assert!(err.contains("this run is skipped"), "{err}");
     let prom = std::fs::read_to_string(textdir.join("vigil_daemon_prod.prom")).unwrap();
-    assert!(sample(&prom, "vigil_daemon_job_skipped_total", &[("job", "snapshot")]).unwrap() >= 1.0);
-    assert_eq!(sample(&prom, "vigil_daemon_job_last_exit_code", &[("job", "snapshot")]), Some(0.0));
+    assert!(
+        sample(
+            &prom,
+            "vigil_daemon_job_skipped_total",
+            &[("job", "snapshot")]
+        )
+        .unwrap()
+            >= 1.0
+    );
+    assert_eq!(
+        sample(
+            &prom,
+            "vigil_daemon_job_last_exit_code",
+            &[("job", "snapshot")]
+        ),
+        Some(0.0)
+    );
 
     // A broken config on SIGHUP is refused and the old one stays.
     std::fs::write(&cfg, "[cluster\n").unwrap();
     rustix_hup(child.id());
     wait_for("the refused reload", 10, || {
-        std::fs::read_to_string(&err_log).unwrap().contains("config not reloaded")
+        std::fs::read_to_string(&err_log)
+            .unwrap()
+            .contains("config not reloaded")
     });
-    assert!(child.try_wait().unwrap().is_none(), "vigild died on a bad reload");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "vigild died on a bad reload"
+    );
 
     // A good one replaces the schedules: only the scrub now (it ignores SIGTERM).
     write_cfg("snapshot = \"\"\nscrub = \"* * * * * *\"\n");
     rustix_hup(child.id());
     wait_for("the reload", 10, || {
-        std::fs::read_to_string(&err_log).unwrap().contains("config reloaded")
+        std::fs::read_to_string(&err_log)
+            .unwrap()
+            .contains("config reloaded")
     });
-    wait_for("notify to restart on the new config", 10, || read().matches("notify-start").count() >= 2);
+    wait_for("notify to restart on the new config", 10, || {
+        read().matches("notify-start").count() >= 2
+    });
     wait_for("the scrub", 10, || read().contains("scrub-start"));
     let snapshots_before = read().matches("snapshot-start").count();
 
@@ -582,14 +766,31 @@ fn vigild_skips_overlaps_reloads_on_hup_and_stops_in_order() {
     let status = child.wait().unwrap();
     let took = t0.elapsed();
     assert_eq!(status.code(), Some(0));
-    assert!(took >= Duration::from_millis(1900) && took < Duration::from_secs(10), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(1900) && took < Duration::from_secs(10),
+        "{took:?}"
+    );
     let err = std::fs::read_to_string(&err_log).unwrap();
-    assert!(err.contains("still running at the shutdown deadline; killed"), "{err}");
+    assert!(
+        err.contains("still running at the shutdown deadline; killed"),
+        "{err}"
+    );
     let l = read();
-    assert_eq!(l.matches("snapshot-start").count(), snapshots_before, "a snapshot ran after the reload:\n{l}");
-    assert!(l.lines().last().unwrap().starts_with("notify-term"), "notify did not stop last:\n{l}");
+    assert_eq!(
+        l.matches("snapshot-start").count(),
+        snapshots_before,
+        "a snapshot ran after the reload:\n{l}"
+    );
+    assert!(
+        l.lines().last().unwrap().starts_with("notify-term"),
+        "notify did not stop last:\n{l}"
+    );
     // Nothing is left running.
-    let left = Command::new("pgrep").arg("-f").arg(bins.to_str().unwrap()).output().unwrap();
+    let left = Command::new("pgrep")
+        .arg("-f")
+        .arg(bins.to_str().unwrap())
+        .output()
+        .unwrap();
     assert!(left.stdout.is_empty(), "left running: {}", text(&left));
 }
 
@@ -606,7 +807,10 @@ fn daemon_schedules_are_checked_when_the_config_loads() {
     let out = vigil("vigild", &cfg, &["check-config"]);
     assert_eq!(out.status.code(), Some(2));
     let msg = text(&out);
-    assert!(msg.contains("daemon.snapshot") && msg.contains("five"), "{msg}");
+    assert!(
+        msg.contains("daemon.snapshot") && msg.contains("five"),
+        "{msg}"
+    );
     // RKE2's own default schedule is taken as it is.
     cb.extra = "\n[daemon]\nsnapshot = \"0 */12 * * *\"\ndrill = \"0 4 * * 7\"\n\n[metrics]\nlisten = \"nope\"\n".into();
     let cfg = cb.write("vigil.toml");
@@ -617,5 +821,9 @@ fn daemon_schedules_are_checked_when_the_config_loads() {
     let cfg = cb.write("vigil.toml");
     let out = vigil("vigild", &cfg, &["schedule"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(text(&out).contains("0 0 */12 * * *") && text(&out).contains("0 0 4 * * 0"), "{}", text(&out));
+    assert!(
+        text(&out).contains("0 0 */12 * * *") && text(&out).contains("0 0 4 * * 0"),
+        "{}",
+        text(&out)
+    );
 }

@@ -195,6 +195,16 @@ impl Validator<'_> {
     }
 }
 
+impl super::Config {
+    /// The `[daemon]` section, or its defaults when absent.
+    pub fn daemon_config(&self) -> std::borrow::Cow<'_, DaemonConfig> {
+        match &self.daemon {
+            Some(d) => std::borrow::Cow::Borrowed(d.get_ref()),
+            None => std::borrow::Cow::Owned(DaemonConfig::default()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::to_six_field;
@@ -226,15 +236,5 @@ mod tests {
         assert!(to_six_field("0 4 * * ;")
             .unwrap_err()
             .contains("not a cron field"));
-    }
-}
-
-impl super::Config {
-    /// The `[daemon]` section, or its defaults when absent.
-    pub fn daemon_config(&self) -> std::borrow::Cow<'_, DaemonConfig> {
-        match &self.daemon {
-            Some(d) => std::borrow::Cow::Borrowed(d.get_ref()),
-            None => std::borrow::Cow::Owned(DaemonConfig::default()),
-        }
     }
 }
