@@ -1,0 +1,240 @@
+//! vigil-bench: the benchmark harness of issue 9 (see BENCHMARKS.md).
+//!
+//! - `gen`: fill an etcd cluster with a Kubernetes-shaped dataset;
+//! - `run`: start etcd and radosgw, generate, and time every step side by side;
+//! - `report`: render the BENCHMARKS.md tables from results files.
+
+mod gen;
+mod procs;
+mod report;
+mod results;
+mod runner;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "vigil-bench",
+    about = "vigil benchmark harness (BENCHMARKS.md)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Fill an existing etcd cluster with a Kubernetes-shaped dataset.
+    Gen {
+        /// Client URLs, comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        endpoints: Vec<String>,
+        /// Target database size: 5MB, 1GB, 2GiB, ...
+        #[arg(long)]
+        size: String,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, default_value_t = 4)]
+        workers: usize,
+        /// Print the dataset summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start etcd (free loopback ports) and radosgw, generate a dataset, and time every step.
+    Run {
+        /// Target database size: 5MB, 1GB, 4GB, ...
+        #[arg(long)]
+        size: String,
+        /// Rounds; each figure is the median over them.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, default_value_t = 4)]
+        workers: usize,
+        /// etcd cluster size (3, or 1 for a single-member cluster).
+        #[arg(long, default_value_t = 3)]
+        members: usize,
+        /// Directory with vigil-snapshot and vigil-restore.
+        #[arg(long, default_value = "target/release")]
+        bin_dir: PathBuf,
+        /// The repository (for tests/ceph/start-rgw.sh).
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+        /// Scratch space (etcd data, snapshots, Ceph); removed afterwards unless --keep.
+        #[arg(long)]
+        workdir: Option<PathBuf>,
+        #[arg(long)]
+        keep: bool,
+        /// Results file (default bench/results/<label>.json).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Name of the dataset in the results (default: the size).
+        #[arg(long)]
+        label: Option<String>,
+        /// zstd level of the main comparison (vigil's default: 3).
+        #[arg(long, default_value_t = 3)]
+        zstd_level: i32,
+        /// zstd levels of the sweep.
+        #[arg(long, value_delimiter = ',', default_value = "1,3,6")]
+        levels: Vec<i32>,
+        /// snapshot.zstd_threads values of the sweep.
+        #[arg(long, value_delimiter = ',', default_value = "0,2")]
+        threads: Vec<u32>,
+        /// part_size:upload_concurrency pairs of the multipart sweep ("" for none).
+        #[arg(long, value_delimiter = ',', default_value = "5MiB:2,16MiB:2,16MiB:4")]
+        parts: Vec<String>,
+        /// A config for `vigil-health run` (default: the benchmark's config).
+        #[arg(long)]
+        health_config: Option<PathBuf>,
+        /// A config for `vigil-quota run` (default: the benchmark's config).
+        #[arg(long)]
+        quota_config: Option<PathBuf>,
+        /// Mark the results as a harness check whose figures mean nothing.
+        #[arg(long)]
+        smoke: bool,
+    },
+    /// Render the BENCHMARKS.md tables from results files.
+    Report {
+        files: Vec<PathBuf>,
+        /// Replace the text between the result markers of this markdown file.
+        #[arg(long)]
+        write: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    match real_main() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vigil-bench: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn real_main() -> Result<()> {
+    match Cli::parse().command {
+        Command::Gen {
+            endpoints,
+            size,
+            seed,
+            workers,
+            json,
+        } => {
+            let rt = tokio::runtime::Runtime::new()?;
+            let d = rt.block_on(gen::generate(&gen::GenOptions {
+                endpoints,
+                target: gen::parse_size(&size)?,
+                seed,
+                workers,
+                compact_every: (gen::parse_size(&size)? / 20).max(1 << 20),
+                quiet: json,
+            }))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&d)?);
+            } else {
+                println!(
+                    "database {:.1} MB ({:.1} MB in use), {} keys, revision {}, {} puts, {} deletes, {:.1} s",
+                    d.db_size as f64 / 1e6,
+                    d.db_size_in_use as f64 / 1e6,
+                    d.keys,
+                    d.revision,
+                    d.puts,
+                    d.deletes,
+                    d.gen_seconds
+                );
+            }
+            Ok(())
+        }
+        Command::Run {
+            size,
+            runs,
+            seed,
+            workers,
+            members,
+            bin_dir,
+            repo,
+            workdir,
+            keep,
+            out,
+            label,
+            zstd_level,
+            levels,
+            threads,
+            parts,
+            health_config,
+            quota_config,
+            smoke,
+        } => {
+            let label = label.unwrap_or_else(|| size.clone());
+            let parts = parts
+                .iter()
+                .filter(|p| !p.is_empty())
+                .map(|p| {
+                    let (s, c) = p.split_once(':').with_context(|| {
+                        format!("--parts {p:?}: write part_size:concurrency, e.g. 16MiB:2")
+                    })?;
+                    Ok((s.to_string(), c.parse()?))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let repo = std::fs::canonicalize(&repo)?;
+            let abs = |p: PathBuf| if p.is_absolute() { p } else { repo.join(p) };
+            let o = runner::RunOptions {
+                bin_dir: abs(bin_dir),
+                size: gen::parse_size(&size)?,
+                runs: runs.max(1),
+                seed,
+                workers,
+                members: members.max(1),
+                workdir: workdir.unwrap_or_else(|| {
+                    std::env::temp_dir().join(format!("vigil-bench-{}", std::process::id()))
+                }),
+                keep,
+                out: abs(
+                    out.unwrap_or_else(|| PathBuf::from(format!("bench/results/{label}.json")))
+                ),
+                label,
+                zstd_level,
+                levels,
+                threads,
+                parts,
+                health_config,
+                quota_config,
+                smoke,
+                repo,
+            };
+            let r = runner::run(&o)?;
+            print!("{}", report::render(&[r]));
+            Ok(())
+        }
+        Command::Report { files, write } => {
+            let mut all = Vec::new();
+            for f in &files {
+                let r: results::Results = serde_json::from_slice(
+                    &std::fs::read(f).with_context(|| format!("reading {}", f.display()))?,
+                )
+                .with_context(|| format!("{}: not a vigil-bench results file", f.display()))?;
+                all.push(r);
+            }
+            let md = report::render(&all);
+            match write {
+                Some(p) => {
+                    let doc = std::fs::read_to_string(&p)?;
+                    let new = report::splice(&doc, &md).with_context(|| {
+                        format!(
+                            "{}: no <!-- bench:results:begin/end --> markers",
+                            p.display()
+                        )
+                    })?;
+                    std::fs::write(&p, new)?;
+                }
+                None => print!("{md}"),
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,835 @@
+//! `vigil-bench run`: one dataset, every step side by side on the same
+//! member and database, `--runs` times, interleaved so that noise spreads
+//! over all steps alike.
+
+use crate::gen::{self, GenOptions};
+use crate::procs::{self, Etcd, Rgw, ACCESS_KEY, SECRET_KEY};
+use crate::results::*;
+use anyhow::{bail, Context, Result};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub repo: PathBuf,
+    pub bin_dir: PathBuf,
+    pub size: u64,
+    pub label: String,
+    pub runs: usize,
+    pub seed: u64,
+    pub workers: usize,
+    pub members: usize,
+    pub workdir: PathBuf,
+    pub keep: bool,
+    pub out: PathBuf,
+    /// The level of the main comparison (vigil's default is 3).
+    pub zstd_level: i32,
+    pub levels: Vec<i32>,
+    pub threads: Vec<u32>,
+    /// (part_size, upload_concurrency)
+    pub parts: Vec<(String, u32)>,
+    pub health_config: Option<PathBuf>,
+    pub quota_config: Option<PathBuf>,
+    pub smoke: bool,
+}
+
+/// vigil config variations.
+#[derive(Debug, Clone, Default)]
+struct Variant {
+    members: usize,
+    zstd_level: i32,
+    zstd_threads: u32,
+    part_size: Option<String>,
+    upload_concurrency: Option<u32>,
+}
+
+struct Bench<'a> {
+    o: &'a RunOptions,
+    etcd: Etcd,
+    rgw: Rgw,
+    w: PathBuf,
+    clk: f64,
+    recipient: String,
+    key_file: PathBuf,
+    steps: BTreeMap<String, Step>,
+}
+
+fn q(s: &str) -> String {
+    if s.chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_./=:@,+".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+fn shell_line(argv: &[String]) -> String {
+    argv.iter().map(|a| q(a)).collect::<Vec<_>>().join(" ")
+}
+
+fn file_size(p: &Path) -> u64 {
+    std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
+}
+
+fn rm(p: &Path) {
+    if p.is_dir() {
+        let _ = std::fs::remove_dir_all(p);
+    } else {
+        let _ = std::fs::remove_file(p);
+    }
+}
+
+impl Bench<'_> {
+    fn bin(&self, name: &str) -> String {
+        self.o.bin_dir.join(name).display().to_string()
+    }
+
+    /// Runs argv under `/usr/bin/time`; stdout goes to `stdout_to` if given.
+    fn time(
+        &self,
+        argv: &[String],
+        env: &[(&str, &str)],
+        stdout_to: Option<&Path>,
+    ) -> Result<Sample> {
+        let tf = self.w.join("time.out");
+        let ef = self.w.join("stderr.out");
+        let mut cmd = Command::new("/usr/bin/time");
+        cmd.args(["-f", "%e %U %S %M", "-o"])
+            .arg(&tf)
+            .args(argv)
+            .stdin(Stdio::null())
+            .stderr(std::fs::File::create(&ef)?);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.stdout(match stdout_to {
+            Some(p) => Stdio::from(std::fs::File::create(p)?),
+            None => Stdio::null(),
+        });
+        let cpu0 = self.etcd.cpu_seconds(self.clk);
+        let t0 = Instant::now();
+        let st = cmd
+            .status()
+            .context("running /usr/bin/time (Debian package `time`)")?;
+        let wall = t0.elapsed().as_secs_f64();
+        let server = self.etcd.cpu_seconds(self.clk) - cpu0;
+        if !st.success() {
+            bail!(
+                "{} failed ({st}): {}",
+                shell_line(argv),
+                std::fs::read_to_string(&ef).unwrap_or_default()
+            );
+        }
+        let t = std::fs::read_to_string(&tf)?;
+        let last = t.lines().last().unwrap_or("");
+        let f: Vec<&str> = last.split_whitespace().collect();
+        if f.len() < 4 {
+            bail!("cannot read /usr/bin/time output {t:?}");
+        }
+        let (user, sys): (f64, f64) = (f[1].parse()?, f[2].parse()?);
+        Ok(Sample {
+            wall_s: wall,
+            user_s: user,
+            sys_s: sys,
+            cpu_s: user + sys,
+            maxrss_kib: f[3].parse()?,
+            server_cpu_s: server,
+            bytes_in: 0,
+            bytes_out: 0,
+        })
+    }
+
+    fn record(&mut self, key: &str, argv: &[String], s: Sample) {
+        let e = self.steps.entry(key.to_string()).or_default();
+        e.cmd = shell_line(argv);
+        e.samples.push(s);
+        eprintln!(
+            "  {key:<22} {:>8.2} s wall {:>8.2} s cpu {:>8.1} MiB rss {:>7.2} s etcd",
+            s_wall(e),
+            e.samples.last().map_or(0.0, |s| s.cpu_s),
+            e.samples.last().map_or(0, |s| s.maxrss_kib) as f64 / 1024.0,
+            e.samples.last().map_or(0.0, |s| s.server_cpu_s),
+        );
+    }
+
+    /// Times argv and records it under `key`.
+    fn step(
+        &mut self,
+        key: &str,
+        argv: Vec<String>,
+        bytes_in: &Path,
+        bytes_out: &Path,
+    ) -> Result<Sample> {
+        let mut s = self.time(&argv, &[("ETCDCTL_API", "3")], None)?;
+        s.bytes_in = file_size(bytes_in);
+        s.bytes_out = file_size(bytes_out);
+        self.record(key, &argv, s.clone());
+        Ok(s)
+    }
+
+    fn write_config(&self, v: &Variant) -> Result<PathBuf> {
+        let mut s = String::from("[cluster]\nname = \"prod\"\nmembers = [\n");
+        for m in self.etcd.members.iter().take(v.members) {
+            s.push_str(&format!(
+                "  {{ name = \"{}\", endpoint = \"{}\", peer_url = \"{}\" }},\n",
+                m.name,
+                m.endpoint(),
+                m.peer_url()
+            ));
+        }
+        s.push_str(&format!(
+            "]\n\n[snapshot]\ndir = \"{}\"\nkeep_last = 1\nage_recipients = [\"{}\"]\nzstd_level = {}\nzstd_threads = {}\n",
+            self.w.join("snapshots").display(),
+            self.recipient,
+            v.zstd_level,
+            v.zstd_threads
+        ));
+        s.push_str(&format!(
+            "\n[state]\ndir = \"{}\"\n",
+            self.w.join("state").display()
+        ));
+        s.push_str(&format!(
+            "\n[[sink]]\nname = \"rgw\"\nkind = \"s3\"\nendpoint = \"{}\"\nallow_http = true\nbucket = \"bench\"\nregion = \"us-east-1\"\naccess_key_id = \"{ACCESS_KEY}\"\nsecret_access_key = \"{SECRET_KEY}\"\npath_style = true\nkeep_last = 1\n",
+            self.rgw.endpoint()
+        ));
+        if let Some(p) = &v.part_size {
+            s.push_str(&format!("part_size = \"{p}\"\n"));
+        }
+        if let Some(c) = v.upload_concurrency {
+            s.push_str(&format!("upload_concurrency = {c}\n"));
+        }
+        let name = format!(
+            "vigil-m{}-l{}-t{}-{}-{}.toml",
+            v.members,
+            v.zstd_level,
+            v.zstd_threads,
+            v.part_size.as_deref().unwrap_or("default"),
+            v.upload_concurrency.unwrap_or(0)
+        );
+        let p = self.w.join(name);
+        std::fs::write(&p, s)?;
+        Ok(p)
+    }
+
+    /// `vigil-snapshot run --json` with a variant; returns its report.
+    fn vigil_run(&mut self, key: &str, v: &Variant) -> Result<serde_json::Value> {
+        let cfg = self.write_config(v)?;
+        let argv = vec![
+            self.bin("vigil-snapshot"),
+            "--config".into(),
+            cfg.display().to_string(),
+            "run".into(),
+            "--json".into(),
+        ];
+        let out = self.w.join("report.json");
+        let mut s = self.time(&argv, &[("VIGIL_LOG", "warn")], Some(&out))?;
+        let rep: serde_json::Value = serde_json::from_slice(&std::fs::read(&out)?)
+            .with_context(|| format!("{key}: vigil-snapshot run --json printed no report"))?;
+        if rep["ok"] != true {
+            bail!("{key}: vigil-snapshot run failed: {rep}");
+        }
+        for m in rep["members"].as_array().into_iter().flatten() {
+            s.bytes_in += m["manifest"]["snapshot_size"].as_u64().unwrap_or(0);
+            s.bytes_out += m["manifest"]["archive_size"].as_u64().unwrap_or(0);
+        }
+        self.record(key, &argv, s);
+        self.rgw.gc();
+        Ok(rep)
+    }
+
+    fn main_variant(&self, members: usize) -> Variant {
+        Variant {
+            members,
+            zstd_level: self.o.zstd_level,
+            ..Default::default()
+        }
+    }
+
+    /// One round of every step.
+    fn round(&mut self, round: usize) -> Result<()> {
+        eprintln!("== round {round} of {}", self.o.runs);
+        let d = self.w.join("anchor");
+        rm(&d);
+        std::fs::create_dir_all(&d)?;
+        let snap = d.join("snap.db");
+        let ep = self.etcd.members[0].endpoint();
+        let none = Path::new("");
+
+        // (a) etcdctl snapshot save, member cp-1.
+        self.step(
+            "a_save",
+            vec![
+                "etcdctl".into(),
+                "--endpoints".into(),
+                ep.clone(),
+                "snapshot".into(),
+                "save".into(),
+                snap.display().to_string(),
+            ],
+            none,
+            &snap,
+        )?;
+        self.step(
+            "sha256",
+            vec!["sha256sum".into(), snap.display().to_string()],
+            &snap,
+            none,
+        )?;
+        // (b) save → zip → upload (RKE2's format).
+        let zip = d.join("snap.zip");
+        self.step(
+            "b_zip",
+            vec![
+                "zip".into(),
+                "-q".into(),
+                "-j".into(),
+                zip.display().to_string(),
+                snap.display().to_string(),
+            ],
+            &snap,
+            &zip,
+        )?;
+        let mut put = self.rgw.s3cmd();
+        put.extend([
+            "put".into(),
+            zip.display().to_string(),
+            "s3://bench/anchor/snap.zip".into(),
+        ]);
+        self.step("b_zip_put", put, &zip, &zip)?;
+        rm(&zip);
+        // (b) save → zstd → age → upload.
+        let zst = d.join("snap.db.zst");
+        let level = self.o.zstd_level;
+        self.step(
+            "b_zstd",
+            vec![
+                "zstd".into(),
+                format!("-{level}"),
+                "-T2".into(),
+                "-q".into(),
+                "-f".into(),
+                snap.display().to_string(),
+                "-o".into(),
+                zst.display().to_string(),
+            ],
+            &snap,
+            &zst,
+        )?;
+        let age = d.join("snap.db.zst.age");
+        self.step(
+            "b_age",
+            vec![
+                "age".into(),
+                "-r".into(),
+                self.recipient.clone(),
+                "-o".into(),
+                age.display().to_string(),
+                zst.display().to_string(),
+            ],
+            &zst,
+            &age,
+        )?;
+        rm(&zst);
+        let mut put = self.rgw.s3cmd();
+        put.extend([
+            "put".into(),
+            age.display().to_string(),
+            "s3://bench/anchor/snap.db.zst.age".into(),
+        ]);
+        self.step("b_age_put", put, &age, &age)?;
+        rm(&age);
+        let _ = self
+            .rgw
+            .run_s3cmd(&["del", "--recursive", "s3://bench/anchor/"]);
+        self.rgw.gc();
+
+        // zstd CLI at every level of the sweep, on the same snapshot.
+        for l in self.o.levels.clone() {
+            let out = d.join(format!("snap.l{l}.zst"));
+            self.step(
+                &format!("zstd_cli_l{l}"),
+                vec![
+                    "zstd".into(),
+                    format!("-{l}"),
+                    "-T2".into(),
+                    "-q".into(),
+                    "-f".into(),
+                    snap.display().to_string(),
+                    "-o".into(),
+                    out.display().to_string(),
+                ],
+                &snap,
+                &out,
+            )?;
+            rm(&out);
+        }
+        rm(&snap);
+
+        // (c) vigil-snapshot run: one member (same as a), then all three.
+        self.vigil_run("c1", &self.main_variant(1))?;
+        let rep = self.vigil_run("c3", &self.main_variant(self.o.members))?;
+
+        // Restore, from the archives c3 just shipped.
+        self.restore(&rep)?;
+
+        // Sweeps (three members + radosgw, like production).
+        for l in self.o.levels.clone() {
+            for t in self.o.threads.clone() {
+                if l == self.o.zstd_level && t == 0 {
+                    continue; // that is c3
+                }
+                let v = Variant {
+                    members: self.o.members,
+                    zstd_level: l,
+                    zstd_threads: t,
+                    ..Default::default()
+                };
+                self.vigil_run(&format!("sweep_l{l}_t{t}"), &v)?;
+            }
+        }
+        for (p, c) in self.o.parts.clone() {
+            let v = Variant {
+                members: self.o.members,
+                zstd_level: self.o.zstd_level,
+                part_size: Some(p.clone()),
+                upload_concurrency: Some(c),
+                ..Default::default()
+            };
+            self.vigil_run(&format!("parts_{p}_c{c}"), &v)?;
+        }
+        Ok(())
+    }
+
+    fn restore(&mut self, rep: &serde_json::Value) -> Result<()> {
+        let d = self.w.join("restore");
+        rm(&d);
+        std::fs::create_dir_all(&d)?;
+        let cfg = self.write_config(&self.main_variant(self.o.members))?;
+        let cfg = cfg.display().to_string();
+        let key = self.key_file.display().to_string();
+        let m1 = rep["members"]
+            .as_array()
+            .and_then(|ms| ms.iter().find(|m| m["member"] == "cp-1"))
+            .context("c3 report has no cp-1")?;
+        let url = m1["sinks"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["sink"] == "rgw"))
+            .and_then(|s| s["location"].as_str())
+            .context("c3 report has no rgw copy of cp-1")?
+            .to_string();
+
+        let fetched = d.join("fetch.db");
+        let argv = vec![
+            self.bin("vigil-restore"),
+            "--config".into(),
+            cfg.clone(),
+            "fetch".into(),
+            "--member".into(),
+            "cp-1".into(),
+            "--source".into(),
+            "rgw".into(),
+            "--identity".into(),
+            key.clone(),
+            "--out".into(),
+            fetched.display().to_string(),
+        ];
+        self.step("r_fetch", argv, none(), &fetched)?;
+        rm(&fetched);
+
+        let got = d.join("a.db.zst.age");
+        let mut get = self.rgw.s3cmd();
+        get.extend([
+            "get".into(),
+            "--force".into(),
+            url,
+            got.display().to_string(),
+        ]);
+        self.step("r_get", get, none(), &got)?;
+        let zst = d.join("a.db.zst");
+        self.step(
+            "r_age",
+            vec![
+                "age".into(),
+                "-d".into(),
+                "-i".into(),
+                key.clone(),
+                "-o".into(),
+                zst.display().to_string(),
+                got.display().to_string(),
+            ],
+            &got,
+            &zst,
+        )?;
+        rm(&got);
+        let db = d.join("a.db");
+        self.step(
+            "r_zstd",
+            vec![
+                "zstd".into(),
+                "-d".into(),
+                "-q".into(),
+                "-f".into(),
+                zst.display().to_string(),
+                "-o".into(),
+                db.display().to_string(),
+            ],
+            &zst,
+            &db,
+        )?;
+        rm(&zst);
+        rm(&db);
+
+        let out = d.join("etcd");
+        let argv = vec![
+            self.bin("vigil-restore"),
+            "--config".into(),
+            cfg,
+            "etcd".into(),
+            "--identity".into(),
+            key,
+            "--source".into(),
+            "rgw".into(),
+            "--skip-port-check".into(),
+            "--out".into(),
+            out.display().to_string(),
+        ];
+        self.step("r_etcd", argv, none(), none())?;
+        rm(&d);
+        Ok(())
+    }
+
+    /// A health or quota round, if that binary is built and takes the config.
+    fn hook(&mut self, name: &str, config: Option<&Path>) -> Result<Hook> {
+        let bin = self.o.bin_dir.join(name);
+        if !bin.exists() {
+            return Ok(Hook {
+                status: "not available".into(),
+                detail: format!("{} is not built", bin.display()),
+                step: None,
+            });
+        }
+        let cfg = match config {
+            Some(p) => p.to_path_buf(),
+            None => self.write_config(&self.main_variant(self.o.members))?,
+        };
+        let argv = vec![
+            bin.display().to_string(),
+            "--config".into(),
+            cfg.display().to_string(),
+            "run".into(),
+        ];
+        let probe = Command::new(&argv[0]).args(&argv[1..]).output()?;
+        let code = probe.status.code().unwrap_or(-1);
+        let msg = String::from_utf8_lossy(&probe.stderr);
+        let first = msg
+            .lines()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .to_string();
+        if code != 0 && code != 1 {
+            return Ok(Hook {
+                status: "not available".into(),
+                detail: format!("exit {code}: {first}"),
+                step: None,
+            });
+        }
+        let mut step = Step {
+            cmd: shell_line(&argv),
+            samples: Vec::new(),
+        };
+        let mut failed = code == 1;
+        for _ in 0..self.o.runs {
+            let t0 = Instant::now();
+            let cpu0 = self.etcd.cpu_seconds(self.clk);
+            let o = Command::new("/usr/bin/time")
+                .args(["-f", "%e %U %S %M", "-o"])
+                .arg(self.w.join("time.out"))
+                .args(&argv)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()?;
+            let wall = t0.elapsed().as_secs_f64();
+            failed |= !o.success();
+            let t = std::fs::read_to_string(self.w.join("time.out"))?;
+            let f: Vec<f64> = t
+                .lines()
+                .last()
+                .unwrap_or("")
+                .split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            if f.len() >= 4 {
+                step.samples.push(Sample {
+                    wall_s: wall,
+                    user_s: f[1],
+                    sys_s: f[2],
+                    cpu_s: f[1] + f[2],
+                    maxrss_kib: f[3] as u64,
+                    server_cpu_s: self.etcd.cpu_seconds(self.clk) - cpu0,
+                    ..Default::default()
+                });
+            }
+        }
+        Ok(Hook {
+            status: if failed { "failed" } else { "ok" }.into(),
+            detail: if failed { first } else { String::new() },
+            step: Some(step),
+        })
+    }
+}
+
+fn none() -> &'static Path {
+    Path::new("")
+}
+
+fn s_wall(s: &Step) -> f64 {
+    s.samples.last().map_or(0.0, |s| s.wall_s)
+}
+
+fn host(etcd_version: String) -> Host {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    Host {
+        cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
+        cpu_model: cpuinfo
+            .lines()
+            .find(|l| l.starts_with("model name"))
+            .and_then(|l| l.split(':').nth(1))
+            .unwrap_or("")
+            .trim()
+            .to_string(),
+        mem_total_kib: meminfo
+            .lines()
+            .find(|l| l.starts_with("MemTotal"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0),
+        kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .unwrap_or_default()
+            .trim()
+            .to_string(),
+        etcd_version,
+    }
+}
+
+fn output(cmd: &str, args: &[&str]) -> String {
+    Command::new(cmd)
+        .args(args)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+pub fn derive(steps: &BTreeMap<String, Step>) -> Derived {
+    let m = |k: &str| steps.get(k).map(|s| s.median()).unwrap_or_default();
+    // Pipeline sums per round, then the median over rounds.
+    let per_round = |keys: &[&str]| {
+        let n = keys
+            .iter()
+            .map(|k| steps.get(*k).map_or(0, |s| s.samples.len()))
+            .min()
+            .unwrap_or(0);
+        let mut v: Vec<f64> = (0..n)
+            .map(|i| keys.iter().map(|k| steps[*k].samples[i].wall_s).sum())
+            .collect();
+        median(&mut v)
+    };
+    let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
+    let (a, c1, c3) = (m("a_save"), m("c1"), m("c3"));
+    let b_zip = per_round(&["a_save", "b_zip", "b_zip_put"]);
+    let b_zstd = per_round(&["a_save", "b_zstd", "b_age", "b_age_put"]);
+    let gb = a.bytes_out as f64 / 1e9;
+    let reference = a.cpu_s + m("b_zstd").cpu_s + m("sha256").cpu_s;
+    let fetch = m("r_fetch").wall_s;
+    let seq = per_round(&["r_get", "r_age", "r_zstd"]);
+    Derived {
+        snapshot_bytes: a.bytes_out,
+        b_zip_wall_s: b_zip,
+        b_zstd_wall_s: b_zstd,
+        c_over_a: ratio(c1.wall_s, a.wall_s),
+        c_over_b_zstd: ratio(c1.wall_s, b_zstd),
+        c_over_b_zip: ratio(c1.wall_s, b_zip),
+        c3_over_a: ratio(c3.wall_s, a.wall_s),
+        three_over_one: ratio(c3.wall_s, c1.wall_s),
+        vigil_cpu_per_gb: ratio(c1.cpu_s, gb),
+        reference_cpu_per_gb: ratio(reference, gb),
+        cpu_ratio: ratio(c1.cpu_s, reference),
+        peak_rss_c1_mib: c1.maxrss_max_kib as f64 / 1024.0,
+        peak_rss_c3_mib: c3.maxrss_max_kib as f64 / 1024.0,
+        restore_fetch_s: fetch,
+        restore_sequential_s: seq,
+        restore_ratio: ratio(fetch, seq),
+        restore_etcd_3_members_s: m("r_etcd").wall_s,
+        archive_ratio: ratio(c1.bytes_in as f64, c1.bytes_out as f64),
+    }
+}
+
+pub fn run(o: &RunOptions) -> Result<Results> {
+    for (tool, pkg) in [
+        ("/usr/bin/time", "time"),
+        ("etcd", "etcd-server"),
+        ("etcdctl", "etcd-client"),
+        ("zstd", "zstd"),
+        ("age", "age"),
+        ("zip", "zip"),
+        ("s3cmd", "s3cmd"),
+        ("radosgw", "radosgw"),
+        ("sha256sum", "coreutils"),
+    ] {
+        let found = if tool.starts_with('/') {
+            Path::new(tool).exists()
+        } else {
+            Command::new("sh")
+                .args(["-c", &format!("command -v {tool}")])
+                .stdout(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if !found {
+            bail!("{tool} is missing: install the Debian package {pkg} (scripts/install-deps.sh)");
+        }
+    }
+    for b in ["vigil-snapshot", "vigil-restore"] {
+        if !o.bin_dir.join(b).exists() {
+            bail!(
+                "{} is missing: build it (cargo build --release --bins)",
+                o.bin_dir.join(b).display()
+            );
+        }
+    }
+    rm(&o.workdir);
+    std::fs::create_dir_all(&o.workdir)?;
+    let w = std::fs::canonicalize(&o.workdir)?;
+    let started_at = output("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"]);
+
+    eprintln!(
+        "starting Ceph radosgw and {} etcd members in {}",
+        o.members,
+        w.display()
+    );
+    // Room for a few archives per member in the in-memory OSD.
+    let memstore = (o.size * 3).max(2 << 30);
+    let rgw = Rgw::start(&o.repo, &w.join("ceph"), memstore)?;
+    rgw.run_s3cmd(&["mb", "s3://bench"])?;
+    let quota = (o.size * 2 + (1 << 30)).min(8 << 30);
+    let etcd = Etcd::start(&w.join("etcd"), o.members, quota)?;
+
+    let key_file = w.join("age-key.txt");
+    let st = Command::new("age-keygen")
+        .arg("-o")
+        .arg(&key_file)
+        .stderr(Stdio::null())
+        .status()?;
+    if !st.success() {
+        bail!("age-keygen failed");
+    }
+    let recipient = output("age-keygen", &["-y", &key_file.display().to_string()]);
+
+    eprintln!(
+        "generating {} of Kubernetes-shaped data (seed {})",
+        o.label, o.seed
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let dataset = rt.block_on(gen::generate(&GenOptions {
+        endpoints: etcd.endpoints(),
+        target: o.size,
+        seed: o.seed,
+        workers: o.workers,
+        compact_every: (o.size / 20).max(1 << 20),
+        quiet: false,
+    }))?;
+    drop(rt);
+    eprintln!(
+        "dataset: db {:.1} MB ({:.1} MB in use), {} keys, revision {}, {:.1} s",
+        dataset.db_size as f64 / 1e6,
+        dataset.db_size_in_use as f64 / 1e6,
+        dataset.keys,
+        dataset.revision,
+        dataset.gen_seconds
+    );
+
+    let mut b = Bench {
+        o,
+        etcd,
+        rgw,
+        w: w.clone(),
+        clk: procs::clk_tck(),
+        recipient,
+        key_file,
+        steps: BTreeMap::new(),
+    };
+    for r in 1..=o.runs {
+        b.round(r)?;
+    }
+    let health = b.hook("vigil-health", o.health_config.as_deref())?;
+    let quota_hook = b.hook("vigil-quota", o.quota_config.as_deref())?;
+    eprintln!("health: {} {}", health.status, health.detail);
+    eprintln!("quota: {} {}", quota_hook.status, quota_hook.detail);
+
+    let derived = derive(&b.steps);
+    let etcd_version = output("etcd", &["--version"])
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string();
+    let res = Results {
+        schema: SCHEMA,
+        label: o.label.clone(),
+        smoke: o.smoke,
+        started_at,
+        git_commit: output(
+            "git",
+            &["-C", &o.repo.display().to_string(), "rev-parse", "HEAD"],
+        ),
+        host: host(etcd_version),
+        members: o.members,
+        runs: o.runs,
+        zstd_level: o.zstd_level,
+        dataset,
+        sweep: o
+            .levels
+            .iter()
+            .flat_map(|&l| {
+                o.threads.iter().map(move |&t| SweepRow {
+                    zstd_level: l,
+                    zstd_threads: t,
+                    step: if l == o.zstd_level && t == 0 {
+                        "c3".into()
+                    } else {
+                        format!("sweep_l{l}_t{t}")
+                    },
+                    cli_step: format!("zstd_cli_l{l}"),
+                })
+            })
+            .collect(),
+        parts: o
+            .parts
+            .iter()
+            .map(|(p, c)| PartRow {
+                part_size: p.clone(),
+                upload_concurrency: *c,
+                step: format!("parts_{p}_c{c}"),
+            })
+            .collect(),
+        steps: std::mem::take(&mut b.steps),
+        health,
+        quota: quota_hook,
+        derived,
+    };
+    if let Some(d) = o.out.parent() {
+        std::fs::create_dir_all(d)?;
+    }
+    std::fs::write(&o.out, serde_json::to_string_pretty(&res)?)?;
+    eprintln!("results: {}", o.out.display());
+    drop(b);
+    if !o.keep {
+        rm(&w);
+    }
+    Ok(res)
+}
