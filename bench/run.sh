@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Benchmarks of issue 9 (see BENCHMARKS.md).
+#
+#   bench/run.sh --size 1GB [--runs 3] [vigil-bench run options]   time every step
+#   bench/run.sh report bench/results/*.json [--write BENCHMARKS.md]  render the tables
+#
+# Builds the release binaries first (cargo build --release --bins) unless
+# --no-build is given; --bin-dir chooses where vigil-snapshot/vigil-restore
+# come from (default target/release). VIGIL_BENCH overrides the vigil-bench
+# binary itself. Needs root for the throwaway Ceph (tests/ceph/start-rgw.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=1
+args=()
+for a in "$@"; do
+  case "$a" in
+    --no-build) build=0 ;;
+    *) args+=("$a") ;;
+  esac
+done
+if [ "${args[0]:-}" = "report" ]; then
+  [ $build = 1 ] && [ -z "${VIGIL_BENCH:-}" ] && cargo build --release -p vigil-bench >&2
+  exec "${VIGIL_BENCH:-target/release/vigil-bench}" "${args[@]}"
+fi
+if [ $build = 1 ]; then
+  cargo build --release --bins >&2
+fi
+exec "${VIGIL_BENCH:-target/release/vigil-bench}" run "${args[@]}"

@@ -1,0 +1,167 @@
+//! The benchmark harness itself runs, on a tiny dataset: real etcd, real
+//! radosgw, every step once. No timed assertions: only that it completes
+//! and that the results file has every field the report needs.
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const STEPS: &[&str] = &[
+    "a_save",
+    "sha256",
+    "b_zip",
+    "b_zip_put",
+    "b_zstd",
+    "b_age",
+    "b_age_put",
+    "zstd_cli_l1",
+    "zstd_cli_l3",
+    "c1",
+    "c3",
+    "sweep_l1_t0",
+    "sweep_l3_t2",
+    "parts_5MiB_c2",
+    "r_fetch",
+    "r_get",
+    "r_age",
+    "r_zstd",
+    "r_etcd",
+];
+
+const DERIVED: &[&str] = &[
+    "snapshot_bytes",
+    "b_zip_wall_s",
+    "b_zstd_wall_s",
+    "c_over_a",
+    "c_over_b_zstd",
+    "c_over_b_zip",
+    "c3_over_a",
+    "three_over_one",
+    "vigil_cpu_per_gb",
+    "reference_cpu_per_gb",
+    "cpu_ratio",
+    "peak_rss_c1_mib",
+    "peak_rss_c3_mib",
+    "restore_fetch_s",
+    "restore_sequential_s",
+    "restore_ratio",
+    "restore_etcd_3_members_s",
+    "archive_ratio",
+];
+
+/// target/debug (or wherever the workspace binaries of this build are).
+fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
+    for b in ["vigil-snapshot", "vigil-restore"] {
+        assert!(
+            dir.join(b).exists(),
+            "{} is missing: run `cargo build --workspace --bins` first",
+            dir.join(b).display()
+        );
+    }
+    dir
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+#[test]
+fn harness_runs_on_a_tiny_dataset() {
+    let scratch = std::env::temp_dir().join(format!("vigil-bench-smoke-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::create_dir_all(&scratch).unwrap();
+    let results = scratch.join("smoke.json");
+    let bench = env!("CARGO_BIN_EXE_vigil-bench");
+    let o = Command::new("bash")
+        .arg(repo().join("bench/run.sh"))
+        .args(["--no-build", "--size", "5MB", "--runs", "1", "--smoke"])
+        .args(["--levels", "1,3", "--threads", "0,2", "--parts", "5MiB:2"])
+        .arg("--bin-dir")
+        .arg(bin_dir())
+        .arg("--workdir")
+        .arg(scratch.join("work"))
+        .arg("--out")
+        .arg(&results)
+        .env("VIGIL_BENCH", bench)
+        .output()
+        .unwrap();
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.status.success(), "bench/run.sh failed:\n{log}");
+    assert!(
+        !scratch.join("work").exists(),
+        "the work dir is left behind"
+    );
+
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&results).unwrap()).unwrap();
+    assert_eq!(r["schema"], 1);
+    assert_eq!(r["smoke"], true);
+    for k in [
+        "label",
+        "started_at",
+        "git_commit",
+        "host",
+        "dataset",
+        "runs",
+        "members",
+    ] {
+        assert!(!r[k].is_null(), "results lack {k}: {r}");
+    }
+    let ds = &r["dataset"];
+    for k in ["db_size", "keys", "revision", "puts", "bytes_written"] {
+        assert!(ds[k].as_f64().unwrap() > 0.0, "dataset.{k}: {ds}");
+    }
+    assert!(ds["db_size"].as_u64().unwrap() >= 5_000_000, "{ds}");
+    for k in STEPS {
+        let s = &r["steps"][k];
+        assert!(s["cmd"].as_str().is_some_and(|c| !c.is_empty()), "{k}: {s}");
+        let sample = &s["samples"][0];
+        for f in ["wall_s", "cpu_s", "maxrss_kib", "server_cpu_s"] {
+            assert!(sample[f].as_f64().is_some(), "{k}.{f}: {s}");
+        }
+        assert!(sample["wall_s"].as_f64().unwrap() > 0.0, "{k}: {s}");
+        assert!(sample["maxrss_kib"].as_u64().unwrap() > 0, "{k}: {s}");
+    }
+    for k in DERIVED {
+        let v = r["derived"][k].as_f64();
+        assert!(v.is_some_and(|v| v > 0.0), "derived.{k}: {}", r["derived"]);
+    }
+    for h in ["health", "quota"] {
+        let st = r[h]["status"].as_str().unwrap();
+        assert!(["ok", "failed", "not available"].contains(&st), "{h}: {st}");
+    }
+    assert_eq!(r["sweep"].as_array().unwrap().len(), 4);
+    assert_eq!(r["parts"].as_array().unwrap().len(), 1);
+
+    // The report renders every table from the file.
+    let o = Command::new("bash")
+        .arg(repo().join("bench/run.sh"))
+        .arg("report")
+        .arg(&results)
+        .env("VIGIL_BENCH", bench)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let md = String::from_utf8_lossy(&o.stdout);
+    for want in [
+        "SMOKE RUN",
+        "**Targets**",
+        "snapshot c/a",
+        "**Snapshot steps**",
+        "**Restore**",
+        "**zstd level sweep**",
+        "**Multipart sweep**",
+        "health round",
+    ] {
+        assert!(md.contains(want), "report lacks {want:?}:\n{md}");
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+}
