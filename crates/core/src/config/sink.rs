@@ -118,7 +118,9 @@ fn default_keep_last() -> u32 {
     5
 }
 
-pub const DEFAULT_PART_SIZE: u64 = 16 << 20;
+/// The S3 minimum: per member and sink the upload buffers hold part_size ×
+/// (upload_concurrency + 1), so this keeps three members under 64 MiB RSS.
+pub const DEFAULT_PART_SIZE: u64 = 5 << 20;
 pub const DEFAULT_DESCRIPTION: &str = "vigil {cluster} {member} revision {revision} {id}";
 
 impl SinkConfig {
