@@ -13,9 +13,14 @@ use std::str::FromStr;
 use toml::Spanned;
 
 mod daemon;
+mod health;
 mod metrics;
 mod sink;
 pub use daemon::{to_six_field, DaemonConfig, DAEMON_JOBS};
+pub use health::{
+    BastionHealth, CertHealth, EtcdHealth, FreshnessHealth, HealthConfig, KubeHealth, NodeHealth,
+    NodeTarget,
+};
 pub use metrics::{MetricsConfig, DEFAULT_LISTEN, DEFAULT_TEXTFILE_DIR};
 pub use sink::{RcPolicy, SinkConfig, SinkKind, VerifyMode, DEFAULT_DESCRIPTION};
 
@@ -69,6 +74,9 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// `[daemon]`: schedules for `vigild` (no systemd).
     pub daemon: Option<Spanned<DaemonConfig>>,
+    /// `[health]`: vigil-health's checks and thresholds (defaults when absent).
+    #[serde(default)]
+    pub health: HealthConfig,
     /// The file this config came from, for messages.
     #[serde(skip)]
     pub path: PathBuf,
@@ -702,6 +710,7 @@ impl Validator<'_> {
         if let Some(d) = &cfg.daemon {
             self.daemon(d.get_ref(), d.span())?;
         }
+        self.health(&cfg.health)?;
         Ok(())
     }
 

@@ -154,6 +154,8 @@ pub struct MemberStatus {
     pub leader: u64,
     pub is_learner: bool,
     pub errors: Vec<String>,
+    /// The backend quota the server reports (etcd 3.6+); 0 when it does not (3.4, 3.5).
+    pub db_size_quota: i64,
 }
 
 pub async fn status(m: &MemberClient) -> Result<MemberStatus, EtcdError> {
@@ -172,6 +174,7 @@ pub async fn status(m: &MemberClient) -> Result<MemberStatus, EtcdError> {
         leader: s.leader(),
         is_learner: s.is_learner(),
         errors: s.errors().to_vec(),
+        db_size_quota: s.db_size_quota(),
     })
 }
 
@@ -200,4 +203,71 @@ pub async fn hash_kv(m: &MemberClient, revision: i64) -> Result<HashKv, EtcdErro
         hash: r.hash(),
         compact_revision: r.compact_version(),
     })
+}
+
+/// One raised alarm: which member, and what (`NOSPACE`, `CORRUPT`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Alarm {
+    pub member_id: u64,
+    pub alarm: String,
+}
+
+/// The cluster's raised alarms, as this member knows them.
+pub async fn alarms(m: &MemberClient) -> Result<Vec<Alarm>, EtcdError> {
+    use etcd_client::{AlarmAction, AlarmType};
+    let mut c = m.client.clone();
+    let r = m
+        .call(
+            "alarm list",
+            c.alarm(AlarmAction::Get, AlarmType::None, None),
+        )
+        .await?;
+    Ok(r.alarms()
+        .iter()
+        .filter(|a| a.alarm() != AlarmType::None)
+        .map(|a| Alarm {
+            member_id: a.member_id(),
+            alarm: match a.alarm() {
+                AlarmType::Nospace => "NOSPACE".to_string(),
+                AlarmType::Corrupt => "CORRUPT".to_string(),
+                other => format!("{other:?}").to_uppercase(),
+            },
+        })
+        .collect())
+}
+
+/// One entry of the member list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedMember {
+    pub id: u64,
+    /// Empty while a member was added but has not started.
+    pub name: String,
+    pub peer_urls: Vec<String>,
+    pub client_urls: Vec<String>,
+    pub is_learner: bool,
+}
+
+/// The cluster's member list, as this member knows it.
+pub async fn member_list(m: &MemberClient) -> Result<Vec<ListedMember>, EtcdError> {
+    let mut c = m.client.clone();
+    let r = m.call("member list", c.member_list()).await?;
+    Ok(r.members()
+        .iter()
+        .map(|x| ListedMember {
+            id: x.id(),
+            name: x.name().to_string(),
+            peer_urls: x.peer_urls().to_vec(),
+            client_urls: x.client_urls().to_vec(),
+            is_learner: x.is_learner(),
+        })
+        .collect())
+}
+
+/// A linearizable (quorum) read of one key, count only: what `etcdctl
+/// endpoint health` does. Fails when the member cannot reach a quorum.
+pub async fn quorum_read(m: &MemberClient) -> Result<(), EtcdError> {
+    let mut c = m.client.clone();
+    let opts = GetOptions::new().with_count_only();
+    m.call("quorum read", c.get("health", Some(opts))).await?;
+    Ok(())
 }

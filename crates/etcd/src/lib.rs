@@ -5,7 +5,8 @@ mod client;
 mod verify;
 
 pub use client::{
-    connect, hash_kv, key_count, status, HashKv, MemberClient, MemberStatus, TlsMaterial,
+    alarms, connect, hash_kv, key_count, member_list, quorum_read, status, Alarm, HashKv,
+    ListedMember, MemberClient, MemberStatus, TlsMaterial,
 };
 pub use etcd_client::{Client, SnapshotStreaming};
 pub use verify::{SnapshotVerifier, Verified, VerifyError, TRAILER_LEN};

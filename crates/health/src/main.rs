@@ -1,11 +1,17 @@
-//! vigil-health: node health checks.
+//! vigil-health: parse, wire, exit. The checks live in the library.
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
-use vigil_cli::{finish, GlobalArgs};
+use vigil_cli::{finish, load_config, Exit, GlobalArgs};
+use vigil_core::exit;
 
 #[derive(Debug, Parser)]
-#[command(name = "vigil-health", version, about = "vigil: node health checks")]
+#[command(
+    name = "vigil-health",
+    version,
+    about = "Check the etcd members, the Kubernetes API, certificates, node metrics, backup freshness and the bastion's disk; alert on what is wrong"
+)]
 struct Cli {
     #[command(flatten)]
     global: GlobalArgs,
@@ -15,18 +21,72 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run every check once, concurrently; print the results and feed them to
+    /// the alert engine. Exit 0 when all pass, 1 when any FAILs or could not
+    /// be checked (UNKNOWN), 2 on a usage or config error.
+    Run {
+        /// Print the report as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+        /// Do not feed the results to the alert engine (a look, not a round).
+        #[arg(long)]
+        no_alert: bool,
+    },
     /// Validate the config file and print a summary without secrets.
     CheckConfig,
-    /// Not built yet.
-    Run,
 }
 
 fn main() -> ExitCode {
+    if let Some(code) = vigil_cli::generate::<Cli>() {
+        return code;
+    }
     let cli = Cli::parse();
     vigil_cli::init_logging(&cli.global);
     let r = match cli.command {
-        Command::CheckConfig => vigil_cli::check_config(&cli.global.config),
-        _ => vigil_cli::not_built("vigil-health", "node health checks"),
+        Command::CheckConfig => check_config(&cli.global),
+        Command::Run { json, no_alert } => run(&cli.global, json, no_alert),
     };
     finish("vigil-health", r)
 }
+
+fn check_config(g: &GlobalArgs) -> Result<i32, Exit> {
+    let cfg = load_config(&g.config)?;
+    print!("{}", cfg.summary());
+    print!("{}", vigil_health::report::config_summary(&cfg));
+    Ok(exit::OK)
+}
+
+fn run(g: &GlobalArgs, json: bool, no_alert: bool) -> Result<i32, Exit> {
+    let cfg = load_config(&g.config)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+        .map_err(Exit::usage)?;
+    rt.block_on(async {
+        let report = vigil_health::round(&cfg).await;
+        let raised = if no_alert {
+            None
+        } else {
+            Some(vigil_health::alerts::raise(&cfg, &report.findings).await)
+        };
+        if json {
+            let mut v = serde_json::to_value(&report).unwrap_or_default();
+            if let (Some(obj), Some(r)) = (v.as_object_mut(), &raised) {
+                obj.insert("alerts".into(), serde_json::to_value(r).unwrap_or_default());
+            }
+            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        } else {
+            print!("{}", vigil_health::report::human(&report));
+        }
+        let mut code = report.exit_code();
+        if let Some(Raised { error: Some(e), .. }) = &raised {
+            eprintln!("vigil-health: error: the results could not be raised as alerts: {e}");
+            code = code.max(exit::FAILED);
+        }
+        Ok(code)
+    })
+}
+
+use vigil_health::alerts::Raised;

@@ -1,0 +1,549 @@
+//! TLS certificate expiry: every configured TLS endpoint (https etcd
+//! members, the Kubernetes API endpoints, `health.certs.endpoints`) and local
+//! PEM files (`cluster.tls`, `health.kubernetes` files, `health.certs.files`).
+//! Warn at 30 days left and go critical at 7 by default.
+//!
+//! Endpoints are probed with a handshake that records the presented chain
+//! and trusts nothing else: nothing is sent, the chain is only read (trust
+//! is what the other checks test). The earliest expiry in a chain counts.
+
+use crate::{fmt_age, fmt_dur, Finding};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use rustls_pki_types::pem::PemObject;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use vigil_alert::{AlertKey, Severity};
+use vigil_core::config::CertHealth;
+use vigil_core::Config;
+
+/// What a certificate says about itself that matters here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertInfo {
+    pub subject_cn: Option<String>,
+    /// notAfter, seconds since the epoch.
+    pub not_after: i64,
+}
+
+// ---- a minimal DER reader: just enough of X.509 for validity and subject CN ----
+
+fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = input.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (first as usize, rest)
+    } else {
+        let n = (first & 0x7f) as usize;
+        if n == 0 || n > 4 || rest.len() < n {
+            return None;
+        }
+        let len = rest[..n].iter().fold(0usize, |a, b| (a << 8) | *b as usize);
+        (len, &rest[n..])
+    };
+    if rest.len() < len {
+        return None;
+    }
+    Some((tag, &rest[..len], &rest[len..]))
+}
+
+fn der_time(tag: u8, v: &[u8]) -> Option<i64> {
+    let s = std::str::from_utf8(v).ok()?;
+    let s = s.strip_suffix('Z')?;
+    let (year, rest) = match tag {
+        0x17 => {
+            // UTCTime: YYMMDDHHMM[SS]; 50..99 are 19xx (RFC 5280).
+            let yy: i32 = s.get(0..2)?.parse().ok()?;
+            (if yy >= 50 { 1900 + yy } else { 2000 + yy }, s.get(2..)?)
+        }
+        0x18 => (s.get(0..4)?.parse().ok()?, s.get(4..)?),
+        _ => return None,
+    };
+    let num = |r: std::ops::Range<usize>| rest.get(r).and_then(|x| x.parse::<u8>().ok());
+    let month = time::Month::try_from(num(0..2)?).ok()?;
+    let date = time::Date::from_calendar_date(year, month, num(2..4)?).ok()?;
+    let secs = if rest.len() >= 10 { num(8..10)? } else { 0 };
+    let t = time::Time::from_hms(num(4..6)?, num(6..8)?, secs).ok()?;
+    Some(
+        time::PrimitiveDateTime::new(date, t)
+            .assume_utc()
+            .unix_timestamp(),
+    )
+}
+
+/// Reads notAfter and the subject CN from a DER certificate.
+pub fn parse_der(der: &[u8]) -> Option<CertInfo> {
+    let (0x30, cert, _) = tlv(der)? else {
+        return None;
+    };
+    let (0x30, tbs, _) = tlv(cert)? else {
+        return None;
+    };
+    let mut rest = tbs;
+    let (tag, _, r) = tlv(rest)?;
+    if tag == 0xa0 {
+        rest = r; // explicit version
+    }
+    let (_serial, _, r) = tlv(rest)?;
+    let (_sigalg, _, r) = tlv(r)?;
+    let (_issuer, _, r) = tlv(r)?;
+    let (0x30, validity, r) = tlv(r)? else {
+        return None;
+    };
+    let (t1, _nb, vr) = tlv(validity)?;
+    let _ = t1;
+    let (t2, na, _) = tlv(vr)?;
+    let not_after = der_time(t2, na)?;
+    let subject_cn = tlv(r).and_then(|(tag, subject, _)| {
+        if tag != 0x30 {
+            return None;
+        }
+        let mut rdns = subject;
+        while let Some((_set, set, next)) = tlv(rdns) {
+            rdns = next;
+            let mut atvs = set;
+            while let Some((_seq, atv, n2)) = tlv(atvs) {
+                atvs = n2;
+                if let Some((0x06, oid, v)) = tlv(atv) {
+                    if oid == [0x55, 0x04, 0x03] {
+                        if let Some((_, val, _)) = tlv(v) {
+                            return Some(String::from_utf8_lossy(val).into_owned());
+                        }
+                    }
+                }
+            }
+        }
+        None
+    });
+    Some(CertInfo {
+        subject_cn,
+        not_after,
+    })
+}
+
+/// Every certificate in a PEM file.
+pub fn read_pem(path: &Path) -> Result<Vec<CertInfo>, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut out = Vec::new();
+    for c in CertificateDer::pem_slice_iter(&bytes) {
+        let c = c.map_err(|e| format!("{}: not valid PEM: {e:?}", path.display()))?;
+        out.push(parse_der(&c).ok_or_else(|| {
+            format!(
+                "{}: a certificate that is not valid X.509 DER",
+                path.display()
+            )
+        })?);
+    }
+    Ok(out)
+}
+
+// ---- endpoint probe ----
+
+/// Records the presented chain and accepts it: we only read expiry dates.
+#[derive(Debug)]
+struct Capture {
+    chain: Mutex<Vec<CertificateDer<'static>>>,
+    schemes: Vec<SignatureScheme>,
+}
+
+impl ServerCertVerifier for Capture {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if let Ok(mut c) = self.chain.lock() {
+            c.push(end_entity.clone().into_owned());
+            c.extend(intermediates.iter().map(|i| i.clone().into_owned()));
+        }
+        Ok(ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        _m: &[u8],
+        _c: &CertificateDer<'_>,
+        _d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Ok(HandshakeSignatureValid::assertion())
+    }
+    fn verify_tls13_signature(
+        &self,
+        _m: &[u8],
+        _c: &CertificateDer<'_>,
+        _d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Ok(HandshakeSignatureValid::assertion())
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.schemes.clone()
+    }
+}
+
+/// `host:port` from `https://host:port/...` or `host:port`.
+pub fn host_port(ep: &str) -> Option<(String, u16)> {
+    let s = ep
+        .trim()
+        .strip_prefix("https://")
+        .unwrap_or(ep.trim())
+        .split('/')
+        .next()?;
+    let (h, p) = s.rsplit_once(':')?;
+    let h = h.trim_start_matches('[').trim_end_matches(']');
+    Some((h.to_string(), p.parse().ok()?))
+}
+
+/// Connects and reads the presented chain. Errors are "could not check".
+pub async fn probe(host: &str, port: u16, timeout: Duration) -> Result<Vec<CertInfo>, String> {
+    crate::http::ensure_crypto_provider();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let capture = Arc::new(Capture {
+        chain: Mutex::new(Vec::new()),
+        schemes: provider
+            .signature_verification_algorithms
+            .supported_schemes(),
+    });
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS setup: {e}"))?
+        .dangerous()
+        .with_custom_certificate_verifier(capture.clone())
+        .with_no_client_auth();
+    let name = ServerName::try_from(host.to_string())
+        .map_err(|e| format!("{host:?} is not a host name: {e}"))?;
+    let work = async {
+        let tcp = tokio::net::TcpStream::connect((host, port))
+            .await
+            .map_err(|e| format!("cannot connect to {host}:{port}: {e}"))?;
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        // A server that wants a client certificate may end the handshake
+        // after sending its own chain; the chain is what we came for.
+        let r = connector.connect(name, tcp).await;
+        let chain = capture.chain.lock().map(|c| c.clone()).unwrap_or_default();
+        match (r, chain.is_empty()) {
+            (_, false) => Ok(chain),
+            (Err(e), true) => Err(format!("TLS handshake with {host}:{port} failed: {e}")),
+            (Ok(_), true) => Err(format!("{host}:{port} presented no certificate")),
+        }
+    };
+    let chain = tokio::time::timeout(timeout, work).await.map_err(|_| {
+        format!(
+            "no TLS handshake with {host}:{port} within {}",
+            fmt_dur(timeout)
+        )
+    })??;
+    chain
+        .iter()
+        .map(|c| {
+            parse_der(c).ok_or_else(|| {
+                format!("{host}:{port} presented a certificate that is not valid X.509")
+            })
+        })
+        .collect()
+}
+
+/// PASS/FAIL by the earliest expiry among `certs` (pure, unit-tested).
+pub fn judge(f: Finding, certs: &[CertInfo], c: &CertHealth, now: i64) -> Finding {
+    let Some(first) = certs.iter().min_by_key(|c| c.not_after) else {
+        return f.unknown("no certificate found");
+    };
+    let left = first.not_after - now;
+    let when = time::OffsetDateTime::from_unix_timestamp(first.not_after)
+        .map(vigil_core::rfc3339)
+        .unwrap_or_default();
+    let who = first
+        .subject_cn
+        .as_deref()
+        .map(|cn| format!("CN={cn}"))
+        .unwrap_or_else(|| "certificate".into());
+    let of = if certs.len() > 1 {
+        format!(" (earliest of {} in the chain/file)", certs.len())
+    } else {
+        String::new()
+    };
+    if left <= 0 {
+        f.fail(
+            Severity::Critical,
+            format!(
+                "{who} EXPIRED {} ago, at {when}{of}; renew it now",
+                fmt_age(-left)
+            ),
+        )
+    } else if left < c.critical.get().as_secs() as i64 {
+        f.fail(
+            Severity::Critical,
+            format!(
+                "{who} expires in {} ({when}){of}; renew it now",
+                fmt_age(left)
+            ),
+        )
+    } else if left < c.warn.get().as_secs() as i64 {
+        f.fail(
+            Severity::Warning,
+            format!(
+                "{who} expires in {} ({when}){of}; plan the renewal",
+                fmt_age(left)
+            ),
+        )
+    } else {
+        f.pass(format!("{who} expires in {} ({when}){of}", fmt_age(left)))
+    }
+}
+
+/// What is checked: (label, target, covered_by when it is down).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Endpoint {
+        label: String,
+        host: String,
+        port: u16,
+        /// The check that already alerts when this endpoint is down.
+        covered_by: Option<&'static str>,
+    },
+    File {
+        path: PathBuf,
+        /// Found in a configured directory: files without certificates are skipped.
+        from_dir: bool,
+    },
+}
+
+fn collect_dir(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut entries: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            if depth > 0 {
+                collect_dir(&p, depth - 1, out);
+            }
+        } else if p
+            .extension()
+            .is_some_and(|e| e == "crt" || e == "pem" || e == "cert")
+        {
+            out.push(p);
+        }
+    }
+}
+
+/// Every target of the config, without duplicates.
+pub fn targets(cfg: &Config) -> Vec<Target> {
+    let mut out: Vec<Target> = Vec::new();
+    let mut push = |t: Target| {
+        if !out.contains(&t) {
+            out.push(t);
+        }
+    };
+    for m in cfg.members() {
+        if m.endpoint.starts_with("https://") {
+            if let Some((host, port)) = host_port(&m.endpoint) {
+                push(Target::Endpoint {
+                    label: format!("etcd {}", m.name),
+                    host,
+                    port,
+                    covered_by: Some("etcd.reachable"),
+                });
+            }
+        }
+    }
+    if let Some(k) = &cfg.health.kubernetes {
+        for (label, url) in crate::kube::endpoints(k) {
+            if let (true, Some((host, port))) = (url.starts_with("https://"), host_port(&url)) {
+                push(Target::Endpoint {
+                    label: format!("kube {label}"),
+                    host,
+                    port,
+                    covered_by: Some("kube.readyz"),
+                });
+            }
+        }
+    }
+    for ep in &cfg.health.certs.endpoints {
+        if let Some((host, port)) = host_port(ep) {
+            push(Target::Endpoint {
+                label: format!("{host}:{port}"),
+                host,
+                port,
+                covered_by: None,
+            });
+        }
+    }
+    let file = |p: &Path| Target::File {
+        path: vigil_core::secret::resolve_path(p),
+        from_dir: false,
+    };
+    if let Some(t) = cfg.tls() {
+        push(file(&t.ca));
+        if let Some(c) = &t.cert {
+            push(file(c));
+        }
+    }
+    if let Some(k) = &cfg.health.kubernetes {
+        for p in k.ca.iter().chain(&k.cert) {
+            push(file(p));
+        }
+    }
+    for p in &cfg.health.certs.files {
+        if p.is_dir() {
+            let mut files = Vec::new();
+            collect_dir(p, 2, &mut files);
+            for f in files {
+                push(Target::File {
+                    path: f,
+                    from_dir: true,
+                });
+            }
+        } else {
+            push(file(p));
+        }
+    }
+    out
+}
+
+/// Runs the certificate checks.
+pub async fn check(cfg: &Config) -> Vec<Finding> {
+    let c = &cfg.health.certs;
+    let timeout = cfg.health.cert_timeout();
+    let now = vigil_core::now().unix_timestamp();
+    let jobs = targets(cfg).into_iter().map(|t| async move {
+        let started = Instant::now();
+        match t {
+            Target::Endpoint {
+                label,
+                host,
+                port,
+                covered_by,
+            } => {
+                let f = Finding::new(
+                    "cert.endpoint",
+                    format!("{label} ({host}:{port})"),
+                    AlertKey::new("cert_expiry").label("target", format!("{host}:{port}")),
+                );
+                let f = match probe(&host, port, timeout).await {
+                    Ok(chain) => judge(f, &chain, c, now),
+                    Err(e) => match covered_by {
+                        Some(by) => f.covered(by, e),
+                        None => f.unknown(e),
+                    },
+                };
+                Some(f.took(started))
+            }
+            Target::File { path, from_dir } => {
+                let f = Finding::new(
+                    "cert.file",
+                    path.display().to_string(),
+                    AlertKey::new("cert_expiry").label("target", path.display().to_string()),
+                );
+                let f = match read_pem(&path) {
+                    Ok(certs) if certs.is_empty() && from_dir => return None,
+                    Ok(certs) if certs.is_empty() => {
+                        f.unknown(format!("{} holds no PEM certificate", path.display()))
+                    }
+                    Ok(certs) => judge(f, &certs, c, now),
+                    Err(e) => f.unknown(e),
+                };
+                Some(f.took(started))
+            }
+        }
+    });
+    futures_util::future::join_all(jobs)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::Status;
+
+    #[test]
+    fn der_times() {
+        assert_eq!(der_time(0x17, b"700101000000Z"), Some(0));
+        assert_eq!(der_time(0x17, b"491231235959Z"), Some(2524607999));
+        assert_eq!(der_time(0x18, b"20380119031408Z"), Some(2147483648));
+        assert_eq!(der_time(0x17, b"700101000000"), None);
+        assert_eq!(der_time(0x13, b"700101000000Z"), None);
+    }
+
+    #[test]
+    fn host_ports() {
+        assert_eq!(
+            host_port("https://10.0.0.1:6443/"),
+            Some(("10.0.0.1".into(), 6443))
+        );
+        assert_eq!(
+            host_port("ingress.example.com:443"),
+            Some(("ingress.example.com".into(), 443))
+        );
+        assert_eq!(host_port("nope"), None);
+    }
+
+    #[test]
+    fn openssl_certificate_parses() {
+        // Made by `openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256
+        // -nodes -days 3 -subj /CN=vigil-unit` when the test runs.
+        let dir = tempfile::tempdir().unwrap();
+        let o = std::process::Command::new("openssl")
+            .current_dir(dir.path())
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                "k.pem",
+                "-out",
+                "c.pem",
+                "-days",
+                "3",
+                "-subj",
+                "/O=vigil/CN=vigil-unit",
+            ])
+            .output();
+        let Ok(o) = o else { return }; // no openssl: the integration tests need it anyway
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let certs = read_pem(&dir.path().join("c.pem")).unwrap();
+        assert_eq!(certs.len(), 1);
+        assert_eq!(certs[0].subject_cn.as_deref(), Some("vigil-unit"));
+        let left = certs[0].not_after - vigil_core::now().unix_timestamp();
+        assert!((3 * 86400 - 120..=3 * 86400 + 5).contains(&left), "{left}");
+        // The key file has no certificate.
+        assert!(read_pem(&dir.path().join("k.pem")).unwrap().is_empty());
+    }
+
+    #[test]
+    fn thresholds() {
+        let c = CertHealth::default();
+        let f = || Finding::new("cert.file", "x", AlertKey::new("cert_expiry"));
+        let cert = |d: i64| CertInfo {
+            subject_cn: Some("x".into()),
+            not_after: 1_000_000 + d * 86400,
+        };
+        let j = |d: i64| judge(f(), &[cert(d)], &c, 1_000_000);
+        assert_eq!(j(90).status, Status::Pass);
+        assert_eq!(
+            (j(20).status, j(20).severity),
+            (Status::Fail, Severity::Warning)
+        );
+        assert_eq!(
+            (j(3).status, j(3).severity),
+            (Status::Fail, Severity::Critical)
+        );
+        assert!(j(-1).reason.contains("EXPIRED"));
+        // The earliest in a chain counts.
+        let r = judge(f(), &[cert(300), cert(2)], &c, 1_000_000);
+        assert_eq!(r.severity, Severity::Critical);
+        assert!(r.reason.contains("earliest of 2"));
+        assert_eq!(judge(f(), &[], &c, 0).status, Status::Unknown);
+    }
+}

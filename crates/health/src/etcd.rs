@@ -1,0 +1,628 @@
+//! etcd, per member: reachable and healthy, one agreed leader and none
+//! leaderless, raft index lag, db size against the quota, fragmentation,
+//! alarms, learners, and the member list against the config.
+
+use crate::{fmt_dur, Finding};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+use vigil_alert::{AlertKey, Severity};
+use vigil_core::config::{EtcdHealth, MemberConfig};
+use vigil_core::units::human_bytes;
+use vigil_core::Config;
+use vigil_etcd::{Alarm, ListedMember, MemberStatus};
+
+const REACHABLE: &str = "etcd.reachable";
+
+/// What one member answered.
+#[derive(Debug, Clone, Default)]
+pub struct Probe {
+    /// `Err` when the member could not be reached or did not answer in time.
+    pub status: Option<Result<MemberStatus, String>>,
+    /// A linearizable read through this member (needs a quorum); `Err` says why not.
+    pub quorum_read: Option<Result<(), String>>,
+    pub alarms: Option<Vec<Alarm>>,
+    pub members: Option<Vec<ListedMember>>,
+    pub took: Duration,
+}
+
+impl Probe {
+    fn ok_status(&self) -> Option<&MemberStatus> {
+        self.status.as_ref().and_then(|s| s.as_ref().ok())
+    }
+}
+
+async fn probe(
+    m: &MemberConfig,
+    tls: Option<&vigil_etcd::TlsMaterial>,
+    timeout: Duration,
+) -> Probe {
+    let started = Instant::now();
+    let mut p = Probe::default();
+    let work = async {
+        let c = match vigil_etcd::connect(m, tls, timeout).await {
+            Ok(c) => c,
+            Err(e) => {
+                p.status = Some(Err(e.to_string()));
+                return;
+            }
+        };
+        let c = vigil_etcd::MemberClient {
+            call_timeout: timeout,
+            ..c
+        };
+        match vigil_etcd::status(&c).await {
+            Ok(s) => p.status = Some(Ok(s)),
+            Err(e) => {
+                p.status = Some(Err(e.to_string()));
+                return;
+            }
+        }
+        let (read, alarms, members) = tokio::join!(
+            vigil_etcd::quorum_read(&c),
+            vigil_etcd::alarms(&c),
+            vigil_etcd::member_list(&c),
+        );
+        p.quorum_read = Some(read.map_err(|e| e.to_string()));
+        p.alarms = alarms.ok();
+        p.members = members.ok();
+    };
+    if tokio::time::timeout(timeout, work).await.is_err() && p.status.is_none() {
+        p.status = Some(Err(format!(
+            "member {} ({}): no answer within {}",
+            m.name,
+            m.endpoint,
+            fmt_dur(timeout)
+        )));
+    }
+    if p.status.as_ref().is_some_and(|s| s.is_ok()) && p.quorum_read.is_none() {
+        p.quorum_read = Some(Err(format!(
+            "a linearizable read did not finish within {}",
+            fmt_dur(timeout)
+        )));
+    }
+    p.took = started.elapsed();
+    p
+}
+
+/// Runs the etcd checks.
+pub async fn check(cfg: &Config) -> Vec<Finding> {
+    let h = &cfg.health;
+    let timeout = h.etcd_timeout();
+    let members: Vec<MemberConfig> = cfg.members().cloned().collect();
+    let tls = match cfg.tls().map(vigil_etcd::TlsMaterial::load).transpose() {
+        Ok(t) => t,
+        Err(e) => {
+            let reason = format!("cannot connect: {e}; please check [cluster.tls]");
+            return members
+                .iter()
+                .map(|m| {
+                    Finding::new(
+                        REACHABLE,
+                        &m.name,
+                        AlertKey::new("etcd_member_down").label("member", &m.name),
+                    )
+                    .unknown(reason.clone())
+                })
+                .collect();
+        }
+    };
+    let probes =
+        futures_util::future::join_all(members.iter().map(|m| probe(m, tls.as_ref(), timeout)))
+            .await;
+    evaluate(&members, &probes, &h.etcd)
+}
+
+fn norm(u: &str) -> &str {
+    u.trim().trim_end_matches('/')
+}
+
+/// Turns the members' answers into findings (pure, unit-tested).
+pub fn evaluate(members: &[MemberConfig], probes: &[Probe], cfg: &EtcdHealth) -> Vec<Finding> {
+    let mut out = Vec::new();
+    // Names of member IDs, from the members' own status, then the member list.
+    let mut names: BTreeMap<u64, String> = BTreeMap::new();
+    for (m, p) in members.iter().zip(probes) {
+        if let Some(s) = p.ok_status() {
+            names.insert(s.member_id, m.name.clone());
+        }
+    }
+    let listed: Option<&Vec<ListedMember>> = probes.iter().find_map(|p| p.members.as_ref());
+    if let Some(list) = listed {
+        for l in list {
+            names.entry(l.id).or_insert_with(|| {
+                if l.name.is_empty() {
+                    format!("{:x}", l.id)
+                } else {
+                    l.name.clone()
+                }
+            });
+        }
+    }
+    let name_of = |id: u64| names.get(&id).cloned().unwrap_or_else(|| format!("{id:x}"));
+    let max_index = probes
+        .iter()
+        .filter_map(|p| p.ok_status())
+        .map(|s| s.raft_index)
+        .max();
+    let alarms: Option<BTreeSet<(u64, String)>> = {
+        let lists: Vec<&Vec<Alarm>> = probes.iter().filter_map(|p| p.alarms.as_ref()).collect();
+        (!lists.is_empty()).then(|| {
+            lists
+                .into_iter()
+                .flatten()
+                .map(|a| (a.member_id, a.alarm.clone()))
+                .collect()
+        })
+    };
+
+    for (m, p) in members.iter().zip(probes) {
+        let key = |name: &str| AlertKey::new(name).label("member", &m.name);
+        let ms = p.took.as_millis() as u64;
+        let f = |check: &str, alert: &str| {
+            let mut f = Finding::new(check, &m.name, key(alert));
+            f.duration_ms = ms;
+            f
+        };
+        let down =
+            |check: &str, alert: &str| f(check, alert).covered(REACHABLE, "member not reachable");
+        let s = match &p.status {
+            Some(Ok(s)) => s,
+            other => {
+                let reason = match other {
+                    Some(Err(e)) => e.clone(),
+                    _ => "no answer".to_string(),
+                };
+                out.push(f(REACHABLE, "etcd_member_down").fail(Severity::Critical, reason));
+                for (c, a) in [
+                    ("etcd.leader", "etcd_no_leader"),
+                    ("etcd.raft_lag", "etcd_raft_lag"),
+                    ("etcd.db_size", "etcd_db_size"),
+                    ("etcd.fragmentation", "etcd_fragmentation"),
+                    ("etcd.alarms", "etcd_alarm"),
+                    ("etcd.learner", "etcd_learner"),
+                ] {
+                    out.push(down(c, a));
+                }
+                continue;
+            }
+        };
+        let other_errors: Vec<&String> =
+            s.errors.iter().filter(|e| !e.contains("alarm:")).collect();
+        let reach = f(REACHABLE, "etcd_member_down");
+        out.push(match &p.quorum_read {
+            Some(Err(e)) => reach.fail(
+                Severity::Critical,
+                format!("answers status but cannot serve a quorum read: {e}"),
+            ),
+            _ if !other_errors.is_empty() => reach.fail(
+                Severity::Critical,
+                format!(
+                    "reports errors: {}",
+                    other_errors
+                        .iter()
+                        .map(|e| e.as_str())
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+            ),
+            _ => reach.pass(format!(
+                "etcd {}, revision {}, raft index {}",
+                s.version, s.revision, s.raft_index
+            )),
+        });
+        // A leaderless member.
+        let lf = f("etcd.leader", "etcd_no_leader");
+        out.push(if s.leader == 0 {
+            lf.fail(
+                Severity::Critical,
+                "has no leader (election in progress or cut off from the quorum)",
+            )
+        } else {
+            lf.pass(format!("leader {}", name_of(s.leader)))
+        });
+        // Raft index lag.
+        let lag = max_index
+            .unwrap_or(s.raft_index)
+            .saturating_sub(s.raft_index);
+        let rf = f("etcd.raft_lag", "etcd_raft_lag").severity(Severity::Warning);
+        out.push(if lag > cfg.max_raft_lag {
+            rf.fail(
+                Severity::Warning,
+                format!(
+                    "raft index {} is {lag} behind the most advanced member (threshold {})",
+                    s.raft_index, cfg.max_raft_lag
+                ),
+            )
+        } else {
+            rf.pass(format!("{lag} behind (threshold {})", cfg.max_raft_lag))
+        });
+        // DB size against the quota.
+        let (quota, source) = if s.db_size_quota > 0 {
+            (s.db_size_quota as u64, "reported by the server")
+        } else {
+            (
+                cfg.db_quota.0,
+                "health.etcd.db_quota; this etcd does not report its quota",
+            )
+        };
+        let pct = s.db_size.max(0) as f64 * 100.0 / quota.max(1) as f64;
+        let text = format!(
+            "{} of {} quota ({pct:.1}%, quota {source})",
+            human_bytes(s.db_size.max(0) as u64),
+            human_bytes(quota)
+        );
+        let df = f("etcd.db_size", "etcd_db_size").severity(Severity::Warning);
+        out.push(if pct >= cfg.db_size_critical_percent {
+            df.fail(
+                Severity::Critical,
+                format!(
+                    "{text}: at {}% etcd raises NOSPACE and goes read-only; compact and defragment",
+                    100
+                ),
+            )
+        } else if pct >= cfg.db_size_warn_percent {
+            df.fail(
+                Severity::Warning,
+                format!("{text}; compact and defragment, or raise --quota-backend-bytes"),
+            )
+        } else {
+            df.pass(text)
+        });
+        // Fragmentation.
+        let ff = f("etcd.fragmentation", "etcd_fragmentation").severity(Severity::Warning);
+        out.push(if s.db_size_in_use <= 0 {
+            ff.unknown("the server does not report its db size in use")
+        } else {
+            let frag = (1.0 - s.db_size_in_use as f64 / s.db_size.max(1) as f64).max(0.0) * 100.0;
+            let text = format!(
+                "{} in use of {} ({frag:.0}% free pages)",
+                human_bytes(s.db_size_in_use as u64),
+                human_bytes(s.db_size as u64)
+            );
+            if frag >= cfg.fragmentation_warn_percent
+                && s.db_size as u64 >= cfg.fragmentation_min_size.0
+            {
+                ff.fail(
+                    Severity::Warning,
+                    format!("{text}; run `etcdctl defrag` on this member (one at a time)"),
+                )
+            } else {
+                ff.pass(text)
+            }
+        });
+        // Alarms.
+        let af = f("etcd.alarms", "etcd_alarm");
+        out.push(match &alarms {
+            None => af.unknown("no member answered the alarm list"),
+            Some(all) => {
+                let mine: Vec<&str> = all
+                    .iter()
+                    .filter(|(id, _)| *id == s.member_id)
+                    .map(|(_, a)| a.as_str())
+                    .collect();
+                if mine.is_empty() {
+                    af.pass("no alarms")
+                } else {
+                    let mut why = format!("alarm {} raised", mine.join(", "));
+                    if mine.contains(&"NOSPACE") {
+                        why.push_str(": the keyspace is read-only; compact, defragment, then `etcdctl alarm disarm`");
+                    }
+                    if mine.contains(&"CORRUPT") {
+                        why.push_str(": this member's data differs from the others; replace it from a healthy member or a verified archive");
+                    }
+                    af.fail(Severity::Critical, why)
+                }
+            }
+        });
+        // Learners.
+        let learner = s.is_learner
+            || listed.is_some_and(|l| l.iter().any(|x| x.id == s.member_id && x.is_learner));
+        let lf = f("etcd.learner", "etcd_learner").severity(Severity::Warning);
+        out.push(if learner && !cfg.allow_learners {
+            lf.fail(
+                Severity::Warning,
+                "is a learner (not voting): promote it with `etcdctl member promote` once it caught up",
+            )
+        } else if learner {
+            lf.pass("is a learner (allowed by health.etcd.allow_learners)")
+        } else {
+            lf.pass("voting member")
+        });
+    }
+
+    // One leader, agreed by every member that answered.
+    let lf = Finding::new(
+        "etcd.leader_agreement",
+        "cluster",
+        AlertKey::new("etcd_leader_disagreement"),
+    );
+    let leaders: BTreeMap<u64, Vec<&str>> = members
+        .iter()
+        .zip(probes)
+        .filter_map(|(m, p)| p.ok_status().map(|s| (s.leader, m.name.as_str())))
+        .filter(|(l, _)| *l != 0)
+        .fold(BTreeMap::new(), |mut acc, (l, n)| {
+            acc.entry(l).or_insert_with(Vec::new).push(n);
+            acc
+        });
+    out.push(match leaders.len() {
+        0 if probes.iter().all(|p| p.ok_status().is_none()) => {
+            lf.covered(REACHABLE, "no member reachable")
+        }
+        0 => lf.fail(
+            Severity::Critical,
+            "no member knows a leader: the cluster has no quorum",
+        ),
+        1 => {
+            let (id, _) = leaders
+                .iter()
+                .next()
+                .map(|(k, v)| (*k, v))
+                .unwrap_or((0, &Vec::new()));
+            lf.pass(format!("every reachable member follows {}", name_of(id)))
+        }
+        _ => lf.fail(
+            Severity::Critical,
+            format!(
+                "members disagree on the leader: {}",
+                leaders
+                    .iter()
+                    .map(|(id, ms)| format!("{} → {}", ms.join(", "), name_of(*id)))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        ),
+    });
+
+    // The member list against the config.
+    let mf = Finding::new(
+        "etcd.member_list",
+        "cluster",
+        AlertKey::new("etcd_member_list"),
+    );
+    out.push(match listed {
+        None if probes.iter().all(|p| p.ok_status().is_none()) => {
+            mf.covered(REACHABLE, "no member reachable")
+        }
+        None => mf.unknown("no member answered the member list"),
+        Some(list) => {
+            let ids: BTreeMap<&str, u64> = members
+                .iter()
+                .zip(probes)
+                .filter_map(|(m, p)| p.ok_status().map(|s| (m.name.as_str(), s.member_id)))
+                .collect();
+            let matches = |m: &MemberConfig, l: &ListedMember| {
+                ids.get(m.name.as_str()) == Some(&l.id)
+                    || l.client_urls.iter().any(|u| norm(u) == norm(&m.endpoint))
+                    || (!l.name.is_empty() && l.name == m.name)
+            };
+            let unexpected: Vec<String> = list
+                .iter()
+                .filter(|l| !members.iter().any(|m| matches(m, l)))
+                .map(|l| {
+                    format!(
+                        "{} (id {:x}{}, client URLs {})",
+                        if l.name.is_empty() {
+                            "(not started)"
+                        } else {
+                            &l.name
+                        },
+                        l.id,
+                        if l.is_learner { ", learner" } else { "" },
+                        if l.client_urls.is_empty() {
+                            "none".to_string()
+                        } else {
+                            l.client_urls.join(" ")
+                        }
+                    )
+                })
+                .collect();
+            let missing: Vec<&str> = members
+                .iter()
+                .filter(|m| !list.iter().any(|l| matches(m, l)))
+                .map(|m| m.name.as_str())
+                .collect();
+            let mut why = Vec::new();
+            if !unexpected.is_empty() {
+                why.push(format!(
+                    "unexpected member(s) not in the config: {}",
+                    unexpected.join("; ")
+                ));
+            }
+            if !missing.is_empty() {
+                why.push(format!(
+                    "configured member(s) not in the cluster: {}",
+                    missing.join(", ")
+                ));
+            }
+            if why.is_empty() {
+                mf.pass(format!("{} members, as configured", list.len()))
+            } else {
+                mf.fail(Severity::Critical, why.join("; "))
+            }
+        }
+    });
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::Status;
+
+    fn member(n: &str, port: u16) -> MemberConfig {
+        MemberConfig {
+            name: n.into(),
+            endpoint: format!("http://127.0.0.1:{port}"),
+            peer_url: None,
+        }
+    }
+
+    fn status(id: u64, leader: u64, index: u64) -> MemberStatus {
+        MemberStatus {
+            cluster_id: 1,
+            member_id: id,
+            revision: 10,
+            raft_term: 2,
+            raft_index: index,
+            version: "3.4.23".into(),
+            db_size: 100 << 20,
+            db_size_in_use: 90 << 20,
+            leader,
+            is_learner: false,
+            errors: vec![],
+            db_size_quota: 0,
+        }
+    }
+
+    fn listed(id: u64, n: &str, port: u16) -> ListedMember {
+        ListedMember {
+            id,
+            name: n.into(),
+            peer_urls: vec![],
+            client_urls: vec![format!("http://127.0.0.1:{port}")],
+            is_learner: false,
+        }
+    }
+
+    fn ok_probe(s: MemberStatus, list: Vec<ListedMember>, alarms: Vec<Alarm>) -> Probe {
+        Probe {
+            status: Some(Ok(s)),
+            quorum_read: Some(Ok(())),
+            alarms: Some(alarms),
+            members: Some(list),
+            took: Duration::from_millis(3),
+        }
+    }
+
+    fn find<'a>(f: &'a [Finding], check: &str, subject: &str) -> &'a Finding {
+        f.iter()
+            .find(|x| x.check == check && x.subject == subject)
+            .unwrap_or_else(|| panic!("{check} {subject} in {f:#?}"))
+    }
+
+    fn three() -> (Vec<MemberConfig>, Vec<ListedMember>) {
+        (
+            vec![member("a", 1), member("b", 2), member("c", 3)],
+            vec![listed(11, "a", 1), listed(12, "b", 2), listed(13, "c", 3)],
+        )
+    }
+
+    #[test]
+    fn healthy_cluster_passes() {
+        let (m, l) = three();
+        let p: Vec<Probe> = (0..3)
+            .map(|i| ok_probe(status(11 + i, 12, 100 + i), l.clone(), vec![]))
+            .collect();
+        let f = evaluate(&m, &p, &EtcdHealth::default());
+        assert!(f.iter().all(|x| x.status == Status::Pass), "{f:#?}");
+        assert!(find(&f, "etcd.leader", "a").reason.contains("leader b"));
+        assert!(
+            find(&f, "etcd.db_size", "a").reason.contains("config")
+                || find(&f, "etcd.db_size", "a").reason.contains("db_quota")
+        );
+    }
+
+    #[test]
+    fn down_member_fails_and_covers_its_details() {
+        let (m, l) = three();
+        let mut p: Vec<Probe> = (0..3)
+            .map(|i| ok_probe(status(11 + i, 12, 100), l.clone(), vec![]))
+            .collect();
+        p[2] = Probe {
+            status: Some(Err("member c: connect failed: connection refused".into())),
+            ..Default::default()
+        };
+        let f = evaluate(&m, &p, &EtcdHealth::default());
+        let r = find(&f, REACHABLE, "c");
+        assert_eq!(r.status, Status::Fail);
+        assert_eq!(r.alert.to_string(), r#"etcd_member_down{member="c"}"#);
+        let d = find(&f, "etcd.db_size", "c");
+        assert_eq!(d.status, Status::Unknown);
+        assert_eq!(d.covered_by.as_deref(), Some(REACHABLE));
+        assert_eq!(
+            find(&f, "etcd.leader_agreement", "cluster").status,
+            Status::Pass
+        );
+        assert_eq!(find(&f, "etcd.member_list", "cluster").status, Status::Pass);
+    }
+
+    #[test]
+    fn leader_problems_lag_size_frag_alarms_learners() {
+        let (m, l) = three();
+        let mut s0 = status(11, 12, 5000);
+        s0.db_size = 1900 << 20; // 92.8% of 2 GiB
+        s0.db_size_in_use = 400 << 20;
+        let mut s1 = status(12, 13, 5000);
+        s1.db_size_quota = 8 << 30;
+        let mut s2 = status(13, 0, 100);
+        s2.is_learner = true;
+        let alarms = vec![Alarm {
+            member_id: 11,
+            alarm: "NOSPACE".into(),
+        }];
+        let p = vec![
+            ok_probe(s0, l.clone(), alarms.clone()),
+            ok_probe(s1, l.clone(), alarms.clone()),
+            ok_probe(s2, l.clone(), alarms),
+        ];
+        let f = evaluate(&m, &p, &EtcdHealth::default());
+        assert_eq!(find(&f, "etcd.leader", "c").status, Status::Fail);
+        let agree = find(&f, "etcd.leader_agreement", "cluster");
+        assert_eq!(agree.status, Status::Fail);
+        assert!(agree.reason.contains("disagree"), "{}", agree.reason);
+        let lag = find(&f, "etcd.raft_lag", "c");
+        assert_eq!(
+            (lag.status, lag.severity),
+            (Status::Fail, Severity::Warning)
+        );
+        let db = find(&f, "etcd.db_size", "a");
+        assert_eq!((db.status, db.severity), (Status::Fail, Severity::Critical));
+        let db_b = find(&f, "etcd.db_size", "b");
+        assert_eq!(db_b.status, Status::Pass);
+        assert!(
+            db_b.reason.contains("reported by the server"),
+            "{}",
+            db_b.reason
+        );
+        let frag = find(&f, "etcd.fragmentation", "a");
+        assert_eq!(frag.status, Status::Fail, "{}", frag.reason);
+        let al = find(&f, "etcd.alarms", "a");
+        assert_eq!(al.status, Status::Fail);
+        assert!(al.reason.contains("NOSPACE"));
+        assert_eq!(find(&f, "etcd.alarms", "b").status, Status::Pass);
+        assert_eq!(find(&f, "etcd.learner", "c").status, Status::Fail);
+    }
+
+    #[test]
+    fn unexpected_and_missing_members() {
+        let (m, mut l) = three();
+        l.pop();
+        l.push(listed(99, "intruder", 9));
+        let p: Vec<Probe> = (0..3)
+            .map(|i| ok_probe(status(11 + i, 12, 100), l.clone(), vec![]))
+            .collect();
+        let f = evaluate(&m, &p, &EtcdHealth::default());
+        let ml = find(&f, "etcd.member_list", "cluster");
+        assert_eq!(ml.status, Status::Fail);
+        assert!(ml.reason.contains("intruder"), "{}", ml.reason);
+        // c answers with ID 13, which the list does not have.
+        assert!(ml.reason.contains("not in the cluster: c"), "{}", ml.reason);
+    }
+
+    #[test]
+    fn all_down_is_covered_not_unknown() {
+        let (m, _) = three();
+        let p: Vec<Probe> = (0..3)
+            .map(|_| Probe {
+                status: Some(Err("refused".into())),
+                ..Default::default()
+            })
+            .collect();
+        let f = evaluate(&m, &p, &EtcdHealth::default());
+        assert!(f
+            .iter()
+            .all(|x| x.status == Status::Fail || x.covered_by.is_some()));
+    }
+}

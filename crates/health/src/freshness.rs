@@ -1,0 +1,229 @@
+//! Freshness, the dead-man check for backups: the newest verified archive of
+//! each member, locally and in each sink, and the newest passing drill, each
+//! younger than a threshold. A snapshot timer that silently stopped shows
+//! up here.
+
+use crate::{fmt_age, fmt_dur, Finding};
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+use std::time::Instant;
+use vigil_alert::{AlertKey, Severity};
+use vigil_core::Config;
+
+/// Seconds since an RFC 3339 time, if it parses.
+fn age_of(rfc3339: &str, now: i64) -> Option<i64> {
+    time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .map(|t| now - t.unix_timestamp())
+}
+
+/// PASS/FAIL for the newest verified copy of one member in one store (pure).
+pub fn judge_archive(f: Finding, newest: Option<&str>, max_age_secs: i64, now: i64) -> Finding {
+    match newest.and_then(|t| age_of(t, now).map(|a| (t, a))) {
+        None => f.fail(
+            Severity::Critical,
+            "no verified archive at all; please check `vigil-snapshot run` and its timer",
+        ),
+        Some((t, age)) if age > max_age_secs => f.fail(
+            Severity::Critical,
+            format!(
+                "newest verified archive is {} old ({t}), older than {}; is vigil-snapshot.timer running?",
+                fmt_age(age),
+                fmt_age(max_age_secs)
+            ),
+        ),
+        Some((t, age)) => f.pass(format!("newest verified archive {} old ({t})", fmt_age(age))),
+    }
+}
+
+/// The newest passing drill: the latest records first, then the history.
+pub fn last_passing_drill(state_dir: &Path) -> Option<String> {
+    let mut best: Option<String> = vigil_core::outcome::latest(state_dir, "drill")
+        .into_iter()
+        .filter(|o| o.ok)
+        .map(|o| o.time)
+        .max();
+    // A member whose latest drill failed may still have passed before: read
+    // the tail of the history (bounded, it only grows).
+    let hist = state_dir.join("outcomes.jsonl");
+    if let Ok(mut f) = std::fs::File::open(&hist) {
+        const TAIL: u64 = 4 << 20;
+        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+        let _ = f.seek(SeekFrom::Start(len.saturating_sub(TAIL)));
+        let mut text = String::new();
+        let _ = f.take(TAIL).read_to_string(&mut text);
+        for line in text.lines() {
+            if let Ok(o) = serde_json::from_str::<vigil_core::outcome::Outcome>(line) {
+                if o.job == "drill" && o.ok && best.as_ref().is_none_or(|b| o.time > *b) {
+                    best = Some(o.time);
+                }
+            }
+        }
+    }
+    best
+}
+
+/// Runs the freshness checks.
+pub async fn check(cfg: &Config) -> Vec<Finding> {
+    let fr = &cfg.health.freshness;
+    let now = vigil_core::now().unix_timestamp();
+    let max_age = fr.max_age.get().as_secs() as i64;
+    let timeout = cfg.health.freshness_timeout();
+    let mut out = Vec::new();
+    let members: Vec<String> = cfg.members().map(|m| m.name.clone()).collect();
+    let key = |member: &str, store: &str| {
+        AlertKey::new("backup_stale")
+            .label("member", member)
+            .label("store", store)
+    };
+    let finding = |member: &str, store: &str| {
+        Finding::new(
+            "freshness.archive",
+            format!("{member} @ {store}"),
+            key(member, store),
+        )
+    };
+    // Local copies.
+    if let Ok(sc) = cfg.snapshot("vigil-health") {
+        for m in &members {
+            let started = Instant::now();
+            let dir = vigil_archive::local::member_dir(&sc.dir, m);
+            let newest = vigil_archive::local::list_member(&dir)
+                .into_iter()
+                .find(|s| s.is_verified())
+                .map(|s| s.manifest.created_at);
+            out.push(
+                judge_archive(finding(m, "local"), newest.as_deref(), max_age, now).took(started),
+            );
+        }
+    }
+    // Each sink, concurrently.
+    if fr.sinks {
+        let jobs = cfg.sinks().map(|sc| {
+            let members = &members;
+            async move {
+                let started = Instant::now();
+                let name = sc.name.clone();
+                let listed = match vigil_archive::sink::Sink::build(
+                    sc,
+                    cfg.cluster_name(),
+                    &cfg.state.dir,
+                ) {
+                    Err(e) => Err(format!("cannot build the sink client: {e}")),
+                    Ok(sink) => match tokio::time::timeout(timeout, sink.list()).await {
+                        Err(_) => Err(format!(
+                            "listing did not finish within {}",
+                            fmt_dur(timeout)
+                        )),
+                        Ok(Err(e)) => Err(format!("listing failed: {e}")),
+                        Ok(Ok(entries)) => Ok(entries),
+                    },
+                };
+                members
+                    .iter()
+                    .map(|m| {
+                        let f = finding(m, &name);
+                        match &listed {
+                            Err(e) => f.unknown(e.clone()),
+                            Ok(entries) => {
+                                let newest = entries
+                                    .iter()
+                                    .filter(|e| &e.member == m && e.is_verified())
+                                    .map(|e| e.manifest.created_at.as_str())
+                                    .max();
+                                judge_archive(f, newest, max_age, now)
+                            }
+                        }
+                        .took(started)
+                    })
+                    .collect::<Vec<_>>()
+            }
+        });
+        out.extend(
+            futures_util::future::join_all(jobs)
+                .await
+                .into_iter()
+                .flatten(),
+        );
+    }
+    // The newest passing drill.
+    let drill_max = fr.drill_max_age.map(|d| d.get()).or_else(|| {
+        cfg.restore
+            .as_ref()
+            .and_then(|r| r.get_ref().drill_identity_file.as_ref())
+            .map(|_| std::time::Duration::from_secs(8 * 86400))
+    });
+    if let Some(limit) = drill_max {
+        let started = Instant::now();
+        let limit = limit.as_secs() as i64;
+        let f = Finding::new("freshness.drill", "cluster", AlertKey::new("drill_stale"))
+            .severity(Severity::Warning);
+        let last = last_passing_drill(&cfg.state.dir);
+        let f = match last.as_deref().and_then(|t| age_of(t, now).map(|a| (t, a))) {
+            None => f.fail(
+                Severity::Warning,
+                "no passing restore drill on record; please run `vigil-restore drill` (and its timer)",
+            ),
+            Some((t, age)) if age > limit => f.fail(
+                Severity::Warning,
+                format!(
+                    "last passing drill {} ago ({t}), longer than {}; is vigil-restore-drill.timer running?",
+                    fmt_age(age),
+                    fmt_age(limit)
+                ),
+            ),
+            Some((t, age)) => f.pass(format!("last passing drill {} ago ({t})", fmt_age(age))),
+        };
+        out.push(f.took(started));
+    }
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::Status;
+
+    #[test]
+    fn archive_ages() {
+        let f = || {
+            Finding::new(
+                "freshness.archive",
+                "a @ local",
+                AlertKey::new("backup_stale"),
+            )
+        };
+        let now = time::macros::datetime!(2026-11-23 12:00 UTC).unix_timestamp();
+        let r = judge_archive(f(), Some("2026-11-23T06:00:00.000Z"), 26 * 3600, now);
+        assert_eq!(r.status, Status::Pass, "{}", r.reason);
+        let r = judge_archive(f(), Some("2026-11-21T06:00:00.000Z"), 26 * 3600, now);
+        assert_eq!(r.status, Status::Fail);
+        assert!(r.reason.contains("2d 6h old"), "{}", r.reason);
+        assert_eq!(judge_archive(f(), None, 60, now).status, Status::Fail);
+    }
+
+    #[test]
+    fn drill_from_history_when_latest_failed() {
+        let dir = tempfile::tempdir().unwrap();
+        let rec = |ok: bool, time: &str| vigil_core::outcome::Outcome {
+            job: "drill".into(),
+            run_id: time.into(),
+            cluster: "c".into(),
+            subject: "cp-1".into(),
+            ok,
+            stage: vigil_core::outcome::Stage::Done,
+            error: None,
+            archive: None,
+            time: time.into(),
+            duration_ms: 1,
+        };
+        assert_eq!(last_passing_drill(dir.path()), None);
+        vigil_core::outcome::record(dir.path(), &rec(true, "2026-11-20T00:00:00.000Z")).unwrap();
+        vigil_core::outcome::record(dir.path(), &rec(false, "2026-11-22T00:00:00.000Z")).unwrap();
+        assert_eq!(
+            last_passing_drill(dir.path()).as_deref(),
+            Some("2026-11-20T00:00:00.000Z")
+        );
+    }
+}
