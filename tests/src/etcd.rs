@@ -29,6 +29,17 @@ pub struct Cluster {
 impl Cluster {
     /// Starts `names.len()` members as one cluster and waits until it has a leader.
     pub fn start(dir: &Path, names: &[&str], tls: Option<Certs>) -> Cluster {
+        Self::start_with(dir, names, tls, &[])
+    }
+
+    /// Like [`Cluster::start`], with extra etcd flags for every member, e.g.
+    /// `["--quota-backend-bytes", "2097152"]`.
+    pub fn start_with(
+        dir: &Path,
+        names: &[&str],
+        tls: Option<Certs>,
+        extra_args: &[&str],
+    ) -> Cluster {
         std::fs::create_dir_all(dir).unwrap();
         let token = format!("t-{}", crate::free_port());
         let ports: Vec<(u16, u16)> = names
@@ -81,6 +92,7 @@ impl Cluster {
                 }
                 args.push("--client-cert-auth".into());
             }
+            args.extend(extra_args.iter().map(|a| a.to_string()));
             members.push(Member {
                 name: n.to_string(),
                 client_port: *cp,

@@ -4,6 +4,7 @@
 
 pub mod ceph;
 pub mod etcd;
+pub mod health;
 pub mod proxy;
 pub mod tls;
 
