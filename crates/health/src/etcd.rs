@@ -112,6 +112,29 @@ pub async fn check(cfg: &Config) -> Vec<Finding> {
     evaluate(&members, &probes, &h.etcd)
 }
 
+/// Shortens tonic's nested transport errors to what an operator needs.
+pub fn tidy(member: &MemberConfig, e: &str) -> String {
+    let low = e.to_ascii_lowercase();
+    for (needle, say) in [
+        ("connection refused", "connection refused"),
+        ("no route to host", "no route to host"),
+        ("network is unreachable", "network unreachable"),
+        ("connection reset", "connection reset"),
+        ("certificate", "TLS certificate problem"),
+        ("dns error", "DNS error"),
+    ] {
+        if low.contains(needle) {
+            let detail = if needle == "certificate" {
+                format!(": {e}")
+            } else {
+                String::new()
+            };
+            return format!("{} ({}): {say}{detail}", member.name, member.endpoint);
+        }
+    }
+    e.to_string()
+}
+
 fn norm(u: &str) -> &str {
     u.trim().trim_end_matches('/')
 }
@@ -169,7 +192,7 @@ pub fn evaluate(members: &[MemberConfig], probes: &[Probe], cfg: &EtcdHealth) ->
             Some(Ok(s)) => s,
             other => {
                 let reason = match other {
-                    Some(Err(e)) => e.clone(),
+                    Some(Err(e)) => tidy(m, e),
                     _ => "no answer".to_string(),
                 };
                 out.push(f(REACHABLE, "etcd_member_down").fail(Severity::Critical, reason));

@@ -16,6 +16,7 @@ fn member_down_fires_after_threshold_and_resolves() {
     let ports: Vec<u16> = (0..3).map(|_| vigil_tests::free_port()).collect();
     let _exporters: Vec<_> = ports.iter().map(|p| node_exporter(*p)).collect();
     let api = Readyz::start(Mode::Ok, None);
+    let masters: Vec<Readyz> = (0..3).map(|_| Readyz::start(Mode::Ok, None)).collect();
     let alerts = dir.join("alerts.jsonl");
     let targets: Vec<String> = ports
         .iter()
@@ -34,7 +35,7 @@ timeout = "5s"
 
 [health.kubernetes]
 lb = "{api}"
-masters = ["{api}/", "{api}//", "{api}///"]
+masters = ["{}", "{}", "{}"]
 
 [health.node]
 targets = [{targets}]
@@ -47,6 +48,9 @@ load_per_core_warn = 1000.0
 load_per_core_critical = 1000.0
 "#,
         base_extra(&alerts),
+        masters[0].url(),
+        masters[1].url(),
+        masters[2].url(),
         api = api.url(),
         targets = targets.join(", "),
     );
@@ -145,7 +149,8 @@ load_per_core_critical = 1000.0
     assert!(
         t.lines().any(|l| l.starts_with("FAIL")
             && l.contains("etcd.reachable")
-            && l.contains(v.as_str())),
+            && l.contains(&format!("{v} (http://127.0.0.1:"))
+            && l.ends_with("connection refused")),
         "{t}"
     );
     assert_eq!(o.status.code(), Some(1));
