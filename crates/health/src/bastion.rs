@@ -57,28 +57,35 @@ pub fn judge(f: Finding, free: u64, total: u64, b: &BastionHealth) -> Finding {
     }
 }
 
-pub fn check(cfg: &Config) -> Vec<Finding> {
+pub async fn check(cfg: &Config) -> Vec<Finding> {
     let mut dirs: Vec<(&str, PathBuf)> = Vec::new();
     if let Ok(s) = cfg.snapshot("vigil-health") {
         dirs.push(("snapshot", s.dir.clone()));
     }
     dirs.push(("state", cfg.state.dir.clone()));
-    dirs.into_iter()
-        .map(|(what, dir)| {
-            let started = Instant::now();
-            let f = Finding::new(
-                "bastion.disk",
-                format!("{what} {}", dir.display()),
-                AlertKey::new("bastion_disk_low").label("dir", what),
-            );
-            let f = match existing(&dir).map(|p| (space(&p), p)) {
-                Some((Ok((free, total)), _)) => judge(f, free, total, &cfg.health.bastion),
-                Some((Err(e), p)) => f.unknown(format!("statvfs {}: {e}", p.display())),
-                None => f.unknown(format!("{} does not exist", dir.display())),
-            };
-            f.took(started)
-        })
-        .collect()
+    let limit = cfg.health.timeout.get();
+    let jobs = dirs.into_iter().map(|(what, dir)| async move {
+        let started = Instant::now();
+        let f = Finding::new(
+            "bastion.disk",
+            format!("{what} {}", dir.display()),
+            AlertKey::new("bastion_disk_low").label("dir", what),
+        );
+        let d = dir.clone();
+        let probed = crate::blocking(limit, move || existing(&d).map(|p| (space(&p), p))).await;
+        let f = match probed {
+            Some(Some((Ok((free, total)), _))) => judge(f, free, total, &cfg.health.bastion),
+            Some(Some((Err(e), p))) => f.unknown(format!("statvfs {}: {e}", p.display())),
+            Some(None) => f.unknown(format!("{} does not exist", dir.display())),
+            None => f.unknown(format!(
+                "statvfs {} did not return within {} (a hung mount?)",
+                dir.display(),
+                crate::fmt_dur(limit)
+            )),
+        };
+        f.took(started)
+    });
+    futures_util::future::join_all(jobs).await
 }
 
 #[cfg(test)]

@@ -85,15 +85,37 @@ pub async fn check(cfg: &Config) -> Vec<Finding> {
     };
     // Local copies.
     if let Ok(sc) = cfg.snapshot("vigil-health") {
-        for m in &members {
-            let started = Instant::now();
-            let dir = vigil_archive::local::member_dir(&sc.dir, m);
-            let newest = vigil_archive::local::list_member(&dir)
-                .into_iter()
-                .find(|s| s.is_verified())
-                .map(|s| s.manifest.created_at);
+        let started = Instant::now();
+        let (root, names) = (sc.dir.clone(), members.clone());
+        let limit = cfg
+            .health
+            .timeout
+            .get()
+            .max(std::time::Duration::from_secs(10));
+        let newest = crate::blocking(limit, move || {
+            names
+                .iter()
+                .map(|m| {
+                    vigil_archive::local::list_member(&vigil_archive::local::member_dir(&root, m))
+                        .into_iter()
+                        .find(|s| s.is_verified())
+                        .map(|s| s.manifest.created_at)
+                })
+                .collect::<Vec<_>>()
+        })
+        .await;
+        for (i, m) in members.iter().enumerate() {
+            let f = finding(m, "local");
             out.push(
-                judge_archive(finding(m, "local"), newest.as_deref(), max_age, now).took(started),
+                match &newest {
+                    Some(n) => judge_archive(f, n[i].as_deref(), max_age, now),
+                    None => f.unknown(format!(
+                        "listing {} did not finish within {}",
+                        sc.dir.display(),
+                        fmt_dur(limit)
+                    )),
+                }
+                .took(started),
             );
         }
     }

@@ -144,6 +144,19 @@ where
     tokio::time::timeout(limit, fut).await.ok()
 }
 
+/// Runs blocking filesystem work (statvfs, directory listings: a hung NFS
+/// mount blocks them) off the async threads, bounded: `None` after `limit`.
+pub async fn blocking<T, F>(limit: Duration, f: F) -> Option<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    match tokio::time::timeout(limit, tokio::task::spawn_blocking(f)).await {
+        Ok(Ok(v)) => Some(v),
+        _ => None,
+    }
+}
+
 /// Formats a duration for reasons: `2s`, `350ms`.
 pub fn fmt_dur(d: Duration) -> String {
     if d < Duration::from_secs(1) {
@@ -209,7 +222,7 @@ pub async fn round(cfg: &Config) -> Report {
         certs::check(cfg),
         node::check(cfg),
         freshness::check(cfg),
-        async { bastion::check(cfg) },
+        bastion::check(cfg),
     );
     let findings: Vec<Finding> = [e, k, c, n, f, b].into_iter().flatten().collect();
     let count = |s: Status| findings.iter().filter(|f| f.status == s).count();
