@@ -57,7 +57,7 @@ pub fn init_logging(g: &GlobalArgs) {
         _ => "trace",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("warn,vigil={level},vigil_core={level},vigil_etcd={level},vigil_archive={level},vigil_snapshot={level},vigil_restore={level},vigild={level}")));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("warn,vigil={level},vigil_core={level},vigil_etcd={level},vigil_archive={level},vigil_snapshot={level},vigil_restore={level},vigil_health={level},vigil_quota={level},vigil_alert={level},vigil_notify={level},vigild={level}")));
     logfmt::install(g.log_format, filter);
 }
 

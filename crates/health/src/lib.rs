@@ -20,6 +20,7 @@ pub mod etcd;
 pub mod freshness;
 pub mod http;
 pub mod kube;
+pub mod metrics;
 pub mod node;
 pub mod report;
 

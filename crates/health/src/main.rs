@@ -66,6 +66,7 @@ fn run(g: &GlobalArgs, json: bool, no_alert: bool) -> Result<i32, Exit> {
         .map_err(Exit::usage)?;
     rt.block_on(async {
         let report = vigil_health::round(&cfg).await;
+        vigil_health::metrics::publish(&cfg, &report);
         let raised = if no_alert {
             None
         } else {
