@@ -15,6 +15,7 @@ use toml::Spanned;
 mod daemon;
 mod health;
 mod metrics;
+mod quota;
 mod sink;
 pub use daemon::{to_six_field, DaemonConfig, DAEMON_JOBS};
 pub use health::{
@@ -22,6 +23,7 @@ pub use health::{
     NodeTarget,
 };
 pub use metrics::{MetricsConfig, DEFAULT_LISTEN, DEFAULT_TEXTFILE_DIR};
+pub use quota::{glob_match, CephCliConfig, QuotaBackend, QuotaConfig, QuotaRule, XattrConfig};
 pub use sink::{RcPolicy, SinkConfig, SinkKind, VerifyMode, DEFAULT_DESCRIPTION};
 
 /// Where the config lives unless `--config` says otherwise.
@@ -77,6 +79,8 @@ pub struct Config {
     /// `[health]`: vigil-health's checks and thresholds (defaults when absent).
     #[serde(default)]
     pub health: HealthConfig,
+    /// `[quota]`: vigil-quota's CephFS backends, thresholds and forecast.
+    pub quota: Option<Spanned<QuotaConfig>>,
     /// The file this config came from, for messages.
     #[serde(skip)]
     pub path: PathBuf,
@@ -709,6 +713,9 @@ impl Validator<'_> {
         self.metrics(&cfg.metrics)?;
         if let Some(d) = &cfg.daemon {
             self.daemon(d.get_ref(), d.span())?;
+        }
+        if let Some(q) = &cfg.quota {
+            self.quota(q.get_ref(), q.span())?;
         }
         self.health(&cfg.health)?;
         Ok(())

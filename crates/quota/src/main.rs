@@ -1,11 +1,17 @@
-//! vigil-quota: CephFS quota checks.
+//! vigil-quota: parse, wire, exit. The work lives in the library.
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
-use vigil_cli::{finish, GlobalArgs};
+use vigil_cli::{finish, load_config, Exit, GlobalArgs};
+use vigil_core::exit;
 
 #[derive(Debug, Parser)]
-#[command(name = "vigil-quota", version, about = "vigil: CephFS quota checks")]
+#[command(
+    name = "vigil-quota",
+    version,
+    about = "CephFS subvolume and group usage against quota, with a growth forecast"
+)]
 struct Cli {
     #[command(flatten)]
     global: GlobalArgs,
@@ -15,18 +21,52 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Check every subvolume and group now, record usage, raise alerts.
+    /// Exit 0: all below thresholds; 1: something is over, unlimited,
+    /// filling up soon, or could not be checked (UNKNOWN); 2: config error.
+    Run {
+        /// Print JSON (volume, group, subvolume, used, quota, percentage, forecast) on stdout.
+        #[arg(long)]
+        json: bool,
+    },
     /// Validate the config file and print a summary without secrets.
     CheckConfig,
-    /// Not built yet.
-    Run,
 }
 
 fn main() -> ExitCode {
+    if let Some(code) = vigil_cli::generate::<Cli>() {
+        return code;
+    }
     let cli = Cli::parse();
     vigil_cli::init_logging(&cli.global);
     let r = match cli.command {
-        Command::CheckConfig => vigil_cli::check_config(&cli.global.config),
-        _ => vigil_cli::not_built("vigil-quota", "CephFS quota checks"),
+        Command::CheckConfig => load_config(&cli.global.config).map(|cfg| {
+            print!("{}{}", cfg.summary(), vigil_quota::summary(&cfg));
+            exit::OK
+        }),
+        Command::Run { json } => cmd_run(&cli.global, json),
     };
     finish("vigil-quota", r)
+}
+
+fn cmd_run(g: &GlobalArgs, json: bool) -> Result<i32, Exit> {
+    let cfg = load_config(&g.config)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+        .map_err(Exit::usage)?;
+    let report = rt.block_on(vigil_quota::run(&cfg)).map_err(Exit::failed)?;
+    // Do not wait for a blocking task stuck on a hung mount.
+    rt.shutdown_background();
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
+    } else {
+        print!("{}", vigil_quota::report::human(&report));
+    }
+    Ok(if report.ok { exit::OK } else { exit::FAILED })
 }
