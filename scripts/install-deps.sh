@@ -15,6 +15,7 @@ APT_PACKAGES=(
   acl                 # getfacl: the packaging check looks at the metrics dir ACL
   prometheus-node-exporter  # a real node_exporter on loopback for the vigil-health node metric tests
   time zip            # bench/: /usr/bin/time -f for CPU and peak RSS; zip is RKE2's anchor format
+  ceph-mds ceph-fuse  # vigil-quota tests: a real CephFS (MDS) mounted with ceph-fuse
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

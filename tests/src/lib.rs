@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 pub mod ceph;
+pub mod cephfs;
 pub mod etcd;
 pub mod health;
 pub mod proxy;
