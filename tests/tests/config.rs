@@ -128,16 +128,3 @@ fn config_examples_parse() {
     }
     assert!(n >= 2, "expected config examples in {}", dir.display());
 }
-
-#[test]
-fn capabilities_not_built_yet_say_so() {
-    let t = tempfile::tempdir().unwrap();
-    let key = age_key(t.path());
-    let p = t.path().join("vigil.toml");
-    std::fs::write(&p, base(t.path(), &key.recipient)).unwrap();
-    // vigil-health run is built (crates/health/tests cover it).
-    let (b, cmd) = ("vigil-quota", "run");
-    let out = vigil(b, &p, &[cmd]);
-    assert_eq!(out.status.code(), Some(2), "{b}");
-    assert!(text(&out).contains("not built yet"), "{b}: {}", text(&out));
-}

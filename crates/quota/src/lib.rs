@@ -10,6 +10,7 @@
 pub mod alerts;
 pub mod ceph;
 pub mod history;
+pub mod metrics;
 pub mod model;
 pub mod report;
 pub mod rules;

@@ -58,6 +58,7 @@ fn cmd_run(g: &GlobalArgs, json: bool) -> Result<i32, Exit> {
         .context("starting the async runtime")
         .map_err(Exit::usage)?;
     let report = rt.block_on(vigil_quota::run(&cfg)).map_err(Exit::failed)?;
+    vigil_quota::metrics::publish(&cfg, &report);
     // Do not wait for a blocking task stuck on a hung mount.
     rt.shutdown_background();
     if json {
