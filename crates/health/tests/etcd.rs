@@ -67,7 +67,7 @@ load_per_core_critical = 1000.0
     let o = vigil_tests::vigil("vigil-snapshot", &cfg, &["run"]);
     assert!(o.status.success(), "{}", vigil_tests::text(&o));
 
-    // A healthy round: every check passes, well within 2 s.
+    // A healthy round: every check passes.
     let mut best = u64::MAX;
     let mut leader = String::new();
     for _ in 0..2 {
@@ -105,8 +105,8 @@ load_per_core_critical = 1000.0
             .trim_start_matches("leader ")
             .to_string();
     }
+    // Speed is measured in bench/, not asserted here.
     eprintln!("healthy round: {best} ms");
-    assert!(best < 2000, "a healthy round took {best} ms");
 
     // Kill a follower (killing the leader also stalls quorum reads on the
     // others for an election): every round FAILs naming it; the alert fires
