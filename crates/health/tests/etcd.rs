@@ -55,6 +55,15 @@ load_per_core_critical = 1000.0
         targets = targets.join(", "),
     );
     let cfg = config(dir, c.config_members(), &extra);
+    // Textfile metrics go to a private dir for this test.
+    let textfile = dir.join("textfile");
+    std::fs::create_dir_all(&textfile).unwrap();
+    let mut cfg_text = std::fs::read_to_string(&cfg).unwrap();
+    cfg_text.push_str(&format!(
+        "\n[metrics]\ntextfile_dir = \"{}\"\n",
+        textfile.display()
+    ));
+    std::fs::write(&cfg, cfg_text).unwrap();
     let o = vigil_tests::vigil("vigil-health", &cfg, &["check-config"]);
     assert!(o.status.success(), "{}", vigil_tests::text(&o));
     assert!(
@@ -107,6 +116,11 @@ load_per_core_critical = 1000.0
     }
     // Speed is measured in bench/, not asserted here.
     eprintln!("healthy round: {best} ms");
+    let prom = std::fs::read_to_string(textfile.join("vigil_health_prod.prom")).unwrap();
+    assert!(
+        prom.contains(r#"check="etcd.reachable",subject="cp-2",state="pass"} 1"#),
+        "{prom}"
+    );
 
     // Kill a follower (killing the leader also stalls quorum reads on the
     // others for an election): every round FAILs naming it; the alert fires
