@@ -27,6 +27,8 @@ fn config(dir: &Path, fs: &CephFs, backend: &str, alerts: &Path, name: &str) -> 
             "\n[[alert.rule]]\nalert = \"{a}\"\nfailure_threshold = 1\nsuccess_threshold = 1\n"
         ));
     }
+    let textfile = dir.join("textfile");
+    std::fs::create_dir_all(&textfile).unwrap();
     b.extra = format!(
         r#"
 [[alert.channel]]
@@ -34,6 +36,9 @@ name = "file"
 kind = "file"
 path = "{alerts}"
 {rules}
+[metrics]
+textfile_dir = "{textfile}"
+
 [quota]
 backend = "{backend}"
 timeout = "20s"
@@ -56,6 +61,7 @@ flag_unlimited = false
         conf = fs.conf.display(),
         keyring = fs.keyring.display(),
         mnt = fs.mnt.display(),
+        textfile = textfile.display(),
     );
     b.write(name)
 }
@@ -275,6 +281,13 @@ fn quota_against_real_cephfs() {
     assert!(
         t.contains("VOLUME") && t.contains("unlimited") && t.contains("snapshot-retained"),
         "{t}"
+    );
+    // Textfile metrics: used bytes and the ratio per subvolume.
+    let prom = std::fs::read_to_string(dir.join("textfile/vigil_quota_prod.prom")).unwrap();
+    assert!(
+        prom.contains("vigil_quota_used_ratio{")
+            && prom.contains("vigil_quota_check_ok{cluster=\"prod\"} 1"),
+        "{prom}"
     );
 
     // Alerts fired, through the file channel.
