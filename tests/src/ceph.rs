@@ -18,7 +18,8 @@ impl Rgw {
     pub fn start(dir: &Path) -> Rgw {
         let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("ceph");
         let port = crate::free_port();
-        let base = 20000 + (std::process::id() % 200) as u16 * 100;
+        // mon v2, v1 and the OSD/MGR range (base+10..base+60), all free.
+        let base = crate::free_block(64, 20000, 32000);
         let o = Command::new("bash")
             .arg(scripts.join("start-rgw.sh"))
             .arg(dir)

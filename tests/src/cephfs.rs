@@ -2,7 +2,6 @@
 //! ceph-fuse mount, on loopback, via tests/ceph/start-cephfs.sh. Dropping
 //! the guard stops every daemon it started and unmounts, even on panic.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -21,29 +20,11 @@ pub struct CephFs {
     scripts: PathBuf,
 }
 
-/// A block of `n` consecutive free ports below the ephemeral range (and away
-/// from the radosgw harness, which uses 20000-39999).
-fn free_block(n: u16) -> u16 {
-    let seed = std::process::id() as u64
-        ^ std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos() as u64)
-            .unwrap_or(0);
-    for i in 0..200u64 {
-        let base = 10000 + ((seed + i * 7919) % 190) as u16 * 50;
-        let ok = (base..base + n).all(|p| TcpListener::bind(("127.0.0.1", p)).is_ok());
-        if ok {
-            return base;
-        }
-    }
-    panic!("no block of {n} free ports in 10000-19999");
-}
-
 impl CephFs {
     /// Starts the cluster with volume `vol1` mounted at `DIR/mnt`.
     pub fn start(dir: &Path) -> CephFs {
         let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("ceph");
-        let base = free_block(40);
+        let base = crate::free_block(40, 10000, 20000);
         let started = Instant::now();
         let o = Command::new("bash")
             .arg(scripts.join("start-cephfs.sh"))

@@ -22,6 +22,25 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// The first port of `n` consecutive free ports in `lo..hi`, for daemons
+/// (Ceph) that take a port range. Keep `hi` below the kernel's ephemeral
+/// range (32768 and up), where outgoing connections take ports at random.
+pub fn free_block(n: u16, lo: u16, hi: u16) -> u16 {
+    let seed = std::process::id() as u64
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos() as u64)
+            .unwrap_or(0);
+    let slots = ((hi - lo) / n).max(1) as u64;
+    for i in 0..400u64 {
+        let base = lo + ((seed + i * 7919) % slots) as u16 * n;
+        if (base..base + n).all(|p| TcpListener::bind(("127.0.0.1", p)).is_ok()) {
+            return base;
+        }
+    }
+    panic!("no block of {n} free ports in {lo}-{hi}");
+}
+
 /// Path of a workspace binary (built by `cargo build --workspace --bins`).
 pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
