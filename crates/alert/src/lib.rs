@@ -175,6 +175,10 @@ pub async fn deliver_pending(cfg: &Config, budget: Duration) -> Result<DeliveryR
     deliver::deliver_within(Arc::new(Settings::from_config(cfg)), budget).await
 }
 
+/// How long a oneshot job waits for the channels before leaving the rest of
+/// the outbox to `vigil-notify run`.
+pub const JOB_DELIVERY_BUDGET: Duration = Duration::from_secs(20);
+
 /// What a oneshot job does after it ran: turn the outcome records of
 /// `run_id` (for each of `jobs`) into alerts and resolutions, then try to
 /// deliver within `budget`. Whatever is not delivered stays in the outbox

@@ -371,7 +371,7 @@ fn raise_drill_alerts(cfg: &vigil_core::Config, run_id: &str) {
             cfg,
             &["drill"],
             run_id,
-            std::time::Duration::from_secs(20),
+            vigil_alert::JOB_DELIVERY_BUDGET,
         )),
         Err(e) => tracing::error!("cannot start the runtime to deliver alerts: {e}"),
     }

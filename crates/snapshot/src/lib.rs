@@ -2,7 +2,6 @@
 //! compresses and encrypts it as it streams, stores it privately and
 //! atomically, checks the members agree, prunes, and records the outcome.
 
-pub mod alerts;
 pub mod consistency;
 pub mod list;
 pub mod output;

@@ -103,7 +103,13 @@ async fn cmd_run(g: &GlobalArgs, json: bool) -> Result<i32, Exit> {
         error: e.into(),
     })?;
     metrics::publish_run(&cfg, &report);
-    vigil_snapshot::alerts::raise(&cfg, &["snapshot", "sink"], &report.run_id).await;
+    vigil_alert::raise_run(
+        &cfg,
+        &["snapshot", "sink"],
+        &report.run_id,
+        vigil_alert::JOB_DELIVERY_BUDGET,
+    )
+    .await;
     if json {
         print_json(&report);
     } else {
@@ -248,7 +254,7 @@ async fn cmd_scrub(
         }
     }
     metrics::publish_scrub(&cfg, &results);
-    vigil_snapshot::alerts::raise(&cfg, &["scrub"], &run_id).await;
+    vigil_alert::raise_run(&cfg, &["scrub"], &run_id, vigil_alert::JOB_DELIVERY_BUDGET).await;
     if json {
         let v: Vec<_> = results
             .iter()
