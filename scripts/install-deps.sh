@@ -2,7 +2,7 @@
 # Installs what vigil's build and tests need on a fresh Debian 12 machine.
 set -euo pipefail
 APT_PACKAGES=(
-  protobuf-compiler   # etcd-client's build
+  protobuf-compiler libprotobuf-dev  # etcd-client's build (protoc and the well-known types, e.g. descriptor.proto)
   etcd-server etcd-client  # real etcd members and etcdctl in tests
   age zstd            # the open archive format, checked with the real CLIs
   openssl             # test CAs and certificates for mTLS
