@@ -43,15 +43,21 @@ pub struct Forecast {
     pub days_to_full: Option<f64>,
 }
 
-/// Least squares over `samples`, evaluated at `now`, against `quota`.
-/// `None` with fewer than `min_samples` samples or no spread in time.
+/// Least squares over `samples` (oldest first), evaluated at `now`, against
+/// `quota`. `None` with fewer than `min_samples` samples, or when they span
+/// less than `min_span_s` seconds (or no time at all).
 pub fn forecast(
     samples: &[Sample],
     now: f64,
     quota: Option<u64>,
     min_samples: usize,
+    min_span_s: f64,
 ) -> Option<Forecast> {
     if samples.len() < min_samples.max(2) {
+        return None;
+    }
+    let span = samples[samples.len() - 1].t - samples[0].t;
+    if span < min_span_s {
         return None;
     }
     let n = samples.len() as f64;
@@ -128,7 +134,10 @@ impl History {
         now_ms: i64,
         keep: Duration,
     ) -> Result<(), HistoryError> {
-        let tx = self.conn.transaction().map_err(|e| herr(&self.path, e))?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| herr(&self.path, e))?;
         {
             let mut st = tx
                 .prepare_cached(
@@ -230,7 +239,7 @@ mod tests {
         let gib = (1u64 << 30) as f64;
         let s = line(7, 86400.0, 0.0, gib / 86400.0);
         let now = s.last().unwrap().t;
-        let f = forecast(&s, now, Some(10 << 30), 3).unwrap();
+        let f = forecast(&s, now, Some(10 << 30), 3, 0.0).unwrap();
         assert!((f.bytes_per_day - gib).abs() < 1.0, "{f:?}");
         assert!((f.days_to_full.unwrap() - 4.0).abs() < 1e-9, "{f:?}");
         assert_eq!(f.samples, 7);
@@ -240,21 +249,27 @@ mod tests {
     fn flat_shrinking_too_few_and_already_full() {
         let s = line(5, 60.0, 500.0, 0.0);
         let now = s.last().unwrap().t;
-        assert_eq!(forecast(&s, now, Some(1000), 3).unwrap().days_to_full, None);
+        assert_eq!(
+            forecast(&s, now, Some(1000), 3, 0.0).unwrap().days_to_full,
+            None
+        );
         let s = line(5, 60.0, 900.0, -1.0);
-        assert_eq!(forecast(&s, now, Some(1000), 3).unwrap().days_to_full, None);
-        assert!(forecast(&s[..2], now, Some(1000), 3).is_none());
+        assert_eq!(
+            forecast(&s, now, Some(1000), 3, 0.0).unwrap().days_to_full,
+            None
+        );
+        assert!(forecast(&s[..2], now, Some(1000), 3, 0.0).is_none());
         let s = line(5, 60.0, 1100.0, 0.0);
         assert_eq!(
-            forecast(&s, now, Some(1000), 3).unwrap().days_to_full,
+            forecast(&s, now, Some(1000), 3, 0.0).unwrap().days_to_full,
             Some(0.0)
         );
         // Same instant only: no line.
         let s = vec![Sample { t: 5.0, used: 1.0 }; 4];
-        assert!(forecast(&s, 5.0, Some(10), 3).is_none());
+        assert!(forecast(&s, 5.0, Some(10), 3, 0.0).is_none());
         // No quota: a rate, no time to full.
         let s = line(5, 60.0, 0.0, 1.0);
-        let f = forecast(&s, s[4].t, None, 3).unwrap();
+        let f = forecast(&s, s[4].t, None, 3, 0.0).unwrap();
         assert!(f.days_to_full.is_none() && f.bytes_per_day > 0.0);
     }
 
@@ -266,7 +281,7 @@ mod tests {
             x.used += if i % 2 == 0 { 500.0 } else { -500.0 };
         }
         let now = s[9].t;
-        let f = forecast(&s, now, Some(1_000_000), 3).unwrap();
+        let f = forecast(&s, now, Some(1_000_000), 3, 0.0).unwrap();
         let secs = f.days_to_full.unwrap() * 86400.0;
         assert!((secs - 910.0).abs() < 20.0, "{secs}");
     }
