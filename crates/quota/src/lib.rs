@@ -127,6 +127,7 @@ pub async fn check(
                 now_ms as f64 / 1000.0,
                 e.quota,
                 q.forecast_min_samples as usize,
+                q.forecast_min_span.get().as_secs_f64(),
             )
         } else {
             None
@@ -195,7 +196,7 @@ pub fn summary(cfg: &Config) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "quota: backend {}, volumes {}, warning {}%, critical {}%, flag_unlimited {}, groups {}, forecast {} days over {} ({} samples min), history {}/{} kept {}",
+        "quota: backend {}, volumes {}, warning {}%, critical {}%, flag_unlimited {}, groups {}, forecast {} days over {} ({} samples spanning {} min), history {}/{} kept {}",
         q.backend,
         if q.volumes.is_empty() { "all".to_string() } else { q.volumes.join(",") },
         q.warn_percent,
@@ -205,6 +206,7 @@ pub fn summary(cfg: &Config) -> String {
         q.forecast_days,
         q.forecast_window,
         q.forecast_min_samples,
+        q.forecast_min_span,
         cfg.state.dir.display(),
         history::DB_FILE,
         q.history_keep

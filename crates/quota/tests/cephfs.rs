@@ -22,6 +22,7 @@ fn config(dir: &Path, fs: &CephFs, backend: &str, alerts: &Path, name: &str) -> 
         "quota_usage_critical",
         "quota_unlimited",
         "quota_check_unknown",
+        "quota_forecast",
     ] {
         rules.push_str(&format!(
             "\n[[alert.rule]]\nalert = \"{a}\"\nfailure_threshold = 1\nsuccess_threshold = 1\n"
@@ -42,7 +43,7 @@ textfile_dir = "{textfile}"
 [quota]
 backend = "{backend}"
 timeout = "20s"
-forecast_window = "1h"
+forecast_window = "6h"
 
 [quota.ceph]
 conf = "{conf}"
@@ -348,10 +349,66 @@ fn quota_against_real_cephfs() {
         Some("plain")
     ));
 
-    // Several runs so far: the forecast has a line for each entry.
+    // Several runs so far, but within seconds: less than forecast_min_span
+    // (1h), so no forecast yet.
+    let (_, rep) = run(&cfg);
+    let a = row(&rep, "tenants", Some("a"));
+    assert!(a["forecast"].is_null(), "{a}");
+    assert!(!has(
+        &alerts,
+        "firing",
+        "quota_forecast",
+        "tenants",
+        Some("a")
+    ));
+    // Three hours of history growing towards the quota (an eighth of the
+    // room left per hour): full in about 8 hours, so quota_forecast fires
+    // for that subvolume only.
+    let (used, quota) = (a["used"].as_u64().unwrap(), a["quota"].as_u64().unwrap());
+    let step = (quota - used) / 8;
+    let db = rusqlite::Connection::open(dir.join("state/quota.db")).unwrap();
+    // Only this history: the first runs may have seen the data before rstats caught up.
+    db.execute(
+        "DELETE FROM samples WHERE grp = 'tenants' AND subvolume = 'a'",
+        [],
+    )
+    .unwrap();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    for h in 1..=3u64 {
+        db.execute(
+            "INSERT INTO samples (volume, grp, subvolume, ts_ms, used, quota) VALUES ('vol1', 'tenants', 'a', ?1, ?2, ?3)",
+            rusqlite::params![
+                now_ms - (h * 3_600_000) as i64,
+                used.saturating_sub(h * step) as i64,
+                quota as i64
+            ],
+        )
+        .unwrap();
+    }
+    drop(db);
     let (_, rep) = run(&cfg);
     let f = &row(&rep, "tenants", Some("a"))["forecast"];
-    assert!(f["samples"].as_u64().unwrap_or(0) >= 3, "{f}");
+    assert_eq!(f["samples"].as_u64().unwrap(), 4, "{f}"); // 3 seeded + this run
+    assert!(f["bytes_per_day"].as_f64().unwrap() > 0.0, "{f}");
+    let days = f["days_to_full"].as_f64().unwrap();
+    assert!(days > 0.0 && days < 1.0, "{f}");
+    assert!(has(
+        &alerts,
+        "firing",
+        "quota_forecast",
+        "tenants",
+        Some("a")
+    ));
+    assert!(!has(
+        &alerts,
+        "firing",
+        "quota_forecast",
+        "_nogroup",
+        Some("plain")
+    ));
 
     // Free space: the alerts resolve.
     std::fs::remove_file(b.join("data")).unwrap();
@@ -467,4 +524,14 @@ fn config_errors_exit_2() {
     assert!(vigil_tests::text(&o).contains("quota.warn_percent"));
     let o = vigil_tests::vigil("vigil-quota", &cfg, &["check-config"]);
     assert_eq!(o.status.code(), Some(2));
+
+    b.extra = "\n[quota]\nforecast_window = \"2h\"\nforecast_min_span = \"3h\"\n".into();
+    let cfg = b.write("span.toml");
+    let o = vigil_tests::vigil("vigil-quota", &cfg, &["check-config"]);
+    assert_eq!(o.status.code(), Some(2));
+    let t = vigil_tests::text(&o);
+    assert!(
+        t.contains("quota.forecast_min_span") && t.contains("span.toml"),
+        "{t}"
+    );
 }

@@ -64,6 +64,10 @@ pub struct QuotaConfig {
     /// Samples in the window before a forecast is made.
     #[serde(default = "default_min_samples")]
     pub forecast_min_samples: u32,
+    /// The samples must span at least this long before a forecast is made:
+    /// a burst of writes over a few minutes says little about the next days.
+    #[serde(default = "default_min_span")]
+    pub forecast_min_span: HumanDuration,
     /// Usage samples older than this are deleted from `<state.dir>/quota.db`.
     #[serde(default = "default_history_keep")]
     pub history_keep: HumanDuration,
@@ -173,6 +177,7 @@ impl Default for QuotaConfig {
             forecast_window: default_forecast_window(),
             forecast_days: default_forecast_days(),
             forecast_min_samples: default_min_samples(),
+            forecast_min_span: default_min_span(),
             history_keep: default_history_keep(),
             ceph: CephCliConfig::default(),
             xattr: XattrConfig::default(),
@@ -204,6 +209,9 @@ fn default_forecast_days() -> f64 {
 }
 fn default_min_samples() -> u32 {
     3
+}
+fn default_min_span() -> HumanDuration {
+    HumanDuration::from_secs(3600)
 }
 fn default_history_keep() -> HumanDuration {
     HumanDuration::from_secs(30 * 86400)
@@ -292,6 +300,16 @@ impl Validator<'_> {
                 "quota.forecast_days",
                 f("forecast_days"),
                 "must be 0 (off) or a positive number of days",
+            ));
+        }
+        if q.forecast_min_span.get() > q.forecast_window.get() {
+            return Err(self.err(
+                "quota.forecast_min_span",
+                f("forecast_min_span"),
+                format!(
+                    "{} is longer than forecast_window ({}): no forecast could ever be made",
+                    q.forecast_min_span, q.forecast_window
+                ),
             ));
         }
         if q.forecast_min_samples < 2 {
