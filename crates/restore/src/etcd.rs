@@ -384,31 +384,53 @@ pub fn run(cfg: &vigil_core::Config, o: &EtcdOptions<'_>) -> Result<EtcdReport, 
     } else {
         None
     };
+    // The members' data dirs are independent: restore them side by side.
+    let results: Vec<Result<RestoredMember, RestoreError>> = std::thread::scope(|sc| {
+        let handles: Vec<_> = members
+            .iter()
+            .map(|m| {
+                let (tool, snapshot, ic, token, rc) = (&tool, &snapshot, &ic, &token, &rc);
+                sc.spawn(move || {
+                    let dir = o.out.join(&m.name);
+                    restore_member(
+                        tool,
+                        snapshot,
+                        &m.name,
+                        &dir,
+                        ic,
+                        token,
+                        &m.peer_url(),
+                        rc.bump_revision,
+                    )?;
+                    tracing::info!("member {}: data dir {} ready", m.name, dir.display());
+                    Ok(RestoredMember {
+                        name: m.name.clone(),
+                        command: start_command(&rc.etcd_bin, m, &dir, ic, token),
+                        data_dir: dir,
+                        client_url: m.endpoint.trim().trim_end_matches('/').to_string(),
+                        peer_url: m.peer_url(),
+                    })
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(RestoreError::Failed("a member's restore panicked".into()))
+                })
+            })
+            .collect()
+    });
     let mut restored = Vec::new();
-    let result = (|| {
-        for m in &members {
-            let dir = o.out.join(&m.name);
-            restore_member(
-                &tool,
-                &snapshot,
-                &m.name,
-                &dir,
-                &ic,
-                &token,
-                &m.peer_url(),
-                rc.bump_revision,
-            )?;
-            tracing::info!("member {}: data dir {} ready", m.name, dir.display());
-            restored.push(RestoredMember {
-                name: m.name.clone(),
-                command: start_command(&rc.etcd_bin, m, &dir, &ic, &token),
-                data_dir: dir,
-                client_url: m.endpoint.trim().trim_end_matches('/').to_string(),
-                peer_url: m.peer_url(),
-            });
+    let mut result = Ok(());
+    for r in results {
+        match r {
+            Ok(m) => restored.push(m),
+            Err(e) if result.is_ok() => result = Err(e),
+            Err(e) => tracing::error!("{e}"),
         }
-        Ok::<(), RestoreError>(())
-    })();
+    }
     if !o.keep_snapshot || result.is_err() {
         let _ = std::fs::remove_file(&snapshot);
     }

@@ -13,11 +13,14 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::io::{self, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::time::Instant;
 use vigil_core::fsutil;
 use vigil_etcd::SnapshotVerifier;
 
 const BUF: usize = 256 * 1024;
+/// Buffers in flight between two stages.
+const DEPTH: usize = 4;
 
 /// A verified snapshot on disk.
 #[derive(Debug, Clone, Serialize)]
@@ -201,31 +204,72 @@ fn stream(
             progress: Progress::new(&m.id, m.archive_size),
         },
     );
-    let mut verifier = SnapshotVerifier::new();
-    let mut plain_sha = Sha256::new();
-    // The decode chain borrows `raw`; it ends with this block so that the
-    // rest of the raw bytes can be drained and checked afterwards.
-    let decoded: Result<(), DecodeError> = (|| {
-        let plain: Box<dyn Read + '_> = match ids {
-            Some(ids) => {
-                let d = age::Decryptor::new_buffered(&mut raw).map_err(DecodeError::Age)?;
-                Box::new(d.decrypt(ids.iter()).map_err(DecodeError::Age)?)
+    // Four stages on their own threads, so that decryption, decompression,
+    // writing and hashing overlap (and the download, which runs ahead on the
+    // source's side): raw → age → | zstd → | file → | sha256 + etcd trailer.
+    let (z_tx, z_rx) = sync_channel::<Vec<u8>>(DEPTH);
+    let (z_back_tx, z_back_rx) = sync_channel::<Vec<u8>>(DEPTH + 2);
+    let (p_tx, p_rx) = sync_channel::<Vec<u8>>(DEPTH);
+    let (p_back_tx, p_back_rx) = sync_channel::<Vec<u8>>(DEPTH + 2);
+    let (decoded, verifier) = std::thread::scope(|sc| {
+        let unzstd = sc.spawn(move || -> Result<(), DecodeError> {
+            let input = ChanReader {
+                rx: z_rx,
+                back: z_back_tx,
+                cur: Vec::new(),
+                pos: 0,
+            };
+            let mut z = zstd::stream::read::Decoder::new(input).map_err(DecodeError::Read)?;
+            pump(&mut z, &p_tx, &p_back_rx).map_err(DecodeError::Read)
+        });
+        // Writing and hashing each take a core's worth of time: the writer
+        // hands each buffer on to the hasher, which returns it to zstd.
+        let (h_tx, h_rx) = sync_channel::<Vec<u8>>(DEPTH);
+        let hasher = sc.spawn(move || {
+            let mut v = SnapshotVerifier::new();
+            for buf in h_rx {
+                v.update(&buf);
+                let _ = p_back_tx.try_send(buf);
             }
-            None => Box::new(&mut raw),
-        };
-        let mut z = zstd::stream::read::Decoder::new(plain).map_err(DecodeError::Read)?;
-        let mut buf = vec![0u8; BUF];
-        loop {
-            let n = z.read(&mut buf).map_err(DecodeError::Read)?;
-            if n == 0 {
-                return Ok(());
+            v
+        });
+        let writer = sc.spawn(move || -> Result<(), DecodeError> {
+            for buf in p_rx {
+                file.write_all(&buf)
+                    .map_err(|e| DecodeError::Write(fsutil::FsError::new("writing", tmp, e)))?;
+                if h_tx.send(buf).is_err() {
+                    break;
+                }
             }
-            verifier.update(&buf[..n]);
-            plain_sha.update(&buf[..n]);
-            file.write_all(&buf[..n])
-                .map_err(|e| DecodeError::Write(fsutil::FsError::new("writing", tmp, e)))?;
+            Ok(())
+        });
+        // The decode chain borrows `raw`; it ends with this block so that the
+        // rest of the raw bytes can be drained and checked afterwards.
+        let decrypted: Result<(), DecodeError> = (|| {
+            let mut plain: Box<dyn Read + '_> = match ids {
+                Some(ids) => {
+                    let d = age::Decryptor::new_buffered(&mut raw).map_err(DecodeError::Age)?;
+                    Box::new(d.decrypt(ids.iter()).map_err(DecodeError::Age)?)
+                }
+                None => Box::new(&mut raw),
+            };
+            pump(&mut plain, &z_tx, &z_back_rx).map_err(DecodeError::Read)
+        })();
+        drop(z_tx);
+        let unzstd = unzstd
+            .join()
+            .unwrap_or_else(|_| Err(DecodeError::Read(io::Error::other("zstd stage panicked"))));
+        let written = writer
+            .join()
+            .unwrap_or_else(|_| Err(DecodeError::Read(io::Error::other("writer stage panicked"))));
+        let verifier = hasher.join().ok();
+        // The first stage that failed explains the others (they only saw a closed channel).
+        match (decrypted, unzstd, written) {
+            (Err(e), _, _) | (Ok(()), Err(e), _) => (Err(e), None),
+            (Ok(()), Ok(()), Err(e)) => (Err(e), None),
+            (Ok(()), Ok(()), Ok(())) => (Ok(()), verifier),
         }
-    })();
+    });
     if let Err(DecodeError::Write(e)) = decoded {
         return Err(e.into());
     }
@@ -274,8 +318,12 @@ fn stream(
         (Ok(()), Some(p)) => return Err(corrupt(p)),
         (Ok(()), None) => {}
     }
-    let v = verifier.finish().map_err(|e| corrupt(e.to_string()))?;
-    let plain_hex = hex::encode(plain_sha.finalize());
+    let v = verifier
+        .ok_or_else(|| corrupt("the snapshot was not verified".into()))?
+        .finish()
+        .map_err(|e| corrupt(e.to_string()))?;
+    // The verifier hashes the whole stream in the same pass as etcd's trailer.
+    let plain_hex = hex::encode(v.stream_sha256);
     if v.total != m.snapshot_size || plain_hex != m.snapshot_sha256 {
         return Err(corrupt(format!(
             "the decrypted snapshot is {} bytes with sha256 {plain_hex}, but the manifest says {} bytes with sha256 {}",
@@ -290,6 +338,58 @@ fn stream(
         )));
     }
     Ok(())
+}
+
+/// Reads `r` to its end in full buffers and sends them on. Buffers come back
+/// on `back` to be reused. A closed channel means the next stage stopped;
+/// its own error says why.
+fn pump(r: &mut dyn Read, tx: &SyncSender<Vec<u8>>, back: &Receiver<Vec<u8>>) -> io::Result<()> {
+    loop {
+        let mut buf = back.try_recv().unwrap_or_default();
+        buf.resize(BUF, 0);
+        let mut n = 0;
+        while n < BUF {
+            match r.read(&mut buf[n..]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        buf.truncate(n);
+        if tx.send(buf).is_err() {
+            return Ok(());
+        }
+    }
+}
+
+/// Reads the buffers of a channel in order, sending each back to its
+/// producer once it is used up.
+struct ChanReader {
+    rx: Receiver<Vec<u8>>,
+    back: SyncSender<Vec<u8>>,
+    cur: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChanReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.cur.len() {
+            let Ok(next) = self.rx.recv() else {
+                return Ok(0);
+            };
+            let used = std::mem::replace(&mut self.cur, next);
+            let _ = self.back.try_send(used);
+            self.pos = 0;
+        }
+        let n = out.len().min(self.cur.len() - self.pos);
+        out[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
 }
 
 #[derive(Debug)]

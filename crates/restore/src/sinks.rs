@@ -76,12 +76,20 @@ impl Source for SinkSource {
                     self.unavailable(msg)
                 }
             })?;
-        let rt = self.rt.clone();
+        // The download runs ahead on the runtime's worker while fetch decrypts
+        // and decompresses; the bounded channel keeps memory flat.
+        let (tx, mut rx) = tokio::sync::mpsc::channel(16);
         let mut stream = stream;
-        let chunks = std::iter::from_fn(move || {
-            rt.block_on(stream.next())
-                .map(|r| r.map_err(std::io::Error::other))
+        self.rt.spawn(async move {
+            while let Some(r) = stream.next().await {
+                let failed = r.is_err();
+                // A closed channel means fetch stopped reading: stop downloading.
+                if tx.send(r.map_err(std::io::Error::other)).await.is_err() || failed {
+                    break;
+                }
+            }
         });
+        let chunks = std::iter::from_fn(move || rx.blocking_recv());
         Ok(Opened {
             reader: Box::new(ChunkReader::new(chunks)),
             len: Some(m.archive_size),
