@@ -38,13 +38,14 @@ impl std::fmt::Display for SinkKind {
 }
 
 /// How a stored copy is checked after the upload.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum VerifyMode {
-    /// Read the object back and compare size and sha256 (default).
-    #[default]
+    /// Read the object back and compare size and sha256 (default for `fs`
+    /// and `dir`).
     Readback,
-    /// Compare the size the store reports.
+    /// Compare the size the store reports (default for s3, azure and gcs:
+    /// the bytes were already checked in transit, see `verify_mode`).
     Size,
 }
 
@@ -156,8 +157,16 @@ impl SinkConfig {
     pub fn upload_concurrency(&self) -> usize {
         self.upload_concurrency.unwrap_or(2).max(1) as usize
     }
+    /// Object stores check the bytes on the way in: S3 and RGW verify each
+    /// part against the sha256 in its SigV4 signature, and TLS protects
+    /// azure and gcs. A full readback would double the traffic (and egress
+    /// fees) for every archive; `vigil-snapshot scrub` reads copies back on
+    /// its own schedule instead.
     pub fn verify_mode(&self) -> VerifyMode {
-        self.verify.unwrap_or_default()
+        self.verify.unwrap_or(match self.kind {
+            SinkKind::S3 | SinkKind::Azure | SinkKind::Gcs => VerifyMode::Size,
+            SinkKind::Fs | SinkKind::Dir | SinkKind::TapeDsmc => VerifyMode::Readback,
+        })
     }
     pub fn prefix(&self) -> &str {
         self.prefix.as_deref().unwrap_or("").trim_matches('/')
