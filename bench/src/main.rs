@@ -4,6 +4,7 @@
 //! - `run`: start etcd and radosgw, generate, and time every step side by side;
 //! - `report`: render the BENCHMARKS.md tables from results files.
 
+mod checks;
 mod gen;
 mod procs;
 mod report;
@@ -76,8 +77,8 @@ enum Command {
         /// Name of the dataset in the results (default: the size).
         #[arg(long)]
         label: Option<String>,
-        /// zstd level of the main comparison (vigil's default: 3).
-        #[arg(long, default_value_t = 3)]
+        /// zstd level of the main comparison (vigil's default: 1).
+        #[arg(long, default_value_t = 1)]
         zstd_level: i32,
         /// zstd levels of the sweep.
         #[arg(long, value_delimiter = ',', default_value = "1,3,6")]
@@ -86,17 +87,41 @@ enum Command {
         #[arg(long, value_delimiter = ',', default_value = "0,2")]
         threads: Vec<u32>,
         /// part_size:upload_concurrency pairs of the multipart sweep ("" for none).
-        #[arg(long, value_delimiter = ',', default_value = "5MiB:2,16MiB:2,16MiB:4")]
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "5MiB:1,5MiB:2,16MiB:2,16MiB:4"
+        )]
         parts: Vec<String>,
-        /// A config for `vigil-health run` (default: the benchmark's config).
-        #[arg(long)]
-        health_config: Option<PathBuf>,
-        /// A config for `vigil-quota run` (default: the benchmark's config).
-        #[arg(long)]
-        quota_config: Option<PathBuf>,
         /// Mark the results as a harness check whose figures mean nothing.
         #[arg(long)]
         smoke: bool,
+    },
+    /// Time a healthy `vigil-health` round, and `vigil-quota` over N CephFS
+    /// subvolumes with both backends (starts etcd, node_exporters and CephFS).
+    Checks {
+        /// Subvolumes to create.
+        #[arg(long, default_value_t = 1000)]
+        subvolumes: usize,
+        /// Rounds; each figure is the median over them.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Rounds of the `ceph` CLI quota backend, which runs one `ceph`
+        /// process per subvolume and takes minutes over 1000.
+        #[arg(long, default_value_t = 1)]
+        ceph_runs: usize,
+        /// Directory with vigil-snapshot, vigil-health and vigil-quota.
+        #[arg(long, default_value = "target/release")]
+        bin_dir: PathBuf,
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+        #[arg(long)]
+        workdir: Option<PathBuf>,
+        #[arg(long)]
+        keep: bool,
+        /// Results file (default bench/results/checks.json).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Render the BENCHMARKS.md tables from results files.
     Report {
@@ -167,8 +192,6 @@ fn real_main() -> Result<()> {
             levels,
             threads,
             parts,
-            health_config,
-            quota_config,
             smoke,
         } => {
             let label = label.unwrap_or_else(|| size.clone());
@@ -203,8 +226,6 @@ fn real_main() -> Result<()> {
                 levels,
                 threads,
                 parts,
-                health_config,
-                quota_config,
                 smoke,
                 repo,
             };
@@ -212,16 +233,56 @@ fn real_main() -> Result<()> {
             print!("{}", report::render(&[r]));
             Ok(())
         }
+        Command::Checks {
+            subvolumes,
+            runs,
+            ceph_runs,
+            bin_dir,
+            repo,
+            workdir,
+            keep,
+            out,
+        } => {
+            let repo = std::fs::canonicalize(&repo)?;
+            let abs = |p: PathBuf| if p.is_absolute() { p } else { repo.join(p) };
+            let o = checks::ChecksOptions {
+                bin_dir: abs(bin_dir),
+                workdir: workdir.unwrap_or_else(|| {
+                    std::env::temp_dir().join(format!("vigil-bench-checks-{}", std::process::id()))
+                }),
+                keep,
+                out: abs(out.unwrap_or_else(|| PathBuf::from("bench/results/checks.json"))),
+                runs: runs.max(1),
+                ceph_runs: ceph_runs.max(1),
+                subvolumes,
+                repo,
+            };
+            let r = checks::run(&o)?;
+            print!("{}", report::render_checks(&r));
+            Ok(())
+        }
         Command::Report { files, write } => {
             let mut all = Vec::new();
+            let mut checks = Vec::new();
             for f in &files {
-                let r: results::Results = serde_json::from_slice(
+                let raw: serde_json::Value = serde_json::from_slice(
                     &std::fs::read(f).with_context(|| format!("reading {}", f.display()))?,
                 )
-                .with_context(|| format!("{}: not a vigil-bench results file", f.display()))?;
-                all.push(r);
+                .with_context(|| format!("{}: not JSON", f.display()))?;
+                let bad = || format!("{}: not a vigil-bench results file", f.display());
+                if raw["kind"] == checks::KIND {
+                    checks.push(
+                        serde_json::from_value::<checks::ChecksResults>(raw).with_context(bad)?,
+                    );
+                } else {
+                    all.push(serde_json::from_value::<results::Results>(raw).with_context(bad)?);
+                }
             }
-            let md = report::render(&all);
+            let mut md = report::render(&all);
+            for c in &checks {
+                md.push_str(&report::render_checks(c));
+                md.push('\n');
+            }
             match write {
                 Some(p) => {
                     let doc = std::fs::read_to_string(&p)?;

@@ -99,6 +99,20 @@ pub fn render_one(r: &Results) -> String {
     );
     t(
         &mut s,
+        "snapshot c/a, local dir only (no radosgw on the same cores)",
+        "(info)",
+        format!("{:.2}", d.c_local_over_a),
+        true,
+    );
+    t(
+        &mut s,
+        "snapshot c/a, sink `verify = \"readback\"` (the copy downloaded and hashed)",
+        "(info)",
+        format!("{:.2}", d.c_readback_over_a),
+        true,
+    );
+    t(
+        &mut s,
         "snapshot c/b (÷ save → zstd → age → s3cmd put)",
         "≤ 0.60",
         format!("{:.2}", d.c_over_b_zstd),
@@ -151,28 +165,6 @@ pub fn render_one(r: &Results) -> String {
         "| `vigil-restore etcd`, three members | (info) | {:.2} s | |",
         d.restore_etcd_3_members_s
     );
-    for (name, h) in [("health round", &r.health), ("quota round", &r.quota)] {
-        match &h.step {
-            Some(st) if h.status != "not available" => {
-                let m = st.median();
-                t(
-                    &mut s,
-                    name,
-                    "< 2 s",
-                    format!("{:.2} s ({})", m.wall_s, h.status),
-                    m.wall_s < 2.0 && h.status == "ok",
-                );
-            }
-            _ => {
-                let _ = writeln!(
-                    s,
-                    "| {name} | < 2 s | not available: {} | – |",
-                    h.detail.replace('|', "/")
-                );
-            }
-        }
-    }
-
     let _ = writeln!(
         s,
         "\n**Snapshot steps** (wall s median (min–max), client CPU-s = user+sys, peak RSS MiB (max over runs), etcd server CPU-s, all 3 members)\n"
@@ -208,6 +200,18 @@ pub fn render_one(r: &Results) -> String {
         r,
         "c1",
         "(c) `vigil-snapshot run`, 1 member + radosgw",
+    );
+    step_row(
+        &mut s,
+        r,
+        "c1_local",
+        "(c) the same, local dir only (no sink)",
+    );
+    step_row(
+        &mut s,
+        r,
+        "c1_readback",
+        "(c) the same + radosgw, `verify = \"readback\"`",
     );
     step_row(
         &mut s,
@@ -343,6 +347,90 @@ pub fn render(all: &[Results]) -> String {
             if spread <= 10.0 { "met" } else { "**missed**" }
         );
     }
+    s
+}
+
+/// Markdown for a `vigil-bench checks` results file.
+pub fn render_checks(c: &crate::checks::ChecksResults) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "### Checks: health round and quota over {} subvolumes\n",
+        c.subvolumes
+    );
+    let _ = writeln!(
+        s,
+        "Measured {} at commit `{}` on {} CPUs ({}), {}. Median of {} run(s); the `ceph` CLI backend: {} run(s).\n",
+        c.started_at,
+        c.git_commit.get(..10).unwrap_or(&c.git_commit),
+        c.host.cpus,
+        c.host.cpu_model,
+        c.host.etcd_version,
+        c.runs,
+        c.quota_ceph.samples.len()
+    );
+    let _ = writeln!(
+        s,
+        "| check | goal | wall median (min–max) | client CPU | peak RSS | status |\n|---|---|---|---|---|---|"
+    );
+    let mut row = |what: &str, goal: &str, st: &Step, ok: Option<bool>| {
+        let m = st.median();
+        let status = match ok {
+            Some(true) => "met",
+            Some(false) => "**missed**",
+            None => "(info)",
+        };
+        let _ = writeln!(
+            s,
+            "| {what} | {goal} | {:.2} s ({:.2}–{:.2}) | {:.2} s | {:.1} MiB | {status} |",
+            m.wall_s,
+            m.wall_min_s,
+            m.wall_max_s,
+            m.cpu_s,
+            mib(m.maxrss_max_kib)
+        );
+    };
+    let h = c.health.median().wall_s;
+    row(
+        &format!(
+            "`vigil-health run`: {} checks (3 etcd members, API LB + 3 masters, 3 node_exporters, certificates, freshness, bastion disk)",
+            c.health_checks
+        ),
+        "< 2 s",
+        &c.health,
+        Some(h < 2.0),
+    );
+    let x = c.quota_xattr.median().wall_s;
+    row(
+        &format!(
+            "`vigil-quota run`, xattr backend, {} subvolumes in {} groups + `_nogroup` ({} rows)",
+            c.subvolumes, c.subvolume_groups, c.rows_xattr
+        ),
+        "< 2 s",
+        &c.quota_xattr,
+        Some(x < 2.0),
+    );
+    row(
+        &format!(
+            "`vigil-quota run`, ceph CLI backend, the same {} subvolumes ({} rows)",
+            c.subvolumes, c.rows_ceph
+        ),
+        "(info)",
+        &c.quota_ceph,
+        None,
+    );
+    let _ = writeln!(
+        s,
+        "\nBoth backends report the same subvolumes and quotas: {}. Creating the {} subvolumes (one `ceph` session) took {:.0} s.\n",
+        if c.backends_agree { "yes" } else { "**no**" },
+        c.subvolumes,
+        c.create_s
+    );
+    let _ = writeln!(
+        s,
+        "Commands: `{}`; `{}`; `{}`.",
+        c.health.cmd, c.quota_xattr.cmd, c.quota_ceph.cmd
+    );
     s
 }
 

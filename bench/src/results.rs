@@ -80,15 +80,6 @@ impl Step {
     }
 }
 
-/// A health or quota round: measured, failed, or not available yet.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Hook {
-    /// `ok`, `failed` (ran, exit 1) or `not available`.
-    pub status: String,
-    pub detail: String,
-    pub step: Option<Step>,
-}
-
 /// The ratios the targets ask for (from the medians).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Derived {
@@ -99,6 +90,12 @@ pub struct Derived {
     pub b_zstd_wall_s: f64,
     /// c = vigil-snapshot run, one member, local dir + radosgw (same member as a).
     pub c_over_a: f64,
+    /// c without the radosgw sink (local dir only), over a.
+    #[serde(default)]
+    pub c_local_over_a: f64,
+    /// c with `verify = "readback"` (the copy downloaded and hashed), over a.
+    #[serde(default)]
+    pub c_readback_over_a: f64,
     pub c_over_b_zstd: f64,
     pub c_over_b_zip: f64,
     /// Three members concurrently over a.
@@ -159,7 +156,5 @@ pub struct Results {
     pub steps: BTreeMap<String, Step>,
     pub sweep: Vec<SweepRow>,
     pub parts: Vec<PartRow>,
-    pub health: Hook,
-    pub quota: Hook,
     pub derived: Derived,
 }

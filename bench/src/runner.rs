@@ -30,8 +30,6 @@ pub struct RunOptions {
     pub threads: Vec<u32>,
     /// (part_size, upload_concurrency)
     pub parts: Vec<(String, u32)>,
-    pub health_config: Option<PathBuf>,
-    pub quota_config: Option<PathBuf>,
     pub smoke: bool,
 }
 
@@ -43,6 +41,10 @@ struct Variant {
     zstd_threads: u32,
     part_size: Option<String>,
     upload_concurrency: Option<u32>,
+    /// The sink's `verify` (default: the kind's default, `size` for s3).
+    verify: Option<&'static str>,
+    /// No radosgw sink: the local dir only.
+    local_only: bool,
 }
 
 struct Bench<'a> {
@@ -66,15 +68,63 @@ fn q(s: &str) -> String {
     }
 }
 
-fn shell_line(argv: &[String]) -> String {
+pub fn shell_line(argv: &[String]) -> String {
     argv.iter().map(|a| q(a)).collect::<Vec<_>>().join(" ")
+}
+
+/// Runs argv under `/usr/bin/time` in work dir `w` (stderr to `w/stderr.out`;
+/// stdout to `stdout_to` if given). Returns the exit code and the sample.
+pub fn time_cmd(
+    w: &Path,
+    argv: &[String],
+    env: &[(&str, &str)],
+    stdout_to: Option<&Path>,
+) -> Result<(i32, Sample)> {
+    let tf = w.join("time.out");
+    let mut cmd = Command::new("/usr/bin/time");
+    cmd.args(["-f", "%e %U %S %M", "-o"])
+        .arg(&tf)
+        .args(argv)
+        .stdin(Stdio::null())
+        .stderr(std::fs::File::create(w.join("stderr.out"))?);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.stdout(match stdout_to {
+        Some(p) => Stdio::from(std::fs::File::create(p)?),
+        None => Stdio::null(),
+    });
+    let t0 = Instant::now();
+    let st = cmd
+        .status()
+        .context("running /usr/bin/time (Debian package `time`)")?;
+    let wall = t0.elapsed().as_secs_f64();
+    let t = std::fs::read_to_string(&tf)?;
+    // On failure, time prints "Command exited with non-zero status N" first.
+    let last = t.lines().last().unwrap_or("");
+    let f: Vec<&str> = last.split_whitespace().collect();
+    if f.len() < 4 {
+        bail!("cannot read /usr/bin/time output {t:?}");
+    }
+    let (user, sys): (f64, f64) = (f[1].parse()?, f[2].parse()?);
+    Ok((
+        st.code().unwrap_or(-1),
+        Sample {
+            wall_s: wall,
+            user_s: user,
+            sys_s: sys,
+            cpu_s: user + sys,
+            maxrss_kib: f[3].parse()?,
+            ..Default::default()
+        },
+    ))
 }
 
 fn file_size(p: &Path) -> u64 {
     std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
 }
 
-fn rm(p: &Path) {
+pub fn rm(p: &Path) {
     if p.is_dir() {
         let _ = std::fs::remove_dir_all(p);
     } else {
@@ -94,52 +144,17 @@ impl Bench<'_> {
         env: &[(&str, &str)],
         stdout_to: Option<&Path>,
     ) -> Result<Sample> {
-        let tf = self.w.join("time.out");
-        let ef = self.w.join("stderr.out");
-        let mut cmd = Command::new("/usr/bin/time");
-        cmd.args(["-f", "%e %U %S %M", "-o"])
-            .arg(&tf)
-            .args(argv)
-            .stdin(Stdio::null())
-            .stderr(std::fs::File::create(&ef)?);
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        cmd.stdout(match stdout_to {
-            Some(p) => Stdio::from(std::fs::File::create(p)?),
-            None => Stdio::null(),
-        });
         let cpu0 = self.etcd.cpu_seconds(self.clk);
-        let t0 = Instant::now();
-        let st = cmd
-            .status()
-            .context("running /usr/bin/time (Debian package `time`)")?;
-        let wall = t0.elapsed().as_secs_f64();
-        let server = self.etcd.cpu_seconds(self.clk) - cpu0;
-        if !st.success() {
+        let (code, mut s) = time_cmd(&self.w, argv, env, stdout_to)?;
+        s.server_cpu_s = self.etcd.cpu_seconds(self.clk) - cpu0;
+        if code != 0 {
             bail!(
-                "{} failed ({st}): {}",
+                "{} failed (exit {code}): {}",
                 shell_line(argv),
-                std::fs::read_to_string(&ef).unwrap_or_default()
+                std::fs::read_to_string(self.w.join("stderr.out")).unwrap_or_default()
             );
         }
-        let t = std::fs::read_to_string(&tf)?;
-        let last = t.lines().last().unwrap_or("");
-        let f: Vec<&str> = last.split_whitespace().collect();
-        if f.len() < 4 {
-            bail!("cannot read /usr/bin/time output {t:?}");
-        }
-        let (user, sys): (f64, f64) = (f[1].parse()?, f[2].parse()?);
-        Ok(Sample {
-            wall_s: wall,
-            user_s: user,
-            sys_s: sys,
-            cpu_s: user + sys,
-            maxrss_kib: f[3].parse()?,
-            server_cpu_s: server,
-            bytes_in: 0,
-            bytes_out: 0,
-        })
+        Ok(s)
     }
 
     fn record(&mut self, key: &str, argv: &[String], s: Sample) {
@@ -191,6 +206,11 @@ impl Bench<'_> {
             "\n[state]\ndir = \"{}\"\n",
             self.w.join("state").display()
         ));
+        if v.local_only {
+            let p = self.w.join(format!("vigil-m{}-local.toml", v.members));
+            std::fs::write(&p, s)?;
+            return Ok(p);
+        }
         s.push_str(&format!(
             "\n[[sink]]\nname = \"rgw\"\nkind = \"s3\"\nendpoint = \"{}\"\nallow_http = true\nbucket = \"bench\"\nregion = \"us-east-1\"\naccess_key_id = \"{ACCESS_KEY}\"\nsecret_access_key = \"{SECRET_KEY}\"\npath_style = true\nkeep_last = 1\n",
             self.rgw.endpoint()
@@ -201,13 +221,17 @@ impl Bench<'_> {
         if let Some(c) = v.upload_concurrency {
             s.push_str(&format!("upload_concurrency = {c}\n"));
         }
+        if let Some(m) = v.verify {
+            s.push_str(&format!("verify = \"{m}\"\n"));
+        }
         let name = format!(
-            "vigil-m{}-l{}-t{}-{}-{}.toml",
+            "vigil-m{}-l{}-t{}-{}-{}-{}.toml",
             v.members,
             v.zstd_level,
             v.zstd_threads,
             v.part_size.as_deref().unwrap_or("default"),
-            v.upload_concurrency.unwrap_or(0)
+            v.upload_concurrency.unwrap_or(0),
+            v.verify.unwrap_or("default")
         );
         let p = self.w.join(name);
         std::fs::write(&p, s)?;
@@ -370,6 +394,17 @@ impl Bench<'_> {
 
         // (c) vigil-snapshot run: one member (same as a), then all three.
         self.vigil_run("c1", &self.main_variant(1))?;
+        // The same without the radosgw sink, and with a full readback of the copy.
+        let local = Variant {
+            local_only: true,
+            ..self.main_variant(1)
+        };
+        self.vigil_run("c1_local", &local)?;
+        let readback = Variant {
+            verify: Some("readback"),
+            ..self.main_variant(1)
+        };
+        self.vigil_run("c1_readback", &readback)?;
         let rep = self.vigil_run("c3", &self.main_variant(self.o.members))?;
 
         // Restore, from the archives c3 just shipped.
@@ -500,85 +535,6 @@ impl Bench<'_> {
         rm(&d);
         Ok(())
     }
-
-    /// A health or quota round, if that binary is built and takes the config.
-    fn hook(&mut self, name: &str, config: Option<&Path>) -> Result<Hook> {
-        let bin = self.o.bin_dir.join(name);
-        if !bin.exists() {
-            return Ok(Hook {
-                status: "not available".into(),
-                detail: format!("{} is not built", bin.display()),
-                step: None,
-            });
-        }
-        let cfg = match config {
-            Some(p) => p.to_path_buf(),
-            None => self.write_config(&self.main_variant(self.o.members))?,
-        };
-        let argv = vec![
-            bin.display().to_string(),
-            "--config".into(),
-            cfg.display().to_string(),
-            "run".into(),
-        ];
-        let probe = Command::new(&argv[0]).args(&argv[1..]).output()?;
-        let code = probe.status.code().unwrap_or(-1);
-        let msg = String::from_utf8_lossy(&probe.stderr);
-        let first = msg
-            .lines()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("")
-            .to_string();
-        if code != 0 && code != 1 {
-            return Ok(Hook {
-                status: "not available".into(),
-                detail: format!("exit {code}: {first}"),
-                step: None,
-            });
-        }
-        let mut step = Step {
-            cmd: shell_line(&argv),
-            samples: Vec::new(),
-        };
-        let mut failed = code == 1;
-        for _ in 0..self.o.runs {
-            let t0 = Instant::now();
-            let cpu0 = self.etcd.cpu_seconds(self.clk);
-            let o = Command::new("/usr/bin/time")
-                .args(["-f", "%e %U %S %M", "-o"])
-                .arg(self.w.join("time.out"))
-                .args(&argv)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()?;
-            let wall = t0.elapsed().as_secs_f64();
-            failed |= !o.success();
-            let t = std::fs::read_to_string(self.w.join("time.out"))?;
-            let f: Vec<f64> = t
-                .lines()
-                .last()
-                .unwrap_or("")
-                .split_whitespace()
-                .filter_map(|x| x.parse().ok())
-                .collect();
-            if f.len() >= 4 {
-                step.samples.push(Sample {
-                    wall_s: wall,
-                    user_s: f[1],
-                    sys_s: f[2],
-                    cpu_s: f[1] + f[2],
-                    maxrss_kib: f[3] as u64,
-                    server_cpu_s: self.etcd.cpu_seconds(self.clk) - cpu0,
-                    ..Default::default()
-                });
-            }
-        }
-        Ok(Hook {
-            status: if failed { "failed" } else { "ok" }.into(),
-            detail: if failed { first } else { String::new() },
-            step: Some(step),
-        })
-    }
 }
 
 fn none() -> &'static Path {
@@ -589,7 +545,7 @@ fn s_wall(s: &Step) -> f64 {
     s.samples.last().map_or(0.0, |s| s.wall_s)
 }
 
-fn host(etcd_version: String) -> Host {
+pub fn host(etcd_version: String) -> Host {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
     Host {
@@ -615,7 +571,7 @@ fn host(etcd_version: String) -> Host {
     }
 }
 
-fn output(cmd: &str, args: &[&str]) -> String {
+pub fn output(cmd: &str, args: &[&str]) -> String {
     Command::new(cmd)
         .args(args)
         .output()
@@ -650,6 +606,8 @@ pub fn derive(steps: &BTreeMap<String, Step>) -> Derived {
         b_zip_wall_s: b_zip,
         b_zstd_wall_s: b_zstd,
         c_over_a: ratio(c1.wall_s, a.wall_s),
+        c_local_over_a: ratio(m("c1_local").wall_s, a.wall_s),
+        c_readback_over_a: ratio(m("c1_readback").wall_s, a.wall_s),
         c_over_b_zstd: ratio(c1.wall_s, b_zstd),
         c_over_b_zip: ratio(c1.wall_s, b_zip),
         c3_over_a: ratio(c3.wall_s, a.wall_s),
@@ -767,10 +725,6 @@ pub fn run(o: &RunOptions) -> Result<Results> {
     for r in 1..=o.runs {
         b.round(r)?;
     }
-    let health = b.hook("vigil-health", o.health_config.as_deref())?;
-    let quota_hook = b.hook("vigil-quota", o.quota_config.as_deref())?;
-    eprintln!("health: {} {}", health.status, health.detail);
-    eprintln!("quota: {} {}", quota_hook.status, quota_hook.detail);
 
     let derived = derive(&b.steps);
     let etcd_version = output("etcd", &["--version"])
@@ -818,8 +772,6 @@ pub fn run(o: &RunOptions) -> Result<Results> {
             })
             .collect(),
         steps: std::mem::take(&mut b.steps),
-        health,
-        quota: quota_hook,
         derived,
     };
     if let Some(d) = o.out.parent() {
