@@ -4,7 +4,7 @@
 
 use crate::procs::{self, Etcd};
 use crate::results::*;
-use crate::runner::{host, output, rm, shell_line, time_cmd};
+use crate::runner::{age_key, etcd_version, host, output, prepare, rm, shell_line, time_cmd};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -85,25 +85,23 @@ fn rounds(w: &Path, argv: &[String], runs: usize, ok_codes: &[i32]) -> Result<(S
     Ok((step, last))
 }
 
+/// `BIN --config CFG run --json`
+fn run_json(o: &ChecksOptions, bin: &str, cfg: &Path) -> Vec<String> {
+    vec![
+        o.bin_dir.join(bin).display().to_string(),
+        "--config".into(),
+        cfg.display().to_string(),
+        "run".into(),
+        "--json".into(),
+    ]
+}
+
 fn base_config(w: &Path, members: &str, recipient: &str) -> String {
     format!(
         "[cluster]\nname = \"prod\"\nmembers = [\n{members}]\n\n[snapshot]\ndir = \"{}\"\nage_recipients = [\"{recipient}\"]\n\n[state]\ndir = \"{}\"\n",
         w.join("snapshots").display(),
         w.join("state").display()
     )
-}
-
-fn recipient(w: &Path) -> Result<String> {
-    let key = w.join("age-key.txt");
-    let st = Command::new("age-keygen")
-        .arg("-o")
-        .arg(&key)
-        .stderr(Stdio::null())
-        .status()?;
-    if !st.success() {
-        bail!("age-keygen failed");
-    }
-    Ok(output("age-keygen", &["-y", &key.display().to_string()]))
 }
 
 /// A healthy round: fresh archives, every peer up. Returns the step and the
@@ -125,7 +123,7 @@ fn health(o: &ChecksOptions, w: &Path) -> Result<(Step, usize)> {
             )
         })
         .collect();
-    let mut cfg = base_config(w, &members, &recipient(w)?);
+    let mut cfg = base_config(w, &members, &age_key(w)?.1);
     let masters: Vec<String> = api[1..]
         .iter()
         .map(|r| format!("\"{}\"", r.url()))
@@ -161,14 +159,7 @@ fn health(o: &ChecksOptions, w: &Path) -> Result<(Step, usize)> {
         );
     }
     eprintln!("health round: vigil-health run, {} rounds", o.runs);
-    let argv = vec![
-        o.bin_dir.join("vigil-health").display().to_string(),
-        "--config".into(),
-        path.display().to_string(),
-        "run".into(),
-        "--json".into(),
-    ];
-    let (step, last) = rounds(w, &argv, o.runs, &[0])?;
+    let (step, last) = rounds(w, &run_json(o, "vigil-health", &path), o.runs, &[0])?;
     let rep: serde_json::Value =
         serde_json::from_str(&last).context("vigil-health run --json printed no report")?;
     let checks = rep["findings"].as_array().map_or(0, |a| a.len());
@@ -288,13 +279,7 @@ fn quota(o: &ChecksOptions, w: &Path) -> Result<Quota> {
             "quota round: vigil-quota run, {backend} backend, {} subvolumes",
             o.subvolumes
         );
-        let argv = vec![
-            o.bin_dir.join("vigil-quota").display().to_string(),
-            "--config".into(),
-            path.display().to_string(),
-            "run".into(),
-            "--json".into(),
-        ];
+        let argv = run_json(o, "vigil-quota", &path);
         let runs = if backend == "ceph" {
             o.ceph_runs
         } else {
@@ -325,25 +310,13 @@ fn quota(o: &ChecksOptions, w: &Path) -> Result<Quota> {
 }
 
 pub fn run(o: &ChecksOptions) -> Result<ChecksResults> {
-    for b in ["vigil-snapshot", "vigil-health", "vigil-quota"] {
-        if !o.bin_dir.join(b).exists() {
-            bail!(
-                "{} is missing: build it (cargo build --release --bins)",
-                o.bin_dir.join(b).display()
-            );
-        }
-    }
-    rm(&o.workdir);
-    std::fs::create_dir_all(&o.workdir)?;
-    let w = std::fs::canonicalize(&o.workdir)?;
-    let started_at = output("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"]);
+    let (w, started_at) = prepare(
+        &o.bin_dir,
+        &["vigil-snapshot", "vigil-health", "vigil-quota"],
+        &o.workdir,
+    )?;
     let (health, health_checks) = health(o, &w.join("health"))?;
     let q = quota(o, &w.join("quota"))?;
-    let etcd_version = output("etcd", &["--version"])
-        .lines()
-        .next()
-        .unwrap_or("")
-        .to_string();
     let res = ChecksResults {
         schema: SCHEMA,
         kind: KIND.into(),
@@ -352,7 +325,7 @@ pub fn run(o: &ChecksOptions) -> Result<ChecksResults> {
             "git",
             &["-C", &o.repo.display().to_string(), "rev-parse", "HEAD"],
         ),
-        host: host(etcd_version),
+        host: host(etcd_version()),
         runs: o.runs,
         health,
         health_checks,

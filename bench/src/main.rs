@@ -26,6 +26,39 @@ struct Cli {
     command: Command,
 }
 
+/// Where the binaries, the scripts and the scratch space are.
+#[derive(Debug, clap::Args)]
+struct Common {
+    /// Directory with the vigil binaries.
+    #[arg(long, default_value = "target/release")]
+    bin_dir: PathBuf,
+    /// The repository (for tests/ceph/*.sh).
+    #[arg(long, default_value = ".")]
+    repo: PathBuf,
+    /// Scratch space (etcd data, snapshots, Ceph); removed afterwards unless --keep.
+    #[arg(long)]
+    workdir: Option<PathBuf>,
+    #[arg(long)]
+    keep: bool,
+    /// Results file (default bench/results/<label>.json, or checks.json).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+impl Common {
+    /// (repo, bin_dir, workdir, out), absolute against the repo.
+    fn resolve(self, scratch: &str, out: &str) -> Result<(PathBuf, PathBuf, PathBuf, PathBuf)> {
+        let repo = std::fs::canonicalize(&self.repo)?;
+        let abs = |p: PathBuf| if p.is_absolute() { p } else { repo.join(p) };
+        let workdir = self.workdir.unwrap_or_else(|| {
+            std::env::temp_dir().join(format!("{scratch}-{}", std::process::id()))
+        });
+        let out = abs(self.out.unwrap_or_else(|| PathBuf::from(out)));
+        let bin_dir = abs(self.bin_dir);
+        Ok((repo, bin_dir, workdir, out))
+    }
+}
+
 #[derive(Debug, Subcommand)]
 #[allow(clippy::large_enum_variant)] // parsed once
 enum Command {
@@ -60,20 +93,8 @@ enum Command {
         /// etcd cluster size (3, or 1 for a single-member cluster).
         #[arg(long, default_value_t = 3)]
         members: usize,
-        /// Directory with vigil-snapshot and vigil-restore.
-        #[arg(long, default_value = "target/release")]
-        bin_dir: PathBuf,
-        /// The repository (for tests/ceph/start-rgw.sh).
-        #[arg(long, default_value = ".")]
-        repo: PathBuf,
-        /// Scratch space (etcd data, snapshots, Ceph); removed afterwards unless --keep.
-        #[arg(long)]
-        workdir: Option<PathBuf>,
-        #[arg(long)]
-        keep: bool,
-        /// Results file (default bench/results/<label>.json).
-        #[arg(long)]
-        out: Option<PathBuf>,
+        #[command(flatten)]
+        common: Common,
         /// Name of the dataset in the results (default: the size).
         #[arg(long)]
         label: Option<String>,
@@ -110,18 +131,8 @@ enum Command {
         /// process per subvolume and takes minutes over 1000.
         #[arg(long, default_value_t = 1)]
         ceph_runs: usize,
-        /// Directory with vigil-snapshot, vigil-health and vigil-quota.
-        #[arg(long, default_value = "target/release")]
-        bin_dir: PathBuf,
-        #[arg(long, default_value = ".")]
-        repo: PathBuf,
-        #[arg(long)]
-        workdir: Option<PathBuf>,
-        #[arg(long)]
-        keep: bool,
-        /// Results file (default bench/results/checks.json).
-        #[arg(long)]
-        out: Option<PathBuf>,
+        #[command(flatten)]
+        common: Common,
     },
     /// Render the BENCHMARKS.md tables from results files.
     Report {
@@ -182,11 +193,7 @@ fn real_main() -> Result<()> {
             seed,
             workers,
             members,
-            bin_dir,
-            repo,
-            workdir,
-            keep,
-            out,
+            common,
             label,
             zstd_level,
             levels,
@@ -205,22 +212,19 @@ fn real_main() -> Result<()> {
                     Ok((s.to_string(), c.parse()?))
                 })
                 .collect::<Result<Vec<_>>>()?;
-            let repo = std::fs::canonicalize(&repo)?;
-            let abs = |p: PathBuf| if p.is_absolute() { p } else { repo.join(p) };
+            let keep = common.keep;
+            let (repo, bin_dir, workdir, out) =
+                common.resolve("vigil-bench", &format!("bench/results/{label}.json"))?;
             let o = runner::RunOptions {
-                bin_dir: abs(bin_dir),
+                bin_dir,
                 size: gen::parse_size(&size)?,
                 runs: runs.max(1),
                 seed,
                 workers,
                 members: members.max(1),
-                workdir: workdir.unwrap_or_else(|| {
-                    std::env::temp_dir().join(format!("vigil-bench-{}", std::process::id()))
-                }),
+                workdir,
                 keep,
-                out: abs(
-                    out.unwrap_or_else(|| PathBuf::from(format!("bench/results/{label}.json")))
-                ),
+                out,
                 label,
                 zstd_level,
                 levels,
@@ -237,21 +241,16 @@ fn real_main() -> Result<()> {
             subvolumes,
             runs,
             ceph_runs,
-            bin_dir,
-            repo,
-            workdir,
-            keep,
-            out,
+            common,
         } => {
-            let repo = std::fs::canonicalize(&repo)?;
-            let abs = |p: PathBuf| if p.is_absolute() { p } else { repo.join(p) };
+            let keep = common.keep;
+            let (repo, bin_dir, workdir, out) =
+                common.resolve("vigil-bench-checks", "bench/results/checks.json")?;
             let o = checks::ChecksOptions {
-                bin_dir: abs(bin_dir),
-                workdir: workdir.unwrap_or_else(|| {
-                    std::env::temp_dir().join(format!("vigil-bench-checks-{}", std::process::id()))
-                }),
+                bin_dir,
+                workdir,
                 keep,
-                out: abs(out.unwrap_or_else(|| PathBuf::from("bench/results/checks.json"))),
+                out,
                 runs: runs.max(1),
                 ceph_runs: ceph_runs.max(1),
                 subvolumes,

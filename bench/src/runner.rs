@@ -579,6 +579,46 @@ pub fn output(cmd: &str, args: &[&str]) -> String {
         .unwrap_or_default()
 }
 
+/// Checks that the binaries are built, makes an empty work dir and returns
+/// its absolute path and the start time.
+pub fn prepare(bin_dir: &Path, bins: &[&str], workdir: &Path) -> Result<(PathBuf, String)> {
+    for b in bins {
+        if !bin_dir.join(b).exists() {
+            bail!(
+                "{} is missing: build it (cargo build --release --bins)",
+                bin_dir.join(b).display()
+            );
+        }
+    }
+    rm(workdir);
+    std::fs::create_dir_all(workdir)?;
+    let w = std::fs::canonicalize(workdir)?;
+    Ok((w, output("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"])))
+}
+
+/// A fresh age key in `w`: the key file and its recipient.
+pub fn age_key(w: &Path) -> Result<(PathBuf, String)> {
+    let key_file = w.join("age-key.txt");
+    let st = Command::new("age-keygen")
+        .arg("-o")
+        .arg(&key_file)
+        .stderr(Stdio::null())
+        .status()?;
+    if !st.success() {
+        bail!("age-keygen failed");
+    }
+    let recipient = output("age-keygen", &["-y", &key_file.display().to_string()]);
+    Ok((key_file, recipient))
+}
+
+pub fn etcd_version() -> String {
+    output("etcd", &["--version"])
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
 pub fn derive(steps: &BTreeMap<String, Step>) -> Derived {
     let m = |k: &str| steps.get(k).map(|s| s.median()).unwrap_or_default();
     // Pipeline sums per round, then the median over rounds.
@@ -650,18 +690,7 @@ pub fn run(o: &RunOptions) -> Result<Results> {
             bail!("{tool} is missing: install the Debian package {pkg} (scripts/install-deps.sh)");
         }
     }
-    for b in ["vigil-snapshot", "vigil-restore"] {
-        if !o.bin_dir.join(b).exists() {
-            bail!(
-                "{} is missing: build it (cargo build --release --bins)",
-                o.bin_dir.join(b).display()
-            );
-        }
-    }
-    rm(&o.workdir);
-    std::fs::create_dir_all(&o.workdir)?;
-    let w = std::fs::canonicalize(&o.workdir)?;
-    let started_at = output("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"]);
+    let (w, started_at) = prepare(&o.bin_dir, &["vigil-snapshot", "vigil-restore"], &o.workdir)?;
 
     eprintln!(
         "starting Ceph radosgw and {} etcd members in {}",
@@ -675,16 +704,7 @@ pub fn run(o: &RunOptions) -> Result<Results> {
     let quota = (o.size * 2 + (1 << 30)).min(8 << 30);
     let etcd = Etcd::start(&w.join("etcd"), o.members, quota)?;
 
-    let key_file = w.join("age-key.txt");
-    let st = Command::new("age-keygen")
-        .arg("-o")
-        .arg(&key_file)
-        .stderr(Stdio::null())
-        .status()?;
-    if !st.success() {
-        bail!("age-keygen failed");
-    }
-    let recipient = output("age-keygen", &["-y", &key_file.display().to_string()]);
+    let (key_file, recipient) = age_key(&w)?;
 
     eprintln!(
         "generating {} of Kubernetes-shaped data (seed {})",
@@ -727,11 +747,6 @@ pub fn run(o: &RunOptions) -> Result<Results> {
     }
 
     let derived = derive(&b.steps);
-    let etcd_version = output("etcd", &["--version"])
-        .lines()
-        .next()
-        .unwrap_or("")
-        .to_string();
     let res = Results {
         schema: SCHEMA,
         label: o.label.clone(),
@@ -741,7 +756,7 @@ pub fn run(o: &RunOptions) -> Result<Results> {
             "git",
             &["-C", &o.repo.display().to_string(), "rev-parse", "HEAD"],
         ),
-        host: host(etcd_version),
+        host: host(etcd_version()),
         members: o.members,
         runs: o.runs,
         zstd_level: o.zstd_level,
