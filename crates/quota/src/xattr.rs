@@ -14,6 +14,7 @@
 use crate::model::{Collected, Entry, NOGROUP};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 pub const RBYTES: &str = "ceph.dir.rbytes";
@@ -84,6 +85,51 @@ fn ctx(p: &Path, what: &str, e: io::Error) -> String {
     format!("{what} {}: {e}", p.display())
 }
 
+/// Subvolumes read at once.
+const WALKERS: usize = 8;
+
+/// One subvolume's entry from its `.meta` and the xattrs of its data path.
+fn subvolume(volume: &str, root: &Path, vroot: &Path, g: &str, s: &str) -> Result<Entry, String> {
+    let sdir = vroot.join(g).join(s);
+    let meta_path = sdir.join(".meta");
+    let (data, state) = match std::fs::read_to_string(&meta_path) {
+        Ok(t) => {
+            let m = parse_meta(&t);
+            let data = (!m.path.is_empty()).then(|| root.join(m.path.trim_start_matches('/')));
+            (data, m.state)
+        }
+        // v1 (legacy) subvolume: the directory itself holds the data.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            (Some(sdir.clone()), "complete".to_string())
+        }
+        Err(e) => return Err(ctx(&meta_path, "reading", e)),
+    };
+    let mut entry = Entry {
+        volume: volume.to_string(),
+        group: g.to_string(),
+        subvolume: Some(s.to_string()),
+        state: if state.is_empty() {
+            "complete".into()
+        } else {
+            state.clone()
+        },
+        used: None,
+        quota: None,
+    };
+    // Like `subvolume info`: no figures unless the data path is there
+    // (a snapshot-retained subvolume has none).
+    if let Some(d) = data.filter(|_| state != "snapshot-retained") {
+        match (read_u64(&d, RBYTES), read_u64(&d, MAX_BYTES)) {
+            (Ok(used), Ok(quota)) => {
+                entry.used = Some(used.unwrap_or(0));
+                entry.quota = quota.filter(|q| *q > 0);
+            }
+            (Err(e), _) | (_, Err(e)) => return Err(ctx(&d, "reading xattrs of", e)),
+        }
+    }
+    Ok(entry)
+}
+
 /// Walks one volume mounted at `root`. Synchronous; see [`collect`].
 pub fn walk_volume(volume: &str, root: &Path, groups: bool) -> Result<Collected, String> {
     // A CephFS root has ceph.dir.rbytes; anything else is a wrong or missing mount.
@@ -94,6 +140,7 @@ pub fn walk_volume(volume: &str, root: &Path, groups: bool) -> Result<Collected,
         )
     })?;
     let mut out = Collected::default();
+    let mut jobs: Vec<(String, String)> = Vec::new();
     let vroot = root.join("volumes");
     let names = match dirs(&vroot) {
         Ok(n) => n,
@@ -130,52 +177,43 @@ pub fn walk_volume(volume: &str, root: &Path, groups: bool) -> Result<Collected,
                 continue;
             }
         };
-        for s in subs.into_iter().filter(|s| !s.starts_with('.')) {
-            let sdir = gdir.join(&s);
-            let meta_path = sdir.join(".meta");
-            let (data, state) = match std::fs::read_to_string(&meta_path) {
-                Ok(t) => {
-                    let m = parse_meta(&t);
-                    let data =
-                        (!m.path.is_empty()).then(|| root.join(m.path.trim_start_matches('/')));
-                    (data, m.state)
-                }
-                // v1 (legacy) subvolume: the directory itself holds the data.
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    (Some(sdir.clone()), "complete".to_string())
-                }
-                Err(e) => {
-                    out.errors.push(ctx(&meta_path, "reading", e));
-                    continue;
-                }
-            };
-            let mut entry = Entry {
-                volume: volume.to_string(),
-                group: g.clone(),
-                subvolume: Some(s.clone()),
-                state: if state.is_empty() {
-                    "complete".into()
-                } else {
-                    state.clone()
-                },
-                used: None,
-                quota: None,
-            };
-            // Like `subvolume info`: no figures unless the data path is there
-            // (a snapshot-retained subvolume has none).
-            if let Some(d) = data.filter(|_| state != "snapshot-retained") {
-                match (read_u64(&d, RBYTES), read_u64(&d, MAX_BYTES)) {
-                    (Ok(used), Ok(quota)) => {
-                        entry.used = Some(used.unwrap_or(0));
-                        entry.quota = quota.filter(|q| *q > 0);
+        jobs.extend(
+            subs.into_iter()
+                .filter(|s| !s.starts_with('.'))
+                .map(|s| (g.clone(), s)),
+        );
+    }
+    // Each subvolume costs a few round trips through the mount (read `.meta`,
+    // two getxattrs) that wait on the MDS, not on a CPU: walk them in parallel.
+    let next = AtomicUsize::new(0);
+    let done: Vec<Vec<(usize, Result<Entry, String>)>> = std::thread::scope(|sc| {
+        let workers: Vec<_> = (0..WALKERS.min(jobs.len()))
+            .map(|_| {
+                sc.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some((g, s)) = jobs.get(i) else { break };
+                        mine.push((i, subvolume(volume, root, &vroot, g, s)));
                     }
-                    (Err(e), _) | (_, Err(e)) => {
-                        out.errors.push(ctx(&d, "reading xattrs of", e));
-                        continue;
-                    }
-                }
-            }
-            out.entries.push(entry);
+                    mine
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join()
+                    .unwrap_or_else(|_| vec![(0, Err("the xattr walk panicked".to_string()))])
+            })
+            .collect()
+    });
+    let mut done: Vec<_> = done.into_iter().flatten().collect();
+    done.sort_by_key(|(i, _)| *i);
+    for (_, r) in done {
+        match r {
+            Ok(e) => out.entries.push(e),
+            Err(e) => out.errors.push(e),
         }
     }
     Ok(out)
