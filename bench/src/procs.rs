@@ -154,8 +154,8 @@ pub fn clk_tck() -> f64 {
         .unwrap_or(100.0)
 }
 
-pub const ACCESS_KEY: &str = "VIGILTESTKEY";
-pub const SECRET_KEY: &str = "VIGILTESTSECRET";
+/// The test harness's radosgw user (tests/ceph/start-rgw.sh creates it).
+pub use vigil_tests::ceph::{ACCESS_KEY, SECRET_KEY};
 
 /// A Ceph radosgw from the test harness script; stopped when dropped.
 #[derive(Debug)]
@@ -165,26 +165,13 @@ pub struct Rgw {
     scripts: PathBuf,
 }
 
-/// The first of `n` consecutive free loopback ports in `lo..hi`.
-fn free_block(n: u16, lo: u16, hi: u16) -> Result<u16> {
-    let slots = ((hi - lo) / n).max(1) as u64;
-    let seed = u64::from(std::process::id());
-    for i in 0..400u64 {
-        let base = lo + ((seed + i * 7919) % slots) as u16 * n;
-        if (base..base + n).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()) {
-            return Ok(base);
-        }
-    }
-    bail!("no block of {n} free ports in {lo}-{hi}")
-}
-
 impl Rgw {
     /// `memstore_bytes`: the in-memory OSD's size (the script's default is 2 GiB).
     pub fn start(repo: &Path, dir: &Path, memstore_bytes: u64) -> Result<Rgw> {
         let scripts = repo.join("tests/ceph");
         let port = free_port()?;
         // Mon ports: BASE..BASE+60, checked free and below the ephemeral range.
-        let base = free_block(64, 20000, 32000)?;
+        let base = vigil_tests::free_block(64, 20000, 32000);
         // Deleted objects are freed by RGW's garbage collector, which waits
         // two hours by default; the harness runs `gc process` between steps.
         let ceph_args = format!("--memstore_device_bytes={memstore_bytes} --rgw_gc_obj_min_wait=0");

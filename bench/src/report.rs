@@ -18,6 +18,19 @@ fn verdict(ok: bool, smoke: bool) -> &'static str {
     }
 }
 
+/// "Measured <when> at commit <c> on <host>." for a results file.
+fn measured(started_at: &str, commit: &str, h: &Host) -> String {
+    format!(
+        "Measured {started_at} at commit `{}` on {} CPUs ({}), {:.1} GiB RAM, kernel {}, {}.",
+        commit.get(..10).unwrap_or(commit),
+        h.cpus,
+        h.cpu_model,
+        h.mem_total_kib as f64 / 1024.0 / 1024.0,
+        h.kernel,
+        h.etcd_version
+    )
+}
+
 fn step_row(s: &mut String, r: &Results, key: &str, what: &str) {
     let Some(step) = r.steps.get(key) else {
         let _ = writeln!(s, "| {what} | – | – | – | – | – |");
@@ -53,14 +66,8 @@ pub fn render_one(r: &Results) -> String {
     );
     let _ = writeln!(
         s,
-        "Measured {} at commit `{}` on {} CPUs ({}), {:.1} GiB RAM, kernel {}, {}. {} etcd members, median of {} run(s), zstd level {}.\n",
-        r.started_at,
-        r.git_commit.get(..10).unwrap_or(&r.git_commit),
-        r.host.cpus,
-        r.host.cpu_model,
-        r.host.mem_total_kib as f64 / 1024.0 / 1024.0,
-        r.host.kernel,
-        r.host.etcd_version,
+        "{} {} etcd members, median of {} run(s), zstd level {}.\n",
+        measured(&r.started_at, &r.git_commit, &r.host),
         r.members,
         r.runs,
         r.zstd_level
@@ -365,12 +372,8 @@ pub fn render_checks(c: &crate::checks::ChecksResults) -> String {
     );
     let _ = writeln!(
         s,
-        "Measured {} at commit `{}` on {} CPUs ({}), {}. Median of {} run(s); the `ceph` CLI backend: {} run(s).\n",
-        c.started_at,
-        c.git_commit.get(..10).unwrap_or(&c.git_commit),
-        c.host.cpus,
-        c.host.cpu_model,
-        c.host.etcd_version,
+        "{} Median of {} run(s); the `ceph` CLI backend: {} run(s).\n",
+        measured(&c.started_at, &c.git_commit, &c.host),
         c.runs,
         c.quota_ceph.samples.len()
     );
