@@ -4,7 +4,9 @@
 
 use crate::procs::{self, Etcd};
 use crate::results::*;
-use crate::runner::{age_key, etcd_version, host, output, prepare, rm, shell_line, time_cmd};
+use crate::runner::{
+    age_key, etcd_version, host, output, prepare, rm, shell_line, time_cmd, write_results,
+};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -338,11 +340,7 @@ pub fn run(o: &ChecksOptions) -> Result<ChecksResults> {
         rows_ceph: q.rows_ceph,
         backends_agree: q.agree,
     };
-    if let Some(d) = o.out.parent() {
-        std::fs::create_dir_all(d)?;
-    }
-    std::fs::write(&o.out, serde_json::to_string_pretty(&res)?)?;
-    eprintln!("results: {}", o.out.display());
+    write_results(&o.out, &res)?;
     if !o.keep {
         rm(&w);
     }

@@ -619,6 +619,16 @@ pub fn etcd_version() -> String {
         .to_string()
 }
 
+/// Writes a results file as pretty JSON, creating its directory.
+pub fn write_results(out: &Path, res: &impl serde::Serialize) -> Result<()> {
+    if let Some(d) = out.parent() {
+        std::fs::create_dir_all(d)?;
+    }
+    std::fs::write(out, serde_json::to_string_pretty(res)?)?;
+    eprintln!("results: {}", out.display());
+    Ok(())
+}
+
 pub fn derive(steps: &BTreeMap<String, Step>) -> Derived {
     let m = |k: &str| steps.get(k).map(|s| s.median()).unwrap_or_default();
     // Pipeline sums per round, then the median over rounds.
@@ -789,11 +799,7 @@ pub fn run(o: &RunOptions) -> Result<Results> {
         steps: std::mem::take(&mut b.steps),
         derived,
     };
-    if let Some(d) = o.out.parent() {
-        std::fs::create_dir_all(d)?;
-    }
-    std::fs::write(&o.out, serde_json::to_string_pretty(&res)?)?;
-    eprintln!("results: {}", o.out.display());
+    write_results(&o.out, &res)?;
     drop(b);
     if !o.keep {
         rm(&w);

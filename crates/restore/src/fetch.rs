@@ -7,7 +7,7 @@
 
 use crate::identity::Identities;
 use crate::progress::Progress;
-use crate::source::{Archive, Located, Source};
+use crate::source::{Archive, ChunkReader, Located, Source};
 use crate::RestoreError;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -213,12 +213,12 @@ fn stream(
     let (p_back_tx, p_back_rx) = sync_channel::<Vec<u8>>(DEPTH + 2);
     let (decoded, verifier) = std::thread::scope(|sc| {
         let unzstd = sc.spawn(move || -> Result<(), DecodeError> {
-            let input = ChanReader {
-                rx: z_rx,
-                back: z_back_tx,
-                cur: Vec::new(),
-                pos: 0,
-            };
+            let input = ChunkReader::new(z_rx.into_iter().map(|buf| {
+                Ok::<_, io::Error>(Recycled {
+                    buf,
+                    back: z_back_tx.clone(),
+                })
+            }));
             let mut z = zstd::stream::read::Decoder::new(input).map_err(DecodeError::Read)?;
             pump(&mut z, &p_tx, &p_back_rx).map_err(DecodeError::Read)
         });
@@ -366,29 +366,22 @@ fn pump(r: &mut dyn Read, tx: &SyncSender<Vec<u8>>, back: &Receiver<Vec<u8>>) ->
     }
 }
 
-/// Reads the buffers of a channel in order, sending each back to its
-/// producer once it is used up.
-struct ChanReader {
-    rx: Receiver<Vec<u8>>,
+/// A buffer that goes back to its producer for reuse once the reader has
+/// moved on to the next one.
+struct Recycled {
+    buf: Vec<u8>,
     back: SyncSender<Vec<u8>>,
-    cur: Vec<u8>,
-    pos: usize,
 }
 
-impl Read for ChanReader {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        while self.pos == self.cur.len() {
-            let Ok(next) = self.rx.recv() else {
-                return Ok(0);
-            };
-            let used = std::mem::replace(&mut self.cur, next);
-            let _ = self.back.try_send(used);
-            self.pos = 0;
-        }
-        let n = out.len().min(self.cur.len() - self.pos);
-        out[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
+impl AsRef<[u8]> for Recycled {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+impl Drop for Recycled {
+    fn drop(&mut self) {
+        let _ = self.back.try_send(std::mem::take(&mut self.buf));
     }
 }
 
