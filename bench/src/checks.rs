@@ -2,7 +2,7 @@
 //! through the load balancer and per master, three node_exporters) and the
 //! quota round over N CephFS subvolumes with both backends.
 
-use crate::procs::{self, Etcd};
+use crate::procs::Etcd;
 use crate::results::*;
 use crate::runner::{
     age_key, etcd_version, host, output, prepare, rm, shell_line, time_cmd, write_results,
@@ -110,7 +110,7 @@ fn base_config(w: &Path, members: &str, recipient: &str) -> String {
 /// number of checks it ran.
 fn health(o: &ChecksOptions, w: &Path) -> Result<(Step, usize)> {
     let etcd = Etcd::start(&w.join("etcd"), 3, 2 << 30)?;
-    let ports: Vec<u16> = (0..3).map(|_| procs::free_port()).collect::<Result<_>>()?;
+    let ports: Vec<u16> = (0..3).map(|_| vigil_tests::free_port()).collect();
     let nodes: Vec<_> = ports.iter().map(|&p| node_exporter(p)).collect();
     let api: Vec<Readyz> = (0..4).map(|_| Readyz::start(Mode::Ok, None)).collect();
     let members: String = etcd

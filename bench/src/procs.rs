@@ -2,14 +2,9 @@
 //! ports, and a throwaway Ceph radosgw (tests/ceph/start-rgw.sh).
 
 use anyhow::{bail, Context, Result};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-pub fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
 
 #[derive(Debug)]
 pub struct Member {
@@ -46,8 +41,8 @@ impl Etcd {
         for i in 1..=n {
             members.push(Member {
                 name: format!("cp-{i}"),
-                client_port: free_port()?,
-                peer_port: free_port()?,
+                client_port: vigil_tests::free_port(),
+                peer_port: vigil_tests::free_port(),
                 data_dir: dir.join(format!("cp-{i}")),
                 child: None,
             });
@@ -169,7 +164,7 @@ impl Rgw {
     /// `memstore_bytes`: the in-memory OSD's size (the script's default is 2 GiB).
     pub fn start(repo: &Path, dir: &Path, memstore_bytes: u64) -> Result<Rgw> {
         let scripts = repo.join("tests/ceph");
-        let port = free_port()?;
+        let port = vigil_tests::free_port();
         // Mon ports: BASE..BASE+60, checked free and below the ephemeral range.
         let base = vigil_tests::free_block(64, 20000, 32000);
         // Deleted objects are freed by RGW's garbage collector, which waits

@@ -41,6 +41,30 @@ impl Cluster {
         extra_args: &[&str],
     ) -> Cluster {
         std::fs::create_dir_all(dir).unwrap();
+        // A port can still be taken by something outside this process between
+        // the probe and etcd's bind; start over on fresh ports then.
+        for attempt in 1.. {
+            let mut c = Self::build(dir, names, tls.clone(), extra_args);
+            for i in 0..c.members.len() {
+                c.spawn(i);
+            }
+            match c.try_wait_healthy() {
+                Ok(()) => return c,
+                Err(e) if attempt < 3 && e.contains("address already in use") => {
+                    eprintln!("etcd test cluster: {e}; retrying on other ports");
+                    for i in 0..c.members.len() {
+                        c.kill(i);
+                        let _ = std::fs::remove_dir_all(&c.members[i].data_dir);
+                        let _ = std::fs::remove_file(&c.members[i].log);
+                    }
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        unreachable!()
+    }
+
+    fn build(dir: &Path, names: &[&str], tls: Option<Certs>, extra_args: &[&str]) -> Cluster {
         let token = format!("t-{}", crate::free_port());
         let ports: Vec<(u16, u16)> = names
             .iter()
@@ -103,12 +127,7 @@ impl Cluster {
                 log: dir.join(format!("etcd-{n}.log")),
             });
         }
-        let mut c = Cluster { members, tls };
-        for i in 0..c.members.len() {
-            c.spawn(i);
-        }
-        c.wait_healthy();
-        c
+        Cluster { members, tls }
     }
 
     fn spawn(&mut self, i: usize) {
@@ -199,6 +218,12 @@ impl Cluster {
 
     /// Waits until every running member answers status and knows a leader.
     pub fn wait_healthy(&self) {
+        if let Err(e) = self.try_wait_healthy() {
+            panic!("{e}");
+        }
+    }
+
+    fn try_wait_healthy(&self) -> Result<(), String> {
         let rt = Self::runtime();
         let deadline = Instant::now() + Duration::from_secs(30);
         for i in 0..self.members.len() {
@@ -230,15 +255,18 @@ impl Cluster {
                 if ok {
                     break;
                 }
-                assert!(
-                    Instant::now() < deadline,
-                    "etcd member {} did not become healthy; log: {}",
-                    self.members[i].name,
-                    std::fs::read_to_string(&self.members[i].log).unwrap_or_default()
-                );
+                let log = std::fs::read_to_string(&self.members[i].log).unwrap_or_default();
+                let exited = log.contains("address already in use");
+                if exited || Instant::now() >= deadline {
+                    return Err(format!(
+                        "etcd member {} did not become healthy; log: {log}",
+                        self.members[i].name
+                    ));
+                }
                 std::thread::sleep(Duration::from_millis(200));
             }
         }
+        Ok(())
     }
 
     /// Writes `n` keys `/registry/test/<i>` of `size` bytes, 64 per txn.

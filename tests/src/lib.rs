@@ -13,14 +13,17 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// A free TCP port on 127.0.0.1.
+/// A free TCP port on 127.0.0.1 for a daemon that a test starts, below the
+/// kernel's ephemeral range, never handed out twice in this process.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    free_block(1, 5000, 10000)
 }
+
+/// Ports handed out by this process. Two threads asking at once must not get
+/// the same port, and a port from the ephemeral range (32768 and up) can be
+/// taken by any outgoing connection between the probe and the daemon's bind.
+static TAKEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
 
 /// The first port of `n` consecutive free ports in `lo..hi`, for daemons
 /// (Ceph) that take a port range. Keep `hi` below the kernel's ephemeral
@@ -32,9 +35,16 @@ pub fn free_block(n: u16, lo: u16, hi: u16) -> u16 {
             .map(|d| d.subsec_nanos() as u64)
             .unwrap_or(0);
     let slots = ((hi - lo) / n).max(1) as u64;
-    for i in 0..400u64 {
+    let mut taken = TAKEN.lock().unwrap_or_else(|e| e.into_inner());
+    for i in 0..(slots + 400) {
         let base = lo + ((seed + i * 7919) % slots) as u16 * n;
-        if (base..base + n).all(|p| TcpListener::bind(("127.0.0.1", p)).is_ok()) {
+        let block = base..base + n;
+        if block.clone().all(|p| !taken.contains(&p))
+            && block
+                .clone()
+                .all(|p| TcpListener::bind(("127.0.0.1", p)).is_ok())
+        {
+            taken.extend(block);
             return base;
         }
     }

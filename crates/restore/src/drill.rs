@@ -171,11 +171,20 @@ impl Drop for Scratch {
     }
 }
 
-fn free_port() -> Result<u16, String> {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| format!("finding a free loopback port: {e}"))
+/// Two distinct free loopback ports: both listeners are held until both are
+/// known, so the kernel cannot hand out the same port twice.
+fn free_ports() -> Result<(u16, u16), String> {
+    let bind = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .map_err(|e| format!("finding a free loopback port: {e}"))
+    };
+    let (a, b) = (bind()?, bind()?);
+    let port = |l: &std::net::TcpListener| {
+        l.local_addr()
+            .map(|a| a.port())
+            .map_err(|e| format!("finding a free loopback port: {e}"))
+    };
+    Ok((port(&a)?, port(&b)?))
 }
 
 fn log_tail(p: &Path) -> String {
@@ -292,99 +301,25 @@ fn steps(
         ));
     }
 
-    // Restore into a scratch single-member etcd on free loopback ports.
-    let (cp, pp) = (
-        free_port().map_err(|e| (Stage::Write, e))?,
-        free_port().map_err(|e| (Stage::Write, e))?,
-    );
-    let client = format!("http://127.0.0.1:{cp}");
-    let peer = format!("http://127.0.0.1:{pp}");
-    let data = dir.join("data");
-    let ic = format!("drill={peer}");
-    crate::etcd::restore_member(
-        ctx.tool,
-        &snap,
-        "drill",
-        &data,
-        &ic,
-        "vigil-drill",
-        &peer,
-        0,
-    )
-    .map_err(|e| (Stage::Write, e.to_string()))?;
-    let _ = std::fs::remove_file(&snap);
-
-    let log = dir.join("etcd.log");
-    let logf = std::fs::File::create(&log).map_err(|e| (Stage::Connect, e.to_string()))?;
-    let child = Command::new(ctx.etcd_bin)
-        .args(["--name", "drill", "--data-dir"])
-        .arg(&data)
-        .args([
-            "--listen-client-urls",
-            &client,
-            "--advertise-client-urls",
-            &client,
-            "--listen-peer-urls",
-            &peer,
-            "--initial-advertise-peer-urls",
-            &peer,
-            "--initial-cluster",
-            &ic,
-            "--initial-cluster-token",
-            "vigil-drill",
-            "--initial-cluster-state",
-            "new",
-            "--log-level",
-            "warn",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(logf)
-        .spawn()
-        .map_err(|e| {
-            (
-                Stage::Connect,
-                format!("starting {}: {e}", ctx.etcd_bin.display()),
-            )
-        })?;
-    let mut scratch = Scratch { child };
-
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| (Stage::Connect, format!("starting the async runtime: {e}")))?;
-    let mut c = rt.block_on(async {
-        loop {
-            if let Ok(Some(st)) = scratch.child.try_wait() {
-                return Err((
-                    Stage::Connect,
-                    format!(
-                        "the scratch etcd exited ({st}) before it answered: {}",
-                        log_tail(&log)
-                    ),
-                ));
+    // The free ports are only probed: something else on the bastion can bind
+    // one before the scratch etcd does. Start over on other ports then.
+    let data = dir.join("data");
+    let mut attempt = 1;
+    let (scratch, mut c) = loop {
+        match start_scratch(ctx, &rt, &snap, dir, &data, deadline) {
+            Err((_, e)) if attempt < 3 && e.contains("address already in use") => {
+                tracing::warn!(member, "scratch etcd: {e}; retrying on other ports");
+                let _ = std::fs::remove_dir_all(&data);
+                attempt += 1;
             }
-            let opts = etcd_client::ConnectOptions::new()
-                .with_connect_timeout(Duration::from_secs(2))
-                .with_timeout(Duration::from_secs(5));
-            if let Ok(mut c) = etcd_client::Client::connect([client.as_str()], Some(opts)).await {
-                if matches!(c.status().await, Ok(s) if s.leader() != 0) {
-                    return Ok(c);
-                }
-            }
-            if Instant::now() > deadline {
-                return Err((
-                    Stage::Connect,
-                    format!(
-                        "the scratch etcd did not answer within restore.drill_timeout ({:?}): {}",
-                        ctx.timeout,
-                        log_tail(&log)
-                    ),
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            res => break res?,
         }
-    })?;
+    };
+    let _ = std::fs::remove_file(&snap);
 
     // Checks against the manifest.
     let cons = |e: String| (Stage::Consistency, e);
@@ -452,6 +387,92 @@ fn steps(
     r.rto_ms = Some(started.elapsed().as_millis() as u64);
     drop(scratch);
     Ok(())
+}
+
+/// Restores `snap` into a scratch single-member etcd on free loopback ports
+/// and waits until it answers.
+fn start_scratch(
+    ctx: &Ctx<'_>,
+    rt: &tokio::runtime::Runtime,
+    snap: &Path,
+    dir: &Path,
+    data: &Path,
+    deadline: Instant,
+) -> Result<(Scratch, etcd_client::Client), (Stage, String)> {
+    let (cp, pp) = free_ports().map_err(|e| (Stage::Write, e))?;
+    let client = format!("http://127.0.0.1:{cp}");
+    let peer = format!("http://127.0.0.1:{pp}");
+    let ic = format!("drill={peer}");
+    crate::etcd::restore_member(ctx.tool, snap, "drill", data, &ic, "vigil-drill", &peer, 0)
+        .map_err(|e| (Stage::Write, e.to_string()))?;
+
+    let log = dir.join("etcd.log");
+    let logf = std::fs::File::create(&log).map_err(|e| (Stage::Connect, e.to_string()))?;
+    let child = Command::new(ctx.etcd_bin)
+        .args(["--name", "drill", "--data-dir"])
+        .arg(data)
+        .args([
+            "--listen-client-urls",
+            &client,
+            "--advertise-client-urls",
+            &client,
+            "--listen-peer-urls",
+            &peer,
+            "--initial-advertise-peer-urls",
+            &peer,
+            "--initial-cluster",
+            &ic,
+            "--initial-cluster-token",
+            "vigil-drill",
+            "--initial-cluster-state",
+            "new",
+            "--log-level",
+            "warn",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(logf)
+        .spawn()
+        .map_err(|e| {
+            (
+                Stage::Connect,
+                format!("starting {}: {e}", ctx.etcd_bin.display()),
+            )
+        })?;
+    let mut scratch = Scratch { child };
+    let c = rt.block_on(async {
+        loop {
+            if let Ok(Some(st)) = scratch.child.try_wait() {
+                return Err((
+                    Stage::Connect,
+                    format!(
+                        "the scratch etcd exited ({st}) before it answered: {}",
+                        log_tail(&log)
+                    ),
+                ));
+            }
+            let opts = etcd_client::ConnectOptions::new()
+                .with_connect_timeout(Duration::from_secs(2))
+                .with_timeout(Duration::from_secs(5));
+            if let Ok(mut c) = etcd_client::Client::connect([client.as_str()], Some(opts)).await {
+                if matches!(c.status().await, Ok(s) if s.leader() != 0) {
+                    return Ok(c);
+                }
+            }
+            if Instant::now() > deadline {
+                return Err((
+                    Stage::Connect,
+                    format!(
+                        "the scratch etcd did not answer within restore.drill_timeout ({:?}): {}",
+                        ctx.timeout,
+                        log_tail(&log)
+                    ),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })?;
+    Ok((scratch, c))
 }
 
 /// The human summary of a drill.
