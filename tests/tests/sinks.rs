@@ -125,6 +125,27 @@ fn s3_sink_against_ceph_radosgw() {
     );
     drop(proxy);
 
+    // 3b. A member that runs past snapshot.timeout mid-upload: its upload is
+    // aborted before the run exits, again no orphan multipart upload.
+    let proxy = Proxy::start(cluster.members[0].client_port, Fault::Throttle(1_000_000));
+    let mut slow = cb.members.clone();
+    slow[0].1 = proxy.endpoint("http");
+    let mut cb_slow = ConfigBuilder::new(t.path(), slow, &key.recipient);
+    cb_slow.extra_snapshot = "timeout = \"3s\"\n".into();
+    cb_slow.extra = s3_sink(&rgw, 3);
+    let slow_cfg = cb_slow.write("timeout.toml");
+    let out = vigil("vigil-snapshot", &slow_cfg, &["run"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("snapshot.timeout"), "{}", text(&out));
+    assert_eq!(in_bucket(&rgw, "cp-1").len(), 1);
+    let o = rgw.s3cmd(&["multipart", "s3://etcd-backups"]);
+    assert!(
+        !String::from_utf8_lossy(&o.stdout).contains("vigil/prod/"),
+        "orphan multipart upload after a timeout: {}",
+        text(&o)
+    );
+    drop(proxy);
+
     // 4. radosgw dies in the middle of a run: the local archives are kept,
     // the run exits 1 and the sink's outcome says so.
     let before: Vec<usize> = NAMES

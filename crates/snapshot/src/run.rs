@@ -336,7 +336,23 @@ async fn member_with_timeout(
     let t0 = Instant::now();
     let mut stage = Stage::Connect;
     let mut client = None;
-    let r = tokio::time::timeout(limit, snapshot_member(&ctx, &m, &mut stage, &mut client)).await;
+    let mut uploads = Vec::new();
+    let r = tokio::time::timeout(
+        limit,
+        snapshot_member(&ctx, &m, &mut stage, &mut client, &mut uploads),
+    )
+    .await;
+    if r.is_err() {
+        // The timed-out pipeline is dropped, so the sink uploads lose their
+        // feed and abort; wait for that, or the process may exit first and
+        // leave an incomplete multipart upload in the store.
+        let until = tokio::time::Instant::now() + ABORT_GRACE;
+        for (sink, h) in uploads.drain(..) {
+            if tokio::time::timeout_at(until, h).await.is_err() {
+                tracing::warn!(member = %m.name, sink = %sink.name(), "the upload did not abort within {ABORT_GRACE:?}");
+            }
+        }
+    }
     let ms = t0.elapsed().as_millis() as u64;
     let rep = match r {
         Ok(Ok((path, manifest, sinks))) => {
@@ -387,17 +403,23 @@ enum Msg {
     End,
 }
 
+/// How long a timed-out member's sink uploads get to abort.
+const ABORT_GRACE: Duration = Duration::from_secs(30);
+
+type Upload = (Arc<Sink>, tokio::task::JoinHandle<Result<u64, SinkError>>);
+
 /// The per-member pipeline. `stage` tracks where it is, for the outcome record.
+/// `uploads` lives with the caller so that a timeout can still await them.
 async fn snapshot_member(
     ctx: &Ctx,
     m: &MemberConfig,
     stage: &mut Stage,
     client_out: &mut Option<MemberClient>,
+    uploads: &mut Vec<Upload>,
 ) -> Result<(PathBuf, Manifest, Vec<SinkCopy>), String> {
     let id = format!("{}-{}-{}", ctx.cluster, m.name, ctx.run_id);
     let file = local::archive_name(&id, ctx.encrypted);
     // One upload per streaming sink, fed by the writer as it writes.
-    let mut uploads = Vec::new();
     let mut txs = Vec::new();
     for sink in ctx.sinks.iter().filter(|s| s.streams()) {
         let (tx, rx) = mpsc::channel::<SinkMsg>(8);
@@ -416,7 +438,7 @@ async fn snapshot_member(
         Ok(v) => v,
         Err(e) => {
             // The senders are gone, so every upload aborts; wait for that.
-            for (_, h) in uploads {
+            for (_, h) in uploads.drain(..) {
                 let _ = h.await;
             }
             return Err(e);
@@ -427,7 +449,7 @@ async fn snapshot_member(
     }
     drop(alive);
     let mut copies = Vec::new();
-    for (sink, h) in uploads {
+    for (sink, h) in uploads.drain(..) {
         let r = match h.await {
             Ok(r) => r.map(|_| ()),
             Err(e) => Err(SinkError::Tape {
