@@ -103,48 +103,40 @@ fn s3_sink_against_ceph_radosgw() {
         assert_eq!(stores, ["local", "rgw"], "{a}");
     }
 
-    // 3. A corrupted stream: the upload is aborted, no orphan multipart upload is left.
-    let proxy = Proxy::start(cluster.members[0].client_port, Fault::Flip(3_000_000));
-    let mut bad = cb.members.clone();
-    bad[0].1 = proxy.endpoint("http");
-    let mut cb_bad = ConfigBuilder::new(t.path(), bad, &key.recipient);
-    cb_bad.extra = s3_sink(&rgw, 3);
-    let bad_cfg = cb_bad.write("bad.toml");
-    let out = vigil("vigil-snapshot", &bad_cfg, &["run"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert_eq!(
-        in_bucket(&rgw, "cp-1").len(),
-        1,
-        "a corrupted stream must not reach the sink"
-    );
-    let o = rgw.s3cmd(&["multipart", "s3://etcd-backups"]);
-    assert!(
-        !String::from_utf8_lossy(&o.stdout).contains("vigil/prod/"),
-        "orphan multipart upload: {}",
-        text(&o)
-    );
-    drop(proxy);
-
+    // A run with cp-1 behind a faulty proxy; it must fail without leaving
+    // an orphan multipart upload or a second object for cp-1.
+    let faulty_run = |fault: Fault, extra_snapshot: &str, name: &str| {
+        let proxy = Proxy::start(cluster.members[0].client_port, fault);
+        let mut members = cb.members.clone();
+        members[0].1 = proxy.endpoint("http");
+        let mut c = ConfigBuilder::new(t.path(), members, &key.recipient);
+        c.extra_snapshot = extra_snapshot.into();
+        c.extra = s3_sink(&rgw, 3);
+        let out = vigil("vigil-snapshot", &c.write(name), &["run"]);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        assert_eq!(
+            in_bucket(&rgw, "cp-1").len(),
+            1,
+            "a failed stream must not reach the sink"
+        );
+        let o = rgw.s3cmd(&["multipart", "s3://etcd-backups"]);
+        assert!(
+            !String::from_utf8_lossy(&o.stdout).contains("vigil/prod/"),
+            "orphan multipart upload: {}",
+            text(&o)
+        );
+        out
+    };
+    // 3. A corrupted stream.
+    faulty_run(Fault::Flip(3_000_000), "", "bad.toml");
     // 3b. A member that runs past snapshot.timeout mid-upload: its upload is
-    // aborted before the run exits, again no orphan multipart upload.
-    let proxy = Proxy::start(cluster.members[0].client_port, Fault::Throttle(1_000_000));
-    let mut slow = cb.members.clone();
-    slow[0].1 = proxy.endpoint("http");
-    let mut cb_slow = ConfigBuilder::new(t.path(), slow, &key.recipient);
-    cb_slow.extra_snapshot = "timeout = \"3s\"\n".into();
-    cb_slow.extra = s3_sink(&rgw, 3);
-    let slow_cfg = cb_slow.write("timeout.toml");
-    let out = vigil("vigil-snapshot", &slow_cfg, &["run"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("snapshot.timeout"), "{}", text(&out));
-    assert_eq!(in_bucket(&rgw, "cp-1").len(), 1);
-    let o = rgw.s3cmd(&["multipart", "s3://etcd-backups"]);
-    assert!(
-        !String::from_utf8_lossy(&o.stdout).contains("vigil/prod/"),
-        "orphan multipart upload after a timeout: {}",
-        text(&o)
+    // aborted before the run exits.
+    let out = faulty_run(
+        Fault::Throttle(1_000_000),
+        "timeout = \"3s\"\n",
+        "timeout.toml",
     );
-    drop(proxy);
+    assert!(text(&out).contains("snapshot.timeout"), "{}", text(&out));
 
     // 4. radosgw dies in the middle of a run: the local archives are kept,
     // the run exits 1 and the sink's outcome says so.
