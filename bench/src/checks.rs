@@ -5,7 +5,7 @@
 use crate::procs::Etcd;
 use crate::results::*;
 use crate::runner::{
-    age_key, etcd_version, host, output, prepare, rm, shell_line, time_cmd, write_results,
+    age_key, etcd_version, git_head, host, prepare, rm, shell_line, time_cmd, write_results,
 };
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -323,10 +323,7 @@ pub fn run(o: &ChecksOptions) -> Result<ChecksResults> {
         schema: SCHEMA,
         kind: KIND.into(),
         started_at,
-        git_commit: output(
-            "git",
-            &["-C", &o.repo.display().to_string(), "rev-parse", "HEAD"],
-        ),
+        git_commit: git_head(&o.repo),
         host: host(etcd_version()),
         runs: o.runs,
         health,

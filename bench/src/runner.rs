@@ -571,6 +571,14 @@ pub fn host(etcd_version: String) -> Host {
     }
 }
 
+/// The commit the figures were measured on.
+pub fn git_head(repo: &Path) -> String {
+    output(
+        "git",
+        &["-C", &repo.display().to_string(), "rev-parse", "HEAD"],
+    )
+}
+
 pub fn output(cmd: &str, args: &[&str]) -> String {
     Command::new(cmd)
         .args(args)
@@ -762,10 +770,7 @@ pub fn run(o: &RunOptions) -> Result<Results> {
         label: o.label.clone(),
         smoke: o.smoke,
         started_at,
-        git_commit: output(
-            "git",
-            &["-C", &o.repo.display().to_string(), "rev-parse", "HEAD"],
-        ),
+        git_commit: git_head(&o.repo),
         host: host(etcd_version()),
         members: o.members,
         runs: o.runs,

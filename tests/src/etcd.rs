@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// What etcd logs when a port it was given is taken.
+const BIND_COLLISION: &str = "address already in use";
+
 /// A key and its value.
 pub type Kv = (Vec<u8>, Vec<u8>);
 
@@ -50,7 +53,7 @@ impl Cluster {
             }
             match c.try_wait_healthy() {
                 Ok(()) => return c,
-                Err(e) if attempt < 3 && e.contains("address already in use") => {
+                Err(e) if attempt < 3 && e.contains(BIND_COLLISION) => {
                     eprintln!("etcd test cluster: {e}; retrying on other ports");
                     for i in 0..c.members.len() {
                         c.kill(i);
@@ -256,7 +259,7 @@ impl Cluster {
                     break;
                 }
                 let log = std::fs::read_to_string(&self.members[i].log).unwrap_or_default();
-                let exited = log.contains("address already in use");
+                let exited = log.contains(BIND_COLLISION);
                 if exited || Instant::now() >= deadline {
                     return Err(format!(
                         "etcd member {} did not become healthy; log: {log}",

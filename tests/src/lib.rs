@@ -36,8 +36,9 @@ pub fn free_block(n: u16, lo: u16, hi: u16) -> u16 {
             .unwrap_or(0);
     let slots = ((hi - lo) / n).max(1) as u64;
     let mut taken = TAKEN.lock().unwrap_or_else(|e| e.into_inner());
-    for i in 0..(slots + 400) {
-        let base = lo + ((seed + i * 7919) % slots) as u16 * n;
+    // Every slot once, from a random start.
+    for i in 0..slots {
+        let base = lo + ((seed + i) % slots) as u16 * n;
         let block = base..base + n;
         if block.clone().all(|p| !taken.contains(&p))
             && block
