@@ -84,6 +84,23 @@ pub fn vigil(name: &str, config: &Path, args: &[&str]) -> Output {
     out
 }
 
+/// The jobs only queue alerts; `vigil-notify run --once` is one delivery
+/// pass over the outbox. Panics unless it emptied the outbox (exit 0).
+pub fn notify_once(config: &Path) -> Output {
+    let out = vigil(
+        "vigil-notify",
+        config,
+        &["run", "--once", "--timeout", "30s"],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "vigil-notify run --once left the outbox undelivered: {}",
+        text(&out)
+    );
+    out
+}
+
 pub fn text(o: &Output) -> String {
     format!(
         "{}{}",

@@ -96,7 +96,6 @@ fn every_service_scores_2_or_less_and_every_unit_verifies() {
             "ProtectSystem=strict\n",
             "NoNewPrivileges=yes\n",
             "CapabilityBoundingSet=\n",
-            "LoadCredential=",
         ] {
             assert!(body.contains(must), "{}: no {must:?}", s.display());
         }
@@ -113,21 +112,55 @@ fn every_service_scores_2_or_less_and_every_unit_verifies() {
                 s.display()
             );
         }
-        // Each unit loads only its own credential directory.
+        // Contract 5: every job unit loads the one credentials directory; the
+        // failure handler opens no secret, so it loads none.
+        let name = s.file_name().unwrap().to_string_lossy().to_string();
+        let handler = name.starts_with("vigil-unit-failed@");
         let creds: Vec<&str> = body
             .lines()
             .filter(|l| l.starts_with("LoadCredential="))
             .collect();
-        assert_eq!(creds.len(), 1, "{}", s.display());
+        let want: &[&str] = if handler {
+            &[]
+        } else {
+            &["LoadCredential=vigil:/etc/vigil/credentials"]
+        };
+        assert_eq!(creds, want, "{name}");
+        assert_eq!(
+            body.contains("Environment=VIGIL_CREDENTIALS_PREFIX=vigil_\n"),
+            !handler,
+            "{name}"
+        );
+        // A death that records no outcome still reaches a human; the handler
+        // itself has no OnFailure= (no loop).
+        assert_eq!(
+            body.contains("OnFailure=vigil-unit-failed@%n.service\n"),
+            !handler,
+            "{name}"
+        );
+        if !handler {
+            let conf = if name.contains('@') {
+                "ConditionPathExists=/etc/vigil/%i.toml\n"
+            } else {
+                "ConditionPathExists=/etc/vigil/vigil.toml\n"
+            };
+            assert!(body.contains(conf), "{name}: no {conf:?}");
+        }
     }
     let notify = std::fs::read_to_string(repo().join("systemd/vigil-notify.service")).unwrap();
     assert!(notify.contains("Type=notify\n") && notify.contains("Restart=on-failure\n"));
+    assert!(notify.contains("WatchdogSec="));
 
     // Every timer says why it has its RandomizedDelaySec and Persistent.
     let timers = units("timer");
     assert_eq!(timers.len(), 10, "{timers:?}");
     for t in &timers {
         let body = std::fs::read_to_string(t).unwrap();
+        assert!(
+            body.contains("ConditionPathExists=/etc/vigil/"),
+            "{}",
+            t.display()
+        );
         let lines: Vec<&str> = body.lines().collect();
         for key in ["RandomizedDelaySec=", "Persistent=", "OnCalendar="] {
             let i = lines
@@ -156,6 +189,7 @@ fn every_service_scores_2_or_less_and_every_unit_verifies() {
             "vigil-notify",
             "vigil-health",
             "vigil-quota",
+            "vigild",
         ] {
             body = body.replace(
                 &format!("ExecStart=/usr/bin/{b} "),

@@ -122,7 +122,8 @@ fn config_examples_parse() {
         let p = e.unwrap().path();
         if p.extension().is_some_and(|x| x == "toml") {
             let text = std::fs::read_to_string(&p).unwrap();
-            vigil_core::Config::parse_with(&text, &p, false).unwrap_or_else(|e| panic!("{e}"));
+            vigil_core::Config::parse_with(&text, &p, vigil_core::config::Uses::NONE)
+                .unwrap_or_else(|e| panic!("{e}"));
             n += 1;
         }
     }

@@ -233,12 +233,55 @@ fn s3_sink_against_ceph_radosgw() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
 
-fn dsmc_stub(dir: &Path) -> std::path::PathBuf {
-    let p = dir.join("dsmc");
+/// IBM's client is proprietary, so tape tests use this stand-in. It lives in
+/// an "install dir" `<dir>/tsm/` beside a dsm.sys, the way dsmc finds its
+/// dsm.sys, and it honours what the real client documents:
+/// - the error log is `-errorlogname=FILE`, else `$DSM_LOG/dsmerror.log`, else
+///   `dsmerror.log` in the working directory; it refuses a symlink and exits
+///   12 if the log cannot be written (the real client may only warn: the
+///   stand-in is strict);
+/// - other logs (here dsminstr.log) go to `$DSM_LOG`, else the working dir;
+/// - with `PASSWORDACCESS GENERATE` it writes the node password into the
+///   stanza's `PASSWORDDIR` from dsm.sys (exit 12, ANS1331E, if it cannot);
+/// - it answers with the return code in `<dir>/rc` (0, 4, 8, 12);
+/// - it records argv, `DSM_LOG` and its cwd in `<dir>/dsmc.args` / `.env`.
+fn dsmc_stub(dir: &Path, password_dir: &Path) -> std::path::PathBuf {
+    let bin = dir.join("tsm");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::write(
+        bin.join("dsm.sys"),
+        format!(
+            "SErvername  TSM1\n   COMMMethod  TCPip\n   TCPServeraddress  127.0.0.1\n   PASSWORDAccess  generate\n   PASSWORDDIR  {}\n",
+            password_dir.display()
+        ),
+    )
+    .unwrap();
+    let p = bin.join("dsmc");
     std::fs::write(
         &p,
         format!(
-            "#!/bin/sh\n# Stand-in for IBM Spectrum Protect's dsmc: records argv, answers with the code in rc.\necho \"$@\" >> {d}/dsmc.args\nrc=$(cat {d}/rc)\nif [ \"$1\" = retrieve ]; then\n  for last; do :; done\n  for a; do case \"$a\" in /*.age) cp \"$a\" \"$last\";; esac; done\nfi\nif [ \"$rc\" != 0 ]; then echo \"ANS1228E Sending of object failed\" >&2; echo \"11/23/2026 ANS1311E Server out of data storage space\" >> {d}/dsmerror.log; fi\necho \"Total number of objects archived: 2\"\nexit $rc\n",
+            r#"#!/bin/sh
+# Stand-in for IBM Storage Protect's dsmc (see dsmc_stub in tests/tests/sinks.rs).
+echo "$@" >> {d}/dsmc.args
+echo "DSM_LOG=${{DSM_LOG-unset}} cwd=$(pwd)" >> {d}/dsmc.env
+log="${{DSM_LOG:+${{DSM_LOG%/}}/}}dsmerror.log"
+for a; do case "$a" in -errorlogname=*) log="${{a#-errorlogname=}}";; esac; done
+if [ -L "$log" ] || ! (: >> "$log") 2>/dev/null; then echo "stand-in dsmc: cannot open error log $log" >&2; exit 12; fi
+echo "$(date +%m/%d/%Y) stand-in session started" >> "${{DSM_LOG:-.}}/dsminstr.log" || exit 12
+pwdir=$(awk 'tolower($1) == "passworddir" {{ print $2 }}' "$(dirname "$0")/dsm.sys")
+[ -n "$pwdir" ] || {{ echo "stand-in dsmc: dsm.sys has no PASSWORDDIR (the stand-in never writes /etc/adsm)" >&2; exit 12; }}
+if ! echo "node password" >> "$pwdir/TSM.KDB"; then
+  echo "$(date +%m/%d/%Y) ANS1331E Only an IBM Storage Protect authorized user can perform this action" >> "$log"; exit 12
+fi
+rc=$(cat {d}/rc)
+if [ "$1" = retrieve ]; then
+  for last; do :; done
+  for a; do case "$a" in /*.age) cp "$a" "$last";; esac; done
+fi
+if [ "$rc" != 0 ]; then echo "ANS1228E Sending of object failed" >&2; echo "$(date +%m/%d/%Y) ANS1311E Server out of data storage space" >> "$log"; fi
+echo "Total number of objects archived: 2"
+exit $rc
+"#,
             d = dir.display()
         ),
     )
@@ -253,14 +296,17 @@ fn tape_dsmc_return_codes() {
     let cluster = Cluster::start(t.path(), &["cp-1"], None);
     cluster.put_many("/registry/pods/", 30, 200, false, 22);
     let key = age_key(t.path());
-    let dsmc = dsmc_stub(t.path());
+    let pw = t.path().join("tsm-password");
+    let dsmc = dsmc_stub(t.path(), &pw);
     let state = t.path().join("state");
+    let log = t.path().join("tsm-logs/dsmerror.log");
     let mut cb = ConfigBuilder::new(t.path(), cluster.config_members(), &key.recipient);
     let sink = |extra: &str| {
         format!(
-            "\n[[sink]]\nname = \"tape\"\nkind = \"tape-dsmc\"\ndsmc = \"{}\"\noptfile = \"/etc/dsm.opt\"\nerror_log = \"{}\"\nretrieve_verify = true\n{extra}",
+            "\n[[sink]]\nname = \"tape\"\nkind = \"tape-dsmc\"\ndsmc = \"{}\"\noptfile = \"/etc/dsm.opt\"\nerror_log = \"{}\"\npassword_dir = \"{}\"\nretrieve_verify = true\n{extra}",
             dsmc.display(),
-            t.path().join("dsmerror.log").display()
+            log.display(),
+            pw.display()
         )
     };
     for (rc, extra, want_ok) in [
@@ -286,7 +332,10 @@ fn tape_dsmc_return_codes() {
         );
         let args = std::fs::read_to_string(t.path().join("dsmc.args")).unwrap();
         assert!(
-            args.starts_with("archive -optfile=/etc/dsm.opt -description=vigil prod cp-1 revision"),
+            args.starts_with(&format!(
+                "archive -optfile=/etc/dsm.opt -errorlogname={} -description=vigil prod cp-1 revision",
+                log.display()
+            )),
             "{args}"
         );
         if want_ok {
@@ -296,6 +345,7 @@ fn tape_dsmc_return_codes() {
             assert!(
                 e.contains(&format!("return code {rc}"))
                     && e.contains("ANS1228E")
+                    && e.contains(&format!("{} (tail):", log.display()))
                     && e.contains("ANS1311E"),
                 "{e}"
             );
@@ -318,6 +368,150 @@ fn tape_dsmc_return_codes() {
         })
         .count();
     assert!(on_tape >= 3, "{l}");
+}
+
+/// Every path dsmc writes is one the config names: by default its error log
+/// (and DSM_LOG, and its cwd) is `<state.dir>/tape/<sink>/`, its password dir
+/// `<state.dir>/tape/password`, never the read-only install dir; a path the
+/// job cannot write, or a password file of another user, is named by its key
+/// before dsmc runs.
+#[test]
+fn tape_dsmc_paths_follow_config() {
+    let t = tempfile::tempdir().unwrap();
+    let cluster = Cluster::start(t.path(), &["cp-1"], None);
+    cluster.put_many("/registry/pods/", 20, 200, false, 24);
+    let key = age_key(t.path());
+    let state = t.path().join("state");
+    let pw = state.join("tape/password");
+    let dsmc = dsmc_stub(t.path(), &pw);
+    let mut cb = ConfigBuilder::new(t.path(), cluster.config_members(), &key.recipient);
+    let sink = |extra: &str| {
+        format!(
+            "\n[[sink]]\nname = \"tape\"\nkind = \"tape-dsmc\"\ndsmc = \"{}\"\n{extra}",
+            dsmc.display()
+        )
+    };
+    cb.extra = sink("");
+    let cfg = cb.write("vigil.toml");
+
+    // 1. The stand-in itself fails with 12 when its error log cannot be written.
+    let blocker = t.path().join("not-a-dir");
+    std::fs::write(&blocker, "").unwrap();
+    std::fs::write(t.path().join("rc"), "0").unwrap();
+    let o = Command::new(&dsmc)
+        .arg(format!(
+            "-errorlogname={}",
+            blocker.join("dsmerror.log").display()
+        ))
+        .current_dir(t.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(12), "{}", text(&o));
+
+    // 2. Defaults: everything under state.dir; rc 12 quotes this run's log lines only.
+    let log_dir = state.join("tape/tape");
+    let log = log_dir.join("dsmerror.log");
+    std::fs::create_dir_all(&log_dir).unwrap();
+    std::fs::write(&log, "01/01/2026 ANS9999E an error of an earlier run\n").unwrap();
+    std::fs::write(t.path().join("rc"), "12").unwrap();
+    let out = vigil("vigil-snapshot", &cfg, &["run"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let e = sink_outcome(&state, "tape")["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("return code 12")
+            && e.contains(&format!("{} (tail):", log.display()))
+            && e.contains("ANS1311E")
+            && !e.contains("ANS9999E"),
+        "{e}"
+    );
+    assert!(std::fs::read_to_string(&log).unwrap().contains("ANS1311E"));
+    let env = std::fs::read_to_string(t.path().join("dsmc.env")).unwrap();
+    assert!(
+        env.contains(&format!(
+            "DSM_LOG={}/ cwd={}",
+            log_dir.display(),
+            log_dir.display()
+        )),
+        "{env}"
+    );
+    assert!(log_dir.join("dsminstr.log").exists());
+    assert!(
+        pw.join("TSM.KDB").exists(),
+        "password written to password_dir"
+    );
+    assert!(
+        !t.path().join("tsm/dsmerror.log").exists() && !t.path().join("dsmerror.log").exists(),
+        "nothing written beside the client or in the test's cwd"
+    );
+    std::fs::write(t.path().join("rc"), "0").unwrap();
+    let out = vigil("vigil-snapshot", &cfg, &["run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    // 3. An error_log the job cannot write is named by its key; dsmc never runs.
+    let _ = std::fs::remove_file(t.path().join("dsmc.args"));
+    cb.extra = sink(&format!(
+        "error_log = \"{}\"\n",
+        blocker.join("dsmerror.log").display()
+    ));
+    let cfg = cb.write("vigil.toml");
+    let out = vigil("vigil-snapshot", &cfg, &["run"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let e = sink_outcome(&state, "tape")["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("error_log: cannot create its directory") && e.contains("ReadWritePaths"),
+        "{e}"
+    );
+    assert!(!t.path().join("dsmc.args").exists(), "dsmc ran");
+
+    // 4. A password file of another user (left by a root `dsmc set password`)
+    // is named before dsmc runs. Needs root to chown, as the tests run.
+    if is_root() {
+        let other = t.path().join("other-pw");
+        std::fs::create_dir_all(&other).unwrap();
+        std::fs::write(other.join("TSM.sth"), "").unwrap();
+        std::os::unix::fs::chown(other.join("TSM.sth"), Some(4242), Some(4242)).unwrap();
+        cb.extra = sink(&format!("password_dir = \"{}\"\n", other.display()));
+        let cfg = cb.write("vigil.toml");
+        let out = vigil("vigil-snapshot", &cfg, &["run"]);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        let e = sink_outcome(&state, "tape")["error"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("password_dir:") && e.contains("TSM.sth belongs to uid 4242"),
+            "{e}"
+        );
+        assert!(!t.path().join("dsmc.args").exists(), "dsmc ran");
+    }
+
+    // 5. Keys are checked: relative paths and -errorlogname in extra_args.
+    for (extra, want) in [
+        ("error_log = \"dsmerror.log\"\n", "sink[0].error_log"),
+        ("password_dir = \"tsm\"\n", "sink[0].password_dir"),
+        (
+            "extra_args = [\"-errorlogname=/opt/tivoli/x.log\"]\n",
+            "sink[0].extra_args",
+        ),
+    ] {
+        cb.extra = sink(extra);
+        let cfg = cb.write("vigil.toml");
+        let out = vigil("vigil-snapshot", &cfg, &["check-config"]);
+        assert_eq!(out.status.code(), Some(2), "{extra}: {}", text(&out));
+        assert!(text(&out).contains(want), "{extra}: {}", text(&out));
+    }
+}
+
+fn is_root() -> bool {
+    std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false)
 }
 
 #[test]

@@ -564,6 +564,17 @@ fn failures_become_alerts_and_recoveries_resolve_them() {
     cluster.kill(1);
     let out = vigil("vigil-snapshot", &cfg, &["run"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    // The job only queues; vigil-notify delivers.
+    assert!(
+        text(&out).contains("1 alert notification(s) queued for vigil-notify"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        alert_events(&alerts).is_empty(),
+        "the job delivered by itself"
+    );
+    notify_once(&cfg);
     let ev = alert_events(&alerts);
     assert_eq!(
         ev,
@@ -577,6 +588,12 @@ fn failures_become_alerts_and_recoveries_resolve_them() {
     cluster.restart(1);
     let out = vigil("vigil-snapshot", &cfg, &["run"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(
+        alert_events(&alerts).len(),
+        1,
+        "the job delivered by itself"
+    );
+    notify_once(&cfg);
     let ev = alert_events(&alerts);
     assert_eq!(ev.len(), 2, "{ev:?}");
     assert_eq!(
@@ -585,5 +602,107 @@ fn failures_become_alerts_and_recoveries_resolve_them() {
             "resolved".to_string(),
             "snapshot_failed{member=\"cp-2\"}".to_string()
         )
+    );
+}
+
+/// A loopback webhook receiver: answers every POST with 200 "ok" and keeps
+/// the bodies.
+fn webhook_receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "http://{}/services/T0/B0/JOBNEVERREADSME",
+        l.local_addr().unwrap()
+    );
+    let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = bodies.clone();
+    std::thread::spawn(move || {
+        for conn in l.incoming().flatten() {
+            let mut r = BufReader::new(conn);
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                let lower = line.to_ascii_lowercase();
+                if let Some(v) = lower.strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0u8; len];
+            if r.read_exact(&mut body).is_ok() {
+                seen.lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&body).into_owned());
+            }
+            let _ = r
+                .get_mut()
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+        }
+    });
+    (url, bodies)
+}
+
+/// Least privilege (issue 13): a job only queues alerts and never opens a
+/// channel's secret. With the Slack webhook file missing, vigil-snapshot
+/// still runs and queues; vigil-notify, which does need it, refuses to start
+/// and names the key; once the file is there, vigil-notify delivers what the
+/// job queued.
+#[test]
+fn jobs_queue_alerts_without_opening_channel_secrets() {
+    let t = tempfile::tempdir().unwrap();
+    let cluster = Cluster::start(t.path(), &["cp-1"], None);
+    cluster.put_many("/registry/pods/", 20, 100, false, 14);
+    let key = age_key(t.path());
+    let mut members = cluster.config_members();
+    members.push((
+        "cp-2".to_string(),
+        format!("http://127.0.0.1:{}", free_port()),
+    ));
+    let webhook = t.path().join("credentials/slack-webhook");
+    let mut cb = ConfigBuilder::new(t.path(), members, &key.recipient);
+    cb.extra_snapshot = "connect_timeout = \"2s\"\n".into();
+    cb.extra = format!(
+        "\n[[alert.channel]]\nname = \"ops-slack\"\nkind = \"slack\"\nwebhook_url_file = \"{}\"\n",
+        webhook.display()
+    );
+    let cfg = cb.write("vigil.toml");
+
+    // The job runs (exit 1: cp-2 failed and was raised, not 2: config error)
+    // without the webhook file, and queues the alert.
+    let out = vigil("vigil-snapshot", &cfg, &["run"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(!text(&out).contains("webhook_url_file"), "{}", text(&out));
+    assert!(
+        text(&out).contains("1 alert notification(s) queued for vigil-notify"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(outcome(&t.path().join("state"), "cp-1")["ok"], true);
+    let out = vigil("vigil-snapshot", &cfg, &["check-config"]);
+    assert!(!text(&out).contains("webhook_url_file"), "{}", text(&out));
+
+    // vigil-notify delivers, so it is the one that needs (and names) the secret.
+    let out = vigil("vigil-notify", &cfg, &["check-config"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("alert.channel[0].webhook_url_file"),
+        "{}",
+        text(&out)
+    );
+
+    // With the secret in place, vigil-notify delivers what the job queued.
+    let (url, bodies) = webhook_receiver();
+    std::fs::create_dir_all(webhook.parent().unwrap()).unwrap();
+    std::fs::write(&webhook, format!("{url}\n")).unwrap();
+    std::fs::set_permissions(&webhook, std::fs::Permissions::from_mode(0o600)).unwrap();
+    notify_once(&cfg);
+    let got = bodies.lock().unwrap().clone();
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert!(
+        got[0].contains("snapshot_failed") && got[0].contains("cp-2") && got[0].contains("FIRING"),
+        "{}",
+        got[0]
     );
 }

@@ -21,8 +21,15 @@
 //! Failed attempts are retried with exponential backoff and jitter
 //! (`alert.retry_min` doubling up to `alert.retry_max`, each delay drawn from
 //! its upper half); a 429 or 503 with `Retry-After` waits exactly that long.
-//! The backoff is per channel and stored in the database, so the timer jobs'
-//! quick delivery attempts respect it too.
+//! The backoff is per channel and stored in the database, so it survives a
+//! restart of `vigil-notify`.
+//!
+//! # Latency
+//!
+//! The oneshot jobs only queue; `vigil-notify run` delivers. An idle channel
+//! looks at the outbox every `POLL` (half a second), so a new row leaves
+//! after `alert.group_wait` (quiet time for grouping, 10 s by default) plus
+//! at most that poll.
 
 use crate::channel::{AmExtra, SendError, Sender};
 use crate::engine::{self, Settings, HEARTBEAT_CHANNEL};
@@ -473,6 +480,10 @@ pub struct RunOptions {
     pub once: bool,
     /// With `once`: give up after this long, leaving the rest in the outbox.
     pub once_timeout: Duration,
+    /// Called after every engine tick that reached the store (once a
+    /// second): vigil-notify pings systemd's watchdog from here, so a wedged
+    /// runtime or store gets the service restarted.
+    pub alive: Option<fn()>,
 }
 
 /// `vigil-notify run`: one task per channel, plus the engine's tick (reminders,
@@ -560,6 +571,7 @@ pub async fn run(
         let s = s.clone();
         let mut stop = stop.clone();
         let once = opts.once;
+        let alive = opts.alive;
         tokio::spawn(async move {
             if once {
                 return;
@@ -581,8 +593,13 @@ pub async fn run(
                     break;
                 }
                 let now = vigil_core::now();
-                if let Err(e) = st.write(|tx| engine::tick(tx, &s, now)) {
-                    tracing::error!("engine tick: {e}");
+                match st.write(|tx| engine::tick(tx, &s, now)) {
+                    Ok(_) => {
+                        if let Some(f) = alive {
+                            f();
+                        }
+                    }
+                    Err(e) => tracing::error!("engine tick: {e}"),
                 }
                 n += 1;
                 if n.is_multiple_of(3600) {

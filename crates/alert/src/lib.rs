@@ -1,12 +1,25 @@
 //! vigil's alert engine: check results and job outcomes become alerts with
 //! thresholds, silences and reminders; transitions go to a durable SQLite
-//! outbox; `vigil-notify` (and the timer jobs, briefly) deliver it to Slack,
-//! Teams, email, Alertmanager and files.
+//! outbox; `vigil-notify` delivers it to Slack, Teams, email, Alertmanager
+//! and files.
 //!
 //! The entry points for the jobs:
-//! - [`ingest_outcomes`]: after a job wrote its outcome records;
-//! - [`ingest`]: for checks that produce [`CheckResult`]s directly (health, quota);
-//! - [`deliver_pending`]: try to deliver right away, within a time budget.
+//! - [`ingest_outcomes`] / [`raise_run`]: after a job wrote its outcome records;
+//! - [`ingest`]: for checks that produce [`CheckResult`]s directly (health, quota).
+//!
+//! # Who delivers
+//!
+//! The oneshot jobs (`vigil-snapshot`, `vigil-restore drill`, `vigil-health`,
+//! `vigil-quota`) only *queue*: they commit the transition and its outbox
+//! rows in `<state.dir>/alerts.db` and exit, and never open a channel's
+//! secret (least privilege: a job's unit needs no webhook URL or SMTP
+//! password). `vigil-notify run` (its own service, or kept running by
+//! `vigild` with `[daemon] notify = true`) is the only deliverer: every
+//! channel looks at the outbox every half second, so an alert leaves within
+//! `alert.group_wait` plus well under a second. While vigil-notify is down
+//! nothing is lost; the rows wait, and `vigil-notify status` shows them.
+//! [`deliver_pending`] is a bounded delivery pass for vigil-notify's tooling
+//! and tests, not for the jobs.
 //!
 //! Delivery guarantees (at most once per channel and transition in normal
 //! operation, at least once after a crash) are described in [`deliver`].
@@ -19,6 +32,7 @@ pub mod outcomes;
 pub mod render;
 pub mod stats;
 pub mod store;
+pub mod unit;
 
 use engine::{Settings, Transition};
 use model::{CheckResult, Event};
@@ -168,22 +182,31 @@ pub fn ingest_outcomes(
     ingest(cfg, job, &results)
 }
 
-/// Tries to deliver the outbox right away, every channel in parallel, giving
-/// up after `budget`; whatever is not delivered stays for `vigil-notify run`.
-/// Channels in backoff (after failures or a 429) are skipped.
+/// One delivery pass over the outbox, every channel in parallel, giving up
+/// after `budget`; whatever is not delivered stays for `vigil-notify run`.
+/// Channels in backoff (after failures or a 429) are skipped. Jobs do not
+/// call this: they only queue (see the crate documentation).
 pub async fn deliver_pending(cfg: &Config, budget: Duration) -> Result<DeliveryReport, AlertError> {
     deliver::deliver_within(Arc::new(Settings::from_config(cfg)), budget).await
 }
 
-/// How long a oneshot job waits for the channels before leaving the rest of
-/// the outbox to `vigil-notify run`.
-pub const JOB_DELIVERY_BUDGET: Duration = Duration::from_secs(20);
+/// Logs, at info, what a job left in the outbox for vigil-notify.
+pub fn log_queued(job: &str, queued: usize) {
+    if queued > 0 {
+        tracing::info!(
+            job,
+            queued,
+            "{queued} alert notification(s) queued for vigil-notify"
+        );
+    }
+}
 
 /// What a oneshot job does after it ran: turn the outcome records of
-/// `run_id` (for each of `jobs`) into alerts and resolutions, then try to
-/// deliver within `budget`. Whatever is not delivered stays in the outbox
-/// for `vigil-notify run`. Problems are logged, never turned into a failed job.
-pub async fn raise_run(cfg: &Config, jobs: &[&str], run_id: &str, budget: Duration) {
+/// `run_id` (for each of `jobs`) into alerts and resolutions and queue their
+/// notifications for `vigil-notify`, which delivers them. Returns the number
+/// of outbox rows queued. Problems are logged, never turned into a failed job.
+pub fn raise_run(cfg: &Config, jobs: &[&str], run_id: &str) -> usize {
+    let mut queued = 0;
     for job in jobs {
         let records: Vec<Outcome> = vigil_core::outcome::latest(&cfg.state.dir, job)
             .into_iter()
@@ -200,18 +223,13 @@ pub async fn raise_run(cfg: &Config, jobs: &[&str], run_id: &str, budget: Durati
                 for k in &r.resolved {
                     tracing::info!("alert resolved: {k}");
                 }
+                queued += r.queued;
             }
             Err(e) => tracing::error!("recording {job} outcomes for alerting: {e}"),
         }
     }
-    match deliver_pending(cfg, budget).await {
-        Ok(r) => {
-            for (ch, e) in &r.failed {
-                tracing::warn!(channel = %ch, "alert delivery failed, left in the outbox for vigil-notify: {e}");
-            }
-        }
-        Err(e) => tracing::error!("delivering alerts: {e}"),
-    }
+    log_queued(jobs.join("+").as_str(), queued);
+    queued
 }
 
 /// The alert part of `check-config`: routing, thresholds and windows, no secrets.

@@ -91,6 +91,7 @@ enum Backend {
     },
     Dsmc {
         catalog: PathBuf,
+        paths: DsmcPaths,
     },
 }
 
@@ -227,6 +228,11 @@ impl Sink {
             },
             _ => Backend::Dsmc {
                 catalog: state_dir.join("tape").join(format!("{}.jsonl", cfg.name)),
+                paths: DsmcPaths {
+                    error_log: cfg.dsmc_error_log(state_dir),
+                    log_dir: cfg.dsmc_log_dir(state_dir),
+                    password_dir: cfg.dsmc_password_dir(state_dir),
+                },
             },
         };
         Ok(Sink {
@@ -434,8 +440,8 @@ impl Sink {
         archive: &Path,
         m: &Manifest,
     ) -> Result<(), SinkError> {
-        if let Backend::Dsmc { catalog } = &self.backend {
-            return self.dsmc_archive(archive, m, catalog).await;
+        if let Backend::Dsmc { catalog, paths } = &self.backend {
+            return self.dsmc_archive(archive, m, catalog, paths).await;
         }
         let (tx, rx) = mpsc::channel(4);
         let path = archive.to_path_buf();
@@ -605,7 +611,7 @@ impl Sink {
                     }
                 }
             }
-            Backend::Dsmc { catalog } => {
+            Backend::Dsmc { catalog, .. } => {
                 let text = std::fs::read_to_string(catalog).unwrap_or_default();
                 for line in text.lines() {
                     if let Ok(m) = serde_json::from_str::<Manifest>(line) {
@@ -712,14 +718,116 @@ impl Sink {
             .replace("{id}", &m.id)
     }
 
-    fn dsmc_args(&self, command: &str, m: &Manifest) -> Vec<String> {
+    fn dsmc_args(&self, command: &str, m: &Manifest, paths: &DsmcPaths) -> Vec<String> {
         let mut args = vec![command.to_string()];
         if let Some(o) = &self.cfg.optfile {
             args.push(format!("-optfile={}", o.display()));
         }
+        args.push(format!("-errorlogname={}", paths.error_log.display()));
         args.push(format!("-description={}", self.description(m)));
         args.extend(self.cfg.extra_args.iter().cloned());
         args
+    }
+
+    fn tape_err(&self, message: String) -> SinkError {
+        SinkError::Tape {
+            sink: self.cfg.name.clone(),
+            message,
+        }
+    }
+
+    /// Makes sure every path dsmc writes is there and writable by this user
+    /// before dsmc runs, so a sandbox or ownership problem is named by its
+    /// config key instead of surfacing as a dsmc error (or a lost log).
+    /// Returns the error log's length, so that only this run's lines are
+    /// quoted on failure.
+    fn dsmc_prepare(&self, paths: &DsmcPaths) -> Result<u64, SinkError> {
+        use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+        let fix = "; the unit may write only the paths the config names (vigil-generator adds them as ReadWritePaths= on daemon-reload), and they must belong to the user vigil runs as";
+        let log = &paths.error_log;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&paths.log_dir)
+            .map_err(|e| {
+                self.tape_err(format!(
+                    "error_log: cannot create its directory {}: {e}{fix}",
+                    paths.log_dir.display()
+                ))
+            })?;
+        if let Ok(meta) = std::fs::symlink_metadata(log) {
+            if meta.file_type().is_symlink() {
+                return Err(self.tape_err(format!(
+                    "error_log {}: is a symbolic link, which dsmc refuses for its error log",
+                    log.display()
+                )));
+            }
+        }
+        let len = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(log)
+            .and_then(|f| f.metadata())
+            .map(|m| m.len())
+            .map_err(|e| {
+                self.tape_err(format!(
+                    "error_log {}: cannot write: {e}{fix}",
+                    log.display()
+                ))
+            })?;
+        let pw = &paths.password_dir;
+        fsutil::ensure_private_dir(pw).map_err(|e| {
+            self.tape_err(format!(
+                "password_dir {}: {e}{fix}; it must be the PASSWORDDIR of this node's stanza in dsm.sys",
+                pw.display()
+            ))
+        })?;
+        // IBM (non-root users): the password dir is owned by the user, and
+        // no TSM.PWD, TSM.KDB, TSM.IDX or TSM.sth of another user is in it.
+        let me = rustix::process::geteuid().as_raw();
+        for p in std::iter::once(pw.clone()).chain(
+            ["TSM.PWD", "TSM.KDB", "TSM.IDX", "TSM.sth"]
+                .iter()
+                .map(|f| pw.join(f)),
+        ) {
+            if let Ok(meta) = std::fs::metadata(&p) {
+                if meta.uid() != me {
+                    return Err(self.tape_err(format!(
+                        "password_dir: {} belongs to uid {}, but dsmc runs as uid {me}: chown it to the user vigil runs as (dsmc stores and rotates the node password there with PASSWORDACCESS GENERATE)",
+                        p.display(),
+                        meta.uid()
+                    )));
+                }
+            }
+        }
+        Ok(len)
+    }
+
+    /// Runs one dsmc command with its logs in the configured directory:
+    /// `-errorlogname` names the error log, `DSM_LOG` (with a trailing slash,
+    /// so dsmc takes it as a directory) and the working directory catch the
+    /// schedule, web client and instrumentation logs.
+    async fn dsmc_run(
+        &self,
+        what: &str,
+        program: &Path,
+        args: &[String],
+        paths: &DsmcPaths,
+    ) -> Result<(), SinkError> {
+        let before = self.dsmc_prepare(paths)?;
+        let mut dsm_log = paths.log_dir.clone().into_os_string();
+        dsm_log.push("/");
+        let out = vigil_core::cmd::run_in(
+            program,
+            args,
+            self.cfg.timeout(),
+            Some(&paths.log_dir),
+            &[("DSM_LOG", dsm_log.as_os_str())],
+        )
+        .await
+        .map_err(|e| self.tape_err(e.to_string()))?;
+        self.dsmc_check(what, program, args, &out, &paths.error_log, before)
     }
 
     /// Judges a dsmc return code: 0 is success, 4 and 8 are what the config
@@ -730,6 +838,8 @@ impl Sink {
         program: &Path,
         args: &[String],
         out: &vigil_core::cmd::CmdOutput,
+        log: &Path,
+        log_before: u64,
     ) -> Result<(), SinkError> {
         let ok = match out.code {
             Some(0) => true,
@@ -765,16 +875,12 @@ impl Sink {
                 msg.push_str(&format!("\n{label}:\n{text}"));
             }
         }
-        if let Some(log) = &self.cfg.error_log {
-            let t = vigil_core::cmd::tail(&std::fs::read_to_string(log).unwrap_or_default(), 10);
-            if !t.is_empty() {
-                msg.push_str(&format!("\n{} (tail):\n{t}", log.display()));
-            }
+        // Only what this run appended: the log keeps every earlier run's errors.
+        let t = vigil_core::cmd::tail(&read_from(log, log_before), 10);
+        if !t.is_empty() {
+            msg.push_str(&format!("\n{} (tail):\n{t}", log.display()));
         }
-        Err(SinkError::Tape {
-            sink: self.cfg.name.clone(),
-            message: msg,
-        })
+        Err(self.tape_err(msg))
     }
 
     async fn dsmc_archive(
@@ -782,6 +888,7 @@ impl Sink {
         archive: &Path,
         m: &Manifest,
         catalog: &Path,
+        paths: &DsmcPaths,
     ) -> Result<(), SinkError> {
         let program = self
             .cfg
@@ -789,17 +896,10 @@ impl Sink {
             .clone()
             .unwrap_or_else(|| PathBuf::from("dsmc"));
         let manifest_path = Manifest::path_for(archive);
-        let mut args = self.dsmc_args("archive", m);
+        let mut args = self.dsmc_args("archive", m, paths);
         args.push(archive.display().to_string());
         args.push(manifest_path.display().to_string());
-        let terr = |e: vigil_core::cmd::CmdError| SinkError::Tape {
-            sink: self.cfg.name.clone(),
-            message: e.to_string(),
-        };
-        let out = vigil_core::cmd::run(&program, &args, self.cfg.timeout())
-            .await
-            .map_err(terr)?;
-        self.dsmc_check("archive", &program, &args, &out)?;
+        self.dsmc_run("archive", &program, &args, paths).await?;
         if self.cfg.retrieve_verify.unwrap_or(false) {
             let dir = catalog
                 .parent()
@@ -807,21 +907,17 @@ impl Sink {
                 .unwrap_or_default();
             let _ = std::fs::remove_dir_all(&dir);
             fsutil::ensure_private_dir(&dir).map_err(|e| self.fs_err(e))?;
-            let mut args = self.dsmc_args("retrieve", m);
+            let mut args = self.dsmc_args("retrieve", m, paths);
             args.push("-replace=yes".into());
             args.push(archive.display().to_string());
             args.push(format!("{}/", dir.display()));
-            let out = vigil_core::cmd::run(&program, &args, self.cfg.timeout())
-                .await
-                .map_err(terr)?;
             let checked = self
-                .dsmc_check("retrieve", &program, &args, &out)
+                .dsmc_run("retrieve", &program, &args, paths)
+                .await
                 .and_then(|()| {
                     let got = dir.join(&m.archive);
-                    let (n, sha) = crate::sha256_file(&got).map_err(|e| SinkError::Tape {
-                        sink: self.cfg.name.clone(),
-                        message: format!("retrieve-verify: {e}"),
-                    })?;
+                    let (n, sha) = crate::sha256_file(&got)
+                        .map_err(|e| self.tape_err(format!("retrieve-verify: {e}")))?;
                     if n != m.archive_size || sha != m.archive_sha256 {
                         return Err(SinkError::Mismatch {
                             sink: self.cfg.name.clone(),
@@ -851,6 +947,31 @@ impl Sink {
             .and_then(|mut f| f.write_all(&line))
             .map_err(|e| self.fs_err(FsError::new("recording in tape catalog", catalog, e)))
     }
+}
+
+/// The paths one tape-dsmc sink writes, resolved against state.dir.
+#[derive(Debug, Clone)]
+struct DsmcPaths {
+    error_log: PathBuf,
+    log_dir: PathBuf,
+    password_dir: PathBuf,
+}
+
+/// The text of `path` from byte `from` on (lossy), empty if unreadable.
+fn read_from(path: &Path, from: u64) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut buf = Vec::new();
+    if let Ok(mut f) = std::fs::File::open(path) {
+        let from = if f.metadata().map(|m| m.len() < from).unwrap_or(false) {
+            0 // rotated or truncated since
+        } else {
+            from
+        };
+        let _ = f
+            .seek(SeekFrom::Start(from))
+            .and_then(|_| f.read_to_end(&mut buf));
+    }
+    String::from_utf8_lossy(&buf).into_owned()
 }
 
 #[cfg(test)]

@@ -4,6 +4,8 @@
 use clap::Args;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+pub use vigil_core::config::Uses;
+pub use vigil_core::paths::Job;
 use vigil_core::{exit, Config};
 
 /// Flags every binary takes.
@@ -43,7 +45,9 @@ pub enum LogFormat {
     Journal,
 }
 
+mod check;
 mod logfmt;
+pub use check::{check_config, CheckArgs};
 pub use logfmt::{generate, journal_stream, log_format};
 
 /// Logs go to stderr, so stdout stays clean for `--json`.
@@ -83,16 +87,10 @@ impl Exit {
     }
 }
 
-/// Loads the config; any problem is a usage error (exit 2).
-pub fn load_config(path: &Path) -> Result<Config, Exit> {
-    Config::load(path).map_err(Exit::usage)
-}
-
-/// `check-config`: validates and prints a summary without secrets.
-pub fn check_config(path: &Path) -> Result<i32, Exit> {
-    let cfg = load_config(path)?;
-    print!("{}", cfg.summary());
-    Ok(exit::OK)
+/// Loads the config, opening only the files of the sections in `uses`; any
+/// problem is a usage error (exit 2).
+pub fn load_config(path: &Path, uses: Uses) -> Result<Config, Exit> {
+    Config::load_for(path, uses).map_err(Exit::usage)
 }
 
 /// Turns a command's result into the process exit code, printing the error.

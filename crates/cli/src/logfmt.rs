@@ -94,7 +94,8 @@ where
     }
 }
 
-/// `PROGRAM __generate DIR`: writes man pages (`DIR/man/*.1`) and shell
+/// `PROGRAM __generate DIR`: writes man pages (`DIR/man/*.1` and
+/// `DIR/man/vigil.toml.5`) and shell
 /// completions (`DIR/completions/{bash,zsh,fish}/…`) for the packaging, then
 /// exits. Hidden on purpose: administrators get the results in the package.
 /// Returns `None` for every other command line.
@@ -122,6 +123,8 @@ fn write_assets(cmd: clap::Command, dir: &std::path::Path) -> std::io::Result<()
     let man = dir.join("man");
     std::fs::create_dir_all(&man)?;
     clap_mangen::generate_to(cmd.clone(), &man)?;
+    // vigil.toml(5), generated from the config types; the same in every binary.
+    std::fs::write(man.join("vigil.toml.5"), vigil_core::config_doc::man_page())?;
     for (shell, sub, file) in [
         (Shell::Bash, "bash", name.clone()),
         (Shell::Zsh, "zsh", format!("_{name}")),
@@ -157,6 +160,7 @@ mod tests {
         write_assets(cmd, d.path()).unwrap();
         assert!(d.path().join("man/vigil-x.1").is_file());
         assert!(d.path().join("man/vigil-x-run.1").is_file());
+        assert!(d.path().join("man/vigil.toml.5").is_file());
         assert!(d.path().join("completions/bash/vigil-x").is_file());
         assert!(d.path().join("completions/zsh/_vigil-x").is_file());
         assert!(d.path().join("completions/fish/vigil-x.fish").is_file());

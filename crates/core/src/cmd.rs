@@ -50,8 +50,25 @@ pub async fn run(
     args: &[String],
     timeout: Duration,
 ) -> Result<CmdOutput, CmdError> {
+    run_in(program, args, timeout, None, &[]).await
+}
+
+/// [`run`] in working directory `cwd` (when given) with `env` added to the
+/// inherited environment (dsmc: `DSM_LOG`, and a cwd it may write to).
+pub async fn run_in(
+    program: &Path,
+    args: &[String],
+    timeout: Duration,
+    cwd: Option<&Path>,
+    env: &[(&str, &std::ffi::OsStr)],
+) -> Result<CmdOutput, CmdError> {
     let argv = render_argv(program, args);
-    let child = tokio::process::Command::new(program)
+    let mut cmd = tokio::process::Command::new(program);
+    if let Some(d) = cwd {
+        cmd.current_dir(d);
+    }
+    cmd.envs(env.iter().copied());
+    let child = cmd
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

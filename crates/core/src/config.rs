@@ -17,6 +17,7 @@ mod health;
 mod metrics;
 mod quota;
 mod sink;
+mod uses;
 pub use daemon::{to_six_field, DaemonConfig, DAEMON_JOBS};
 pub use health::{
     BastionHealth, CertHealth, EtcdHealth, FreshnessHealth, HealthConfig, KubeHealth, NodeHealth,
@@ -25,9 +26,12 @@ pub use health::{
 pub use metrics::{MetricsConfig, DEFAULT_LISTEN, DEFAULT_TEXTFILE_DIR};
 pub use quota::{glob_match, CephCliConfig, QuotaBackend, QuotaConfig, QuotaRule, XattrConfig};
 pub use sink::{RcPolicy, SinkConfig, SinkKind, VerifyMode, DEFAULT_DESCRIPTION};
+pub use uses::Uses;
 
 /// Where the config lives unless `--config` says otherwise.
 pub const DEFAULT_PATH: &str = "/etc/vigil/vigil.toml";
+/// Where the units look for configs: `vigil.toml`, and `<name>.toml` for `@<name>` units.
+pub const CONFIG_DIR: &str = "/etc/vigil";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -489,23 +493,29 @@ pub struct ChannelConfig {
 }
 
 impl Config {
-    /// Reads and validates the config at `path`.
+    /// Reads and validates the config at `path`, opening every section's files.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Self::load_for(path, Uses::ALL)
+    }
+
+    /// Reads and validates the config at `path`; only the sections in `uses`
+    /// have their secret and TLS files opened (the rest is still validated).
+    pub fn load_for(path: &Path, uses: Uses) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
         })?;
-        Self::parse(&text, path)
+        Self::parse_with(&text, path, uses)
     }
 
     /// Parses and validates config text; `path` is used in messages only.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        Self::parse_with(text, path, true)
+        Self::parse_with(text, path, Uses::ALL)
     }
 
-    /// Like [`Config::parse`]; with `check_files = false` the files the config
-    /// names (TLS, secrets) are not opened, for linting examples elsewhere.
-    pub fn parse_with(text: &str, path: &Path, check_files: bool) -> Result<Config, ConfigError> {
+    /// Like [`Config::parse`], opening only the files of the sections in
+    /// `uses`; an unopened `*_file` secret is left empty.
+    pub fn parse_with(text: &str, path: &Path, uses: Uses) -> Result<Config, ConfigError> {
         let mut cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_path_buf(),
             line: e.span().map(|s| line_of(text, s.start)).unwrap_or(1),
@@ -515,7 +525,8 @@ impl Config {
         Validator {
             text,
             path,
-            check_files,
+            uses,
+            check_files: std::cell::Cell::new(false),
         }
         .validate(&mut cfg)?;
         Ok(cfg)
@@ -635,7 +646,9 @@ fn line_of(text: &str, offset: usize) -> usize {
 struct Validator<'a> {
     text: &'a str,
     path: &'a Path,
-    check_files: bool,
+    uses: Uses,
+    /// Whether the section being validated has its files opened.
+    check_files: std::cell::Cell<bool>,
 }
 
 impl Validator<'_> {
@@ -677,7 +690,9 @@ impl Validator<'_> {
             cfg.cluster.name.span(),
         )?;
         self.members(&cfg.cluster)?;
+        self.check_files.set(self.uses.etcd);
         self.tls(&cfg.cluster)?;
+        self.check_files.set(self.uses.snapshot);
         if let Some(sn) = cfg.snapshot.as_mut() {
             let span = sn.span();
             self.snapshot(sn.get_mut(), span)?;
@@ -685,6 +700,7 @@ impl Validator<'_> {
         if cfg.state.dir.as_os_str().is_empty() {
             return Err(self.err("state.dir", None, "must not be empty"));
         }
+        self.check_files.set(self.uses.alert);
         let mut names = std::collections::HashSet::new();
         for (i, c) in cfg.alert.channel.iter_mut().enumerate() {
             let span = c.span();
@@ -695,9 +711,11 @@ impl Validator<'_> {
             self.channel(&key, c.get_mut(), span)?;
         }
         self.alert(&mut cfg.alert)?;
+        self.check_files.set(self.uses.restore);
         if let Some(r) = &cfg.restore {
             self.restore(r.get_ref(), r.span())?;
         }
+        self.check_files.set(self.uses.sinks);
         let mut sink_names = std::collections::HashSet::new();
         for (i, sk) in cfg.sink.iter_mut().enumerate() {
             let span = sk.span();
@@ -711,14 +729,18 @@ impl Validator<'_> {
             }
             self.sink(&key, sk.get_mut(), span)?;
         }
+        self.check_files.set(false);
         self.metrics(&cfg.metrics)?;
         if let Some(d) = &cfg.daemon {
             self.daemon(d.get_ref(), d.span())?;
         }
+        self.check_files.set(self.uses.quota);
         if let Some(q) = &cfg.quota {
             self.quota(q.get_ref(), q.span())?;
         }
+        self.check_files.set(self.uses.health);
         self.health(&cfg.health)?;
+        self.check_files.set(false);
         Ok(())
     }
 
@@ -1015,7 +1037,7 @@ impl Validator<'_> {
     }
 
     fn readable(&self, key: &str, p: &Path, table: Range<usize>) -> Result<(), ConfigError> {
-        if !self.check_files {
+        if !self.check_files.get() {
             return Ok(());
         }
         let field = key.rsplit('.').next().unwrap_or(key);
@@ -1031,7 +1053,7 @@ impl Validator<'_> {
     }
 
     fn private(&self, key: &str, p: &Path, table: Range<usize>) -> Result<(), ConfigError> {
-        if !self.check_files {
+        if !self.check_files.get() {
             return Ok(());
         }
         let field = key.rsplit('.').next().unwrap_or(key);
@@ -1153,7 +1175,7 @@ impl Validator<'_> {
                     &c.webhook_url_file,
                     span.clone(),
                 )?;
-                // An unread `*_file` (check_files = false) yields an empty value.
+                // An unopened `*_file` (section not in `uses`) yields an empty value.
                 let ok = s.expose().is_empty()
                     || s.expose().starts_with("https://")
                     || s.expose().starts_with("http://");
@@ -1274,7 +1296,7 @@ impl Validator<'_> {
     ) -> Result<Secret, ConfigError> {
         match (inline, file) {
             (Some(s), None) => Ok(s.clone()),
-            (None, Some(_)) if !self.check_files => Ok(Secret::new("")),
+            (None, Some(_)) if !self.check_files.get() => Ok(Secret::new("")),
             (None, Some(p)) => secret::read_secret_file(&secret::resolve_path(p))
                 .map_err(|m| self.err(format!("{key}.{field}_file"), Some(span), m)),
             (Some(_), Some(_)) => Err(self.err(

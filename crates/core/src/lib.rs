@@ -3,10 +3,12 @@
 
 pub mod cmd;
 pub mod config;
+pub mod config_doc;
 pub mod fsutil;
 pub mod manifest;
 pub mod metrics;
 pub mod outcome;
+pub mod paths;
 pub mod retention;
 pub mod secret;
 pub mod units;

@@ -36,26 +36,40 @@ impl<'de> serde::Deserialize<'de> for Secret {
     }
 }
 
-/// Resolves a secret file path: a relative path is looked up in systemd's
-/// `$CREDENTIALS_DIRECTORY` when the unit has one, so `LoadCredential=` works.
+/// Where relative `*_file` names live outside systemd (contract 5).
+pub const CREDENTIALS_DIR: &str = "/etc/vigil/credentials";
+
+/// The credentials directory a root shell uses: `$VIGIL_CREDENTIALS_DIR`, else
+/// [`CREDENTIALS_DIR`].
+pub fn credentials_dir() -> PathBuf {
+    std::env::var_os("VIGIL_CREDENTIALS_DIR")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(CREDENTIALS_DIR))
+}
+
+/// Resolves a path the config names: a relative path is a credential. Under
+/// systemd it is looked up in `$CREDENTIALS_DIRECTORY` (every unit loads the
+/// one directory with `LoadCredential=vigil:/etc/vigil/credentials`, so a file
+/// arrives as `vigil_<file>`, found through `VIGIL_CREDENTIALS_PREFIX`);
+/// from a shell it is looked up in [`credentials_dir`].
 pub fn resolve_path(p: &Path) -> PathBuf {
-    if p.is_relative() {
-        if let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY") {
-            let plain = Path::new(&dir).join(p);
-            // A unit that loads a whole directory (`LoadCredential=snapshot:/etc/vigil/credentials/snapshot`)
-            // gets `snapshot_<file>`; its `VIGIL_CREDENTIALS_PREFIX=snapshot_` finds them by `<file>`.
-            if let Some(prefix) = std::env::var_os("VIGIL_CREDENTIALS_PREFIX") {
-                let mut name = prefix;
-                name.push(p.as_os_str());
-                let prefixed = Path::new(&dir).join(name);
-                if !plain.exists() && prefixed.exists() {
-                    return prefixed;
-                }
-            }
-            return plain;
-        }
+    if !p.is_relative() {
+        return p.to_path_buf();
     }
-    p.to_path_buf()
+    if let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY").filter(|d| !d.is_empty()) {
+        let plain = Path::new(&dir).join(p);
+        if let Some(prefix) = std::env::var_os("VIGIL_CREDENTIALS_PREFIX") {
+            let mut name = prefix;
+            name.push(p.as_os_str());
+            let prefixed = Path::new(&dir).join(name);
+            if !plain.exists() && prefixed.exists() {
+                return prefixed;
+            }
+        }
+        return plain;
+    }
+    credentials_dir().join(p)
 }
 
 /// Checks that a secret file exists, is a regular file and is private to its

@@ -4,7 +4,7 @@
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
-use vigil_cli::{finish, load_config, Exit, GlobalArgs};
+use vigil_cli::{finish, load_config, Exit, GlobalArgs, Job, Uses};
 use vigil_core::exit;
 
 mod daemon;
@@ -28,8 +28,9 @@ enum Command {
     Run,
     /// Print each job's schedule (as given and as the scheduler takes it).
     Schedule,
-    /// Validate the config file and print a summary without secrets.
-    CheckConfig,
+    /// Validate this program's sections and secrets, and the paths its unit
+    /// writes; print a summary without secrets.
+    CheckConfig(vigil_cli::CheckArgs),
 }
 
 fn main() -> ExitCode {
@@ -39,7 +40,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     vigil_cli::init_logging(&cli.global);
     let r = match cli.command {
-        Command::CheckConfig => vigil_cli::check_config(&cli.global.config),
+        // vigild runs every job, so its check covers everything.
+        Command::CheckConfig(_) => {
+            let a = vigil_cli::CheckArgs { all: true };
+            vigil_cli::check_config(&cli.global, Job::Daemon, Uses::ALL, &a, |_| String::new())
+        }
         Command::Schedule => schedule(&cli.global),
         Command::Run => run(&cli.global),
     };
@@ -47,7 +52,7 @@ fn main() -> ExitCode {
 }
 
 fn schedule(g: &GlobalArgs) -> Result<i32, Exit> {
-    let cfg = load_config(&g.config)?;
+    let cfg = load_config(&g.config, Uses::ALL)?;
     let jobs = daemon::plan(&cfg).map_err(Exit::usage)?;
     if jobs.is_empty() {
         println!("no job is scheduled; set schedules in [daemon]");
@@ -77,7 +82,7 @@ fn schedule(g: &GlobalArgs) -> Result<i32, Exit> {
 fn run(g: &GlobalArgs) -> Result<i32, Exit> {
     let path = std::path::absolute(&g.config).unwrap_or_else(|_| g.config.clone());
     // The first load must succeed; later reloads keep the old config on error.
-    let cfg = load_config(&path)?;
+    let cfg = load_config(&path, Uses::ALL)?;
     daemon::plan(&cfg).map_err(Exit::usage)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -167,12 +167,15 @@ pub struct Raised {
     pub fired: Vec<String>,
     pub resolved: Vec<String>,
     pub pending: Vec<String>,
+    /// Outbox rows queued for vigil-notify, which delivers them.
+    pub queued: usize,
     /// Set when the alert state could not be updated: the run then exits 1.
     pub error: Option<String>,
 }
 
-/// Feeds a round to the alert engine and tries to deliver within the budget.
-pub async fn raise(cfg: &Config, findings: &[Finding]) -> Raised {
+/// Feeds a round to the alert engine; the notifications it causes are
+/// queued for vigil-notify (the job itself delivers nothing).
+pub fn raise(cfg: &Config, findings: &[Finding]) -> Raised {
     let open: BTreeSet<String> = vigil_alert::Store::open(&cfg.state.dir)
         .and_then(|s| s.alerts(false))
         .map(|v| {
@@ -192,23 +195,16 @@ pub async fn raise(cfg: &Config, findings: &[Finding]) -> Raised {
             for k in &r.resolved {
                 tracing::info!("alert resolved: {k}");
             }
+            vigil_alert::log_queued("health", r.queued);
             raised.fired = r.fired;
             raised.resolved = r.resolved;
             raised.pending = r.pending;
+            raised.queued = r.queued;
         }
         Err(e) => {
             tracing::error!("recording health results for alerting: {e}");
             raised.error = Some(e.to_string());
-            return raised;
         }
-    }
-    match vigil_alert::deliver_pending(cfg, cfg.health.delivery_budget.get()).await {
-        Ok(r) => {
-            for (ch, e) in &r.failed {
-                tracing::warn!(channel = %ch, "alert delivery failed, left in the outbox for vigil-notify: {e}");
-            }
-        }
-        Err(e) => tracing::error!("delivering alerts: {e}"),
     }
     raised
 }

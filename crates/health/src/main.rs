@@ -3,7 +3,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
-use vigil_cli::{finish, load_config, Exit, GlobalArgs};
+use vigil_cli::{finish, load_config, Exit, GlobalArgs, Job, Uses};
 use vigil_core::exit;
 
 #[derive(Debug, Parser)]
@@ -32,8 +32,9 @@ enum Command {
         #[arg(long)]
         no_alert: bool,
     },
-    /// Validate the config file and print a summary without secrets.
-    CheckConfig,
+    /// Validate this program's sections and secrets, and the paths its unit
+    /// writes; print a summary without secrets.
+    CheckConfig(vigil_cli::CheckArgs),
 }
 
 fn main() -> ExitCode {
@@ -43,21 +44,18 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     vigil_cli::init_logging(&cli.global);
     let r = match cli.command {
-        Command::CheckConfig => check_config(&cli.global),
+        Command::CheckConfig(a) => {
+            vigil_cli::check_config(&cli.global, Job::Health, Uses::HEALTH, &a, |cfg| {
+                vigil_health::report::config_summary(cfg)
+            })
+        }
         Command::Run { json, no_alert } => run(&cli.global, json, no_alert),
     };
     finish("vigil-health", r)
 }
 
-fn check_config(g: &GlobalArgs) -> Result<i32, Exit> {
-    let cfg = load_config(&g.config)?;
-    print!("{}", cfg.summary());
-    print!("{}", vigil_health::report::config_summary(&cfg));
-    Ok(exit::OK)
-}
-
 fn run(g: &GlobalArgs, json: bool, no_alert: bool) -> Result<i32, Exit> {
-    let cfg = load_config(&g.config)?;
+    let cfg = load_config(&g.config, Uses::HEALTH)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -70,7 +68,7 @@ fn run(g: &GlobalArgs, json: bool, no_alert: bool) -> Result<i32, Exit> {
         let raised = if no_alert {
             None
         } else {
-            Some(vigil_health::alerts::raise(&cfg, &report.findings).await)
+            Some(vigil_health::alerts::raise(&cfg, &report.findings))
         };
         if json {
             let mut v = serde_json::to_value(&report).unwrap_or_default();

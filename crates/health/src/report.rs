@@ -67,8 +67,8 @@ pub fn config_summary(cfg: &vigil_core::Config) -> String {
     let e = &h.etcd;
     let _ = writeln!(
         s,
-        "health: timeout {}, alert delivery budget {}",
-        h.timeout, h.delivery_budget
+        "health: timeout {}, alerts queued for vigil-notify",
+        h.timeout
     );
     let _ = writeln!(
         s,

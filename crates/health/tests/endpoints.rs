@@ -69,7 +69,13 @@ timeout = "1s"
         .iter()
         .any(|l| l.starts_with("GET /readyz?verbose ")));
 
-    // failure_threshold = 1: the alert fired at once, carrying the verbose body.
+    // failure_threshold = 1: the alert fired at once, carrying the verbose
+    // body; the job queued it and vigil-notify delivers it.
+    assert!(
+        alert_items(&alerts).is_empty(),
+        "the job delivered by itself"
+    );
+    vigil_tests::notify_once(&cfg);
     let items = alert_items(&alerts);
     let fired: Vec<_> = items
         .iter()

@@ -143,6 +143,7 @@ load_per_core_critical = 1000.0
             finding(&r, "etcd.db_size", &v)["covered_by"],
             "etcd.reachable"
         );
+        vigil_tests::notify_once(&cfg);
         let fired = count(
             &alerts,
             "firing",
@@ -168,6 +169,7 @@ load_per_core_critical = 1000.0
         "{t}"
     );
     assert_eq!(o.status.code(), Some(1));
+    vigil_tests::notify_once(&cfg);
     assert_eq!(
         count(
             &alerts,
@@ -192,6 +194,7 @@ load_per_core_critical = 1000.0
     for round in 1..=2 {
         let (_, r) = run_json(&cfg, &[]);
         assert_eq!(status(&r, "etcd.reachable", &v), "PASS");
+        vigil_tests::notify_once(&cfg);
         let resolved = count(
             &alerts,
             "resolved",
@@ -271,5 +274,7 @@ fn nospace_alarm_is_a_critical_fail() {
     assert_eq!(d["status"], "FAIL", "{d:#}");
     // Still reachable: the member answers, it just refuses writes.
     assert_eq!(status(&r, "etcd.reachable", "solo"), "PASS");
+    // Nothing queued either: vigil-notify finds nothing to deliver.
+    vigil_tests::notify_once(&cfg);
     assert!(!alerts.exists(), "--no-alert must not alert");
 }

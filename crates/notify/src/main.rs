@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use vigil_alert::engine::Settings;
 use vigil_alert::{deliver, Store};
-use vigil_cli::{finish, load_config, Exit, GlobalArgs};
+use vigil_cli::{finish, load_config, Exit, GlobalArgs, Job, Uses};
 use vigil_core::exit;
 use vigil_core::units::HumanDuration;
 
@@ -27,8 +27,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Validate the config file and print a summary without secrets.
-    CheckConfig,
+    /// Validate this program's sections and secrets, and the paths its unit
+    /// writes; print a summary without secrets.
+    CheckConfig(vigil_cli::CheckArgs),
     /// Deliver the outbox to the channels, with retries, until SIGTERM.
     Run {
         /// Drain the outbox once and exit (1 if something is left).
@@ -55,6 +56,14 @@ enum Command {
         all: bool,
         #[arg(long)]
         json: bool,
+    },
+    /// Raise `job_unit_failed` for a job's unit that died without finishing:
+    /// what `vigil-unit-failed@UNIT.service` (the jobs' `OnFailure=`) runs.
+    /// systemd's `$MONITOR_*` variables say how it died. An instance
+    /// (`vigil-snapshot@prod.service`) uses `/etc/vigil/prod.toml`.
+    UnitFailed {
+        /// The unit that failed, e.g. vigil-snapshot.service.
+        unit: String,
     },
     /// Turn the latest outcome records of a job into alerts (what the jobs do themselves).
     Ingest {
@@ -106,12 +115,15 @@ fn main() -> ExitCode {
     vigil_cli::init_logging(&cli.global);
     let g = &cli.global;
     let r = match cli.command {
-        Command::CheckConfig => check_config(g),
+        Command::CheckConfig(a) => {
+            vigil_cli::check_config(g, Job::Notify, Uses::NOTIFY, &a, vigil_alert::summary)
+        }
         Command::Run { once, timeout } => cmd_run(g, once, timeout),
         Command::Test { channel } => cmd_test(g, &channel),
         Command::Silence { command } => cmd_silence(g, command),
         Command::Status { all, json } => cmd_status(g, all, json),
         Command::Ingest { job } => cmd_ingest(g, &job),
+        Command::UnitFailed { unit } => cmd_unit_failed(g, &unit),
     };
     finish("vigil-notify", r)
 }
@@ -125,20 +137,15 @@ fn runtime() -> Result<tokio::runtime::Runtime, Exit> {
         .map_err(Exit::usage)
 }
 
-fn check_config(g: &GlobalArgs) -> Result<i32, Exit> {
-    let cfg = load_config(&g.config)?;
-    print!("{}{}", cfg.summary(), vigil_alert::summary(&cfg));
-    Ok(exit::OK)
-}
-
 fn cmd_run(g: &GlobalArgs, once: bool, timeout: HumanDuration) -> Result<i32, Exit> {
-    let cfg = load_config(&g.config)?;
+    let cfg = load_config(&g.config, Uses::NOTIFY)?;
     let s = Arc::new(Settings::from_config(&cfg));
     let rt = runtime()?;
     let listen = (!once).then(|| cfg.metrics.listen_addr()).flatten();
     let cluster = cfg.cluster_name().to_string();
     let channels: Vec<String> = s.channels().map(|c| c.name.clone()).collect();
     let state_dir = cfg.state.dir.clone();
+    let cfg_for_unit = cfg;
     let report = rt
         .block_on(async move {
             let (tx, rx) = tokio::sync::watch::channel(false);
@@ -167,6 +174,8 @@ fn cmd_run(g: &GlobalArgs, once: bool, timeout: HumanDuration) -> Result<i32, Ex
                 }
             }
             if !once {
+                // Running again resolves an earlier death of this service.
+                vigil_alert::unit::job_completed(&cfg_for_unit, "vigil-notify");
                 // Type=notify: systemd counts the service as started from here.
                 let _ = sd_notify::notify(&[
                     sd_notify::NotifyState::Ready,
@@ -176,6 +185,10 @@ fn cmd_run(g: &GlobalArgs, once: bool, timeout: HumanDuration) -> Result<i32, Ex
             let opts = deliver::RunOptions {
                 once,
                 once_timeout: timeout.get(),
+                // WatchdogSec= in the unit; a no-op without systemd.
+                alive: Some(|| {
+                    let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+                }),
             };
             deliver::run(s, opts, rx).await
         })
@@ -220,7 +233,7 @@ async fn stop_signal() {
 }
 
 fn cmd_test(g: &GlobalArgs, channel: &str) -> Result<i32, Exit> {
-    let cfg = load_config(&g.config)?;
+    let cfg = load_config(&g.config, Uses::NOTIFY)?;
     let s = Settings::from_config(&cfg);
     if s.channel(channel).is_none() {
         return Err(Exit::usage(vigil_alert::AlertError::UnknownChannel(
@@ -239,7 +252,7 @@ fn cmd_test(g: &GlobalArgs, channel: &str) -> Result<i32, Exit> {
 }
 
 fn cmd_silence(g: &GlobalArgs, c: SilenceCommand) -> Result<i32, Exit> {
-    let cfg = load_config(&g.config)?;
+    let cfg = load_config(&g.config, Uses::NONE)?;
     let mut store = Store::open(&cfg.state.dir).map_err(Exit::usage)?;
     let now = vigil_core::now();
     match c {
@@ -300,7 +313,7 @@ fn cmd_silence(g: &GlobalArgs, c: SilenceCommand) -> Result<i32, Exit> {
 }
 
 fn cmd_status(g: &GlobalArgs, all: bool, json: bool) -> Result<i32, Exit> {
-    let cfg = load_config(&g.config)?;
+    let cfg = load_config(&g.config, Uses::NONE)?;
     let store = Store::open(&cfg.state.dir).map_err(Exit::usage)?;
     let now = vigil_core::now();
     let alerts = store.alerts(all).map_err(Exit::failed)?;
@@ -347,7 +360,7 @@ fn cmd_status(g: &GlobalArgs, all: bool, json: bool) -> Result<i32, Exit> {
 }
 
 fn cmd_ingest(g: &GlobalArgs, job: &str) -> Result<i32, Exit> {
-    let cfg = load_config(&g.config)?;
+    let cfg = load_config(&g.config, Uses::NONE)?;
     let outcomes = vigil_core::outcome::latest(&cfg.state.dir, job);
     if outcomes.is_empty() {
         return Err(Exit::usage(anyhow::anyhow!(
@@ -357,5 +370,32 @@ fn cmd_ingest(g: &GlobalArgs, job: &str) -> Result<i32, Exit> {
     }
     let r = vigil_alert::ingest_outcomes(&cfg, job, &outcomes).map_err(Exit::failed)?;
     println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+    Ok(exit::OK)
+}
+
+fn cmd_unit_failed(g: &GlobalArgs, unit: &str) -> Result<i32, Exit> {
+    let Some((_, base)) = vigil_core::paths::Job::of_unit(unit) else {
+        return Err(Exit::usage(anyhow::anyhow!(
+            "{unit:?} is not a vigil job unit (vigil-snapshot, vigil-snapshot-scrub, vigil-restore-drill, vigil-health, vigil-quota, vigil-notify, vigild)"
+        )));
+    };
+    let config = match vigil_core::paths::unit_instance(unit) {
+        Some(i) if g.config == std::path::Path::new(vigil_core::config::DEFAULT_PATH) => {
+            std::path::Path::new(vigil_core::config::CONFIG_DIR).join(format!("{i}.toml"))
+        }
+        _ => g.config.clone(),
+    };
+    let death = vigil_alert::unit::Death::from_env();
+    if death.job_reported_itself() {
+        tracing::info!("{unit} exited 1: it ran to its end and raised its own alerts");
+        return Ok(exit::OK);
+    }
+    let cfg = load_config(&config, Uses::NONE)?;
+    let r = vigil_alert::unit::raise(&cfg, base, &death).map_err(Exit::failed)?;
+    tracing::warn!(
+        "{unit} {}: {} alert(s) queued for delivery",
+        death.describe(),
+        r.queued
+    );
     Ok(exit::OK)
 }

@@ -18,12 +18,8 @@ pub mod xattr;
 
 use model::Collected;
 use report::{Report, Row};
-use std::time::Duration;
 use vigil_core::config::{QuotaBackend, QuotaConfig};
 use vigil_core::Config;
-
-/// How long a run waits for alert channels before leaving the rest to `vigil-notify`.
-pub const DELIVERY_BUDGET: Duration = Duration::from_secs(20);
 
 #[derive(Debug, thiserror::Error)]
 pub enum QuotaError {
@@ -167,7 +163,8 @@ pub async fn check(
     ))
 }
 
-/// `vigil-quota run`: check, raise the results as alerts, try to deliver them.
+/// `vigil-quota run`: check, raise the results as alerts and queue their
+/// notifications for vigil-notify (the job itself delivers nothing).
 pub async fn run(cfg: &Config) -> Result<Report, QuotaError> {
     let (report, gone) = check(cfg).await?;
     let results = alerts::results(&report, &gone);
@@ -178,14 +175,7 @@ pub async fn run(cfg: &Config) -> Result<Report, QuotaError> {
     for k in &r.resolved {
         tracing::info!("alert resolved: {k}");
     }
-    match vigil_alert::deliver_pending(cfg, DELIVERY_BUDGET).await {
-        Ok(d) => {
-            for (ch, e) in &d.failed {
-                tracing::warn!(channel = %ch, "alert delivery failed, left in the outbox for vigil-notify: {e}");
-            }
-        }
-        Err(e) => tracing::error!("delivering alerts: {e}"),
-    }
+    vigil_alert::log_queued("quota", r.queued);
     Ok(report)
 }
 

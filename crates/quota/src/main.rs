@@ -3,7 +3,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
-use vigil_cli::{finish, load_config, Exit, GlobalArgs};
+use vigil_cli::{finish, load_config, Exit, GlobalArgs, Job, Uses};
 use vigil_core::exit;
 
 #[derive(Debug, Parser)]
@@ -29,8 +29,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Validate the config file and print a summary without secrets.
-    CheckConfig,
+    /// Validate this program's sections and secrets, and the paths its unit
+    /// writes; print a summary without secrets.
+    CheckConfig(vigil_cli::CheckArgs),
 }
 
 fn main() -> ExitCode {
@@ -40,17 +41,20 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     vigil_cli::init_logging(&cli.global);
     let r = match cli.command {
-        Command::CheckConfig => load_config(&cli.global.config).map(|cfg| {
-            print!("{}{}", cfg.summary(), vigil_quota::summary(&cfg));
-            exit::OK
-        }),
+        Command::CheckConfig(a) => vigil_cli::check_config(
+            &cli.global,
+            Job::Quota,
+            Uses::QUOTA,
+            &a,
+            vigil_quota::summary,
+        ),
         Command::Run { json } => cmd_run(&cli.global, json),
     };
     finish("vigil-quota", r)
 }
 
 fn cmd_run(g: &GlobalArgs, json: bool) -> Result<i32, Exit> {
-    let cfg = load_config(&g.config)?;
+    let cfg = load_config(&g.config, Uses::QUOTA)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

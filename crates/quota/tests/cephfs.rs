@@ -291,7 +291,13 @@ fn quota_against_real_cephfs() {
         "{prom}"
     );
 
-    // Alerts fired, through the file channel.
+    // Alerts fired, through the file channel: the runs queued them,
+    // vigil-notify delivers.
+    assert!(
+        alert_items(&alerts).is_empty(),
+        "the job delivered by itself"
+    );
+    vigil_tests::notify_once(&cfg);
     assert!(has(
         &alerts,
         "firing",
@@ -354,6 +360,7 @@ fn quota_against_real_cephfs() {
     let (_, rep) = run(&cfg);
     let a = row(&rep, "tenants", Some("a"));
     assert!(a["forecast"].is_null(), "{a}");
+    vigil_tests::notify_once(&cfg);
     assert!(!has(
         &alerts,
         "firing",
@@ -395,6 +402,7 @@ fn quota_against_real_cephfs() {
     assert!(f["bytes_per_day"].as_f64().unwrap() > 0.0, "{f}");
     let days = f["days_to_full"].as_f64().unwrap();
     assert!(days > 0.0 && days < 1.0, "{f}");
+    vigil_tests::notify_once(&cfg);
     assert!(has(
         &alerts,
         "firing",
@@ -419,6 +427,7 @@ fn quota_against_real_cephfs() {
         pct(r, "tenants", Some("b")) < 10.0 && pct(r, "tenants", Some("c")) < 10.0
     });
     assert_eq!(row(&rep, "tenants", Some("b"))["status"], "ok");
+    vigil_tests::notify_once(&cfg);
     assert!(has(
         &alerts,
         "resolved",
@@ -464,6 +473,7 @@ fn quota_against_real_cephfs() {
             .iter()
             .any(|x| x["subvolume"] == "free")
     });
+    vigil_tests::notify_once(&cfg);
     assert!(has(
         &alerts,
         "resolved",
@@ -491,6 +501,7 @@ fn quota_against_real_cephfs() {
             t0.elapsed()
         );
     }
+    vigil_tests::notify_once(&cfg);
     let unknown: Vec<_> = alert_items(&alerts)
         .into_iter()
         .filter(|(e, n, _)| e == "firing" && n == "quota_check_unknown")

@@ -3,7 +3,7 @@
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use vigil_cli::{finish, load_config, Exit, GlobalArgs};
+use vigil_cli::{finish, load_config, Exit, GlobalArgs, Job, Uses};
 use vigil_core::exit;
 use vigil_restore::identity::Identities;
 use vigil_restore::source::{self, Selector};
@@ -136,8 +136,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Validate the config file and print a summary without secrets.
-    CheckConfig,
+    /// Validate this program's sections and secrets, and the paths its unit
+    /// writes; print a summary without secrets.
+    CheckConfig(vigil_cli::CheckArgs),
 }
 
 fn main() -> ExitCode {
@@ -147,7 +148,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     vigil_cli::init_logging(&cli.global);
     let r = match cli.command {
-        Command::CheckConfig => vigil_cli::check_config(&cli.global.config),
+        Command::CheckConfig(a) => {
+            vigil_cli::check_config(&cli.global, Job::Restore, Uses::RESTORE, &a, |_| {
+                String::new()
+            })
+        }
         c => dispatch(&cli.global, c),
     };
     finish("vigil-restore", r)
@@ -169,9 +174,9 @@ fn ids(p: &std::path::Path) -> Result<Identities, Exit> {
 }
 
 fn dispatch(g: &GlobalArgs, c: Command) -> Result<i32, Exit> {
-    let cfg = load_config(&g.config)?;
+    let cfg = load_config(&g.config, Uses::RESTORE)?;
     match c {
-        Command::CheckConfig => Ok(exit::OK),
+        Command::CheckConfig(_) => Ok(exit::OK),
         Command::List { json, source } => {
             let sources = source::only(source::configured(&cfg), source.as_deref())
                 .map_err(|e| fail(e.into()))?;
@@ -361,18 +366,8 @@ fn publish_drill_metrics(cfg: &vigil_core::Config, r: &drill::DrillReport) {
     metrics::publish(&cfg.metrics, "drill", c, &m);
 }
 
-/// A failed drill becomes an alert, a passing one resolves it.
+/// A failed drill becomes an alert, a passing one resolves it; both are
+/// queued for vigil-notify.
 fn raise_drill_alerts(cfg: &vigil_core::Config, run_id: &str) {
-    match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt.block_on(vigil_alert::raise_run(
-            cfg,
-            &["drill"],
-            run_id,
-            vigil_alert::JOB_DELIVERY_BUDGET,
-        )),
-        Err(e) => tracing::error!("cannot start the runtime to deliver alerts: {e}"),
-    }
+    vigil_alert::raise_run(cfg, &["drill"], run_id);
 }

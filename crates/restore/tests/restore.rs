@@ -383,6 +383,9 @@ fn drill_passes_then_fails_on_a_corrupted_archive() {
             .unwrap();
     assert_eq!(o["ok"], true, "{o}");
     assert!(files(&t.path().join("scratch")).is_empty());
+    // The drill only queued the alert; vigil-notify delivers it.
+    assert!(!alerts.exists(), "the drill delivered by itself");
+    vigil_tests::notify_once(&cfg);
     let fired = std::fs::read_to_string(&alerts).unwrap_or_default();
     assert!(
         fired.contains("restore_drill_failed")

@@ -3,7 +3,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
-use vigil_cli::{finish, load_config, Exit, GlobalArgs};
+use vigil_cli::{finish, load_config, Exit, GlobalArgs, Job, Uses};
 use vigil_core::exit;
 use vigil_snapshot::{list, output, run, ship};
 
@@ -57,8 +57,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Validate the config file and print a summary without secrets.
-    CheckConfig,
+    /// Validate this program's sections and secrets, and the paths its unit
+    /// writes; print a summary without secrets.
+    CheckConfig(vigil_cli::CheckArgs),
 }
 
 fn main() -> ExitCode {
@@ -68,7 +69,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     vigil_cli::init_logging(&cli.global);
     let r = match cli.command {
-        Command::CheckConfig => vigil_cli::check_config(&cli.global.config),
+        Command::CheckConfig(a) => {
+            vigil_cli::check_config(&cli.global, Job::Snapshot, Uses::SNAPSHOT, &a, |_| {
+                String::new()
+            })
+        }
         Command::Run { json } => with_runtime(|| cmd_run(&cli.global, json)),
         Command::List { all, json } => with_runtime(|| cmd_list(&cli.global, all, json)),
         Command::Prune { dry_run, json } => with_runtime(|| cmd_prune(&cli.global, dry_run, json)),
@@ -97,19 +102,13 @@ fn print_json<T: serde::Serialize>(v: &T) {
 }
 
 async fn cmd_run(g: &GlobalArgs, json: bool) -> Result<i32, Exit> {
-    let cfg = load_config(&g.config)?;
+    let cfg = load_config(&g.config, Uses::SNAPSHOT)?;
     let report = run(&cfg).await.map_err(|e| Exit {
         code: e.exit_code(),
         error: e.into(),
     })?;
     metrics::publish_run(&cfg, &report);
-    vigil_alert::raise_run(
-        &cfg,
-        &["snapshot", "sink"],
-        &report.run_id,
-        vigil_alert::JOB_DELIVERY_BUDGET,
-    )
-    .await;
+    vigil_alert::raise_run(&cfg, &["snapshot", "sink"], &report.run_id);
     if json {
         print_json(&report);
     } else {
@@ -119,7 +118,7 @@ async fn cmd_run(g: &GlobalArgs, json: bool) -> Result<i32, Exit> {
 }
 
 async fn cmd_list(g: &GlobalArgs, all: bool, json: bool) -> Result<i32, Exit> {
-    let cfg = load_config(&g.config)?;
+    let cfg = load_config(&g.config, Uses::SNAPSHOT)?;
     let sc = cfg.snapshot("vigil-snapshot").map_err(Exit::usage)?;
     if !all {
         let entries = list::entries(&sc.dir);
@@ -145,7 +144,7 @@ async fn cmd_list(g: &GlobalArgs, all: bool, json: bool) -> Result<i32, Exit> {
 }
 
 async fn cmd_prune(g: &GlobalArgs, dry_run: bool, json: bool) -> Result<i32, Exit> {
-    let cfg = load_config(&g.config)?;
+    let cfg = load_config(&g.config, Uses::SNAPSHOT)?;
     let sc = cfg.snapshot("vigil-snapshot").map_err(Exit::usage)?;
     let _lock = vigil_core::fsutil::RunLock::acquire(&cfg.state.dir.join("snapshot.lock"))
         .map_err(Exit::failed)?;
@@ -201,7 +200,7 @@ async fn cmd_scrub(
     sample: Option<usize>,
     json: bool,
 ) -> Result<i32, Exit> {
-    let cfg = load_config(&g.config)?;
+    let cfg = load_config(&g.config, Uses::SNAPSHOT)?;
     let sc = cfg.snapshot("vigil-snapshot").map_err(Exit::usage)?;
     let sinks = ship::build_sinks(&cfg).map_err(Exit::usage)?;
     if let Some(name) = &only {
@@ -254,7 +253,7 @@ async fn cmd_scrub(
         }
     }
     metrics::publish_scrub(&cfg, &results);
-    vigil_alert::raise_run(&cfg, &["scrub"], &run_id, vigil_alert::JOB_DELIVERY_BUDGET).await;
+    vigil_alert::raise_run(&cfg, &["scrub"], &run_id);
     if json {
         let v: Vec<_> = results
             .iter()

@@ -14,10 +14,6 @@ pub struct HealthConfig {
     /// Default timeout of one check; each sub-table can override it.
     #[serde(default = "default_timeout")]
     pub timeout: HumanDuration,
-    /// How long `vigil-health run` tries to deliver alerts before leaving
-    /// them to `vigil-notify`.
-    #[serde(default = "default_delivery_budget")]
-    pub delivery_budget: HumanDuration,
     #[serde(default)]
     pub etcd: EtcdHealth,
     /// `[health.kubernetes]`: `/readyz` and `/livez` of the API servers.
@@ -36,7 +32,6 @@ impl Default for HealthConfig {
     fn default() -> Self {
         Self {
             timeout: default_timeout(),
-            delivery_budget: default_delivery_budget(),
             etcd: EtcdHealth::default(),
             kubernetes: None,
             certs: CertHealth::default(),
@@ -260,9 +255,6 @@ impl HealthConfig {
 fn default_timeout() -> HumanDuration {
     HumanDuration::from_secs(5)
 }
-fn default_delivery_budget() -> HumanDuration {
-    HumanDuration::from_secs(5)
-}
 fn default_raft_lag() -> u64 {
     1000
 }
@@ -359,7 +351,6 @@ impl Validator<'_> {
         };
         let timeouts = [
             ("health", "timeout", Some(h.timeout)),
-            ("health", "delivery_budget", Some(h.delivery_budget)),
             ("health.etcd", "timeout", h.etcd.timeout),
             (
                 "health.kubernetes",

@@ -6,7 +6,7 @@ use crate::secret::Secret;
 use crate::units::{ByteSize, HumanDuration};
 use serde::Deserialize;
 use std::ops::Range;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub enum SinkKind {
@@ -106,7 +106,15 @@ pub struct SinkConfig {
     pub description: Option<String>,
     #[serde(default)]
     pub extra_args: Vec<String>,
+    /// dsmc's error log (passed as `-errorlogname`); its directory is
+    /// `DSM_LOG` and dsmc's working directory, so dsmsched.log, dsmwebcl.log
+    /// and dsminstr.log land beside it. Default
+    /// `<state.dir>/tape/<sink>/dsmerror.log`.
     pub error_log: Option<PathBuf>,
+    /// The `PASSWORDDIR` of this node's stanza in dsm.sys (dsmc takes it only
+    /// from dsm.sys). With `PASSWORDACCESS GENERATE` dsmc rewrites the
+    /// password there, so it must be vigil's. Default `<state.dir>/tape/password`.
+    pub password_dir: Option<PathBuf>,
     pub rc4: Option<RcPolicy>,
     pub rc8: Option<RcPolicy>,
     pub retrieve_verify: Option<bool>,
@@ -173,7 +181,48 @@ impl SinkConfig {
     pub fn prefix(&self) -> &str {
         self.prefix.as_deref().unwrap_or("").trim_matches('/')
     }
+    /// Where dsmc writes its error log for this sink (tape-dsmc).
+    pub fn dsmc_error_log(&self, state_dir: &Path) -> PathBuf {
+        self.error_log.clone().unwrap_or_else(|| {
+            state_dir
+                .join("tape")
+                .join(&self.name)
+                .join(DEFAULT_ERROR_LOG)
+        })
+    }
+    /// dsmc's log directory: `DSM_LOG` and its working directory (tape-dsmc).
+    pub fn dsmc_log_dir(&self, state_dir: &Path) -> PathBuf {
+        let log = self.dsmc_error_log(state_dir);
+        log.parent().map(Path::to_path_buf).unwrap_or(log)
+    }
+    /// The password directory dsm.sys names for this node (tape-dsmc).
+    pub fn dsmc_password_dir(&self, state_dir: &Path) -> PathBuf {
+        self.password_dir
+            .clone()
+            .unwrap_or_else(|| state_dir.join("tape").join("password"))
+    }
+    /// Every local path this sink writes, for `ReadWritePaths=` and
+    /// check-config: the directory of a `dir` or `fs` sink; for tape-dsmc,
+    /// dsmc's log directory and password directory. Object stores write none.
+    /// Paths under `state_dir` are included too (they are writable anyway).
+    pub fn writable_paths(&self, state_dir: &Path) -> Vec<PathBuf> {
+        match self.kind {
+            SinkKind::Fs | SinkKind::Dir => self.path.iter().cloned().collect(),
+            SinkKind::TapeDsmc => {
+                let mut v = vec![
+                    self.dsmc_log_dir(state_dir),
+                    self.dsmc_password_dir(state_dir),
+                ];
+                v.dedup();
+                v
+            }
+            SinkKind::S3 | SinkKind::Azure | SinkKind::Gcs => Vec::new(),
+        }
+    }
 }
+
+/// dsmc's own default name for its error log.
+pub const DEFAULT_ERROR_LOG: &str = "dsmerror.log";
 
 impl Validator<'_> {
     pub(super) fn sink(
@@ -183,7 +232,7 @@ impl Validator<'_> {
         span: Range<usize>,
     ) -> Result<(), ConfigError> {
         self.name(&format!("{key}.name"), &s.name, span.clone())?;
-        let set: [(&str, bool); 30] = [
+        let set: [(&str, bool); 31] = [
             ("prefix", s.prefix.is_some()),
             ("verify", s.verify.is_some()),
             ("timeout", s.timeout.is_some()),
@@ -212,6 +261,7 @@ impl Validator<'_> {
             ("description", s.description.is_some()),
             ("extra_args", !s.extra_args.is_empty()),
             ("error_log", s.error_log.is_some()),
+            ("password_dir", s.password_dir.is_some()),
             ("rc4", s.rc4.is_some() || s.rc8.is_some()),
             ("retrieve_verify", s.retrieve_verify.is_some()),
         ];
@@ -272,6 +322,7 @@ impl Validator<'_> {
                     "description",
                     "extra_args",
                     "error_log",
+                    "password_dir",
                     "rc4",
                     "retrieve_verify",
                     "timeout",
@@ -347,6 +398,9 @@ impl Validator<'_> {
                 self.private(&format!("{key}.service_account_file"), p, span.clone())?;
             }
         }
+        if s.kind == SinkKind::TapeDsmc {
+            self.dsmc_paths(key, s, span.clone())?;
+        }
         if let Some(p) = s.part_size {
             if p.0 < 5 << 20 || p.0 > 5 << 30 {
                 return Err(self.err(
@@ -364,5 +418,149 @@ impl Validator<'_> {
             ));
         }
         Ok(())
+    }
+
+    /// dsmc's paths are vigil's to name: absolute, and not smuggled past
+    /// `error_log` through `extra_args`.
+    fn dsmc_paths(&self, key: &str, s: &SinkConfig, span: Range<usize>) -> Result<(), ConfigError> {
+        if let Some(log) = &s.error_log {
+            let bad = if !log.is_absolute() {
+                Some("must be an absolute path")
+            } else if log.as_os_str().to_string_lossy().ends_with('/') || log.file_name().is_none()
+            {
+                Some("must name a file (dsmc's error log), not a directory")
+            } else if log.parent() == Some(Path::new("/")) {
+                Some("must not be directly under / (IBM: DSM_LOG cannot be the root directory)")
+            } else {
+                None
+            };
+            if let Some(m) = bad {
+                return Err(self.err(
+                    format!("{key}.error_log"),
+                    self.field_span(span, "error_log"),
+                    format!("{}: {m}", log.display()),
+                ));
+            }
+        }
+        if let Some(d) = &s.password_dir {
+            if !d.is_absolute() {
+                return Err(self.err(
+                    format!("{key}.password_dir"),
+                    self.field_span(span, "password_dir"),
+                    format!(
+                        "{}: must be an absolute path (the PASSWORDDIR of dsm.sys)",
+                        d.display()
+                    ),
+                ));
+            }
+        }
+        // IBM's minimum abbreviation of ERRORLOGName is "errorlogn".
+        if let Some(a) = s.extra_args.iter().find(|a| {
+            let l = a.trim_start_matches('-').to_ascii_lowercase();
+            a.starts_with('-') && l.starts_with("errorlogn")
+        }) {
+            return Err(self.err(
+                format!("{key}.extra_args"),
+                self.field_span(span, "extra_args"),
+                format!("{a:?}: set error_log instead, so that vigil reads the log dsmc writes and the unit may write it"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Config;
+    use std::path::{Path, PathBuf};
+
+    fn sinks(extra: &str) -> Result<Config, crate::config::ConfigError> {
+        let text = format!(
+            "[cluster]\nname = \"prod\"\nmembers = [{{ name = \"cp-1\", endpoint = \"http://127.0.0.1:2379\" }}]\n[state]\ndir = \"/var/lib/vigil\"\n{extra}"
+        );
+        Config::parse(&text, Path::new("/etc/vigil/vigil.toml"))
+    }
+
+    #[test]
+    fn writable_paths_name_what_each_sink_writes() {
+        let c = sinks(
+            "[[sink]]\nname = \"ltfs\"\nkind = \"dir\"\npath = \"/srv/ltfs/vigil\"\n\
+             [[sink]]\nname = \"nfs\"\nkind = \"fs\"\npath = \"/mnt/nfs/vigil\"\n\
+             [[sink]]\nname = \"tsm\"\nkind = \"tape-dsmc\"\n\
+             [[sink]]\nname = \"tsm2\"\nkind = \"tape-dsmc\"\nerror_log = \"/var/log/vigil-tsm/dsmerror.log\"\npassword_dir = \"/etc/vigil/tsm\"\n\
+             [[sink]]\nname = \"rgw\"\nkind = \"s3\"\nbucket = \"b\"\naccess_key_id = \"a\"\nsecret_access_key = \"s\"\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let state = Path::new("/var/lib/vigil");
+        let got: Vec<Vec<PathBuf>> = c.sinks().map(|s| s.writable_paths(state)).collect();
+        let p = |s: &str| PathBuf::from(s);
+        assert_eq!(
+            got,
+            vec![
+                vec![p("/srv/ltfs/vigil")],
+                vec![p("/mnt/nfs/vigil")],
+                vec![
+                    p("/var/lib/vigil/tape/tsm"),
+                    p("/var/lib/vigil/tape/password")
+                ],
+                vec![p("/var/log/vigil-tsm"), p("/etc/vigil/tsm")],
+                vec![],
+            ]
+        );
+        let tsm = c.sinks().nth(2).unwrap();
+        assert_eq!(
+            tsm.dsmc_error_log(state),
+            p("/var/lib/vigil/tape/tsm/dsmerror.log")
+        );
+    }
+
+    #[test]
+    fn dsmc_paths_are_checked_by_key() {
+        for (extra, key, msg) in [
+            (
+                "error_log = \"dsmerror.log\"",
+                "sink[0].error_log",
+                "absolute",
+            ),
+            (
+                "error_log = \"/var/log/tsm/\"",
+                "sink[0].error_log",
+                "not a directory",
+            ),
+            (
+                "error_log = \"/dsmerror.log\"",
+                "sink[0].error_log",
+                "root directory",
+            ),
+            ("password_dir = \"tsm\"", "sink[0].password_dir", "absolute"),
+            (
+                "extra_args = [\"-ERRORLOGNAME=/tmp/x\"]",
+                "sink[0].extra_args",
+                "error_log",
+            ),
+            (
+                "password_dir = \"/x\"\nbucket = \"b\"",
+                "sink[0].bucket",
+                "does not apply",
+            ),
+            ("passworddir = \"/x\"", "passworddir", "unknown field"),
+        ] {
+            let e = sinks(&format!(
+                "[[sink]]\nname = \"tsm\"\nkind = \"tape-dsmc\"\n{extra}\n"
+            ))
+            .err()
+            .unwrap_or_else(|| panic!("{extra}: accepted"))
+            .to_string();
+            assert!(e.contains(key) && e.contains(msg), "{extra}: {e}");
+        }
+        let e =
+            sinks("[[sink]]\nname = \"d\"\nkind = \"dir\"\npath = \"/x\"\npassword_dir = \"/y\"\n")
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+        assert!(
+            e.contains("sink[0].password_dir") && e.contains("does not apply"),
+            "{e}"
+        );
     }
 }

@@ -1,0 +1,182 @@
+//! `check-config`: what this job's unit would hit (contract 5): the config,
+//! the secrets of the sections it uses, and every path it writes.
+
+use crate::{Exit, GlobalArgs};
+use clap::Args;
+use std::path::{Path, PathBuf};
+use vigil_core::config::Uses;
+use vigil_core::paths::{self, Job, Writable};
+use vigil_core::{exit, Config};
+
+/// Flags of every binary's `check-config`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct CheckArgs {
+    /// Validate every section, every secret and every job's paths, not only
+    /// this program's.
+    #[arg(long)]
+    pub all: bool,
+}
+
+/// The unprivileged user every unit runs as.
+pub const UNIT_USER: &str = "vigil";
+
+/// Runs `check-config` for `job`, which opens the files of `uses`; `extra`
+/// adds the program's own summary lines.
+pub fn check_config(
+    g: &GlobalArgs,
+    job: Job,
+    uses: Uses,
+    args: &CheckArgs,
+    extra: impl FnOnce(&Config) -> String,
+) -> Result<i32, Exit> {
+    let uses = if args.all { Uses::ALL } else { uses };
+    let cfg = Config::load_for(&g.config, uses).map_err(Exit::usage)?;
+    print!("{}", cfg.summary());
+    print!("{}", extra(&cfg));
+    println!("secrets opened: {uses}");
+    let jobs: Vec<Job> = if args.all {
+        Job::ALL.to_vec()
+    } else {
+        vec![job]
+    };
+    let mut problems = Vec::new();
+    for j in jobs {
+        for w in paths::writable(&cfg, j) {
+            match check_writable(&cfg, j, &w) {
+                Ok(()) => println!("writes {:<24} {} ok", w.key, w.path.display()),
+                Err(m) if w.optional => {
+                    println!("writes {:<24} {} WARNING: {m}", w.key, w.path.display())
+                }
+                Err(m) => {
+                    println!("writes {:<24} {} PROBLEM: {m}", w.key, w.path.display());
+                    problems.push(format!("key {}: {}: {m}", w.key, w.path.display()));
+                }
+            }
+        }
+        problems.extend(stale_drop_ins(&cfg, j));
+    }
+    problems.dedup();
+    if problems.is_empty() {
+        return Ok(exit::OK);
+    }
+    Err(Exit::usage(anyhow::anyhow!(
+        "{}: {} problem(s) its unit would hit:\n  {}",
+        g.config.display(),
+        problems.len(),
+        problems.join("\n  ")
+    )))
+}
+
+/// Why the unit of `job` could not write `w`, if it could not.
+fn check_writable(cfg: &Config, job: Job, w: &Writable) -> Result<(), String> {
+    let p = &w.path;
+    if !p.is_absolute() {
+        return Err("must be an absolute path".into());
+    }
+    for (prefix, why) in [
+        ("/home", "hidden inside the unit (ProtectHome=yes)"),
+        ("/root", "hidden inside the unit (ProtectHome=yes)"),
+        ("/run/user", "hidden inside the unit (ProtectHome=yes)"),
+        (
+            "/tmp",
+            "private to each run inside the unit (PrivateTmp=yes): nothing written there is kept",
+        ),
+        (
+            "/var/tmp",
+            "private to each run inside the unit (PrivateTmp=yes): nothing written there is kept",
+        ),
+        ("/proc", "not a place for files"),
+        ("/sys", "not a place for files"),
+        ("/dev", "not a place for files (PrivateDevices=yes)"),
+    ] {
+        if p.starts_with(prefix) {
+            return Err(format!(
+                "{why}; choose a directory such as /var/lib/vigil or /srv"
+            ));
+        }
+    }
+    if p.exists() {
+        if !p.is_dir() {
+            return Err("is not a directory".into());
+        }
+        return writable_by_unit_user(p);
+    }
+    // A missing directory is created by the job, but only inside a tree the
+    // sandbox lets it write: /var/lib/vigil or another configured path.
+    let ancestor = p
+        .ancestors()
+        .skip(1)
+        .find(|a| a.exists())
+        .unwrap_or(Path::new("/"));
+    let inside = ancestor.starts_with("/var/lib/vigil")
+        || paths::writable(cfg, job)
+            .iter()
+            .any(|o| o.path != *p && o.path.exists() && ancestor.starts_with(&o.path));
+    if !inside {
+        return Err(format!(
+            "does not exist, and the unit cannot create it ({} is read-only inside the sandbox); \
+             create it: install -d -o {UNIT_USER} -g {UNIT_USER} -m 0700 {}",
+            ancestor.display(),
+            p.display()
+        ));
+    }
+    writable_by_unit_user(ancestor)
+        .map_err(|m| format!("does not exist yet and {}: {m}", ancestor.display()))
+}
+
+/// As root, asks `test -w` as the unit's user (ACLs count); otherwise asks
+/// for this process.
+fn writable_by_unit_user(p: &Path) -> Result<(), String> {
+    if rustix::process::geteuid().is_root() {
+        if let Some((uid, gid)) = lookup_user(UNIT_USER) {
+            use std::os::unix::process::CommandExt;
+            let ok = std::process::Command::new("test")
+                .arg("-w")
+                .arg(p)
+                .uid(uid)
+                .gid(gid)
+                .status()
+                .map(|s| s.success())
+                .map_err(|e| format!("cannot run `test -w` as {UNIT_USER}: {e}"))?;
+            return if ok {
+                Ok(())
+            } else {
+                Err(format!(
+                    "not writable by user {UNIT_USER}: chown {UNIT_USER}:{UNIT_USER} {} (or grant an ACL: setfacl -m u:{UNIT_USER}:rwx {})",
+                    p.display(),
+                    p.display()
+                ))
+            };
+        }
+    }
+    rustix::fs::access(p, rustix::fs::Access::WRITE_OK)
+        .map_err(|e| format!("not writable by this user: {e}"))
+}
+
+/// uid and gid of `name` from /etc/passwd (system users are local).
+fn lookup_user(name: &str) -> Option<(u32, u32)> {
+    let text = std::fs::read_to_string("/etc/passwd").ok()?;
+    text.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() > 3 && f[0] == name).then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?)))?
+    })
+}
+
+/// Where systemd puts the generator's output.
+const GENERATOR_DIR: &str = "/run/systemd/generator";
+
+/// Units whose sandbox does not match this config yet (no daemon-reload since it changed).
+fn stale_drop_ins(cfg: &Config, job: Job) -> Vec<String> {
+    if !Path::new("/run/systemd/system").exists() {
+        return Vec::new();
+    }
+    let want = paths::drop_in(&cfg.path, &paths::writable(cfg, job));
+    paths::unit_names(&cfg.path, job)
+        .into_iter()
+        .filter(|u| {
+            let f: PathBuf = [GENERATOR_DIR, &format!("{u}.d"), paths::DROP_IN].iter().collect();
+            std::fs::read_to_string(f).ok().as_deref() != Some(want.as_str())
+        })
+        .map(|u| format!("{u}: its writable paths do not match this config yet; run `systemctl daemon-reload`"))
+        .collect()
+}

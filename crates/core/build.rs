@@ -1,0 +1,548 @@
+//! Reads the config types (`src/config.rs`, `src/config/*.rs`) and writes
+//! `$OUT_DIR/config_reference.rs`: every table and key of vigil.toml with its
+//! type, default and doc comment, for the `vigil.toml(5)` man page
+//! (`src/config_doc.rs`). The serde attributes decide the names, so the page
+//! follows the types; a test in `config_doc.rs` checks it against serde.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+struct File {
+    structs: BTreeMap<String, syn::ItemStruct>,
+    enums: BTreeMap<String, syn::ItemEnum>,
+    fns: BTreeMap<String, syn::ItemFn>,
+    consts: BTreeMap<String, syn::Expr>,
+}
+
+struct Source {
+    files: Vec<File>,
+}
+
+struct Table {
+    path: String,
+    array: bool,
+    doc: String,
+    keys: Vec<Key>,
+}
+
+struct Key {
+    name: String,
+    ty: String,
+    required: bool,
+    default: Option<String>,
+    doc: String,
+    values: Vec<(String, String)>,
+}
+
+fn main() {
+    let src = Path::new("src");
+    let mut paths = vec![src.join("config.rs")];
+    println!("cargo:rerun-if-changed=src/config.rs");
+    println!("cargo:rerun-if-changed=src/config");
+    let mut sub: Vec<PathBuf> = std::fs::read_dir(src.join("config"))
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    sub.retain(|p| p.extension().is_some_and(|e| e == "rs"));
+    sub.sort();
+    paths.extend(sub);
+    let files = paths
+        .iter()
+        .map(|p| {
+            let text =
+                std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            let ast = syn::parse_file(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            index(ast)
+        })
+        .collect();
+    let source = Source { files };
+    let mut tables = Vec::new();
+    source.walk("Config", "", false, String::new(), &mut tables);
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR"));
+    std::fs::write(out.join("config_reference.rs"), render(&tables))
+        .expect("write config_reference.rs");
+}
+
+fn index(ast: syn::File) -> File {
+    let mut f = File {
+        structs: BTreeMap::new(),
+        enums: BTreeMap::new(),
+        fns: BTreeMap::new(),
+        consts: BTreeMap::new(),
+    };
+    for item in ast.items {
+        match item {
+            syn::Item::Struct(s) => {
+                f.structs.insert(s.ident.to_string(), s);
+            }
+            syn::Item::Enum(e) => {
+                f.enums.insert(e.ident.to_string(), e);
+            }
+            syn::Item::Fn(func) => {
+                f.fns.insert(func.sig.ident.to_string(), func);
+            }
+            syn::Item::Const(c) => {
+                f.consts.insert(c.ident.to_string(), *c.expr);
+            }
+            _ => {}
+        }
+    }
+    f
+}
+
+/// `#[doc]` lines joined; an empty line separates paragraphs.
+fn doc_of(attrs: &[syn::Attribute]) -> String {
+    let mut lines = Vec::new();
+    for a in attrs {
+        if !a.path().is_ident("doc") {
+            continue;
+        }
+        if let syn::Meta::NameValue(nv) = &a.meta {
+            if let syn::Expr::Lit(syn::ExprLit {
+                lit: syn::Lit::Str(s),
+                ..
+            }) = &nv.value
+            {
+                let v = s.value();
+                lines.push(v.strip_prefix(' ').unwrap_or(&v).trim_end().to_string());
+            }
+        }
+    }
+    let mut out = String::new();
+    for l in lines {
+        if l.is_empty() {
+            out.push_str("\n\n");
+        } else {
+            if !out.is_empty() && !out.ends_with('\n') {
+                out.push(' ');
+            }
+            out.push_str(&l);
+        }
+    }
+    out.trim().to_string()
+}
+
+/// The serde attributes that matter here.
+#[derive(Default)]
+struct Serde {
+    rename: Option<String>,
+    rename_all: Option<String>,
+    default: Option<Option<String>>,
+    skip: bool,
+}
+
+fn serde_of(attrs: &[syn::Attribute]) -> Serde {
+    let mut s = Serde::default();
+    for a in attrs {
+        if !a.path().is_ident("serde") {
+            continue;
+        }
+        let _ = a.parse_nested_meta(|m| {
+            let name = m
+                .path
+                .get_ident()
+                .map(|i| i.to_string())
+                .unwrap_or_default();
+            let value = || -> syn::Result<String> {
+                let lit: syn::LitStr = m.value()?.parse()?;
+                Ok(lit.value())
+            };
+            match name.as_str() {
+                "rename" => s.rename = Some(value()?),
+                "rename_all" => s.rename_all = Some(value()?),
+                "default" => {
+                    s.default = Some(if m.input.peek(syn::Token![=]) {
+                        Some(value()?)
+                    } else {
+                        None
+                    })
+                }
+                "skip" | "skip_deserializing" => s.skip = true,
+                _ => {
+                    // Skip the value of any other attribute (`deserialize_with = "..."`, ...).
+                    if m.input.peek(syn::Token![=]) {
+                        let _: syn::Expr = m.value()?.parse()?;
+                    }
+                }
+            }
+            Ok(())
+        });
+    }
+    s
+}
+
+fn apply_case(name: &str, rule: Option<&str>) -> String {
+    match rule {
+        Some("lowercase") => name.to_lowercase(),
+        Some("UPPERCASE") => name.to_uppercase(),
+        Some("snake_case") | Some("kebab-case") => {
+            let mut out = String::new();
+            for (i, c) in name.chars().enumerate() {
+                if c.is_uppercase() && i > 0 {
+                    out.push(if rule == Some("kebab-case") { '-' } else { '_' });
+                }
+                out.extend(c.to_lowercase());
+            }
+            out
+        }
+        _ => name.to_string(),
+    }
+}
+
+/// The last path segment and its generic arguments.
+fn split(ty: &syn::Type) -> Option<(String, Vec<&syn::Type>)> {
+    let syn::Type::Path(p) = ty else { return None };
+    let seg = p.path.segments.last()?;
+    let args = match &seg.arguments {
+        syn::PathArguments::AngleBracketed(a) => a
+            .args
+            .iter()
+            .filter_map(|g| match g {
+                syn::GenericArgument::Type(t) => Some(t),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    Some((seg.ident.to_string(), args))
+}
+
+/// Strips `Spanned<…>` and `Box<…>`.
+fn plain(ty: &syn::Type) -> &syn::Type {
+    match split(ty) {
+        Some((n, a)) if (n == "Spanned" || n == "Box") && a.len() == 1 => plain(a[0]),
+        _ => ty,
+    }
+}
+
+impl Source {
+    fn find_struct(&self, name: &str) -> Option<(usize, &syn::ItemStruct)> {
+        self.files
+            .iter()
+            .enumerate()
+            .find_map(|(i, f)| f.structs.get(name).map(|s| (i, s)))
+    }
+    fn find_enum(&self, name: &str) -> Option<&syn::ItemEnum> {
+        self.files.iter().find_map(|f| f.enums.get(name))
+    }
+
+    fn walk(&self, name: &str, path: &str, array: bool, field_doc: String, out: &mut Vec<Table>) {
+        let (file, st) = self
+            .find_struct(name)
+            .unwrap_or_else(|| panic!("config type {name} not found"));
+        let cont = serde_of(&st.attrs);
+        let struct_doc = doc_of(&st.attrs);
+        let doc = if struct_doc.is_empty() {
+            field_doc
+        } else {
+            struct_doc
+        };
+        let at = out.len();
+        out.push(Table {
+            path: path.to_string(),
+            array,
+            doc,
+            keys: Vec::new(),
+        });
+        let syn::Fields::Named(fields) = &st.fields else {
+            return;
+        };
+        for f in &fields.named {
+            let s = serde_of(&f.attrs);
+            if s.skip {
+                continue;
+            }
+            let ident = f.ident.as_ref().map(|i| i.to_string()).unwrap_or_default();
+            let ident = ident.strip_prefix("r#").unwrap_or(&ident).to_string();
+            let key = s
+                .rename
+                .clone()
+                .unwrap_or_else(|| apply_case(&ident, cont.rename_all.as_deref()));
+            let doc = doc_of(&f.attrs);
+            let sub = if path.is_empty() {
+                key.clone()
+            } else {
+                format!("{path}.{key}")
+            };
+            let mut ty = plain(&f.ty);
+            let mut optional = false;
+            if let Some((n, a)) = split(ty) {
+                if n == "Option" && a.len() == 1 {
+                    ty = plain(a[0]);
+                    optional = true;
+                }
+            }
+            // Sub-tables and arrays of tables.
+            if let Some((n, a)) = split(ty) {
+                if self.find_struct(&n).is_some() && a.is_empty() {
+                    self.walk(&n, &sub, false, doc, out);
+                    continue;
+                }
+                if n == "Vec" && a.len() == 1 {
+                    if let Some((inner, _)) = split(plain(a[0])) {
+                        if self.find_struct(&inner).is_some() {
+                            self.walk(&inner, &sub, true, doc, out);
+                            continue;
+                        }
+                    }
+                }
+            }
+            let (tyname, values) = self.describe(ty);
+            let required = !optional && s.default.is_none() && cont.default.is_none();
+            let default = match &s.default {
+                Some(Some(func)) => {
+                    self.files[file]
+                        .fns
+                        .get(func)
+                        .and_then(|func| match func.block.stmts.last() {
+                            Some(syn::Stmt::Expr(e, None)) => Some(self.eval(file, e)),
+                            _ => None,
+                        })
+                }
+                Some(None) if !optional => self.zero(ty),
+                Some(None) => None,
+                None => None,
+            };
+            out[at].keys.push(Key {
+                name: key,
+                ty: tyname,
+                required,
+                default,
+                doc,
+                values,
+            });
+        }
+    }
+
+    /// A type as a man page reader knows it, and an enum's choices.
+    fn describe(&self, ty: &syn::Type) -> (String, Vec<(String, String)>) {
+        let Some((n, a)) = split(plain(ty)) else {
+            return ("value".into(), Vec::new());
+        };
+        let simple = match n.as_str() {
+            "String" | "str" => "string",
+            "PathBuf" | "Path" => "path",
+            "bool" => "boolean",
+            "u8" | "u16" | "u32" | "u64" | "usize" | "i8" | "i16" | "i32" | "i64" | "isize" => {
+                "integer"
+            }
+            "f32" | "f64" => "number",
+            "HumanDuration" => "duration",
+            "ByteSize" => "size",
+            "Secret" => "string (secret)",
+            _ => "",
+        };
+        if !simple.is_empty() {
+            return (simple.into(), Vec::new());
+        }
+        if n == "Vec" && a.len() == 1 {
+            let (inner, values) = self.describe(a[0]);
+            return (format!("array of {inner}s"), values);
+        }
+        if (n == "BTreeMap" || n == "HashMap") && a.len() == 2 {
+            let (inner, values) = self.describe(a[1]);
+            return (format!("table of {inner}s"), values);
+        }
+        if n == "Option" && a.len() == 1 {
+            return self.describe(a[0]);
+        }
+        if let Some(e) = self.find_enum(&n) {
+            let rule = serde_of(&e.attrs).rename_all;
+            let values = e
+                .variants
+                .iter()
+                .filter(|v| !serde_of(&v.attrs).skip)
+                .map(|v| {
+                    let s = serde_of(&v.attrs);
+                    let name = s
+                        .rename
+                        .unwrap_or_else(|| apply_case(&v.ident.to_string(), rule.as_deref()));
+                    (name, doc_of(&v.attrs))
+                })
+                .collect();
+            return ("string".into(), values);
+        }
+        (n, Vec::new())
+    }
+
+    /// The default of a bare `#[serde(default)]`, where it says something.
+    fn zero(&self, ty: &syn::Type) -> Option<String> {
+        let (n, _) = split(plain(ty))?;
+        match n.as_str() {
+            "bool" => Some("false".into()),
+            "u8" | "u16" | "u32" | "u64" | "usize" | "i32" | "i64" => Some("0".into()),
+            "Vec" => Some("[]".into()),
+            "String" => Some("\"\"".into()),
+            _ => {
+                let e = self.find_enum(&n)?;
+                let rule = serde_of(&e.attrs).rename_all;
+                let v = e
+                    .variants
+                    .iter()
+                    .find(|v| v.attrs.iter().any(|a| a.path().is_ident("default")))?;
+                let name = serde_of(&v.attrs)
+                    .rename
+                    .unwrap_or_else(|| apply_case(&v.ident.to_string(), rule.as_deref()));
+                Some(format!("\"{name}\""))
+            }
+        }
+    }
+
+    fn int(e: &syn::Expr) -> Option<u128> {
+        match e {
+            syn::Expr::Lit(syn::ExprLit {
+                lit: syn::Lit::Int(i),
+                ..
+            }) => i.base10_parse().ok(),
+            syn::Expr::Paren(p) => Self::int(&p.expr),
+            syn::Expr::Binary(b) => {
+                let (l, r) = (Self::int(&b.left)?, Self::int(&b.right)?);
+                match b.op {
+                    syn::BinOp::Add(_) => l.checked_add(r),
+                    syn::BinOp::Sub(_) => l.checked_sub(r),
+                    syn::BinOp::Mul(_) => l.checked_mul(r),
+                    syn::BinOp::Div(_) => l.checked_div(r),
+                    syn::BinOp::Shl(_) => l.checked_shl(u32::try_from(r).ok()?),
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
+    }
+
+    /// A default value in TOML syntax, evaluated from the default function's body.
+    fn eval(&self, file: usize, e: &syn::Expr) -> String {
+        self.try_eval(file, e).unwrap_or_else(|| {
+            use quote::ToTokens;
+            e.to_token_stream().to_string()
+        })
+    }
+
+    fn try_eval(&self, file: usize, e: &syn::Expr) -> Option<String> {
+        if let Some(i) = Self::int(e) {
+            return Some(i.to_string());
+        }
+        match e {
+            syn::Expr::Lit(l) => match &l.lit {
+                syn::Lit::Str(s) => Some(format!("{:?}", s.value())),
+                syn::Lit::Float(f) => Some(f.base10_digits().to_string()),
+                syn::Lit::Bool(b) => Some(b.value.to_string()),
+                _ => None,
+            },
+            syn::Expr::MethodCall(m) => match m.method.to_string().as_str() {
+                "into" | "to_string" | "to_owned" | "to_vec" | "map" | "collect" | "into_iter"
+                | "iter" => self.try_eval(file, &m.receiver),
+                _ => None,
+            },
+            syn::Expr::Call(c) => {
+                let syn::Expr::Path(p) = &*c.func else {
+                    return None;
+                };
+                let f = p
+                    .path
+                    .segments
+                    .iter()
+                    .map(|s| s.ident.to_string())
+                    .collect::<Vec<_>>()
+                    .join("::");
+                let arg = c.args.first()?;
+                match f.as_str() {
+                    "Some" | "String::from" | "PathBuf::from" => self.try_eval(file, arg),
+                    "HumanDuration::from_secs" => {
+                        Some(format!("\"{}\"", duration(Self::int(arg)?)))
+                    }
+                    "ByteSize" => Some(format!("\"{}\"", size(Self::int(arg)?))),
+                    _ => None,
+                }
+            }
+            syn::Expr::Path(p) => {
+                let name = p.path.get_ident()?.to_string();
+                let f = if self.files[file].consts.contains_key(&name) {
+                    file
+                } else {
+                    self.files
+                        .iter()
+                        .position(|f| f.consts.contains_key(&name))?
+                };
+                let c = self.files[f].consts.get(&name)?;
+                self.try_eval(f, c)
+            }
+            syn::Expr::Array(a) => {
+                let items: Option<Vec<_>> =
+                    a.elems.iter().map(|x| self.try_eval(file, x)).collect();
+                Some(format!("[{}]", items?.join(", ")))
+            }
+            syn::Expr::Macro(m) if m.mac.path.is_ident("vec") => {
+                let items = m
+                    .mac
+                    .parse_body_with(
+                        syn::punctuated::Punctuated::<syn::Expr, syn::Token![,]>::parse_terminated,
+                    )
+                    .ok()?;
+                let items: Option<Vec<_>> = items.iter().map(|x| self.try_eval(file, x)).collect();
+                Some(format!("[{}]", items?.join(", ")))
+            }
+            syn::Expr::Paren(p) => self.try_eval(file, &p.expr),
+            syn::Expr::Reference(r) => self.try_eval(file, &r.expr),
+            _ => None,
+        }
+    }
+}
+
+/// `90` -> `90s`, `93600` -> `26h`, `86400` -> `1d`: the largest unit that
+/// divides it, as `humantime` parses it.
+fn duration(s: u128) -> String {
+    for (unit, n) in [("d", 86400), ("h", 3600), ("m", 60)] {
+        if s > 0 && s.is_multiple_of(n) {
+            return format!("{}{unit}", s / n);
+        }
+    }
+    format!("{s}s")
+}
+
+/// `2 << 30` -> `2GiB`.
+fn size(b: u128) -> String {
+    for (unit, n) in [
+        ("TiB", 1u128 << 40),
+        ("GiB", 1 << 30),
+        ("MiB", 1 << 20),
+        ("KiB", 1 << 10),
+    ] {
+        if b >= n && b.is_multiple_of(n) {
+            return format!("{}{unit}", b / n);
+        }
+    }
+    b.to_string()
+}
+
+fn render(tables: &[Table]) -> String {
+    let mut s = String::from("// Generated by build.rs from the config types. Do not edit.\n");
+    s.push_str("pub static TABLES: &[Table] = &[\n");
+    for t in tables {
+        let _ = writeln!(
+            s,
+            "  Table {{ path: {:?}, array: {}, doc: {:?}, keys: &[",
+            t.path, t.array, t.doc
+        );
+        for k in &t.keys {
+            let values: Vec<String> = k
+                .values
+                .iter()
+                .map(|(n, d)| format!("({n:?}, {d:?})"))
+                .collect();
+            let _ = writeln!(
+                s,
+                "    Key {{ name: {:?}, ty: {:?}, required: {}, default: {:?}, doc: {:?}, values: &[{}] }},",
+                k.name,
+                k.ty,
+                k.required,
+                k.default,
+                k.doc,
+                values.join(", ")
+            );
+        }
+        s.push_str("  ] },\n");
+    }
+    s.push_str("];\n");
+    s
+}

@@ -1,0 +1,314 @@
+//! The `vigil.toml(5)` man page, generated from the config types: `build.rs`
+//! reads `config.rs` and `config/*.rs` (serde names, types, defaults, doc
+//! comments) into [`TABLES`]; [`man_page`] renders it as roff.
+
+/// One table of vigil.toml (`path` is dotted; `array` for `[[…]]`).
+#[derive(Debug)]
+pub struct Table {
+    pub path: &'static str,
+    pub array: bool,
+    pub doc: &'static str,
+    pub keys: &'static [Key],
+}
+
+/// One key: its TOML type, whether it must be given, its default (TOML
+/// syntax) and, for enums, the accepted values with their docs.
+#[derive(Debug)]
+pub struct Key {
+    pub name: &'static str,
+    pub ty: &'static str,
+    pub required: bool,
+    pub default: Option<&'static str>,
+    pub doc: &'static str,
+    pub values: &'static [(&'static str, &'static str)],
+}
+
+include!(concat!(env!("OUT_DIR"), "/config_reference.rs"));
+
+/// Escapes text for roff and turns `code` into bold.
+fn roff(text: &str) -> String {
+    let mut out = String::new();
+    let mut code = false;
+    for c in text.chars() {
+        match c {
+            '`' => {
+                out.push_str(if code { "\\fR" } else { "\\fB" });
+                code = !code;
+            }
+            '\\' => out.push_str("\\e"),
+            '-' => out.push_str("\\-"),
+            _ => out.push(c),
+        }
+    }
+    if code {
+        out.push_str("\\fR");
+    }
+    // A line may not start with a control character.
+    out.lines()
+        .map(|l| {
+            if l.starts_with('.') || l.starts_with('\'') {
+                format!("\\&{l}")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Paragraphs of a doc comment, each as a roff paragraph.
+fn paragraphs(doc: &str, out: &mut String) {
+    for (i, p) in doc
+        .split("\n\n")
+        .filter(|p| !p.trim().is_empty())
+        .enumerate()
+    {
+        if i > 0 {
+            out.push_str(".IP\n");
+        }
+        out.push_str(&roff(p.trim()));
+        out.push('\n');
+    }
+}
+
+/// A table's doc without a leading "`[name]`: " that repeats the heading.
+fn table_doc(t: &Table) -> &'static str {
+    let d = t.doc.trim_start();
+    if let Some(rest) = d.strip_prefix('`') {
+        if let Some(end) = rest.find('`') {
+            if rest.starts_with('[') {
+                return rest[end + 1..].trim_start_matches(':').trim_start();
+            }
+        }
+    }
+    d
+}
+
+fn heading(t: &Table) -> String {
+    if t.array {
+        format!("[[{}]]", t.path)
+    } else {
+        format!("[{}]", t.path)
+    }
+}
+
+const DESCRIPTION: &str = "\
+vigil reads one TOML file, by default `/etc/vigil/vigil.toml` (`--config PATH` \
+overrides it). Every program reads the sections it needs. Unknown keys are \
+errors everywhere, and every error names the file, the key and the line.
+
+Durations are strings like `\"90s\"`, `\"15m\"`, `\"6h\"` or `\"1h 30m\"`. \
+Sizes are strings like `\"256MiB\"` or `\"2GB\"`, or a plain number of bytes.
+
+A secret can be given inline or, better, as the matching `*_file` key. A \
+relative `*_file` name is looked up in the unit's `$CREDENTIALS_DIRECTORY` \
+under systemd (the package's units load `/etc/vigil/credentials/` with \
+`LoadCredential=`), and in `/etc/vigil/credentials/` from a shell \
+(`VIGIL_CREDENTIALS_DIR` overrides it). Absolute paths are used as they are.";
+
+const EXAMPLE: &str = r#"[cluster]
+name = "prod"
+members = [
+  { name = "cp-1", endpoint = "http://127.0.0.1:12379" },
+  { name = "cp-2", endpoint = "http://127.0.0.1:22379" },
+  { name = "cp-3", endpoint = "http://127.0.0.1:32379" },
+]
+
+[snapshot]
+dir = "/var/lib/vigil/snapshots"
+keep_last = 5
+age_recipients = ["age1..."]
+
+[state]
+dir = "/var/lib/vigil/state"
+
+[[alert.channel]]
+name = "ops-slack"
+kind = "slack"
+webhook_url_file = "slack-webhook"
+"#;
+
+/// The whole man page, `vigil.toml.5`.
+pub fn man_page() -> String {
+    let mut s = String::new();
+    s.push_str(&format!(
+        ".TH VIGIL.TOML 5 \"\" \"vigil {}\" \"File Formats Manual\"\n",
+        crate::VERSION
+    ));
+    s.push_str(".SH NAME\nvigil.toml \\- configuration of vigil, the etcd backup appliance\n");
+    s.push_str(".SH SYNOPSIS\n.B /etc/vigil/vigil.toml\n");
+    s.push_str(".SH DESCRIPTION\n");
+    for (i, p) in DESCRIPTION.split("\n\n").enumerate() {
+        if i > 0 {
+            s.push_str(".PP\n");
+        }
+        s.push_str(&roff(p));
+        s.push('\n');
+    }
+    s.push_str(
+        ".PP\nThe tables and keys below are generated from the types vigil parses the file into.\n",
+    );
+    s.push_str(".SH TABLES\n");
+    for t in TABLES {
+        if t.path.is_empty() {
+            if t.keys.is_empty() {
+                continue;
+            }
+            s.push_str(".SS \"Top level\"\n");
+        } else {
+            s.push_str(&format!(".SS \"{}\"\n", heading(t)));
+        }
+        paragraphs(table_doc(t), &mut s);
+        for k in t.keys {
+            let mut what = k.ty.to_string();
+            if k.required {
+                what.push_str(", required");
+            } else if let Some(d) = k.default {
+                what.push_str(&format!(", default {d}"));
+            } else {
+                what.push_str(", optional");
+            }
+            s.push_str(&format!(
+                ".TP\n.BR {} \" ({})\"\n",
+                k.name,
+                roff(&what).replace('"', "\\(dq")
+            ));
+            if !k.values.is_empty() {
+                let names: Vec<String> =
+                    k.values.iter().map(|(n, _)| format!("`\"{n}\"`")).collect();
+                let line = format!("One of {}.", names.join(", "));
+                s.push_str(&roff(&line));
+                s.push('\n');
+            }
+            if !k.doc.is_empty() {
+                if !k.values.is_empty() {
+                    s.push_str(".br\n");
+                }
+                paragraphs(k.doc, &mut s);
+            }
+            for (n, d) in k.values.iter().filter(|(_, d)| !d.is_empty()) {
+                s.push_str(&format!(".RS\n.TP\n.B \"\\(dq{n}\\(dq\"\n"));
+                paragraphs(d, &mut s);
+                s.push_str(".RE\n");
+            }
+        }
+    }
+    s.push_str(".SH EXAMPLE\nThe smallest useful config (three members, one Slack channel):\n.PP\n.nf\n.RS\n");
+    s.push_str(&roff(EXAMPLE));
+    s.push_str("\n.RE\n.fi\n.PP\nMore examples are in \\fI/usr/share/doc/vigil/examples/\\fR.\n");
+    s.push_str(
+        ".SH FILES\n.TP\n.I /etc/vigil/vigil.toml\nThe config (root:vigil, 0640).\n\
+         .TP\n.I /etc/vigil/credentials/\nSecret files named by relative \\fB*_file\\fR keys (root, 0700; files 0600).\n",
+    );
+    s.push_str(
+        ".SH SEE ALSO\n.BR vigil\\-snapshot (1),\n.BR vigil\\-restore (1),\n.BR vigil\\-health (1),\n\
+         .BR vigil\\-quota (1),\n.BR vigil\\-notify (1),\n.BR vigild (1)\n",
+    );
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The keys serde accepts in the table at `path`, from its own
+    /// "unknown field" error: the page is checked against the parser, not
+    /// against the generator.
+    fn serde_keys(t: &Table) -> Vec<String> {
+        let mut doc = String::new();
+        let parts: Vec<&str> = t.path.split('.').collect();
+        // Array tables on the way down need their own `[[…]]` header first.
+        for i in 1..parts.len() {
+            let prefix = parts[..i].join(".");
+            if TABLES.iter().any(|o| o.path == prefix && o.array) {
+                doc.push_str(&format!("[[{prefix}]]\n"));
+            }
+        }
+        if !t.path.is_empty() {
+            doc.push_str(&format!("{}\n", heading(t)));
+        }
+        doc.push_str("__vigil_probe = 1\n");
+        let err = toml::from_str::<crate::Config>(&doc)
+            .err()
+            .unwrap_or_else(|| panic!("{} accepts an unknown key", heading(t)))
+            .to_string();
+        let tail = err
+            .split_once("unknown field `__vigil_probe`")
+            .unwrap_or_else(|| panic!("{}: unexpected error {err}", heading(t)))
+            .1;
+        let tail = tail.lines().next().unwrap_or("");
+        tail.split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn every_key_serde_accepts_is_on_the_page() {
+        let page = man_page();
+        assert!(TABLES.iter().any(|t| t.path == "snapshot"));
+        for t in TABLES {
+            let keys = serde_keys(t);
+            assert!(!keys.is_empty(), "{}: no keys", heading(t));
+            // The section's text, from its heading to the next one.
+            let start = if t.path.is_empty() {
+                page.find(".SH TABLES").expect("tables")
+            } else {
+                page.find(&format!(".SS \"{}\"\n", heading(t)))
+                    .unwrap_or_else(|| panic!("no section {}", heading(t)))
+            };
+            let body = &page[start + 4..];
+            let body = &body[..body.find("\n.SS ").unwrap_or(body.len())];
+            for k in &keys {
+                let sub = if t.path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{}.{k}", t.path)
+                };
+                let documented =
+                    body.contains(&format!(".BR {k} ")) || TABLES.iter().any(|o| o.path == sub);
+                assert!(documented, "key {sub} is not in vigil.toml(5)");
+            }
+            // And nothing on the page that serde would refuse.
+            for k in t.keys {
+                assert!(
+                    keys.iter().any(|s| s == k.name),
+                    "{}.{} is not a key serde knows",
+                    t.path,
+                    k.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn defaults_come_from_the_default_functions() {
+        let key = |t: &str, k: &str| {
+            TABLES
+                .iter()
+                .find(|x| x.path == t)
+                .and_then(|x| x.keys.iter().find(|y| y.name == k))
+                .unwrap_or_else(|| panic!("{t}.{k}"))
+        };
+        assert_eq!(key("snapshot", "keep_last").default, Some("5"));
+        assert_eq!(key("snapshot", "timeout").default, Some("\"1h\""));
+        assert_eq!(key("health.etcd", "db_quota").default, Some("\"2GiB\""));
+        assert_eq!(
+            key("metrics", "textfile_dir").default,
+            Some("\"/var/lib/prometheus/node-exporter\"")
+        );
+        assert!(key("cluster", "name").required);
+        assert!(!key("snapshot", "encryption").values.is_empty());
+    }
+
+    #[test]
+    fn the_page_is_roff() {
+        let page = man_page();
+        assert!(page.starts_with(".TH VIGIL.TOML 5"));
+        for l in page.lines() {
+            assert!(!l.starts_with('\''), "line starts with a quote: {l}");
+        }
+        assert!(page.contains(".SS \"[[alert.channel]]\""));
+    }
+}
