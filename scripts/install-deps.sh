@@ -13,6 +13,7 @@ APT_PACKAGES=(
   bc curl uuid-runtime  # used by the Ceph test harness scripts
   prometheus          # promtool: checks config/prometheus-rules.yml and the metrics files
   acl                 # getfacl: the packaging check looks at the metrics dir ACL
+  debootstrap systemd-container  # tests/box: a Debian 12 system container booted with systemd as PID 1
   prometheus-node-exporter  # a real node_exporter on loopback for the vigil-health node metric tests
   time zip            # bench/: /usr/bin/time -f for CPU and peak RSS; zip is RKE2's anchor format
   ceph-mds ceph-fuse  # vigil-quota tests: a real CephFS (MDS) mounted with ceph-fuse
