@@ -67,11 +67,20 @@ pub fn check_config(
     )))
 }
 
-/// Why the unit of `job` could not write `w`, if it could not.
+/// Why the unit of `job` could not write `w`, if it could not. A config that
+/// no unit reads (not in /etc/vigil) is checked for the user running this.
 fn check_writable(cfg: &Config, job: Job, w: &Writable) -> Result<(), String> {
     let p = &w.path;
     if !p.is_absolute() {
         return Err("must be an absolute path".into());
+    }
+    if paths::instance_of_config(&cfg.path).is_none() {
+        if p.exists() && !p.is_dir() {
+            return Err("is not a directory".into());
+        }
+        let target = p.ancestors().find(|a| a.exists()).unwrap_or(Path::new("/"));
+        return rustix::fs::access(target, rustix::fs::Access::WRITE_OK)
+            .map_err(|e| format!("{} is not writable by this user: {e}", target.display()));
     }
     for (prefix, why) in [
         ("/home", "hidden inside the unit (ProtectHome=yes)"),

@@ -68,7 +68,9 @@ fn run(g: &GlobalArgs, json: bool, no_alert: bool) -> Result<i32, Exit> {
         let raised = if no_alert {
             None
         } else {
-            Some(vigil_health::alerts::raise(&cfg, &report.findings))
+            let r = vigil_health::alerts::raise(&cfg, &report.findings);
+            vigil_alert::unit::job_completed(&cfg, "vigil-health");
+            Some(r)
         };
         if json {
             let mut v = serde_json::to_value(&report).unwrap_or_default();

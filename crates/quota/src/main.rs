@@ -63,6 +63,7 @@ fn cmd_run(g: &GlobalArgs, json: bool) -> Result<i32, Exit> {
         .map_err(Exit::usage)?;
     let report = rt.block_on(vigil_quota::run(&cfg)).map_err(Exit::failed)?;
     vigil_quota::metrics::publish(&cfg, &report);
+    vigil_alert::unit::job_completed(&cfg, "vigil-quota");
     // Do not wait for a blocking task stuck on a hung mount.
     rt.shutdown_background();
     if json {

@@ -370,4 +370,5 @@ fn publish_drill_metrics(cfg: &vigil_core::Config, r: &drill::DrillReport) {
 /// queued for vigil-notify.
 fn raise_drill_alerts(cfg: &vigil_core::Config, run_id: &str) {
     vigil_alert::raise_run(cfg, &["drill"], run_id);
+    vigil_alert::unit::job_completed(cfg, "vigil-restore-drill");
 }

@@ -109,6 +109,7 @@ async fn cmd_run(g: &GlobalArgs, json: bool) -> Result<i32, Exit> {
     })?;
     metrics::publish_run(&cfg, &report);
     vigil_alert::raise_run(&cfg, &["snapshot", "sink"], &report.run_id);
+    vigil_alert::unit::job_completed(&cfg, "vigil-snapshot");
     if json {
         print_json(&report);
     } else {
@@ -254,6 +255,7 @@ async fn cmd_scrub(
     }
     metrics::publish_scrub(&cfg, &results);
     vigil_alert::raise_run(&cfg, &["scrub"], &run_id);
+    vigil_alert::unit::job_completed(&cfg, "vigil-snapshot-scrub");
     if json {
         let v: Vec<_> = results
             .iter()

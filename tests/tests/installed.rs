@@ -1,0 +1,240 @@
+//! Contract 5 ("As installed") outside the box: which secrets each binary
+//! opens, where relative names resolve, what check-config reports, and the
+//! OnFailure= handler. tests/box/ runs the same under systemd.
+#![allow(clippy::unwrap_used)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Output};
+use vigil_tests::*;
+
+fn run(name: &str, config: &Path, creds: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+    let out = Command::new(bin(name))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env("VIGIL_CREDENTIALS_DIR", creds)
+        .env_remove("CREDENTIALS_DIRECTORY")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    eprintln!(
+        "$ {name} {}\n-- exit {:?}\n{}",
+        args.join(" "),
+        out.status.code(),
+        text(&out)
+    );
+    out
+}
+
+fn secret(dir: &Path, name: &str, value: &str) {
+    let p = dir.join(name);
+    std::fs::write(&p, value).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+fn config(dir: &Path, extra: &str) -> std::path::PathBuf {
+    let key = age_key(dir);
+    let p = dir.join("vigil.toml");
+    std::fs::write(
+        &p,
+        format!(
+            "[cluster]\nname = \"prod\"\nmembers = [{{ name = \"cp-1\", endpoint = \"http://127.0.0.1:1\" }}]\n\n\
+             [snapshot]\ndir = \"{0}/snap\"\nage_recipients = [\"{1}\"]\nconnect_timeout = \"1s\"\n\n\
+             [state]\ndir = \"{0}/state\"\n\n[metrics]\ntextfile_dir = \"{0}/metrics\"\n\n{extra}",
+            dir.display(),
+            key.recipient
+        ),
+    )
+    .unwrap();
+    p
+}
+
+#[test]
+fn each_binary_opens_only_the_secrets_of_its_own_sections() {
+    let t = tempfile::tempdir().unwrap();
+    let creds = t.path().join("credentials");
+    std::fs::create_dir(&creds).unwrap();
+    let cfg = config(
+        t.path(),
+        "[restore]\ndrill_identity_file = \"drill-key.txt\"\n\n\
+         [[alert.channel]]\nname = \"ops-slack\"\nkind = \"slack\"\nwebhook_url_file = \"slack-webhook\"\n",
+    );
+    // Nothing in the credentials dir yet: only the jobs that use a secret fail.
+    for b in ["vigil-snapshot", "vigil-health", "vigil-quota"] {
+        let out = run(b, &cfg, &creds, &[], &["check-config"]);
+        assert_eq!(out.status.code(), Some(0), "{b}: {}", text(&out));
+        assert!(text(&out).contains("secrets opened:"), "{b}");
+    }
+    let out = run("vigil-notify", &cfg, &creds, &[], &["check-config"]);
+    assert_eq!(out.status.code(), Some(2));
+    let want = format!("{}/slack-webhook", creds.display());
+    assert!(
+        text(&out).contains("alert.channel[0].webhook_url_file") && text(&out).contains(&want),
+        "a relative name resolves in the credentials dir: {}",
+        text(&out)
+    );
+    let out = run("vigil-restore", &cfg, &creds, &[], &["check-config"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out).contains("restore.drill_identity_file"),
+        "{}",
+        text(&out)
+    );
+    for b in ["vigil-snapshot", "vigild"] {
+        let out = run(b, &cfg, &creds, &[], &["check-config", "--all"]);
+        assert_eq!(out.status.code(), Some(2), "{b} --all checks every section");
+    }
+    // A job runs without the channel's secret, and only queues its alert.
+    let out = run("vigil-snapshot", &cfg, &creds, &[], &["run"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the member is down: {}",
+        text(&out)
+    );
+    assert!(!text(&out).contains("slack-webhook"), "{}", text(&out));
+
+    secret(&creds, "slack-webhook", "http://127.0.0.1:9/hook");
+    std::fs::create_dir(t.path().join("drill")).unwrap();
+    let k = age_key(&t.path().join("drill"));
+    std::fs::copy(&k.identity_file, creds.join("drill-key.txt")).unwrap();
+    std::fs::set_permissions(
+        creds.join("drill-key.txt"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    for b in ["vigil-notify", "vigil-restore", "vigild"] {
+        let out = run(b, &cfg, &creds, &[], &["check-config"]);
+        assert_eq!(out.status.code(), Some(0), "{b}: {}", text(&out));
+    }
+    // Under systemd, the unit's credential (vigil_<name>) wins over the dir.
+    let unit_creds = t.path().join("run-credentials");
+    std::fs::create_dir(&unit_creds).unwrap();
+    std::fs::remove_file(creds.join("slack-webhook")).unwrap();
+    secret(
+        &unit_creds,
+        "vigil_slack-webhook",
+        "http://127.0.0.1:9/hook",
+    );
+    let out = run(
+        "vigil-notify",
+        &cfg,
+        &creds,
+        &[
+            ("CREDENTIALS_DIRECTORY", unit_creds.to_str().unwrap()),
+            ("VIGIL_CREDENTIALS_PREFIX", "vigil_"),
+        ],
+        &["check-config"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+#[test]
+fn check_config_names_a_path_the_job_cannot_write() {
+    let t = tempfile::tempdir().unwrap();
+    let not_a_dir = t.path().join("plain-file");
+    std::fs::write(&not_a_dir, "x").unwrap();
+    let cfg = config(
+        t.path(),
+        &format!(
+            "[[sink]]\nname = \"backuppc\"\nkind = \"dir\"\npath = \"{}\"\n",
+            not_a_dir.display()
+        ),
+    );
+    let out = run("vigil-snapshot", &cfg, t.path(), &[], &["check-config"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("sink[0] (backuppc)") && text(&out).contains("is not a directory"),
+        "{}",
+        text(&out)
+    );
+    // Health does not write the sink, so its check passes.
+    let out = run("vigil-health", &cfg, t.path(), &[], &["check-config"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!text(&out).contains("backuppc-"), "{}", text(&out));
+}
+
+fn events(path: &Path) -> Vec<(String, String, String)> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .flat_map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| {
+                    (
+                        i["event"].as_str().unwrap().to_string(),
+                        i["alert"]["key"].as_str().unwrap().to_string(),
+                        i.to_string(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn a_unit_that_dies_without_an_outcome_raises_an_alert_until_the_job_completes() {
+    let t = tempfile::tempdir().unwrap();
+    let alerts = t.path().join("alerts.jsonl");
+    let cfg = config(
+        t.path(),
+        &format!(
+            "[[alert.channel]]\nname = \"file\"\nkind = \"file\"\npath = \"{}\"\n",
+            alerts.display()
+        ),
+    );
+    let died = |result: &str, code: &str, status: &str| {
+        run(
+            "vigil-notify",
+            &cfg,
+            t.path(),
+            &[
+                ("MONITOR_SERVICE_RESULT", result),
+                ("MONITOR_EXIT_CODE", code),
+                ("MONITOR_EXIT_STATUS", status),
+                ("MONITOR_INVOCATION_ID", "0123abcd"),
+            ],
+            &["unit-failed", "vigil-health.service"],
+        )
+    };
+    // Exit 1: the job ran to its end and raised its own alerts.
+    assert_eq!(died("exit-code", "exited", "1").status.code(), Some(0));
+    notify_once(&cfg);
+    assert!(events(&alerts).is_empty());
+    // SIGKILL: no outcome, so the handler's alert names the unit and the death.
+    assert_eq!(died("signal", "killed", "KILL").status.code(), Some(0));
+    notify_once(&cfg);
+    let ev = events(&alerts);
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    assert_eq!(ev[0].0, "firing");
+    assert_eq!(ev[0].1, "job_unit_failed{unit=\"vigil-health\"}");
+    assert!(
+        ev[0].2.contains("killed by signal KILL") && ev[0].2.contains("0123abcd"),
+        "{}",
+        ev[0].2
+    );
+    // The next run that completes (members down: exit 1, but it ran) resolves it.
+    let out = run("vigil-health", &cfg, t.path(), &[], &["run"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    notify_once(&cfg);
+    let ev: Vec<_> = events(&alerts)
+        .into_iter()
+        .filter(|e| e.1.starts_with("job_unit_failed"))
+        .collect();
+    assert_eq!(ev.len(), 2, "{ev:?}");
+    assert_eq!(ev[1].0, "resolved");
+    // Not a vigil unit: a usage error.
+    let out = run(
+        "vigil-notify",
+        &cfg,
+        t.path(),
+        &[],
+        &["unit-failed", "sshd.service"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+}
