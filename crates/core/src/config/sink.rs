@@ -206,14 +206,23 @@ impl SinkConfig {
     /// dsmc's log directory and password directory. Object stores write none.
     /// Paths under `state_dir` are included too (they are writable anyway).
     pub fn writable_paths(&self, state_dir: &Path) -> Vec<PathBuf> {
+        self.writable_paths_by_key(state_dir)
+            .into_iter()
+            .map(|(_, p)| p)
+            .collect()
+    }
+    /// [`Self::writable_paths`] with the key of this sink that names each
+    /// (`path`, `error_log` for the log's directory, `password_dir`), for
+    /// messages such as `sink[0].password_dir: ... is not writable`.
+    pub fn writable_paths_by_key(&self, state_dir: &Path) -> Vec<(&'static str, PathBuf)> {
         match self.kind {
-            SinkKind::Fs | SinkKind::Dir => self.path.iter().cloned().collect(),
+            SinkKind::Fs | SinkKind::Dir => self.path.iter().map(|p| ("path", p.clone())).collect(),
             SinkKind::TapeDsmc => {
                 let mut v = vec![
-                    self.dsmc_log_dir(state_dir),
-                    self.dsmc_password_dir(state_dir),
+                    ("error_log", self.dsmc_log_dir(state_dir)),
+                    ("password_dir", self.dsmc_password_dir(state_dir)),
                 ];
-                v.dedup();
+                v.dedup_by(|a, b| a.1 == b.1);
                 v
             }
             SinkKind::S3 | SinkKind::Azure | SinkKind::Gcs => Vec::new(),
@@ -505,6 +514,22 @@ mod tests {
                 ],
                 vec![p("/var/log/vigil-tsm"), p("/etc/vigil/tsm")],
                 vec![],
+            ]
+        );
+        let keys: Vec<&str> = c
+            .sinks()
+            .flat_map(|s| s.writable_paths_by_key(state))
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "path",
+                "path",
+                "error_log",
+                "password_dir",
+                "error_log",
+                "password_dir"
             ]
         );
         let tsm = c.sinks().nth(2).unwrap();
