@@ -1,14 +1,28 @@
 #!/usr/bin/env bash
-# Quick start: installs what is missing, starts a throwaway three-member etcd
-# on loopback with some data, makes a demo age key, and runs vigil-snapshot
-# on that embedded default. Everything lives in $VIGIL_DEMO_DIR.
+# Quick start: installs only what the demo needs (etcd, etcdctl, age, zstd,
+# protoc for the build), starts a throwaway three-member etcd on loopback
+# with some data, makes a demo age key, and shows both sides: vigil-snapshot
+# archiving every member, vigil-restore listing and fetching an archive, and
+# an alert (one member stopped) queued by the job and delivered by
+# vigil-notify to a file. Everything, metrics and state included, lives in
+# $VIGIL_DEMO_DIR (default /tmp/vigil-demo); nothing is written elsewhere.
+#   VIGIL_DEMO_PROFILE=release (default) | dev   which cargo profile to build
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/install-deps.sh
-cargo build --release --bins --locked
-BIN="$PWD/target/release"
+# shellcheck source=scripts/apt-install.sh
+. scripts/apt-install.sh
+DEMO_PACKAGES=(etcd-server etcd-client age zstd protobuf-compiler libprotobuf-dev)
+# A C compiler for the bundled SQLite, zstd and ring, if the machine has none.
+command -v cc >/dev/null || DEMO_PACKAGES+=(gcc libc6-dev)
+apt_install "${DEMO_PACKAGES[@]}"
+PROFILE="${VIGIL_DEMO_PROFILE:-release}"
+cargo build --locked --profile "$PROFILE" -p vigil-snapshot -p vigil-restore -p vigil-notify
+case "$PROFILE" in dev) BIN="$PWD/target/debug" ;; *) BIN="$PWD/target/$PROFILE" ;; esac
 DEMO="${VIGIL_DEMO_DIR:-/tmp/vigil-demo}"
 rm -rf "$DEMO"; mkdir -p "$DEMO"; cd "$DEMO"
+# Relative secret file names would resolve here, not in /etc/vigil/credentials.
+export VIGIL_CREDENTIALS_DIR="$DEMO/credentials"
+mkdir -m 0700 "$VIGIL_CREDENTIALS_DIR" metrics
 
 pids=()
 cleanup() { [ "${#pids[@]}" -gt 0 ] && kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null || true; }
@@ -51,6 +65,12 @@ age_recipients = ["$RECIPIENT"]
 [state]
 dir = "$DEMO/state"
 
+# Textfile-collector metrics here instead of node_exporter's directory, and
+# no /metrics listener.
+[metrics]
+textfile_dir = "$DEMO/metrics"
+listen = ""
+
 [[alert.channel]]
 name = "local-file"
 kind = "file"
@@ -62,13 +82,31 @@ echo "== vigil-snapshot run"
 echo
 echo "== vigil-snapshot list"
 "$BIN/vigil-snapshot" --config vigil.toml list
+echo
+echo "== the restore side: vigil-restore list"
+"$BIN/vigil-restore" --config vigil.toml list
+echo
+echo "== vigil-restore fetch --member cp-1 (newest verified archive, decrypted with the demo key)"
+"$BIN/vigil-restore" --config vigil.toml fetch --member cp-1 --identity demo-key.txt --out fetched-cp-1.db
+etcdctl snapshot status fetched-cp-1.db -w table
 ARCHIVE=$(ls "$DEMO"/snapshots/cp-1/*.age | tail -1)
 echo
-echo "== decrypting one archive by hand, without vigil:"
+echo "== the archive format is open: decrypting one by hand, without vigil:"
 echo "   age -d -i $DEMO/demo-key.txt $ARCHIVE | zstd -d > $DEMO/cp-1.db"
 age -d -i demo-key.txt "$ARCHIVE" | zstd -d -q > cp-1.db
-echo "   etcdctl snapshot status $DEMO/cp-1.db"
-etcdctl snapshot status cp-1.db -w table
+cmp -s cp-1.db fetched-cp-1.db && echo "   (the same bytes as vigil-restore fetch wrote)"
+echo
+echo "== stopping cp-3, then vigil-snapshot run again (exit 1: the job ran and something failed)"
+kill "${pids[2]}"; wait "${pids[2]}" 2>/dev/null || true
+rc=0; "$BIN/vigil-snapshot" --config vigil.toml run || rc=$?
+echo "   exit code $rc"
+echo
+echo "== the job only queued the alert; vigil-notify delivers it (here: to $DEMO/alerts.jsonl)"
+"$BIN/vigil-notify" --config vigil.toml run --once
+cat alerts.jsonl
+echo
+echo "== metrics for node_exporter's textfile collector, in $DEMO/metrics:"
+ls metrics
 echo
 echo "The demo lives in $DEMO (config: $DEMO/vigil.toml). The etcd members stop now."
 echo "In production the private key (demo-key.txt here) never stays on the bastion."

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Installs what vigil's build and tests need on a fresh Debian 12 machine.
+# Installs what vigil's build, tests and packaging need on a fresh Debian 12
+# machine. Debian's daemons among them are not started (scripts/apt-install.sh);
+# scripts/demo.sh installs a much shorter list.
 set -euo pipefail
 APT_PACKAGES=(
   protobuf-compiler libprotobuf-dev  # etcd-client's build (protoc and the well-known types, e.g. descriptor.proto)
@@ -18,12 +20,13 @@ APT_PACKAGES=(
   time zip            # bench/: /usr/bin/time -f for CPU and peak RSS; zip is RKE2's anchor format
   ceph-mds ceph-fuse  # vigil-quota tests: a real CephFS (MDS) mounted with ceph-fuse
 )
-missing=()
-for p in "${APT_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# shellcheck source=scripts/apt-install.sh
+. "$(dirname "$0")/apt-install.sh"
+apt_install "${APT_PACKAGES[@]}"
+
+# cargo-deb builds the package (scripts/build-deb.sh); pinned, from crates.io
+# (about 3 minutes to compile on 2 cores, once per machine).
+CARGO_DEB_VERSION=3.8.0
+if ! cargo deb --version 2>/dev/null | grep -qx "cargo-deb $CARGO_DEB_VERSION"; then
+  cargo install cargo-deb --version "$CARGO_DEB_VERSION" --locked
 fi
