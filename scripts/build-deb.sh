@@ -11,6 +11,7 @@ cd "$(dirname "$0")/.."
 PROFILE="${VIGIL_DEB_PROFILE:-release}"
 command -v cargo-deb >/dev/null || { echo "build-deb: cargo-deb is missing; run scripts/install-deps.sh" >&2; exit 2; }
 BINS=(vigil-snapshot vigil-restore vigil-notify vigil-health vigil-quota vigild)
+# (vigild's crate also builds vigil-generator.)
 pkgs=(); for b in "${BINS[@]}"; do pkgs+=(-p "$b"); done
 cargo build --locked --profile "$PROFILE" "${pkgs[@]}"
 case "$PROFILE" in dev) BIN=target/debug ;; *) BIN="target/$PROFILE" ;; esac
@@ -30,15 +31,6 @@ for b in "${BINS[@]}"; do
 done
 cp "$gen/vigil-snapshot/man/vigil.toml.5" "$A/man5/"
 gzip -9n "$A"/man1/*.1 "$A"/man5/*.5
-# vigil-generator (crates/daemon) once it exists: the `generator` variant adds
-# it; until then the package is complete without it.
-variant=()
-if [ -x "$BIN/vigil-generator" ]; then
-  variant=(--variant generator)
-else
-  echo "build-deb: no $BIN/vigil-generator yet; packaged without the systemd generator" >&2
-fi
-
 # The units cargo-deb's systemd-units entries pick up by name (templates
 # and the sysusers/tmpfiles files are plain assets).
 rm -rf target/deb-units
@@ -54,7 +46,7 @@ mkdir -p target/deb
 # packages the dev profile (no second, cold build; cargo-deb warns that it
 # is meant for release profiles) and compresses it fast.
 fast=(); [ "$PROFILE" = dev ] && fast=(--fast)
-cargo deb --locked --no-build --strip --profile "$PROFILE" -p vigil "${variant[@]}" "${fast[@]}" --output "$OUT" >/dev/null
+cargo deb --locked --no-build --strip --profile "$PROFILE" -p vigil "${fast[@]}" --output "$OUT" >/dev/null
 
 # cargo-deb 3 writes no md5sums (dpkg --verify and debsums read them): add
 # them to the control archive, from the data archive as packaged.

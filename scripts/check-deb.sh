@@ -36,7 +36,9 @@ for b in vigil-snapshot vigil-restore vigil-notify vigil-health vigil-quota vigi
   [ -x "/usr/bin/$b" ] || fail "/usr/bin/$b missing"
   "/usr/bin/$b" --version >/dev/null || fail "$b --version"
 done
-ok "binaries"
+g=/usr/lib/systemd/system-generators/vigil-generator
+[ -x "$g" ] || fail "$g missing"
+ok "binaries, $g"
 for b in vigil-snapshot vigil-restore vigil-notify vigild; do
   [ -s "/usr/share/man/man1/$b.1.gz" ] || fail "man page of $b missing"
   zcat "/usr/share/man/man1/$b.1.gz" | grep -q '^\.TH' || fail "man page of $b is not roff"
