@@ -568,6 +568,8 @@ fn notify_says_ready_and_serves_metrics() {
         .arg(&cfg)
         .arg("run")
         .env("NOTIFY_SOCKET", &sock_path)
+        // As WatchdogSec=10s sets it.
+        .env("WATCHDOG_USEC", "10000000")
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -575,6 +577,10 @@ fn notify_says_ready_and_serves_metrics() {
     let n = sock.recv(&mut buf).expect("no READY=1 within 20s");
     let msg = String::from_utf8_lossy(&buf[..n]).to_string();
     assert!(msg.lines().any(|l| l == "READY=1"), "{msg:?}");
+    // The engine tick pings the watchdog once it reached the outbox.
+    let n = sock.recv(&mut buf).expect("no WATCHDOG=1 within 20s");
+    let msg = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(msg.lines().any(|l| l == "WATCHDOG=1"), "{msg:?}");
 
     let page = http_get(port, "/metrics");
     assert!(page.starts_with("HTTP/1.1 200 OK"), "{page}");
@@ -652,8 +658,18 @@ fn notify_says_ready_and_serves_metrics() {
     );
 
     rustix_term(child.id());
-    let n = sock.recv(&mut buf).expect("no STOPPING=1");
-    assert!(String::from_utf8_lossy(&buf[..n]).contains("STOPPING=1"));
+    loop {
+        let n = sock.recv(&mut buf).expect("no STOPPING=1");
+        let msg = String::from_utf8_lossy(&buf[..n]).to_string();
+        if msg.contains("STOPPING=1") {
+            break;
+        }
+        assert_eq!(
+            msg.trim(),
+            "WATCHDOG=1",
+            "only watchdog pings before STOPPING=1"
+        );
+    }
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0));
 }

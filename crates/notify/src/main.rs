@@ -185,9 +185,11 @@ fn cmd_run(g: &GlobalArgs, once: bool, timeout: HumanDuration) -> Result<i32, Ex
             let opts = deliver::RunOptions {
                 once,
                 once_timeout: timeout.get(),
-                // WatchdogSec= in the unit; a no-op without systemd.
-                alive: Some(|| {
-                    let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+                // Only when systemd asks for it (WatchdogSec= sets $WATCHDOG_USEC).
+                alive: sd_notify::watchdog_enabled().map(|_| {
+                    (|| {
+                        let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+                    }) as fn()
                 }),
             };
             deliver::run(s, opts, rx).await
