@@ -24,7 +24,7 @@ box_boot() {
   mount -t overlay -o "lowerdir=$base,upperdir=$BOX_DIR/upper,workdir=$BOX_DIR/work" overlay "$BOX_DIR/merged"
   BOX_ROOT="$BOX_DIR/merged"
   systemd-nspawn -q -D "$BOX_ROOT" --boot --register=no --keep-unit -M "$BOX_NAME" \
-    --bind-ro="$BOX_SHARE:/mnt/box" >"$BOX_DIR/console.log" 2>&1 </dev/null &
+    >"$BOX_DIR/console.log" 2>&1 </dev/null &
   BOX_NSPAWN_PID=$!
   local i
   for i in $(seq 1 200); do
@@ -60,6 +60,14 @@ box_check() { check "$1" box_sh "$2"; }
 box_down() {
   [ -n "$BOX_DIR" ] || return 0
   if [ -n "$BOX_NSPAWN_PID" ] && kill -0 "$BOX_NSPAWN_PID" 2>/dev/null; then
+    if [ -n "$BOX_PID" ] && [ -n "${BOX_LOGS:-}" ]; then
+      # For a look afterwards: the box's journal, the Slack messages, the config as installed.
+      mkdir -p "$BOX_LOGS/$BOX_NAME"
+      box_sh 'journalctl -b --no-pager -o short-precise' > "$BOX_LOGS/$BOX_NAME/journal.txt" 2>&1 || true
+      cp "$BOX_ROOT/srv/box-slack/messages.jsonl" "$BOX_LOGS/$BOX_NAME/slack.jsonl" 2>/dev/null || true
+      cp "$BOX_ROOT/etc/vigil/vigil.toml" "$BOX_LOGS/$BOX_NAME/vigil.toml" 2>/dev/null || true
+      cp "$BOX_DIR/console.log" "$BOX_LOGS/$BOX_NAME/console.log" 2>/dev/null || true
+    fi
     [ -n "$BOX_PID" ] && box_sh 'systemctl poweroff --no-block' >/dev/null 2>&1 || true
     local i
     for i in $(seq 1 100); do kill -0 "$BOX_NSPAWN_PID" 2>/dev/null || break; sleep 0.2; done

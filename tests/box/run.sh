@@ -32,7 +32,8 @@ mkdir -p "$REPO/target/box/pkg"; rm -f "$REPO/target/box/pkg/"*.deb
 cp "$DEB" "$REPO/target/box/pkg/" && DEB="$REPO/target/box/pkg/$(basename "$DEB")"
 dpkg-deb -I "$DEB" >/dev/null || { echo "box: FAIL: $DEB is not a readable package"; echo "box: 0 passed, 1 failed, 0 skipped"; exit 1; }
 BOX_WORK="$REPO/target/box/run"
-BOX_SHARE="$HERE"
+BOX_LOGS="$REPO/target/box/logs"   # each scenario's journal and Slack messages, kept after the run
+rm -rf "$BOX_LOGS"
 . "$HERE/lib.sh"
 trap 'box_down' EXIT
 trap 'box_down; exit 130' INT TERM
@@ -94,12 +95,13 @@ unit_ok() { # UNIT: start it and show its result and the tail of its log on fail
     journalctl -q -u $1 -n 60 --no-pager | grep -Ei 'error|fail|denied|read-only|warn' | grep -v 'Triggering OnFailure' | tail -8"
   return 1
 }
-members_archived() { # DIR: every member has an archive (and its manifest) under DIR
-  box_sh "for m in cp-1 cp-2 cp-3; do
-    a=\$(find $1 -path \"*\$m*\" -name '*.db.zst.age' | head -1)
-    [ -n \"\$a\" ] && [ -s \"\$a.json\" ] || { echo \"no archive of \$m under $1:\"; find $1 | head -20; exit 1; }
+archived_script() { # DIR: a script that succeeds once every member has an archive (and its manifest) under DIR
+  echo "for m in cp-1 cp-2 cp-3; do
+    a=\$(find $1 -path \"*\$m*\" -name '*.db.zst.age' 2>/dev/null | head -1)
+    [ -n \"\$a\" ] && [ -s \"\$a.json\" ] || { echo \"no archive of \$m under $1:\"; find $1 2>&1 | head -20; exit 1; }
   done"
 }
+members_archived() { box_sh "$(archived_script "$1")"; }
 
 # box_up SCENARIO: boot, put the harness and the package in, start etcd and the receiver.
 box_up() {
@@ -138,13 +140,20 @@ readme_install() {
   [ "$i" -gt 0 ] || fail "$scenario: no README install blocks found"
 }
 
+# hold: with BOX_HOLD=1, waits after the README steps so one can look inside.
+hold() {
+  [ -n "${BOX_HOLD:-}" ] || return 0
+  note "BOX_HOLD: box $BOX_NAME is up (nsenter -t $BOX_PID -a bash); touch $BOX_WORK/continue to go on"
+  while [ ! -e "$BOX_WORK/continue" ]; do sleep 1; done
+  rm -f "$BOX_WORK/continue"
+}
+
 # ---- scenario a: timers ---------------------------------------------------
 scenario_timers() {
   local s=timers
   box_up $s || { fail "$s: box up (boot, package, etcd, receiver)"; box_down; return; }
   readme_install $s
-  [ -z "${BOX_HOLD:-}" ] || { note "BOX_HOLD: box $s is up (nsenter -t $BOX_PID -a bash); touch $BOX_WORK/continue to go on"
-    while [ ! -e "$BOX_WORK/continue" ]; do sleep 1; done; rm -f "$BOX_WORK/continue"; }
+  hold
 
   check "$s: vigil-snapshot.service succeeds" unit_ok vigil-snapshot.service
   check "$s: it archived cp-1, cp-2, cp-3 locally (/var/lib/vigil/snapshots/<member>/)" members_archived /var/lib/vigil/snapshots
@@ -220,13 +229,19 @@ scenario_vigild() {
   local s=vigild
   box_up $s || { fail "$s: box up (boot, package, etcd, receiver)"; box_down; return; }
   readme_install $s
+  hold
   box_check "$s: vigild.service is active and the only vigil unit enabled" '
     systemctl is-active vigild.service
     e=$(systemctl list-unit-files --state=enabled --no-legend "vigil*" | cut -d" " -f1 | tr "\n" " ")
     echo "enabled: $e"; [ "$e" = "vigild.service " ]'
+  if ! box_sh 'systemctl is-active -q vigild.service'; then
+    fail "$s: every-minute snapshot of cp-1..3, the dir sink, cp-3 down to Slack: not tried, vigild.service is not running"
+    box_sh 'journalctl -q -u vigild.service -n 10 --no-pager' | sed 's/^/    /'
+    box_down; return
+  fi
   check "$s: its every-minute snapshot archived cp-1, cp-2, cp-3 locally" \
-    wait_in 100 "for m in cp-1 cp-2 cp-3; do a=\$(find /var/lib/vigil/snapshots/\$m -name '*.db.zst.age' 2>/dev/null | head -1); [ -n \"\$a\" ] && [ -s \"\$a.json\" ] || exit 1; done"
-  check "$s: ... and to the dir sink" members_archived /srv/backuppc-staging/vigil
+    wait_in 100 "$(archived_script /var/lib/vigil/snapshots)"
+  check "$s: ... and to the dir sink" wait_in 20 "$(archived_script /srv/backuppc-staging/vigil)"
   local m
   m="$(slack_mark)"
   box_sh 'systemctl stop etcd-cp-3.service'
@@ -235,5 +250,6 @@ scenario_vigild() {
 }
 
 for sc in ${BOX_SCENARIOS:-timers vigild}; do "scenario_$sc"; done
+[ "$BOX_FAILED" = 0 ] || note "journals and Slack messages of each scenario: $BOX_LOGS/"
 echo "box: $BOX_PASSED passed, $BOX_FAILED failed, $BOX_SKIPPED skipped ($((SECONDS - start_time)) s)"
 [ "$BOX_FAILED" = 0 ]
