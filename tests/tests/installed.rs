@@ -145,7 +145,7 @@ fn check_config_names_a_path_the_job_cannot_write() {
     let out = run("vigil-snapshot", &cfg, t.path(), &[], &["check-config"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(
-        text(&out).contains("sink[0] (backuppc)") && text(&out).contains("is not a directory"),
+        text(&out).contains("sink[0].path") && text(&out).contains("is not a directory"),
         "{}",
         text(&out)
     );

@@ -89,8 +89,8 @@ pub fn writable(cfg: &Config, job: Job) -> Vec<Writable> {
     let snapshot_dir = cfg.snapshot.as_ref().map(|s| s.get_ref().dir.clone());
     let sinks = |out: &mut Vec<Writable>| {
         for (i, s) in cfg.sinks().enumerate() {
-            for p in s.writable_paths(&cfg.state.dir) {
-                push(out, format!("sink[{i}] ({})", s.name), &p, false);
+            for (field, p) in s.writable_paths_by_key(&cfg.state.dir) {
+                push(out, format!("sink[{i}].{field}"), &p, false);
             }
         }
     };
@@ -262,7 +262,7 @@ path = "/srv/backuppc-staging/vigil"
             [
                 "state.dir",
                 "snapshot.dir",
-                "sink[0] (backuppc)",
+                "sink[0].path",
                 "metrics.textfile_dir"
             ]
         );
