@@ -303,3 +303,16 @@ pub fn wait_for_partial(dirs: &[PathBuf]) {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// Every item a file channel wrote (one JSON message per line, each with
+/// `items`: `{"event", "alert": {"key", ...}, ...}`), in order.
+pub fn alert_items(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .flat_map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["items"].as_array().cloned().unwrap_or_default()
+        })
+        .collect()
+}

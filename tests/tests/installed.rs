@@ -156,23 +156,14 @@ fn check_config_names_a_path_the_job_cannot_write() {
 }
 
 fn events(path: &Path) -> Vec<(String, String, String)> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .flat_map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            v["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|i| {
-                    (
-                        i["event"].as_str().unwrap().to_string(),
-                        i["alert"]["key"].as_str().unwrap().to_string(),
-                        i.to_string(),
-                    )
-                })
-                .collect::<Vec<_>>()
+    alert_items(path)
+        .iter()
+        .map(|i| {
+            (
+                i["event"].as_str().unwrap().to_string(),
+                i["alert"]["key"].as_str().unwrap().to_string(),
+                i.to_string(),
+            )
         })
         .collect()
 }

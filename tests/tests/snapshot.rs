@@ -526,22 +526,13 @@ fn unencrypted_runs_only_when_explicit_and_warn() {
 
 /// (event, key) of every alert item delivered to the file channel.
 fn alert_events(path: &Path) -> Vec<(String, String)> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .flat_map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            v["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|i| {
-                    (
-                        i["event"].as_str().unwrap().to_string(),
-                        i["alert"]["key"].as_str().unwrap().to_string(),
-                    )
-                })
-                .collect::<Vec<_>>()
+    alert_items(path)
+        .iter()
+        .map(|i| {
+            (
+                i["event"].as_str().unwrap().to_string(),
+                i["alert"]["key"].as_str().unwrap().to_string(),
+            )
         })
         .collect()
 }
