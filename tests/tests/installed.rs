@@ -229,3 +229,32 @@ fn a_unit_that_dies_without_an_outcome_raises_an_alert_until_the_job_completes()
     );
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn a_root_shell_leaves_the_alert_database_to_the_state_dirs_owner() {
+    if !is_root() {
+        eprintln!("skipped: needs root to own files as another user");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let cfg = config(t.path(), "");
+    let state = t.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    // As the package leaves it: the state dir belongs to the unit's user.
+    std::os::unix::fs::chown(&state, Some(65534), Some(65534)).unwrap();
+    let out = run("vigil-notify", &cfg, t.path(), &[], &["status"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    use std::os::unix::fs::MetadataExt;
+    let mut seen = 0;
+    for f in ["alerts.db", "alerts.db-wal", "alerts.db-shm"] {
+        if let Ok(m) = std::fs::metadata(state.join(f)) {
+            assert_eq!(
+                (m.uid(), m.gid()),
+                (65534, 65534),
+                "{f} is not the state dir owner's"
+            );
+            seen += 1;
+        }
+    }
+    assert!(seen >= 1, "vigil-notify status made no database");
+}

@@ -125,6 +125,12 @@ impl Store {
             .map_err(db)?;
         let mut s = Store { conn, path };
         s.write(|tx| tx.execute_batch(SCHEMA))?;
+        // SQLite has made its -wal and -shm files by now.
+        let files: Vec<std::path::PathBuf> = ["", "-wal", "-shm"]
+            .iter()
+            .map(|x| state_dir.join(format!("{DB_FILE}{x}")))
+            .collect();
+        fsutil::adopt_dir_owner(state_dir, &files);
         Ok(s)
     }
 

@@ -49,6 +49,31 @@ pub fn ensure_private_dir(dir: &Path) -> Result<(), FsError> {
     Ok(())
 }
 
+/// Gives `files` (those that exist) the owner of `dir` when they differ: a
+/// root shell running `vigil-notify status` or `silence add` must not leave a
+/// root-owned database that the `vigil` units can no longer write. Only root
+/// can change an owner; for anyone else this is a no-op.
+pub fn adopt_dir_owner(dir: &Path, files: &[PathBuf]) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(d) = std::fs::metadata(dir) else {
+        return;
+    };
+    for f in files {
+        let Ok(m) = std::fs::symlink_metadata(f) else {
+            continue;
+        };
+        if (m.uid(), m.gid()) == (d.uid(), d.gid()) || !m.is_file() {
+            continue;
+        }
+        if let Err(e) = std::os::unix::fs::chown(f, Some(d.uid()), Some(d.gid())) {
+            // Not root: the file keeps its owner, as it would without us.
+            if e.kind() != std::io::ErrorKind::PermissionDenied {
+                tracing::warn!(file = %f.display(), "cannot give it the owner of {}: {e}", dir.display());
+            }
+        }
+    }
+}
+
 /// Creates a new file with mode 0600, failing if it exists.
 pub fn create_private(path: &Path) -> Result<File, FsError> {
     OpenOptions::new()
