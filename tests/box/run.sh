@@ -186,6 +186,18 @@ scenario_timers() {
   check "$s: ... and vigil-snapshot.service still runs (it never opens the webhook)" unit_ok vigil-snapshot.service
   box_sh 'mv /root/slack-webhook.away /etc/vigil/credentials/slack-webhook'
 
+  # A new writable path needs nothing but daemon-reload; until then check-config says so.
+  box_sh 'cp /etc/vigil/vigil.toml /root/vigil.toml.before
+    printf "\n[[sink]]\nname = \"ltfs\"\nkind = \"dir\"\npath = \"/srv/ltfs/vigil\"\n" >> /etc/vigil/vigil.toml'
+  box_check "$s: a new dir sink, not yet created: check-config exits 2 naming sink[1].path and the stale sandbox" '
+    out=$(vigil-snapshot check-config 2>&1); rc=$?; echo "$out" | grep -E "PROBLEM|daemon-reload" | head -5
+    [ "$rc" = 2 ] && echo "$out" | grep -q "sink\[1\].path" && echo "$out" | grep -q "systemctl daemon-reload"'
+  box_sh 'install -d -o vigil -g vigil -m 0750 /srv/ltfs/vigil && systemctl daemon-reload'
+  box_check "$s: ... after install -d and daemon-reload: check-config passes" 'vigil-snapshot check-config >/dev/null'
+  check "$s: ... and vigil-snapshot.service writes the new sink" unit_ok vigil-snapshot.service
+  check "$s: ... which holds cp-1, cp-2, cp-3" members_archived /srv/ltfs/vigil
+  box_sh 'cp /root/vigil.toml.before /etc/vigil/vigil.toml && systemctl daemon-reload'
+
   local m
   m="$(slack_mark)"
   box_check "$s: vigil-notify test --channel ops-slack (root shell)" 'vigil-notify test --channel ops-slack'

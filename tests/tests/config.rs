@@ -93,6 +93,19 @@ fn bad_configs_exit_2_with_file_key_and_line() {
             good.replace("\n[state]", "timeout = \"soon\"\n[state]"),
             vec!["invalid duration", ":11:"],
         ),
+        (
+            "unquoted numeric secret",
+            format!("{good}\n[[alert.channel]]\nname = \"s\"\nkind = \"slack\"\nwebhook_url = 77123456789\n"),
+            vec!["must be a quoted string", "not shown"],
+        ),
+        (
+            "SMTP password without TLS to a remote relay",
+            format!(
+                "{good}\n[[alert.channel]]\nname = \"m\"\nkind = \"email\"\nsmtp_host = \"smtp.example.org\"\n\
+                 smtp_tls = \"none\"\nusername = \"u\"\npassword = \"p\"\nfrom = \"a@example.org\"\nto = [\"b@example.org\"]\n"
+            ),
+            vec!["alert.channel[0].smtp_tls", "in clear"],
+        ),
     ];
     for (what, text_cfg, wants) in cases {
         let p = t.path().join("bad.toml");
@@ -110,6 +123,10 @@ fn bad_configs_exit_2_with_file_key_and_line() {
             for w in &wants {
                 assert!(msg.contains(w), "{what}: wanted {w:?} in {msg}");
             }
+            assert!(
+                !msg.contains("77123456789"),
+                "{what}: a secret was echoed: {msg}"
+            );
         }
     }
 }

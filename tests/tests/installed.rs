@@ -258,3 +258,58 @@ fn a_root_shell_leaves_the_alert_database_to_the_state_dirs_owner() {
     }
     assert!(seen >= 1, "vigil-notify status made no database");
 }
+
+#[test]
+fn no_core_dump_can_hold_plaintext() {
+    if !is_root() {
+        eprintln!("skipped: needs root to run vigil-notify as another user");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let cfg = config(t.path(), "");
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let state = t.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    std::os::unix::fs::chown(&state, Some(65534), Some(65534)).unwrap();
+    use std::os::unix::process::CommandExt;
+    let mut child = Command::new(bin("vigil-notify"))
+        .arg("--config")
+        .arg(&cfg)
+        .arg("run")
+        .uid(65534)
+        .gid(65534)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let proc_dir = std::path::PathBuf::from(format!("/proc/{}", child.id()));
+    let mut limits = String::new();
+    for _ in 0..50 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        limits = std::fs::read_to_string(proc_dir.join("limits")).unwrap_or_default();
+        if limits
+            .lines()
+            .any(|l| l.starts_with("Max core file size") && l.contains(" 0 "))
+        {
+            break;
+        }
+    }
+    use std::os::unix::fs::MetadataExt;
+    // A process that is not dumpable has its /proc files owned by root.
+    let owner = std::fs::metadata(proc_dir.join("status")).unwrap().uid();
+    let _ = child.kill();
+    let _ = child.wait();
+    let core = limits
+        .lines()
+        .find(|l| l.starts_with("Max core file size"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(4)
+        .take(2)
+        .collect::<Vec<_>>();
+    assert_eq!(core, ["0", "0"], "{limits}");
+    assert_eq!(
+        owner, 0,
+        "vigil-notify running as uid 65534 is still dumpable"
+    );
+}

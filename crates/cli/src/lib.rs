@@ -50,6 +50,24 @@ mod logfmt;
 pub use check::{check_config, CheckArgs};
 pub use logfmt::{generate, journal_stream, log_format};
 
+/// The jobs hold decrypted etcd data (every Kubernetes Secret) in memory:
+/// no core dump may write it to disk, from this process (not dumpable, which
+/// also keeps other processes of the same user out of its memory) or from a
+/// child such as the drill's scratch etcd (core size limit 0, inherited).
+pub fn harden_process() {
+    use rustix::process::{setrlimit, DumpableBehavior, Resource, Rlimit};
+    if let Err(e) = rustix::process::set_dumpable_behavior(DumpableBehavior::NotDumpable) {
+        tracing::warn!("cannot turn off core dumps (PR_SET_DUMPABLE): {e}");
+    }
+    let none = Rlimit {
+        current: Some(0),
+        maximum: Some(0),
+    };
+    if let Err(e) = setrlimit(Resource::Core, none) {
+        tracing::warn!("cannot set the core size limit to 0: {e}");
+    }
+}
+
 /// Logs go to stderr, so stdout stays clean for `--json`.
 pub fn init_logging(g: &GlobalArgs) {
     // Every file vigil creates is private, whoever runs it and however.
@@ -63,6 +81,7 @@ pub fn init_logging(g: &GlobalArgs) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("warn,vigil={level},vigil_core={level},vigil_etcd={level},vigil_archive={level},vigil_snapshot={level},vigil_restore={level},vigil_health={level},vigil_quota={level},vigil_alert={level},vigil_notify={level},vigild={level}")));
     logfmt::install(g.log_format, filter);
+    harden_process();
 }
 
 /// An error that decides the exit code.

@@ -1267,6 +1267,18 @@ impl Validator<'_> {
                 }
             }
         }
+        if c.kind == ChannelKind::Email
+            && c.smtp_tls == Some(SmtpTls::None)
+            && c.secret.is_some()
+            && !c.smtp_host.as_deref().is_some_and(is_loopback_host)
+        {
+            // AUTH over plain SMTP would send the password in clear.
+            return Err(self.err(
+                format!("{key}.smtp_tls"),
+                self.field_span(span.clone(), "smtp_tls"),
+                "\"none\" with a password sends it in clear; use \"starttls\" or \"implicit\" (\"none\" is allowed only for a relay on loopback)",
+            ));
+        }
         if c.smtp_tls.is_some() && c.kind != ChannelKind::Email {
             return Err(self.err(
                 format!("{key}.smtp_tls"),
@@ -1311,6 +1323,14 @@ impl Validator<'_> {
             )),
         }
     }
+}
+
+/// `localhost`, 127.0.0.0/8 or ::1: where a plain SMTP relay cannot be sniffed.
+fn is_loopback_host(h: &str) -> bool {
+    let h = h.trim().trim_start_matches('[').trim_end_matches(']');
+    h.eq_ignore_ascii_case("localhost")
+        || h.parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 impl fmt::Display for ChannelKind {

@@ -32,7 +32,51 @@ impl fmt::Display for Secret {
 
 impl<'de> serde::Deserialize<'de> for Secret {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d).map(Secret)
+        d.deserialize_any(SecretVisitor)
+    }
+}
+
+/// Accepts only a string, and never echoes what it got instead: serde's own
+/// "invalid type: integer `77123456789`" would print an unquoted secret.
+struct SecretVisitor;
+
+impl SecretVisitor {
+    fn refuse<E: serde::de::Error>(what: &str) -> E {
+        E::custom(format!(
+            "a secret must be a quoted string, not {what} (the value is not shown); \
+             put it in quotes, or better in a *_file"
+        ))
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for SecretVisitor {
+    type Value = Secret;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a quoted string")
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Secret, E> {
+        Ok(Secret(v.to_string()))
+    }
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Secret, E> {
+        Ok(Secret(v))
+    }
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Secret, E> {
+        Err(Self::refuse("a number"))
+    }
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Secret, E> {
+        Err(Self::refuse("a number"))
+    }
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Secret, E> {
+        Err(Self::refuse("a number"))
+    }
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Secret, E> {
+        Err(Self::refuse("a boolean"))
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, _: A) -> Result<Secret, A::Error> {
+        Err(Self::refuse("an array"))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, _: A) -> Result<Secret, A::Error> {
+        Err(Self::refuse("a table or a date"))
     }
 }
 
@@ -114,6 +158,33 @@ pub fn read_secret_file(path: &Path) -> Result<Secret, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unquoted_secret_is_not_echoed() {
+        #[derive(Debug, serde::Deserialize)]
+        struct T {
+            #[allow(dead_code)]
+            password: Secret,
+        }
+        for v in [
+            "77123456789",
+            "-5",
+            "1.5e3",
+            "true",
+            "[1, 2]",
+            "1979-05-27T07:32:00Z",
+        ] {
+            // What the config error shows: the message and the line, not the source text.
+            let e = toml::from_str::<T>(&format!("password = {v}\n"))
+                .unwrap_err()
+                .message()
+                .to_string();
+            assert!(e.contains("must be a quoted string"), "{v}: {e}");
+            assert!(!e.contains(v), "{v} echoed: {e}");
+        }
+        let t: T = toml::from_str("password = \"s3cret\"\n").unwrap();
+        assert_eq!(t.password.expose(), "s3cret");
+    }
 
     #[test]
     fn secret_is_never_printed() {
