@@ -285,6 +285,19 @@ scenario_vigild() {
   m="$(slack_mark)"
   box_sh 'systemctl stop etcd-cp-3.service'
   check "$s: etcd-cp-3 stopped: vigild's next snapshot reaches Slack naming cp-3" slack_wait "$m" 100 'cp-3'
+  # kill -9 of a job vigild started: vigild reports the death as OnFailure= would.
+  m="$(slack_mark)"
+  local job='^/usr/bin/vigil-snapshot --config /etc/vigil/vigil.toml run'
+  box_sh 'systemctl kill -s STOP etcd-cp-2.service'
+  if wait_in 90 "pgrep -f '$job' >/dev/null" >/dev/null; then
+    sleep 2
+    box_sh "pkill -KILL -f '$job'"
+    check "$s: kill -9 of the snapshot job vigild started reaches Slack (job_unit_failed, signal)" \
+      slack_wait "$m" 60 job_unit_failed snapshot 'kill|signal'
+  else
+    fail "$s: kill -9: vigild started no snapshot job within 90 s"
+  fi
+  box_sh 'systemctl kill -s CONT etcd-cp-2.service'
   box_down
 }
 
