@@ -257,6 +257,32 @@ fn a_root_shell_leaves_the_alert_database_to_the_state_dirs_owner() {
         }
     }
     assert!(seen >= 1, "vigil-notify status made no database");
+    // A job run by hand as root would leave root-owned archives there: refused, saying how.
+    for (b, args) in [
+        ("vigil-snapshot", &["run"][..]),
+        ("vigil-health", &["run"][..]),
+    ] {
+        let out = run(b, &cfg, t.path(), &[], args);
+        assert_eq!(out.status.code(), Some(2), "{b}: {}", text(&out));
+        assert!(
+            text(&out).contains("runuser -u nobody"),
+            "{b}: {}",
+            text(&out)
+        );
+    }
+    assert!(
+        !t.path().join("snap").exists(),
+        "the refused run wrote archives"
+    );
+    // Reading is fine.
+    let out = run(
+        "vigil-snapshot",
+        &cfg,
+        t.path(),
+        &[],
+        &["prune", "--dry-run"],
+    );
+    assert_ne!(out.status.code(), Some(2), "{}", text(&out));
 }
 
 #[test]

@@ -189,3 +189,38 @@ fn stale_drop_ins(cfg: &Config, job: Job) -> Vec<String> {
         .map(|u| format!("{u}: its writable paths do not match this config yet; run `systemctl daemon-reload`"))
         .collect()
 }
+
+/// A job run by hand from a root shell would leave root-owned archives,
+/// locks and records in a state dir that belongs to the unit's user, which
+/// the units could then no longer prune or update. Refuse, and say how.
+pub fn refuse_foreign_state(cfg: &Config, program: &str, command: &str) -> Result<(), crate::Exit> {
+    use std::os::unix::fs::MetadataExt;
+    let euid = rustix::process::geteuid().as_raw();
+    let Ok(m) = std::fs::metadata(&cfg.state.dir) else {
+        return Ok(());
+    };
+    if m.uid() == euid {
+        return Ok(());
+    }
+    let unit = match (program, command) {
+        ("vigil-snapshot", "scrub") => "vigil-snapshot-scrub.service".to_string(),
+        ("vigil-restore", _) => "vigil-restore-drill.service".to_string(),
+        (p, _) => format!("{p}.service"),
+    };
+    let owner = lookup_name(m.uid()).unwrap_or_else(|| m.uid().to_string());
+    Err(crate::Exit::usage(anyhow::anyhow!(
+        "{}: state.dir {} belongs to user {owner}; running `{program} {command}` as uid {euid} would leave files its units cannot write. \
+         Run it as the unit does: `systemctl start {unit}`, or `runuser -u {owner} -- {program} --config {} {command}`",
+        cfg.path.display(),
+        cfg.state.dir.display(),
+        cfg.path.display()
+    )))
+}
+
+fn lookup_name(uid: u32) -> Option<String> {
+    let text = std::fs::read_to_string("/etc/passwd").ok()?;
+    text.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() > 2 && f[2] == uid.to_string()).then(|| f[0].to_string())
+    })
+}

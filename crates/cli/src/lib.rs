@@ -47,7 +47,7 @@ pub enum LogFormat {
 
 mod check;
 mod logfmt;
-pub use check::{check_config, CheckArgs};
+pub use check::{check_config, refuse_foreign_state, CheckArgs};
 pub use logfmt::{generate, journal_stream, log_format};
 
 /// The jobs hold decrypted etcd data (every Kubernetes Secret) in memory:

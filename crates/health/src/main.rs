@@ -56,6 +56,7 @@ fn main() -> ExitCode {
 
 fn run(g: &GlobalArgs, json: bool, no_alert: bool) -> Result<i32, Exit> {
     let cfg = load_config(&g.config, Uses::HEALTH)?;
+    vigil_cli::refuse_foreign_state(&cfg, "vigil-health", "run")?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -55,6 +55,7 @@ fn main() -> ExitCode {
 
 fn cmd_run(g: &GlobalArgs, json: bool) -> Result<i32, Exit> {
     let cfg = load_config(&g.config, Uses::QUOTA)?;
+    vigil_cli::refuse_foreign_state(&cfg, "vigil-quota", "run")?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

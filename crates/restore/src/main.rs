@@ -286,6 +286,7 @@ fn dispatch(g: &GlobalArgs, c: Command) -> Result<i32, Exit> {
             member,
             json,
         } => {
+            vigil_cli::refuse_foreign_state(&cfg, "vigil-restore", "drill")?;
             let r = drill::run(
                 &cfg,
                 &drill::DrillOptions {

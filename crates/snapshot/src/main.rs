@@ -103,6 +103,7 @@ fn print_json<T: serde::Serialize>(v: &T) {
 
 async fn cmd_run(g: &GlobalArgs, json: bool) -> Result<i32, Exit> {
     let cfg = load_config(&g.config, Uses::SNAPSHOT)?;
+    vigil_cli::refuse_foreign_state(&cfg, "vigil-snapshot", "run")?;
     let report = run(&cfg).await.map_err(|e| Exit {
         code: e.exit_code(),
         error: e.into(),
@@ -146,6 +147,9 @@ async fn cmd_list(g: &GlobalArgs, all: bool, json: bool) -> Result<i32, Exit> {
 
 async fn cmd_prune(g: &GlobalArgs, dry_run: bool, json: bool) -> Result<i32, Exit> {
     let cfg = load_config(&g.config, Uses::SNAPSHOT)?;
+    if !dry_run {
+        vigil_cli::refuse_foreign_state(&cfg, "vigil-snapshot", "prune")?;
+    }
     let sc = cfg.snapshot("vigil-snapshot").map_err(Exit::usage)?;
     let _lock = vigil_core::fsutil::RunLock::acquire(&cfg.state.dir.join("snapshot.lock"))
         .map_err(Exit::failed)?;
@@ -202,6 +206,7 @@ async fn cmd_scrub(
     json: bool,
 ) -> Result<i32, Exit> {
     let cfg = load_config(&g.config, Uses::SNAPSHOT)?;
+    vigil_cli::refuse_foreign_state(&cfg, "vigil-snapshot", "scrub")?;
     let sc = cfg.snapshot("vigil-snapshot").map_err(Exit::usage)?;
     let sinks = ship::build_sinks(&cfg).map_err(Exit::usage)?;
     if let Some(name) = &only {
