@@ -283,6 +283,12 @@ fn a_root_shell_leaves_the_alert_database_to_the_state_dirs_owner() {
         &["prune", "--dry-run"],
     );
     assert_ne!(out.status.code(), Some(2), "{}", text(&out));
+    let lock = std::fs::metadata(state.join("snapshot.lock")).unwrap();
+    assert_eq!(
+        lock.uid(),
+        65534,
+        "the lock a root shell made is the state dir owner's"
+    );
 }
 
 #[test]

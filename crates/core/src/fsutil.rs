@@ -156,6 +156,10 @@ impl RunLock {
             .mode(0o600)
             .open(path)
             .map_err(|e| FsError::new("opening lock file", path, e))?;
+        // A root shell (`prune --dry-run`) must not leave a lock the units cannot open.
+        if let Some(dir) = path.parent() {
+            adopt_dir_owner(dir, &[path.to_path_buf()]);
+        }
         match f.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
