@@ -450,24 +450,32 @@ fn tape_dsmc_paths_follow_config() {
     let out = vigil("vigil-snapshot", &cfg, &["run"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 
+    // A run whose sink setting is refused before dsmc runs: the sink's error.
+    let refused = |cb: &mut ConfigBuilder, extra: String| -> String {
+        let _ = std::fs::remove_file(t.path().join("dsmc.args"));
+        cb.extra = sink(&extra);
+        let cfg = cb.write("vigil.toml");
+        let out = vigil("vigil-snapshot", &cfg, &["run"]);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        assert!(!t.path().join("dsmc.args").exists(), "dsmc ran");
+        sink_outcome(&state, "tape")["error"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+
     // 3. An error_log the job cannot write is named by its key; dsmc never runs.
-    let _ = std::fs::remove_file(t.path().join("dsmc.args"));
-    cb.extra = sink(&format!(
-        "error_log = \"{}\"\n",
-        blocker.join("dsmerror.log").display()
-    ));
-    let cfg = cb.write("vigil.toml");
-    let out = vigil("vigil-snapshot", &cfg, &["run"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    let e = sink_outcome(&state, "tape")["error"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let e = refused(
+        &mut cb,
+        format!(
+            "error_log = \"{}\"\n",
+            blocker.join("dsmerror.log").display()
+        ),
+    );
     assert!(
         e.contains("error_log: cannot create its directory") && e.contains("ReadWritePaths"),
         "{e}"
     );
-    assert!(!t.path().join("dsmc.args").exists(), "dsmc ran");
 
     // 4. A password file of another user (left by a root `dsmc set password`)
     // is named before dsmc runs. Needs root to chown, as the tests run.
@@ -476,19 +484,11 @@ fn tape_dsmc_paths_follow_config() {
         std::fs::create_dir_all(&other).unwrap();
         std::fs::write(other.join("TSM.sth"), "").unwrap();
         std::os::unix::fs::chown(other.join("TSM.sth"), Some(4242), Some(4242)).unwrap();
-        cb.extra = sink(&format!("password_dir = \"{}\"\n", other.display()));
-        let cfg = cb.write("vigil.toml");
-        let out = vigil("vigil-snapshot", &cfg, &["run"]);
-        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-        let e = sink_outcome(&state, "tape")["error"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let e = refused(&mut cb, format!("password_dir = \"{}\"\n", other.display()));
         assert!(
             e.contains("password_dir:") && e.contains("TSM.sth belongs to uid 4242"),
             "{e}"
         );
-        assert!(!t.path().join("dsmc.args").exists(), "dsmc ran");
     }
 
     // 5. Keys are checked: relative paths and -errorlogname in extra_args.
