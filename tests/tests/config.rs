@@ -69,6 +69,11 @@ fn bad_configs_exit_2_with_file_key_and_line() {
             vec!["retention", ":13:"],
         ),
         (
+            "endpoint with a stray space",
+            good.replace("http://127.0.0.1:22379", "http://127.0.0.1 :22379"),
+            vec!["cluster.members[1].endpoint", "white space", ":5:"],
+        ),
+        (
             "missing endpoint",
             good.replace(", endpoint = \"http://127.0.0.1:22379\"", ""),
             vec!["endpoint", ":5:"],

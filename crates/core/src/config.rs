@@ -947,6 +947,13 @@ impl Validator<'_> {
                 ));
             }
             let ep = m.endpoint.trim();
+            if ep.chars().any(char::is_whitespace) {
+                return Err(self.err(
+                    format!("{key}.endpoint"),
+                    Some(span.clone()),
+                    format!("{ep:?} contains white space; write it as scheme://host:port"),
+                ));
+            }
             let rest = ep
                 .strip_prefix("http://")
                 .or_else(|| ep.strip_prefix("https://"))

@@ -162,10 +162,15 @@ pub fn textfile_path(dir: &Path, job: &str, cluster: &str) -> PathBuf {
     dir.join(format!("vigil_{job}_{cluster}.prom"))
 }
 
-/// Writes `text` to `path` atomically with mode 0644.
+/// Writes `text` to `path` atomically with mode 0644. The temporary name is
+/// the writer's own (pid and a counter), so two jobs writing the same file at
+/// once never rename each other's half-written file into place.
 pub fn write_textfile(path: &Path, text: &str) -> Result<(), FsError> {
-    let tmp = fsutil::partial_path(path);
-    let _ = std::fs::remove_file(&tmp);
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut tmp = fsutil::partial_path(path).into_os_string();
+    tmp.push(format!(".{}.{n}", std::process::id()));
+    let tmp = PathBuf::from(tmp);
     let result = (|| {
         let mut f = std::fs::OpenOptions::new()
             .write(true)
@@ -396,6 +401,30 @@ pub fn quota(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn concurrent_writers_never_publish_half_a_file() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("vigil_snapshot_prod.prom");
+        let texts: Vec<String> = (0..6).map(|i| format!("m{i} {i}\n").repeat(2000)).collect();
+        std::thread::scope(|s| {
+            for t in &texts {
+                let path = &path;
+                s.spawn(move || {
+                    for _ in 0..30 {
+                        write_textfile(path, t).unwrap();
+                    }
+                });
+            }
+        });
+        let got = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            texts.contains(&got),
+            "a mixed or partial file was published"
+        );
+        let left: Vec<_> = std::fs::read_dir(d.path()).unwrap().collect();
+        assert_eq!(left.len(), 1, "temporary files left behind");
+    }
+
     use super::*;
 
     #[test]
