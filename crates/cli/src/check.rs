@@ -162,13 +162,19 @@ fn writable_by_unit_user(p: &Path) -> Result<(), String> {
         .map_err(|e| format!("not writable by this user: {e}"))
 }
 
-/// uid and gid of `name` from /etc/passwd (system users are local).
-fn lookup_user(name: &str) -> Option<(u32, u32)> {
+/// The /etc/passwd entry (name, uid, gid) that `hit` picks (system users are local).
+fn passwd(hit: impl Fn(&str, u32) -> bool) -> Option<(String, u32, u32)> {
     let text = std::fs::read_to_string("/etc/passwd").ok()?;
     text.lines().find_map(|l| {
         let f: Vec<&str> = l.split(':').collect();
-        (f.len() > 3 && f[0] == name).then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?)))?
+        let (uid, gid) = (f.get(2)?.parse().ok()?, f.get(3)?.parse().ok()?);
+        hit(f[0], uid).then(|| (f[0].to_string(), uid, gid))
     })
+}
+
+/// uid and gid of `name`.
+fn lookup_user(name: &str) -> Option<(u32, u32)> {
+    passwd(|n, _| n == name).map(|(_, u, g)| (u, g))
 }
 
 /// Where systemd puts the generator's output.
@@ -218,9 +224,5 @@ pub fn refuse_foreign_state(cfg: &Config, program: &str, command: &str) -> Resul
 }
 
 fn lookup_name(uid: u32) -> Option<String> {
-    let text = std::fs::read_to_string("/etc/passwd").ok()?;
-    text.lines().find_map(|l| {
-        let f: Vec<&str> = l.split(':').collect();
-        (f.len() > 2 && f[2] == uid.to_string()).then(|| f[0].to_string())
-    })
+    passwd(|_, u| u == uid).map(|(n, _, _)| n)
 }
