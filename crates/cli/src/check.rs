@@ -41,8 +41,9 @@ pub fn check_config(
     };
     let mut problems = Vec::new();
     for j in jobs {
-        for w in paths::writable(&cfg, j) {
-            match check_writable(&cfg, j, &w) {
+        let all = paths::writable(&cfg, j);
+        for w in &all {
+            match check_writable(&cfg, &all, w) {
                 Ok(()) => println!("writes {:<24} {} ok", w.key, w.path.display()),
                 Err(m) if w.optional => {
                     println!("writes {:<24} {} WARNING: {m}", w.key, w.path.display())
@@ -53,7 +54,7 @@ pub fn check_config(
                 }
             }
         }
-        problems.extend(stale_drop_ins(&cfg, j));
+        problems.extend(stale_drop_ins(&cfg, j, &all));
     }
     problems.dedup();
     if problems.is_empty() {
@@ -69,7 +70,8 @@ pub fn check_config(
 
 /// Why the unit of `job` could not write `w`, if it could not. A config that
 /// no unit reads (not in /etc/vigil) is checked for the user running this.
-fn check_writable(cfg: &Config, job: Job, w: &Writable) -> Result<(), String> {
+/// `all` is every path the job writes.
+fn check_writable(cfg: &Config, all: &[Writable], w: &Writable) -> Result<(), String> {
     let p = &w.path;
     if !p.is_absolute() {
         return Err("must be an absolute path".into());
@@ -118,7 +120,7 @@ fn check_writable(cfg: &Config, job: Job, w: &Writable) -> Result<(), String> {
         .find(|a| a.exists())
         .unwrap_or(Path::new("/"));
     let inside = ancestor.starts_with("/var/lib/vigil")
-        || paths::writable(cfg, job)
+        || all
             .iter()
             .any(|o| o.path != *p && o.path.exists() && ancestor.starts_with(&o.path));
     if !inside {
@@ -181,11 +183,11 @@ fn lookup_user(name: &str) -> Option<(u32, u32)> {
 const GENERATOR_DIR: &str = "/run/systemd/generator";
 
 /// Units whose sandbox does not match this config yet (no daemon-reload since it changed).
-fn stale_drop_ins(cfg: &Config, job: Job) -> Vec<String> {
+fn stale_drop_ins(cfg: &Config, job: Job, all: &[Writable]) -> Vec<String> {
     if !Path::new("/run/systemd/system").exists() {
         return Vec::new();
     }
-    let want = paths::drop_in(&cfg.path, &paths::writable(cfg, job));
+    let want = paths::drop_in(&cfg.path, all);
     paths::unit_names(&cfg.path, job)
         .into_iter()
         .filter(|u| {
