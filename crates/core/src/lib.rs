@@ -9,6 +9,7 @@ pub mod manifest;
 pub mod metrics;
 pub mod outcome;
 pub mod paths;
+pub mod pin;
 pub mod retention;
 pub mod secret;
 pub mod units;

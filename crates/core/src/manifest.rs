@@ -50,6 +50,10 @@ pub struct Manifest {
     /// Set once the stored file was read back and matched `archive_sha256`.
     pub verified_at: Option<String>,
     pub vigil_version: String,
+    /// Why this archive is quarantined (a diverged member): never verified,
+    /// never counted by retention, never chosen by a default restore.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quarantined: Option<String>,
 }
 
 impl Manifest {

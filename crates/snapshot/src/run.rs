@@ -703,6 +703,7 @@ fn build_manifest(
         duration_ms: took.as_millis() as u64,
         verified_at: Some(rfc3339(now())),
         vigil_version: vigil_core::VERSION.into(),
+        quarantined: None,
     }
 }
 
