@@ -316,3 +316,4 @@ pub fn alert_items(path: &Path) -> Vec<serde_json::Value> {
         })
         .collect()
 }
+pub mod faults;
