@@ -84,7 +84,7 @@ pub fn run(cfg: &Config, o: &DrillOptions<'_>) -> Result<DrillReport, RestoreErr
         )));
     }
     let sources = crate::source::only(crate::source::configured(cfg), o.source)?;
-    let cat = crate::source::catalog(&sources);
+    let cat = crate::source::catalog_of(cfg, &sources);
     let root = rc
         .scratch_dir
         .clone()

@@ -357,7 +357,7 @@ pub fn run(cfg: &vigil_core::Config, o: &EtcdOptions<'_>) -> Result<EtcdReport, 
     }
     let tool = detect_tool(&rc)?;
     let sources = crate::source::only(crate::source::configured(cfg), o.source)?;
-    let cat = crate::source::catalog(&sources);
+    let cat = crate::source::catalog_of(cfg, &sources);
     let archive = o.selector.select(&cat)?;
     tracing::info!(
         "restoring archive {} (member {}, revision {}, {}) with {} {}",

@@ -86,6 +86,16 @@ pub fn list_human(cat: &source::Catalog) -> String {
     for e in &cat.errors {
         let _ = writeln!(s, "warning: {e}");
     }
+    for a in &cat.untrusted {
+        let _ = writeln!(
+            s,
+            "warning: ignored archive {} (member {}): etcd cluster ID {} is not the pinned {}",
+            a.id,
+            a.member,
+            a.manifest.cluster_id,
+            cat.cluster_id.as_deref().unwrap_or("?")
+        );
+    }
     if cat.archives.is_empty() {
         s.push_str("no archives found\n");
         return s;

@@ -180,7 +180,7 @@ fn dispatch(g: &GlobalArgs, c: Command) -> Result<i32, Exit> {
         Command::List { json, source } => {
             let sources = source::only(source::configured(&cfg), source.as_deref())
                 .map_err(|e| fail(e.into()))?;
-            let cat = source::catalog(&sources);
+            let cat = source::catalog_of(&cfg, &sources);
             if json {
                 print_json(&cat);
             } else {
@@ -201,7 +201,7 @@ fn dispatch(g: &GlobalArgs, c: Command) -> Result<i32, Exit> {
             let ids = ids(&identity)?;
             let sources = source::only(source::configured(&cfg), select.source.as_deref())
                 .map_err(|e| fail(e.into()))?;
-            let cat = source::catalog(&sources);
+            let cat = source::catalog_of(&cfg, &sources);
             let a = select.selector().select(&cat).map_err(fail)?;
             let f = fetch::fetch(a, &sources, Some(&ids), &out).map_err(fail)?;
             if json {

@@ -299,6 +299,64 @@ impl Archive {
 pub struct Catalog {
     pub archives: Vec<Archive>,
     pub errors: Vec<String>,
+    /// Archives of an etcd cluster this bastion never pinned (see
+    /// `vigil_core::pin`): listed, never selected.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub untrusted: Vec<Archive>,
+    /// The pinned cluster ID the catalog was filtered by.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_id: Option<String>,
+}
+
+/// [`catalog`], keeping only archives of the cluster pinned in the state
+/// dir (its current or an earlier ID). Without a pin (a fresh bastion at
+/// 3 a.m.) nothing is filtered, but several cluster IDs are warned about.
+pub fn catalog_of(cfg: &Config, sources: &[Box<dyn Source>]) -> Catalog {
+    let mut cat = catalog(sources);
+    let pin = match vigil_core::pin::load(&cfg.state.dir) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!("{e}; archives are not filtered by cluster ID");
+            cat.errors.push(e.to_string());
+            None
+        }
+    };
+    match pin {
+        Some(p) => {
+            let (keep, other): (Vec<Archive>, Vec<Archive>) = std::mem::take(&mut cat.archives)
+                .into_iter()
+                .partition(|a| p.trusts(&a.manifest.cluster_id));
+            for a in &other {
+                tracing::warn!(
+                    "ignoring archive {} (member {}): it is of etcd cluster ID {}, not of the pinned {} ({})",
+                    a.id,
+                    a.member,
+                    a.manifest.cluster_id,
+                    p.cluster_id,
+                    vigil_core::pin::path(&cfg.state.dir).display()
+                );
+            }
+            cat.archives = keep;
+            cat.untrusted = other;
+            cat.cluster_id = Some(p.cluster_id);
+        }
+        None => {
+            let ids: std::collections::BTreeSet<&str> = cat
+                .archives
+                .iter()
+                .map(|a| a.manifest.cluster_id.as_str())
+                .collect();
+            if ids.len() > 1 {
+                tracing::warn!(
+                    "the archives come from {} etcd cluster IDs ({}) and no cluster ID is pinned in {}; check `vigil-restore list --json` (cluster_id) before choosing with --archive",
+                    ids.len(),
+                    ids.into_iter().collect::<Vec<_>>().join(", "),
+                    cfg.state.dir.display()
+                );
+            }
+        }
+    }
+    cat
 }
 
 /// Lists every source and merges copies by archive identity.
@@ -355,7 +413,11 @@ pub fn catalog(sources: &[Box<dyn Source>]) -> Catalog {
             .then_with(|| b.created_at.cmp(&a.created_at))
             .then_with(|| a.member.cmp(&b.member))
     });
-    Catalog { archives, errors }
+    Catalog {
+        archives,
+        errors,
+        ..Catalog::default()
+    }
 }
 
 /// How to choose the archive: by default the newest verified one.
@@ -407,6 +469,13 @@ impl Selector {
                 .trim_end_matches(vigil_archive::local::EXT_AGE)
                 .trim_end_matches(vigil_archive::local::EXT_PLAIN);
             let id = id.rsplit('/').next().unwrap_or(id);
+            if let Some(a) = cat.untrusted.iter().find(|a| a.id == id) {
+                return Err(no(format!(
+                    "archive {id} is of etcd cluster ID {}, not of the pinned cluster ID {}: refused. If that cluster is really yours, accept it with `vigil-snapshot repin` first",
+                    a.manifest.cluster_id,
+                    cat.cluster_id.as_deref().unwrap_or("?")
+                )));
+            }
             let a = cat.archives.iter().find(|a| a.id == id).ok_or_else(|| {
                 no(format!(
                     "no archive with id {id:?}; `vigil-restore list` shows the ids"

@@ -16,6 +16,7 @@ use vigil_core::config::{Config, Encryption, MemberConfig, SnapshotConfig};
 use vigil_core::fsutil::{self, FsError, LockError, RunLock};
 use vigil_core::manifest::{self, Manifest};
 use vigil_core::outcome::{self, Outcome, Stage};
+use vigil_core::pin::{self, ClusterPin};
 use vigil_core::{now, rfc3339, ConfigError};
 use vigil_etcd::{MemberClient, MemberStatus, SnapshotVerifier, TlsMaterial, Verified};
 
@@ -33,6 +34,10 @@ pub enum RunError {
     #[error(transparent)]
     Sink(#[from] SinkError),
 }
+
+/// Where a diverged member's archive goes: out of every member directory,
+/// so that nothing lists, ships, counts or restores it by default.
+pub const QUARANTINE_DIR: &str = "quarantine";
 
 impl RunError {
     /// Contract 3: a held lock means the job ran into another run (1); the
@@ -119,6 +124,8 @@ struct Ctx {
     connect_timeout: Duration,
     stall_timeout: Duration,
     sinks: Vec<Arc<Sink>>,
+    /// The cluster ID this bastion backs up (`None` until the first good run).
+    pin: Option<ClusterPin>,
 }
 
 /// Runs the whole job. Per-member failures are in the report, not in `Err`.
@@ -159,6 +166,8 @@ pub async fn run(cfg: &Config) -> Result<RunReport, RunError> {
         }
     }
 
+    let pin = load_pin(cfg, sc, &mut warnings);
+
     let run_id = id_time(started);
     let ctx = Arc::new(Ctx {
         cluster: cfg.cluster_name().to_string(),
@@ -183,6 +192,7 @@ pub async fn run(cfg: &Config) -> Result<RunReport, RunError> {
         connect_timeout: sc.connect_timeout.get(),
         stall_timeout: sc.stall_timeout.get(),
         sinks: sinks.clone(),
+        pin,
     });
 
     let mut tasks = Vec::new();
@@ -228,6 +238,12 @@ pub async fn run(cfg: &Config) -> Result<RunReport, RunError> {
         for n in &rep.notes {
             tracing::warn!("consistency: {n}");
         }
+        for m in members
+            .iter_mut()
+            .filter(|m| m.stage == Stage::Consistency && m.archive.is_some())
+        {
+            quarantine(&sc.dir, &sinks, m).await;
+        }
         Some(rep)
     } else {
         None
@@ -248,6 +264,10 @@ pub async fn run(cfg: &Config) -> Result<RunReport, RunError> {
                 ));
             }
         }
+    }
+
+    if ctx.pin.is_none() {
+        pin_from_run(cfg, &members, &mut warnings);
     }
 
     let rke2_token = sc
@@ -496,6 +516,19 @@ async fn store_member(
         .map_err(|e| err(&e))?;
     *stage = Stage::Status;
     let st = vigil_etcd::status(&client).await.map_err(|e| err(&e))?;
+    let cluster_id = format!("{:x}", st.cluster_id);
+    if let Some(pin) = ctx.pin.as_ref().filter(|p| p.cluster_id != cluster_id) {
+        // Checked before anything is streamed, stored or pruned for it.
+        *stage = Stage::Consistency;
+        return Err(format!(
+            "member {} ({}) answers for etcd cluster ID {cluster_id}, but this bastion backs up cluster ID {} (pinned {} in {}): refused, nothing archived or pruned for it. Check the endpoint; if the cluster was rebuilt on purpose, run `vigil-snapshot repin`",
+            m.name,
+            m.endpoint,
+            pin.cluster_id,
+            pin.pinned_at,
+            vigil_core::pin::FILE
+        ));
+    }
     *client_out = Some(client.clone());
     if !st.errors.is_empty() {
         tracing::warn!(member = %m.name, "member reports errors: {}", st.errors.join("; "));
@@ -850,4 +883,114 @@ fn record_outcomes(state: &Path, r: &RunReport) -> Result<(), FsError> {
         )?;
     }
     Ok(())
+}
+
+/// The pin, or one learnt from the verified archives already here (an
+/// upgrade from a vigil without pins). A corrupt pin file is reported and
+/// left for the administrator; the run goes on unpinned.
+fn load_pin(cfg: &Config, sc: &SnapshotConfig, warnings: &mut Vec<String>) -> Option<ClusterPin> {
+    match pin::load(&cfg.state.dir) {
+        Ok(Some(p)) => return Some(p),
+        Ok(None) => {}
+        Err(e) => {
+            tracing::error!("{e}");
+            warnings.push(e.to_string());
+            return None;
+        }
+    }
+    let stored: Vec<local::Stored> = cfg
+        .members()
+        .flat_map(|m| local::list_member(&local::member_dir(&sc.dir, &m.name)))
+        .collect();
+    let id = pin::majority(stored.iter().map(|s| &s.manifest))?;
+    let p = ClusterPin::new(cfg.cluster_name(), &id, "existing archives");
+    save_pin(cfg, &p, warnings);
+    Some(p)
+}
+
+/// Pins the cluster ID once a majority of the configured members archived
+/// it in this run and agreed on it.
+fn pin_from_run(cfg: &Config, members: &[MemberReport], warnings: &mut Vec<String>) {
+    let good: Vec<&Manifest> = members
+        .iter()
+        .filter(|m| m.ok)
+        .filter_map(|m| m.manifest.as_ref())
+        .collect();
+    let Some(id) = pin::majority(good.iter().copied()) else {
+        return;
+    };
+    let agree = good.iter().filter(|m| m.cluster_id == id).count();
+    if agree * 2 > cfg.members().count() {
+        save_pin(cfg, &ClusterPin::new(cfg.cluster_name(), &id, "run"), warnings);
+    }
+}
+
+fn save_pin(cfg: &Config, p: &ClusterPin, warnings: &mut Vec<String>) {
+    match pin::save(&cfg.state.dir, p) {
+        Ok(()) => tracing::info!(
+            "pinned etcd cluster ID {} ({}); a member of another cluster will be refused",
+            p.cluster_id,
+            p.source
+        ),
+        Err(e) => warnings.push(format!("could not pin the cluster ID: {e}")),
+    }
+}
+
+/// Moves a diverged member's new archive out of its member directory and
+/// removes the copies streamed to sinks: it must never count as a verified
+/// copy, displace a good one or be restored by default. It stays on the
+/// bastion, marked, for whoever investigates.
+async fn quarantine(root: &Path, sinks: &[Arc<Sink>], m: &mut MemberReport) {
+    let (Some(path), Some(man)) = (m.archive.clone(), m.manifest.clone()) else {
+        return;
+    };
+    let why = m.error.clone().unwrap_or_else(|| "diverged".into());
+    let dir = root.join(QUARANTINE_DIR).join(&m.member);
+    let moved = (|| -> Result<PathBuf, FsError> {
+        fsutil::ensure_private_dir(&root.join(QUARANTINE_DIR))?;
+        fsutil::ensure_private_dir(&dir)?;
+        let to = dir.join(&man.archive);
+        let mut q = man.clone();
+        q.verified_at = None;
+        q.quarantined = Some(why.clone());
+        fsutil::atomic_write(&Manifest::path_for(&to), &q.to_json())?;
+        std::fs::rename(&path, &to).map_err(|e| FsError::new("quarantining", &path, e))?;
+        let old = Manifest::path_for(&path);
+        std::fs::remove_file(&old).map_err(|e| FsError::new("removing", &old, e))?;
+        if let Some(p) = path.parent() {
+            fsutil::fsync_dir(p)?;
+        }
+        fsutil::fsync_dir(&dir)?;
+        m.manifest = Some(q);
+        Ok(to)
+    })();
+    match moved {
+        Ok(to) => {
+            tracing::error!(member = %m.member, "quarantined {}: {why}", to.display());
+            m.error = Some(format!(
+                "{why}; its archive is quarantined in {} (not verified, never counted or restored by default)",
+                to.display()
+            ));
+            m.archive = Some(to);
+        }
+        Err(e) => {
+            // Still on disk in the member dir: at least make it unverified.
+            let mut q = man.clone();
+            q.verified_at = None;
+            q.quarantined = Some(why.clone());
+            let _ = fsutil::atomic_write(&Manifest::path_for(&path), &q.to_json());
+            m.manifest = Some(q);
+            m.error = Some(format!("{why}; quarantining its archive failed: {e}"));
+        }
+    }
+    for c in m.sinks.iter_mut().filter(|c| c.ok) {
+        let Some(sink) = sinks.iter().find(|s| s.name() == c.sink) else {
+            continue;
+        };
+        c.ok = false;
+        c.error = Some(match sink.delete(&m.member, &man.archive).await {
+            Ok(()) => "removed: the member diverged".into(),
+            Err(e) => format!("the member diverged, and removing this copy failed: {e}"),
+        });
+    }
 }
