@@ -5,6 +5,7 @@
 pub mod consistency;
 pub mod list;
 pub mod output;
+pub mod repin;
 pub mod run;
 pub mod ship;
 

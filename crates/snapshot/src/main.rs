@@ -57,6 +57,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Accept the etcd cluster ID the members report now, after the cluster
+    /// was rebuilt on purpose (restore, RKE2 cluster-reset); the old ID stays
+    /// trusted for restores.
+    Repin {
+        #[arg(long)]
+        json: bool,
+    },
     /// Validate this program's sections and secrets, and the paths its unit
     /// writes; print a summary without secrets.
     CheckConfig(vigil_cli::CheckArgs),
@@ -80,6 +87,7 @@ fn main() -> ExitCode {
         Command::Scrub { sink, sample, json } => {
             with_runtime(|| cmd_scrub(&cli.global, sink, sample, json))
         }
+        Command::Repin { json } => with_runtime(|| cmd_repin(&cli.global, json)),
     };
     finish("vigil-snapshot", r)
 }
@@ -117,6 +125,20 @@ async fn cmd_run(g: &GlobalArgs, json: bool) -> Result<i32, Exit> {
         print!("{}", output::human(&report));
     }
     Ok(if report.ok { exit::OK } else { exit::FAILED })
+}
+
+async fn cmd_repin(g: &GlobalArgs, json: bool) -> Result<i32, Exit> {
+    let cfg = load_config(&g.config, Uses::SNAPSHOT)?;
+    vigil_cli::refuse_foreign_state(&cfg, "vigil-snapshot", "repin")?;
+    let r = vigil_snapshot::repin::repin(&cfg)
+        .await
+        .map_err(|e| Exit::failed(anyhow::anyhow!(e)))?;
+    if json {
+        print_json(&r);
+    } else {
+        print!("{}", vigil_snapshot::repin::human(&r));
+    }
+    Ok(exit::OK)
 }
 
 async fn cmd_list(g: &GlobalArgs, all: bool, json: bool) -> Result<i32, Exit> {

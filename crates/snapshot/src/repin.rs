@@ -1,0 +1,103 @@
+//! `vigil-snapshot repin`: accept the cluster ID the members report now,
+//! after the cluster was rebuilt on purpose (a restore, an RKE2
+//! cluster-reset). The old ID stays trusted, so its archives still restore.
+
+use serde::Serialize;
+use vigil_core::config::Config;
+use vigil_core::fsutil::{self, RunLock};
+use vigil_core::pin::{self, ClusterPin};
+use vigil_etcd::TlsMaterial;
+
+#[derive(Debug, Serialize)]
+pub struct RepinReport {
+    pub cluster_id: String,
+    pub previous: Option<String>,
+    /// (member, cluster ID or the error that kept it from answering)
+    pub members: Vec<(String, Result<String, String>)>,
+    pub path: std::path::PathBuf,
+}
+
+pub async fn repin(cfg: &Config) -> Result<RepinReport, String> {
+    let sc = cfg.snapshot("vigil-snapshot").map_err(|e| e.to_string())?;
+    fsutil::ensure_private_dir(&cfg.state.dir).map_err(|e| e.to_string())?;
+    let _lock = RunLock::acquire(&cfg.state.dir.join("snapshot.lock")).map_err(|e| {
+        format!("{e}; repin changes what that run trusts, so try again when it has finished")
+    })?;
+    let tls = cfg
+        .tls()
+        .map(TlsMaterial::load)
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    let asks = cfg.members().map(|m| {
+        let tls = tls.as_ref();
+        async move {
+            let r = async {
+                let c = vigil_etcd::connect(m, tls, sc.connect_timeout.get()).await?;
+                vigil_etcd::status(&c).await
+            }
+            .await;
+            (
+                m.name.clone(),
+                r.map(|s| format!("{:x}", s.cluster_id))
+                    .map_err(|e| e.to_string()),
+            )
+        }
+    });
+    let members: Vec<(String, Result<String, String>)> =
+        futures_util::future::join_all(asks).await;
+    let n = members.len();
+    let ids: Vec<&String> = members.iter().filter_map(|(_, r)| r.as_ref().ok()).collect();
+    let answers = |id: &str| ids.iter().filter(|i| i.as_str() == id).count();
+    let best = ids.iter().max_by_key(|i| answers(i)).map(|s| s.to_string());
+    let Some(id) = best.filter(|id| answers(id) * 2 > n) else {
+        let said: Vec<String> = members
+            .iter()
+            .map(|(m, r)| match r {
+                Ok(id) => format!("{m}: cluster ID {id}"),
+                Err(e) => format!("{m}: {e}"),
+            })
+            .collect();
+        return Err(format!(
+            "repin needs a majority of the {n} configured members to report the same cluster ID; they said: {}",
+            said.join("; ")
+        ));
+    };
+    let mut p = pin::load(&cfg.state.dir)
+        .map_err(|e| e.to_string())?
+        .unwrap_or_else(|| ClusterPin::new(cfg.cluster_name(), &id, "repin"));
+    let previous = (p.cluster_id != id).then(|| p.cluster_id.clone());
+    p.replace(&id);
+    pin::save(&cfg.state.dir, &p).map_err(|e| e.to_string())?;
+    Ok(RepinReport {
+        cluster_id: id,
+        previous,
+        members,
+        path: pin::path(&cfg.state.dir),
+    })
+}
+
+pub fn human(r: &RepinReport) -> String {
+    let mut s = match &r.previous {
+        Some(old) => format!(
+            "pinned etcd cluster ID {} in {} (was {}; archives of {old} stay trusted for restores)\n",
+            r.cluster_id,
+            r.path.display(),
+            old
+        ),
+        None => format!(
+            "etcd cluster ID {} is pinned in {} (unchanged)\n",
+            r.cluster_id,
+            r.path.display()
+        ),
+    };
+    for (m, a) in &r.members {
+        match a {
+            Ok(id) if *id == r.cluster_id => s.push_str(&format!("  {m}: {id}\n")),
+            Ok(id) => s.push_str(&format!(
+                "  {m}: {id} (another cluster: its snapshots stay refused)\n"
+            )),
+            Err(e) => s.push_str(&format!("  {m}: not reachable: {e}\n")),
+        }
+    }
+    s
+}
