@@ -4,6 +4,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Suffix of files being written; they are never listed and are removed by cleanup.
 pub const PARTIAL_SUFFIX: &str = ".partial";
@@ -191,6 +192,222 @@ impl RunLock {
     }
 }
 
+/// The lock file, in `state.dir`, between the jobs that read archives
+/// (scrub, drill, fetch, etcd, rke2: shared) and the ones that delete them
+/// (the prune phase of a run, `vigil-snapshot prune`: exclusive). Without it
+/// a scrub or drill that listed an archive a prune then removed reports it
+/// missing: a false alarm about a healthy store.
+pub const ARCHIVES_LOCK: &str = "archives.lock";
+
+/// How long a run waits for readers before it keeps this run's extra copies
+/// and leaves pruning to the next run (nothing is lost by keeping one more).
+pub const PRUNE_WAIT: Duration = Duration::from_secs(60);
+
+const LOCK_POLL: Duration = Duration::from_millis(200);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Shared,
+    Exclusive,
+}
+
+/// A process that holds a lock, named in the messages of whoever waits for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    pub pid: u32,
+    /// Its command name (`vigil-restore`), when /proc tells.
+    pub name: String,
+}
+
+/// `pid 4242 (vigil-restore), pid 4250 (vigil-snapshot)`, or `pid unknown`.
+pub fn describe_holders(holders: &[Holder]) -> String {
+    if holders.is_empty() {
+        return "pid unknown".into();
+    }
+    holders
+        .iter()
+        .map(|h| {
+            if h.name.is_empty() {
+                format!("pid {}", h.pid)
+            } else {
+                format!("pid {} ({})", h.pid, h.name)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The processes holding an flock on `path`, from /proc/locks. Shared
+/// holders cannot all write their pid into one file, so the kernel's table
+/// is the only complete answer. Empty when it cannot be read.
+pub fn lock_holders(path: &Path) -> Vec<Holder> {
+    use std::os::unix::fs::MetadataExt;
+    let (Ok(meta), Ok(table)) = (
+        std::fs::metadata(path),
+        std::fs::read_to_string("/proc/locks"),
+    ) else {
+        return Vec::new();
+    };
+    // /proc/locks prints st_dev as MAJOR:MINOR in hex (glibc's encoding).
+    let dev = meta.dev();
+    let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
+    let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
+    let mut pids: Vec<u32> = table
+        .lines()
+        .filter_map(|l| {
+            // "3: FLOCK  ADVISORY  READ 4242 fd:01:1234 0 EOF"; waiters
+            // ("3: -> FLOCK ...") do not hold it.
+            let f: Vec<&str> = l.split_whitespace().collect();
+            if f.get(1) != Some(&"FLOCK") {
+                return None;
+            }
+            let pid: u32 = f.get(4)?.parse().ok()?;
+            let mut id = f.get(5)?.split(':');
+            let maj = u64::from_str_radix(id.next()?, 16).ok()?;
+            let min = u64::from_str_radix(id.next()?, 16).ok()?;
+            let ino: u64 = id.next()?.parse().ok()?;
+            (maj == major && min == minor && ino == meta.ino()).then_some(pid)
+        })
+        .collect();
+    pids.sort_unstable();
+    pids.dedup();
+    pids.into_iter()
+        .map(|pid| Holder {
+            pid,
+            name: std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .map(|s| s.trim().to_string())
+                .unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// A shared or exclusive flock on [`ARCHIVES_LOCK`], held for the life of the
+/// value. It dies with the process (a `kill -9` leaves no stale lock), and the
+/// descriptor is close-on-exec, so a child such as the drill's scratch etcd
+/// never keeps it alive.
+#[derive(Debug)]
+pub struct ArchivesLock {
+    _file: File,
+    pub path: PathBuf,
+    pub access: Access,
+}
+
+impl ArchivesLock {
+    pub fn path_in(state_dir: &Path) -> PathBuf {
+        state_dir.join(ARCHIVES_LOCK)
+    }
+
+    /// Opens (or creates, 0600, with the state dir's owner) the lock file.
+    /// Someone who may read the state dir but not write it still locks
+    /// through a read-only descriptor: flock needs no write access.
+    fn open(path: &Path) -> Result<File, FsError> {
+        let rw = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path);
+        match rw {
+            Ok(f) => {
+                // A root shell must not leave a lock the units cannot open.
+                if let Some(dir) = path.parent() {
+                    adopt_dir_owner(dir, &[path.to_path_buf()]);
+                }
+                Ok(f)
+            }
+            Err(e) => File::open(path).map_err(|_| FsError::new("opening lock file", path, e)),
+        }
+    }
+
+    /// Takes the lock if nobody holds it in a conflicting way.
+    pub fn try_acquire(path: &Path, access: Access) -> Result<Option<ArchivesLock>, FsError> {
+        let f = Self::open(path)?;
+        let r = match access {
+            Access::Shared => f.try_lock_shared(),
+            Access::Exclusive => f.try_lock(),
+        };
+        match r {
+            Ok(()) => Ok(Some(ArchivesLock {
+                _file: f,
+                path: path.to_path_buf(),
+                access,
+            })),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(FsError::new("locking", path, e)),
+        }
+    }
+
+    /// Waits for the lock, at most `limit` (`None`: as long as it takes).
+    /// `on_wait` hears once who holds it, if it is held. `Ok(None)`: still
+    /// held when `limit` ran out.
+    pub fn wait(
+        path: &Path,
+        access: Access,
+        limit: Option<Duration>,
+        on_wait: impl FnOnce(&[Holder]),
+    ) -> Result<Option<ArchivesLock>, FsError> {
+        let t0 = std::time::Instant::now();
+        let mut on_wait = Some(on_wait);
+        loop {
+            if let Some(l) = Self::try_acquire(path, access)? {
+                return Ok(Some(l));
+            }
+            if let Some(f) = on_wait.take() {
+                f(&lock_holders(path));
+            }
+            if limit.is_some_and(|l| t0.elapsed() >= l) {
+                return Ok(None);
+            }
+            std::thread::sleep(LOCK_POLL);
+        }
+    }
+
+    /// The shared lock of a job that reads archives, waiting for a prune in
+    /// progress to finish (prunes are short). A lock that cannot be made (no
+    /// state dir yet, a config whose state dir this user cannot write: a
+    /// restore at 3 a.m. on a fresh host) is no reason to fail a read: it is
+    /// only a warning, and the read goes on without it.
+    pub fn for_reading(state_dir: &Path) -> Option<ArchivesLock> {
+        let path = Self::path_in(state_dir);
+        let r = Self::wait(&path, Access::Shared, None, |h| {
+            tracing::info!(
+                "waiting for the prune holding {} ({}) to finish",
+                path.display(),
+                describe_holders(h)
+            )
+        });
+        match r {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!("{e}; going on without the archives lock, so a prune on this host could remove an archive while it is read");
+                None
+            }
+        }
+    }
+}
+
+impl RunLock {
+    /// Waits as long as it takes for the run lock; `on_wait` hears once the
+    /// holder's pid. For a human at a shell (`vigil-snapshot prune`), who
+    /// would rather wait for a run to end than be refused.
+    pub fn wait(path: &Path, on_wait: impl FnOnce(&str)) -> Result<RunLock, FsError> {
+        let mut on_wait = Some(on_wait);
+        loop {
+            match Self::acquire(path) {
+                Ok(l) => return Ok(l),
+                Err(LockError::Io(e)) => return Err(e),
+                Err(LockError::Held { holder, .. }) => {
+                    if let Some(f) = on_wait.take() {
+                        f(&holder);
+                    }
+                    std::thread::sleep(LOCK_POLL);
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,5 +441,51 @@ mod tests {
         }
         drop(held);
         RunLock::acquire(&lock).unwrap();
+    }
+
+    #[test]
+    fn archives_lock_is_shared_between_readers_and_exclusive_for_prunes() {
+        let d = tempfile::tempdir().unwrap();
+        let path = ArchivesLock::path_in(d.path());
+        let r1 = ArchivesLock::try_acquire(&path, Access::Shared)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let r2 = ArchivesLock::try_acquire(&path, Access::Shared).unwrap();
+        assert!(r2.is_some(), "two readers at once");
+        assert!(ArchivesLock::try_acquire(&path, Access::Exclusive)
+            .unwrap()
+            .is_none());
+        // A bounded wait gives up, and names the holder (this process).
+        let mut named = Vec::new();
+        let t0 = std::time::Instant::now();
+        let w = ArchivesLock::wait(
+            &path,
+            Access::Exclusive,
+            Some(Duration::from_millis(500)),
+            |h| named = h.to_vec(),
+        )
+        .unwrap();
+        assert!(w.is_none());
+        assert!(t0.elapsed() >= Duration::from_millis(500));
+        assert!(
+            named.iter().any(|h| h.pid == std::process::id()),
+            "{named:?}"
+        );
+        assert!(describe_holders(&named).contains(&format!("pid {}", std::process::id())));
+        drop((r1, r2));
+        let ex = ArchivesLock::wait(&path, Access::Exclusive, Some(Duration::ZERO), |_| {})
+            .unwrap()
+            .unwrap();
+        assert!(ArchivesLock::try_acquire(&path, Access::Shared)
+            .unwrap()
+            .is_none());
+        drop(ex);
+        assert!(lock_holders(&path).is_empty());
+        // No state dir: readers go on without the lock.
+        assert!(ArchivesLock::for_reading(&d.path().join("missing")).is_none());
     }
 }
