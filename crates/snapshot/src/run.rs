@@ -249,8 +249,49 @@ pub async fn run(cfg: &Config) -> Result<RunReport, RunError> {
         None
     };
 
+    // Scrubs, drills and restores hold the archives lock shared while they
+    // read; pruning under it never pulls an archive from under them. Readers
+    // that take longer than PRUNE_WAIT only defer pruning to the next run:
+    // nothing is lost by keeping an extra copy, so it is a warning, no alert.
+    let lock_path = fsutil::ArchivesLock::path_in(&cfg.state.dir);
+    let prune_lock = tokio::task::block_in_place(|| {
+        fsutil::ArchivesLock::wait(
+            &lock_path,
+            fsutil::Access::Exclusive,
+            Some(fsutil::PRUNE_WAIT),
+            |h| {
+                tracing::info!(
+                    "waiting up to {}s for the drill/scrub holding {} ({}) before pruning",
+                    fsutil::PRUNE_WAIT.as_secs(),
+                    lock_path.display(),
+                    fsutil::describe_holders(h)
+                )
+            },
+        )
+    });
+    let prune_lock = match prune_lock {
+        Ok(Some(l)) => Some(l),
+        Ok(None) => {
+            let w = format!(
+                "pruning deferred to the next run: {} is still held by {} (a drill, scrub or restore reading archives) after {}s; the extra copies are kept",
+                lock_path.display(),
+                fsutil::describe_holders(&fsutil::lock_holders(&lock_path)),
+                fsutil::PRUNE_WAIT.as_secs()
+            );
+            tracing::warn!("{w}");
+            warnings.push(w);
+            None
+        }
+        Err(e) => {
+            let w = format!("pruning deferred to the next run: {e}");
+            tracing::warn!("{w}");
+            warnings.push(w);
+            None
+        }
+    };
+
     // Prune only members whose new archive is stored, verified and consistent.
-    for m in members.iter_mut().filter(|m| m.ok) {
+    for m in members.iter_mut().filter(|m| m.ok && prune_lock.is_some()) {
         let dir = local::member_dir(&sc.dir, &m.member);
         match local::prune_member(&dir, &sc.policy(), false) {
             Ok(p) => m.pruned = p.into_iter().map(|s| s.archive_path).collect(),
@@ -276,6 +317,15 @@ pub async fn run(cfg: &Config) -> Result<RunReport, RunError> {
         .map(|p| archive_token(&ctx, sc, p));
     let mut sink_reports = Vec::new();
     for sink in &sinks {
+        if prune_lock.is_none() && sink.can_delete() {
+            // sync_sink has no ship-only mode: this sink's catch-up and
+            // pruning both wait for the next run; its streamed copies stand.
+            warnings.push(format!(
+                "sink {}: catch-up and pruning deferred to the next run (archives lock held)",
+                sink.name()
+            ));
+            continue;
+        }
         let mut rep = sync_sink(cfg, sink, Mode::ShipAndPrune).await;
         for m in &members {
             for c in m.sinks.iter().filter(|c| c.sink == sink.name() && !c.ok) {
@@ -294,6 +344,7 @@ pub async fn run(cfg: &Config) -> Result<RunReport, RunError> {
         }
         sink_reports.push(rep);
     }
+    drop(prune_lock);
 
     let mut report = RunReport {
         run_id,
