@@ -14,6 +14,7 @@
 pub mod drill;
 pub mod etcd;
 pub mod fetch;
+pub mod guard;
 pub mod identity;
 pub mod proc;
 mod progress;

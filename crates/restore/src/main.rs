@@ -142,6 +142,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Helper modes (tied children, the janitor) of this same binary: see guard.rs.
+    vigil_restore::guard::hook();
     if let Some(code) = vigil_cli::generate::<Cli>() {
         return code;
     }
