@@ -1,5 +1,6 @@
 //! External commands (etcdctl, etcdutl, etcd, rke2, systemctl, ssh) run
-//! through one helper that puts the argv and stderr into the error.
+//! through one helper that puts the argv and stderr into the error; those
+//! that touch decrypted data run tied to this process ([`run_tied`]).
 
 use std::ffi::OsString;
 use std::path::Path;
@@ -36,9 +37,24 @@ pub fn quote(s: &str) -> String {
 /// Runs `argv` to completion; a spawn failure or non-zero exit is an error
 /// that names the command and carries the end of its stderr.
 pub fn run(argv: &[OsString], env: &[(&str, &str)]) -> Result<Output, CommandError> {
+    run_cmd(Command::new(&argv[0]), argv, env)
+}
+
+/// [`run`] for a command that handles decrypted data (etcdctl/etcdutl on a
+/// snapshot): it is killed when this process dies, so a killed restore or
+/// drill leaves no tool writing a data dir behind (see [`crate::guard`]).
+/// Call it from a thread that waits for it, as `run` does.
+pub fn run_tied(argv: &[OsString], env: &[(&str, &str)]) -> Result<Output, CommandError> {
+    run_cmd(crate::guard::tied(Path::new(&argv[0])), argv, env)
+}
+
+fn run_cmd(
+    mut cmd: Command,
+    argv: &[OsString],
+    env: &[(&str, &str)],
+) -> Result<Output, CommandError> {
     let rendered = render(argv);
     tracing::debug!("running {rendered}");
-    let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..]);
     for (k, v) in env {
         cmd.env(k, v);
