@@ -112,9 +112,14 @@ fn print_json<T: serde::Serialize>(v: &T) {
 async fn cmd_run(g: &GlobalArgs, json: bool) -> Result<i32, Exit> {
     let cfg = load_config(&g.config, Uses::SNAPSHOT)?;
     vigil_cli::refuse_foreign_state(&cfg, "vigil-snapshot", "run")?;
-    let report = run(&cfg).await.map_err(|e| Exit {
-        code: e.exit_code(),
-        error: e.into(),
+    let report = run(&cfg).await.map_err(|e| {
+        if let Some(id) = e.run_id() {
+            vigil_alert::raise_run(&cfg, &["snapshot"], id);
+        }
+        Exit {
+            code: e.exit_code(),
+            error: e.into(),
+        }
     })?;
     metrics::publish_run(&cfg, &report);
     vigil_alert::raise_run(&cfg, &["snapshot", "sink"], &report.run_id);

@@ -33,6 +33,10 @@ pub enum RunError {
     Tls(#[from] vigil_etcd::EtcdError),
     #[error(transparent)]
     Sink(#[from] SinkError),
+    /// It could not start after the state dir was usable: every member's
+    /// outcome says why, so the failure is alerted like any other.
+    #[error("{error}")]
+    CouldNotRun { run_id: String, error: Box<RunError> },
 }
 
 /// Where a diverged member's archive goes: out of every member directory,
@@ -45,7 +49,16 @@ impl RunError {
     pub fn exit_code(&self) -> i32 {
         match self {
             RunError::Locked(_) => vigil_core::exit::FAILED,
+            RunError::CouldNotRun { error, .. } => error.exit_code(),
             _ => vigil_core::exit::USAGE,
+        }
+    }
+
+    /// The run whose outcome records hold this failure, if any.
+    pub fn run_id(&self) -> Option<&str> {
+        match self {
+            RunError::CouldNotRun { run_id, .. } => Some(run_id),
+            _ => None,
         }
     }
 }
@@ -138,9 +151,19 @@ pub async fn run(cfg: &Config) -> Result<RunReport, RunError> {
         LockError::Io(f) => RunError::Fs(f),
         held => RunError::Locked(held),
     })?;
-    fsutil::ensure_private_dir(&sc.dir)?;
-    let tls = cfg.tls().map(TlsMaterial::load).transpose()?;
-    let sinks = build_sinks(cfg)?;
+    let run_id = id_time(started);
+    let prepared = (|| -> Result<_, RunError> {
+        fsutil::ensure_private_dir(&sc.dir)?;
+        for m in cfg.members() {
+            fsutil::ensure_private_dir(&local::member_dir(&sc.dir, &m.name))?;
+        }
+        let tls = cfg.tls().map(TlsMaterial::load).transpose()?;
+        Ok((tls, build_sinks(cfg)?))
+    })();
+    let (tls, sinks) = match prepared {
+        Ok(v) => v,
+        Err(e) => return Err(could_not_run(cfg, &run_id, t0, e)),
+    };
 
     let mut warnings = Vec::new();
     if sc.encryption == Encryption::None {
@@ -152,8 +175,11 @@ pub async fn run(cfg: &Config) -> Result<RunReport, RunError> {
     let mut cleaned = Vec::new();
     for m in cfg.members() {
         let dir = local::member_dir(&sc.dir, &m.name);
-        fsutil::ensure_private_dir(&dir)?;
-        for p in local::cleanup_member(&dir)? {
+        let leftovers = match local::cleanup_member(&dir) {
+            Ok(l) => l,
+            Err(e) => return Err(could_not_run(cfg, &run_id, t0, e.into())),
+        };
+        for p in leftovers {
             tracing::warn!(member = %m.name, "removed leftover of an interrupted run: {}", p.display());
             cleaned.push(p);
         }
@@ -168,7 +194,6 @@ pub async fn run(cfg: &Config) -> Result<RunReport, RunError> {
 
     let pin = load_pin(cfg, sc, &mut warnings);
 
-    let run_id = id_time(started);
     let ctx = Arc::new(Ctx {
         cluster: cfg.cluster_name().to_string(),
         run_id: run_id.clone(),
@@ -293,7 +318,13 @@ pub async fn run(cfg: &Config) -> Result<RunReport, RunError> {
     // Prune only members whose new archive is stored, verified and consistent.
     for m in members.iter_mut().filter(|m| m.ok && prune_lock.is_some()) {
         let dir = local::member_dir(&sc.dir, &m.member);
-        match local::prune_member(&dir, &sc.policy(), false) {
+        match local::prune_member(
+            &dir,
+            &sc.policy(),
+            &cfg.state.dir,
+            m.archive.as_slice(),
+            false,
+        ) {
             Ok(p) => m.pruned = p.into_iter().map(|s| s.archive_path).collect(),
             Err(e) => {
                 m.ok = false;
@@ -316,6 +347,11 @@ pub async fn run(cfg: &Config) -> Result<RunReport, RunError> {
         .as_ref()
         .map(|p| archive_token(&ctx, sc, p));
     let mut sink_reports = Vec::new();
+    // What this run made is never pruned from a sink either.
+    let made: Vec<String> = members
+        .iter()
+        .filter_map(|m| m.manifest.as_ref().map(|x| x.archive.clone()))
+        .collect();
     for sink in &sinks {
         if prune_lock.is_none() && sink.can_delete() {
             // sync_sink has no ship-only mode: this sink's catch-up and
@@ -326,7 +362,7 @@ pub async fn run(cfg: &Config) -> Result<RunReport, RunError> {
             ));
             continue;
         }
-        let mut rep = sync_sink(cfg, sink, Mode::ShipAndPrune).await;
+        let mut rep = sync_sink(cfg, sink, Mode::ShipAndPrune, &made).await;
         for m in &members {
             for c in m.sinks.iter().filter(|c| c.sink == sink.name() && !c.ok) {
                 let e = format!(
@@ -1043,5 +1079,34 @@ async fn quarantine(root: &Path, sinks: &[Arc<Sink>], m: &mut MemberReport) {
             Ok(()) => "removed: the member diverged".into(),
             Err(e) => format!("the member diverged, and removing this copy failed: {e}"),
         });
+    }
+}
+
+/// Records a failed outcome for every member, so that a run that could not
+/// start (a snapshot dir on a read-only file system, unreadable TLS files, a
+/// sink that cannot be built) still reaches a human.
+fn could_not_run(cfg: &Config, run_id: &str, t0: Instant, e: RunError) -> RunError {
+    tracing::error!("{e}");
+    let time = rfc3339(now());
+    for m in cfg.members() {
+        let o = Outcome {
+            job: "snapshot".into(),
+            run_id: run_id.to_string(),
+            cluster: cfg.cluster_name().to_string(),
+            subject: m.name.clone(),
+            ok: false,
+            stage: Stage::Write,
+            error: Some(format!("the run could not start: {e}")),
+            archive: None,
+            time: time.clone(),
+            duration_ms: t0.elapsed().as_millis() as u64,
+        };
+        if let Err(w) = outcome::record(&cfg.state.dir, &o) {
+            tracing::error!("could not record the outcome of member {}: {w}", m.name);
+        }
+    }
+    RunError::CouldNotRun {
+        run_id: run_id.to_string(),
+        error: Box::new(e),
     }
 }

@@ -11,4 +11,5 @@ mod cli;
 mod drill;
 mod foreign;
 mod races;
+mod startup;
 mod stores;
