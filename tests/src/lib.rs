@@ -317,3 +317,4 @@ pub fn alert_items(path: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 pub mod faults;
+pub mod hostile;

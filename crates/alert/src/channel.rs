@@ -3,10 +3,13 @@
 //!
 //! Secrets: webhook URLs and the SMTP password are only ever handed to the
 //! HTTP or SMTP client. Every error is built from `reqwest::Error::without_url`
-//! or the SMTP reply, and then scrubbed of the secret once more.
+//! or the SMTP reply; what the server said is cleaned by [`Redactor::remote`]
+//! (bounded, no control characters, no secret), and every message, error or
+//! not, is scrubbed of every configured secret once more.
 
 use crate::engine::{Alert, Settings};
 use crate::model::{rfc3339, Event, Notification};
+use crate::redact::{Redactor, MAX_READ};
 use crate::render;
 use crate::AlertError;
 use lettre::message::{header::ContentType, Mailbox, MultiPart, SinglePart};
@@ -88,6 +91,9 @@ pub struct Sender {
     kind: Kind,
     http: Option<reqwest::Client>,
     pub timeout: Duration,
+    /// Scrubs replies and errors: this channel's secret by default, every
+    /// configured one after [`Sender::redacting`].
+    redact: std::sync::Arc<Redactor>,
 }
 
 /// Installs rustls' ring provider once (etcd-client already uses ring; no aws-lc).
@@ -181,21 +187,32 @@ impl Sender {
         } else {
             None
         };
-        Ok(Sender {
+        let mut s = Sender {
             name: c.name.clone(),
             kind,
             http,
             timeout,
-        })
+            redact: Default::default(),
+        };
+        s.redact = std::sync::Arc::new(Redactor::of(&s.secrets()));
+        Ok(s)
+    }
+
+    /// Scrubs with `r` (every configured secret): a server may echo any of them.
+    pub fn redacting(mut self, r: std::sync::Arc<Redactor>) -> Sender {
+        self.redact = r;
+        self
     }
 
     /// The dead-man heartbeat "channel".
     pub fn heartbeat(url: Secret) -> Result<Sender, AlertError> {
+        let redact = std::sync::Arc::new(Redactor::of(&[&url]));
         Ok(Sender {
             name: crate::engine::HEARTBEAT_CHANNEL.into(),
             http: Some(http_client("heartbeat", DEFAULT_TIMEOUT, None)?),
             kind: Kind::Heartbeat { url },
             timeout: DEFAULT_TIMEOUT,
+            redact,
         })
     }
 
@@ -203,32 +220,14 @@ impl Sender {
         matches!(self.kind, Kind::Alertmanager { .. })
     }
 
-    fn secrets(&self) -> Vec<&str> {
+    fn secrets(&self) -> Vec<&Secret> {
         match &self.kind {
             Kind::Slack { url } | Kind::Teams { url, .. } | Kind::Heartbeat { url } => {
-                vec![url.expose()]
+                vec![url]
             }
-            Kind::Email(e) => e.password.iter().map(|p| p.expose()).collect(),
+            Kind::Email(e) => e.password.iter().collect(),
             _ => vec![],
         }
-    }
-
-    /// Removes any secret from a message, also the URL's path alone.
-    fn scrub(&self, msg: String) -> String {
-        let mut m = msg;
-        for s in self.secrets() {
-            if s.len() >= 4 {
-                m = m.replace(s, "<redacted>");
-                if let Some(rest) = s.split_once("://").map(|x| x.1) {
-                    if let Some((_, path)) = rest.split_once('/') {
-                        if path.len() >= 4 {
-                            m = m.replace(path, "<redacted>");
-                        }
-                    }
-                }
-            }
-        }
-        m
     }
 
     /// Sends one message. Never panics, never leaks a secret.
@@ -258,10 +257,15 @@ impl Sender {
             }
             Kind::Heartbeat { url } => self.get(url.expose()).await,
         };
-        r.map_err(|e| SendError {
-            message: self.scrub(e.message),
-            retry_after: e.retry_after,
-        })
+        match r {
+            Ok(s) => Ok(Sent {
+                reply: self.redact.scrub(&s.reply),
+            }),
+            Err(e) => Err(SendError {
+                message: self.redact.scrub(&e.message),
+                retry_after: e.retry_after,
+            }),
+        }
     }
 
     async fn post(&self, url: &str, body: &Value) -> Result<Sent, SendError> {
@@ -284,15 +288,24 @@ impl Sender {
         &self,
         resp: Result<reqwest::Response, reqwest::Error>,
     ) -> Result<Sent, SendError> {
-        let resp = resp.map_err(|e| plain(http_error(e)))?;
+        let mut resp = resp.map_err(|e| plain(http_error(e)))?;
         let status = resp.status();
         let retry_after = resp
             .headers()
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(parse_retry_after);
-        let body = resp.text().await.unwrap_or_default();
-        let body: String = body.trim().chars().take(200).collect();
+        // At most MAX_READ bytes of body, within the client's timeout: a huge
+        // or never-ending body neither fills memory nor holds the channel.
+        // The status decides; a body cut short is only less to show.
+        let mut raw = Vec::new();
+        while raw.len() < MAX_READ {
+            match resp.chunk().await {
+                Ok(Some(c)) => raw.extend_from_slice(&c),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        let body = self.redact.remote(&raw);
         let reply = format!(
             "HTTP {} {}{}",
             status.as_u16(),
@@ -308,6 +321,7 @@ impl Sender {
         }
         let hint = match status.as_u16() {
             429 => " (rate limited)",
+            300..=399 => " (redirects are not followed, a webhook URL must not move; check it)",
             400 | 401 | 403 | 404 | 410 => " (check the webhook URL or URL file; retrying)",
             _ => "",
         };
@@ -362,12 +376,13 @@ impl Sender {
             .await
         {
             Err(_) => Err(plain(format!("SMTP timed out after {:?}", self.timeout))),
-            Ok(Err(err)) => Err(plain(smtp_error(&err))),
+            Ok(Err(err)) => Err(plain(self.redact.remote(smtp_error(&err).as_bytes()))),
             Ok(Ok(resp)) => Ok(Sent {
                 reply: format!(
                     "SMTP {} {}",
                     resp.code(),
-                    resp.message().collect::<Vec<_>>().join(" ")
+                    self.redact
+                        .remote(resp.message().collect::<Vec<_>>().join(" ").as_bytes())
                 ),
             }),
         }

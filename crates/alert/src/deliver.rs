@@ -421,13 +421,16 @@ async fn pass(
 }
 
 /// Every configured channel plus the heartbeat, built once.
+/// Each scrubs every configured secret from what its server says: a server
+/// may echo any of them.
 fn senders(s: &Settings) -> Result<Vec<Sender>, AlertError> {
+    let redact = Arc::new(crate::redact::Redactor::from_settings(s));
     let mut v = s
         .channels()
-        .map(Sender::build)
+        .map(|c| Sender::build(c).map(|x| x.redacting(redact.clone())))
         .collect::<Result<Vec<_>, _>>()?;
     if let Some(h) = &s.alert.heartbeat {
-        v.push(Sender::heartbeat(h.clone())?);
+        v.push(Sender::heartbeat(h.clone())?.redacting(redact.clone()));
     }
     Ok(v)
 }
@@ -644,7 +647,7 @@ pub async fn test_channel(s: &Settings, name: &str) -> Result<String, AlertError
                 .join(", "),
         )
     })?;
-    let sender = Sender::build(c)?;
+    let sender = Sender::build(c)?.redacting(Arc::new(crate::redact::Redactor::from_settings(s)));
     let now = vigil_core::now();
     let key = crate::model::AlertKey::new("vigil_test").label("channel", name);
     let alert = crate::model::AlertView {

@@ -29,6 +29,7 @@ pub mod deliver;
 pub mod engine;
 pub mod model;
 pub mod outcomes;
+pub mod redact;
 pub mod render;
 pub mod stats;
 pub mod store;

@@ -1,1 +1,277 @@
-//! Faults: channels.
+//! Faults: channels. Webhook servers that answer like hostile or broken
+//! ones; the real vigil-notify delivers through them. Each case asserts: the
+//! alert is delivered once the server recovers (never lost, never twice),
+//! no secret reaches the logs, alerts.db, `status` or another channel, and
+//! a channel that keeps failing is announced on another one
+//! (`notify_channel_failing`).
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+use vigil_tests::hostile::{contains, store_bytes, Answer, Hostile};
+use vigil_tests::*;
+
+/// `vigil-notify run`, killed and reaped when dropped (also on panic).
+struct Daemon(Option<Child>);
+
+impl Daemon {
+    fn start(config: &Path, log: &Path) -> Daemon {
+        let f = std::fs::File::create(log).unwrap();
+        let c = Command::new(bin("vigil-notify"))
+            .arg("--config")
+            .arg(config)
+            .args(["-v", "--log-format", "text", "run"])
+            .env_remove("VIGIL_LOG")
+            .stdout(Stdio::null())
+            .stderr(f)
+            .spawn()
+            .unwrap();
+        Daemon(Some(c))
+    }
+
+    /// SIGTERM, then the exit status within 15 s.
+    fn stop(&mut self) -> std::process::ExitStatus {
+        let mut c = self.0.take().unwrap();
+        let _ = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status();
+        let t = Instant::now();
+        loop {
+            if let Some(s) = c.try_wait().unwrap() {
+                return s;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(15),
+                "vigil-notify did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(
+            t.elapsed() < Duration::from_secs(secs),
+            "timed out after {secs}s waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn notify(config: &Path, args: &[&str]) -> Output {
+    Command::new(bin("vigil-notify"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env_remove("VIGIL_LOG")
+        .output()
+        .unwrap()
+}
+
+/// A config with the given `[[alert.channel]]` blocks (and fast retries).
+fn config(dir: &Path, channels: &str) -> PathBuf {
+    let state = dir.join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let text = format!(
+        "[cluster]\nname = \"prod\"\nmembers = [\n  {{ name = \"cp-1\", endpoint = \"http://127.0.0.1:1\" }},\n]\n\n\
+         [state]\ndir = \"{}\"\n\n[alert]\ngroup_wait = \"100ms\"\nretry_min = \"200ms\"\nretry_max = \"1s\"\n\n{channels}",
+        state.display()
+    );
+    let p = dir.join("vigil.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// Raises one alert the way a job unit's `OnFailure=` does: a job killed by
+/// SIGKILL, reported through `vigil-notify unit-failed`.
+fn raise_alert(config: &Path) {
+    let out = Command::new(bin("vigil-notify"))
+        .arg("--config")
+        .arg(config)
+        .args(["unit-failed", "vigil-snapshot.service"])
+        .env("MONITOR_SERVICE_RESULT", "signal")
+        .env("MONITOR_EXIT_CODE", "killed")
+        .env("MONITOR_EXIT_STATUS", "KILL")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "unit-failed: {}", text(&out));
+}
+
+/// Alert keys of the items a file channel wrote, with their event.
+fn file_events(path: &Path) -> Vec<(String, String)> {
+    alert_items(path)
+        .iter()
+        .map(|i| {
+            (
+                i["event"].as_str().unwrap_or_default().to_string(),
+                i["alert"]["key"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn channel_failing_on_file(file: &Path, channel: &str) -> bool {
+    file_events(file).iter().any(|(ev, key)| {
+        ev == "firing" && key.contains("notify_channel_failing") && key.contains(channel)
+    })
+}
+
+/// Outbox ids a Slack message carries (block ids `vigil-EVENT-ID`).
+fn slack_ids(v: &serde_json::Value) -> Vec<String> {
+    v["blocks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|b| b["block_id"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Everything a human or a log shipper can read after the run, for grepping.
+fn everything(log: &Path, state: &Path, file: &Path, extra: &[Output]) -> Vec<u8> {
+    let mut all = std::fs::read(log).unwrap_or_default();
+    all.extend(store_bytes(state));
+    all.extend(std::fs::read(file).unwrap_or_default());
+    for o in extra {
+        all.extend(&o.stdout);
+        all.extend(&o.stderr);
+    }
+    all
+}
+
+fn assert_no_secret(what: &str, hay: &[u8], secrets: &[&str]) {
+    for s in secrets {
+        assert!(
+            !contains(hay, s),
+            "{what} contains the secret {s:?}:\n{}",
+            String::from_utf8_lossy(hay)
+                .lines()
+                .filter(|l| l.contains(s))
+                .take(5)
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+}
+
+const SLACK_PATH: &str = "/services/T0HOSTILE1/B0HOSTILE2/hostileslacktoken4242";
+const TEAMS_PATH: &str =
+    "/workflows/0a1b2c3d4e5f60718293a4b5c6d7e8f9/triggers/manual/paths/invoke?api-version=2016-06-01&sig=teamsquerysig0987654321";
+/// Every secret part of the two webhook URLs, and slices of them.
+const SECRETS: &[&str] = &[
+    "T0HOSTILE1",
+    "B0HOSTILE2",
+    "hostileslacktoken4242",
+    "slacktoken42",
+    "0a1b2c3d4e5f60718293a4b5c6d7e8f9",
+    "3d4e5f607182",
+    "teamsquerysig0987654321",
+    "querysig0987",
+];
+
+/// Issue 14 point 7: a webhook server that answers with the token in its
+/// error body got it copied into the logs, alerts.db, `vigil-notify status`
+/// and the other channels' `notify_channel_failing` messages.
+#[test]
+fn a_server_that_echoes_the_token_gets_it_nowhere() {
+    let t = tempfile::tempdir().unwrap();
+    let slack = Hostile::start(Answer::EchoSecret(500));
+    let teams = Hostile::start(Answer::EchoSecret(403));
+    let file = t.path().join("alerts.jsonl");
+    let cfg = config(
+        t.path(),
+        &format!(
+            "[[alert.channel]]\nname = \"ops-slack\"\nkind = \"slack\"\nwebhook_url = \"{}\"\ntimeout = \"2s\"\n\n\
+             [[alert.channel]]\nname = \"ops-teams\"\nkind = \"teams\"\nwebhook_url = \"{}\"\ntimeout = \"2s\"\n\n\
+             [[alert.channel]]\nname = \"audit\"\nkind = \"file\"\npath = \"{}\"\n",
+            slack.url(SLACK_PATH),
+            teams.url(TEAMS_PATH),
+            file.display()
+        ),
+    );
+    let state = t.path().join("state");
+    let log = t.path().join("notify.log");
+    raise_alert(&cfg);
+    let mut d = Daemon::start(&cfg, &log);
+    wait_for(
+        "notify_channel_failing for both webhooks on the file channel",
+        30,
+        || {
+            channel_failing_on_file(&file, "ops-slack")
+                && channel_failing_on_file(&file, "ops-teams")
+        },
+    );
+    let status = notify(&cfg, &["status"]);
+    let status_json = notify(&cfg, &["status", "--json"]);
+    let test_out = notify(&cfg, &["test", "--channel", "ops-slack"]);
+    assert_eq!(test_out.status.code(), Some(1), "{}", text(&test_out));
+    // The error is still useful: the status code and what the server said.
+    assert!(text(&status).contains("HTTP 500"), "{}", text(&status));
+    assert!(
+        text(&test_out).contains("invalid_token"),
+        "{}",
+        text(&test_out)
+    );
+
+    // The server recovers: the alert arrives once on each webhook.
+    slack.set_default(Answer::ok());
+    teams.set_default(Answer::Status(202, vec![], Vec::new()));
+    wait_for("delivery once the webhooks recover", 30, || {
+        let s = slack.delivered();
+        s.iter()
+            .any(|r| r.json().to_string().contains("job_unit_failed"))
+            && teams
+                .delivered()
+                .iter()
+                .any(|r| r.json().to_string().contains("job_unit_failed"))
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(d.stop().success());
+    let ids: Vec<String> = slack
+        .delivered()
+        .iter()
+        .flat_map(|r| slack_ids(&r.json()))
+        .collect();
+    let mut uniq = ids.clone();
+    uniq.sort();
+    uniq.dedup();
+    assert_eq!(
+        ids.len(),
+        uniq.len(),
+        "an item reached Slack twice: {ids:?}"
+    );
+
+    let all = everything(&log, &state, &file, &[status, status_json, test_out]);
+    assert_no_secret(
+        "logs, alerts.db, status, test and the file channel",
+        &all,
+        SECRETS,
+    );
+    // Nothing the server sent can forge a log line or drive the terminal.
+    let log_text = std::fs::read_to_string(&log).unwrap();
+    // (The log's own colours are tracing's; the server's escape would be
+    // followed by its "ERROR".)
+    assert!(
+        !log_text.contains("\u{1b}[31mERROR"),
+        "the server's terminal escape reached the log"
+    );
+    assert!(
+        !log_text.contains('\u{202e}'),
+        "a bidi override reached the log"
+    );
+    assert!(
+        !log_text.lines().any(|l| l.starts_with("INFO delivered ok")),
+        "the server forged a log line:\n{log_text}"
+    );
+}
