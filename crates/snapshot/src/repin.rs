@@ -43,10 +43,12 @@ pub async fn repin(cfg: &Config) -> Result<RepinReport, String> {
             )
         }
     });
-    let members: Vec<(String, Result<String, String>)> =
-        futures_util::future::join_all(asks).await;
+    let members: Vec<(String, Result<String, String>)> = futures_util::future::join_all(asks).await;
     let n = members.len();
-    let ids: Vec<&String> = members.iter().filter_map(|(_, r)| r.as_ref().ok()).collect();
+    let ids: Vec<&String> = members
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().ok())
+        .collect();
     let answers = |id: &str| ids.iter().filter(|i| i.as_str() == id).count();
     let best = ids.iter().max_by_key(|i| answers(i)).map(|s| s.to_string());
     let Some(id) = best.filter(|id| answers(id) * 2 > n) else {

@@ -36,7 +36,10 @@ pub enum RunError {
     /// It could not start after the state dir was usable: every member's
     /// outcome says why, so the failure is alerted like any other.
     #[error("{error}")]
-    CouldNotRun { run_id: String, error: Box<RunError> },
+    CouldNotRun {
+        run_id: String,
+        error: Box<RunError>,
+    },
 }
 
 /// Where a diverged member's archive goes: out of every member directory,
@@ -1008,7 +1011,11 @@ fn pin_from_run(cfg: &Config, members: &[MemberReport], warnings: &mut Vec<Strin
     };
     let agree = good.iter().filter(|m| m.cluster_id == id).count();
     if agree * 2 > cfg.members().count() {
-        save_pin(cfg, &ClusterPin::new(cfg.cluster_name(), &id, "run"), warnings);
+        save_pin(
+            cfg,
+            &ClusterPin::new(cfg.cluster_name(), &id, "run"),
+            warnings,
+        );
     }
 }
 

@@ -103,8 +103,7 @@ fn two_good_runs(s: &Setup) -> PathBuf {
         assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     }
     let pin: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(s.state().join("cluster-id.json")).unwrap())
-            .unwrap();
+        serde_json::from_slice(&std::fs::read(s.state().join("cluster-id.json")).unwrap()).unwrap();
     assert_eq!(pin["cluster_id"], s.real_cluster_id().as_str(), "{pin}");
     cfg
 }
@@ -185,8 +184,7 @@ fn a_diverged_member_is_quarantined_before_any_pin_and_never_restored() {
     let real_id = s.real_cluster_id();
     assert_ne!(qm["cluster_id"], real_id.as_str());
     let pin: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(s.state().join("cluster-id.json")).unwrap())
-            .unwrap();
+        serde_json::from_slice(&std::fs::read(s.state().join("cluster-id.json")).unwrap()).unwrap();
     assert_eq!(pin["cluster_id"], real_id.as_str());
     notify_once(&cfg);
     assert_eq!(
@@ -230,7 +228,14 @@ fn a_diverged_member_is_quarantined_before_any_pin_and_never_restored() {
         let out = vigil(
             "vigil-restore",
             &cfg,
-            &["fetch", "--identity", &id, "--out", &dest.to_string_lossy(), "--json"],
+            &[
+                "fetch",
+                "--identity",
+                &id,
+                "--out",
+                &dest.to_string_lossy(),
+                "--json",
+            ],
         );
         assert_eq!(out.status.code(), Some(0), "{}", text(&out));
         let f: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -253,7 +258,10 @@ fn a_diverged_member_is_quarantined_before_any_pin_and_never_restored() {
     );
     assert_ne!(out.status.code(), Some(0), "{}", text(&out));
     assert!(text(&out).contains("not of the pinned"), "{}", text(&out));
-    assert!(!dest.exists(), "no plaintext of the other cluster was written");
+    assert!(
+        !dest.exists(),
+        "no plaintext of the other cluster was written"
+    );
 }
 
 #[test]
