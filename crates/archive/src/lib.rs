@@ -3,6 +3,7 @@
 
 pub mod local;
 pub mod sink;
+mod uploads;
 mod writer;
 
 pub use writer::{

@@ -100,6 +100,8 @@ pub struct Sink {
     pub cfg: SinkConfig,
     cluster: String,
     backend: Backend,
+    /// S3 only: the multipart uploads a killed run left behind.
+    uploads: Option<crate::uploads::Uploads>,
 }
 
 impl std::fmt::Debug for Sink {
@@ -116,7 +118,7 @@ pub fn ensure_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-fn chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
     let mut msg = e.to_string();
     let mut src = e.source();
     while let Some(s) = src {
@@ -163,6 +165,7 @@ impl Sink {
             retry_timeout: cfg.retry_timeout(),
         };
         let secret = cfg.secret.as_ref().map(|s| s.expose().to_string());
+        let mut uploads = None;
         let store: Option<Arc<dyn ObjectStore>> = match cfg.kind {
             SinkKind::S3 => {
                 let mut b = object_store::aws::AmazonS3Builder::new()
@@ -177,7 +180,12 @@ impl Sink {
                 if let Some(ep) = &cfg.endpoint {
                     b = b.with_endpoint(ep.clone());
                 }
-                Some(Arc::new(b.build().map_err(|e| berr(chain(&e)))?))
+                let s3 = Arc::new(b.build().map_err(|e| berr(chain(&e)))?);
+                uploads = Some(crate::uploads::Uploads::new(
+                    s3.clone(),
+                    http_client(cfg).map_err(berr)?,
+                ));
+                Some(s3)
             }
             SinkKind::Azure => {
                 let mut b = object_store::azure::MicrosoftAzureBuilder::new()
@@ -239,6 +247,7 @@ impl Sink {
             cfg: cfg.clone(),
             cluster: cluster.to_string(),
             backend,
+            uploads,
         })
     }
 
@@ -403,9 +412,62 @@ impl Sink {
         }
     }
 
-    /// Removes temp files that a killed run left behind: `.name.partial` in a
-    /// `dir` sink, and object_store's `name#N` staging files in an `fs` sink.
+    /// Removes what a killed run left behind: `.name.partial` in a `dir`
+    /// sink, object_store's `name#N` staging files in an `fs` sink, and the
+    /// incomplete multipart uploads under this sink's prefix in an S3 bucket.
+    /// Called with the run lock held, before anything is uploaded.
     pub fn cleanup(&self) -> Vec<PathBuf> {
+        let mut removed = self.cleanup_files();
+        if self.uploads.is_some() {
+            removed.extend(block_on(self.abort_stale_uploads()));
+        }
+        removed
+    }
+
+    /// Aborts the multipart uploads under `<prefix>/<cluster>/` that were
+    /// initiated before this sink was built. Only a run holding the run lock
+    /// uploads there, so each of them belongs to a run that died; failures
+    /// are logged and left for the next run.
+    pub async fn abort_stale_uploads(&self) -> Vec<PathBuf> {
+        let Some(up) = &self.uploads else {
+            return Vec::new();
+        };
+        // The trailing slash keeps `vigil/prod` from matching `vigil/prod-2`.
+        let prefix = format!("{}/", self.rel("", "").trim_end_matches('/'));
+        let bucket = self.cfg.bucket.as_deref().unwrap_or("");
+        let found = match up.list(&prefix).await {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(sink = %self.cfg.name, "listing incomplete multipart uploads under s3://{bucket}/{prefix}: {e}");
+                return Vec::new();
+            }
+        };
+        let mut removed = Vec::new();
+        for u in found {
+            if !u.key.starts_with(&prefix) {
+                continue;
+            }
+            match u.initiated {
+                Some(t) if t < up.since => {}
+                _ => {
+                    tracing::info!(sink = %self.cfg.name, "keeping multipart upload {} of s3://{bucket}/{}: not older than this run", u.id, u.key);
+                    continue;
+                }
+            }
+            match up.abort(&u).await {
+                Ok(()) => removed.push(PathBuf::from(format!(
+                    "s3://{bucket}/{} (incomplete multipart upload {})",
+                    u.key, u.id
+                ))),
+                Err(e) => {
+                    tracing::warn!(sink = %self.cfg.name, "aborting multipart upload {} of s3://{bucket}/{}: {e}", u.id, u.key)
+                }
+            }
+        }
+        removed
+    }
+
+    fn cleanup_files(&self) -> Vec<PathBuf> {
         let (root, staged): (&Path, fn(&str) -> bool) = match (&self.backend, self.cfg.kind) {
             (Backend::Dir { root }, _) => (root, |n| {
                 n.starts_with('.') && n.ends_with(fsutil::PARTIAL_SUFFIX)
@@ -946,6 +1008,46 @@ impl Sink {
             .open(catalog)
             .and_then(|mut f| f.write_all(&line))
             .map_err(|e| self.fs_err(FsError::new("recording in tape catalog", catalog, e)))
+    }
+}
+
+/// The HTTP client for the S3 requests object_store does not make itself,
+/// with the sink's timeouts, CA and plain-HTTP rule.
+fn http_client(cfg: &SinkConfig) -> Result<reqwest::Client, String> {
+    let mut b = reqwest::Client::builder()
+        .timeout(cfg.timeout())
+        .connect_timeout(cfg.connect_timeout())
+        .https_only(!cfg.allow_http.unwrap_or(false));
+    if let Some(ca) = &cfg.ca_file {
+        let pem =
+            std::fs::read(ca).map_err(|e| format!("reading ca_file {}: {e}", ca.display()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| format!("ca_file {}: {}", ca.display(), chain(&e)))?;
+        b = b.tls_certs_merge(certs);
+    }
+    b.build()
+        .map_err(|e| format!("building the HTTP client: {}", chain(&e)))
+}
+
+/// Runs `f` to completion from synchronous code: in place on a multi-thread
+/// runtime, else on a runtime of its own in a scoped thread.
+fn block_on<T: Send>(f: impl std::future::Future<Output = T> + Send) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(|| h.block_on(f))
+        }
+        _ => std::thread::scope(|s| {
+            s.spawn(|| {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map(|rt| rt.block_on(f))
+            })
+            .join()
+        })
+        .unwrap_or_else(|p| std::panic::resume_unwind(p))
+        .unwrap_or_else(|e| panic!("starting a runtime for the sink cleanup: {e}")),
     }
 }
 
