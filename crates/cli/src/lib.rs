@@ -68,8 +68,47 @@ pub fn harden_process() {
     }
 }
 
+/// Exit code for a reader that went away: what a shell shows for a
+/// program killed by SIGPIPE (128 + 13), as `ls | head -1` does.
+pub const BROKEN_PIPE: i32 = 141;
+
+/// `vigil-snapshot list | head -1`: once `head` is done, the next `println!`
+/// fails with EPIPE and std panics ("failed printing to stdout: Broken pipe",
+/// exit 101 and a backtrace). Rust ignores SIGPIPE so that a dead peer on a
+/// socket or a child's pipe is an error to handle rather than a silent death;
+/// that stays so (and `unsafe` is forbidden here), and only this one panic,
+/// from printing to stdout or stderr, becomes a quiet exit with
+/// [`BROKEN_PIPE`]. Any other panic keeps the default report.
+///
+/// Idempotent; [`generate`] (the first call of every `main`) and
+/// [`init_logging`] install it.
+pub fn quiet_broken_pipe() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if is_broken_pipe_print(info.payload()) {
+                std::process::exit(BROKEN_PIPE);
+            }
+            default(info);
+        }));
+    });
+}
+
+/// The message of std's `print!`/`eprint!` panic on EPIPE.
+fn is_broken_pipe_print(payload: &(dyn std::any::Any + Send)) -> bool {
+    let msg = payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or_default();
+    let epipe = std::io::Error::from_raw_os_error(rustix::io::Errno::PIPE.raw_os_error());
+    msg.starts_with("failed printing to std") && msg.ends_with(&epipe.to_string())
+}
+
 /// Logs go to stderr, so stdout stays clean for `--json`.
 pub fn init_logging(g: &GlobalArgs) {
+    quiet_broken_pipe();
     // Every file vigil creates is private, whoever runs it and however.
     rustix::process::umask(rustix::fs::Mode::from_bits_truncate(0o077));
     let level = match (g.quiet, g.verbose) {

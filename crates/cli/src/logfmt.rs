@@ -100,6 +100,8 @@ where
 /// exits. Hidden on purpose: administrators get the results in the package.
 /// Returns `None` for every other command line.
 pub fn generate<C: clap::CommandFactory>() -> Option<std::process::ExitCode> {
+    // The first call of every main: from here on `| head -1` exits quietly.
+    crate::quiet_broken_pipe();
     let mut args = std::env::args_os().skip(1);
     if args.next()? != "__generate" {
         return None;
