@@ -2,19 +2,28 @@
 //!
 //! For each member: take its newest verified archive, fetch and verify it,
 //! check it offline (`snapshot status`), restore it into a scratch
-//! single-member etcd on free loopback ports, start that etcd, and check the
+//! single-member etcd that listens only on unix sockets in the run's private
+//! (0700) scratch dir, start that etcd, and check the
 //! revision (at least the manifest's), the key count at the manifest's
 //! revision (equal to the manifest's), and read sample keys back. Then tear
 //! everything down. The time from the start of the fetch to a member that
 //! answers with the right data is the measured RTO. Every member gets an
 //! outcome record (job `drill`) for alerting.
+//!
+//! Nothing decrypted outlives the drill (issue 14): the scratch etcd and the
+//! restore tools are tied to the drill (`PR_SET_PDEATHSIG`, see
+//! [`crate::guard`]); a janitor process removes the run's scratch dir and
+//! raises `restore_drill_failed` for the member in progress if the drill is
+//! killed or stopped; and each drill first reaps what a dead earlier run left
+//! in the scratch root (leftover processes included), reporting it the same way.
 
 use crate::identity::Identities;
 use crate::source::{Catalog, Selector, Source};
 use crate::RestoreError;
 use serde::Serialize;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 use vigil_core::config::MemberConfig;
 use vigil_core::outcome::{self, Outcome, Stage};
@@ -85,18 +94,17 @@ pub fn run(cfg: &Config, o: &DrillOptions<'_>) -> Result<DrillReport, RestoreErr
     }
     let sources = crate::source::only(crate::source::configured(cfg), o.source)?;
     let cat = crate::source::catalog_of(cfg, &sources);
-    let root = rc
-        .scratch_dir
-        .clone()
-        .unwrap_or_else(|| cfg.state.dir.join("drill"));
-    vigil_core::fsutil::ensure_private_dir(&root)?;
+    let root = std::path::absolute(
+        rc.scratch_dir
+            .clone()
+            .unwrap_or_else(|| default_scratch(cfg)),
+    )
+    .map_err(|e| vigil_core::fsutil::FsError::new("resolving", &cfg.state.dir, e))?;
     let run_id = crate::id_time(vigil_core::now());
+    let run = RunDir::create(cfg, &root, &run_id)?;
     let mut out = Vec::new();
     for m in members {
-        let scratch = tempfile::Builder::new()
-            .prefix(&format!("{}-", m.name))
-            .tempdir_in(&root)
-            .map_err(|e| vigil_core::fsutil::FsError::new("creating scratch dir in", &root, e))?;
+        let scratch = run.member(&m.name)?;
         let ctx = Ctx {
             tool: &tool,
             ids: &ids,
@@ -105,9 +113,10 @@ pub fn run(cfg: &Config, o: &DrillOptions<'_>) -> Result<DrillReport, RestoreErr
             etcd_bin: &rc.etcd_bin,
             sample_keys: rc.drill_sample_keys,
             timeout: rc.drill_timeout.get(),
+            stage: &|st| run.at(st),
         };
-        let r = drill_member(&ctx, &m.name, scratch.path());
-        drop(scratch);
+        let r = drill_member(&ctx, &m.name, &scratch);
+        run.member_done(&scratch);
         if r.ok {
             tracing::info!(
                 "drill {}: archive {} restored and checked in {} ms (RTO), revision {} keys {}",
@@ -142,6 +151,7 @@ pub fn run(cfg: &Config, o: &DrillOptions<'_>) -> Result<DrillReport, RestoreErr
         }
         out.push(r);
     }
+    run.finish();
     Ok(DrillReport {
         run_id,
         ok: out.iter().all(|r| r.ok),
@@ -157,6 +167,8 @@ struct Ctx<'a> {
     etcd_bin: &'a Path,
     sample_keys: u32,
     timeout: Duration,
+    /// Tells the run which stage the member is at, for the record left to the janitor.
+    stage: &'a dyn Fn(Stage),
 }
 
 /// Kills the scratch etcd when the drill is over, however it ends.
@@ -169,22 +181,6 @@ impl Drop for Scratch {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// Two distinct free loopback ports: both listeners are held until both are
-/// known, so the kernel cannot hand out the same port twice.
-fn free_ports() -> Result<(u16, u16), String> {
-    let bind = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .map_err(|e| format!("finding a free loopback port: {e}"))
-    };
-    let (a, b) = (bind()?, bind()?);
-    let port = |l: &std::net::TcpListener| {
-        l.local_addr()
-            .map(|a| a.port())
-            .map_err(|e| format!("finding a free loopback port: {e}"))
-    };
-    Ok((port(&a)?, port(&b)?))
 }
 
 fn log_tail(p: &Path) -> String {
@@ -274,6 +270,7 @@ fn steps(
     r.source = Some(fetched.source.clone());
 
     // Offline check: bbolt consistency, revision.
+    (ctx.stage)(Stage::Verify);
     let mut a = crate::proc::argv(&ctx.tool.bin, ["snapshot", "status"]);
     a.push(snap.clone().into());
     a.push("-w".into());
@@ -283,7 +280,7 @@ fn steps(
     } else {
         &[]
     };
-    let out = crate::proc::run(&a, env).map_err(|e| (Stage::Verify, e.to_string()))?;
+    let out = crate::proc::run_tied(&a, env).map_err(|e| (Stage::Verify, e.to_string()))?;
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| {
         (
             Stage::Verify,
@@ -305,23 +302,12 @@ fn steps(
         .enable_all()
         .build()
         .map_err(|e| (Stage::Connect, format!("starting the async runtime: {e}")))?;
-    // The free ports are only probed: something else on the bastion can bind
-    // one before the scratch etcd does. Start over on other ports then.
     let data = dir.join("data");
-    let mut attempt = 1;
-    let (scratch, mut c) = loop {
-        match start_scratch(ctx, &rt, &snap, dir, &data, deadline) {
-            Err((_, e)) if attempt < 3 && e.contains("address already in use") => {
-                tracing::warn!(member, "scratch etcd: {e}; retrying on other ports");
-                let _ = std::fs::remove_dir_all(&data);
-                attempt += 1;
-            }
-            res => break res?,
-        }
-    };
+    let (scratch, mut c) = start_scratch(ctx, &rt, &snap, dir, &data, deadline)?;
     let _ = std::fs::remove_file(&snap);
 
     // Checks against the manifest.
+    (ctx.stage)(Stage::Consistency);
     let cons = |e: String| (Stage::Consistency, e);
     rt.block_on(async {
         use etcd_client::GetOptions;
@@ -389,8 +375,18 @@ fn steps(
     Ok(())
 }
 
-/// Restores `snap` into a scratch single-member etcd on free loopback ports
-/// and waits until it answers.
+/// File names of the scratch etcd's sockets in its dir. etcd takes a unix
+/// socket's path from the URL's `host:port` part, relative to its working dir.
+const CLIENT_SOCKET: &str = "client.sock:0";
+const PEER_SOCKET: &str = "peer.sock:0";
+
+/// The longest path a unix socket address holds (`sun_path` less its NUL).
+const MAX_SOCKET_PATH: usize = 107;
+
+/// Restores `snap` into a scratch single-member etcd and waits until it
+/// answers. It listens on unix sockets in `dir` (0700) only, for clients and
+/// peers: no other user on the bastion can connect to the decrypted cluster,
+/// and no TCP port is open.
 fn start_scratch(
     ctx: &Ctx<'_>,
     rt: &tokio::runtime::Runtime,
@@ -399,16 +395,30 @@ fn start_scratch(
     data: &Path,
     deadline: Instant,
 ) -> Result<(Scratch, etcd_client::Client), (Stage, String)> {
-    let (cp, pp) = free_ports().map_err(|e| (Stage::Write, e))?;
-    let client = format!("http://127.0.0.1:{cp}");
-    let peer = format!("http://127.0.0.1:{pp}");
+    (ctx.stage)(Stage::Write);
+    let socket = dir.join(CLIENT_SOCKET);
+    if socket.as_os_str().len() > MAX_SOCKET_PATH {
+        return Err((
+            Stage::Write,
+            format!(
+                "the scratch dir {} is too deep for the scratch etcd's unix socket (a socket path holds at most {MAX_SOCKET_PATH} bytes); \
+                 set restore.scratch_dir to a shorter path",
+                dir.display()
+            ),
+        ));
+    }
+    let client = format!("unix://{CLIENT_SOCKET}");
+    let peer = format!("unix://{PEER_SOCKET}");
     let ic = format!("drill={peer}");
     crate::etcd::restore_member(ctx.tool, snap, "drill", data, &ic, "vigil-drill", &peer, 0)
         .map_err(|e| (Stage::Write, e.to_string()))?;
 
+    (ctx.stage)(Stage::Connect);
     let log = dir.join("etcd.log");
     let logf = std::fs::File::create(&log).map_err(|e| (Stage::Connect, e.to_string()))?;
-    let child = Command::new(ctx.etcd_bin)
+    // Tied to the drill (PR_SET_PDEATHSIG) and in its own process group, so
+    // a terminal's ^C reaches only the drill, whose janitor tears down.
+    let child = crate::guard::tied(ctx.etcd_bin)
         .args(["--name", "drill", "--data-dir"])
         .arg(data)
         .args([
@@ -429,6 +439,8 @@ fn start_scratch(
             "--log-level",
             "warn",
         ])
+        .current_dir(dir)
+        .process_group(0)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(logf)
@@ -440,6 +452,7 @@ fn start_scratch(
             )
         })?;
     let mut scratch = Scratch { child };
+    let url = format!("unix://{}", socket.display());
     let c = rt.block_on(async {
         loop {
             if let Ok(Some(st)) = scratch.child.try_wait() {
@@ -451,10 +464,7 @@ fn start_scratch(
                     ),
                 ));
             }
-            let opts = etcd_client::ConnectOptions::new()
-                .with_connect_timeout(Duration::from_secs(2))
-                .with_timeout(Duration::from_secs(5));
-            if let Ok(mut c) = etcd_client::Client::connect([client.as_str()], Some(opts)).await {
+            if let Some(mut c) = connect_unix(&url).await {
                 if matches!(c.status().await, Ok(s) if s.leader() != 0) {
                     return Ok(c);
                 }
@@ -463,7 +473,7 @@ fn start_scratch(
                 return Err((
                     Stage::Connect,
                     format!(
-                        "the scratch etcd did not answer within restore.drill_timeout ({:?}): {}",
+                        "the scratch etcd did not answer on {url} within restore.drill_timeout ({:?}): {}",
                         ctx.timeout,
                         log_tail(&log)
                     ),
@@ -473,6 +483,184 @@ fn start_scratch(
         }
     })?;
     Ok((scratch, c))
+}
+
+/// An etcd client on a unix socket (`unix:///abs/path`); None until it answers.
+async fn connect_unix(url: &str) -> Option<etcd_client::Client> {
+    let ep = tonic::transport::Endpoint::from_shared(url.to_string())
+        .ok()?
+        .connect_timeout(Duration::from_secs(2))
+        .timeout(Duration::from_secs(5));
+    let ch = ep.connect().await.ok()?;
+    etcd_client::Client::from_channel(etcd_client::Channel::Tonic(ch), None)
+        .await
+        .ok()
+}
+
+/// Name of the record a run leaves for its janitor (and the next drill): the
+/// failed outcome of the member in progress, should the run die now.
+const KILLED: &str = "killed.json";
+
+/// One drill run's private scratch dir `<root>/<run id>-<pid>/`, locked for
+/// the run's life and watched by a janitor. A lock on `<root>` orders the
+/// start of concurrent drills, so that a starting drill reaps only dead runs.
+struct RunDir<'a> {
+    cfg: &'a Config,
+    run_id: String,
+    dir: PathBuf,
+    _lock: std::fs::File,
+    janitor: Option<crate::guard::Janitor>,
+    /// The member in progress and when it started.
+    current: std::cell::RefCell<Option<(String, Instant)>>,
+}
+
+fn fs_err<'p>(what: &'static str, p: &'p Path) -> impl FnOnce(std::io::Error) -> RestoreError + 'p {
+    move |e| vigil_core::fsutil::FsError::new(what, p, e).into()
+}
+
+impl<'a> RunDir<'a> {
+    fn create(cfg: &'a Config, root: &Path, run_id: &str) -> Result<RunDir<'a>, RestoreError> {
+        use std::os::unix::fs::DirBuilderExt;
+        vigil_core::fsutil::ensure_private_dir(root)?;
+        // The root dir itself is the lock: nothing is left in it after a run.
+        let root_lock = std::fs::File::open(root).map_err(fs_err("opening", root))?;
+        root_lock.lock().map_err(fs_err("locking", root))?;
+        reap_stale(cfg, root);
+        let dir = root.join(format!("{run_id}-{}", std::process::id()));
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(fs_err("creating scratch dir", &dir))?;
+        let lock = std::fs::File::open(&dir).map_err(fs_err("opening", &dir))?;
+        lock.try_lock()
+            .map_err(|e| RestoreError::Failed(format!("locking {}: {e}", dir.display())))?;
+        let mut janitor = crate::guard::Janitor::spawn(Some(&cfg.path))
+            .map_err(|e| RestoreError::Failed(format!("starting the drill's janitor: {e}")))?;
+        janitor
+            .guard(&dir)
+            .and_then(|()| janitor.outcome(&dir.join(KILLED)))
+            .map_err(|e| RestoreError::Failed(format!("briefing the drill's janitor: {e}")))?;
+        drop(root_lock);
+        Ok(RunDir {
+            cfg,
+            run_id: run_id.to_string(),
+            dir,
+            _lock: lock,
+            janitor: Some(janitor),
+            current: Default::default(),
+        })
+    }
+
+    /// A fresh private dir for `member`'s scratch data.
+    fn member(&self, member: &str) -> Result<PathBuf, RestoreError> {
+        let d = self.dir.join(member);
+        vigil_core::fsutil::ensure_private_dir(&d)?;
+        *self.current.borrow_mut() = Some((member.to_string(), Instant::now()));
+        self.at(Stage::Stream);
+        Ok(d)
+    }
+
+    /// The member in progress reached `stage`: that is what the record left
+    /// for the janitor says, should the drill die now.
+    fn at(&self, stage: Stage) {
+        let cur = self.current.borrow();
+        let Some((member, started)) = cur.as_ref() else {
+            return;
+        };
+        let o = Outcome {
+            job: "drill".into(),
+            run_id: self.run_id.clone(),
+            cluster: self.cfg.cluster_name().to_string(),
+            subject: member.clone(),
+            ok: false,
+            stage,
+            error: Some(format!(
+                "the drill (run {}, pid {}) ended before it finished with {member}, at stage {stage}: \
+                 it was killed or stopped. Its scratch data was removed",
+                self.run_id,
+                std::process::id()
+            )),
+            archive: None,
+            time: vigil_core::rfc3339(vigil_core::now()),
+            duration_ms: started.elapsed().as_millis() as u64,
+        };
+        let json = serde_json::to_vec(&o).unwrap_or_default();
+        if let Err(e) = vigil_core::fsutil::atomic_write(&self.dir.join(KILLED), &json) {
+            tracing::warn!("{e}");
+        }
+    }
+
+    /// The member's drill ended (its own outcome follows): remove its data.
+    fn member_done(&self, scratch: &Path) {
+        let _ = std::fs::remove_file(self.dir.join(KILLED));
+        *self.current.borrow_mut() = None;
+        if let Err(e) = std::fs::remove_dir_all(scratch) {
+            tracing::error!("removing the scratch dir {}: {e}", scratch.display());
+        }
+    }
+
+    fn finish(mut self) {
+        self.remove();
+        if let Some(j) = self.janitor.take() {
+            j.done();
+        }
+    }
+
+    fn remove(&self) {
+        let _ = std::fs::remove_file(self.dir.join(KILLED));
+        if let Err(e) = std::fs::remove_dir_all(&self.dir) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::error!("removing the scratch dir {}: {e}", self.dir.display());
+            }
+        }
+    }
+}
+
+impl Drop for RunDir<'_> {
+    fn drop(&mut self) {
+        // An early return: the error is reported by the caller; remove what is
+        // here, and the janitor (dropped next) finds nothing left to do.
+        if self.janitor.is_some() {
+            self.remove();
+        }
+    }
+}
+
+/// Reaps what dead drills left in `root`: a run dir whose lock is free
+/// belongs to a run that is gone (locks die with their process). Kills a
+/// leftover scratch etcd (or restore) still running on it, removes it, and
+/// records and raises the outcome the dead run left, if its janitor died too.
+/// Anything else in the root (an older version's scratch dirs) goes the same way.
+fn reap_stale(cfg: &Config, root: &Path) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            let live = std::fs::File::open(&path)
+                .map(|f| matches!(f.try_lock(), Err(std::fs::TryLockError::WouldBlock)))
+                .unwrap_or(false);
+            if live {
+                continue;
+            }
+        }
+        let killed: Option<Outcome> = std::fs::read(path.join(KILLED))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        let done = crate::guard::reap(std::slice::from_ref(&path));
+        tracing::warn!(
+            "an earlier drill did not clean up {}: {}",
+            path.display(),
+            done.join("; ")
+        );
+        if let Some(mut o) = killed {
+            if let Some(e) = &mut o.error {
+                e.push_str(" by the next drill");
+            }
+            crate::guard::raise_killed(cfg, &o);
+        }
+    }
 }
 
 /// The human summary of a drill.

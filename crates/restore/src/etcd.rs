@@ -139,7 +139,7 @@ pub fn restore_member(
         peer_url,
         bump_revision,
     );
-    if let Err(e) = proc::run(&a, tool.env()) {
+    if let Err(e) = proc::run_tied(&a, tool.env()) {
         let _ = std::fs::remove_dir_all(&tmp);
         return Err(e.into());
     }
