@@ -4,6 +4,7 @@
 
 use crate::ArchiveError;
 use std::path::{Path, PathBuf};
+use vigil_core::corrupt::{self, Ledger, LedgerError};
 use vigil_core::fsutil::{self, FsError, PARTIAL_SUFFIX};
 use vigil_core::manifest::{self, Manifest};
 use vigil_core::retention::{self, Candidate, KeepPolicy};
@@ -42,7 +43,8 @@ fn is_archive_name(name: &str) -> bool {
     !name.starts_with('.') && (name.ends_with(EXT_AGE) || name.ends_with(EXT_PLAIN))
 }
 
-/// Lists one member directory, newest first. Unreadable manifests are
+/// Lists one member directory, newest first (by etcd revision, not by a
+/// clock that may have been wrong). Unreadable manifests are
 /// reported as warnings and skipped, never deleted.
 pub fn list_member(dir: &Path) -> Vec<Stored> {
     let member = dir
@@ -72,7 +74,7 @@ pub fn list_member(dir: &Path) -> Vec<Stored> {
             Err(err) => tracing::warn!("{err}; skipping it"),
         }
     }
-    out.sort_by(|a, b| b.manifest.created_at.cmp(&a.manifest.created_at));
+    out.sort_by(|a, b| retention::newest_first_manifest(&a.manifest, &b.manifest));
     out
 }
 
@@ -115,17 +117,36 @@ pub fn cleanup_member(dir: &Path) -> Result<Vec<PathBuf>, FsError> {
 /// Applies the retention policy to one member directory. The manifest goes first, so
 /// a crash in between leaves an orphan that cleanup removes, never a
 /// manifest that points at nothing.
+///
+/// `made` are the archives the current run wrote: never pruned, whatever
+/// the clocks say. Copies in the corrupt-copy ledger of `state_dir` are not
+/// counted and not pruned; an unreadable ledger prunes nothing.
 pub fn prune_member(
     dir: &Path,
     policy: &KeepPolicy,
+    state_dir: &Path,
+    made: &[PathBuf],
     dry_run: bool,
 ) -> Result<Vec<Stored>, ArchiveError> {
+    let ledger = Ledger::load(state_dir).map_err(|e| match e {
+        LedgerError::Fs(f) => ArchiveError::Fs(f),
+        e @ LedgerError::Parse { .. } => ArchiveError::Setup {
+            what: "retention",
+            message: e.to_string(),
+        },
+    })?;
     let all = list_member(dir)
         .into_iter()
-        .map(|s| Candidate {
-            created: s.manifest.created_at.clone(),
-            verified: s.is_verified(),
-            item: s,
+        .map(|s| {
+            let bad = ledger.is_bad(corrupt::LOCAL, &s.manifest.archive);
+            if bad {
+                tracing::warn!(
+                    "{}: scrub found it corrupt; it does not count as a copy and stays as evidence",
+                    s.archive_path.display()
+                );
+            }
+            let (verified, pinned) = (s.is_verified() && !bad, made.contains(&s.archive_path));
+            Candidate::of(&s.manifest.clone(), verified, pinned, s)
         })
         .collect();
     let (_keep, prune) = retention::apply(all, policy);

@@ -1,14 +1,58 @@
 //! Which archives to keep, restic-style. Pure logic: the caller deletes.
+//!
+//! Archives are ordered by what cannot go backwards: etcd's revision, then
+//! its raft index. The wall clock (`created_at`) is only a tie-breaker and
+//! the key of the calendar rules: a bastion clock that ran ahead or jumped
+//! back must never make a fresh archive look old, nor an old one new.
 
+use crate::manifest::Manifest;
 use serde::Deserialize;
+use std::cmp::Ordering;
 
 /// One archive as retention sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Candidate<T> {
-    /// RFC 3339 UTC creation time (sorts lexically).
+    /// RFC 3339 UTC creation time: calendar buckets and last tie-breaker only.
     pub created: String,
+    /// etcd revision the archive holds (never goes backwards in one cluster).
+    pub revision: i64,
+    pub raft_index: u64,
+    /// Counted as a copy: verified, and not known to be corrupt.
     pub verified: bool,
+    /// Made by the current run: never pruned, whatever the clocks say.
+    pub pinned: bool,
     pub item: T,
+}
+
+impl<T> Candidate<T> {
+    /// A candidate for the archive `m` describes.
+    pub fn of(m: &Manifest, verified: bool, pinned: bool, item: T) -> Self {
+        Self {
+            created: m.created_at.clone(),
+            revision: m.revision,
+            raft_index: m.raft_index,
+            verified,
+            pinned,
+            item,
+        }
+    }
+}
+
+/// Newest first: higher revision, then higher raft index, then (for equal
+/// data) the archive of the current run, and only then the wall clock.
+fn newest_first<T>(a: &Candidate<T>, b: &Candidate<T>) -> Ordering {
+    (b.revision, b.raft_index, b.pinned, &b.created).cmp(&(
+        a.revision,
+        a.raft_index,
+        a.pinned,
+        &a.created,
+    ))
+}
+
+/// The same order for manifests (listings, freshness, restore): `Less`
+/// means `a` is newer.
+pub fn newest_first_manifest(a: &Manifest, b: &Manifest) -> Ordering {
+    (b.revision, b.raft_index, &b.created_at).cmp(&(a.revision, a.raft_index, &a.created_at))
 }
 
 /// How many archives to keep, per member: the newest `last`, plus the newest
@@ -45,11 +89,13 @@ impl KeepPolicy {
     }
 }
 
-/// Calendar buckets of an RFC 3339 time: (day, ISO week, month).
-fn buckets(created: &str) -> Option<(String, String, String)> {
+/// Calendar buckets of an RFC 3339 time: (day, ISO week, month). A time
+/// after `now` (a clock that ran ahead) counts as `now`, so a future-dated
+/// archive cannot claim a day, week or month that has not happened yet.
+fn buckets(created: &str, now: time::OffsetDateTime) -> Option<(String, String, String)> {
     let t = time::OffsetDateTime::parse(created, &time::format_description::well_known::Rfc3339)
         .ok()?;
-    let t = t.to_offset(time::UtcOffset::UTC);
+    let t = t.min(now).to_offset(time::UtcOffset::UTC);
     let (y, w, _) = t.to_iso_week_date();
     Some((
         format!("{}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day()),
@@ -61,13 +107,23 @@ fn buckets(created: &str) -> Option<(String, String, String)> {
 /// Splits a member's archives into (keep, prune) under `policy`.
 ///
 /// Only verified archives count and only verified ones are pruned: an
-/// unverified archive never displaces a verified one, and the newest
-/// verified archive always stays, whatever the policy says.
+/// unverified (or known corrupt) archive never displaces a verified one and
+/// stays as evidence, the newest verified archive always stays, whatever
+/// the policy says, and so does every archive the current run made.
 pub fn apply<T>(
-    mut all: Vec<Candidate<T>>,
+    all: Vec<Candidate<T>>,
     policy: &KeepPolicy,
 ) -> (Vec<Candidate<T>>, Vec<Candidate<T>>) {
-    all.sort_by(|a, b| b.created.cmp(&a.created));
+    apply_at(all, policy, crate::now())
+}
+
+/// [`apply`] with an explicit "now" for the calendar rules.
+pub fn apply_at<T>(
+    mut all: Vec<Candidate<T>>,
+    policy: &KeepPolicy,
+    now: time::OffsetDateTime,
+) -> (Vec<Candidate<T>>, Vec<Candidate<T>>) {
+    all.sort_by(newest_first);
     let mut keep = Vec::new();
     let mut prune = Vec::new();
     let mut n_last = 0u32;
@@ -83,7 +139,7 @@ pub fn apply<T>(
             n_last += 1;
             kept = true;
         }
-        if let Some((d, w, m)) = buckets(&c.created) {
+        if let Some((d, w, m)) = buckets(&c.created, now) {
             for (bucket, seen, limit) in [
                 (d, &mut days, policy.daily),
                 (w, &mut weeks, policy.weekly),
@@ -99,7 +155,7 @@ pub fn apply<T>(
             newest_verified_kept = true;
             kept = true;
         }
-        if kept {
+        if kept || c.pinned {
             keep.push(c);
         } else {
             prune.push(c);
@@ -123,9 +179,110 @@ mod tests {
     fn c(t: &str, v: bool) -> Candidate<&'static str> {
         Candidate {
             created: t.to_string(),
+            revision: 0,
+            raft_index: 0,
             verified: v,
+            pinned: false,
             item: "x",
         }
+    }
+
+    /// An archive at etcd revision `rev`, stamped `t` by a possibly wrong clock.
+    fn at(rev: i64, t: &str, item: &'static str) -> Candidate<&'static str> {
+        Candidate {
+            revision: rev,
+            raft_index: rev as u64 + 10,
+            item,
+            ..c(t, true)
+        }
+    }
+
+    fn items<T: Copy>(v: &[Candidate<T>]) -> Vec<T> {
+        v.iter().map(|c| c.item).collect()
+    }
+
+    #[test]
+    fn clock_ahead_never_displaces_the_newest_revision() {
+        // The bastion clock ran 181 days ahead for the run at revision 10.
+        let all = vec![
+            at(10, "2027-06-01T00:00:00.000Z", "future"),
+            at(20, "2026-12-01T00:00:00.000Z", "new"),
+        ];
+        let (keep, prune) = keep_last(all, 1);
+        assert_eq!(items(&keep), ["new"]);
+        assert_eq!(items(&prune), ["future"]);
+    }
+
+    #[test]
+    fn clock_back_does_not_make_the_new_archive_oldest() {
+        // The clock went back 10 days before the run at revision 30.
+        let all = vec![
+            at(10, "2026-11-29T00:00:00.000Z", "a"),
+            at(20, "2026-11-30T00:00:00.000Z", "b"),
+            at(30, "2026-11-20T00:00:00.000Z", "new"),
+        ];
+        let (keep, prune) = keep_last(all, 2);
+        assert_eq!(items(&keep), ["new", "b"]);
+        assert_eq!(items(&prune), ["a"]);
+    }
+
+    #[test]
+    fn the_current_run_is_never_pruned() {
+        // Even if its revision looks older (a member that lags behind).
+        let mut new = at(5, "2026-12-01T00:00:00.000Z", "new");
+        new.pinned = true;
+        let all = vec![
+            at(10, "2026-11-29T00:00:00.000Z", "a"),
+            at(20, "2026-11-30T00:00:00.000Z", "b"),
+            new,
+        ];
+        let (keep, prune) = keep_last(all, 1);
+        assert_eq!(items(&keep), ["b", "new"]);
+        assert_eq!(items(&prune), ["a"]);
+        // Same data (equal revision): the current run's archive is the newest.
+        let mut new = at(20, "2026-12-01T00:00:00.000Z", "new");
+        new.pinned = true;
+        let (keep, prune) = keep_last(vec![at(20, "2027-06-01T00:00:00.000Z", "future"), new], 1);
+        assert_eq!(items(&keep), ["new"]);
+        assert_eq!(items(&prune), ["future"]);
+    }
+
+    #[test]
+    fn a_corrupt_newest_is_not_counted() {
+        let mut bad = at(10, "2027-06-01T00:00:00.000Z", "corrupt");
+        bad.verified = false;
+        let all = vec![
+            bad,
+            at(5, "2026-11-30T00:00:00.000Z", "old"),
+            at(20, "2026-12-01T00:00:00.000Z", "new"),
+        ];
+        let (keep, prune) = keep_last(all, 2);
+        assert_eq!(
+            items(&keep),
+            ["new", "corrupt", "old"],
+            "corrupt kept as evidence, not counted"
+        );
+        assert!(prune.is_empty());
+    }
+
+    #[test]
+    fn future_dates_claim_no_calendar_bucket() {
+        let now = time::macros::datetime!(2026-12-03 12:00 UTC);
+        let all = vec![
+            at(1, "2026-12-01T00:00:00.000Z", "d1"),
+            at(2, "2026-12-02T00:00:00.000Z", "d2"),
+            at(3, "2027-06-01T00:00:00.000Z", "future"),
+            at(4, "2026-12-03T00:00:00.000Z", "d3"),
+        ];
+        let p = KeepPolicy {
+            last: 1,
+            daily: 3,
+            ..KeepPolicy::default()
+        };
+        let (keep, prune) = apply_at(all, &p, now);
+        // "future" counts as today, where d3 is already the newest.
+        assert_eq!(items(&keep), ["d3", "d2", "d1"]);
+        assert_eq!(items(&prune), ["future"]);
     }
 
     fn day(d: u32, h: u32) -> String {

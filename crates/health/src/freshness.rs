@@ -8,6 +8,8 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 use std::time::Instant;
 use vigil_alert::{AlertKey, Severity};
+use vigil_core::corrupt::{self, Ledger};
+use vigil_core::retention::newest_first_manifest;
 use vigil_core::Config;
 
 /// Seconds since an RFC 3339 time, if it parses.
@@ -17,12 +19,26 @@ fn age_of(rfc3339: &str, now: i64) -> Option<i64> {
         .map(|t| now - t.unix_timestamp())
 }
 
+/// How far in the future a `created_at` may be before it is a finding:
+/// clocks of bastion and reader differ a little even with NTP.
+pub const FUTURE_TOLERANCE_SECS: i64 = 300;
+
 /// PASS/FAIL for the newest verified copy of one member in one store (pure).
+/// `newest` is the newest by etcd revision; a `created_at` in the future is
+/// a lie or a clock that ran ahead, never "fresh": a dead-man check that
+/// reads a negative age could never fire.
 pub fn judge_archive(f: Finding, newest: Option<&str>, max_age_secs: i64, now: i64) -> Finding {
     match newest.and_then(|t| age_of(t, now).map(|a| (t, a))) {
         None => f.fail(
             Severity::Critical,
             "no verified archive at all; please check `vigil-snapshot run` and its timer",
+        ),
+        Some((t, age)) if age < -FUTURE_TOLERANCE_SECS => f.fail(
+            Severity::Critical,
+            format!(
+                "newest verified archive has created_at {t}, {} in the future: the bastion clock ran ahead or the manifest lies, so its age (and this dead-man check) cannot be trusted; check timedatectl and chrony/timesyncd on the bastion",
+                fmt_age(-age)
+            ),
         ),
         Some((t, age)) if age > max_age_secs => f.fail(
             Severity::Critical,
@@ -92,13 +108,22 @@ pub async fn check(cfg: &Config) -> Vec<Finding> {
             .timeout
             .get()
             .max(std::time::Duration::from_secs(10));
+        let state = cfg.state.dir.clone();
         let newest = crate::blocking(limit, move || {
+            let ledger = Ledger::load(&state).ok();
             names
                 .iter()
                 .map(|m| {
+                    // Newest by revision (list_member's order), not by clock;
+                    // a copy scrub found corrupt is no copy.
                     vigil_archive::local::list_member(&vigil_archive::local::member_dir(&root, m))
                         .into_iter()
-                        .find(|s| s.is_verified())
+                        .find(|s| {
+                            s.is_verified()
+                                && !ledger
+                                    .as_ref()
+                                    .is_some_and(|l| l.is_bad(corrupt::LOCAL, &s.manifest.archive))
+                        })
                         .map(|s| s.manifest.created_at)
                 })
                 .collect::<Vec<_>>()
@@ -121,6 +146,7 @@ pub async fn check(cfg: &Config) -> Vec<Finding> {
     }
     // Each sink, concurrently.
     if fr.sinks {
+        let ledger = &Ledger::load(&cfg.state.dir).ok();
         let jobs = cfg.sinks().map(|sc| {
             let members = &members;
             async move {
@@ -150,9 +176,15 @@ pub async fn check(cfg: &Config) -> Vec<Finding> {
                             Ok(entries) => {
                                 let newest = entries
                                     .iter()
-                                    .filter(|e| &e.member == m && e.is_verified())
-                                    .map(|e| e.manifest.created_at.as_str())
-                                    .max();
+                                    .filter(|e| {
+                                        &e.member == m
+                                            && e.is_verified()
+                                            && !ledger.as_ref().is_some_and(|l| {
+                                                l.is_bad(&name, &e.manifest.archive)
+                                            })
+                                    })
+                                    .min_by(|a, b| newest_first_manifest(&a.manifest, &b.manifest))
+                                    .map(|e| e.manifest.created_at.as_str());
                                 judge_archive(f, newest, max_age, now)
                             }
                         }
@@ -223,6 +255,13 @@ mod tests {
         assert_eq!(r.status, Status::Fail);
         assert!(r.reason.contains("2d 6h old"), "{}", r.reason);
         assert_eq!(judge_archive(f(), None, 60, now).status, Status::Fail);
+        // A clock that ran ahead: a finding, not a negative age that passes.
+        let r = judge_archive(f(), Some("2027-05-23T12:00:00.000Z"), 26 * 3600, now);
+        assert_eq!(r.status, Status::Fail, "{}", r.reason);
+        assert!(r.reason.contains("181d 0h in the future"), "{}", r.reason);
+        // A minute ahead is only clock jitter.
+        let r = judge_archive(f(), Some("2026-11-23T12:01:00.000Z"), 26 * 3600, now);
+        assert_eq!(r.status, Status::Pass, "{}", r.reason);
     }
 
     #[test]

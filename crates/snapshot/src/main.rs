@@ -183,8 +183,9 @@ async fn cmd_prune(g: &GlobalArgs, dry_run: bool, json: bool) -> Result<i32, Exi
     let mut local = Vec::new();
     for m in cfg.members() {
         let dir = vigil_archive::local::member_dir(&sc.dir, &m.name);
-        let pruned = vigil_archive::local::prune_member(&dir, &sc.policy(), dry_run)
-            .map_err(Exit::failed)?;
+        let pruned =
+            vigil_archive::local::prune_member(&dir, &sc.policy(), &cfg.state.dir, &[], dry_run)
+                .map_err(Exit::failed)?;
         local.extend(
             pruned
                 .into_iter()
@@ -193,7 +194,7 @@ async fn cmd_prune(g: &GlobalArgs, dry_run: bool, json: bool) -> Result<i32, Exi
     }
     let mut reports = Vec::new();
     for s in ship::build_sinks(&cfg).map_err(Exit::usage)? {
-        reports.push(ship::sync_sink(&cfg, &s, ship::Mode::Prune { dry_run }).await);
+        reports.push(ship::sync_sink(&cfg, &s, ship::Mode::Prune { dry_run }, &[]).await);
     }
     let ok = reports.iter().all(|r| r.ok);
     if json {
@@ -247,11 +248,11 @@ async fn cmd_scrub(
     let wanted = |n: &str| only.as_deref().is_none_or(|o| o == n);
     let mut results = Vec::new();
     if wanted("local") {
-        let (n, errors) = ship::scrub_local(&sc.dir, sample);
+        let (n, errors) = ship::scrub_local(&sc.dir, &cfg.state.dir, sample);
         results.push(("local".to_string(), n, errors));
     }
     for s in sinks.iter().filter(|s| wanted(s.name())) {
-        let (n, errors) = ship::scrub_sink(s, sample).await;
+        let (n, errors) = ship::scrub_sink(s, &cfg.state.dir, sample).await;
         results.push((s.name().to_string(), n, errors));
     }
     let run_id = vigil_core::rfc3339(vigil_core::now());

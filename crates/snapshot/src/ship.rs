@@ -3,10 +3,12 @@
 
 use crate::run::SinkReport;
 use std::collections::HashSet;
+use std::path::Path;
 use std::sync::Arc;
 use vigil_archive::local;
 use vigil_archive::sink::{Sink, SinkEntry, SinkError};
 use vigil_core::config::Config;
+use vigil_core::corrupt::{self, BadCopy, Ledger};
 use vigil_core::retention::{self, Candidate};
 
 pub fn build_sinks(cfg: &Config) -> Result<Vec<Arc<Sink>>, SinkError> {
@@ -24,7 +26,9 @@ pub enum Mode {
 }
 
 /// Brings one sink in line with the local archives and its retention.
-pub async fn sync_sink(cfg: &Config, sink: &Sink, mode: Mode) -> SinkReport {
+/// `made` are the archive names the current run wrote: never pruned. Copies
+/// scrub found corrupt (the ledger) are neither shipped, counted nor pruned.
+pub async fn sync_sink(cfg: &Config, sink: &Sink, mode: Mode, made: &[String]) -> SinkReport {
     let mut rep = SinkReport {
         sink: sink.name().to_string(),
         kind: sink.cfg.kind.to_string(),
@@ -46,6 +50,16 @@ pub async fn sync_sink(cfg: &Config, sink: &Sink, mode: Mode) -> SinkReport {
             return rep;
         }
     };
+    // Unreadable, it stops the prune (fail closed), not the shipping.
+    let ledger = match Ledger::load(&cfg.state.dir) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            rep.errors.push(e.to_string());
+            None
+        }
+    };
+    let bad =
+        |store: &str, archive: &str| ledger.as_ref().is_some_and(|l| l.is_bad(store, archive));
     for member in cfg.members() {
         if mode == Mode::ShipAndPrune {
             let have: HashSet<String> = entries
@@ -57,7 +71,11 @@ pub async fn sync_sink(cfg: &Config, sink: &Sink, mode: Mode) -> SinkReport {
             // Oldest first, so the sink's history fills in order.
             let mut missing: Vec<_> = local::list_member(&dir)
                 .into_iter()
-                .filter(|s| s.is_verified() && !have.contains(&s.manifest.id))
+                .filter(|s| {
+                    s.is_verified()
+                        && !bad(corrupt::LOCAL, &s.manifest.archive)
+                        && !have.contains(&s.manifest.id)
+                })
                 .collect();
             missing.reverse();
             for s in missing {
@@ -83,15 +101,18 @@ pub async fn sync_sink(cfg: &Config, sink: &Sink, mode: Mode) -> SinkReport {
                 }
             }
         }
-        if sink.can_delete() {
+        if sink.can_delete() && ledger.is_some() {
             let dry_run = matches!(mode, Mode::Prune { dry_run: true });
             let candidates = entries
                 .iter()
                 .filter(|e| e.member == member.name)
-                .map(|e| Candidate {
-                    created: e.manifest.created_at.clone(),
-                    verified: e.is_verified(),
-                    item: e.manifest.archive.clone(),
+                .map(|e| {
+                    Candidate::of(
+                        &e.manifest,
+                        e.is_verified() && !bad(sink.name(), &e.manifest.archive),
+                        made.contains(&e.manifest.archive),
+                        e.manifest.archive.clone(),
+                    )
                 })
                 .collect();
             let (_, prune) = retention::apply(candidates, &sink.cfg.policy());
@@ -108,13 +129,59 @@ pub async fn sync_sink(cfg: &Config, sink: &Sink, mode: Mode) -> SinkReport {
             }
         }
     }
-    rep.copies = entries.iter().filter(|e| e.is_verified()).count();
+    rep.copies = entries
+        .iter()
+        .filter(|e| e.is_verified() && !bad(sink.name(), &e.manifest.archive))
+        .count();
     rep.ok = rep.errors.is_empty();
     rep
 }
 
+/// What scrub adds to the error of a corrupt copy.
+const RECORDED: &str = "recorded as corrupt: it no longer counts as a copy and is not pruned; remove it (or put a good copy in its place) and scrub again";
+
+/// Puts what one scrub of `store` found into the ledger; a failure to
+/// write it is one more scrub error.
+fn record_scrub(
+    state_dir: &Path,
+    store: &str,
+    good: &[String],
+    bad: Vec<BadCopy>,
+    present: &HashSet<String>,
+    errors: &mut Vec<String>,
+) {
+    let r = Ledger::load(state_dir)
+        .map_err(|e| e.to_string())
+        .and_then(|mut l| {
+            if l.scrubbed(store, good.iter().map(String::as_str), bad, Some(present)) {
+                l.save(state_dir).map_err(|e| e.to_string())
+            } else {
+                Ok(())
+            }
+        });
+    if let Err(e) = r {
+        errors.push(format!("{store}: recording the scrub result: {e}"));
+    }
+}
+
+fn bad_copy(store: &str, member: &str, archive: &str, location: String, error: &str) -> BadCopy {
+    BadCopy {
+        store: store.to_string(),
+        member: member.to_string(),
+        archive: archive.to_string(),
+        location,
+        found_at: vigil_core::rfc3339(vigil_core::now()),
+        error: error.to_string(),
+    }
+}
+
 /// Re-reads copies in one sink and checks them against their manifests.
-pub async fn scrub_sink(sink: &Sink, sample: Option<usize>) -> (usize, Vec<String>) {
+/// Copies that do not match go into the corrupt-copy ledger of `state_dir`.
+pub async fn scrub_sink(
+    sink: &Sink,
+    state_dir: &Path,
+    sample: Option<usize>,
+) -> (usize, Vec<String>) {
     let mut errors = Vec::new();
     let entries = match sink.list().await {
         Ok(e) => e,
@@ -125,6 +192,7 @@ pub async fn scrub_sink(sink: &Sink, sample: Option<usize>) -> (usize, Vec<Strin
         fastrand::shuffle(&mut chosen);
         chosen.truncate(n);
     }
+    let (mut good, mut bad) = (Vec::new(), Vec::new());
     for e in &chosen {
         if e.archive_size.is_none() {
             errors.push(format!(
@@ -134,32 +202,64 @@ pub async fn scrub_sink(sink: &Sink, sample: Option<usize>) -> (usize, Vec<Strin
             ));
             continue;
         }
-        if let Err(err) = sink.verify(&e.member, &e.manifest).await {
-            errors.push(err.to_string());
+        match sink.verify(&e.member, &e.manifest).await {
+            Ok(()) => good.push(e.manifest.archive.clone()),
+            Err(err @ SinkError::Mismatch { .. }) => {
+                let msg = err.to_string();
+                bad.push(bad_copy(
+                    sink.name(),
+                    &e.member,
+                    &e.manifest.archive,
+                    sink.location(&e.member, &e.manifest.archive),
+                    &msg,
+                ));
+                errors.push(format!("{msg} ({RECORDED})"));
+            }
+            // Reading failed: says nothing about the copy itself.
+            Err(err) => errors.push(err.to_string()),
         }
     }
+    let present = entries.iter().map(|e| e.manifest.archive.clone()).collect();
+    record_scrub(state_dir, sink.name(), &good, bad, &present, &mut errors);
     (chosen.len(), errors)
 }
 
-/// Scrubs the local copies: size and sha256 against each manifest.
-pub fn scrub_local(root: &std::path::Path, sample: Option<usize>) -> (usize, Vec<String>) {
-    let mut all = local::list_all(root);
+/// Scrubs the local copies: size and sha256 against each manifest. Copies
+/// that do not match go into the corrupt-copy ledger of `state_dir`.
+pub fn scrub_local(root: &Path, state_dir: &Path, sample: Option<usize>) -> (usize, Vec<String>) {
+    let all = local::list_all(root);
+    let present = all.iter().map(|s| s.manifest.archive.clone()).collect();
+    let mut chosen: Vec<&local::Stored> = all.iter().collect();
     if let Some(n) = sample {
-        fastrand::shuffle(&mut all);
-        all.truncate(n);
+        fastrand::shuffle(&mut chosen);
+        chosen.truncate(n);
     }
     let mut errors = Vec::new();
-    for s in &all {
+    let (mut good, mut bad) = (Vec::new(), Vec::new());
+    for s in &chosen {
         match vigil_archive::sha256_file(&s.archive_path) {
-            Ok((n, sha)) if n == s.manifest.archive_size && sha == s.manifest.archive_sha256 => {}
-            Ok((n, sha)) => errors.push(format!(
-                "local: {}: {n} bytes with sha256 {sha}, but the manifest says {} bytes with sha256 {}",
-                s.archive_path.display(),
-                s.manifest.archive_size,
-                s.manifest.archive_sha256
-            )),
+            Ok((n, sha)) if n == s.manifest.archive_size && sha == s.manifest.archive_sha256 => {
+                good.push(s.manifest.archive.clone())
+            }
+            Ok((n, sha)) => {
+                let msg = format!(
+                    "local: {}: {n} bytes with sha256 {sha}, but the manifest says {} bytes with sha256 {}",
+                    s.archive_path.display(),
+                    s.manifest.archive_size,
+                    s.manifest.archive_sha256
+                );
+                bad.push(bad_copy(
+                    corrupt::LOCAL,
+                    &s.member_dir_name,
+                    &s.manifest.archive,
+                    s.archive_path.display().to_string(),
+                    &msg,
+                ));
+                errors.push(format!("{msg} ({RECORDED})"));
+            }
             Err(e) => errors.push(format!("local: {e}")),
         }
     }
-    (all.len(), errors)
+    record_scrub(state_dir, corrupt::LOCAL, &good, bad, &present, &mut errors);
+    (chosen.len(), errors)
 }
