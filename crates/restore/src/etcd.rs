@@ -370,6 +370,24 @@ pub fn run(cfg: &vigil_core::Config, o: &EtcdOptions<'_>) -> Result<EtcdReport, 
     );
     vigil_core::fsutil::ensure_private_dir(o.out)?;
     let snapshot = o.out.join(format!("{}.db", archive.id));
+    // Killed mid-way (kill -9, SIGTERM), the janitor leaves the target as
+    // empty as an error does: no plaintext snapshot, no half data dir.
+    let mut janitor = crate::guard::Janitor::spawn(None)
+        .map_err(|e| RestoreError::Failed(format!("starting the janitor: {e}")))?;
+    let mut guarded = vec![
+        snapshot.clone(),
+        vigil_core::fsutil::partial_path(&snapshot),
+    ];
+    for m in &members {
+        let d = o.out.join(&m.name);
+        guarded.push(vigil_core::fsutil::partial_path(&d));
+        guarded.push(d);
+    }
+    for p in &guarded {
+        janitor
+            .guard(p)
+            .map_err(|e| RestoreError::Failed(format!("briefing the janitor: {e}")))?;
+    }
     let fetched = crate::fetch::fetch(archive, &sources, o.identities, &snapshot)?;
     let token = o.token.clone().unwrap_or_else(|| {
         format!(
@@ -441,6 +459,7 @@ pub fn run(cfg: &vigil_core::Config, o: &EtcdOptions<'_>) -> Result<EtcdReport, 
         }
     }
     result?;
+    janitor.done();
     Ok(EtcdReport {
         archive: archive.id.clone(),
         member_of_archive: archive.member.clone(),
