@@ -7,6 +7,7 @@
 
 mod channels;
 mod clock;
+mod corrupt;
 mod cli;
 mod drill;
 mod foreign;
