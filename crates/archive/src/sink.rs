@@ -438,7 +438,7 @@ impl Sink {
         let found = match up.list(&prefix).await {
             Ok(f) => f,
             Err(e) => {
-                tracing::warn!(sink = %self.cfg.name, "listing incomplete multipart uploads under s3://{bucket}/{prefix}: {e}");
+                tracing::warn!(sink = %self.cfg.name, "listing incomplete multipart uploads under s3://{bucket}/{prefix} at {}: {e}", self.cfg.endpoint.as_deref().unwrap_or("AWS"));
                 return Vec::new();
             }
         };

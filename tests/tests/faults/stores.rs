@@ -239,6 +239,11 @@ fn s3_store_down_mid_run() {
         before,
         "the sink changed while it was down"
     );
+    let stranded = multipart_uploads(&rgw, "etcd-backups");
+    assert!(
+        stranded.iter().any(|(k, _)| k.starts_with("vigil/prod/")),
+        "the outage stranded no upload, so this case tests nothing: {stranded:?}"
+    );
     let out = vigil("vigil-snapshot", &cfg, &["run", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let r = json(&out);
@@ -310,6 +315,11 @@ fn stalled_s3_store_fails_in_bounded_time() {
     // The store answers again: the backlog ships, and the uploads that the
     // stalled requests created (vigil never saw their ids) are aborted.
     drop(stall);
+    let stranded = multipart_uploads(&rgw, "etcd-backups");
+    assert!(
+        stranded.iter().any(|(k, _)| k.starts_with("vigil/prod/")),
+        "the stalled store stranded no upload: {stranded:?}"
+    );
     cb.extra = s3_sink(&rgw, "rgw", "vigil", 10) + &file_channel(&alerts);
     let cfg = cb.write("vigil.toml");
     let out = vigil("vigil-snapshot", &cfg, &["run"]);
