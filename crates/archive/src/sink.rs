@@ -447,12 +447,9 @@ impl Sink {
             if !u.key.starts_with(&prefix) {
                 continue;
             }
-            match u.initiated {
-                Some(t) if t < up.since => {}
-                _ => {
-                    tracing::info!(sink = %self.cfg.name, "keeping multipart upload {} of s3://{bucket}/{}: not older than this run", u.id, u.key);
-                    continue;
-                }
+            if !u.is_stale(&prefix, up.since) {
+                tracing::info!(sink = %self.cfg.name, "keeping multipart upload {} of s3://{bucket}/{}: not known to be older than this run", u.id, u.key);
+                continue;
             }
             match up.abort(&u).await {
                 Ok(()) => removed.push(PathBuf::from(format!(

@@ -25,6 +25,15 @@ pub(crate) struct Upload {
     pub initiated: Option<OffsetDateTime>,
 }
 
+impl Upload {
+    /// Left by a run that died: under this sink's `prefix` (which ends in
+    /// `/`) and initiated before `since`, the time this run took the lock.
+    /// An upload of unknown age is never stale.
+    pub fn is_stale(&self, prefix: &str, since: OffsetDateTime) -> bool {
+        self.key.starts_with(prefix) && self.initiated.is_some_and(|t| t < since)
+    }
+}
+
 /// Lists and aborts the multipart uploads of one S3 sink.
 pub(crate) struct Uploads {
     s3: Arc<AmazonS3>,
@@ -185,5 +194,24 @@ mod tests {
         let last = parse_page(&xml.replace(">true<", ">false<")).unwrap();
         assert_eq!(last.next, None);
         assert!(parse_page("<Error><Code>AccessDenied</Code></Error>").is_err());
+    }
+
+    #[test]
+    fn only_older_uploads_under_the_prefix_are_stale() {
+        let since = OffsetDateTime::from_unix_timestamp(1_796_132_700).unwrap();
+        let up = |key: &str, at: Option<i64>| Upload {
+            key: key.into(),
+            id: "2~x".into(),
+            initiated: at.map(|t| OffsetDateTime::from_unix_timestamp(t).unwrap()),
+        };
+        let p = "vigil/prod/";
+        assert!(up("vigil/prod/cp-1/a.age", Some(1_796_132_000)).is_stale(p, since));
+        // This run's own (or a clock ahead): not before the lock was taken.
+        assert!(!up("vigil/prod/cp-1/a.age", Some(1_796_132_700)).is_stale(p, since));
+        assert!(!up("vigil/prod/cp-1/a.age", Some(1_796_133_000)).is_stale(p, since));
+        assert!(!up("vigil/prod/cp-1/a.age", None).is_stale(p, since));
+        // Another cluster, or another tool, under a neighbouring prefix.
+        assert!(!up("vigil/prod-2/cp-1/a.age", Some(0)).is_stale(p, since));
+        assert!(!up("vigil-other/prod/cp-1/a.age", Some(0)).is_stale(p, since));
     }
 }
