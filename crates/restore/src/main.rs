@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use vigil_cli::{finish, load_config, Exit, GlobalArgs, Job, Uses};
 use vigil_core::exit;
+use vigil_core::fsutil::ArchivesLock;
 use vigil_restore::identity::Identities;
 use vigil_restore::source::{self, Selector};
 use vigil_restore::{drill, etcd, fetch, rke2, RestoreError};
@@ -200,6 +201,9 @@ fn dispatch(g: &GlobalArgs, c: Command) -> Result<i32, Exit> {
             select,
             json,
         } => {
+            // Shared with scrubs and drills: a prune on this host waits until
+            // the archive is read (or the read goes on without, with a warning).
+            let _archives = ArchivesLock::for_reading(&cfg.state.dir);
             let ids = ids(&identity)?;
             let sources = source::only(source::configured(&cfg), select.source.as_deref())
                 .map_err(|e| fail(e.into()))?;
@@ -229,6 +233,7 @@ fn dispatch(g: &GlobalArgs, c: Command) -> Result<i32, Exit> {
             skip_port_check,
             json,
         } => {
+            let _archives = ArchivesLock::for_reading(&cfg.state.dir);
             let ids = ids(&identity)?;
             let r = etcd::run(
                 &cfg,
@@ -260,6 +265,7 @@ fn dispatch(g: &GlobalArgs, c: Command) -> Result<i32, Exit> {
             snapshot_path,
             json,
         } => {
+            let _archives = ArchivesLock::for_reading(&cfg.state.dir);
             let ids = identity.as_deref().map(ids).transpose()?;
             let r = rke2::run(
                 &cfg,
@@ -289,6 +295,7 @@ fn dispatch(g: &GlobalArgs, c: Command) -> Result<i32, Exit> {
             json,
         } => {
             vigil_cli::refuse_foreign_state(&cfg, "vigil-restore", "drill")?;
+            let _archives = ArchivesLock::for_reading(&cfg.state.dir);
             let r = drill::run(
                 &cfg,
                 &drill::DrillOptions {

@@ -2,9 +2,11 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use std::collections::HashSet;
 use std::process::ExitCode;
 use vigil_cli::{finish, load_config, Exit, GlobalArgs, Job, Uses};
 use vigil_core::exit;
+use vigil_core::fsutil::{describe_holders, Access, ArchivesLock, RunLock};
 use vigil_snapshot::{list, output, run, ship};
 
 mod metrics;
@@ -178,8 +180,7 @@ async fn cmd_prune(g: &GlobalArgs, dry_run: bool, json: bool) -> Result<i32, Exi
         vigil_cli::refuse_foreign_state(&cfg, "vigil-snapshot", "prune")?;
     }
     let sc = cfg.snapshot("vigil-snapshot").map_err(Exit::usage)?;
-    let _lock = vigil_core::fsutil::RunLock::acquire(&cfg.state.dir.join("snapshot.lock"))
-        .map_err(Exit::failed)?;
+    let _locks = prune_locks(&cfg.state.dir, dry_run).map_err(Exit::failed)?;
     let mut local = Vec::new();
     for m in cfg.members() {
         let dir = vigil_archive::local::member_dir(&sc.dir, &m.name);
@@ -227,6 +228,90 @@ async fn cmd_prune(g: &GlobalArgs, dry_run: bool, json: bool) -> Result<i32, Exi
     Ok(if ok { exit::OK } else { exit::FAILED })
 }
 
+/// The locks of `vigil-snapshot prune`: the run lock, and (unless it only
+/// looks) the exclusive archives lock. A human at a shell waits for them,
+/// and hears for whom. While drills or scrubs read, the run lock is not held,
+/// so a scheduled run is never refused for a prune that is only waiting.
+fn prune_locks(
+    state: &std::path::Path,
+    dry_run: bool,
+) -> Result<(RunLock, Option<ArchivesLock>), vigil_core::fsutil::FsError> {
+    let run_path = state.join("snapshot.lock");
+    let archives = ArchivesLock::path_in(state);
+    let (mut told_run, mut told_readers) = (false, false);
+    loop {
+        let run = RunLock::wait(&run_path, |pid| {
+            if !std::mem::replace(&mut told_run, true) {
+                eprintln!(
+                    "waiting for the vigil-snapshot run holding {} (pid {pid})",
+                    run_path.display()
+                );
+            }
+        })?;
+        if dry_run {
+            return Ok((run, None));
+        }
+        if let Some(l) = ArchivesLock::try_acquire(&archives, Access::Exclusive)? {
+            return Ok((run, Some(l)));
+        }
+        drop(run);
+        // Readers hold it shared; wait until it is free, then take both again.
+        drop(ArchivesLock::wait(
+            &archives,
+            Access::Exclusive,
+            None,
+            |h| {
+                if !std::mem::replace(&mut told_readers, true) {
+                    eprintln!(
+                        "waiting for the drill/scrub holding {} ({})",
+                        archives.display(),
+                        describe_holders(h)
+                    );
+                }
+            },
+        )?);
+    }
+}
+
+/// Drops the problems of archives that are gone with their manifest: pruned
+/// while the scrub ran (by another bastion on a shared sink; this host's own
+/// prunes wait for the archives lock). Re-checked by listing again, so a
+/// missing archive whose manifest is still there is still reported.
+fn drop_pruned(
+    store: &str,
+    errors: Vec<String>,
+    before: &HashSet<String>,
+    after: &HashSet<String>,
+) -> Vec<String> {
+    let gone: Vec<&String> = before.difference(after).collect();
+    errors
+        .into_iter()
+        .filter(|e| match gone.iter().find(|a| e.contains(a.as_str())) {
+            Some(a) => {
+                tracing::info!("{store}: {a} was pruned while the scrub ran; not a problem");
+                false
+            }
+            None => true,
+        })
+        .collect()
+}
+
+/// Archive names with a manifest in a sink (empty when it cannot be listed:
+/// then nothing counts as gone and every problem stands).
+async fn sink_names(s: &vigil_archive::sink::Sink) -> HashSet<String> {
+    s.list()
+        .await
+        .map(|v| v.into_iter().map(|e| e.manifest.archive).collect())
+        .unwrap_or_default()
+}
+
+fn local_names(root: &std::path::Path) -> HashSet<String> {
+    vigil_archive::local::list_all(root)
+        .into_iter()
+        .map(|s| s.manifest.archive)
+        .collect()
+}
+
 async fn cmd_scrub(
     g: &GlobalArgs,
     only: Option<String>,
@@ -245,14 +330,24 @@ async fn cmd_scrub(
             )));
         }
     }
+    // Shared: a prune on this host waits until the scrub is done.
+    let _archives = ArchivesLock::for_reading(&cfg.state.dir);
     let wanted = |n: &str| only.as_deref().is_none_or(|o| o == n);
     let mut results = Vec::new();
     if wanted("local") {
-        let (n, errors) = ship::scrub_local(&sc.dir, &cfg.state.dir, sample);
+        let before = local_names(&sc.dir);
+        let (n, mut errors) = ship::scrub_local(&sc.dir, &cfg.state.dir, sample);
+        if !errors.is_empty() {
+            errors = drop_pruned("local", errors, &before, &local_names(&sc.dir));
+        }
         results.push(("local".to_string(), n, errors));
     }
     for s in sinks.iter().filter(|s| wanted(s.name())) {
-        let (n, errors) = ship::scrub_sink(s, &cfg.state.dir, sample).await;
+        let before = sink_names(s).await;
+        let (n, mut errors) = ship::scrub_sink(s, &cfg.state.dir, sample).await;
+        if !errors.is_empty() {
+            errors = drop_pruned(s.name(), errors, &before, &sink_names(s).await);
+        }
         results.push((s.name().to_string(), n, errors));
     }
     let run_id = vigil_core::rfc3339(vigil_core::now());
