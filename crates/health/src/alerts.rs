@@ -33,7 +33,7 @@ fn runbook(name: &str) -> Option<&'static str> {
         "node_exporter_down" => "Check `systemctl status prometheus-node-exporter` on the node and the firewall.",
         "node_filesystem_low" => "Free space on the node: images (`crictl rmi --prune`), logs, or grow the volume.",
         "node_memory_low" | "node_load_high" => "Find the heavy workload (`kubectl top pods -A --sort-by=...`) and spread or limit it.",
-        "backup_stale" => "Run `vigil-snapshot run` by hand and read its output; check `systemctl list-timers vigil-*`.",
+        "backup_stale" => "Run `vigil-snapshot run` by hand and read its output; check `systemctl list-timers vigil-*`. A date in the future: check the bastion clock (`timedatectl`, chrony/timesyncd); the next run after the clock is right is the newest again.",
         "drill_stale" => "Run `vigil-restore drill` by hand; check its timer.",
         "bastion_disk_low" => "Prune (`vigil-snapshot prune --dry-run` first), lower keep_last, or grow the disk.",
         UNKNOWN_ALERT => "vigil-health could not run this check: the reason says why (timeout, credentials, a sink that does not list).",

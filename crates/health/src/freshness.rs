@@ -218,6 +218,13 @@ pub async fn check(cfg: &Config) -> Vec<Finding> {
                 Severity::Warning,
                 "no passing restore drill on record; please run `vigil-restore drill` (and its timer)",
             ),
+            Some((t, age)) if age < -FUTURE_TOLERANCE_SECS => f.fail(
+                Severity::Warning,
+                format!(
+                    "last passing drill is dated {t}, {} in the future: the bastion clock ran ahead or the record lies; check timedatectl",
+                    fmt_age(-age)
+                ),
+            ),
             Some((t, age)) if age > limit => f.fail(
                 Severity::Warning,
                 format!(

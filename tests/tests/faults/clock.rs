@@ -372,3 +372,26 @@ fn clock_jumped_back_keeps_the_new_archive() {
     assert_no_plaintext(&s.snaps);
     assert_no_plaintext(&s.sink);
 }
+
+/// The jobs that stamp and judge archive dates start after the clock is
+/// synchronised (time-sync.target), not with whatever the RTC said at boot.
+#[test]
+fn dated_jobs_are_ordered_after_time_sync() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../systemd");
+    for unit in [
+        "vigil-snapshot.service",
+        "vigil-snapshot@.service",
+        "vigil-health.service",
+        "vigil-health@.service",
+        "vigild.service",
+    ] {
+        let text = std::fs::read_to_string(dir.join(unit)).unwrap();
+        let section = text.split("\n[Service]").next().unwrap();
+        assert!(
+            section
+                .lines()
+                .any(|l| l.trim() == "After=time-sync.target"),
+            "{unit}: no After=time-sync.target in [Unit]"
+        );
+    }
+}
