@@ -14,6 +14,7 @@ use toml::Spanned;
 
 mod daemon;
 mod health;
+mod keypath;
 mod metrics;
 mod quota;
 mod sink;
@@ -516,10 +517,23 @@ impl Config {
     /// Like [`Config::parse`], opening only the files of the sections in
     /// `uses`; an unopened `*_file` secret is left empty.
     pub fn parse_with(text: &str, path: &Path, uses: Uses) -> Result<Config, ConfigError> {
-        let mut cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: path.to_path_buf(),
-            line: e.span().map(|s| line_of(text, s.start)).unwrap_or(1),
-            message: e.message().trim().to_string(),
+        let mut cfg: Config = toml::from_str(text).map_err(|e| {
+            let message = e.message().trim().to_string();
+            let line = e.span().map(|s| line_of(text, s.start));
+            // The parser and serde give a span only: name the key it is in.
+            match e.span().and_then(|s| keypath::key_at(text, s, &message)) {
+                Some(key) => ConfigError::Invalid {
+                    path: path.to_path_buf(),
+                    line,
+                    key,
+                    message,
+                },
+                None => ConfigError::Parse {
+                    path: path.to_path_buf(),
+                    line: line.unwrap_or(1),
+                    message,
+                },
+            }
         })?;
         cfg.path = path.to_path_buf();
         Validator {
@@ -668,8 +682,16 @@ impl Validator<'_> {
 
     /// Line of `field = ...` inside a table's span, falling back to the table.
     fn field_span(&self, table: Range<usize>, field: &str) -> Option<Range<usize>> {
-        let end = table.end.min(self.text.len());
+        let mut end = table.end.min(self.text.len());
         let start = table.start.min(end);
+        // A `[table]`'s span is its header line only: its keys follow, up
+        // to the next header.
+        if self.text[start..].starts_with('[') {
+            let body = self.text[end..]
+                .find("\n[")
+                .map_or(self.text.len(), |i| end + i + 1);
+            end = body.max(end);
+        }
         let mut off = start;
         for line in self.text[start..end].split_inclusive('\n') {
             let t = line.trim_start();
