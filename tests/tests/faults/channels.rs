@@ -275,3 +275,153 @@ fn a_server_that_echoes_the_token_gets_it_nowhere() {
         "the server forged a log line:\n{log_text}"
     );
 }
+
+/// One Slack channel per way a server misbehaves, each misbehaving three
+/// times in a row (enough for `notify_channel_failing`) before it works.
+/// Promises: the alert reaches every channel exactly once after recovery,
+/// no attempt outlives the channel timeout, the failing channels are
+/// announced on the file channel, no token leaks, no log line balloons.
+#[test]
+fn hostile_replies_lose_nothing_duplicate_nothing_and_are_announced() {
+    let t = tempfile::tempdir().unwrap();
+    let elsewhere = Hostile::start(Answer::ok());
+    let bad_utf8 = b"\xff\xfe\xc3(\xa0\xa1 token=".to_vec();
+    let cases: Vec<(&str, Answer)> = vec![
+        (
+            "rate-limited",
+            Answer::Status(
+                429,
+                vec![("Retry-After".into(), "1".into())],
+                b"slow down".to_vec(),
+            ),
+        ),
+        ("huge-body", Answer::Huge(500, 20 << 20)),
+        ("slow-loris", Answer::SlowLoris(500)),
+        ("bad-utf8", Answer::Status(500, vec![], bad_utf8)),
+        ("redirect", Answer::Redirect(elsewhere.url("/collect"))),
+    ];
+    let file = t.path().join("alerts.jsonl");
+    let mut channels = String::new();
+    let mut receivers = Vec::new();
+    let mut secrets = Vec::new();
+    for (name, answer) in &cases {
+        let r = Hostile::start(Answer::ok());
+        for _ in 0..3 {
+            r.push(answer.clone());
+        }
+        let token = format!("{}tok3n{}", name.replace('-', ""), r.port);
+        channels.push_str(&format!(
+            "[[alert.channel]]\nname = \"{name}\"\nkind = \"slack\"\nwebhook_url = \"{}\"\ntimeout = \"2s\"\n\n",
+            r.url(&format!("/services/T0{0}/B0{0}/{token}", r.port))
+        ));
+        secrets.push(token);
+        receivers.push((*name, r));
+    }
+    // A slow-loris that said 200 has delivered: never send that again.
+    let said_ok = Hostile::start(Answer::ok());
+    said_ok.push(Answer::SlowLoris(200));
+    channels.push_str(&format!(
+        "[[alert.channel]]\nname = \"slow-ok\"\nkind = \"slack\"\nwebhook_url = \"{}\"\ntimeout = \"2s\"\n\n",
+        said_ok.url("/services/T0SLOWOK/B0SLOWOK/slowoktoken99")
+    ));
+    secrets.push("slowoktoken99".into());
+    channels.push_str(&format!(
+        "[[alert.channel]]\nname = \"audit\"\nkind = \"file\"\npath = \"{}\"\n",
+        file.display()
+    ));
+    let cfg = config(t.path(), &channels);
+    let log = t.path().join("notify.log");
+    raise_alert(&cfg);
+    let t0 = Instant::now();
+    let mut d = Daemon::start(&cfg, &log);
+
+    let got_alert = |r: &Hostile| {
+        r.delivered()
+            .iter()
+            .any(|q| q.json().to_string().contains("job_unit_failed"))
+    };
+    wait_for(
+        "every channel delivers once its server recovers",
+        60,
+        || receivers.iter().all(|(_, r)| got_alert(r)) && got_alert(&said_ok),
+    );
+    for (name, _) in &receivers {
+        wait_for(
+            &format!("notify_channel_failing for {name} on the file channel"),
+            20,
+            || channel_failing_on_file(&file, name),
+        );
+    }
+    // Let re-sends (if any) happen before counting.
+    std::thread::sleep(Duration::from_secs(3));
+    let status = notify(&cfg, &["status"]);
+    assert!(d.stop().success());
+    eprintln!("all delivered after {:?}", t0.elapsed());
+
+    for (name, r) in receivers
+        .iter()
+        .map(|(n, r)| (*n, r))
+        .chain([("slow-ok", &said_ok)])
+    {
+        let seen = r.seen();
+        eprintln!(
+            "{name}: {:?}",
+            seen.iter().map(|q| q.status).collect::<Vec<_>>()
+        );
+        // Never twice: no outbox item in two answered-2xx requests.
+        let ids: Vec<String> = r
+            .delivered()
+            .iter()
+            .flat_map(|q| slack_ids(&q.json()))
+            .collect();
+        let mut uniq = ids.clone();
+        uniq.sort();
+        uniq.dedup();
+        assert_eq!(
+            ids.len(),
+            uniq.len(),
+            "{name}: an item was delivered twice: {ids:?}"
+        );
+        // Bounded: no attempt took longer than the 2 s timeout plus the
+        // longest backoff (1 s Retry-After or retry_max) and scheduling slack.
+        for w in seen.windows(2) {
+            let gap = w[1].at - w[0].at;
+            assert!(
+                gap < Duration::from_millis(4500),
+                "{name}: {gap:?} between attempts"
+            );
+        }
+    }
+    let rl = receivers[0].1.seen();
+    assert!(
+        rl[3].at - rl[2].at >= Duration::from_secs(1),
+        "Retry-After: 1 was not honoured"
+    );
+    assert_eq!(
+        said_ok
+            .seen()
+            .iter()
+            .filter(|q| q.json().to_string().contains("job_unit_failed"))
+            .count(),
+        1,
+        "the alert a slow 200 accepted was sent again"
+    );
+    assert!(
+        elsewhere.seen().is_empty(),
+        "a redirect was followed to another host"
+    );
+
+    let all = everything(&log, &t.path().join("state"), &file, &[status]);
+    let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+    assert_no_secret(
+        "logs, alerts.db, status and the file channel",
+        &all,
+        &secrets,
+    );
+    let log_text = std::fs::read_to_string(&log).unwrap();
+    let longest = log_text.lines().map(str::len).max().unwrap_or(0);
+    assert!(
+        longest < 2000,
+        "a log line of {longest} bytes: a reply body was not capped"
+    );
+}
