@@ -637,12 +637,14 @@ fn reap_stale(cfg: &Config, root: &Path) {
     };
     for e in entries.flatten() {
         let path = e.path();
+        // Held while reaping, so that the dead run's janitor, if it is still
+        // at work, and this drill do not both report it.
+        let mut _lock = None;
         if e.file_type().is_ok_and(|t| t.is_dir()) {
-            let live = std::fs::File::open(&path)
-                .map(|f| matches!(f.try_lock(), Err(std::fs::TryLockError::WouldBlock)))
-                .unwrap_or(false);
-            if live {
-                continue;
+            match std::fs::File::open(&path).map(|f| (f.try_lock(), f)) {
+                Ok((Err(std::fs::TryLockError::WouldBlock), _)) => continue,
+                Ok((_, f)) => _lock = Some(f),
+                Err(_) => {}
             }
         }
         let killed: Option<Outcome> = std::fs::read(path.join(KILLED))

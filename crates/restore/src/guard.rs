@@ -192,6 +192,24 @@ fn janitor_main(a: &[OsString]) -> i32 {
             _ => {}
         }
     }
+    // Hold the guarded dirs' locks while reaping, so that a drill starting
+    // meanwhile leaves this run to us (see drill.rs `reap_stale`). A dead
+    // run's locks are free; an early return's are released before we are
+    // waited for, but never wait forever.
+    let _locks: Vec<std::fs::File> = paths
+        .iter()
+        .filter_map(|p| std::fs::File::open(p).ok())
+        .filter(|f| {
+            let until = Instant::now() + Duration::from_secs(10);
+            loop {
+                match f.try_lock() {
+                    Ok(()) => return true,
+                    Err(_) if Instant::now() > until => return false,
+                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        })
+        .collect();
     let record = outcome.and_then(|p| std::fs::read(p).ok());
     for line in reap(&paths) {
         eprintln!("vigil-restore: {line}");
