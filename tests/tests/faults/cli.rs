@@ -266,3 +266,66 @@ fn every_config_mistake_names_file_dotted_key_and_line() {
         bad.join("\n")
     );
 }
+
+/// Issue 14 points 7 and 9, fixed earlier: kept by every binary's
+/// check-config. An unquoted numeric secret is refused without echoing it;
+/// an SMTP password in clear is refused unless the relay is on loopback; an
+/// endpoint with a stray space is a config error, not a run-time failure.
+#[test]
+fn secrets_in_config_errors_and_smtp_in_clear_are_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let key = age_key(t.path());
+    let good = good_config(t.path(), &key.recipient);
+    let email = |host: &str, password: &str| {
+        format!(
+            "{good}\n[[alert.channel]]\nname = \"m\"\nkind = \"email\"\nsmtp_host = \"{host}\"\nsmtp_tls = \"none\"\n\
+             username = \"u\"\npassword = {password}\nfrom = \"a@example.org\"\nto = [\"b@example.org\"]\n"
+        )
+    };
+    let refused: Vec<(&str, String, &str)> = vec![
+        (
+            "unquoted numeric webhook",
+            format!("{good}\n[[alert.channel]]\nname = \"s\"\nkind = \"slack\"\nwebhook_url = 77123456789\n"),
+            "alert.channel[0].webhook_url",
+        ),
+        ("unquoted numeric password", email("127.0.0.1", "88123456789"), "alert.channel[0].password"),
+        (
+            "unquoted numeric heartbeat",
+            format!("{good}\n[alert]\nheartbeat_url = 99123456789\n"),
+            "alert.heartbeat_url",
+        ),
+        ("password in clear to a remote relay", email("smtp.example.org", "\"pw-in-clear\""), "alert.channel[0].smtp_tls"),
+        (
+            "endpoint with a stray space",
+            good.replace("http://127.0.0.1:22379", "http://127.0.0.1 :22379"),
+            "cluster.members[1].endpoint",
+        ),
+    ];
+    let p = t.path().join("bad.toml");
+    for (what, cfg, key_name) in &refused {
+        std::fs::write(&p, cfg).unwrap();
+        for b in [
+            "vigil-snapshot",
+            "vigil-restore",
+            "vigil-health",
+            "vigil-quota",
+            "vigil-notify",
+        ] {
+            let out = vigil(b, &p, &["check-config"]);
+            let msg = text(&out);
+            assert_eq!(out.status.code(), Some(2), "{what} ({b}): {msg}");
+            assert!(
+                msg.contains("bad.toml") && msg.contains(key_name),
+                "{what} ({b}): {msg}"
+            );
+            for secret in ["77123456789", "88123456789", "99123456789", "pw-in-clear"] {
+                assert!(!msg.contains(secret), "{what} ({b}) echoes a secret: {msg}");
+            }
+        }
+    }
+    // On loopback (a local relay that does its own TLS onward) it is fine.
+    std::fs::write(&p, email("127.0.0.1", "\"pw-in-clear\"")).unwrap();
+    let out = vigil("vigil-notify", &p, &["check-config"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!text(&out).contains("pw-in-clear"), "{}", text(&out));
+}
