@@ -338,6 +338,14 @@ impl ArchivesLock {
         }
     }
 
+    /// Beside the lock: a deleter holds it exclusive while it waits, and
+    /// readers pass it shared on their way in, so that new readers queue
+    /// behind a waiting prune instead of keeping it out for ever (back-to-back
+    /// drills and scrubs would otherwise starve it).
+    pub fn gate_path(path: &Path) -> PathBuf {
+        path.with_extension("gate")
+    }
+
     /// Waits for the lock, at most `limit` (`None`: as long as it takes).
     /// `on_wait` hears once who holds it, if it is held. `Ok(None)`: still
     /// held when `limit` ran out.
@@ -348,15 +356,50 @@ impl ArchivesLock {
         on_wait: impl FnOnce(&[Holder]),
     ) -> Result<Option<ArchivesLock>, FsError> {
         let t0 = std::time::Instant::now();
+        let expired = || limit.is_some_and(|l| t0.elapsed() >= l);
         let mut on_wait = Some(on_wait);
+        let gate_path = Self::gate_path(path);
+        let mut blocked = |on: &Path| {
+            if let Some(f) = on_wait.take() {
+                let mut h = lock_holders(on);
+                // A prune queued behind another one waits for the readers too.
+                if access == Access::Exclusive && on == gate_path {
+                    h.extend(lock_holders(path));
+                    h.sort_by_key(|x| x.pid);
+                    h.dedup();
+                }
+                f(&h);
+            }
+        };
+        // No gate (a read-only state dir): readers just do not queue.
+        let gate = Self::open(&gate_path).ok();
+        if let Some(g) = &gate {
+            loop {
+                let r = match access {
+                    Access::Shared => g.try_lock_shared(),
+                    Access::Exclusive => g.try_lock(),
+                };
+                match r {
+                    Ok(()) => break,
+                    Err(std::fs::TryLockError::WouldBlock) => {}
+                    Err(std::fs::TryLockError::Error(e)) => {
+                        return Err(FsError::new("locking", &gate_path, e))
+                    }
+                }
+                blocked(&gate_path);
+                if expired() {
+                    return Ok(None);
+                }
+                std::thread::sleep(LOCK_POLL);
+            }
+        }
         loop {
+            // The gate goes when this returns: once in, nobody needs to queue.
             if let Some(l) = Self::try_acquire(path, access)? {
                 return Ok(Some(l));
             }
-            if let Some(f) = on_wait.take() {
-                f(&lock_holders(path));
-            }
-            if limit.is_some_and(|l| t0.elapsed() >= l) {
+            blocked(path);
+            if expired() {
                 return Ok(None);
             }
             std::thread::sleep(LOCK_POLL);
@@ -476,7 +519,32 @@ mod tests {
             "{named:?}"
         );
         assert!(describe_holders(&named).contains(&format!("pid {}", std::process::id())));
+        // A waiting prune holds the gate: a reader arriving now queues
+        // behind it (writer preference), the readers already in finish.
+        let writer = std::thread::spawn({
+            let path = path.clone();
+            move || {
+                ArchivesLock::wait(
+                    &path,
+                    Access::Exclusive,
+                    Some(Duration::from_secs(10)),
+                    |_| {},
+                )
+                .unwrap()
+                .is_some()
+            }
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        let late = ArchivesLock::wait(
+            &path,
+            Access::Shared,
+            Some(Duration::from_millis(300)),
+            |_| {},
+        )
+        .unwrap();
+        assert!(late.is_none(), "a new reader overtook the waiting prune");
         drop((r1, r2));
+        assert!(writer.join().unwrap(), "the prune never got in");
         let ex = ArchivesLock::wait(&path, Access::Exclusive, Some(Duration::ZERO), |_| {})
             .unwrap()
             .unwrap();

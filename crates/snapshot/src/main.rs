@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::process::ExitCode;
 use vigil_cli::{finish, load_config, Exit, GlobalArgs, Job, Uses};
 use vigil_core::exit;
-use vigil_core::fsutil::{describe_holders, Access, ArchivesLock, RunLock};
+use vigil_core::fsutil::{describe_holders, Access, ArchivesLock, FsError, LockError, RunLock};
 use vigil_snapshot::{list, output, run, ship};
 
 mod metrics;
@@ -235,7 +235,7 @@ async fn cmd_prune(g: &GlobalArgs, dry_run: bool, json: bool) -> Result<i32, Exi
 fn prune_locks(
     state: &std::path::Path,
     dry_run: bool,
-) -> Result<(RunLock, Option<ArchivesLock>), vigil_core::fsutil::FsError> {
+) -> Result<(RunLock, Option<ArchivesLock>), FsError> {
     let run_path = state.join("snapshot.lock");
     let archives = ArchivesLock::path_in(state);
     let (mut told_run, mut told_readers) = (false, false);
@@ -255,21 +255,24 @@ fn prune_locks(
             return Ok((run, Some(l)));
         }
         drop(run);
-        // Readers hold it shared; wait until it is free, then take both again.
-        drop(ArchivesLock::wait(
-            &archives,
-            Access::Exclusive,
-            None,
-            |h| {
-                if !std::mem::replace(&mut told_readers, true) {
-                    eprintln!(
-                        "waiting for the drill/scrub holding {} ({})",
-                        archives.display(),
-                        describe_holders(h)
-                    );
-                }
-            },
-        )?);
+        // Readers hold it shared; wait until they are done (new ones queue
+        // behind this wait), then take the run lock only if it is free: a
+        // run must never wait on us while we hold the archives lock.
+        let l = ArchivesLock::wait(&archives, Access::Exclusive, None, |h| {
+            if !std::mem::replace(&mut told_readers, true) {
+                eprintln!(
+                    "waiting for the drill/scrub holding {} ({})",
+                    archives.display(),
+                    describe_holders(h)
+                );
+            }
+        })?
+        .ok_or_else(|| FsError::new("locking", &archives, std::io::ErrorKind::TimedOut.into()))?;
+        match RunLock::acquire(&run_path) {
+            Ok(run) => return Ok((run, Some(l))),
+            Err(LockError::Io(e)) => return Err(e),
+            Err(LockError::Held { .. }) => drop(l),
+        }
     }
 }
 
