@@ -124,3 +124,74 @@ pub fn fired(config: &Path, alerts: &Path) -> Vec<String> {
         .map(|i| i["alert"]["key"].as_str().unwrap_or_default().to_string())
         .collect()
 }
+
+/// A loopback TCP proxy that limits both directions to `bps` bytes per
+/// second (vigil_tests::proxy only slows answers; an upload is requests).
+#[derive(Debug)]
+pub struct SlowLink {
+    pub port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl SlowLink {
+    pub fn start(upstream_port: u16, bps: u64) -> SlowLink {
+        use std::net::{TcpListener, TcpStream};
+        use std::sync::atomic::Ordering;
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        l.set_nonblocking(true).unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let s = stop.clone();
+        std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                let Ok((down, _)) = l.accept() else {
+                    std::thread::sleep(Duration::from_millis(20));
+                    continue;
+                };
+                down.set_nonblocking(false).unwrap();
+                let Ok(up) = TcpStream::connect(("127.0.0.1", upstream_port)) else {
+                    continue;
+                };
+                for (from, to) in [
+                    (down.try_clone().unwrap(), up.try_clone().unwrap()),
+                    (up, down),
+                ] {
+                    let s = s.clone();
+                    std::thread::spawn(move || slow_pipe(from, to, bps, &s));
+                }
+            }
+        });
+        SlowLink { port, stop }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for SlowLink {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+fn slow_pipe(
+    mut from: std::net::TcpStream,
+    mut to: std::net::TcpStream,
+    bps: u64,
+    stop: &std::sync::atomic::AtomicBool,
+) {
+    use std::io::{Read, Write};
+    let mut buf = [0u8; 16384];
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let n = match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        std::thread::sleep(Duration::from_secs_f64(n as f64 / bps as f64));
+        if to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown(std::net::Shutdown::Write);
+}

@@ -591,9 +591,11 @@ fn kill_9_at_every_stage_of_ship() {
     let old = assert_local_verified(&cb.snapshot_dir, "cp-1", 2);
 
     // 2. Shipping the backlog to S3: kill -9 once an old archive is uploading.
-    cb.extra = dir_sink + &s3_sink(&rgw, "rgw", "vigil", 10);
-    let cfg = cb.write("vigil.toml");
-    let mut child = spawn_run(&cfg);
+    // Through a 4 MB/s link, so that each 14 MB upload takes seconds.
+    let link = SlowLink::start(rgw.port, 4_000_000);
+    cb.extra = dir_sink.clone()
+        + &s3_sink(&rgw, "rgw", "vigil", 10).replace(&rgw.endpoint(), &link.endpoint());
+    let mut child = spawn_run(&cb.write("slow-link.toml"));
     let deadline = Instant::now() + Duration::from_secs(60);
     let olds: Vec<String> = old
         .iter()
@@ -604,12 +606,15 @@ fn kill_9_at_every_stage_of_ship() {
         .any(|(k, _)| olds.contains(k))
     {
         assert!(
-            Instant::now() < deadline,
+            Instant::now() < deadline && child.try_wait().unwrap().is_none(),
             "the backlog never started uploading"
         );
         std::thread::sleep(Duration::from_millis(50));
     }
     sigkill(&mut child);
+    drop(link);
+    cb.extra = dir_sink + &s3_sink(&rgw, "rgw", "vigil", 10);
+    let cfg = cb.write("vigil.toml");
     let objs = keys(&rgw, "etcd-backups", "vigil/prod/");
     assert_only_complete_pairs(&objs, &rgw, "etcd-backups");
 
@@ -617,8 +622,9 @@ fn kill_9_at_every_stage_of_ship() {
     let out = vigil("vigil-snapshot", &cfg, &["run"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(
-        text(&out).contains("removed leftover of an interrupted run"),
-        "{}",
+        text(&out).contains("removed leftover of an interrupted run")
+            && text(&out).contains("(incomplete multipart upload "),
+        "the upload of the killed backlog is not reported as cleaned: {}",
         text(&out)
     );
     let objs = keys(&rgw, "etcd-backups", "vigil/prod/");
