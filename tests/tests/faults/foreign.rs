@@ -23,7 +23,7 @@ impl Setup {
         let real = Cluster::start(&t.path().join("real"), &NAMES, None);
         real.put_many("/registry/secrets/prod/", 20, 64, true, 1);
         // Another cluster on the same host, as a test cluster behind a reused address.
-        let other = Cluster::start(&t.path().join("other"), &["x-1"], None);
+        let other = Cluster::start(&t.path().join("other"), &["x-1", "x-2", "x-3"], None);
         other.put_many("/registry/secrets/other/", 5, 64, true, 2);
         let key = age_key(t.path());
         let alerts = t.path().join("alerts.jsonl");
@@ -42,7 +42,7 @@ impl Setup {
     fn config(&self, foreign: &[usize]) -> PathBuf {
         let mut members = self.real.config_members();
         for &i in foreign {
-            members[i].1 = self.other.endpoint(0);
+            members[i].1 = self.other.endpoint(i);
         }
         let mut cb = ConfigBuilder::new(self.t.path(), members, &self.key.recipient);
         cb.extra_snapshot = "keep_last = 2\nconnect_timeout = \"2s\"\n".into();
@@ -266,13 +266,17 @@ fn a_diverged_member_is_quarantined_before_any_pin_and_never_restored() {
 
 #[test]
 fn repin_accepts_a_rebuilt_cluster_and_keeps_the_old_archives_restorable() {
-    let s = Setup::new();
+    let mut s = Setup::new();
     two_good_runs(&s);
     let old_id = s.real_cluster_id();
-    // Without a majority, repin refuses and changes nothing.
+    // One member of each cluster and one down: no majority, so repin
+    // refuses and changes nothing.
+    s.real.kill(2);
     let out = vigil("vigil-snapshot", &s.config(&[0]), &["repin"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("majority"), "{}", text(&out));
+    let pin = std::fs::read_to_string(s.state().join("cluster-id.json")).unwrap();
+    assert!(pin.contains(&old_id) && !pin.contains("history"), "{pin}");
     // Every endpoint now answers for the new cluster (as after a rebuild).
     let cfg = s.config(&[0, 1, 2]);
     let out = vigil("vigil-snapshot", &cfg, &["repin", "--json"]);
