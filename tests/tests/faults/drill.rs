@@ -36,6 +36,11 @@ struct Bench {
 /// fetch and the restore take a moment) and a canary, archived once. The
 /// drill reads back 3000 keys one by one, so its scratch etcd runs a while.
 fn bench() -> Bench {
+    bench_with("")
+}
+
+/// [`bench`] with more config (e.g. a `[daemon]` section) at the end.
+fn bench_with(more: &str) -> Bench {
     let t = tempfile::tempdir().unwrap();
     let cluster = Cluster::start(&t.path().join("orig"), &NAMES, None);
     cluster.put_many("/registry/secrets/default/", 20000, 1024, true, 7);
@@ -60,7 +65,7 @@ fn bench() -> Bench {
         key.identity_file.display(),
         scratch.display(),
         file_channel(&alerts)
-    );
+    ) + more;
     let cfg = cb.write("vigil.toml");
     let out = vigil("vigil-snapshot", &cfg, &["run"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -318,6 +323,37 @@ fn sigterm_of_a_drill_with_its_scratch_etcd_running_removes_everything() {
     assert_reported(&b, "SIGTERM", before);
     assert_archives_intact(&b);
     assert_next_drill_passes(&b, false);
+}
+
+/// vigild's shutdown while a scheduled drill's scratch etcd runs: vigild
+/// sends the drill SIGTERM, the drill dies of it and its janitor tears down
+/// (before the fix: the scratch etcd ran on with parent 1), and
+/// `restore_drill_failed` for the unfinished member reaches the channel.
+#[test]
+fn vigild_shutdown_during_a_drill_leaves_nothing_decrypted_and_is_reported() {
+    let b = bench_with(
+        "\n[daemon]\nsnapshot = \"\"\nscrub = \"\"\ndrill = \"* * * * * *\"\nshutdown_timeout = \"20s\"\n",
+    );
+    let err_log = b.t.path().join("vigild.err");
+    let mut vigild = Command::new(bin("vigild"))
+        .arg("--config")
+        .arg(&b.cfg)
+        .args(["--log-format", "text", "run"])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&err_log).unwrap())
+        .spawn()
+        .unwrap();
+    wait_for(&mut vigild, &b.scratch, At::Running);
+    signal(vigild.id(), "TERM");
+    let st = vigild.wait().unwrap();
+    let log = std::fs::read_to_string(&err_log).unwrap_or_default();
+    assert!(st.success(), "vigild: {st:?}\n{log}");
+    assert!(log.contains("sending SIGTERM"), "{log}");
+    assert_no_plaintext_left(&b);
+    // vigild raises no job_unit_failed for a job its own shutdown stopped
+    // (by design); the drill's janitor is what reports the unfinished drill.
+    assert_reported(&b, "vigild shutdown", 0);
+    assert_archives_intact(&b);
 }
 
 /// TCP sockets in LISTEN state, by inode, from /proc/net/tcp{,6}.
