@@ -435,7 +435,7 @@ fn scratch_etcd_listens_only_on_a_private_unix_socket() {
 }
 
 /// The janitor can die with the drill (a unit's whole cgroup killed, a power
-/// cut), and an older version left `<member>-XXXX/` with a scratch etcd on
+/// cut): the scratch etcd still dies at once (PR_SET_PDEATHSIG). And an older version left `<member>-XXXX/` with a scratch etcd on
 /// loopback http. The next drill kills that etcd (its command line names the
 /// dir: it is ours), removes both leftovers, reports the killed run, and passes.
 #[test]
@@ -443,7 +443,7 @@ fn next_drill_reaps_a_dead_drill_and_an_old_leftover_scratch_etcd() {
     let b = bench();
     // A dead drill whose janitor died with it.
     let mut child = spawn(&b.cfg, &["drill"]);
-    let run = wait_for(&mut child, &b.scratch, At::Restore);
+    let run = wait_for(&mut child, &b.scratch, At::Running);
     let janitor = std::fs::read_dir("/proc")
         .unwrap()
         .flatten()
@@ -465,7 +465,16 @@ fn next_drill_reaps_a_dead_drill_and_an_old_leftover_scratch_etcd() {
     signal(janitor as u32, "KILL");
     signal(child.id(), "KILL");
     child.wait().unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    // With no janitor, PR_SET_PDEATHSIG alone stops the scratch etcd.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while !processes_under(&run).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the scratch etcd outlived the drill: {:?}",
+            processes_under(&run)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert!(run.exists(), "nothing was left to reap");
 
     // An older version's leftover: a decrypted snapshot, a data dir, and a
