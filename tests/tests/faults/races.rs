@@ -549,3 +549,150 @@ fn vigild_with_overlapping_schedules_raises_no_false_alarm() {
     assert!(f.is_empty(), "false alarm(s) under vigild: {f:?}");
     bed.assert_kept(&[]);
 }
+
+/// Another bastion sharing the sink prunes it while this one scrubs: no lock
+/// spans two hosts, so scrub lists again before it reports, and an archive
+/// gone with its manifest is not a problem. Before the fix the scrub
+/// reported those copies missing and fired `scrub_failed{subject="vault"}`.
+#[test]
+fn scrub_of_a_sink_another_bastion_prunes_reports_nothing_missing() {
+    let mut bed = Bed::new(6, 1);
+    // This bastion keeps many copies in the sink (and one locally, so that
+    // its runs do not ship the pruned ones again); the other one keeps 1.
+    let both = std::fs::read_to_string(bed.write(20)).unwrap();
+    std::fs::write(
+        bed.cfg(),
+        both.replacen("keep_last = 20", "keep_last = 1", 1),
+    )
+    .unwrap();
+    let other = {
+        let text = std::fs::read_to_string(bed.cfg()).unwrap();
+        let state = bed.state().display().to_string();
+        let snaps = bed.cb.snapshot_dir.display().to_string();
+        let o = bed.t.path().join("other");
+        // That host has run before: its state dir exists.
+        std::fs::create_dir_all(o.join("state")).unwrap();
+        let text = text
+            .replace(&state, &o.join("state").display().to_string())
+            .replace(&snaps, &o.join("snapshots").display().to_string())
+            .replace("keep_last = 20", "keep_last = 1");
+        assert!(!text.contains("keep_last = 20"));
+        let p = bed.t.path().join("other.toml");
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    let mut problems = Vec::new();
+    let mut newest = Vec::new();
+    for i in 0..8 {
+        for _ in 0..3 {
+            newest = made(&bed.run());
+        }
+        let t0 = Instant::now();
+        let err = bed.t.path().join(format!("scrub{i}.err"));
+        let scrub = spawn_job(
+            "vigil-snapshot",
+            &bed.cfg(),
+            &["scrub", "--sink", "vault", "--json"],
+            &err,
+        );
+        // Into the scrub's read-back of the copies, then the other host prunes.
+        std::thread::sleep(Duration::from_millis(40 * i));
+        let out = job("vigil-snapshot", &other, &["prune"]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        let (code, stdout, err) = finish(scrub, &err);
+        eprintln!("scrub {i}: {:?}", t0.elapsed());
+        if code != Some(0) {
+            problems.push(format!("{stdout}{err}"));
+        }
+        // The other host kept the newest copy of each member.
+        for m in NAMES {
+            assert_eq!(archives(&bed.remote(m)).len(), 1);
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "{} of 8 scrubs reported copies pruned by the other bastion:\n{}",
+        problems.len(),
+        problems.join("\n----\n")
+    );
+    bed.assert_kept(&newest);
+    bed.assert_no_alarm();
+}
+
+/// A restore at 3 a.m. on a fresh host (the config's state dir does not
+/// exist) does not fail for want of a lock: it warns and reads. From a root
+/// shell against the units' state dir, the lock files it makes belong to
+/// the state dir's owner, 0600, so the units can still open them.
+#[test]
+fn restores_go_on_without_the_lock_and_leave_no_root_owned_lock() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let bed = Bed::new(1, 1);
+    bed.run();
+    let key = bed.t.path().join("age-key.txt");
+    let fresh = {
+        let text = std::fs::read_to_string(bed.cfg()).unwrap();
+        let nowhere = bed.t.path().join("nowhere/state");
+        let p = bed.t.path().join("fresh.toml");
+        std::fs::write(
+            &p,
+            text.replace(
+                &bed.state().display().to_string(),
+                &nowhere.display().to_string(),
+            ),
+        )
+        .unwrap();
+        p
+    };
+    let snap = bed.t.path().join("restored.db");
+    let out = job(
+        "vigil-restore",
+        &fresh,
+        &[
+            "fetch",
+            "--out",
+            snap.to_str().unwrap(),
+            "-i",
+            key.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("going on without the archives lock"),
+        "{}",
+        text(&out)
+    );
+    std::fs::remove_file(&snap).unwrap();
+
+    if !is_root() {
+        return;
+    }
+    let state = bed.state();
+    for f in ["archives.lock", "archives.gate"] {
+        let _ = std::fs::remove_file(state.join(f));
+    }
+    let o = Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let out = job(
+        "vigil-restore",
+        &bed.cfg(),
+        &[
+            "fetch",
+            "--out",
+            snap.to_str().unwrap(),
+            "-i",
+            key.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    std::fs::remove_file(&snap).unwrap();
+    for f in ["archives.lock", "archives.gate"] {
+        let m = std::fs::metadata(state.join(f)).unwrap();
+        assert_eq!((m.uid(), m.gid()), (65534, 65534), "{f} is root's");
+        assert_eq!(m.permissions().mode() & 0o777, 0o600, "{f}");
+    }
+    bed.assert_kept(&[]);
+}
