@@ -2,6 +2,7 @@
 //! clock that ran ahead leaves manifests dated in the future, so the tests
 //! rewrite the manifests (and ids and file names, as that clock would have
 //! made them) of archives a real run made, then run the real binaries again.
+#![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

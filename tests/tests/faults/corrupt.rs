@@ -2,6 +2,7 @@
 //! unchanged). Once `vigil-snapshot scrub` has found it, it is no copy: the
 //! next runs neither count it (so it cannot displace a good older one) nor
 //! prune it (it is the evidence behind the scrub alert).
+#![allow(clippy::unwrap_used)]
 
 use super::clock::{alert_events, assert_no_plaintext, flip_byte, good, stored, Setup, NAMES};
 use std::path::PathBuf;
