@@ -419,7 +419,15 @@ impl Sink {
     pub fn cleanup(&self) -> Vec<PathBuf> {
         let mut removed = self.cleanup_files();
         if self.uploads.is_some() {
-            removed.extend(block_on(self.abort_stale_uploads()));
+            // The members wait for this: a stalled store must not hold up
+            // the snapshot for the sink's (upload-sized) timeout.
+            let limit = self.cfg.timeout().min(CLEANUP_LIMIT);
+            match block_on(tokio::time::timeout(limit, self.abort_stale_uploads())) {
+                Ok(aborted) => removed.extend(aborted),
+                Err(_) => {
+                    tracing::warn!(sink = %self.cfg.name, "gave up looking for incomplete multipart uploads after {limit:?}; the next run tries again")
+                }
+            }
         }
         removed
     }
@@ -1008,11 +1016,15 @@ impl Sink {
     }
 }
 
+/// The longest a run waits, before its members start, for the multipart
+/// cleanup of one sink (listings and aborts are small requests).
+const CLEANUP_LIMIT: Duration = Duration::from_secs(30);
+
 /// The HTTP client for the S3 requests object_store does not make itself,
 /// with the sink's timeouts, CA and plain-HTTP rule.
 fn http_client(cfg: &SinkConfig) -> Result<reqwest::Client, String> {
     let mut b = reqwest::Client::builder()
-        .timeout(cfg.timeout())
+        .timeout(cfg.timeout().min(CLEANUP_LIMIT))
         .connect_timeout(cfg.connect_timeout())
         .https_only(!cfg.allow_http.unwrap_or(false));
     if let Some(ca) = &cfg.ca_file {
