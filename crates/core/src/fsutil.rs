@@ -390,6 +390,12 @@ impl ArchivesLock {
                 if expired() {
                     return Ok(None);
                 }
+                // A reader queues behind a waiting prune for PRUNE_WAIT at
+                // most, so that a prune waiting on a long scrub (a human's
+                // `vigil-snapshot prune`) does not hold up a drill for hours.
+                if access == Access::Shared && t0.elapsed() >= PRUNE_WAIT {
+                    break;
+                }
                 std::thread::sleep(LOCK_POLL);
             }
         }
