@@ -56,32 +56,49 @@ pub fn tied(program: &Path) -> Command {
 fn tied_main(a: &[OsString]) -> i32 {
     let parent = a.first().and_then(|p| p.to_str()?.parse::<i32>().ok());
     let (Some(parent), Some(program)) = (parent, a.get(1)) else {
-        eprintln!("vigil-restore {TIED}: usage: {TIED} PARENT-PID PROGRAM [ARGS...]");
+        say(
+            3,
+            &format!("{TIED}: usage: {TIED} PARENT-PID PROGRAM [ARGS...]"),
+        );
         return 2;
     };
     use rustix::process::{getppid, set_parent_process_death_signal, Pid, Signal};
     if let Err(e) = set_parent_process_death_signal(Some(Signal::KILL)) {
-        eprintln!(
-            "vigil-restore: cannot tie {} to its parent (PR_SET_PDEATHSIG): {e}",
-            program.to_string_lossy()
+        say(
+            3,
+            &format!(
+                "cannot tie {} to its parent (PR_SET_PDEATHSIG): {e}",
+                program.to_string_lossy()
+            ),
         );
         return 126;
     }
     // The parent may have died between the fork and the prctl above: then no
     // signal would ever come. Going on would leave an orphan.
     if Pid::as_raw(getppid()) != parent {
-        eprintln!(
-            "vigil-restore: not starting {}: vigil-restore (pid {parent}) has already ended",
-            program.to_string_lossy()
+        say(
+            3,
+            &format!(
+                "not starting {}: vigil-restore (pid {parent}) has already ended",
+                program.to_string_lossy()
+            ),
         );
         return 125;
     }
     let e = Command::new(program).args(&a[2..]).exec();
-    eprintln!(
-        "vigil-restore: cannot run {}: {e}",
-        program.to_string_lossy()
-    );
+    say(3, &format!("cannot run {}: {e}", program.to_string_lossy()));
     127
+}
+
+/// One line on stderr from a helper mode (no tracing there), with the
+/// journal's priority prefix when stderr is the journal (`<4>` warning,
+/// `<3>` error).
+fn say(prio: u8, msg: &str) {
+    if vigil_cli::journal_stream() {
+        eprintln!("<{prio}>vigil-restore: {msg}");
+    } else {
+        eprintln!("vigil-restore: {msg}");
+    }
 }
 
 /// The janitor of one run: see the module doc.
@@ -162,7 +179,7 @@ fn janitor_main(a: &[OsString]) -> i32 {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("vigil-restore janitor: {e}");
+            say(3, &format!("janitor: {e}"));
             return 1;
         }
     };
@@ -212,7 +229,7 @@ fn janitor_main(a: &[OsString]) -> i32 {
         .collect();
     let record = outcome.and_then(|p| std::fs::read(p).ok());
     for line in reap(&paths) {
-        eprintln!("vigil-restore: {line}");
+        say(4, &line);
     }
     let Some(record) = record else {
         return 0;
@@ -227,12 +244,15 @@ fn janitor_main(a: &[OsString]) -> i32 {
                 0
             }
             Err(e) => {
-                eprintln!("vigil-restore: the outcome left for the janitor is unreadable: {e}");
+                say(
+                    3,
+                    &format!("the outcome left for the janitor is unreadable: {e}"),
+                );
                 1
             }
         },
         Err(e) => {
-            eprintln!("vigil-restore: cannot record that the run was killed: {e}");
+            say(3, &format!("cannot record that the run was killed: {e}"));
             1
         }
     }
@@ -243,15 +263,18 @@ fn janitor_main(a: &[OsString]) -> i32 {
 pub fn raise_killed(cfg: &vigil_core::Config, o: &vigil_core::outcome::Outcome) {
     let mut o = o.clone();
     o.time = vigil_core::rfc3339(vigil_core::now());
-    eprintln!(
-        "vigil-restore: {} run {} of {} did not finish: {}",
-        o.job,
-        o.run_id,
-        o.subject,
-        o.error.as_deref().unwrap_or_default()
+    say(
+        4,
+        &format!(
+            "{} run {} of {} did not finish: {}",
+            o.job,
+            o.run_id,
+            o.subject,
+            o.error.as_deref().unwrap_or_default()
+        ),
     );
     if let Err(e) = vigil_core::outcome::record(&cfg.state.dir, &o) {
-        eprintln!("vigil-restore: writing the outcome of the killed run: {e}");
+        say(3, &format!("writing the outcome of the killed run: {e}"));
         return;
     }
     vigil_alert::raise_run(cfg, &[o.job.as_str()], &o.run_id);
