@@ -94,12 +94,13 @@ pub fn run(cfg: &Config, o: &DrillOptions<'_>) -> Result<DrillReport, RestoreErr
     }
     let sources = crate::source::only(crate::source::configured(cfg), o.source)?;
     let cat = crate::source::catalog_of(cfg, &sources);
-    let root = std::path::absolute(
-        rc.scratch_dir
-            .clone()
-            .unwrap_or_else(|| default_scratch(cfg)),
-    )
-    .map_err(|e| vigil_core::fsutil::FsError::new("resolving", &cfg.state.dir, e))?;
+    let root = rc
+        .scratch_dir
+        .clone()
+        .unwrap_or_else(|| default_scratch(cfg));
+    // Absolute: the scratch etcd runs in its dir, the janitor gets the path.
+    let root = std::path::absolute(&root)
+        .map_err(|e| vigil_core::fsutil::FsError::new("resolving", &root, e))?;
     let run_id = crate::id_time(vigil_core::now());
     let run = RunDir::create(cfg, &root, &run_id)?;
     let mut out = Vec::new();
