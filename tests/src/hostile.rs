@@ -252,3 +252,174 @@ pub fn store_bytes(state: &std::path::Path) -> Vec<u8> {
 pub fn contains(hay: &[u8], needle: &str) -> bool {
     !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle.as_bytes())
 }
+
+/// A loopback SMTP relay without TLS that rejects AUTH with a 535 reply
+/// echoing the credentials it got (base64 and decoded), until `accept` is
+/// set; then it takes every message. For `smtp_tls = "none"` on loopback.
+#[derive(Clone)]
+pub struct HostileSmtp {
+    pub port: u16,
+    accept: Arc<std::sync::atomic::AtomicBool>,
+    /// AUTH attempts seen.
+    pub auths: Arc<std::sync::atomic::AtomicUsize>,
+    /// The DATA of every accepted message.
+    messages: Arc<Mutex<Vec<String>>>,
+}
+
+impl std::fmt::Debug for HostileSmtp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostileSmtp")
+            .field("port", &self.port)
+            .finish()
+    }
+}
+
+impl HostileSmtp {
+    pub fn start() -> HostileSmtp {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let h = HostileSmtp {
+            port: l.local_addr().unwrap().port(),
+            accept: Arc::default(),
+            auths: Arc::default(),
+            messages: Arc::default(),
+        };
+        let hh = h.clone();
+        std::thread::spawn(move || {
+            for s in l.incoming().flatten() {
+                let hh = hh.clone();
+                std::thread::spawn(move || hh.serve(s));
+            }
+        });
+        h
+    }
+
+    pub fn accept(&self) {
+        self.accept.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn messages(&self) -> Vec<String> {
+        self.messages.lock().unwrap().clone()
+    }
+
+    fn serve(&self, s: TcpStream) {
+        use std::sync::atomic::Ordering;
+        let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
+        let Ok(c) = s.try_clone() else { return };
+        let mut rd = BufReader::new(c);
+        let mut w = s;
+        let say = |w: &mut TcpStream, m: &str| w.write_all(m.as_bytes()).is_ok();
+        if !say(&mut w, "220 hostile ESMTP\r\n") {
+            return;
+        }
+        // Where an AUTH exchange is: the next line is its credentials.
+        enum Auth {
+            None,
+            Plain,
+            LoginUser,
+            LoginPass(String),
+        }
+        let mut auth = Auth::None;
+        loop {
+            let mut line = String::new();
+            if rd.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            let l = line.trim_end().to_string();
+            let up = l.to_ascii_uppercase();
+            let arg = l.split_whitespace().nth(2).map(str::to_owned);
+            let creds = match std::mem::replace(&mut auth, Auth::None) {
+                Auth::Plain => Some(l.clone()),
+                Auth::LoginUser => {
+                    auth = Auth::LoginPass(l.clone());
+                    say(&mut w, "334 UGFzc3dvcmQ6\r\n");
+                    continue;
+                }
+                Auth::LoginPass(u) => Some(format!("{u} {l}")),
+                Auth::None if up.starts_with("AUTH PLAIN") => match arg {
+                    Some(a) => Some(a),
+                    None => {
+                        auth = Auth::Plain;
+                        say(&mut w, "334 \r\n");
+                        continue;
+                    }
+                },
+                Auth::None if up.starts_with("AUTH LOGIN") => {
+                    match arg {
+                        Some(u) => {
+                            auth = Auth::LoginPass(u);
+                            say(&mut w, "334 UGFzc3dvcmQ6\r\n");
+                        }
+                        None => {
+                            auth = Auth::LoginUser;
+                            say(&mut w, "334 VXNlcm5hbWU6\r\n");
+                        }
+                    }
+                    continue;
+                }
+                Auth::None => None,
+            };
+            let reply = if let Some(creds) = creds {
+                self.auths.fetch_add(1, Ordering::SeqCst);
+                if self.accept.load(Ordering::SeqCst) {
+                    "235 2.7.0 ok\r\n".to_string()
+                } else {
+                    let decoded: String = creds
+                        .split(' ')
+                        .map(|c| String::from_utf8_lossy(&b64_decode(c)).replace('\0', " "))
+                        .collect::<Vec<_>>()
+                        .join(" ");
+                    format!("535 5.7.8 bad credentials {creds} ({decoded}) for you\r\n")
+                }
+            } else if up.starts_with("EHLO") || up.starts_with("HELO") {
+                "250-hostile\r\n250 AUTH PLAIN LOGIN\r\n".to_string()
+            } else if up.starts_with("DATA") {
+                if !say(&mut w, "354 go on\r\n") {
+                    return;
+                }
+                let mut data = String::new();
+                loop {
+                    let mut d = String::new();
+                    if rd.read_line(&mut d).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    if d == ".\r\n" || d == ".\n" {
+                        break;
+                    }
+                    data.push_str(&d);
+                }
+                self.messages.lock().unwrap().push(data);
+                "250 2.0.0 queued\r\n".to_string()
+            } else if up.starts_with("QUIT") {
+                let _ = say(&mut w, "221 bye\r\n");
+                return;
+            } else {
+                "250 ok\r\n".to_string()
+            };
+            if !say(&mut w, &reply) {
+                return;
+            }
+        }
+    }
+}
+
+fn b64_decode(s: &str) -> Vec<u8> {
+    let val = |c: u8| match c {
+        b'A'..=b'Z' => Some(c - b'A'),
+        b'a'..=b'z' => Some(c - b'a' + 26),
+        b'0'..=b'9' => Some(c - b'0' + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
+    };
+    let mut out = Vec::new();
+    let (mut acc, mut bits) = (0u32, 0);
+    for v in s.bytes().filter_map(val) {
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    out
+}

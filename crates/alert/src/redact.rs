@@ -54,10 +54,17 @@ impl Redactor {
         for c in s.channels() {
             if let Some(sec) = &c.secret {
                 r.add(sec.expose());
+                // As AUTH LOGIN and AUTH PLAIN send it: a relay may echo that.
+                if let Some(user) = &c.username {
+                    r.add_encoded(sec.expose().as_bytes());
+                    r.add_encoded(format!("\0{user}\0{}", sec.expose()).as_bytes());
+                }
             }
             if let Some(u) = &c.url {
                 if let Some(info) = userinfo(u) {
                     r.add(info);
+                    // As HTTP basic auth sends it.
+                    r.add_encoded(percent_decode(info).as_bytes());
                 }
             }
         }
@@ -107,6 +114,17 @@ impl Redactor {
         }
         self.whole.sort_by_key(|w| std::cmp::Reverse(w.len()));
         self.whole.dedup();
+    }
+
+    /// Adds the base64 of `raw`, as an SMTP or HTTP client sends credentials.
+    pub fn add_encoded(&mut self, raw: &[u8]) {
+        let e = base64(raw);
+        if e.len() >= 4 {
+            self.parts.push(e.trim_end_matches('=').to_string());
+            self.whole.push(e);
+            self.whole.sort_by_key(|w| std::cmp::Reverse(w.len()));
+            self.whole.dedup();
+        }
     }
 
     /// Cleans a reply from a remote server for messages and storage.
@@ -174,6 +192,27 @@ impl Redactor {
 /// terminal shows.
 fn is_format(c: char) -> bool {
     matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+}
+
+/// Standard base64 with padding (RFC 4648), as AUTH PLAIN/LOGIN and HTTP
+/// basic auth use it.
+fn base64(b: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(b.len().div_ceil(3) * 4);
+    for c in b.chunks(3) {
+        let n = c
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, x)| n | (u32::from(*x) << (16 - 8 * i)));
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(char::from(A[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 fn userinfo(url: &str) -> Option<&str> {
@@ -258,6 +297,17 @@ mod tests {
         let big = vec![b'a'; 10 * MAX_READ];
         let out = r.remote(&big);
         assert_eq!(out.chars().count(), MAX_CHARS + " [...]".len());
+    }
+
+    #[test]
+    fn base64_forms_are_removed() {
+        assert_eq!(base64(b"\0vigil\0pw"), "AHZpZ2lsAHB3");
+        assert_eq!(base64(b"ab"), "YWI=");
+        let mut r = Redactor::default();
+        r.add("pw-secret-1");
+        r.add_encoded(b"\0vigil\0pw-secret-1");
+        let out = r.remote(b"535 bad credentials AHZpZ2lsAHB3LXNlY3JldC0x here");
+        assert_eq!(out, "535 bad credentials <redacted> here");
     }
 
     #[test]
