@@ -1,6 +1,7 @@
 //! Faults: an endpoint that answers for another etcd cluster (issue 14,
 //! point 3). The real cluster's archives are never pruned for it, its data
 //! is never stored as verified, and restore never picks it.
+#![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 use vigil_tests::etcd::Cluster;

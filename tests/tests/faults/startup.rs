@@ -1,5 +1,6 @@
 //! Faults: a run that cannot start at all (issue 14, point 8) still reaches
 //! a human, and recovers by itself once the cause is gone.
+#![allow(clippy::unwrap_used)]
 
 use vigil_tests::etcd::Cluster;
 use vigil_tests::*;
