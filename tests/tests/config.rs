@@ -96,7 +96,7 @@ fn bad_configs_exit_2_with_file_key_and_line() {
         (
             "bad duration",
             good.replace("\n[state]", "timeout = \"soon\"\n[state]"),
-            vec!["invalid duration", ":11:"],
+            vec!["invalid duration", "key `snapshot.timeout`", ":11:"],
         ),
         (
             "unquoted numeric secret",

@@ -311,6 +311,19 @@ mod tests {
     }
 
     #[test]
+    fn url_user_info_and_its_basic_auth_are_removed() {
+        let mut r = Redactor::default();
+        let url = "http://amuser:am%40pass99@127.0.0.1:9093";
+        let info = userinfo(url).unwrap();
+        assert_eq!(info, "amuser:am%40pass99");
+        r.add(info);
+        r.add_encoded(percent_decode(info).as_bytes());
+        let basic = base64(b"amuser:am@pass99");
+        let out = r.remote(format!("401 for Basic {basic} (amuser:am@pass99)").as_bytes());
+        assert!(!out.contains(&basic) && !out.contains("pass99"), "{out}");
+    }
+
+    #[test]
     fn debug_shows_no_secret() {
         assert!(!format!("{:?}", r()).contains("token"));
     }
