@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use vigil_core::corrupt::{self, Ledger, LedgerError};
 use vigil_core::fsutil::{self, FsError, PARTIAL_SUFFIX};
 use vigil_core::manifest::{self, Manifest};
+use vigil_core::pin;
 use vigil_core::retention::{self, Candidate, KeepPolicy};
 
 pub const EXT_AGE: &str = ".db.zst.age";
@@ -120,7 +121,9 @@ pub fn cleanup_member(dir: &Path) -> Result<Vec<PathBuf>, FsError> {
 ///
 /// `made` are the archives the current run wrote: never pruned, whatever
 /// the clocks say. Copies in the corrupt-copy ledger of `state_dir` are not
-/// counted and not pruned; an unreadable ledger prunes nothing.
+/// counted and not pruned; the pinned cluster ID there orders archives of a
+/// replaced cluster before the current one's. An unreadable ledger or pin
+/// prunes nothing.
 pub fn prune_member(
     dir: &Path,
     policy: &KeepPolicy,
@@ -135,6 +138,11 @@ pub fn prune_member(
             message: e.to_string(),
         },
     })?;
+    // Which cluster generation each archive is of (fail closed, like the ledger).
+    let pin = pin::load(state_dir).map_err(|e| ArchiveError::Setup {
+        what: "retention",
+        message: e.to_string(),
+    })?;
     let all = list_member(dir)
         .into_iter()
         .map(|s| {
@@ -146,7 +154,7 @@ pub fn prune_member(
                 );
             }
             let (verified, pinned) = (s.is_verified() && !bad, made.contains(&s.archive_path));
-            Candidate::of(&s.manifest.clone(), verified, pinned, s)
+            Candidate::of(&s.manifest.clone(), pin.as_ref(), verified, pinned, s)
         })
         .collect();
     let (_keep, prune) = retention::apply(all, policy);

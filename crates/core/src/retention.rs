@@ -1,11 +1,14 @@
 //! Which archives to keep, restic-style. Pure logic: the caller deletes.
 //!
-//! Archives are ordered by what cannot go backwards: etcd's revision, then
-//! its raft index. The wall clock (`created_at`) is only a tie-breaker and
-//! the key of the calendar rules: a bastion clock that ran ahead or jumped
-//! back must never make a fresh archive look old, nor an old one new.
+//! Archives are ordered by what cannot go backwards: the cluster's
+//! generation (a cluster that replaced another after `vigil-snapshot repin`
+//! starts again at a low revision), then etcd's revision, then its raft
+//! index. The wall clock (`created_at`) is only a tie-breaker and the key of
+//! the calendar rules: a bastion clock that ran ahead or jumped back must
+//! never make a fresh archive look old, nor an old one new.
 
 use crate::manifest::Manifest;
+use crate::pin::ClusterPin;
 use serde::Deserialize;
 use std::cmp::Ordering;
 
@@ -14,6 +17,8 @@ use std::cmp::Ordering;
 pub struct Candidate<T> {
     /// RFC 3339 UTC creation time: calendar buckets and last tie-breaker only.
     pub created: String,
+    /// Which cluster: see [`generation`].
+    pub generation: u32,
     /// etcd revision the archive holds (never goes backwards in one cluster).
     pub revision: i64,
     pub raft_index: u64,
@@ -24,11 +29,33 @@ pub struct Candidate<T> {
     pub item: T,
 }
 
+/// The generation of `cluster_id` under the pinned cluster ID: every
+/// earlier ID in the pin's history in order, then the current one. Archives
+/// of a newer generation are newer whatever their revision; an ID the pin
+/// does not know is the oldest (0). Without a pin, every archive is 1.
+pub fn generation(pin: Option<&ClusterPin>, cluster_id: &str) -> u32 {
+    let Some(p) = pin else { return 1 };
+    if p.cluster_id == cluster_id {
+        return p.history.len() as u32 + 1;
+    }
+    p.history
+        .iter()
+        .position(|h| h.cluster_id == cluster_id)
+        .map_or(0, |i| i as u32 + 1)
+}
+
 impl<T> Candidate<T> {
     /// A candidate for the archive `m` describes.
-    pub fn of(m: &Manifest, verified: bool, pinned: bool, item: T) -> Self {
+    pub fn of(
+        m: &Manifest,
+        pin: Option<&ClusterPin>,
+        verified: bool,
+        pinned: bool,
+        item: T,
+    ) -> Self {
         Self {
             created: m.created_at.clone(),
+            generation: generation(pin, &m.cluster_id),
             revision: m.revision,
             raft_index: m.raft_index,
             verified,
@@ -38,10 +65,12 @@ impl<T> Candidate<T> {
     }
 }
 
-/// Newest first: higher revision, then higher raft index, then (for equal
-/// data) the archive of the current run, and only then the wall clock.
+/// Newest first: newer cluster generation, higher revision, then higher
+/// raft index, then (for equal data) the archive of the current run, and
+/// only then the wall clock.
 fn newest_first<T>(a: &Candidate<T>, b: &Candidate<T>) -> Ordering {
-    (b.revision, b.raft_index, b.pinned, &b.created).cmp(&(
+    (b.generation, b.revision, b.raft_index, b.pinned, &b.created).cmp(&(
+        a.generation,
         a.revision,
         a.raft_index,
         a.pinned,
@@ -49,10 +78,19 @@ fn newest_first<T>(a: &Candidate<T>, b: &Candidate<T>) -> Ordering {
     ))
 }
 
-/// The same order for manifests (listings, freshness, restore): `Less`
-/// means `a` is newer.
+/// The same order for manifests (freshness, restore): `Less` means `a` is
+/// newer.
+pub fn newest_first_in(pin: Option<&ClusterPin>, a: &Manifest, b: &Manifest) -> Ordering {
+    let key = |m: &Manifest| (generation(pin, &m.cluster_id), m.revision, m.raft_index);
+    key(b)
+        .cmp(&key(a))
+        .then_with(|| b.created_at.cmp(&a.created_at))
+}
+
+/// [`newest_first_in`] without a pin (one cluster): revision, raft index,
+/// then the wall clock.
 pub fn newest_first_manifest(a: &Manifest, b: &Manifest) -> Ordering {
-    (b.revision, b.raft_index, &b.created_at).cmp(&(a.revision, a.raft_index, &a.created_at))
+    newest_first_in(None, a, b)
 }
 
 /// How many archives to keep, per member: the newest `last`, plus the newest
@@ -179,6 +217,7 @@ mod tests {
     fn c(t: &str, v: bool) -> Candidate<&'static str> {
         Candidate {
             created: t.to_string(),
+            generation: 1,
             revision: 0,
             raft_index: 0,
             verified: v,
@@ -263,6 +302,31 @@ mod tests {
             "corrupt kept as evidence, not counted"
         );
         assert!(prune.is_empty());
+    }
+
+    #[test]
+    fn a_replacing_cluster_is_newer_at_any_revision() {
+        // Rebuilt (or restored without a revision bump) and repinned: the
+        // new cluster counts from a low revision again.
+        let mut pin = ClusterPin::new("prod", "aaa", "run");
+        pin.replace("bbb");
+        let p = Some(&pin);
+        assert_eq!(
+            (
+                generation(p, "zzz"),
+                generation(p, "aaa"),
+                generation(p, "bbb")
+            ),
+            (0, 1, 2)
+        );
+        assert_eq!(generation(None, "aaa"), 1);
+        let mut old = at(90_000, "2026-11-30T00:00:00.000Z", "old cluster");
+        old.generation = generation(p, "aaa");
+        let mut new = at(40, "2026-12-01T00:00:00.000Z", "new cluster");
+        new.generation = generation(p, "bbb");
+        let (keep, prune) = keep_last(vec![old, new], 1);
+        assert_eq!(items(&keep), ["new cluster"]);
+        assert_eq!(items(&prune), ["old cluster"]);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Instant;
 use vigil_alert::{AlertKey, Severity};
 use vigil_core::corrupt::{self, Ledger};
-use vigil_core::retention::newest_first_manifest;
+use vigil_core::retention::newest_first_in;
 use vigil_core::Config;
 
 /// Seconds since an RFC 3339 time, if it parses.
@@ -111,19 +111,21 @@ pub async fn check(cfg: &Config) -> Vec<Finding> {
         let state = cfg.state.dir.clone();
         let newest = crate::blocking(limit, move || {
             let ledger = Ledger::load(&state).ok();
+            let pin = vigil_core::pin::load(&state).ok().flatten();
             names
                 .iter()
                 .map(|m| {
-                    // Newest by revision (list_member's order), not by clock;
+                    // Newest by cluster generation and revision, not by clock;
                     // a copy scrub found corrupt is no copy.
                     vigil_archive::local::list_member(&vigil_archive::local::member_dir(&root, m))
                         .into_iter()
-                        .find(|s| {
+                        .filter(|s| {
                             s.is_verified()
                                 && !ledger
                                     .as_ref()
                                     .is_some_and(|l| l.is_bad(corrupt::LOCAL, &s.manifest.archive))
                         })
+                        .min_by(|a, b| newest_first_in(pin.as_ref(), &a.manifest, &b.manifest))
                         .map(|s| s.manifest.created_at)
                 })
                 .collect::<Vec<_>>()
@@ -147,6 +149,7 @@ pub async fn check(cfg: &Config) -> Vec<Finding> {
     // Each sink, concurrently.
     if fr.sinks {
         let ledger = &Ledger::load(&cfg.state.dir).ok();
+        let pin = &vigil_core::pin::load(&cfg.state.dir).ok().flatten();
         let jobs = cfg.sinks().map(|sc| {
             let members = &members;
             async move {
@@ -183,7 +186,9 @@ pub async fn check(cfg: &Config) -> Vec<Finding> {
                                                 l.is_bad(&name, &e.manifest.archive)
                                             })
                                     })
-                                    .min_by(|a, b| newest_first_manifest(&a.manifest, &b.manifest))
+                                    .min_by(|a, b| {
+                                        newest_first_in(pin.as_ref(), &a.manifest, &b.manifest)
+                                    })
                                     .map(|e| e.manifest.created_at.as_str());
                                 judge_archive(f, newest, max_age, now)
                             }

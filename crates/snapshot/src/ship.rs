@@ -50,9 +50,16 @@ pub async fn sync_sink(cfg: &Config, sink: &Sink, mode: Mode, made: &[String]) -
             return rep;
         }
     };
-    // Unreadable, it stops the prune (fail closed), not the shipping.
+    // Unreadable, they stop the prune (fail closed), not the shipping.
     let ledger = match Ledger::load(&cfg.state.dir) {
         Ok(l) => Some(l),
+        Err(e) => {
+            rep.errors.push(e.to_string());
+            None
+        }
+    };
+    let pin = match vigil_core::pin::load(&cfg.state.dir) {
+        Ok(p) => Some(p),
         Err(e) => {
             rep.errors.push(e.to_string());
             None
@@ -101,7 +108,7 @@ pub async fn sync_sink(cfg: &Config, sink: &Sink, mode: Mode, made: &[String]) -
                 }
             }
         }
-        if sink.can_delete() && ledger.is_some() {
+        if let (true, Some(_), Some(pin)) = (sink.can_delete(), &ledger, &pin) {
             let dry_run = matches!(mode, Mode::Prune { dry_run: true });
             let candidates = entries
                 .iter()
@@ -109,6 +116,7 @@ pub async fn sync_sink(cfg: &Config, sink: &Sink, mode: Mode, made: &[String]) -
                 .map(|e| {
                     Candidate::of(
                         &e.manifest,
+                        pin.as_ref(),
                         e.is_verified() && !bad(sink.name(), &e.manifest.archive),
                         made.contains(&e.manifest.archive),
                         e.manifest.archive.clone(),
