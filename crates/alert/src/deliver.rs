@@ -502,6 +502,16 @@ pub async fn run(
     let senders = senders(&s)?;
     {
         let mut st = Store::open(&s.state_dir)?;
+        // Only vigil-notify knows every secret: it cleans what an older
+        // version stored unscrubbed.
+        match st.scrub(&crate::redact::Redactor::from_settings(&s)) {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                values = n,
+                "removed secrets that earlier replies had left in the alert database"
+            ),
+            Err(e) => tracing::error!("scrubbing the alert database: {e}"),
+        }
         st.write(|tx| engine::tick(tx, &s, vigil_core::now()))?;
         let _ = st.prune(vigil_core::now());
     }

@@ -150,6 +150,65 @@ impl Store {
         Ok(v)
     }
 
+    /// Removes secrets from text stored before replies were scrubbed (by an
+    /// older vigil, or a secret added to the config since): last errors,
+    /// alert summaries and facts, queued payloads. When something changed,
+    /// the file is rebuilt (VACUUM, with secure_delete) and the WAL
+    /// truncated, so the old text is gone from the disk too. Returns how many
+    /// values changed.
+    pub fn scrub(&mut self, r: &crate::redact::Redactor) -> Result<usize, AlertError> {
+        // (table, key column, text column, whether the text is JSON)
+        const COLUMNS: [(&str, &str, &str, bool); 6] = [
+            ("channel_state", "channel", "last_error", false),
+            ("outbox", "id", "last_error", false),
+            ("outbox", "id", "payload", true),
+            ("alerts", "key", "summary", false),
+            ("alerts", "key", "facts", true),
+            ("silences", "id", "reason", false),
+        ];
+        let n = self.write(|tx| {
+            let mut n = 0;
+            for (table, key, col, json) in COLUMNS {
+                let rows: Vec<(rusqlite::types::Value, String)> = tx
+                    .prepare(&format!(
+                        "SELECT {key}, {col} FROM {table} WHERE {col} IS NOT NULL"
+                    ))?
+                    .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+                    .collect::<rusqlite::Result<_>>()?;
+                let mut up =
+                    tx.prepare(&format!("UPDATE {table} SET {col} = ?2 WHERE {key} = ?1"))?;
+                for (k, v) in rows {
+                    let clean = if json {
+                        // Scrub the strings inside, so the JSON stays readable.
+                        match serde_json::from_str::<serde_json::Value>(&v) {
+                            Ok(mut j) => {
+                                scrub_json(&mut j, r);
+                                serde_json::to_string(&j).unwrap_or(v.clone())
+                            }
+                            Err(_) => r.scrub(&v),
+                        }
+                    } else {
+                        r.scrub(&v)
+                    };
+                    if clean != v {
+                        up.execute(params![k, clean])?;
+                        n += 1;
+                    }
+                }
+            }
+            Ok(n)
+        })?;
+        if n > 0 {
+            // Earlier versions of those rows are in free pages and the WAL.
+            self.conn
+                .execute_batch(
+                    "PRAGMA secure_delete = ON; VACUUM; PRAGMA wal_checkpoint(TRUNCATE);",
+                )
+                .map_err(|e| self.db_err(e))?;
+        }
+        Ok(n)
+    }
+
     pub(crate) fn db_err(&self, e: rusqlite::Error) -> AlertError {
         AlertError::db(&self.path, e)
     }
@@ -328,4 +387,13 @@ pub struct ChannelState {
     pub next_attempt: Option<String>,
     pub last_error: Option<String>,
     pub last_ok: Option<String>,
+}
+
+fn scrub_json(v: &mut serde_json::Value, r: &crate::redact::Redactor) {
+    match v {
+        serde_json::Value::String(s) => *s = r.scrub(s),
+        serde_json::Value::Array(a) => a.iter_mut().for_each(|x| scrub_json(x, r)),
+        serde_json::Value::Object(o) => o.values_mut().for_each(|x| scrub_json(x, r)),
+        _ => {}
+    }
 }
