@@ -161,7 +161,9 @@ pub fn finish(program: &str, r: Result<i32, Exit>) -> ExitCode {
             } else {
                 ""
             };
-            eprintln!("{prio}{program}: error: {:#}", e.error);
+            // With stderr gone the exit code still tells what happened.
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "{prio}{program}: error: {:#}", e.error);
             ExitCode::from(e.code as u8)
         }
     }

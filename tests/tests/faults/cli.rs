@@ -97,6 +97,15 @@ fn printing_commands_stop_quietly_when_the_reader_goes_away() {
             ));
         }
     }
+    // An error with stderr gone keeps its exit code (2: config error).
+    let missing = t.path().join("missing.toml");
+    let out = with_closed_reader("vigil-snapshot", &missing, &["list"], true);
+    if out.status.code() != Some(2) {
+        bad.push(format!(
+            "a config error with stderr gone: {:?}, not exit 2",
+            out.status
+        ));
+    }
     assert!(
         bad.is_empty(),
         "panicked on a closed pipe:\n{}",
