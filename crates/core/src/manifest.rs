@@ -54,6 +54,44 @@ pub struct Manifest {
     /// never counted by retention, never chosen by a default restore.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quarantined: Option<String>,
+    /// The cluster as etcd listed it at snapshot time (contract 6). `None`
+    /// in archives made before vigil recorded it, or when the member list
+    /// failed; a restore then falls back to the config.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub membership: Option<Membership>,
+}
+
+/// What the snapshotted member reported about its cluster (`member list`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Membership {
+    /// Hex, as in [`Manifest::cluster_id`].
+    pub cluster_id: String,
+    pub members: Vec<RecordedMember>,
+}
+
+/// One member of the list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordedMember {
+    /// Hex, as in [`Manifest::member_id`].
+    pub id: String,
+    /// Empty for a member that was added but never started.
+    pub name: String,
+    pub peer_urls: Vec<String>,
+    pub client_urls: Vec<String>,
+    pub is_learner: bool,
+    /// The member's etcd version, where the run had its status (always for
+    /// the member snapshotted; for the others when their status came first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etcd_version: Option<String>,
+}
+
+impl Membership {
+    /// The recorded member of this name.
+    pub fn member(&self, name: &str) -> Option<&RecordedMember> {
+        self.members.iter().find(|m| m.name == name)
+    }
 }
 
 impl Manifest {
@@ -92,5 +130,77 @@ impl Manifest {
             &time::format_description::well_known::Rfc3339,
         )
         .ok()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Manifest {
+        Manifest {
+            format: FORMAT,
+            id: "prod-cp-1-20261123T003000.000Z".into(),
+            cluster: "prod".into(),
+            cluster_id: "d91bc222d298ea53".into(),
+            member: "cp-1".into(),
+            member_id: "8e9e05c52164694d".into(),
+            endpoint: "http://10.0.0.11:2379".into(),
+            revision: 9,
+            raft_index: 12,
+            raft_term: 2,
+            etcd_version: "3.4.23".into(),
+            db_size: 1,
+            db_size_in_use: 1,
+            leader: "8e9e05c52164694d".into(),
+            is_leader: true,
+            key_count: 3,
+            snapshot_size: 1,
+            snapshot_sha256: String::new(),
+            db_sha256: String::new(),
+            archive: "a.db.zst.age".into(),
+            archive_size: 1,
+            archive_sha256: String::new(),
+            compression: "zstd".into(),
+            zstd_level: 3,
+            encryption: "age".into(),
+            age_recipients: vec![],
+            created_at: "2026-11-23T00:30:00Z".into(),
+            duration_ms: 1,
+            verified_at: None,
+            vigil_version: "0".into(),
+            quarantined: None,
+            membership: None,
+        }
+    }
+
+    #[test]
+    fn membership_is_optional_and_round_trips() {
+        // A manifest written before membership was recorded still parses.
+        let old = sample();
+        let json = String::from_utf8(old.to_json()).unwrap();
+        assert!(!json.contains("membership"), "{json}");
+        let back: Manifest = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.membership, None);
+
+        let mut m = sample();
+        m.membership = Some(Membership {
+            cluster_id: m.cluster_id.clone(),
+            members: vec![RecordedMember {
+                id: m.member_id.clone(),
+                name: "cp-1".into(),
+                peer_urls: vec!["http://10.0.0.11:2380".into()],
+                client_urls: vec!["http://10.0.0.11:2379".into()],
+                is_learner: false,
+                etcd_version: Some("3.4.23".into()),
+            }],
+        });
+        let back: Manifest = serde_json::from_slice(&m.to_json()).unwrap();
+        assert_eq!(back, m);
+        assert_eq!(
+            back.membership.unwrap().member("cp-1").unwrap().peer_urls,
+            ["http://10.0.0.11:2380"]
+        );
     }
 }

@@ -14,11 +14,13 @@ use vigil_archive::{
 };
 use vigil_core::config::{Config, Encryption, MemberConfig, SnapshotConfig};
 use vigil_core::fsutil::{self, FsError, LockError, RunLock};
-use vigil_core::manifest::{self, Manifest};
+use vigil_core::manifest::{self, Manifest, Membership, RecordedMember};
 use vigil_core::outcome::{self, Outcome, Stage};
 use vigil_core::pin::{self, ClusterPin};
 use vigil_core::{now, rfc3339, ConfigError};
-use vigil_etcd::{MemberClient, MemberStatus, SnapshotVerifier, TlsMaterial, Verified};
+use vigil_etcd::{
+    ListedMember, MemberClient, MemberStatus, SnapshotVerifier, TlsMaterial, Verified,
+};
 
 /// Why a run could not start at all.
 #[derive(Debug, thiserror::Error)]
@@ -142,6 +144,9 @@ struct Ctx {
     sinks: Vec<Arc<Sink>>,
     /// The cluster ID this bastion backs up (`None` until the first good run).
     pin: Option<ClusterPin>,
+    /// etcd version by member ID, from the status calls of this run: each
+    /// manifest's membership records what is known when it is written.
+    versions: std::sync::Mutex<std::collections::HashMap<u64, String>>,
 }
 
 /// Runs the whole job. Per-member failures are in the report, not in `Err`.
@@ -221,6 +226,7 @@ pub async fn run(cfg: &Config) -> Result<RunReport, RunError> {
         stall_timeout: sc.stall_timeout.get(),
         sinks: sinks.clone(),
         pin,
+        versions: Default::default(),
     });
 
     let mut tasks = Vec::new();
@@ -623,6 +629,18 @@ async fn store_member(
     if !st.errors.is_empty() {
         tracing::warn!(member = %m.name, "member reports errors: {}", st.errors.join("; "));
     }
+    if let Ok(mut v) = ctx.versions.lock() {
+        v.insert(st.member_id, st.version.clone());
+    }
+    // What a restore rebuilds from (contract 6). Without it the archive is
+    // still good: a restore then takes the peer URLs from the config.
+    let listed = match vigil_etcd::member_list(&client).await {
+        Ok(l) => Some(l),
+        Err(e) => {
+            tracing::warn!(member = %m.name, "{e}; this manifest records no membership, so a restore from it needs peer_url in the config or --peer-url");
+            None
+        }
+    };
 
     *stage = Stage::Stream;
     let created = now();
@@ -671,6 +689,7 @@ async fn store_member(
         ctx,
         m,
         &st,
+        listed.as_deref(),
         id,
         &final_path,
         &verified,
@@ -780,6 +799,7 @@ fn build_manifest(
     ctx: &Ctx,
     m: &MemberConfig,
     st: &MemberStatus,
+    listed: Option<&[ListedMember]>,
     id: &str,
     path: &Path,
     v: &Verified,
@@ -827,6 +847,30 @@ fn build_manifest(
         verified_at: Some(rfc3339(now())),
         vigil_version: vigil_core::VERSION.into(),
         quarantined: None,
+        membership: listed.map(|l| membership(ctx, st, l)),
+    }
+}
+
+/// The member list as recorded, with the versions this run has seen.
+fn membership(ctx: &Ctx, st: &MemberStatus, listed: &[ListedMember]) -> Membership {
+    let versions = ctx.versions.lock().map(|v| v.clone()).unwrap_or_default();
+    Membership {
+        cluster_id: format!("{:x}", st.cluster_id),
+        members: listed
+            .iter()
+            .map(|l| RecordedMember {
+                id: format!("{:x}", l.id),
+                name: l.name.clone(),
+                peer_urls: l.peer_urls.clone(),
+                client_urls: l.client_urls.clone(),
+                is_learner: l.is_learner,
+                etcd_version: if l.id == st.member_id {
+                    Some(st.version.clone())
+                } else {
+                    versions.get(&l.id).cloned()
+                },
+            })
+            .collect(),
     }
 }
 
