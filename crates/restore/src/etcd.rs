@@ -2,6 +2,11 @@
 //! `DIR/<member>/`, restored from the same verified snapshot with the
 //! member's own name and peer URL and the same `--initial-cluster` and
 //! `--initial-cluster-token` (contract 4), plus the exact start commands.
+//!
+//! The peer URLs come from the membership the archive's manifest recorded
+//! (contract 6), overridden per member by `--peer-url NAME=URL` or the
+//! config's `peer_url`. [`plan_members`] checks them all before anything
+//! runs or is written.
 
 use crate::proc::{self, argv, render};
 use crate::RestoreError;
@@ -10,6 +15,7 @@ use std::ffi::OsString;
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use vigil_core::config::{MemberConfig, RestoreConfig};
+use vigil_core::manifest::Membership;
 
 /// The tool that turns a snapshot into a data directory.
 #[derive(Debug, Clone, Serialize)]
@@ -163,10 +169,12 @@ pub fn host_port(url: &str) -> Option<(String, u16)> {
 /// on this host: an old member still running sends heartbeats that make the
 /// restored ones panic (`tocommit(N) is out of range`). Addresses that are
 /// not on this host are skipped.
-pub fn check_ports_free(members: &[&MemberConfig]) -> Result<(), RestoreError> {
+pub fn check_ports_free(members: &[PlannedMember]) -> Result<(), RestoreError> {
     let mut busy = Vec::new();
     for m in members {
-        for (what, url) in [("client", m.endpoint.clone()), ("peer", m.peer_url())] {
+        let urls = std::iter::once(("client", m.client_url.clone()))
+            .chain(m.peer_urls.iter().map(|u| ("peer", u.clone())));
+        for (what, url) in urls {
             let Some((host, port)) = host_port(&url) else {
                 continue;
             };
@@ -204,14 +212,248 @@ pub struct RestoredMember {
     pub name: String,
     pub data_dir: PathBuf,
     pub client_url: String,
+    /// Comma-separated when the member has several.
     pub peer_url: String,
+    pub peer_url_from: PeerFrom,
     /// The exact start command, as argv.
     pub command: Vec<String>,
+}
+
+/// Where a member's peer URL came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PeerFrom {
+    /// `--peer-url NAME=URL`.
+    Flag,
+    /// The member's `peer_url` in `[cluster].members`.
+    Config,
+    /// The membership recorded in the archive's manifest.
+    Manifest,
+    /// No record and no override: the endpoint's host with port 2380.
+    Guess,
+}
+
+/// A member to restore, with its peer URLs and their origin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedMember {
+    pub name: String,
+    pub client_url: String,
+    pub peer_urls: Vec<String>,
+    pub from: PeerFrom,
+}
+
+impl PlannedMember {
+    pub fn peer_url(&self) -> String {
+        self.peer_urls.join(",")
+    }
+}
+
+/// The members to restore, and what the check noticed without refusing.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub members: Vec<PlannedMember>,
+    pub notes: Vec<String>,
+}
+
+/// `NAME=URL` of `--peer-url`.
+pub fn parse_peer_flag(s: &str) -> Result<(String, String), String> {
+    let (n, u) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?} is not NAME=URL, e.g. cp-1=https://10.0.0.5:2380"))?;
+    let (n, u) = (n.trim(), normalize(u));
+    if n.is_empty() || !valid_url(&u) {
+        return Err(format!(
+            "{s:?} is not NAME=URL with URL scheme://host:port, e.g. cp-1=https://10.0.0.5:2380"
+        ));
+    }
+    Ok((n.to_string(), u))
+}
+
+fn normalize(u: &str) -> String {
+    u.trim().trim_end_matches('/').to_string()
+}
+
+fn valid_url(u: &str) -> bool {
+    u.strip_prefix("http://")
+        .or_else(|| u.strip_prefix("https://"))
+        .is_some_and(|hp| {
+            !hp.contains('/') && host_port(u).is_some_and(|(h, p)| !h.is_empty() && p > 0)
+        })
+}
+
+const HOW: &str = "override a member's peer URL with --peer-url NAME=URL (repeatable) or peer_url in its [cluster].members entry";
+
+/// Resolves every member's peer URLs (flag, then config `peer_url`, then
+/// the recorded membership, then the `host:2380` guess when there is no
+/// record) and checks them all at once, before anything runs: unknown or
+/// repeated flags, config members the record lacks, recorded voting members
+/// the config lacks, and duplicate URLs. Recorded learners that the config
+/// does not list are left out (noted): a restored cluster starts with
+/// voting members only.
+pub fn plan_members(
+    members: &[&MemberConfig],
+    recorded: Option<&Membership>,
+    archive_id: &str,
+    flags: &[(String, String)],
+    drop: &[String],
+) -> Result<Plan, RestoreError> {
+    let mut errors = Vec::new();
+    let mut notes = Vec::new();
+    let in_config = |n: &str| members.iter().any(|m| m.name == n);
+    let in_record = |n: &str| recorded.is_some_and(|r| r.member(n).is_some());
+    for (i, (n, u)) in flags.iter().enumerate() {
+        if !in_config(n) {
+            errors.push(format!(
+                "--peer-url {n}={u}: {n} is not a member of [cluster].members (members: {})",
+                members
+                    .iter()
+                    .map(|m| m.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        } else if flags[..i].iter().any(|(p, _)| p == n) {
+            errors.push(format!(
+                "--peer-url {n}=... is given twice; give each member once"
+            ));
+        }
+    }
+    for d in drop {
+        if !in_config(d) && !in_record(d) {
+            errors.push(format!(
+                "--drop-member {d}: {d} is neither in [cluster].members nor in the membership recorded in archive {archive_id}"
+            ));
+        }
+    }
+    if recorded.is_none() {
+        let w = format!(
+            "archive {archive_id} records no membership (made before vigil recorded it, or the member list failed): peer URLs come from --peer-url, the config's peer_url, or the endpoint's host with port 2380"
+        );
+        tracing::warn!("{w}");
+        notes.push(w);
+    }
+    let mut planned = Vec::new();
+    for m in members.iter().filter(|m| !drop.contains(&m.name)) {
+        let client_url = normalize(&m.endpoint);
+        let rec = recorded
+            .and_then(|r| r.member(&m.name))
+            .filter(|r| !r.peer_urls.is_empty());
+        let (peer_urls, from) = if let Some((_, u)) = flags.iter().find(|(n, _)| n == &m.name) {
+            (vec![u.clone()], PeerFrom::Flag)
+        } else if m.peer_url.is_some() {
+            (vec![m.peer_url()], PeerFrom::Config)
+        } else if let Some(r) = rec {
+            let moved = !r.client_urls.iter().any(|c| normalize(c) == client_url);
+            if moved {
+                let w = format!(
+                    "member {}: the config's endpoint {client_url} is not among the client URLs recorded in archive {archive_id} ({}); if it moved to a new host, its recorded peer URL {} is the old host's: {HOW}",
+                    m.name,
+                    r.client_urls.join(", "),
+                    r.peer_urls.join(",")
+                );
+                tracing::warn!("{w}");
+                notes.push(w);
+            }
+            (
+                r.peer_urls.iter().map(|u| normalize(u)).collect(),
+                PeerFrom::Manifest,
+            )
+        } else if let Some(r) = recorded {
+            errors.push(format!(
+                "member {} ({client_url}) of [cluster].members is not in the membership recorded in archive {archive_id} (cluster ID {}, members {}): check its name; to restore it anyway as a new member, give its peer URL: --peer-url {}=URL or peer_url in the config; or choose another archive (--archive)",
+                m.name,
+                r.cluster_id,
+                r.members.iter().map(|x| x.name.as_str()).collect::<Vec<_>>().join(", "),
+                m.name
+            ));
+            continue;
+        } else {
+            (vec![m.peer_url()], PeerFrom::Guess)
+        };
+        planned.push(PlannedMember {
+            name: m.name.clone(),
+            client_url,
+            peer_urls,
+            from,
+        });
+    }
+    if let Some(r) = recorded {
+        for x in r
+            .members
+            .iter()
+            .filter(|x| !in_config(&x.name) && !drop.contains(&x.name))
+        {
+            let what = if x.name.is_empty() {
+                format!("an unstarted member (ID {})", x.id)
+            } else {
+                format!("member {}", x.name)
+            };
+            if x.is_learner || x.name.is_empty() {
+                let n = format!(
+                    "{what} (learner or never started, peer {}) recorded in archive {archive_id} is left out: add it again after the restore (etcdctl member add ... --learner)",
+                    x.peer_urls.join(",")
+                );
+                tracing::warn!("{n}");
+                notes.push(n);
+                continue;
+            }
+            errors.push(format!(
+                "{what} (peer {}, client {}) recorded in archive {archive_id} is not in the config's [cluster].members: add {{ name = \"{}\", endpoint = \"{}\" }} to restore it, or pass --drop-member {} if it left the cluster after this snapshot",
+                x.peer_urls.join(","),
+                x.client_urls.join(","),
+                x.name,
+                x.client_urls.first().map(String::as_str).unwrap_or("scheme://host:port"),
+                x.name
+            ));
+        }
+    }
+    // Duplicate peer URLs: etcd refuses the --initial-cluster ("has duplicate url").
+    let origin = |p: &PlannedMember| match p.from {
+        PeerFrom::Flag => "--peer-url".to_string(),
+        PeerFrom::Config => "config peer_url".to_string(),
+        PeerFrom::Manifest => format!("manifest of archive {archive_id}"),
+        PeerFrom::Guess => format!("guessed from the endpoint {} with port 2380", p.client_url),
+    };
+    // Grouped by URL, in member order: one line per shared URL.
+    let mut by_url: Vec<(String, Vec<&PlannedMember>)> = Vec::new();
+    for p in &planned {
+        for u in &p.peer_urls {
+            let key = u.to_ascii_lowercase();
+            match by_url.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, v)) => v.push(p),
+                None => by_url.push((key, vec![p])),
+            }
+        }
+    }
+    for (u, v) in by_url.iter().filter(|(_, v)| v.len() > 1) {
+        let named: Vec<String> = v
+            .iter()
+            .map(|p| format!("{} ({})", p.name, origin(p)))
+            .collect();
+        if let Some((last, rest)) = named.split_last() {
+            errors.push(format!(
+                "duplicate peer URL {u}: {} and {last}; every member needs its own: {HOW}",
+                rest.join(", ")
+            ));
+        }
+    }
+    if errors.is_empty() {
+        Ok(Plan {
+            members: planned,
+            notes,
+        })
+    } else {
+        Err(RestoreError::Usage(format!(
+            "the members to restore do not add up; nothing was run or written:\n  - {}",
+            errors.join("\n  - ")
+        )))
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct EtcdReport {
     pub archive: String,
+    /// What the membership check noticed without refusing.
+    pub notes: Vec<String>,
     pub member_of_archive: String,
     pub revision: i64,
     pub source: String,
@@ -224,10 +466,10 @@ pub struct EtcdReport {
 }
 
 /// The `--initial-cluster` value for all members.
-pub fn initial_cluster(members: &[&MemberConfig]) -> String {
+pub fn initial_cluster(members: &[PlannedMember]) -> String {
     members
         .iter()
-        .map(|m| format!("{}={}", m.name, m.peer_url()))
+        .flat_map(|m| m.peer_urls.iter().map(move |u| format!("{}={u}", m.name)))
         .collect::<Vec<_>>()
         .join(",")
 }
@@ -235,12 +477,12 @@ pub fn initial_cluster(members: &[&MemberConfig]) -> String {
 /// The command that starts a member on its restored directory.
 pub fn start_command(
     etcd_bin: &Path,
-    m: &MemberConfig,
+    m: &PlannedMember,
     data_dir: &Path,
     initial_cluster: &str,
     token: &str,
 ) -> Vec<String> {
-    let ep = m.endpoint.trim().trim_end_matches('/').to_string();
+    let ep = m.client_url.clone();
     let peer = m.peer_url();
     vec![
         etcd_bin.display().to_string(),
@@ -283,6 +525,9 @@ pub fn human(r: &EtcdReport) -> String {
             None => String::new(),
         }
     );
+    for n in &r.notes {
+        let _ = writeln!(s, "note: {n}");
+    }
     let _ = writeln!(s, "initial cluster: {}", r.initial_cluster);
     let _ = writeln!(s, "cluster token:   {}", r.initial_cluster_token);
     let _ = writeln!(
@@ -323,11 +568,15 @@ pub struct EtcdOptions<'a> {
     pub token: Option<String>,
     pub keep_snapshot: bool,
     pub skip_port_check: bool,
+    /// `--peer-url NAME=URL`: overrides the record and the config.
+    pub peer_urls: Vec<(String, String)>,
+    /// `--drop-member NAME`: restore without this recorded member.
+    pub drop_members: Vec<String>,
 }
 
 /// Fetches and verifies the chosen archive once, then restores it once per member.
 pub fn run(cfg: &vigil_core::Config, o: &EtcdOptions<'_>) -> Result<EtcdReport, RestoreError> {
-    let members: Vec<&MemberConfig> = cfg.members().collect();
+    let configured: Vec<&MemberConfig> = cfg.members().collect();
     let rc = cfg.restore();
     // Absolute, so the printed commands work from any directory.
     let out_abs = std::path::absolute(o.out)
@@ -340,6 +589,8 @@ pub fn run(cfg: &vigil_core::Config, o: &EtcdOptions<'_>) -> Result<EtcdReport, 
         token: o.token.clone(),
         keep_snapshot: o.keep_snapshot,
         skip_port_check: o.skip_port_check,
+        peer_urls: o.peer_urls.clone(),
+        drop_members: o.drop_members.clone(),
     };
     if o.out.exists() {
         let non_empty = std::fs::read_dir(o.out)
@@ -352,13 +603,22 @@ pub fn run(cfg: &vigil_core::Config, o: &EtcdOptions<'_>) -> Result<EtcdReport, 
             )));
         }
     }
-    if !o.skip_port_check {
-        check_ports_free(&members)?;
-    }
-    let tool = detect_tool(&rc)?;
     let sources = crate::source::only(crate::source::configured(cfg), o.source)?;
     let cat = crate::source::catalog_of(cfg, &sources);
     let archive = o.selector.select(&cat)?;
+    // Before anything runs (not even `etcdctl version`) or is written.
+    let plan = plan_members(
+        &configured,
+        archive.manifest.membership.as_ref(),
+        &archive.id,
+        &o.peer_urls,
+        &o.drop_members,
+    )?;
+    let members = &plan.members;
+    if !o.skip_port_check {
+        check_ports_free(members)?;
+    }
+    let tool = detect_tool(&rc)?;
     tracing::info!(
         "restoring archive {} (member {}, revision {}, {}) with {} {}",
         archive.id,
@@ -378,7 +638,7 @@ pub fn run(cfg: &vigil_core::Config, o: &EtcdOptions<'_>) -> Result<EtcdReport, 
         snapshot.clone(),
         vigil_core::fsutil::partial_path(&snapshot),
     ];
-    for m in &members {
+    for m in members {
         let d = o.out.join(&m.name);
         guarded.push(vigil_core::fsutil::partial_path(&d));
         guarded.push(d);
@@ -396,7 +656,7 @@ pub fn run(cfg: &vigil_core::Config, o: &EtcdOptions<'_>) -> Result<EtcdReport, 
             crate::id_time(vigil_core::now())
         )
     });
-    let ic = initial_cluster(&members);
+    let ic = initial_cluster(members);
     let bump = if tool.can_bump() && rc.bump_revision > 0 {
         Some(rc.bump_revision)
     } else {
@@ -425,8 +685,9 @@ pub fn run(cfg: &vigil_core::Config, o: &EtcdOptions<'_>) -> Result<EtcdReport, 
                         name: m.name.clone(),
                         command: start_command(&rc.etcd_bin, m, &dir, ic, token),
                         data_dir: dir,
-                        client_url: m.endpoint.trim().trim_end_matches('/').to_string(),
+                        client_url: m.client_url.clone(),
                         peer_url: m.peer_url(),
+                        peer_url_from: m.from,
                     })
                 })
             })
@@ -462,6 +723,7 @@ pub fn run(cfg: &vigil_core::Config, o: &EtcdOptions<'_>) -> Result<EtcdReport, 
     janitor.done();
     Ok(EtcdReport {
         archive: archive.id.clone(),
+        notes: plan.notes,
         member_of_archive: archive.member.clone(),
         revision: archive.revision,
         source: fetched.source,
@@ -494,17 +756,149 @@ mod tests {
         );
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
-        let m = MemberConfig {
+        let m = PlannedMember {
             name: "cp-1".into(),
-            endpoint: format!("http://127.0.0.1:{port}"),
-            peer_url: Some("http://10.255.255.1:2380".into()),
+            client_url: format!("http://127.0.0.1:{port}"),
+            peer_urls: vec!["http://10.255.255.1:2380".into()],
+            from: PeerFrom::Config,
         };
-        let e = check_ports_free(&[&m]).unwrap_err().to_string();
+        let e = check_ports_free(std::slice::from_ref(&m))
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("cp-1 client port") && e.contains("tocommit"),
             "{e}"
         );
         drop(l);
-        check_ports_free(&[&m]).unwrap();
+        check_ports_free(&[m]).unwrap();
+    }
+
+    fn member(name: &str, host: &str, peer_url: Option<&str>) -> MemberConfig {
+        MemberConfig {
+            name: name.into(),
+            endpoint: format!("http://{host}:2379"),
+            peer_url: peer_url.map(String::from),
+        }
+    }
+
+    fn recorded(members: &[(&str, &str, bool)]) -> Membership {
+        Membership {
+            cluster_id: "c1".into(),
+            members: members
+                .iter()
+                .enumerate()
+                .map(
+                    |(i, (n, peer, learner))| vigil_core::manifest::RecordedMember {
+                        id: format!("{:x}", i + 1),
+                        name: n.to_string(),
+                        peer_urls: vec![peer.to_string()],
+                        client_urls: vec![peer.replace("380", "379")],
+                        is_learner: *learner,
+                        etcd_version: None,
+                    },
+                )
+                .collect(),
+        }
+    }
+
+    fn urls(p: &Plan) -> Vec<(String, String, PeerFrom)> {
+        p.members
+            .iter()
+            .map(|m| (m.name.clone(), m.peer_url(), m.from))
+            .collect()
+    }
+
+    #[test]
+    fn peer_urls_come_from_flag_then_config_then_record_then_guess() {
+        let cfg = [
+            member("a", "10.0.0.1", None),
+            member("b", "10.0.0.2", Some("http://10.0.0.2:12380/")),
+            member("c", "10.0.0.3", None),
+        ];
+        let m: Vec<&MemberConfig> = cfg.iter().collect();
+        let rec = recorded(&[
+            ("a", "http://10.0.0.1:2381", false),
+            ("b", "http://10.0.0.2:2381", false),
+            ("c", "http://10.0.0.3:2381", false),
+            ("d", "http://10.0.0.4:2380", true),
+        ]);
+        let flags = vec![("c".to_string(), "http://10.9.9.9:2380".to_string())];
+        let p = plan_members(&m, Some(&rec), "A", &flags, &[]).unwrap();
+        assert_eq!(
+            urls(&p),
+            [
+                (
+                    "a".into(),
+                    "http://10.0.0.1:2381".into(),
+                    PeerFrom::Manifest
+                ),
+                ("b".into(), "http://10.0.0.2:12380".into(), PeerFrom::Config),
+                ("c".into(), "http://10.9.9.9:2380".into(), PeerFrom::Flag),
+            ]
+        );
+        // The learner is left out, and said so.
+        assert!(
+            p.notes.iter().any(|n| n.contains("member d")),
+            "{:?}",
+            p.notes
+        );
+        assert_eq!(
+            initial_cluster(&p.members),
+            "a=http://10.0.0.1:2381,b=http://10.0.0.2:12380,c=http://10.9.9.9:2380"
+        );
+        // An old archive: the config, else the host:2380 guess.
+        let p = plan_members(&m, None, "A", &[], &[]).unwrap();
+        assert_eq!(p.members[0].peer_url(), "http://10.0.0.1:2380");
+        assert_eq!(p.members[0].from, PeerFrom::Guess);
+        assert_eq!(p.members[1].from, PeerFrom::Config);
+    }
+
+    #[test]
+    fn every_membership_problem_is_named_at_once() {
+        // Three members on one host, an old archive: the guess collides.
+        let one_host: Vec<MemberConfig> = ["a", "b", "c"]
+            .iter()
+            .map(|n| member(n, "127.0.0.1", None))
+            .collect();
+        let m: Vec<&MemberConfig> = one_host.iter().collect();
+        let e = plan_members(&m, None, "A", &[], &[]).unwrap_err();
+        assert_eq!(e.exit_code(), vigil_core::exit::USAGE);
+        let e = e.to_string();
+        assert!(
+            e.contains("duplicate peer URL http://127.0.0.1:2380: a (guessed from the endpoint http://127.0.0.1:2379 with port 2380), b (")
+                && e.contains(" and c (guessed")
+                && e.matches("duplicate").count() == 1
+                && e.contains("--peer-url NAME=URL"),
+            "{e}"
+        );
+
+        let rec = recorded(&[
+            ("a", "http://127.0.0.1:12380", false),
+            ("b", "http://127.0.0.1:22380", false),
+            ("gone", "http://127.0.0.1:32380", false),
+        ]);
+        let flags = vec![
+            ("a".to_string(), "http://127.0.0.1:22380".to_string()),
+            ("zz".to_string(), "http://127.0.0.1:1".to_string()),
+        ];
+        let e = plan_members(&m, Some(&rec), "A", &flags, &[])
+            .unwrap_err()
+            .to_string();
+        for want in [
+            "duplicate peer URL http://127.0.0.1:22380: a (--peer-url) and b (manifest of archive A)",
+            "--peer-url zz=http://127.0.0.1:1: zz is not a member",
+            "member c (http://127.0.0.1:2379) of [cluster].members is not in the membership recorded in archive A",
+            "member gone (peer http://127.0.0.1:32380, client http://127.0.0.1:32379) recorded in archive A is not in the config",
+            "--drop-member gone",
+        ] {
+            assert!(e.contains(want), "{want:?} missing from {e}");
+        }
+        // Dropped on purpose, and c given explicitly: accepted.
+        let flags = vec![("c".to_string(), "http://127.0.0.1:42380".to_string())];
+        let p = plan_members(&m, Some(&rec), "A", &flags, &["gone".to_string()]).unwrap();
+        assert_eq!(p.members.len(), 3);
+        assert!(parse_peer_flag("a=http://h:1/").is_ok_and(|(n, u)| n == "a" && u == "http://h:1"));
+        assert!(parse_peer_flag("a").is_err());
+        assert!(parse_peer_flag("a=h:2380").is_err());
     }
 }

@@ -99,6 +99,15 @@ enum Command {
         /// Do not check that the members' ports are free on this host.
         #[arg(long)]
         skip_port_check: bool,
+        /// A member's peer URL, e.g. cp-1=https://10.0.0.5:2380 (repeatable).
+        /// Overrides the membership recorded in the archive and the config's
+        /// peer_url: for a restore onto new hosts.
+        #[arg(long = "peer-url", value_name = "NAME=URL", value_parser = etcd::parse_peer_flag)]
+        peer_urls: Vec<(String, String)>,
+        /// Restore without this member although the archive's membership
+        /// lists it (it left the cluster after the snapshot; repeatable).
+        #[arg(long = "drop-member", value_name = "NAME")]
+        drop_members: Vec<String>,
         #[arg(long)]
         json: bool,
     },
@@ -231,6 +240,8 @@ fn dispatch(g: &GlobalArgs, c: Command) -> Result<i32, Exit> {
             token,
             keep_snapshot,
             skip_port_check,
+            peer_urls,
+            drop_members,
             json,
         } => {
             let _archives = ArchivesLock::for_reading(&cfg.state.dir);
@@ -245,6 +256,8 @@ fn dispatch(g: &GlobalArgs, c: Command) -> Result<i32, Exit> {
                     token,
                     keep_snapshot,
                     skip_port_check,
+                    peer_urls,
+                    drop_members,
                 },
             )
             .map_err(fail)?;

@@ -12,15 +12,19 @@ use vigil_tests::{age_key, bin, text, vigil, AgeKey};
 
 const NAMES: [&str; 3] = ["cp-1", "cp-2", "cp-3"];
 
-/// (name, endpoint, peer_url)
+/// (name, endpoint, peer_url); an empty peer_url leaves the key out.
 type Member = (String, String, String);
 
 fn write_config(dir: &Path, members: &[Member], recipients: &[&str], restore: &str) -> PathBuf {
     let mut s = String::from("[cluster]\nname = \"prod\"\nmembers = [\n");
     for (n, e, p) in members {
-        s.push_str(&format!(
-            "  {{ name = \"{n}\", endpoint = \"{e}\", peer_url = \"{p}\" }},\n"
-        ));
+        if p.is_empty() {
+            s.push_str(&format!("  {{ name = \"{n}\", endpoint = \"{e}\" }},\n"));
+        } else {
+            s.push_str(&format!(
+                "  {{ name = \"{n}\", endpoint = \"{e}\", peer_url = \"{p}\" }},\n"
+            ));
+        }
     }
     s.push_str("]\n\n[snapshot]\n");
     s.push_str(&format!(
@@ -180,6 +184,16 @@ fn snapshotted(
     extra_keys: &[&AgeKey],
     restore_section: &str,
 ) -> (Cluster, PathBuf, AgeKey) {
+    snapshotted_with(t, extra_keys, restore_section, true)
+}
+
+/// [`snapshotted`], with or without `peer_url` in the config's members.
+fn snapshotted_with(
+    t: &Path,
+    extra_keys: &[&AgeKey],
+    restore_section: &str,
+    peer_urls: bool,
+) -> (Cluster, PathBuf, AgeKey) {
     let cluster = Cluster::start(&t.join("orig"), &NAMES, None);
     cluster.put_many("/registry/configmaps/default/", 300, 300, false, 1);
     cluster.put_many("/registry/secrets/default/", 40, 64, true, 2);
@@ -196,7 +210,11 @@ fn snapshotted(
     let key = age_key(&t.join("key"));
     let mut recipients = vec![key.recipient.as_str()];
     recipients.extend(extra_keys.iter().map(|k| k.recipient.as_str()));
-    let cfg = write_config(t, &cluster_members(&cluster), &recipients, restore_section);
+    let mut members = cluster_members(&cluster);
+    if !peer_urls {
+        members.iter_mut().for_each(|m| m.2.clear());
+    }
+    let cfg = write_config(t, &members, &recipients, restore_section);
     let out = vigil("vigil-snapshot", &cfg, &["run"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     (cluster, cfg, key)
@@ -894,4 +912,336 @@ fn rke2_runbook_and_execute_with_stand_ins() {
     let calls = std::fs::read_to_string(&log).unwrap();
     assert_eq!(calls.lines().count(), 3, "{calls}");
     assert!(!calls.contains("ssh"), "{calls}");
+}
+
+// Membership recorded at snapshot time (DESIGN.md contract 6, issue #15 point 1).
+
+/// An etcdctl that logs every call before making it: a test can tell
+/// whether the restore ran it at all.
+fn logging_etcdctl(dir: &Path) -> (String, PathBuf) {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let log = dir.join("etcdctl.log");
+    let p = bin.join("etcdctl");
+    std::fs::write(
+        &p,
+        format!(
+            "#!/bin/sh\necho \"$*\" >> '{}'\nexec /usr/bin/etcdctl \"$@\"\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let section = format!(
+        "etcdctl_bin = \"{}\"\netcdutl_bin = \"{}\"\n",
+        p.display(),
+        bin.join("no-etcdutl").display()
+    );
+    (section, log)
+}
+
+/// The manifests of every archive, parsed.
+fn manifests(t: &Path) -> Vec<(PathBuf, serde_json::Value)> {
+    let mut v = Vec::new();
+    for n in NAMES {
+        for e in std::fs::read_dir(t.join("snapshots").join(n)).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "json") {
+                let m = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+                v.push((p, m));
+            }
+        }
+    }
+    v
+}
+
+fn kill_cluster(cluster: &mut Cluster) {
+    for i in 0..3 {
+        cluster.kill(i);
+        std::fs::remove_dir_all(&cluster.members[i].data_dir).unwrap();
+    }
+}
+
+/// Starts each member with the command the report printed, then checks the
+/// cluster: 3/3 voting members answer a quorum read, with the report's peer
+/// URLs, and each holds exactly `kvs` at `rev`.
+fn start_and_check(
+    t: &Path,
+    tag: &str,
+    report: &serde_json::Value,
+    rev: i64,
+    kvs: &[vigil_tests::etcd::Kv],
+) -> Procs {
+    let members = report["members"].as_array().unwrap();
+    assert_eq!(members.len(), 3, "{report}");
+    let mut procs = Procs(Vec::new());
+    let mut logs = Vec::new();
+    for m in members {
+        let argv: Vec<String> = m["command"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().to_string())
+            .collect();
+        let log = t.join(format!("{tag}-{}.log", m["name"].as_str().unwrap()));
+        procs.0.push(
+            Command::new(&argv[0])
+                .args(&argv[1..])
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).unwrap())
+                .spawn()
+                .unwrap(),
+        );
+        logs.push(log);
+    }
+    for (m, log) in members.iter().zip(&logs) {
+        wait_leader(m["client_url"].as_str().unwrap(), log);
+    }
+    let mut want: Vec<(String, String)> = members
+        .iter()
+        .map(|m| {
+            (
+                m["name"].as_str().unwrap().to_string(),
+                m["peer_url"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    want.sort();
+    let rt = Cluster::runtime();
+    for m in members {
+        let ep = m["client_url"].as_str().unwrap();
+        let (r, k) = dump(ep);
+        assert_eq!(r, rev, "{ep} revision");
+        assert_eq!(k, kvs, "{ep} keys");
+        rt.block_on(async {
+            let mut c = connect(ep).await.unwrap();
+            // Linearizable: what `etcdctl endpoint health` reads.
+            c.get("health", None).await.unwrap();
+            let l = c.member_list().await.unwrap();
+            let mut got: Vec<(String, String)> = l
+                .members()
+                .iter()
+                .map(|x| (x.name().to_string(), x.peer_urls().join(",")))
+                .collect();
+            got.sort();
+            assert_eq!(got, want, "{ep} member list");
+            assert!(l.members().iter().all(|x| !x.is_learner()));
+        });
+    }
+    procs
+}
+
+#[test]
+fn etcd_restore_uses_the_recorded_peer_urls_when_the_config_has_none() {
+    let t = tempfile::tempdir().unwrap();
+    // Three members on one host, each with its own peer port; the config
+    // lists only { name, endpoint }, as a new user writes it.
+    let (mut cluster, cfg, key) = snapshotted_with(t.path(), &[], "", false);
+    let (rev, kvs) = cluster.dump(0);
+
+    // Every manifest records the membership as etcd reported it.
+    let ms = manifests(t.path());
+    assert_eq!(ms.len(), 3);
+    for (p, m) in &ms {
+        let rec = &m["membership"];
+        assert_eq!(rec["cluster_id"], m["cluster_id"], "{}", p.display());
+        let listed = rec["members"].as_array().unwrap();
+        assert_eq!(listed.len(), 3, "{rec}");
+        for (i, c) in cluster.members.iter().enumerate() {
+            let r = listed
+                .iter()
+                .find(|r| r["name"] == c.name.as_str())
+                .unwrap();
+            assert_eq!(
+                r["peer_urls"],
+                serde_json::json!([format!("http://127.0.0.1:{}", c.peer_port)])
+            );
+            assert_eq!(r["client_urls"], serde_json::json!([cluster.endpoint(i)]));
+            assert_eq!(r["is_learner"], false);
+            assert!(u64::from_str_radix(r["id"].as_str().unwrap(), 16).is_ok());
+        }
+        // The member snapshotted knows its own version at least.
+        let own = listed.iter().find(|r| r["id"] == m["member_id"]).unwrap();
+        assert_eq!(own["name"], m["member"]);
+        assert_eq!(own["etcd_version"], m["etcd_version"]);
+    }
+
+    kill_cluster(&mut cluster);
+    let target = t.path().join("restored");
+    let out = restore(
+        &cfg,
+        &[
+            "etcd",
+            "--identity",
+            s(&key.identity_file),
+            "--out",
+            s(&target),
+            "--json",
+        ],
+        &[],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for (i, c) in cluster.members.iter().enumerate() {
+        let m = &report["members"][i];
+        assert_eq!(m["name"], c.name.as_str());
+        assert_eq!(m["peer_url"], format!("http://127.0.0.1:{}", c.peer_port));
+        assert_eq!(m["peer_url_from"], "manifest");
+    }
+    let procs = start_and_check(t.path(), "restored", &report, rev, &kvs);
+    drop(procs);
+}
+
+#[test]
+fn etcd_restore_onto_new_hosts_takes_their_urls_from_the_config_or_flag() {
+    let t = tempfile::tempdir().unwrap();
+    let (mut cluster, _cfg, key) = snapshotted_with(t.path(), &[], "", false);
+    let (rev, kvs) = cluster.dump(0);
+    kill_cluster(&mut cluster);
+
+    // "New hosts": every member on other client and peer ports. The runbook's
+    // one config change: the new hosts' endpoint and peer_url per member.
+    // cp-3's peer_url is left stale on purpose; the --peer-url flag overrides it.
+    let new: Vec<(u16, u16)> = (0..3)
+        .map(|_| (vigil_tests::free_port(), vigil_tests::free_port()))
+        .collect();
+    let members: Vec<Member> = NAMES
+        .iter()
+        .zip(&new)
+        .enumerate()
+        .map(|(i, (n, (c, p)))| {
+            let peer = if i == 2 {
+                format!("http://127.0.0.1:{}", cluster.members[2].peer_port)
+            } else {
+                format!("http://127.0.0.1:{p}")
+            };
+            (n.to_string(), format!("http://127.0.0.1:{c}"), peer)
+        })
+        .collect();
+    let cfg = write_config(t.path(), &members, &[key.recipient.as_str()], "");
+    let flag = format!("cp-3=http://127.0.0.1:{}", new[2].1);
+    let target = t.path().join("new-hosts");
+    let out = restore(
+        &cfg,
+        &[
+            "etcd",
+            "--identity",
+            s(&key.identity_file),
+            "--out",
+            s(&target),
+            "--peer-url",
+            &flag,
+            "--json",
+        ],
+        &[],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for (i, (c, p)) in new.iter().enumerate() {
+        let m = &report["members"][i];
+        assert_eq!(m["client_url"], format!("http://127.0.0.1:{c}"));
+        assert_eq!(m["peer_url"], format!("http://127.0.0.1:{p}"));
+        assert_eq!(m["peer_url_from"], if i == 2 { "flag" } else { "config" });
+    }
+    let procs = start_and_check(t.path(), "new", &report, rev, &kvs);
+    drop(procs);
+}
+
+#[test]
+fn etcd_restore_checks_the_membership_before_running_anything() {
+    let t = tempfile::tempdir().unwrap();
+    let (section, etcdctl_log) = logging_etcdctl(t.path());
+    let (mut cluster, cfg, key) = snapshotted_with(t.path(), &[], &section, false);
+    kill_cluster(&mut cluster);
+    let id = s(&key.identity_file).to_string();
+    let target = t.path().join("restored");
+    let refused = |cfg: &Path, extra: &[&str], wants: &[&str]| {
+        let mut args = vec!["etcd", "--identity", &id, "--out", s(&target)];
+        args.extend_from_slice(extra);
+        let out = restore(cfg, &args, &[], None);
+        let msg = text(&out);
+        assert!(
+            !etcdctl_log.exists(),
+            "etcdctl ran before the check: {}\n{msg}",
+            std::fs::read_to_string(&etcdctl_log).unwrap_or_default()
+        );
+        assert_eq!(out.status.code(), Some(2), "{msg}");
+        for w in wants {
+            assert!(msg.contains(w), "{w:?} missing from: {msg}");
+        }
+        assert!(!target.exists(), "{:?}", files(&target));
+    };
+
+    // An old archive (no membership recorded) and a config without peer_url:
+    // the host:2380 guess gives all three members the same URL.
+    let ms = manifests(t.path());
+    for (p, m) in &ms {
+        let mut old = m.clone();
+        old.as_object_mut().unwrap().remove("membership");
+        std::fs::write(p, serde_json::to_vec_pretty(&old).unwrap()).unwrap();
+    }
+    refused(
+        &cfg,
+        &[],
+        &[
+            "duplicate peer URL http://127.0.0.1:2380",
+            "cp-1",
+            "cp-2",
+            "guessed from the endpoint",
+            "--peer-url",
+        ],
+    );
+    for (p, m) in &ms {
+        std::fs::write(p, serde_json::to_vec_pretty(m).unwrap()).unwrap();
+    }
+
+    // Two members given the same URL by the flag and by the record.
+    let cp2 = format!("http://127.0.0.1:{}", cluster.members[1].peer_port);
+    let flag = format!("cp-1={cp2}");
+    refused(
+        &cfg,
+        &["--peer-url", &flag],
+        &[
+            &format!("duplicate peer URL {cp2}"),
+            "cp-1 (--peer-url)",
+            "cp-2 (manifest",
+        ],
+    );
+    // A flag for a member the config does not have.
+    refused(
+        &cfg,
+        &["--peer-url", "cp-9=http://127.0.0.1:1"],
+        &["cp-9", "not a member of [cluster].members"],
+    );
+
+    // A member of the config that the record does not know.
+    let mut members = cluster_members(&cluster);
+    members.iter_mut().for_each(|m| m.2.clear());
+    let mut extra = members.clone();
+    extra.push((
+        "cp-4".into(),
+        format!("http://127.0.0.1:{}", vigil_tests::free_port()),
+        String::new(),
+    ));
+    let cfg4 = write_config(t.path(), &extra, &[key.recipient.as_str()], &section);
+    refused(
+        &cfg4,
+        &[],
+        &["cp-4", "not in the membership recorded", "--peer-url cp-4="],
+    );
+
+    // A recorded member missing from the config.
+    let cfg2 = write_config(t.path(), &members[..2], &[key.recipient.as_str()], &section);
+    refused(
+        &cfg2,
+        &[],
+        &[
+            "cp-3",
+            &format!("http://127.0.0.1:{}", cluster.members[2].peer_port),
+            "not in the config",
+            "--drop-member cp-3",
+        ],
+    );
 }
