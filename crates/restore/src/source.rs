@@ -321,6 +321,28 @@ pub fn catalog_of(cfg: &Config, sources: &[Box<dyn Source>]) -> Catalog {
             None
         }
     };
+    // Copies scrub found corrupt are not verified, and are tried last.
+    let ledger = vigil_core::corrupt::Ledger::load(&cfg.state.dir).unwrap_or_else(|e| {
+        tracing::warn!(
+            "{e}; copies scrub found corrupt are not skipped (fetch still checks every byte)"
+        );
+        vigil_core::corrupt::Ledger::default()
+    });
+    for a in &mut cat.archives {
+        for c in &mut a.copies {
+            if ledger.is_bad(&c.source, &a.manifest.archive) {
+                c.verified = false;
+            }
+        }
+        a.copies.sort_by_key(|c| !c.verified);
+        a.verified = a.copies.iter().any(|c| c.verified);
+    }
+    // Newest by what cannot go backwards (cluster generation, revision),
+    // not by a bastion clock that may have run ahead.
+    cat.archives.sort_by(|a, b| {
+        vigil_core::retention::newest_first_in(pin.as_ref(), &a.manifest, &b.manifest)
+            .then_with(|| a.member.cmp(&b.member))
+    });
     match pin {
         Some(p) => {
             let (keep, other): (Vec<Archive>, Vec<Archive>) = std::mem::take(&mut cat.archives)

@@ -362,16 +362,16 @@ pub async fn run(cfg: &Config) -> Result<RunReport, RunError> {
         .filter_map(|m| m.manifest.as_ref().map(|x| x.archive.clone()))
         .collect();
     for sink in &sinks {
-        if prune_lock.is_none() && sink.can_delete() {
-            // sync_sink has no ship-only mode: this sink's catch-up and
-            // pruning both wait for the next run; its streamed copies stand.
+        let mode = if prune_lock.is_none() && sink.can_delete() {
             warnings.push(format!(
-                "sink {}: catch-up and pruning deferred to the next run (archives lock held)",
+                "sink {}: pruning deferred to the next run (archives lock held); missing copies are still shipped",
                 sink.name()
             ));
-            continue;
-        }
-        let mut rep = sync_sink(cfg, sink, Mode::ShipAndPrune, &made).await;
+            Mode::Ship
+        } else {
+            Mode::ShipAndPrune
+        };
+        let mut rep = sync_sink(cfg, sink, mode, &made).await;
         for m in &members {
             for c in m.sinks.iter().filter(|c| c.sink == sink.name() && !c.ok) {
                 let e = format!(

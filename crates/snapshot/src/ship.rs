@@ -21,6 +21,8 @@ pub fn build_sinks(cfg: &Config) -> Result<Vec<Arc<Sink>>, SinkError> {
 pub enum Mode {
     /// Ship every local archive that is missing, then prune.
     ShipAndPrune,
+    /// Ship what is missing, prune nothing (pruning was deferred).
+    Ship,
     /// Only prune; with `dry_run`, only say what would go.
     Prune { dry_run: bool },
 }
@@ -68,7 +70,7 @@ pub async fn sync_sink(cfg: &Config, sink: &Sink, mode: Mode, made: &[String]) -
     let bad =
         |store: &str, archive: &str| ledger.as_ref().is_some_and(|l| l.is_bad(store, archive));
     for member in cfg.members() {
-        if mode == Mode::ShipAndPrune {
+        if matches!(mode, Mode::ShipAndPrune | Mode::Ship) {
             let have: HashSet<String> = entries
                 .iter()
                 .filter(|e| e.member == member.name && e.is_verified())
@@ -108,7 +110,8 @@ pub async fn sync_sink(cfg: &Config, sink: &Sink, mode: Mode, made: &[String]) -
                 }
             }
         }
-        if let (true, Some(_), Some(pin)) = (sink.can_delete(), &ledger, &pin) {
+        let prunes = sink.can_delete() && mode != Mode::Ship;
+        if let (true, Some(_), Some(pin)) = (prunes, &ledger, &pin) {
             let dry_run = matches!(mode, Mode::Prune { dry_run: true });
             let candidates = entries
                 .iter()
