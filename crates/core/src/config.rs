@@ -104,8 +104,9 @@ pub struct ClusterConfig {
 pub struct MemberConfig {
     pub name: String,
     pub endpoint: String,
-    /// The member's peer URL (`--initial-advertise-peer-urls`). Default: the
-    /// endpoint's scheme and host with port 2380. Used by `vigil-restore`.
+    /// The member's peer URL (`--initial-advertise-peer-urls`) for
+    /// `vigil-restore`. Default: the peer URLs recorded in the archive's
+    /// manifest; for older archives the endpoint's host with port 2380.
     #[serde(default)]
     pub peer_url: Option<String>,
 }

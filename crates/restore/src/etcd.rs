@@ -537,7 +537,19 @@ pub fn human(r: &EtcdReport) -> String {
     );
     for m in &r.members {
         let args: Vec<OsString> = m.command.iter().map(OsString::from).collect();
-        let _ = writeln!(s, "\n# {} ({})", m.name, m.data_dir.display());
+        let from = match m.peer_url_from {
+            PeerFrom::Flag => "--peer-url",
+            PeerFrom::Config => "config peer_url",
+            PeerFrom::Manifest => "the archive's membership",
+            PeerFrom::Guess => "endpoint host, port 2380",
+        };
+        let _ = writeln!(
+            s,
+            "\n# {} ({}; peer URL {} from {from})",
+            m.name,
+            m.data_dir.display(),
+            m.peer_url
+        );
         let _ = writeln!(s, "{}", render(&args));
     }
     if r.tls {

@@ -847,13 +847,19 @@ fn build_manifest(
         verified_at: Some(rfc3339(now())),
         vigil_version: vigil_core::VERSION.into(),
         quarantined: None,
-        membership: listed.map(|l| membership(ctx, st, l)),
+        membership: listed.map(|l| {
+            let versions = ctx.versions.lock().map(|v| v.clone()).unwrap_or_default();
+            membership(&versions, st, l)
+        }),
     }
 }
 
 /// The member list as recorded, with the versions this run has seen.
-fn membership(ctx: &Ctx, st: &MemberStatus, listed: &[ListedMember]) -> Membership {
-    let versions = ctx.versions.lock().map(|v| v.clone()).unwrap_or_default();
+fn membership(
+    versions: &std::collections::HashMap<u64, String>,
+    st: &MemberStatus,
+    listed: &[ListedMember],
+) -> Membership {
     Membership {
         cluster_id: format!("{:x}", st.cluster_id),
         members: listed
@@ -1159,5 +1165,66 @@ fn could_not_run(cfg: &Config, run_id: &str, t0: Instant, e: RunError) -> RunErr
     RunError::CouldNotRun {
         run_id: run_id.to_string(),
         error: Box::new(e),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn membership_records_every_member_and_the_versions_seen() {
+        let st = MemberStatus {
+            cluster_id: 0xc1,
+            member_id: 0xa,
+            revision: 9,
+            raft_term: 2,
+            raft_index: 12,
+            version: "3.5.16".into(),
+            db_size: 1,
+            db_size_in_use: 1,
+            leader: 0xa,
+            is_learner: false,
+            errors: vec![],
+            db_size_quota: 0,
+        };
+        let l = |id: u64, name: &str, learner: bool| ListedMember {
+            id,
+            name: name.into(),
+            peer_urls: vec![format!("https://10.0.0.{id}:2380")],
+            client_urls: vec![format!("https://10.0.0.{id}:2379")],
+            is_learner: learner,
+        };
+        let listed = [
+            l(0xa, "cp-1", false),
+            l(0xb, "cp-2", false),
+            l(0xc, "", true),
+        ];
+        // cp-2's status came in first; the learner's never did.
+        let versions = [(0xb, "3.5.15".to_string())].into_iter().collect();
+        let m = membership(&versions, &st, &listed);
+        assert_eq!(m.cluster_id, "c1");
+        let got: Vec<(&str, &str, Option<&str>, bool)> = m
+            .members
+            .iter()
+            .map(|x| {
+                (
+                    x.id.as_str(),
+                    x.name.as_str(),
+                    x.etcd_version.as_deref(),
+                    x.is_learner,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("a", "cp-1", Some("3.5.16"), false),
+                ("b", "cp-2", Some("3.5.15"), false),
+                ("c", "", None, true),
+            ]
+        );
+        assert_eq!(m.members[1].peer_urls, ["https://10.0.0.11:2380"]);
     }
 }
