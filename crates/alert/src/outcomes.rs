@@ -10,6 +10,7 @@
 //! | `snapshot` | failed at `retention` | `snapshot_prune_failed{member}` (warning) |
 //! | `snapshot` | failed at any other stage | `snapshot_failed{member}` (critical) |
 //! | `snapshot` | subject `rke2-token` | `rke2_token_archive_failed` (warning) |
+//! | `snapshot` | subject `rke2-bootstrap` | `rke2_token_mismatch` (critical) |
 //! | `sink` | failed | `sink_down{sink}` (critical) |
 //! | `drill` | failed | `restore_drill_failed{target}` (critical) |
 //! | other | failed | `<job>_failed{subject}` (warning) |
@@ -90,6 +91,19 @@ pub fn results(cfg: &Config, o: &Outcome) -> Vec<CheckResult> {
             },
             facts(cfg, o, "Subject"),
             "Check that rke2_token_file is readable by vigil and that the snapshot dir has space; see `journalctl -u vigil-snapshot`",
+        )],
+        "snapshot" if o.subject == "rke2-bootstrap" => vec![result(
+            AlertKey::new("rke2_token_mismatch"),
+            Source::Snapshot,
+            o.ok,
+            Severity::Critical,
+            if o.ok {
+                "The archived RKE2 server token opens the cluster's bootstrap data".into()
+            } else {
+                "The RKE2 server token on the bastion does not open the cluster's bootstrap data: an RKE2 restore with it would fail".into()
+            },
+            facts(cfg, o, "Subject"),
+            "Copy the current token from a server node's /var/lib/rancher/rke2/server/token to snapshot.rke2_token_file (0600); the next snapshot run proves it",
         )],
         "snapshot" => snapshot(cfg, o),
         "sink" => vec![result(

@@ -42,6 +42,9 @@ pub enum BootstrapError {
     WrongToken { hash: String, why: &'static str },
 }
 
+/// Bootstrap entries as read from etcd or a snapshot: (key, value).
+pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// The proof: which entry the token opened.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Opened {

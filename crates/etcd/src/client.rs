@@ -271,3 +271,22 @@ pub async fn quorum_read(m: &MemberClient) -> Result<(), EtcdError> {
     m.call("quorum read", c.get("health", Some(opts))).await?;
     Ok(())
 }
+
+/// Every key under `prefix` with its value at `revision` (0: the newest),
+/// answered by this member alone (serializable).
+pub async fn prefix_at(
+    m: &MemberClient,
+    prefix: &str,
+    revision: i64,
+) -> Result<Vec<(Vec<u8>, Vec<u8>)>, EtcdError> {
+    let mut c = m.client.clone();
+    let opts = GetOptions::new()
+        .with_prefix()
+        .with_serializable()
+        .with_revision(revision);
+    let r = m.call("range", c.get(prefix, Some(opts))).await?;
+    Ok(r.kvs()
+        .iter()
+        .map(|kv| (kv.key().to_vec(), kv.value().to_vec()))
+        .collect())
+}

@@ -5,8 +5,8 @@ mod client;
 mod verify;
 
 pub use client::{
-    alarms, connect, hash_kv, key_count, member_list, quorum_read, status, Alarm, HashKv,
-    ListedMember, MemberClient, MemberStatus, TlsMaterial,
+    alarms, connect, hash_kv, key_count, member_list, prefix_at, quorum_read, status, Alarm,
+    HashKv, ListedMember, MemberClient, MemberStatus, TlsMaterial,
 };
 pub use etcd_client::{Client, SnapshotStreaming};
 pub use verify::{SnapshotVerifier, Verified, VerifyError, TRAILER_LEN};

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
+use vigil_archive::rke2_bootstrap;
 use vigil_archive::sink::{Sink, SinkError, SinkMsg};
 use vigil_archive::{
     local, verify_readback, ArchiveError, ArchiveOptions, ArchiveWriter, SinkTx, Written,
@@ -111,6 +112,20 @@ pub struct SinkReport {
 pub struct TokenReport {
     pub ok: bool,
     pub path: PathBuf,
+    pub error: Option<String>,
+    /// Whether the token opens the cluster's RKE2 bootstrap data; `None`
+    /// when there is none to open (plain etcd) or the check could not run.
+    pub bootstrap: Option<BootstrapCheck>,
+}
+
+/// The archived token proven against `/bootstrap/<hash>`, read from the
+/// member snapshotted first, at its snapshot's revision (issue #15 point 2):
+/// a token rotated on the cluster but not here is caught the same day.
+#[derive(Debug, Clone, Serialize)]
+pub struct BootstrapCheck {
+    pub ok: bool,
+    /// The entry the token opened.
+    pub key: Option<String>,
     pub error: Option<String>,
 }
 
@@ -351,10 +366,13 @@ pub async fn run(cfg: &Config) -> Result<RunReport, RunError> {
         pin_from_run(cfg, &members, &mut warnings);
     }
 
-    let rke2_token = sc
-        .rke2_token_file
-        .as_ref()
-        .map(|p| archive_token(&ctx, sc, p));
+    let rke2_token = match &sc.rke2_token_file {
+        Some(p) => {
+            let entries = bootstrap_entries(&members, &clients).await;
+            Some(archive_token(&ctx, sc, p, entries, &mut warnings))
+        }
+        None => None,
+    };
     let mut sink_reports = Vec::new();
     // What this run made is never pruned from a sink either.
     let made: Vec<String> = members
@@ -412,7 +430,10 @@ pub async fn run(cfg: &Config) -> Result<RunReport, RunError> {
     }
     report.ok = report.members.iter().all(|m| m.ok)
         && report.sinks.iter().all(|s| s.ok)
-        && report.rke2_token.as_ref().is_none_or(|t| t.ok)
+        && report
+            .rke2_token
+            .as_ref()
+            .is_none_or(|t| t.ok && t.bootstrap.as_ref().is_none_or(|b| b.ok))
         && !report
             .warnings
             .iter()
@@ -940,23 +961,81 @@ where
     out
 }
 
-/// Keeps the RKE2 server token, encrypted, beside the snapshots.
-fn archive_token(ctx: &Ctx, sc: &SnapshotConfig, src: &Path) -> TokenReport {
+/// The `/bootstrap/` entries at the revision of the first member archived.
+async fn bootstrap_entries(
+    members: &[MemberReport],
+    clients: &[Option<MemberClient>],
+) -> Result<rke2_bootstrap::Entries, String> {
+    let (m, c) = members
+        .iter()
+        .zip(clients)
+        .find_map(|(m, c)| Some((m.manifest.as_ref().filter(|_| m.ok)?, c.as_ref()?)))
+        .ok_or("no member was snapshotted")?;
+    vigil_etcd::prefix_at(c, rke2_bootstrap::PREFIX, m.revision)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Keeps the RKE2 server token, encrypted, beside the snapshots, and proves
+/// it opens the cluster's bootstrap data.
+fn archive_token(
+    ctx: &Ctx,
+    sc: &SnapshotConfig,
+    src: &Path,
+    bootstrap: Result<rke2_bootstrap::Entries, String>,
+    warnings: &mut Vec<String>,
+) -> TokenReport {
     let dir = sc.dir.join("rke2");
     let path = dir.join(format!("{}-server-token.age", ctx.cluster));
-    let r = (|| -> Result<(), String> {
-        let token = vigil_core::secret::read_secret_file(&vigil_core::secret::resolve_path(src))?;
+    let token = vigil_core::secret::read_secret_file(&vigil_core::secret::resolve_path(src));
+    let r = token.as_ref().map_err(Clone::clone).and_then(|token| {
         fsutil::ensure_private_dir(&dir).map_err(|e| e.to_string())?;
         let sealed =
             vigil_archive::encrypt_small(token.expose().as_bytes(), &ctx.archive.recipients)
                 .map_err(|e| e.to_string())?;
         fsutil::atomic_write(&path, &sealed).map_err(|e| e.to_string())
-    })();
+    });
+    let check = match (&token, bootstrap) {
+        (Err(_), _) => None,
+        (Ok(_), Err(e)) => {
+            warnings.push(format!(
+                "the RKE2 server token was not proven against the bootstrap data: reading {}: {e}",
+                rke2_bootstrap::PREFIX
+            ));
+            None
+        }
+        (Ok(t), Ok(entries)) => match rke2_bootstrap::check(t.expose(), &entries) {
+            Ok(o) => Some(BootstrapCheck {
+                ok: true,
+                key: Some(o.key),
+                error: None,
+            }),
+            Err(rke2_bootstrap::BootstrapError::NoEntry) => {
+                warnings.push(format!(
+                    "{} ({}): {}",
+                    src.display(),
+                    "snapshot.rke2_token_file",
+                    rke2_bootstrap::BootstrapError::NoEntry
+                ));
+                None
+            }
+            Err(e) => {
+                let e = format!("the RKE2 server token in {}: {e}", src.display());
+                tracing::error!("{e}");
+                Some(BootstrapCheck {
+                    ok: false,
+                    key: None,
+                    error: Some(e),
+                })
+            }
+        },
+    };
     match r {
         Ok(()) => TokenReport {
             ok: true,
             path,
             error: None,
+            bootstrap: check,
         },
         Err(e) => {
             tracing::error!("archiving the RKE2 server token: {e}");
@@ -964,6 +1043,7 @@ fn archive_token(ctx: &Ctx, sc: &SnapshotConfig, src: &Path) -> TokenReport {
                 ok: false,
                 path,
                 error: Some(e),
+                bootstrap: check,
             }
         }
     }
@@ -1017,10 +1097,27 @@ fn record_outcomes(state: &Path, r: &RunReport) -> Result<(), FsError> {
                 stage: if t.ok { Stage::Done } else { Stage::Token },
                 error: t.error.clone(),
                 archive: Some(t.path.display().to_string()),
-                time,
+                time: time.clone(),
                 duration_ms: 0,
             },
         )?;
+        if let Some(b) = &t.bootstrap {
+            outcome::record(
+                state,
+                &Outcome {
+                    job: "snapshot".into(),
+                    run_id: r.run_id.clone(),
+                    cluster: r.cluster.clone(),
+                    subject: "rke2-bootstrap".into(),
+                    ok: b.ok,
+                    stage: if b.ok { Stage::Done } else { Stage::Token },
+                    error: b.error.clone(),
+                    archive: b.key.clone(),
+                    time,
+                    duration_ms: 0,
+                },
+            )?;
+        }
     }
     Ok(())
 }
