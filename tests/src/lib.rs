@@ -318,3 +318,16 @@ pub fn alert_items(path: &Path) -> Vec<serde_json::Value> {
 }
 pub mod faults;
 pub mod hostile;
+
+/// (event, key) of every alert item a file channel wrote, in order.
+pub fn alert_events(path: &Path) -> Vec<(String, String)> {
+    alert_items(path)
+        .iter()
+        .map(|i| {
+            (
+                i["event"].as_str().unwrap_or_default().to_string(),
+                i["alert"]["key"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}

@@ -524,19 +524,6 @@ fn unencrypted_runs_only_when_explicit_and_warn() {
     assert!(o.status.success(), "{}", text(&o));
 }
 
-/// (event, key) of every alert item delivered to the file channel.
-fn alert_events(path: &Path) -> Vec<(String, String)> {
-    alert_items(path)
-        .iter()
-        .map(|i| {
-            (
-                i["event"].as_str().unwrap().to_string(),
-                i["alert"]["key"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
-
 #[test]
 fn failures_become_alerts_and_recoveries_resolve_them() {
     let t = tempfile::tempdir().unwrap();

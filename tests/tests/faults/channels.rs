@@ -110,21 +110,8 @@ fn raise_alert(config: &Path) {
     assert!(out.status.success(), "unit-failed: {}", text(&out));
 }
 
-/// Alert keys of the items a file channel wrote, with their event.
-fn file_events(path: &Path) -> Vec<(String, String)> {
-    alert_items(path)
-        .iter()
-        .map(|i| {
-            (
-                i["event"].as_str().unwrap_or_default().to_string(),
-                i["alert"]["key"].as_str().unwrap_or_default().to_string(),
-            )
-        })
-        .collect()
-}
-
 fn channel_failing_on_file(file: &Path, channel: &str) -> bool {
-    file_events(file).iter().any(|(ev, key)| {
+    alert_events(file).iter().any(|(ev, key)| {
         ev == "firing" && key.contains("notify_channel_failing") && key.contains(channel)
     })
 }

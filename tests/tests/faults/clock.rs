@@ -108,19 +108,6 @@ pub(crate) fn assert_no_plaintext(root: &Path) {
     }
 }
 
-/// Every `(event, key)` the file channel got.
-pub(crate) fn alert_events(path: &Path) -> Vec<(String, String)> {
-    alert_items(path)
-        .iter()
-        .map(|i| {
-            (
-                i["event"].as_str().unwrap_or("").to_string(),
-                i["alert"]["key"].as_str().unwrap_or("").to_string(),
-            )
-        })
-        .collect()
-}
-
 /// A cluster with some data, an age key, and a config with a dir sink and
 /// a file alert channel.
 pub(crate) struct Setup {

@@ -4,7 +4,7 @@
 //! prune it (it is the evidence behind the scrub alert).
 #![allow(clippy::unwrap_used)]
 
-use super::clock::{alert_events, assert_no_plaintext, flip_byte, good, stored, Setup, NAMES};
+use super::clock::{assert_no_plaintext, flip_byte, good, stored, Setup, NAMES};
 use std::path::PathBuf;
 use vigil_tests::*;
 

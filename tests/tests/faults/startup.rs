@@ -7,18 +7,6 @@ use vigil_tests::*;
 
 const NAMES: [&str; 3] = ["cp-1", "cp-2", "cp-3"];
 
-fn events(path: &std::path::Path) -> Vec<(String, String)> {
-    alert_items(path)
-        .iter()
-        .map(|i| {
-            (
-                i["event"].as_str().unwrap_or_default().to_string(),
-                i["alert"]["key"].as_str().unwrap_or_default().to_string(),
-            )
-        })
-        .collect()
-}
-
 #[test]
 fn a_snapshot_dir_that_cannot_be_created_is_alerted_for_every_member() {
     let t = tempfile::tempdir().unwrap();
@@ -53,7 +41,7 @@ fn a_snapshot_dir_that_cannot_be_created_is_alerted_for_every_member() {
         );
     }
     notify_once(&cfg);
-    let mut firing: Vec<String> = events(&alerts)
+    let mut firing: Vec<String> = alert_events(&alerts)
         .into_iter()
         .filter(|(e, _)| e == "firing")
         .map(|(_, k)| k)
@@ -72,9 +60,9 @@ fn a_snapshot_dir_that_cannot_be_created_is_alerted_for_every_member() {
     let out = vigil("vigil-snapshot", &cfg, &["run"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     notify_once(&cfg);
-    let resolved = events(&alerts)
+    let resolved = alert_events(&alerts)
         .into_iter()
         .filter(|(e, _)| e == "resolved")
         .count();
-    assert_eq!(resolved, 3, "{:?}", events(&alerts));
+    assert_eq!(resolved, 3, "{:?}", alert_events(&alerts));
 }
