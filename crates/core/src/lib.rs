@@ -13,6 +13,7 @@ pub mod paths;
 pub mod pin;
 pub mod retention;
 pub mod secret;
+pub mod seen;
 pub mod units;
 
 pub use config::{Config, ConfigError};
