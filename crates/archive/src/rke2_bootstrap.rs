@@ -36,7 +36,7 @@ pub enum BootstrapError {
     NoEntry,
     #[error("the token is not a k3s server token (K10<ca-hash>::server:<password>, or the bare password): {0}")]
     BadToken(&'static str),
-    #[error("the token's bootstrap key is {PREFIX}{token_hash}, but the snapshot holds {found}: the server token was changed (rotated) on the cluster and this token is an old or another cluster's one. Fetch the current token from a server node's /var/lib/rancher/rke2/server/token")]
+    #[error("the token's bootstrap key is {PREFIX}{token_hash}, but the snapshot holds {found}: the server token was changed (rotated) on the cluster, or this is another cluster's token. Fetch the current token from a server node's /var/lib/rancher/rke2/server/token")]
     Rotated { token_hash: String, found: String },
     #[error("{PREFIX}{hash} does not decrypt with the token ({why}): the entry is damaged or was sealed with another token of the same hash")]
     WrongToken { hash: String, why: &'static str },

@@ -11,6 +11,7 @@
 //! - [`drill`]: restore each member's newest archive into a scratch etcd and
 //!   prove it answers with the right data, on a schedule.
 
+pub mod bootstrap;
 pub mod drill;
 pub mod etcd;
 pub mod fetch;

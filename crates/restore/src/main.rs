@@ -131,6 +131,9 @@ enum Command {
         /// Where the verified snapshot goes on this node.
         #[arg(long)]
         snapshot_path: Option<PathBuf>,
+        /// Skip proving that the server token opens the snapshot's RKE2 bootstrap data (last resort).
+        #[arg(long)]
+        no_token_check: bool,
         #[arg(long)]
         json: bool,
     },
@@ -276,6 +279,7 @@ fn dispatch(g: &GlobalArgs, c: Command) -> Result<i32, Exit> {
             restore_token,
             others_stopped,
             snapshot_path,
+            no_token_check,
             json,
         } => {
             let _archives = ArchivesLock::for_reading(&cfg.state.dir);
@@ -291,6 +295,7 @@ fn dispatch(g: &GlobalArgs, c: Command) -> Result<i32, Exit> {
                     restore_token,
                     others_stopped,
                     snapshot_path: snapshot_path.as_deref(),
+                    token_check: !no_token_check,
                 },
             )
             .map_err(fail)?;

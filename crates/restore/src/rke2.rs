@@ -3,6 +3,11 @@
 //!
 //! The steps (RKE2's documented procedure):
 //! 1. fetch and verify the snapshot onto this node;
+//!    then prove that the server token rke2 will use (the archived one with
+//!    `--restore-token`, else this node's `<data-dir>/server/token`) opens the
+//!    snapshot's bootstrap data (`/bootstrap/<hash>`, see
+//!    [`vigil_archive::rke2_bootstrap`]); refuse otherwise, before any node
+//!    is touched;
 //! 2. stop rke2-server on every server (the others first, then this one);
 //! 3. on new hosts, put the archived server token back (the bootstrap data in
 //!    the snapshot is encrypted with a key derived from it);
@@ -39,6 +44,8 @@ pub struct Rke2Options<'a> {
     pub others_stopped: bool,
     /// Where the verified snapshot is written on this node.
     pub snapshot_path: Option<&'a Path>,
+    /// Prove the token against the snapshot's bootstrap data first.
+    pub token_check: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -63,6 +70,7 @@ pub struct Rke2Report {
 
 enum Action {
     Fetch,
+    ProveToken,
     Token,
     Local(Vec<OsString>),
     Remote(usize, String),
@@ -156,6 +164,22 @@ pub fn run(cfg: &Config, o: &Rke2Options<'_>) -> Result<Rke2Report, RestoreError
         false,
         Action::Fetch,
     );
+    if o.token_check {
+        step(
+            here.clone(),
+            "prove the server token opens the snapshot's bootstrap data (/bootstrap/<hash>); nothing is stopped otherwise",
+            format!(
+                "built in: the {} token against the fetched snapshot",
+                if o.restore_token {
+                    "archived".to_string()
+                } else {
+                    format!("{} (or else the archived)", token_file.display())
+                }
+            ),
+            false,
+            Action::ProveToken,
+        );
+    }
     for &i in &others {
         let m = members[i];
         let cmd = remote_cmd("stop");
@@ -301,6 +325,14 @@ pub fn run(cfg: &Config, o: &Rke2Options<'_>) -> Result<Rke2Report, RestoreError
                 }
                 crate::fetch::fetch(archive, &sources, Some(ids), &snapshot).map(|_| ())
             }
+            // A refused snapshot is not left behind: the rerun fetches it
+            // again, and no plaintext copy outlives a restore that did not run.
+            Action::ProveToken => {
+                prove_token(cfg, &sources, ids, &token_file, o.restore_token, &snapshot)
+                    .inspect_err(|_| {
+                        let _ = std::fs::remove_file(&snapshot);
+                    })
+            }
             Action::Token => restore_token(cfg, &sources, ids, &token_file),
             Action::Local(argv) => proc::run(&argv, &[]).map(|_| ()).map_err(Into::into),
             Action::Remote(i, cmd) => proc::run(&ssh_argv(&rc, members[i], &cmd), &[])
@@ -321,13 +353,64 @@ pub fn run(cfg: &Config, o: &Rke2Options<'_>) -> Result<Rke2Report, RestoreError
     Ok(report)
 }
 
-/// Decrypts the archived server token and writes it 0600, never over a different one.
-fn restore_token(
+/// Proves that the token rke2 will start with opens the snapshot's
+/// bootstrap data: the archived one when it is put back, else this node's.
+fn prove_token(
     cfg: &Config,
     sources: &[Box<dyn Source>],
     ids: &Identities,
-    dest: &Path,
+    token_file: &Path,
+    restoring: bool,
+    snapshot: &Path,
 ) -> Result<(), RestoreError> {
+    use vigil_archive::rke2_bootstrap::{check, BootstrapError};
+    let (token, origin) = match std::fs::read(token_file) {
+        Ok(t) if !restoring => (t, format!("the server token in {}", token_file.display())),
+        Err(e) if !restoring && e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(RestoreError::Failed(format!(
+                "reading {}: {e}",
+                token_file.display()
+            )))
+        }
+        _ => (
+            archived_token(cfg, sources, ids)?,
+            format!(
+                "the archived server token ({}-server-token.age)",
+                cfg.cluster_name()
+            ),
+        ),
+    };
+    // k3s strips the newline a token file ends with, nothing else.
+    let token = String::from_utf8_lossy(&token);
+    let token = token.trim_end_matches('\n');
+    let entries = crate::bootstrap::read_entries(snapshot).map_err(|e| {
+        RestoreError::Failed(format!(
+            "{e}; the server token cannot be proven. Nothing was stopped. If the snapshot is good, rerun with --no-token-check"
+        ))
+    })?;
+    match check(token, &entries) {
+        Ok(o) => {
+            tracing::info!("{origin} opens {}", o.key);
+            Ok(())
+        }
+        Err(BootstrapError::NoEntry) => {
+            tracing::warn!("{}; going on", BootstrapError::NoEntry);
+            Ok(())
+        }
+        Err(e) => Err(RestoreError::Failed(format!(
+            "{origin} does not open this snapshot's bootstrap data: {e}. \
+             Nothing was stopped. Put the cluster's token in {} (or use --restore-token with an archived token that matches) and rerun",
+            token_file.display()
+        ))),
+    }
+}
+
+/// The archived server token, decrypted.
+fn archived_token(
+    cfg: &Config,
+    sources: &[Box<dyn Source>],
+    ids: &Identities,
+) -> Result<Vec<u8>, RestoreError> {
     let mut opened = None;
     for s in sources {
         if let Some(o) = s.open_token(cfg.cluster_name())? {
@@ -357,6 +440,17 @@ fn restore_token(
     let mut token = Vec::new();
     r.read_to_end(&mut token)
         .map_err(|e| RestoreError::Failed(format!("decrypting the archived server token: {e}")))?;
+    Ok(token)
+}
+
+/// Decrypts the archived server token and writes it 0600, never over a different one.
+fn restore_token(
+    cfg: &Config,
+    sources: &[Box<dyn Source>],
+    ids: &Identities,
+    dest: &Path,
+) -> Result<(), RestoreError> {
+    let mut token = archived_token(cfg, sources, ids)?;
     if !token.ends_with(b"\n") {
         token.push(b'\n');
     }

@@ -814,6 +814,8 @@ fn rke2_runbook_and_execute_with_stand_ins() {
             "--execute",
             "--identity",
             s(&key.identity_file),
+            // This snapshot is no etcd db: tests/rke2_token.rs proves the token.
+            "--no-token-check",
             "--restore-token",
             "--json",
         ],
@@ -863,7 +865,13 @@ fn rke2_runbook_and_execute_with_stand_ins() {
     stand_in(&bindir, "rke2", &log, true);
     let out = restore(
         &cfg,
-        &["rke2", "--execute", "--identity", s(&key.identity_file)],
+        &[
+            "rke2",
+            "--execute",
+            "--identity",
+            s(&key.identity_file),
+            "--no-token-check",
+        ],
         &[],
         None,
     );
@@ -885,7 +893,13 @@ fn rke2_runbook_and_execute_with_stand_ins() {
     std::fs::remove_file(&snap).unwrap();
     let out = restore(
         &cfg,
-        &["rke2", "--execute", "--identity", s(&key.identity_file)],
+        &[
+            "rke2",
+            "--execute",
+            "--identity",
+            s(&key.identity_file),
+            "--no-token-check",
+        ],
         &[],
         None,
     );
@@ -898,6 +912,7 @@ fn rke2_runbook_and_execute_with_stand_ins() {
             "--execute",
             "--identity",
             s(&key.identity_file),
+            "--no-token-check",
             "--others-stopped",
         ],
         &[],
