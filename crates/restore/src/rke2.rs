@@ -169,11 +169,14 @@ pub fn run(cfg: &Config, o: &Rke2Options<'_>) -> Result<Rke2Report, RestoreError
             here.clone(),
             "prove the server token opens the snapshot's bootstrap data (/bootstrap/<hash>); nothing is stopped otherwise",
             format!(
-                "built in: the {} token against the fetched snapshot",
+                "built in: decrypts the snapshot's /bootstrap/<hash> entry with {}",
                 if o.restore_token {
-                    "archived".to_string()
+                    "the archived token".to_string()
                 } else {
-                    format!("{} (or else the archived)", token_file.display())
+                    format!(
+                        "the token in {} (or else the archived one)",
+                        token_file.display()
+                    )
                 }
             ),
             false,

@@ -971,9 +971,13 @@ async fn bootstrap_entries(
         .zip(clients)
         .find_map(|(m, c)| Some((m.manifest.as_ref().filter(|_| m.ok)?, c.as_ref()?)))
         .ok_or("no member was snapshotted")?;
-    vigil_etcd::prefix_at(c, rke2_bootstrap::PREFIX, m.revision)
-        .await
-        .map_err(|e| e.to_string())
+    // Compacted past the snapshot's revision already: the newest will do.
+    match vigil_etcd::prefix_at(c, rke2_bootstrap::PREFIX, m.revision).await {
+        Ok(v) => Ok(v),
+        Err(_) => vigil_etcd::prefix_at(c, rke2_bootstrap::PREFIX, 0)
+            .await
+            .map_err(|e| e.to_string()),
+    }
 }
 
 /// Keeps the RKE2 server token, encrypted, beside the snapshots, and proves
