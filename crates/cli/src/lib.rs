@@ -176,3 +176,35 @@ pub fn not_built(program: &str, capability: &str) -> Result<i32, Exit> {
         vigil_core::VERSION
     )))
 }
+
+/// Every argument of `cmd` and its subcommands that has no help text, as
+/// `<command path> --<flag>` (clap's own --help and --version excepted). A
+/// unit test of each binary keeps this empty: at 3 a.m. `--help` is the manual.
+pub fn undocumented_args(cmd: &clap::Command) -> Vec<String> {
+    fn walk(cmd: &clap::Command, path: &str, out: &mut Vec<String>) {
+        for a in cmd.get_arguments() {
+            let id = a.get_id().as_str();
+            if matches!(id, "help" | "version") || a.is_hide_set() {
+                continue;
+            }
+            if a.get_help().is_none() && a.get_long_help().is_none() {
+                let name = a
+                    .get_long()
+                    .map(|l| format!("--{l}"))
+                    .unwrap_or_else(|| format!("<{id}>"));
+                out.push(format!("{path} {name}"));
+            }
+        }
+        for s in cmd.get_subcommands() {
+            if s.get_name() == "help" {
+                continue;
+            }
+            walk(s, &format!("{path} {}", s.get_name()), out);
+        }
+    }
+    let mut out = Vec::new();
+    let mut cmd = cmd.clone();
+    cmd.build();
+    walk(&cmd, cmd.get_name(), &mut out);
+    out
+}

@@ -37,6 +37,7 @@ enum Command {
         /// Include every sink, merged by archive, with where each copy lives.
         #[arg(long)]
         all: bool,
+        /// Print the archives as JSON on stdout.
         #[arg(long)]
         json: bool,
     },
@@ -45,6 +46,7 @@ enum Command {
         /// Only show what would be deleted.
         #[arg(long)]
         dry_run: bool,
+        /// Print what was (or would be) deleted as JSON on stdout.
         #[arg(long)]
         json: bool,
     },
@@ -56,6 +58,7 @@ enum Command {
         /// Check N randomly chosen archives per store instead of all.
         #[arg(long)]
         sample: Option<usize>,
+        /// Print every copy checked and its result as JSON on stdout.
         #[arg(long)]
         json: bool,
     },
@@ -63,6 +66,7 @@ enum Command {
     /// was rebuilt on purpose (restore, RKE2 cluster-reset); the old ID stays
     /// trusted for restores.
     Repin {
+        /// Print the new and the previous cluster ID and what each member reported as JSON on stdout.
         #[arg(long)]
         json: bool,
     },
@@ -395,4 +399,16 @@ async fn cmd_scrub(
         print_json(&v);
     }
     Ok(if ok { exit::OK } else { exit::FAILED })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_flag_has_help_text() {
+        use clap::CommandFactory;
+        let missing = vigil_cli::undocumented_args(&Cli::command());
+        assert!(missing.is_empty(), "flags without help text: {missing:?}");
+    }
 }
