@@ -109,7 +109,42 @@ pub async fn check(cfg: &Config) -> Vec<Finding> {
     let probes =
         futures_util::future::join_all(members.iter().map(|m| probe(m, tls.as_ref(), timeout)))
             .await;
+    record_seen(cfg, &members, &probes).await;
     evaluate(&members, &probes, &h.etcd)
+}
+
+/// The newest revision the members answered, for sizing a restore's
+/// revision bump (vigil_core::seen). A failure to record is logged, not a
+/// finding: the checks themselves are unaffected.
+async fn record_seen(cfg: &Config, members: &[MemberConfig], probes: &[Probe]) {
+    let seen: Vec<vigil_core::seen::Observation> = members
+        .iter()
+        .zip(probes)
+        .filter_map(|(m, p)| {
+            p.ok_status().map(|s| vigil_core::seen::Observation {
+                cluster_id: format!("{:x}", s.cluster_id),
+                revision: s.revision,
+                member: m.name.clone(),
+                endpoint: m.endpoint.clone(),
+            })
+        })
+        .collect();
+    if seen.is_empty() {
+        return;
+    }
+    let state = cfg.state.dir.clone();
+    let done = tokio::task::spawn_blocking(move || {
+        vigil_core::seen::record(&state, "vigil-health", &seen)
+    })
+    .await;
+    match done {
+        Ok(Ok(vigil_core::seen::Recorded::Nothing(Some(other)))) => tracing::debug!(
+            "revision not recorded: the members answer for cluster ID {other}, not the pinned one"
+        ),
+        Ok(Ok(r)) => tracing::debug!("revision seen: {r:?}"),
+        Ok(Err(e)) => tracing::warn!("could not record the newest revision seen: {e}"),
+        Err(e) => tracing::warn!("could not record the newest revision seen: {e}"),
+    }
 }
 
 /// Shortens tonic's nested transport errors to what an operator needs.

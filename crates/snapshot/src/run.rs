@@ -365,6 +365,7 @@ pub async fn run(cfg: &Config) -> Result<RunReport, RunError> {
     if ctx.pin.is_none() {
         pin_from_run(cfg, &members, &mut warnings);
     }
+    record_seen(cfg, &members, &mut warnings);
 
     let rke2_token = match &sc.rke2_token_file {
         Some(p) => {
@@ -1129,6 +1130,36 @@ fn record_outcomes(state: &Path, r: &RunReport) -> Result<(), FsError> {
 /// The pin, or one learnt from the verified archives already here (an
 /// upgrade from a vigil without pins). A corrupt pin file is reported and
 /// left for the administrator; the run goes on unpinned.
+/// The newest revision the members' statuses reported this run, for sizing
+/// a restore's revision bump (vigil_core::seen). After the pin is settled,
+/// so a first run records its own cluster.
+fn record_seen(cfg: &Config, members: &[MemberReport], warnings: &mut Vec<String>) {
+    let seen: Vec<vigil_core::seen::Observation> = members
+        .iter()
+        .filter_map(|m| m.manifest.as_ref())
+        .map(|m| vigil_core::seen::Observation {
+            cluster_id: m.cluster_id.clone(),
+            revision: m.revision,
+            member: m.member.clone(),
+            endpoint: m.endpoint.clone(),
+        })
+        .collect();
+    if seen.is_empty() {
+        return;
+    }
+    let r = tokio::task::block_in_place(|| {
+        vigil_core::seen::record(&cfg.state.dir, "vigil-snapshot", &seen)
+    });
+    match r {
+        Ok(r) => tracing::debug!("revision seen: {r:?}"),
+        Err(e) => {
+            let w = format!("could not record the newest revision seen: {e}");
+            tracing::warn!("{w}");
+            warnings.push(w);
+        }
+    }
+}
+
 fn load_pin(cfg: &Config, sc: &SnapshotConfig, warnings: &mut Vec<String>) -> Option<ClusterPin> {
     match pin::load(&cfg.state.dir) {
         Ok(Some(p)) => return Some(p),
