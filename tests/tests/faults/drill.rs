@@ -183,17 +183,11 @@ fn drill_outcome(b: &Bench, member: &str) -> serde_json::Value {
         .unwrap()
 }
 
-/// The record a running drill leaves for its janitor: (run dir, stage).
-fn drill_stage(scratch: &Path) -> Option<(PathBuf, String)> {
-    for e in std::fs::read_dir(scratch).ok()?.flatten() {
-        let p = e.path().join("killed.json");
-        if let Ok(b) = std::fs::read(&p) {
-            if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&b) {
-                return Some((e.path(), v["stage"].as_str()?.to_string()));
-            }
-        }
-    }
-    None
+/// A file or dir named `name` somewhere under `root`.
+fn find_named(root: &Path, name: &str) -> Option<PathBuf> {
+    files_under(root)
+        .into_iter()
+        .find(|p| p.file_name().is_some_and(|n| n == name))
 }
 
 /// The stages at which a drill is killed.
@@ -207,8 +201,10 @@ enum At {
     Running,
 }
 
-/// Waits until the drill `child` is at `at` for member cp-1 and returns its
-/// run dir.
+/// Waits until the drill `child` is at `at` for member cp-1 and returns the
+/// member's scratch dir. Only what any version of the drill does is looked
+/// at (files being written, processes running), so that the cases also ran
+/// against the code before the fix.
 fn wait_for(child: &mut Child, scratch: &Path, at: At) -> PathBuf {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -217,18 +213,21 @@ fn wait_for(child: &mut Child, scratch: &Path, at: At) -> PathBuf {
             "the drill ended before {at:?}"
         );
         assert!(Instant::now() < deadline, "the drill never reached {at:?}");
-        if let Some((run, stage)) = drill_stage(scratch) {
-            let m = run.join("cp-1");
-            let there = match at {
-                At::Fetch => stage == "stream" && m.join(".snapshot.db.partial").exists(),
-                At::Restore => stage == "write" && m.join(".data.partial").exists(),
-                At::Running => {
-                    stage == "consistency"
-                        && processes_under(&m).iter().any(|(_, c)| c.contains("etcd "))
-                }
-            };
-            if there {
-                return run;
+        let found = match at {
+            At::Fetch => find_named(scratch, ".snapshot.db.partial"),
+            At::Restore => find_named(scratch, ".data.partial"),
+            At::Running => processes_under(scratch)
+                .iter()
+                .find(|(_, c)| c.contains("etcd ") && c.contains("--listen-client-urls"))
+                .and_then(|_| find_named(scratch, "data")),
+        };
+        if let Some(p) = found {
+            let member = p.parent().unwrap().to_path_buf();
+            if member
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("cp-1"))
+            {
+                return member;
             }
         }
         std::thread::sleep(Duration::from_millis(1));
@@ -291,10 +290,10 @@ fn kill_9_at_each_stage_of_a_drill_leaves_nothing_decrypted_and_is_reported() {
     for at in [At::Fetch, At::Restore, At::Running] {
         let before = cp1_firings(&b);
         let mut child = spawn(&b.cfg, &["drill"]);
-        let run = wait_for(&mut child, &b.scratch, at);
+        let dir = wait_for(&mut child, &b.scratch, at);
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
-        eprintln!("killed the drill at {at:?} ({})", run.display());
+        eprintln!("killed the drill at {at:?} ({})", dir.display());
         assert_no_plaintext_left(&b);
         assert_reported(&b, &format!("{at:?}"), before);
         assert_archives_intact(&b);
@@ -382,39 +381,46 @@ fn tcp_listen_inodes() -> Vec<String> {
 fn scratch_etcd_listens_only_on_a_private_unix_socket() {
     let b = bench();
     let mut child = spawn(&b.cfg, &["drill", "--member", "cp-1"]);
-    let run = wait_for(&mut child, &b.scratch, At::Running);
-    let dir = run.join("cp-1");
+    let dir = wait_for(&mut child, &b.scratch, At::Running);
+    let run = dir.parent().unwrap().to_path_buf();
     let procs = processes_under(&dir);
     let (pid, cmd) = procs
         .iter()
         .find(|(_, c)| c.contains("etcd ") && c.contains("--listen-client-urls"))
         .unwrap_or_else(|| panic!("no scratch etcd among {procs:?}"))
         .clone();
+    // Its sockets, once it has its listeners up: none is a listening TCP
+    // socket (before the fix: two, on 127.0.0.1).
+    let sockets = || -> Vec<String> {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+            .filter_map(|l| {
+                let l = l.to_string_lossy().to_string();
+                Some(l.strip_prefix("socket:[")?.strip_suffix(']')?.to_string())
+            })
+            .collect()
+    };
+    let up = Instant::now() + Duration::from_secs(20);
+    while sockets().len() < 2 {
+        assert!(Instant::now() < up, "the scratch etcd opened no listeners");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let listening = tcp_listen_inodes();
+    for inode in sockets() {
+        assert!(
+            !listening.contains(&inode),
+            "the scratch etcd listens on TCP (socket inode {inode}): {cmd}"
+        );
+    }
+    // No http(s) listen URL either.
     assert!(
         !cmd.contains("http://") && !cmd.contains("https://"),
         "{cmd}"
     );
     assert!(cmd.contains("unix://"), "{cmd}");
-    // Its sockets: none is a listening TCP socket.
-    let listening = tcp_listen_inodes();
-    let mut unix = 0;
-    for fd in std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .unwrap()
-        .flatten()
-    {
-        let Ok(l) = std::fs::read_link(fd.path()) else {
-            continue;
-        };
-        let l = l.to_string_lossy().to_string();
-        if let Some(inode) = l.strip_prefix("socket:[").and_then(|s| s.strip_suffix(']')) {
-            assert!(
-                !listening.iter().any(|i| i == inode),
-                "the scratch etcd listens on TCP (socket inode {inode})"
-            );
-            unix += 1;
-        }
-    }
-    assert!(unix > 0, "the scratch etcd has no socket at all");
     // The socket files are in a private dir, and so is every dir above it
     // up to the scratch root.
     let sock = dir.join("client.sock:0");
@@ -443,7 +449,10 @@ fn next_drill_reaps_a_dead_drill_and_an_old_leftover_scratch_etcd() {
     let b = bench();
     // A dead drill whose janitor died with it.
     let mut child = spawn(&b.cfg, &["drill"]);
-    let run = wait_for(&mut child, &b.scratch, At::Running);
+    let run = wait_for(&mut child, &b.scratch, At::Running)
+        .parent()
+        .unwrap()
+        .to_path_buf();
     let janitor = std::fs::read_dir("/proc")
         .unwrap()
         .flatten()
