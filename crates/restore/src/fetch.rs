@@ -4,6 +4,12 @@
 //! passed: the archive's size and sha256 against the manifest, etcd's own
 //! sha256 trailer (with the size rule), and the snapshot's size and sha256.
 //! Nothing partial ever appears under the final name. Files are 0600.
+//!
+//! [`fetch_to_stdout`] (`--out -`) streams the plaintext instead, for a pipe
+//! into etcdutl with no plaintext file. age authenticates every 64 KiB chunk
+//! before it is decrypted, but the snapshot's own sha256 and etcd's trailer
+//! are known only at the end, after the bytes went out: a failure then is
+//! an error that says the stream must not be used.
 
 use crate::identity::Identities;
 use crate::progress::Progress;
@@ -82,6 +88,97 @@ pub fn fetch(
     }
 }
 
+/// Where `--out -` writes: the plaintext to stdout, no file.
+pub const STDOUT: &str = "-";
+
+/// Counts what went to the output, so a failure knows whether bytes went out.
+struct CountingWriter<W> {
+    inner: W,
+    n: u64,
+}
+
+impl<W: Write> Write for CountingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.n += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Fetches `archive` and writes the verified plaintext to stdout, trying its
+/// copies in order while nothing went out yet. Once bytes went out, a failure
+/// is [`RestoreError::Streamed`]: the reader must throw away what it got.
+pub fn fetch_to_stdout(
+    archive: &Archive,
+    sources: &[Box<dyn Source>],
+    ids: Option<&Identities>,
+) -> Result<Fetched, RestoreError> {
+    use std::os::fd::AsFd;
+    // A dup of fd 1 written without std's line buffering.
+    let fd = io::stdout()
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(|e| RestoreError::Failed(format!("opening standard output: {e}")))?;
+    let mut out = CountingWriter {
+        inner: std::fs::File::from(fd),
+        n: 0,
+    };
+    let mut errors = Vec::new();
+    for copy in &archive.copies {
+        let Some(src) = sources.iter().find(|s| s.name() == copy.source) else {
+            continue;
+        };
+        let started = Instant::now();
+        let r = open_copy(src.as_ref(), copy, ids).and_then(|(ids, opened)| {
+            stream(
+                copy,
+                ids,
+                opened.reader,
+                &mut out,
+                Path::new("standard output"),
+            )
+        });
+        match r {
+            Ok(()) => {
+                tracing::info!(
+                    "archive {} from {} ({}) verified and written to standard output",
+                    copy.manifest.id,
+                    copy.source,
+                    copy.location
+                );
+                return Ok(fetched(copy, Path::new(STDOUT), started));
+            }
+            Err(e) if out.n > 0 => {
+                return Err(RestoreError::Streamed {
+                    bytes: out.n,
+                    error: Box::new(e),
+                })
+            }
+            Err(e @ (RestoreError::WrongKey { .. } | RestoreError::Identity { .. })) => {
+                return Err(e)
+            }
+            Err(e) => {
+                tracing::error!("{e}");
+                errors.push(e.to_string());
+            }
+        }
+    }
+    match errors.len() {
+        0 => Err(RestoreError::NoArchive(format!(
+            "archive {} has no copy in the selected sources",
+            archive.id
+        ))),
+        1 => Err(RestoreError::Failed(errors.remove(0))),
+        _ => Err(RestoreError::AllCopiesFailed {
+            id: archive.id.clone(),
+            errors,
+        }),
+    }
+}
+
 /// Counts and hashes the raw archive bytes as they are read, and reports progress.
 struct Counting<R> {
     inner: R,
@@ -108,7 +205,6 @@ pub fn fetch_copy(
     out: &Path,
 ) -> Result<Fetched, RestoreError> {
     let started = Instant::now();
-    let m = &copy.manifest;
     let out = &std::path::absolute(out).map_err(|e| fsutil::FsError::new("resolving", out, e))?;
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         if !dir.is_dir() {
@@ -118,6 +214,54 @@ pub fn fetch_copy(
             )));
         }
     }
+    let (ids, opened) = open_copy(src, copy, ids)?;
+    let tmp = fsutil::partial_path(out);
+    let _ = std::fs::remove_file(&tmp);
+    let mut file = fsutil::create_private(&tmp)?;
+    let result = stream(copy, ids, opened.reader, &mut file, &tmp).and_then(|()| {
+        file.sync_all()
+            .map_err(|e| fsutil::FsError::new("syncing", &tmp, e))?;
+        drop(file);
+        fsutil::commit_rename(&tmp, out)?;
+        Ok(())
+    });
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    tracing::info!(
+        "archive {} from {} ({}) verified and written to {}",
+        copy.manifest.id,
+        copy.source,
+        copy.location,
+        out.display()
+    );
+    Ok(fetched(copy, out, started))
+}
+
+fn fetched(copy: &Located, path: &Path, started: Instant) -> Fetched {
+    let m = &copy.manifest;
+    Fetched {
+        path: path.to_path_buf(),
+        archive: m.id.clone(),
+        member: m.member.clone(),
+        source: copy.source.clone(),
+        location: copy.location.clone(),
+        archive_size: m.archive_size,
+        snapshot_size: m.snapshot_size,
+        snapshot_sha256: m.snapshot_sha256.clone(),
+        revision: m.revision,
+        duration_ms: started.elapsed().as_millis() as u64,
+    }
+}
+
+/// Checks that the copy can be decrypted with what was given, and opens it.
+fn open_copy<'i>(
+    src: &dyn Source,
+    copy: &Located,
+    ids: Option<&'i Identities>,
+) -> Result<(Option<&'i Identities>, crate::source::Opened), RestoreError> {
+    let m = &copy.manifest;
     let encrypted = match m.encryption.as_str() {
         "age" => true,
         "none" => false,
@@ -147,46 +291,14 @@ pub fn fetch_copy(
             );
         }
     }
-    let tmp = fsutil::partial_path(out);
-    let _ = std::fs::remove_file(&tmp);
-    let mut file = fsutil::create_private(&tmp)?;
-    let result = stream(copy, ids, opened.reader, &mut file, &tmp).and_then(|()| {
-        file.sync_all()
-            .map_err(|e| fsutil::FsError::new("syncing", &tmp, e))?;
-        drop(file);
-        fsutil::commit_rename(&tmp, out)?;
-        Ok(())
-    });
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
-    tracing::info!(
-        "archive {} from {} ({}) verified and written to {}",
-        m.id,
-        copy.source,
-        copy.location,
-        out.display()
-    );
-    Ok(Fetched {
-        path: out.to_path_buf(),
-        archive: m.id.clone(),
-        member: m.member.clone(),
-        source: copy.source.clone(),
-        location: copy.location.clone(),
-        archive_size: m.archive_size,
-        snapshot_size: m.snapshot_size,
-        snapshot_sha256: m.snapshot_sha256.clone(),
-        revision: m.revision,
-        duration_ms: started.elapsed().as_millis() as u64,
-    })
+    Ok((ids, opened))
 }
 
 fn stream(
     copy: &Located,
     ids: Option<&Identities>,
     reader: Box<dyn Read + Send>,
-    file: &mut std::fs::File,
+    file: &mut (dyn Write + Send),
     tmp: &Path,
 ) -> Result<(), RestoreError> {
     let m = &copy.manifest;

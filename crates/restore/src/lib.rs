@@ -53,6 +53,13 @@ pub enum RestoreError {
     },
     #[error("archive {id}: every copy failed: {}", errors.join("; "))]
     AllCopiesFailed { id: String, errors: Vec<String> },
+    /// `fetch --out -` failed after bytes went to stdout (the snapshot's
+    /// sha256 is known only at the end): the reader holds a bad stream.
+    #[error("{error}. {bytes} bytes of the snapshot already went to standard output: that stream MUST NOT be used; delete whatever it was written to (a file, a restored data dir) and fetch again, another --archive or --source if this one stays bad")]
+    Streamed {
+        bytes: u64,
+        error: Box<RestoreError>,
+    },
     #[error(transparent)]
     Fs(#[from] vigil_core::fsutil::FsError),
     #[error(transparent)]

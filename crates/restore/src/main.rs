@@ -1,6 +1,7 @@
 //! vigil-restore: parse, wire, exit. The work lives in the library.
 
 use clap::{Args, Parser, Subcommand};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use vigil_cli::{finish, load_config, Exit, GlobalArgs, Job, Uses};
@@ -63,14 +64,24 @@ fn parse_time(s: &str) -> Result<time::OffsetDateTime, String> {
 enum Command {
     /// List every archive in the local dir and every source, merged by archive id.
     List {
+        /// Print the catalog (archives, copies, errors) as JSON on stdout.
         #[arg(long)]
         json: bool,
+        /// List this source only (`local`, or a sink's name).
         #[arg(long)]
         source: Option<String>,
     },
     /// Download, decrypt, decompress and verify one archive into a plain snapshot file.
+    #[command(
+        after_help = "With --out -, the snapshot's sha256 and etcd's trailer are checked only after \
+        the last byte went to stdout (age authenticates each 64 KiB chunk before it is decrypted). \
+        A non-zero exit means the stream MUST NOT be used: check the exit status of vigil-restore \
+        (set -o pipefail) before you use what the pipe produced."
+    )]
     Fetch {
-        /// The snapshot file to write (0600); it must not exist.
+        /// The snapshot file to write (0600); it must not exist. `-` writes
+        /// the plaintext to stdout instead (no file; not to a terminal), and
+        /// everything else to stderr.
         #[arg(long)]
         out: PathBuf,
         /// age identity file, passphrase-protected identity file, or `-` for stdin.
@@ -78,11 +89,13 @@ enum Command {
         identity: PathBuf,
         #[command(flatten)]
         select: Select,
+        /// Print what was fetched and verified as JSON (on stderr with --out -).
         #[arg(long)]
         json: bool,
     },
     /// Write one ready etcd data dir per configured member into DIR/<member>/.
     Etcd {
+        /// age identity file, passphrase-protected identity file, or `-` for stdin.
         #[arg(long, short = 'i')]
         identity: PathBuf,
         /// An empty or new directory.
@@ -108,13 +121,28 @@ enum Command {
         /// lists it (it left the cluster after the snapshot; repeatable).
         #[arg(long = "drop-member", value_name = "NAME")]
         drop_members: Vec<String>,
+        /// Restore at the snapshot's revision, without --bump-revision: for a
+        /// restore tool that cannot bump (etcdctl 3.4, etcdutl before 3.5.10).
+        /// Kubernetes watch caches then hold newer objects until every
+        /// kube-apiserver and kubelet is restarted; the report says so.
+        #[arg(long)]
+        no_bump: bool,
+        /// Print the report (tool and its version, members, start commands) as JSON on stdout.
         #[arg(long)]
         json: bool,
     },
     /// Print the RKE2 cluster-reset runbook; with --execute, perform it on this server node.
     Rke2 {
+        /// Run the steps on this node (and the others over restore.ssh), after
+        /// showing them and asking on a terminal; without it, only print them.
         #[arg(long)]
         execute: bool,
+        /// With --execute: go ahead without asking (for scripts; needed when
+        /// stdin is not a terminal).
+        #[arg(long, requires = "execute")]
+        yes: bool,
+        /// age identity file, passphrase-protected identity file, or `-` for
+        /// stdin (needed with --execute).
         #[arg(long, short = 'i')]
         identity: Option<PathBuf>,
         #[command(flatten)]
@@ -134,6 +162,7 @@ enum Command {
         /// Skip proving that the server token opens the snapshot's RKE2 bootstrap data (last resort).
         #[arg(long)]
         no_token_check: bool,
+        /// Print the steps (and with --execute, which were done) as JSON on stdout.
         #[arg(long)]
         json: bool,
     },
@@ -142,10 +171,13 @@ enum Command {
         /// Instead of restore.drill_identity_file.
         #[arg(long, short = 'i')]
         identity: Option<PathBuf>,
+        /// Read the archives from this source only (`local`, or a sink's name).
         #[arg(long)]
         source: Option<String>,
+        /// Drill this member's newest archive only.
         #[arg(long)]
         member: Option<String>,
+        /// Print the results (per member: checks, RTO, the etcd versions used) as JSON on stdout.
         #[arg(long)]
         json: bool,
     },
@@ -213,6 +245,13 @@ fn dispatch(g: &GlobalArgs, c: Command) -> Result<i32, Exit> {
             select,
             json,
         } => {
+            if out.as_os_str() == fetch::STDOUT && std::io::stdout().is_terminal() {
+                return Err(fail(RestoreError::Usage(
+                    "--out -: standard output is a terminal; the snapshot is binary. Pipe it on \
+                     (`--out - | etcdutl ...`) or redirect it (`--out - > FILE`), or give --out FILE"
+                        .into(),
+                )));
+            }
             // Shared with scrubs and drills: a prune on this host waits until
             // the archive is read (or the read goes on without, with a warning).
             let _archives = ArchivesLock::for_reading(&cfg.state.dir);
@@ -221,6 +260,19 @@ fn dispatch(g: &GlobalArgs, c: Command) -> Result<i32, Exit> {
                 .map_err(|e| fail(e.into()))?;
             let cat = source::catalog_of(&cfg, &sources);
             let a = select.selector().select(&cat).map_err(fail)?;
+            if out.as_os_str() == fetch::STDOUT {
+                let f = fetch::fetch_to_stdout(a, &sources, Some(&ids)).map_err(fail)?;
+                // stdout carries the snapshot: everything human goes to stderr.
+                if json {
+                    eprintln!("{}", serde_json::to_string_pretty(&f).unwrap_or_default());
+                } else {
+                    eprintln!(
+                        "standard output: archive {} (member {}, revision {}, {} bytes, sha256 {}) from {}, verified at the end: etcd sha256 trailer, archive and snapshot sha256",
+                        f.archive, f.member, f.revision, f.snapshot_size, f.snapshot_sha256, f.location
+                    );
+                }
+                return Ok(exit::OK);
+            }
             let f = fetch::fetch(a, &sources, Some(&ids), &out).map_err(fail)?;
             if json {
                 print_json(&f);
@@ -245,6 +297,7 @@ fn dispatch(g: &GlobalArgs, c: Command) -> Result<i32, Exit> {
             skip_port_check,
             peer_urls,
             drop_members,
+            no_bump,
             json,
         } => {
             let _archives = ArchivesLock::for_reading(&cfg.state.dir);
@@ -261,6 +314,7 @@ fn dispatch(g: &GlobalArgs, c: Command) -> Result<i32, Exit> {
                     skip_port_check,
                     peer_urls,
                     drop_members,
+                    no_bump,
                 },
             )
             .map_err(fail)?;
@@ -273,6 +327,7 @@ fn dispatch(g: &GlobalArgs, c: Command) -> Result<i32, Exit> {
         }
         Command::Rke2 {
             execute,
+            yes,
             identity,
             select,
             node,
@@ -296,6 +351,11 @@ fn dispatch(g: &GlobalArgs, c: Command) -> Result<i32, Exit> {
                     others_stopped,
                     snapshot_path: snapshot_path.as_deref(),
                     token_check: !no_token_check,
+                    confirm: if yes {
+                        rke2::Confirm::Yes
+                    } else {
+                        rke2::Confirm::Ask
+                    },
                 },
             )
             .map_err(fail)?;
@@ -399,4 +459,16 @@ fn publish_drill_metrics(cfg: &vigil_core::Config, r: &drill::DrillReport) {
 fn raise_drill_alerts(cfg: &vigil_core::Config, run_id: &str) {
     vigil_alert::raise_run(cfg, &["drill"], run_id);
     vigil_alert::unit::job_completed(cfg, "vigil-restore-drill");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_flag_has_help_text() {
+        use clap::CommandFactory;
+        let missing = vigil_cli::undocumented_args(&Cli::command());
+        assert!(missing.is_empty(), "flags without help text: {missing:?}");
+    }
 }

@@ -46,6 +46,17 @@ pub struct Rke2Options<'a> {
     pub snapshot_path: Option<&'a Path>,
     /// Prove the token against the snapshot's bootstrap data first.
     pub token_check: bool,
+    /// How `--execute` gets the operator's go-ahead.
+    pub confirm: Confirm,
+}
+
+/// The go-ahead for `--execute`, which stops every server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Confirm {
+    /// `--yes`: scripts.
+    Yes,
+    /// Show the plan and ask on the terminal; refuse without one.
+    Ask,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -314,6 +325,14 @@ pub fn run(cfg: &Config, o: &Rke2Options<'_>) -> Result<Rke2Report, RestoreError
     let ids = o.identities.ok_or_else(|| {
         RestoreError::Usage("--execute needs --identity KEY to decrypt the snapshot".into())
     })?;
+    if o.confirm == Confirm::Ask {
+        let shown = Rke2Report {
+            executed: false,
+            steps: plan.iter().map(|(s, _)| s.clone()).collect(),
+            ..report.clone()
+        };
+        ask(cfg.cluster_name(), &shown)?;
+    }
     for (mut s, a) in plan {
         if s.by_hand {
             tracing::warn!("by hand on {}: {} — {}", s.on, s.what, s.command);
@@ -471,6 +490,39 @@ fn restore_token(
     }
     vigil_core::fsutil::atomic_write(dest, &token)?;
     Ok(())
+}
+
+/// Shows the plan on stderr and asks for the cluster's name (or `yes`) on
+/// the terminal. Without a terminal there is nobody to ask: refused, so a
+/// stray `--execute` in a script or a cron job stops nothing.
+fn ask(cluster: &str, shown: &Rke2Report) -> Result<(), RestoreError> {
+    use std::io::{BufRead, IsTerminal, Write};
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        return Err(RestoreError::Usage(format!(
+            "--execute stops rke2-server on every server of {cluster} and resets it from archive {}; \
+             there is no terminal to confirm on (stdin is not a terminal). Nothing was done. \
+             Run it on a terminal to be asked, or add --yes to go ahead without a question",
+            shown.archive.as_deref().unwrap_or("?")
+        )));
+    }
+    let mut err = std::io::stderr().lock();
+    let _ = write!(
+        err,
+        "{}\nThis stops rke2-server on every server and resets the cluster. \
+         Type the cluster's name ({cluster}) or yes to go on: ",
+        human(shown)
+    );
+    let _ = err.flush();
+    let mut answer = String::new();
+    let _ = stdin.lock().read_line(&mut answer);
+    let answer = answer.trim();
+    if answer == cluster || answer == "yes" {
+        return Ok(());
+    }
+    Err(RestoreError::Usage(format!(
+        "not confirmed (answer {answer:?}, wanted {cluster:?} or \"yes\"): nothing was done"
+    )))
 }
 
 /// The runbook as text.

@@ -812,6 +812,7 @@ fn rke2_runbook_and_execute_with_stand_ins() {
         &[
             "rke2",
             "--execute",
+            "--yes",
             "--identity",
             s(&key.identity_file),
             // This snapshot is no etcd db: tests/rke2_token.rs proves the token.
@@ -868,6 +869,7 @@ fn rke2_runbook_and_execute_with_stand_ins() {
         &[
             "rke2",
             "--execute",
+            "--yes",
             "--identity",
             s(&key.identity_file),
             "--no-token-check",
@@ -896,6 +898,7 @@ fn rke2_runbook_and_execute_with_stand_ins() {
         &[
             "rke2",
             "--execute",
+            "--yes",
             "--identity",
             s(&key.identity_file),
             "--no-token-check",
@@ -910,6 +913,7 @@ fn rke2_runbook_and_execute_with_stand_ins() {
         &[
             "rke2",
             "--execute",
+            "--yes",
             "--identity",
             s(&key.identity_file),
             "--no-token-check",

@@ -187,6 +187,7 @@ fn the_rke2_token_is_proven_against_the_snapshots_bootstrap_entry() {
     let args = [
         "rke2",
         "--execute",
+        "--yes",
         "--identity",
         key.identity_file.to_str().unwrap(),
     ];
