@@ -29,9 +29,9 @@ pub struct Tool {
 }
 
 impl Tool {
-    /// `--bump-revision` and `--mark-compacted` exist from etcdutl 3.5 on.
+    /// `snapshot restore --bump-revision --mark-compacted`: etcdutl 3.5.10 and later.
     pub fn can_bump(&self) -> bool {
-        self.kind == "etcdutl" && self.major_minor >= (3, 5)
+        crate::bump::can_bump(self.kind, &self.version)
     }
 
     fn env(&self) -> &'static [(&'static str, &'static str)] {
@@ -460,7 +460,10 @@ pub struct EtcdReport {
     pub tool: Tool,
     pub initial_cluster: String,
     pub initial_cluster_token: String,
+    /// `--bump-revision` passed (with `--mark-compacted`); none with `--no-bump`.
     pub bumped_revision: Option<u64>,
+    /// How the bump was sized, from what evidence, and whether it is applied.
+    pub bump: crate::bump::BumpPlan,
     pub tls: bool,
     pub members: Vec<RestoredMember>,
 }
@@ -525,7 +528,18 @@ pub fn human(r: &EtcdReport) -> String {
             None => String::new(),
         }
     );
-    for n in &r.notes {
+    if r.bump.applied {
+        let _ = writeln!(s, "revision bump: {}", r.bump.describe());
+    } else {
+        let _ = writeln!(
+            s,
+            "WARNING: restored WITHOUT a revision bump (--no-bump): the data starts at the snapshot's revision {}; \
+             it should have been bumped by {}",
+            r.revision,
+            r.bump.describe()
+        );
+    }
+    for n in r.notes.iter().chain(&r.bump.notes) {
         let _ = writeln!(s, "note: {n}");
     }
     let _ = writeln!(s, "initial cluster: {}", r.initial_cluster);
@@ -566,6 +580,17 @@ pub fn human(r: &EtcdReport) -> String {
         "\nThen check: ETCDCTL_API=3 etcdctl --endpoints {} endpoint status -w table",
         eps.join(",")
     );
+    // Kubernetes on top: caches hold the pre-restore state until restarted.
+    let _ = writeln!(
+        s,
+        "\nOnce every member is healthy, restart every kube-apiserver (their watch caches re-list), then every kubelet \
+         (it drops pod state newer than the snapshot){}",
+        if r.bump.applied {
+            "; clients that resume a watch get \"required revision has been compacted\" and re-list."
+        } else {
+            ". Without the bump this is not optional: until they restart, they serve objects newer than the restored data."
+        }
+    );
     s
 }
 
@@ -584,6 +609,9 @@ pub struct EtcdOptions<'a> {
     pub peer_urls: Vec<(String, String)>,
     /// `--drop-member NAME`: restore without this recorded member.
     pub drop_members: Vec<String>,
+    /// `--no-bump`: restore at the snapshot's revision, accepting stale
+    /// Kubernetes watch caches (needed when no etcdutl 3.5.10+ is at hand).
+    pub no_bump: bool,
 }
 
 /// Fetches and verifies the chosen archive once, then restores it once per member.
@@ -603,6 +631,7 @@ pub fn run(cfg: &vigil_core::Config, o: &EtcdOptions<'_>) -> Result<EtcdReport, 
         skip_port_check: o.skip_port_check,
         peer_urls: o.peer_urls.clone(),
         drop_members: o.drop_members.clone(),
+        no_bump: o.no_bump,
     };
     if o.out.exists() {
         let non_empty = std::fs::read_dir(o.out)
@@ -631,6 +660,25 @@ pub fn run(cfg: &vigil_core::Config, o: &EtcdOptions<'_>) -> Result<EtcdReport, 
         check_ports_free(members)?;
     }
     let tool = detect_tool(&rc)?;
+    // Sized and checked before anything is written: a tool that cannot bump
+    // is refused here, not by an unknown flag after the fetch.
+    let mut bump = crate::bump::plan(
+        &cfg.state.dir,
+        archive.revision,
+        &archive.manifest.cluster_id,
+        rc.bump_revision,
+    );
+    if o.no_bump {
+        bump.applied = false;
+        tracing::warn!(
+            "--no-bump: restoring at the snapshot's revision; it should have been bumped by {}",
+            bump.describe()
+        );
+    } else if !tool.can_bump() {
+        return Err(RestoreError::Usage(bump.refusal(&tool)));
+    } else {
+        tracing::info!("revision bump {}", bump.describe());
+    }
     tracing::info!(
         "restoring archive {} (member {}, revision {}, {}) with {} {}",
         archive.id,
@@ -669,17 +717,14 @@ pub fn run(cfg: &vigil_core::Config, o: &EtcdOptions<'_>) -> Result<EtcdReport, 
         )
     });
     let ic = initial_cluster(members);
-    let bump = if tool.can_bump() && rc.bump_revision > 0 {
-        Some(rc.bump_revision)
-    } else {
-        None
-    };
+    let bump_by = if bump.applied { bump.size } else { 0 };
     // The members' data dirs are independent: restore them side by side.
     let results: Vec<Result<RestoredMember, RestoreError>> = std::thread::scope(|sc| {
         let handles: Vec<_> = members
             .iter()
             .map(|m| {
                 let (tool, snapshot, ic, token, rc) = (&tool, &snapshot, &ic, &token, &rc);
+                let bump_by = bump_by;
                 sc.spawn(move || {
                     let dir = o.out.join(&m.name);
                     restore_member(
@@ -690,7 +735,7 @@ pub fn run(cfg: &vigil_core::Config, o: &EtcdOptions<'_>) -> Result<EtcdReport, 
                         ic,
                         token,
                         &m.peer_url(),
-                        rc.bump_revision,
+                        bump_by,
                     )?;
                     tracing::info!("member {}: data dir {} ready", m.name, dir.display());
                     Ok(RestoredMember {
@@ -742,7 +787,8 @@ pub fn run(cfg: &vigil_core::Config, o: &EtcdOptions<'_>) -> Result<EtcdReport, 
         tool,
         initial_cluster: ic,
         initial_cluster_token: token,
-        bumped_revision: bump,
+        bumped_revision: bump.applied.then_some(bump.size),
+        bump,
         tls: cfg.tls().is_some(),
         members: restored,
     })

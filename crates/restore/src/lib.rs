@@ -12,6 +12,7 @@
 //!   prove it answers with the right data, on a schedule.
 
 pub mod bootstrap;
+pub mod bump;
 pub mod drill;
 pub mod etcd;
 pub mod fetch;
