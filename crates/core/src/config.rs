@@ -227,7 +227,10 @@ pub struct RestoreConfig {
     /// Used instead of etcdctl when it exists (etcd 3.5 and later).
     #[serde(default = "default_etcdutl_bin")]
     pub etcdutl_bin: PathBuf,
-    /// `--bump-revision` for restores with etcdutl (3.5+), with `--mark-compacted`; 0 turns both off.
+    /// The floor of `vigil-restore etcd`'s revision bump (`--bump-revision N
+    /// --mark-compacted`, etcdutl 3.5.10+): N = max(this, newest revision
+    /// seen − snapshot revision + margin). 0: the evidence alone sizes it.
+    /// Only `--no-bump` restores without a bump.
     #[serde(default = "default_bump_revision")]
     pub bump_revision: u64,
     /// Keys a drill reads back from the restored member.
