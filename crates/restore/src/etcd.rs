@@ -724,7 +724,6 @@ pub fn run(cfg: &vigil_core::Config, o: &EtcdOptions<'_>) -> Result<EtcdReport, 
             .iter()
             .map(|m| {
                 let (tool, snapshot, ic, token, rc) = (&tool, &snapshot, &ic, &token, &rc);
-                let bump_by = bump_by;
                 sc.spawn(move || {
                     let dir = o.out.join(&m.name);
                     restore_member(
