@@ -121,6 +121,12 @@ enum Command {
         /// lists it (it left the cluster after the snapshot; repeatable).
         #[arg(long = "drop-member", value_name = "NAME")]
         drop_members: Vec<String>,
+        /// Restore at the snapshot's revision, without --bump-revision: for a
+        /// restore tool that cannot bump (etcdctl 3.4, etcdutl before 3.5.10).
+        /// Kubernetes watch caches then hold newer objects until every
+        /// kube-apiserver and kubelet is restarted; the report says so.
+        #[arg(long)]
+        no_bump: bool,
         /// Print the report (tool and its version, members, start commands) as JSON on stdout.
         #[arg(long)]
         json: bool,
@@ -291,6 +297,7 @@ fn dispatch(g: &GlobalArgs, c: Command) -> Result<i32, Exit> {
             skip_port_check,
             peer_urls,
             drop_members,
+            no_bump,
             json,
         } => {
             let _archives = ArchivesLock::for_reading(&cfg.state.dir);
@@ -307,6 +314,7 @@ fn dispatch(g: &GlobalArgs, c: Command) -> Result<i32, Exit> {
                     skip_port_check,
                     peer_urls,
                     drop_members,
+                    no_bump,
                 },
             )
             .map_err(fail)?;
