@@ -50,6 +50,15 @@ pub struct MemberDrill {
     pub manifest_key_count: Option<i64>,
     pub restored_key_count: Option<i64>,
     pub sample_keys_read: usize,
+    /// The etcd that made the snapshot (its manifest).
+    pub snapshot_etcd_version: Option<String>,
+    /// What restored the snapshot, e.g. `etcdctl 3.4.23`.
+    pub tool: String,
+    /// The scratch etcd's version (`restore.etcd_bin --version`).
+    pub etcd_version: Option<String>,
+    /// Set when the tool or the scratch etcd is not of the snapshot's
+    /// major.minor: the drill then proves less.
+    pub version_note: Option<String>,
     /// Fetch + verify + restore + start + checks: the measured recovery time.
     pub rto_ms: Option<u64>,
     pub duration_ms: u64,
@@ -82,6 +91,14 @@ pub fn run(cfg: &Config, o: &DrillOptions<'_>) -> Result<DrillReport, RestoreErr
         })?;
     let ids = Identities::load(&key)?;
     let tool = crate::etcd::detect_tool(&rc)?;
+    let etcd_version = crate::versions::etcd_version(&rc.etcd_bin);
+    tracing::info!(
+        "drill tools: {} {} restores, etcd {} serves ({})",
+        tool.kind,
+        tool.version,
+        etcd_version.as_deref().unwrap_or("(version unknown)"),
+        rc.etcd_bin.display()
+    );
     let members: Vec<&MemberConfig> = cfg
         .members()
         .filter(|m| o.member.is_none_or(|x| x == m.name))
@@ -112,6 +129,7 @@ pub fn run(cfg: &Config, o: &DrillOptions<'_>) -> Result<DrillReport, RestoreErr
             sources: &sources,
             cat: &cat,
             etcd_bin: &rc.etcd_bin,
+            etcd_version: etcd_version.as_deref(),
             sample_keys: rc.drill_sample_keys,
             timeout: rc.drill_timeout.get(),
             stage: &|st| run.at(st),
@@ -166,6 +184,7 @@ struct Ctx<'a> {
     sources: &'a [Box<dyn Source>],
     cat: &'a Catalog,
     etcd_bin: &'a Path,
+    etcd_version: Option<&'a str>,
     sample_keys: u32,
     timeout: Duration,
     /// Tells the run which stage the member is at, for the record left to the janitor.
@@ -204,6 +223,10 @@ fn drill_member(ctx: &Ctx<'_>, member: &str, dir: &Path) -> MemberDrill {
         manifest_key_count: None,
         restored_key_count: None,
         sample_keys_read: 0,
+        snapshot_etcd_version: None,
+        tool: format!("{} {}", ctx.tool.kind, ctx.tool.version),
+        etcd_version: ctx.etcd_version.map(str::to_string),
+        version_note: None,
         rto_ms: None,
         duration_ms: 0,
     };
@@ -240,6 +263,11 @@ fn steps(
     r.archive = Some(archive.id.clone());
     r.manifest_revision = Some(m.revision);
     r.manifest_key_count = Some(m.key_count);
+    r.snapshot_etcd_version = Some(m.etcd_version.clone());
+    r.version_note = crate::versions::drill_note(&m.etcd_version, ctx.tool, ctx.etcd_version);
+    if let Some(n) = &r.version_note {
+        tracing::warn!("drill {member}: {n}");
+    }
     if m.encryption == "age" {
         let pubs = ctx.ids.public_keys();
         if !pubs.iter().any(|p| m.age_recipients.contains(p)) {
@@ -697,6 +725,20 @@ pub fn human(r: &DrillReport) -> String {
                 None => String::new(),
             }
         );
+    }
+    for m in &r.members {
+        if let Some(snap) = &m.snapshot_etcd_version {
+            let _ = writeln!(
+                s,
+                "{}: snapshot of etcd {snap}, restored with {}, served by etcd {}",
+                m.member,
+                m.tool,
+                m.etcd_version.as_deref().unwrap_or("(version unknown)")
+            );
+        }
+        if let Some(n) = &m.version_note {
+            let _ = writeln!(s, "{}: note: {n}", m.member);
+        }
     }
     s
 }

@@ -456,6 +456,11 @@ pub struct EtcdReport {
     pub notes: Vec<String>,
     pub member_of_archive: String,
     pub revision: i64,
+    /// The etcd that made the snapshot (its manifest).
+    pub snapshot_etcd_version: String,
+    /// `restore.etcd_bin --version` when it runs on this host (the printed
+    /// start commands use it).
+    pub etcd_version: Option<String>,
     pub source: String,
     pub tool: Tool,
     pub initial_cluster: String,
@@ -544,6 +549,17 @@ pub fn human(r: &EtcdReport) -> String {
     }
     let _ = writeln!(s, "initial cluster: {}", r.initial_cluster);
     let _ = writeln!(s, "cluster token:   {}", r.initial_cluster_token);
+    let _ = writeln!(
+        s,
+        "etcd versions: snapshot {}, restore tool {} {}, start commands {}",
+        r.snapshot_etcd_version,
+        r.tool.kind,
+        r.tool.version,
+        r.etcd_version
+            .as_deref()
+            .map(|v| format!("etcd {v}"))
+            .unwrap_or_else(|| "etcd (not run on this host)".into())
+    );
     let _ = writeln!(
         s,
         "\nMake sure every old member has exited. Then start each member on its own host with its restored directory\n\
@@ -660,6 +676,15 @@ pub fn run(cfg: &vigil_core::Config, o: &EtcdOptions<'_>) -> Result<EtcdReport, 
         check_ports_free(members)?;
     }
     let tool = detect_tool(&rc)?;
+    let etcd_version = crate::versions::etcd_version(&rc.etcd_bin);
+    let version_note = crate::versions::restore_note(
+        &archive.manifest.etcd_version,
+        &tool,
+        etcd_version.as_deref(),
+    );
+    if let Some(n) = &version_note {
+        tracing::warn!("{n}");
+    }
     // Sized and checked before anything is written: a tool that cannot bump
     // is refused here, not by an unknown flag after the fetch.
     let mut bump = crate::bump::plan(
@@ -779,9 +804,11 @@ pub fn run(cfg: &vigil_core::Config, o: &EtcdOptions<'_>) -> Result<EtcdReport, 
     janitor.done();
     Ok(EtcdReport {
         archive: archive.id.clone(),
-        notes: plan.notes,
+        notes: plan.notes.into_iter().chain(version_note).collect(),
         member_of_archive: archive.member.clone(),
         revision: archive.revision,
+        snapshot_etcd_version: archive.manifest.etcd_version.clone(),
+        etcd_version,
         source: fetched.source,
         tool,
         initial_cluster: ic,

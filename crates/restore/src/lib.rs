@@ -23,6 +23,7 @@ mod progress;
 pub mod rke2;
 pub mod sinks;
 pub mod source;
+pub mod versions;
 
 use vigil_core::exit;
 
