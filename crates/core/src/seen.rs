@@ -63,6 +63,8 @@ pub enum SeenError {
     Corrupt { path: PathBuf, message: String },
     #[error(transparent)]
     Pin(#[from] crate::pin::PinError),
+    #[error("{path} is held by pid {holder} for more than 10s; the revision seen was not recorded this time")]
+    Locked { path: PathBuf, holder: String },
 }
 
 pub fn path(state_dir: &Path) -> PathBuf {
@@ -109,7 +111,7 @@ pub fn record(state_dir: &Path, by: &str, seen: &[Observation]) -> Result<Record
     };
     fsutil::ensure_private_dir(state_dir)?;
     let lock_path = state_dir.join(LOCK);
-    let _lock = RunLock::wait(&lock_path, |_| {})?;
+    let _lock = lock(&lock_path)?;
     fsutil::adopt_dir_owner(state_dir, std::slice::from_ref(&lock_path));
     let old = match load(state_dir) {
         Ok(o) => o,
@@ -137,6 +139,29 @@ pub fn record(state_dir: &Path, by: &str, seen: &[Observation]) -> Result<Record
     fsutil::atomic_write(&p, &bytes)?;
     fsutil::adopt_dir_owner(state_dir, &[p]);
     Ok(Recorded::Raised(new))
+}
+
+/// Held only for a read and a small write: a holder for longer than this is
+/// stuck, and a health round must not hang behind it.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn lock(path: &Path) -> Result<RunLock, SeenError> {
+    let started = std::time::Instant::now();
+    loop {
+        match RunLock::acquire(path) {
+            Ok(l) => return Ok(l),
+            Err(fsutil::LockError::Io(e)) => return Err(e.into()),
+            Err(fsutil::LockError::Held { holder, .. }) if started.elapsed() >= LOCK_WAIT => {
+                return Err(SeenError::Locked {
+                    path: path.to_path_buf(),
+                    holder,
+                })
+            }
+            Err(fsutil::LockError::Held { .. }) => {
+                std::thread::sleep(std::time::Duration::from_millis(50))
+            }
+        }
+    }
 }
 
 /// The cluster ID more than half of the answers name.
@@ -233,5 +258,21 @@ mod tests {
         assert!(e.contains(FILE) && e.contains("remove it"), "{e}");
         record(s, "vigil-health", &[obs("b", 4, "m2")]).unwrap();
         assert_eq!(load(s).unwrap().unwrap().revision, 4);
+    }
+
+    #[test]
+    fn a_stuck_holder_of_the_lock_delays_a_record_only_so_long() {
+        let d = tempfile::tempdir().unwrap();
+        let held = RunLock::acquire(&d.path().join(LOCK)).unwrap();
+        let t0 = std::time::Instant::now();
+        let e = record(d.path(), "vigil-health", &[obs("a", 1, "m1")]).unwrap_err();
+        assert!(t0.elapsed() < LOCK_WAIT * 2, "{:?}", t0.elapsed());
+        let e = e.to_string();
+        assert!(e.contains(LOCK) && e.contains("not recorded"), "{e}");
+        drop(held);
+        assert!(matches!(
+            record(d.path(), "vigil-health", &[obs("a", 1, "m1")]).unwrap(),
+            Recorded::Raised(_)
+        ));
     }
 }
