@@ -77,6 +77,11 @@ pub struct Rke2Report {
     pub snapshot: PathBuf,
     pub node: String,
     pub steps: Vec<Step>,
+    /// The etcd that made the snapshot (its manifest).
+    pub snapshot_etcd_version: Option<String>,
+    /// `rke2 --version` as the cluster-reset ran it: RKE2 restores with its
+    /// own embedded etcd, so this is the tool that was used.
+    pub rke2_version: Option<String>,
 }
 
 enum Action {
@@ -84,6 +89,8 @@ enum Action {
     ProveToken,
     Token,
     Local(Vec<OsString>),
+    /// The cluster-reset: `rke2 --version` is recorded first.
+    Reset(Vec<OsString>),
     Remote(usize, String),
 }
 
@@ -256,7 +263,7 @@ pub fn run(cfg: &Config, o: &Rke2Options<'_>) -> Result<Rke2Report, RestoreError
         "cluster-reset from the snapshot (exits when done)",
         render(&reset),
         false,
-        Action::Local(reset),
+        Action::Reset(reset),
     );
     let a = systemctl("start");
     step(
@@ -309,6 +316,8 @@ pub fn run(cfg: &Config, o: &Rke2Options<'_>) -> Result<Rke2Report, RestoreError
         snapshot: snapshot.clone(),
         node: node.name.clone(),
         steps: Vec::new(),
+        snapshot_etcd_version: archive.map(|a| a.manifest.etcd_version.clone()),
+        rke2_version: None,
     };
     if !o.execute {
         report.steps = plan.into_iter().map(|(s, _)| s).collect();
@@ -357,6 +366,18 @@ pub fn run(cfg: &Config, o: &Rke2Options<'_>) -> Result<Rke2Report, RestoreError
             }
             Action::Token => restore_token(cfg, &sources, ids, &token_file),
             Action::Local(argv) => proc::run(&argv, &[]).map(|_| ()).map_err(Into::into),
+            Action::Reset(argv) => {
+                report.rke2_version = rke2_version(&rc.rke2_bin);
+                tracing::info!(
+                    "cluster-reset with rke2 {} (its embedded etcd) from a snapshot of etcd {}",
+                    report
+                        .rke2_version
+                        .as_deref()
+                        .unwrap_or("(version unknown)"),
+                    archive.manifest.etcd_version
+                );
+                proc::run(&argv, &[]).map(|_| ()).map_err(Into::into)
+            }
             Action::Remote(i, cmd) => proc::run(&ssh_argv(&rc, members[i], &cmd), &[])
                 .map(|_| ())
                 .map_err(Into::into),
@@ -525,6 +546,18 @@ fn ask(cluster: &str, shown: &Rke2Report) -> Result<(), RestoreError> {
     )))
 }
 
+/// The version `rke2 --version` reports (`rke2 version v1.31.4+rke2r1 (hash)`).
+fn rke2_version(bin: &Path) -> Option<String> {
+    let out = proc::run(&proc::argv(bin, ["--version"]), &[])
+        .map_err(|e| tracing::warn!("{e}"))
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix("rke2 version "))
+        .and_then(|v| v.split_whitespace().next())
+        .map(str::to_string)
+}
+
 /// The runbook as text.
 pub fn human(r: &Rke2Report) -> String {
     use std::fmt::Write;
@@ -536,6 +569,16 @@ pub fn human(r: &Rke2Report) -> String {
         r.node,
         r.archive.as_deref().unwrap_or("<newest verified>")
     );
+    if let Some(v) = &r.snapshot_etcd_version {
+        let _ = writeln!(
+            s,
+            "The snapshot is of etcd {v}; the cluster-reset restores it with the embedded etcd of {}: use the RKE2 release the cluster ran",
+            match &r.rke2_version {
+                Some(x) => format!("rke2 {x}"),
+                None => "this node's rke2".into(),
+            }
+        );
+    }
     for (i, st) in r.steps.iter().enumerate() {
         let mark = if !r.executed {
             ""
@@ -561,6 +604,16 @@ pub fn human(r: &Rke2Report) -> String {
          ETCDCTL_API=3 etcdctl --cacert /var/lib/rancher/rke2/server/tls/etcd/server-ca.crt \
          --cert /var/lib/rancher/rke2/server/tls/etcd/server-client.crt --key /var/lib/rancher/rke2/server/tls/etcd/server-client.key \
          --endpoints https://127.0.0.1:2379 member list -w table"
+    );
+    // The cluster-reset takes no revision bump: only restarts clear caches
+    // that saw revisions newer than the snapshot (issue #15 point 3).
+    let _ = writeln!(
+        s,
+        "Then restart what caches the old state (vigil passes the reset no revision bump): on each server, one at a time,\n      \
+         CRI_CONFIG_FILE=/var/lib/rancher/rke2/agent/etc/crictl.yaml /var/lib/rancher/rke2/bin/crictl stop \
+         $(CRI_CONFIG_FILE=/var/lib/rancher/rke2/agent/etc/crictl.yaml /var/lib/rancher/rke2/bin/crictl ps -q --name kube-apiserver)\n      \
+         (the kubelet starts the kube-apiserver again and its watch cache re-lists); then the kubelets: \
+         `systemctl restart rke2-server` on each server, one at a time, and `systemctl restart rke2-agent` on each agent"
     );
     s
 }

@@ -47,7 +47,7 @@ fn on_a_terminal(cmd: &str, input: &str) -> Option<Output> {
         return None;
     }
     // Sent after a pause, once the prompt is up (script forwards stdin to the pty).
-    let feed = format!("sleep 2; printf '{input}'; sleep 10");
+    let feed = format!("sleep 2; printf '{input}'; sleep 5");
     let out = Command::new("sh")
         .arg("-c")
         .arg(format!(
@@ -293,6 +293,12 @@ fn rke2_execute_asks_on_a_terminal_and_refuses_without_one() {
     std::fs::create_dir_all(&bindir).unwrap();
     let log = t.path().join("calls.log");
     let rke2 = stand_in(&bindir, "rke2", &log);
+    // It says its version, as `rke2 --version` does.
+    let body = std::fs::read_to_string(&rke2).unwrap().replace(
+        "exit 0\n",
+        "[ \"$1\" = --version ] && echo 'rke2 version v1.31.4+rke2r1 (0123abcd)' && echo 'go version go1.22'\nexit 0\n",
+    );
+    std::fs::write(&rke2, body).unwrap();
     let systemctl = stand_in(&bindir, "systemctl", &log);
     let data = t.path().join("rke2");
     let extra = format!(
@@ -353,9 +359,13 @@ fn rke2_execute_asks_on_a_terminal_and_refuses_without_one() {
 
     // --yes for scripts: the steps run without a question.
     let mut a = args.to_vec();
-    a.push("--yes");
+    a.extend(["--yes", "--json"]);
     let out = restore(&cfg, &a, None);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // Which etcd restored it (issue #15 point 4): RKE2's own, by its version.
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["rke2_version"], "v1.31.4+rke2r1", "{r}");
+    assert_eq!(r["snapshot_etcd_version"], "3.4.23", "{r}");
     let calls = std::fs::read_to_string(&log).unwrap();
     assert!(
         calls.contains("systemctl stop rke2-server") && calls.contains("--cluster-reset"),

@@ -852,6 +852,7 @@ fn rke2_runbook_and_execute_with_stand_ins() {
         format!("ssh -o BatchMode=yes root@10.0.0.2 {sc} stop rke2-server"),
         format!("ssh -o BatchMode=yes root@10.0.0.3 {sc} stop rke2-server"),
         "systemctl stop rke2-server".to_string(),
+        "rke2 --version".to_string(),
         format!(
             "rke2 server --cluster-reset --cluster-reset-restore-path={} --token-file={}",
             snap.display(),
@@ -940,7 +941,8 @@ fn rke2_runbook_and_execute_with_stand_ins() {
         text(&out)
     );
     let calls = std::fs::read_to_string(&log).unwrap();
-    assert_eq!(calls.lines().count(), 3, "{calls}");
+    // systemctl stop, rke2 --version, the reset, systemctl start.
+    assert_eq!(calls.lines().count(), 4, "{calls}");
     assert!(!calls.contains("ssh"), "{calls}");
 }
 
