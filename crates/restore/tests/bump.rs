@@ -215,3 +215,19 @@ fn the_bump_is_sized_from_the_revisions_seen_and_a_tool_that_cannot_bump_is_refu
         );
     }
 }
+
+#[test]
+fn the_rke2_runbook_says_to_restart_the_apiservers_and_kubelets() {
+    let t = tempfile::tempdir().unwrap();
+    let key = age_key(t.path());
+    let members = vec![("cp-1".to_string(), "http://10.0.0.11:2379".to_string())];
+    let cfg = ConfigBuilder::new(t.path(), members, &key.recipient).write("vigil.toml");
+    let out = vigil("vigil-restore", &cfg, &["rke2"]);
+    let h = text(&out);
+    assert!(
+        h.contains("no revision bump")
+            && h.contains("crictl ps -q --name kube-apiserver")
+            && h.contains("systemctl restart rke2-agent"),
+        "{h}"
+    );
+}
