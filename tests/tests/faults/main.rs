@@ -6,9 +6,9 @@
 //! One module per kind of fault, so that each stays readable on its own.
 
 mod channels;
+mod cli;
 mod clock;
 mod corrupt;
-mod cli;
 mod drill;
 mod foreign;
 mod races;
