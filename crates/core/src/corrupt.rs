@@ -8,7 +8,7 @@
 //! leaves the ledger when a later scrub finds that copy good again (it was
 //! replaced) or gone (an administrator removed it).
 
-use crate::fsutil::{self, FsError};
+use crate::fsutil::{self, FsError, StateFileError};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -54,25 +54,18 @@ impl Ledger {
 
     /// The ledger of `state_dir`; empty when there is none yet.
     pub fn load(state_dir: &Path) -> Result<Ledger, LedgerError> {
-        let path = Self::path(state_dir);
-        match std::fs::read(&path) {
-            Ok(b) => serde_json::from_slice(&b).map_err(|e| LedgerError::Parse {
-                path,
-                message: e.to_string(),
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Ledger::default()),
-            Err(e) => Err(FsError::new("reading", &path, e).into()),
+        match fsutil::read_state_json(&Self::path(state_dir)) {
+            Ok(l) => Ok(l.unwrap_or_default()),
+            Err(StateFileError::Fs(f)) => Err(f.into()),
+            Err(StateFileError::Parse { path, message }) => {
+                Err(LedgerError::Parse { path, message })
+            }
         }
     }
 
     /// Written atomically, 0600, owned like the state dir.
     pub fn save(&self, state_dir: &Path) -> Result<(), FsError> {
-        let path = Self::path(state_dir);
-        let mut v = serde_json::to_vec_pretty(self).unwrap_or_default();
-        v.push(b'\n');
-        fsutil::atomic_write(&path, &v)?;
-        fsutil::adopt_dir_owner(state_dir, &[path]);
-        Ok(())
+        fsutil::write_state_json(state_dir, &Self::path(state_dir), self)
     }
 
     /// True if scrub found this copy corrupt.

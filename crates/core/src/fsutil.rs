@@ -110,6 +110,44 @@ pub fn commit_rename(from: &Path, to: &Path) -> Result<(), FsError> {
     Ok(())
 }
 
+/// A small JSON state file (the cluster pin, the revision seen, the corrupt
+/// ledger) that could not be read or did not parse.
+#[derive(Debug)]
+pub enum StateFileError {
+    Fs(FsError),
+    Parse { path: PathBuf, message: String },
+}
+
+/// Reads a JSON state file; a missing one is `None`.
+pub fn read_state_json<T: serde::de::DeserializeOwned>(
+    path: &Path,
+) -> Result<Option<T>, StateFileError> {
+    match std::fs::read(path) {
+        Ok(b) => serde_json::from_slice(&b)
+            .map(Some)
+            .map_err(|e| StateFileError::Parse {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(StateFileError::Fs(FsError::new("reading", path, e))),
+    }
+}
+
+/// Writes `value` as JSON with [`atomic_write`] and gives the file the state
+/// dir's owner, so a root shell never leaves one the units cannot rewrite.
+pub fn write_state_json<T: serde::Serialize>(
+    state_dir: &Path,
+    path: &Path,
+    value: &T,
+) -> Result<(), FsError> {
+    let mut bytes = serde_json::to_vec_pretty(value).unwrap_or_default();
+    bytes.push(b'\n');
+    atomic_write(path, &bytes)?;
+    adopt_dir_owner(state_dir, &[path.to_path_buf()]);
+    Ok(())
+}
+
 /// Writes `bytes` to `path` atomically: 0600 temp file, fsync, rename, fsync dir.
 /// On failure the temp file is removed and `path` is untouched.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), FsError> {

@@ -8,7 +8,7 @@
 //! rebuilt on purpose gets a new ID; `vigil-snapshot repin` accepts it and
 //! keeps the old one in the history, so restore still trusts its archives.
 
-use crate::fsutil::{self, FsError};
+use crate::fsutil::{self, FsError, StateFileError};
 use crate::manifest::Manifest;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -85,27 +85,14 @@ pub fn path(state_dir: &Path) -> PathBuf {
 
 /// The pin, if one was recorded. A missing state dir is "no pin".
 pub fn load(state_dir: &Path) -> Result<Option<ClusterPin>, PinError> {
-    let p = path(state_dir);
-    let bytes = match std::fs::read(&p) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(FsError::new("reading", &p, e).into()),
-    };
-    serde_json::from_slice(&bytes)
-        .map(Some)
-        .map_err(|e| PinError::Corrupt {
-            path: p,
-            message: e.to_string(),
-        })
+    fsutil::read_state_json(&path(state_dir)).map_err(|e| match e {
+        StateFileError::Fs(f) => PinError::Fs(f),
+        StateFileError::Parse { path, message } => PinError::Corrupt { path, message },
+    })
 }
 
 pub fn save(state_dir: &Path, pin: &ClusterPin) -> Result<(), PinError> {
-    let p = path(state_dir);
-    let mut bytes = serde_json::to_vec_pretty(pin).unwrap_or_default();
-    bytes.push(b'\n');
-    fsutil::atomic_write(&p, &bytes)?;
-    fsutil::adopt_dir_owner(state_dir, &[p]);
-    Ok(())
+    Ok(fsutil::write_state_json(state_dir, &path(state_dir), pin)?)
 }
 
 /// The cluster ID most verified manifests agree on, if a strict majority

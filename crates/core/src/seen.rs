@@ -13,7 +13,7 @@
 //! repin`, see [`crate::pin`]): a stray endpoint answering for another
 //! cluster never moves it.
 
-use crate::fsutil::{self, FsError, RunLock};
+use crate::fsutil::{self, FsError, RunLock, StateFileError};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -73,18 +73,10 @@ pub fn path(state_dir: &Path) -> PathBuf {
 
 /// The record, if there is one. A missing state dir is "no record".
 pub fn load(state_dir: &Path) -> Result<Option<RevisionSeen>, SeenError> {
-    let p = path(state_dir);
-    let bytes = match std::fs::read(&p) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(FsError::new("reading", &p, e).into()),
-    };
-    serde_json::from_slice(&bytes)
-        .map(Some)
-        .map_err(|e| SeenError::Corrupt {
-            path: p,
-            message: e.to_string(),
-        })
+    fsutil::read_state_json(&path(state_dir)).map_err(|e| match e {
+        StateFileError::Fs(f) => SeenError::Fs(f),
+        StateFileError::Parse { path, message } => SeenError::Corrupt { path, message },
+    })
 }
 
 /// Raises the record to the highest of `seen` (answers of the pinned
@@ -133,11 +125,7 @@ pub fn record(state_dir: &Path, by: &str, seen: &[Observation]) -> Result<Record
         endpoint: best.endpoint.clone(),
         by: by.to_string(),
     };
-    let p = path(state_dir);
-    let mut bytes = serde_json::to_vec_pretty(&new).unwrap_or_default();
-    bytes.push(b'\n');
-    fsutil::atomic_write(&p, &bytes)?;
-    fsutil::adopt_dir_owner(state_dir, &[p]);
+    fsutil::write_state_json(state_dir, &path(state_dir), &new)?;
     Ok(Recorded::Raised(new))
 }
 
