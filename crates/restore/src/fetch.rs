@@ -75,16 +75,21 @@ pub fn fetch(
             }
         }
     }
+    Err(no_copy_worked(archive, errors))
+}
+
+/// Why no copy of `archive` could be fetched, from each copy's error.
+fn no_copy_worked(archive: &Archive, mut errors: Vec<String>) -> RestoreError {
     match errors.len() {
-        0 => Err(RestoreError::NoArchive(format!(
+        0 => RestoreError::NoArchive(format!(
             "archive {} has no copy in the selected sources",
             archive.id
-        ))),
-        1 => Err(RestoreError::Failed(errors.remove(0))),
-        _ => Err(RestoreError::AllCopiesFailed {
+        )),
+        1 => RestoreError::Failed(errors.remove(0)),
+        _ => RestoreError::AllCopiesFailed {
             id: archive.id.clone(),
             errors,
-        }),
+        },
     }
 }
 
@@ -166,17 +171,7 @@ pub fn fetch_to_stdout(
             }
         }
     }
-    match errors.len() {
-        0 => Err(RestoreError::NoArchive(format!(
-            "archive {} has no copy in the selected sources",
-            archive.id
-        ))),
-        1 => Err(RestoreError::Failed(errors.remove(0))),
-        _ => Err(RestoreError::AllCopiesFailed {
-            id: archive.id.clone(),
-            errors,
-        }),
-    }
+    Err(no_copy_worked(archive, errors))
 }
 
 /// Counts and hashes the raw archive bytes as they are read, and reports progress.
