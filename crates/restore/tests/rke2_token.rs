@@ -9,10 +9,10 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use vigil_tests::etcd::Cluster;
 use vigil_tests::faults::{file_channel, fired};
-use vigil_tests::{age_key, bin, text, vigil, ConfigBuilder};
+use vigil_tests::{age_key, text, vigil, ConfigBuilder};
 
 const NAMES: [&str; 3] = ["cp-1", "cp-2", "cp-3"];
 
@@ -66,22 +66,8 @@ fn stand_in(dir: &Path, name: &str, log: &Path) -> PathBuf {
 }
 
 fn restore(cfg: &Path, args: &[&str]) -> Output {
-    let out = Command::new(bin("vigil-restore"))
-        .arg("--config")
-        .arg(cfg)
-        .args(args)
-        .env("VIGIL_LOG", "info")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    eprintln!(
-        "$ vigil-restore {}\n-- exit {:?}\n-- stdout\n{}\n-- stderr\n{}",
-        args.join(" "),
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    // `output()` gives the child no stdin: never a terminal, so no question.
+    vigil("vigil-restore", cfg, args)
 }
 
 fn json(o: &Output) -> serde_json::Value {

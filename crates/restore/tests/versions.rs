@@ -8,27 +8,13 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use vigil_tests::etcd::Cluster;
-use vigil_tests::{age_key, bin, text, vigil, ConfigBuilder};
+use vigil_tests::{age_key, text, vigil, ConfigBuilder};
 
 fn restore(cfg: &Path, args: &[&str]) -> Output {
-    let out = Command::new(bin("vigil-restore"))
-        .arg("--config")
-        .arg(cfg)
-        .args(args)
-        .env("VIGIL_LOG", "info")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    eprintln!(
-        "$ vigil-restore {}\n-- exit {:?}\n-- stdout\n{}\n-- stderr\n{}",
-        args.join(" "),
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    // `output()` gives the child no stdin: never a terminal, so no question.
+    vigil("vigil-restore", cfg, args)
 }
 
 fn json(o: &Output) -> serde_json::Value {
