@@ -4,11 +4,13 @@
 //! redirect elsewhere. Each request takes the next answer of the script, then
 //! the default one.
 
-use std::collections::{BTreeMap, VecDeque};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use crate::http::{read_request, write_response, HttpRequest};
 
 /// How the receiver answers one request.
 #[derive(Debug, Clone)]
@@ -114,37 +116,9 @@ impl Hostile {
         let mut rd = BufReader::new(c);
         let mut w = s;
         loop {
-            let mut line = String::new();
-            if rd.read_line(&mut line).unwrap_or(0) == 0 {
+            let Some(HttpRequest { path, body, .. }) = read_request(&mut rd) else {
                 return;
-            }
-            let path = line
-                .split_whitespace()
-                .nth(1)
-                .unwrap_or_default()
-                .to_string();
-            let mut headers = BTreeMap::new();
-            loop {
-                let mut h = String::new();
-                if rd.read_line(&mut h).unwrap_or(0) == 0 {
-                    return;
-                }
-                let h = h.trim_end();
-                if h.is_empty() {
-                    break;
-                }
-                if let Some((k, v)) = h.split_once(':') {
-                    headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
-                }
-            }
-            let len: usize = headers
-                .get("content-length")
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0);
-            let mut body = vec![0; len];
-            if rd.read_exact(&mut body).is_err() {
-                return;
-            }
+            };
             let answer = self
                 .script
                 .lock()
@@ -177,17 +151,7 @@ impl Hostile {
                 }
             };
             self.record(path, body, status);
-            let mut resp = format!(
-                "HTTP/1.1 {status} X\r\ncontent-length: {}\r\ncontent-type: application/json\r\n",
-                text.len()
-            );
-            for (k, v) in extra {
-                resp.push_str(&format!("{k}: {v}\r\n"));
-            }
-            resp.push_str("\r\n");
-            let mut out = resp.into_bytes();
-            out.extend_from_slice(&text);
-            if w.write_all(&out).is_err() {
+            if write_response(&mut w, status, "application/json", &extra, &text).is_err() {
                 return;
             }
         }

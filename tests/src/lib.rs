@@ -318,6 +318,7 @@ pub fn alert_items(path: &Path) -> Vec<serde_json::Value> {
 }
 pub mod faults;
 pub mod hostile;
+pub mod http;
 
 /// (event, key) of every alert item a file channel wrote, in order.
 pub fn alert_events(path: &Path) -> Vec<(String, String)> {

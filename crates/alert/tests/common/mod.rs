@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 use std::collections::{BTreeMap, VecDeque};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub use vigil_tests::free_port;
+use vigil_tests::http::{read_request, write_response, HttpRequest};
 
 /// The vigil-notify binary next to the test executable (target/debug).
 pub fn bin() -> PathBuf {
@@ -195,35 +196,15 @@ impl Receiver {
         });
         let mut w = s;
         loop {
-            let mut line = String::new();
-            if rd.read_line(&mut line).unwrap_or(0) == 0 {
+            let Some(HttpRequest {
+                method,
+                path,
+                headers,
+                body,
+            }) = read_request(&mut rd)
+            else {
                 return;
-            }
-            let mut parts = line.split_whitespace();
-            let method = parts.next().unwrap_or_default().to_string();
-            let path = parts.next().unwrap_or_default().to_string();
-            let mut headers = BTreeMap::new();
-            loop {
-                let mut h = String::new();
-                if rd.read_line(&mut h).unwrap_or(0) == 0 {
-                    return;
-                }
-                let h = h.trim_end();
-                if h.is_empty() {
-                    break;
-                }
-                if let Some((k, v)) = h.split_once(':') {
-                    headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
-                }
-            }
-            let len: usize = headers
-                .get("content-length")
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0);
-            let mut body = vec![0; len];
-            if rd.read_exact(&mut body).is_err() {
-                return;
-            }
+            };
             let reply = self
                 .script
                 .lock()
@@ -255,16 +236,7 @@ impl Receiver {
                 }
             };
             self.record(method, path, headers, body, status);
-            let mut resp = format!(
-                "HTTP/1.1 {status} X\r\ncontent-length: {}\r\ncontent-type: text/plain\r\n",
-                text.len()
-            );
-            for (k, v) in extra {
-                resp.push_str(&format!("{k}: {v}\r\n"));
-            }
-            resp.push_str("\r\n");
-            resp.push_str(&text);
-            if w.write_all(resp.as_bytes()).is_err() {
+            if write_response(&mut w, status, "text/plain", &extra, text.as_bytes()).is_err() {
                 return;
             }
         }
