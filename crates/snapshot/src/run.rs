@@ -1055,21 +1055,29 @@ fn archive_token(
 }
 
 fn record_outcomes(state: &Path, r: &RunReport) -> Result<(), FsError> {
-    let time = rfc3339(now());
+    let base = Outcome {
+        job: "snapshot".into(),
+        run_id: r.run_id.clone(),
+        cluster: r.cluster.clone(),
+        subject: String::new(),
+        ok: true,
+        stage: Stage::Done,
+        error: None,
+        archive: None,
+        time: rfc3339(now()),
+        duration_ms: 0,
+    };
     for m in &r.members {
         outcome::record(
             state,
             &Outcome {
-                job: "snapshot".into(),
-                run_id: r.run_id.clone(),
-                cluster: r.cluster.clone(),
                 subject: m.member.clone(),
                 ok: m.ok,
                 stage: m.stage,
                 error: m.error.clone(),
                 archive: m.archive.as_ref().map(|p| p.display().to_string()),
-                time: time.clone(),
                 duration_ms: m.duration_ms,
+                ..base.clone()
             },
         )?;
     }
@@ -1078,15 +1086,11 @@ fn record_outcomes(state: &Path, r: &RunReport) -> Result<(), FsError> {
             state,
             &Outcome {
                 job: "sink".into(),
-                run_id: r.run_id.clone(),
-                cluster: r.cluster.clone(),
                 subject: s.sink.clone(),
                 ok: s.ok,
                 stage: if s.ok { Stage::Done } else { Stage::Ship },
                 error: (!s.ok).then(|| format!("sink {}: {}", s.sink, s.errors.join("; "))),
-                archive: None,
-                time: time.clone(),
-                duration_ms: 0,
+                ..base.clone()
             },
         )?;
     }
@@ -1094,32 +1098,24 @@ fn record_outcomes(state: &Path, r: &RunReport) -> Result<(), FsError> {
         outcome::record(
             state,
             &Outcome {
-                job: "snapshot".into(),
-                run_id: r.run_id.clone(),
-                cluster: r.cluster.clone(),
                 subject: "rke2-token".into(),
                 ok: t.ok,
                 stage: if t.ok { Stage::Done } else { Stage::Token },
                 error: t.error.clone(),
                 archive: Some(t.path.display().to_string()),
-                time: time.clone(),
-                duration_ms: 0,
+                ..base.clone()
             },
         )?;
         if let Some(b) = &t.bootstrap {
             outcome::record(
                 state,
                 &Outcome {
-                    job: "snapshot".into(),
-                    run_id: r.run_id.clone(),
-                    cluster: r.cluster.clone(),
                     subject: "rke2-bootstrap".into(),
                     ok: b.ok,
                     stage: if b.ok { Stage::Done } else { Stage::Token },
                     error: b.error.clone(),
                     archive: b.key.clone(),
-                    time,
-                    duration_ms: 0,
+                    ..base
                 },
             )?;
         }
@@ -1127,9 +1123,6 @@ fn record_outcomes(state: &Path, r: &RunReport) -> Result<(), FsError> {
     Ok(())
 }
 
-/// The pin, or one learnt from the verified archives already here (an
-/// upgrade from a vigil without pins). A corrupt pin file is reported and
-/// left for the administrator; the run goes on unpinned.
 /// The newest revision the members' statuses reported this run, for sizing
 /// a restore's revision bump (vigil_core::seen). After the pin is settled,
 /// so a first run records its own cluster.
@@ -1160,6 +1153,9 @@ fn record_seen(cfg: &Config, members: &[MemberReport], warnings: &mut Vec<String
     }
 }
 
+/// The pin, or one learnt from the verified archives already here (an
+/// upgrade from a vigil without pins). A corrupt pin file is reported and
+/// left for the administrator; the run goes on unpinned.
 fn load_pin(cfg: &Config, sc: &SnapshotConfig, warnings: &mut Vec<String>) -> Option<ClusterPin> {
     match pin::load(&cfg.state.dir) {
         Ok(Some(p)) => return Some(p),
