@@ -108,19 +108,6 @@ impl Ledger {
     }
 }
 
-/// For restore selection: true if scrub found this copy corrupt. An
-/// unreadable ledger is logged and treated as empty here: restore checks
-/// every archive against its manifest's sha256 anyway.
-pub fn is_known_bad(state_dir: &Path, store: &str, archive: &str) -> bool {
-    match Ledger::load(state_dir) {
-        Ok(l) => l.is_bad(store, archive),
-        Err(e) => {
-            tracing::warn!("{e}");
-            false
-        }
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -153,7 +140,6 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
         let mut l = Ledger::load(d.path()).unwrap();
         assert!(l.is_bad(LOCAL, "b") && l.is_bad("vault", "b") && !l.is_bad(LOCAL, "a"));
-        assert!(is_known_bad(d.path(), "vault", "b"));
         // Found again: no change. A sampled scrub that did not read it: kept.
         assert!(!l.scrubbed(LOCAL, [], vec![bad(LOCAL, "b")], None));
         assert!(!l.scrubbed(LOCAL, ["a"], vec![], None));
