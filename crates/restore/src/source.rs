@@ -337,12 +337,10 @@ pub fn catalog_of(cfg: &Config, sources: &[Box<dyn Source>]) -> Catalog {
         a.copies.sort_by_key(|c| !c.verified);
         a.verified = a.copies.iter().any(|c| c.verified);
     }
-    // Newest by what cannot go backwards (cluster generation, revision),
-    // not by a bastion clock that may have run ahead.
-    cat.archives.sort_by(|a, b| {
-        vigil_core::retention::newest_first_in(pin.as_ref(), &a.manifest, &b.manifest)
-            .then_with(|| a.member.cmp(&b.member))
-    });
+    if pin.is_some() {
+        // A rebuilt cluster starts again at a low revision: its generation first.
+        sort_newest_first(&mut cat.archives, pin.as_ref());
+    }
     match pin {
         Some(p) => {
             let (keep, other): (Vec<Archive>, Vec<Archive>) = std::mem::take(&mut cat.archives)
@@ -381,7 +379,16 @@ pub fn catalog_of(cfg: &Config, sources: &[Box<dyn Source>]) -> Catalog {
     cat
 }
 
-/// Lists every source and merges copies by archive identity.
+/// Newest by what cannot go backwards (cluster generation, revision), not
+/// by a bastion clock that may have run ahead.
+fn sort_newest_first(archives: &mut [Archive], pin: Option<&vigil_core::pin::ClusterPin>) {
+    archives.sort_by(|a, b| {
+        vigil_core::retention::newest_first_in(pin, &a.manifest, &b.manifest)
+            .then_with(|| a.member.cmp(&b.member))
+    });
+}
+
+/// Lists every source and merges copies by archive identity, newest first.
 pub fn catalog(sources: &[Box<dyn Source>]) -> Catalog {
     let mut by_id: BTreeMap<String, Archive> = BTreeMap::new();
     let mut errors = Vec::new();
@@ -429,12 +436,7 @@ pub fn catalog(sources: &[Box<dyn Source>]) -> Catalog {
         }
     }
     let mut archives: Vec<Archive> = by_id.into_values().collect();
-    archives.sort_by(|a, b| {
-        b.created()
-            .cmp(&a.created())
-            .then_with(|| b.created_at.cmp(&a.created_at))
-            .then_with(|| a.member.cmp(&b.member))
-    });
+    sort_newest_first(&mut archives, None);
     Catalog {
         archives,
         errors,
