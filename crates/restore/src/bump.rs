@@ -31,6 +31,7 @@
 use crate::etcd::Tool;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 use vigil_core::seen::RevisionSeen;
 
 /// The first etcdutl with `snapshot restore --bump-revision --mark-compacted`.
@@ -91,6 +92,11 @@ pub struct BumpPlan {
     pub sized_by: &'static str,
     /// False with `--no-bump`: the data dirs start at the snapshot's revision.
     pub applied: bool,
+    /// "etcdutl" (`--bump-revision --mark-compacted`), "replay" (through a
+    /// scratch etcd, for tools that cannot bump) or "none" (`--no-bump`).
+    pub method: &'static str,
+    /// What the replay did, once done.
+    pub replayed: Option<Replayed>,
     pub notes: Vec<String>,
 }
 
@@ -180,6 +186,8 @@ pub fn size(
         size,
         sized_by,
         applied: true,
+        method: "etcdutl",
+        replayed: None,
         notes,
     }
 }
@@ -205,10 +213,31 @@ impl BumpPlan {
         )
     }
 
-    /// Why a tool that cannot bump is refused, and what to do instead.
+    /// For a tool that cannot bump: replay the bump through a scratch etcd,
+    /// sized by the evidence alone (the floor would be a billion writes), or
+    /// None without evidence to size it.
+    pub fn by_replay(&self) -> Option<BumpPlan> {
+        self.evidence.as_ref()?;
+        let size = self.behind.saturating_add(self.margin);
+        let mut p = self.clone();
+        if p.floor > size {
+            p.notes.push(format!(
+                "replayed: sized by the evidence alone ({size}); restore.bump_revision ({}) is the floor of etcdutl's offline bump only",
+                p.floor
+            ));
+        }
+        p.size = size;
+        p.sized_by = "evidence";
+        p.method = "replay";
+        Some(p)
+    }
+
+    /// Why a tool that cannot bump and no evidence to replay a bump are
+    /// refused, and what to do instead.
     pub fn refusal(&self, tool: &Tool) -> String {
         format!(
-            "{} {} ({}) cannot bump the restored revision: `snapshot restore --bump-revision N --mark-compacted` needs etcdutl {}.{}.{} or newer. \
+            "{} {} ({}) cannot bump the restored revision: `snapshot restore --bump-revision N --mark-compacted` needs etcdutl {}.{}.{} or newer, \
+             and with no record of the newest revision seen vigil cannot size a bump to replay through a scratch etcd either. \
              This restore needs --bump-revision {}. Without a bump, every kube-apiserver's watch cache and every client \
              keeps objects newer than the restored data, and new writes reuse revisions they already saw. Nothing was run or written. \
              Either get etcdutl >= 3.5.10 (from the etcd release matching the cluster, https://github.com/etcd-io/etcd/releases, \
@@ -223,6 +252,223 @@ impl BumpPlan {
             self.describe()
         )
     }
+}
+
+/// The key the replay writes and deletes. Nothing in Kubernetes or RKE2
+/// reads it, and after the compaction no trace of it is left.
+const REPLAY_KEY: &[u8] = b"/vigil/restore/revision-bump";
+/// Writes in flight at once: etcd batches concurrent proposals into one WAL
+/// fsync, so throughput grows with this until the CPU is busy.
+const REPLAY_IN_FLIGHT: u64 = 128;
+const REPLAY_LOG_EVERY: Duration = Duration::from_secs(5);
+
+/// What the snapshot must hold before the replay writes on top of it (its
+/// manifest's revision and key count), so that a restore tool that silently
+/// restored nothing cannot turn into an empty, bumped cluster.
+#[derive(Debug, Clone, Copy)]
+pub struct Expect {
+    pub revision: i64,
+    pub key_count: i64,
+}
+
+/// What a replayed bump did.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Replayed {
+    /// The snapshot's revision, as the scratch etcd reported it.
+    pub from_revision: i64,
+    /// from + size: the restored members' revision, compacted up to here.
+    pub to_revision: i64,
+    pub writes: u64,
+    pub duration_ms: u64,
+}
+
+/// For a restore tool that cannot bump (etcdctl 3.4, etcdutl before 3.5.10):
+/// restores `snapshot` into a scratch etcd (`etcd_bin`, unix sockets in
+/// `work`, which must be a private dir), writes `size` revisions (puts and a
+/// final delete of one vigil key), compacts at the last one, defragments,
+/// and saves the result as `out`. Restoring `out` then gives what `etcdutl
+/// --bump-revision size --mark-compacted` gives: the same keys at revision
+/// S + size, with every older revision compacted.
+pub fn replay(
+    tool: &Tool,
+    etcd_bin: &Path,
+    snapshot: &Path,
+    work: &Path,
+    size: u64,
+    expect: Expect,
+    out: &Path,
+) -> Result<Replayed, crate::RestoreError> {
+    use crate::RestoreError::Failed;
+    let started = Instant::now();
+    let fail = |what: &str, e: &dyn std::fmt::Display| {
+        Failed(format!(
+            "revision bump by replay ({}): {what}: {e}",
+            work.display()
+        ))
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| fail("starting the async runtime", &e))?;
+    let spec = crate::scratch::Spec {
+        tool,
+        etcd_bin,
+        name: "bump",
+        timeout: Duration::from_secs(120),
+        timeout_key: "the bump's start limit",
+    };
+    let (scratch, c) = crate::scratch::start(
+        &spec,
+        &rt,
+        snapshot,
+        work,
+        &work.join("data"),
+        Instant::now() + spec.timeout,
+        &|_| {},
+    )
+    .map_err(|(_, e)| fail("starting the scratch etcd", &e))?;
+    let r = rt.block_on(replay_writes(c, size, expect, out));
+    drop(scratch);
+    let (from_revision, to_revision) = r.map_err(|e| fail("writing", &e))?;
+    let done = Replayed {
+        from_revision,
+        to_revision,
+        writes: size,
+        duration_ms: started.elapsed().as_millis() as u64,
+    };
+    tracing::info!(
+        "revision bump by replay: {} writes, revision {from_revision} -> {to_revision} (compacted), in {:?}",
+        size,
+        started.elapsed()
+    );
+    Ok(done)
+}
+
+async fn replay_writes(
+    mut c: etcd_client::Client,
+    size: u64,
+    expect: Expect,
+    out: &Path,
+) -> Result<(i64, i64), String> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    let existing = c
+        .get(REPLAY_KEY, None)
+        .await
+        .map_err(|e| format!("reading the scratch etcd: {e}"))?;
+    let from = existing.header().map(|h| h.revision()).unwrap_or_default();
+    if existing.count() != 0 {
+        return Err(format!(
+            "the snapshot already holds the key {:?}, which the replay writes and deletes",
+            String::from_utf8_lossy(REPLAY_KEY)
+        ));
+    }
+    let at = c
+        .get(
+            vec![0u8],
+            Some(
+                etcd_client::GetOptions::new()
+                    .with_all_keys()
+                    .with_count_only()
+                    .with_revision(expect.revision),
+            ),
+        )
+        .await;
+    let keys = at.as_ref().map(|r| r.count()).unwrap_or(-1);
+    if from < expect.revision || keys != expect.key_count {
+        return Err(format!(
+            "the restored snapshot holds revision {from} and {keys} keys at revision {}, but its manifest says revision {} and {} keys; \
+             nothing was bumped (is the restore tool working?)",
+            expect.revision, expect.revision, expect.key_count
+        ));
+    }
+    let target = from + size as i64;
+    // size − 1 puts, then one delete: the last revision is from + size.
+    let left = Arc::new(AtomicU64::new(size.saturating_sub(1)));
+    let take = |left: &AtomicU64| {
+        left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok()
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..REPLAY_IN_FLIGHT.min(size.max(1)) {
+        let (mut c, left) = (c.clone(), left.clone());
+        tasks.spawn(async move {
+            while take(&left) {
+                c.put(REPLAY_KEY, b"x".to_vec(), None)
+                    .await
+                    .map_err(|e| format!("put: {e}"))?;
+            }
+            Ok::<(), String>(())
+        });
+    }
+    let t0 = Instant::now();
+    let mut ticker = tokio::time::interval(REPLAY_LOG_EVERY);
+    ticker.tick().await;
+    loop {
+        tokio::select! {
+            r = tasks.join_next() => match r {
+                None => break,
+                Some(Ok(Ok(()))) => {}
+                Some(Ok(Err(e))) => return Err(e),
+                Some(Err(e)) => return Err(format!("a writer failed: {e}")),
+            },
+            _ = ticker.tick() => {
+                let done = size.saturating_sub(1) - left.load(Ordering::Relaxed);
+                let rate = done as f64 / t0.elapsed().as_secs_f64().max(0.001);
+                let eta = (size.saturating_sub(done) as f64 / rate.max(1.0)) as u64;
+                tracing::info!("revision bump by replay: {done} of {size} revisions written ({rate:.0}/s, about {eta} s left)");
+            }
+        }
+    }
+    if size > 0 {
+        c.delete(REPLAY_KEY, None)
+            .await
+            .map_err(|e| format!("delete: {e}"))?;
+    }
+    let now = c
+        .get(REPLAY_KEY, None)
+        .await
+        .map_err(|e| format!("reading the revision: {e}"))?
+        .header()
+        .map(|h| h.revision())
+        .unwrap_or_default();
+    if now != target {
+        return Err(format!(
+            "the scratch etcd is at revision {now} after the writes, expected {target}"
+        ));
+    }
+    c.compact(
+        target,
+        Some(etcd_client::CompactionOptions::new().with_physical()),
+    )
+    .await
+    .map_err(|e| format!("compacting at revision {target}: {e}"))?;
+    c.defragment()
+        .await
+        .map_err(|e| format!("defragmenting: {e}"))?;
+    save(&mut c, out).await?;
+    Ok((from, target))
+}
+
+/// Streams the scratch etcd's snapshot (with its sha256 trailer) into `out`.
+async fn save(c: &mut etcd_client::Client, out: &Path) -> Result<(), String> {
+    use std::io::Write;
+    let mut f = vigil_core::fsutil::create_private(out).map_err(|e| e.to_string())?;
+    let mut stream = c
+        .snapshot()
+        .await
+        .map_err(|e| format!("opening the snapshot stream: {e}"))?;
+    while let Some(m) = stream
+        .message()
+        .await
+        .map_err(|e| format!("snapshot stream: {e}"))?
+    {
+        f.write_all(m.blob())
+            .map_err(|e| format!("writing {}: {e}", out.display()))?;
+    }
+    f.sync_all()
+        .map_err(|e| format!("writing {}: {e}", out.display()))
 }
 
 #[cfg(test)]

@@ -21,9 +21,7 @@ use crate::identity::Identities;
 use crate::source::{Catalog, Selector, Source};
 use crate::RestoreError;
 use serde::Serialize;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 use vigil_core::config::MemberConfig;
 use vigil_core::outcome::{self, Outcome, Stage};
@@ -191,24 +189,6 @@ struct Ctx<'a> {
     stage: &'a dyn Fn(Stage),
 }
 
-/// Kills the scratch etcd when the drill is over, however it ends.
-struct Scratch {
-    child: Child,
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn log_tail(p: &Path) -> String {
-    let s = std::fs::read_to_string(p).unwrap_or_default();
-    let lines: Vec<&str> = s.lines().collect();
-    lines[lines.len().saturating_sub(5)..].join(" | ")
-}
-
 fn drill_member(ctx: &Ctx<'_>, member: &str, dir: &Path) -> MemberDrill {
     let started = Instant::now();
     let mut r = MemberDrill {
@@ -332,7 +312,15 @@ fn steps(
         .build()
         .map_err(|e| (Stage::Connect, format!("starting the async runtime: {e}")))?;
     let data = dir.join("data");
-    let (scratch, mut c) = start_scratch(ctx, &rt, &snap, dir, &data, deadline)?;
+    let spec = crate::scratch::Spec {
+        tool: ctx.tool,
+        etcd_bin: ctx.etcd_bin,
+        name: "drill",
+        timeout: ctx.timeout,
+        timeout_key: "restore.drill_timeout",
+    };
+    let (scratch, mut c) =
+        crate::scratch::start(&spec, &rt, &snap, dir, &data, deadline, ctx.stage)?;
     let _ = std::fs::remove_file(&snap);
 
     // Checks against the manifest.
@@ -402,128 +390,6 @@ fn steps(
     r.rto_ms = Some(started.elapsed().as_millis() as u64);
     drop(scratch);
     Ok(())
-}
-
-/// File names of the scratch etcd's sockets in its dir. etcd takes a unix
-/// socket's path from the URL's `host:port` part, relative to its working dir.
-const CLIENT_SOCKET: &str = "client.sock:0";
-const PEER_SOCKET: &str = "peer.sock:0";
-
-/// The longest path a unix socket address holds (`sun_path` less its NUL).
-const MAX_SOCKET_PATH: usize = 107;
-
-/// Restores `snap` into a scratch single-member etcd and waits until it
-/// answers. It listens on unix sockets in `dir` (0700) only, for clients and
-/// peers: no other user on the bastion can connect to the decrypted cluster,
-/// and no TCP port is open.
-fn start_scratch(
-    ctx: &Ctx<'_>,
-    rt: &tokio::runtime::Runtime,
-    snap: &Path,
-    dir: &Path,
-    data: &Path,
-    deadline: Instant,
-) -> Result<(Scratch, etcd_client::Client), (Stage, String)> {
-    (ctx.stage)(Stage::Write);
-    let socket = dir.join(CLIENT_SOCKET);
-    if socket.as_os_str().len() > MAX_SOCKET_PATH {
-        return Err((
-            Stage::Write,
-            format!(
-                "the scratch dir {} is too deep for the scratch etcd's unix socket (a socket path holds at most {MAX_SOCKET_PATH} bytes); \
-                 set restore.scratch_dir to a shorter path",
-                dir.display()
-            ),
-        ));
-    }
-    let client = format!("unix://{CLIENT_SOCKET}");
-    let peer = format!("unix://{PEER_SOCKET}");
-    let ic = format!("drill={peer}");
-    crate::etcd::restore_member(ctx.tool, snap, "drill", data, &ic, "vigil-drill", &peer, 0)
-        .map_err(|e| (Stage::Write, e.to_string()))?;
-
-    (ctx.stage)(Stage::Connect);
-    let log = dir.join("etcd.log");
-    let logf = std::fs::File::create(&log).map_err(|e| (Stage::Connect, e.to_string()))?;
-    // Tied to the drill (PR_SET_PDEATHSIG) and in its own process group, so
-    // a terminal's ^C reaches only the drill, whose janitor tears down.
-    let child = crate::guard::tied(ctx.etcd_bin)
-        .args(["--name", "drill", "--data-dir"])
-        .arg(data)
-        .args([
-            "--listen-client-urls",
-            &client,
-            "--advertise-client-urls",
-            &client,
-            "--listen-peer-urls",
-            &peer,
-            "--initial-advertise-peer-urls",
-            &peer,
-            "--initial-cluster",
-            &ic,
-            "--initial-cluster-token",
-            "vigil-drill",
-            "--initial-cluster-state",
-            "new",
-            "--log-level",
-            "warn",
-        ])
-        .current_dir(dir)
-        .process_group(0)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(logf)
-        .spawn()
-        .map_err(|e| {
-            (
-                Stage::Connect,
-                format!("starting {}: {e}", ctx.etcd_bin.display()),
-            )
-        })?;
-    let mut scratch = Scratch { child };
-    let url = format!("unix://{}", socket.display());
-    let c = rt.block_on(async {
-        loop {
-            if let Ok(Some(st)) = scratch.child.try_wait() {
-                return Err((
-                    Stage::Connect,
-                    format!(
-                        "the scratch etcd exited ({st}) before it answered: {}",
-                        log_tail(&log)
-                    ),
-                ));
-            }
-            if let Some(mut c) = connect_unix(&url).await {
-                if matches!(c.status().await, Ok(s) if s.leader() != 0) {
-                    return Ok(c);
-                }
-            }
-            if Instant::now() > deadline {
-                return Err((
-                    Stage::Connect,
-                    format!(
-                        "the scratch etcd did not answer on {url} within restore.drill_timeout ({:?}): {}",
-                        ctx.timeout,
-                        log_tail(&log)
-                    ),
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    })?;
-    Ok((scratch, c))
-}
-
-/// An etcd client on a unix socket (`unix:///abs/path`); None until it answers.
-async fn connect_unix(url: &str) -> Option<etcd_client::Client> {
-    let ep = tonic::transport::Endpoint::from_shared(url.to_string())
-        .ok()?
-        .connect_timeout(Duration::from_secs(2))
-        .timeout(Duration::from_secs(5));
-    let ch = ep.connect().await.ok()?;
-    etcd_client::Client::from_channel(etcd_client::Channel::Tonic(ch), None)
-        .await
-        .ok()
 }
 
 /// Name of the record a run leaves for its janitor (and the next drill): the

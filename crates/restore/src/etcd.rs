@@ -528,9 +528,13 @@ pub fn human(r: &EtcdReport) -> String {
         r.source,
         r.tool.kind,
         r.tool.version,
-        match r.bumped_revision {
-            Some(b) => format!(", --bump-revision {b} --mark-compacted"),
-            None => String::new(),
+        match (&r.bump.replayed, r.bumped_revision) {
+            (Some(p), Some(b)) => format!(
+                ", revision bumped by {b} by replay through a scratch etcd (revision {} -> {}, compacted)",
+                p.from_revision, p.to_revision
+            ),
+            (None, Some(b)) => format!(", --bump-revision {b} --mark-compacted"),
+            _ => String::new(),
         }
     );
     if r.bump.applied {
@@ -695,12 +699,22 @@ pub fn run(cfg: &vigil_core::Config, o: &EtcdOptions<'_>) -> Result<EtcdReport, 
     );
     if o.no_bump {
         bump.applied = false;
+        bump.method = "none";
         tracing::warn!(
             "--no-bump: restoring at the snapshot's revision; it should have been bumped by {}",
             bump.describe()
         );
     } else if !tool.can_bump() {
-        return Err(RestoreError::Usage(bump.refusal(&tool)));
+        bump = bump
+            .by_replay()
+            .ok_or_else(|| RestoreError::Usage(bump.refusal(&tool)))?;
+        tracing::info!(
+            "{} {} cannot bump offline: replaying the revision bump through a scratch etcd ({}): {}",
+            tool.kind,
+            tool.version,
+            rc.etcd_bin.display(),
+            bump.describe()
+        );
     } else {
         tracing::info!("revision bump {}", bump.describe());
     }
@@ -719,9 +733,12 @@ pub fn run(cfg: &vigil_core::Config, o: &EtcdOptions<'_>) -> Result<EtcdReport, 
     // empty as an error does: no plaintext snapshot, no half data dir.
     let mut janitor = crate::guard::Janitor::spawn(None)
         .map_err(|e| RestoreError::Failed(format!("starting the janitor: {e}")))?;
+    // The replayed bump's scratch etcd and its snapshot; short, for the socket path.
+    let bump_dir = o.out.join(".bump");
     let mut guarded = vec![
         snapshot.clone(),
         vigil_core::fsutil::partial_path(&snapshot),
+        bump_dir.clone(),
     ];
     for m in members {
         let d = o.out.join(&m.name);
@@ -742,13 +759,47 @@ pub fn run(cfg: &vigil_core::Config, o: &EtcdOptions<'_>) -> Result<EtcdReport, 
         )
     });
     let ic = initial_cluster(members);
-    let bump_by = if bump.applied { bump.size } else { 0 };
+    let (restore_from, bump_by) = match bump.method {
+        "etcdutl" => (snapshot.clone(), bump.size),
+        "replay" => {
+            let bumped = bump_dir.join("bumped.db");
+            let r = vigil_core::fsutil::ensure_private_dir(&bump_dir)
+                .map_err(RestoreError::from)
+                .and_then(|()| {
+                    crate::bump::replay(
+                        &tool,
+                        &rc.etcd_bin,
+                        &snapshot,
+                        &bump_dir,
+                        bump.size,
+                        crate::bump::Expect {
+                            revision: archive.revision,
+                            key_count: archive.manifest.key_count,
+                        },
+                        &bumped,
+                    )
+                });
+            match r {
+                Ok(r) => bump.replayed = Some(r),
+                Err(e) => {
+                    let _ = std::fs::remove_dir_all(&bump_dir);
+                    let _ = std::fs::remove_file(&snapshot);
+                    return Err(e);
+                }
+            }
+            if !o.keep_snapshot {
+                let _ = std::fs::remove_file(&snapshot);
+            }
+            (bumped, 0)
+        }
+        _ => (snapshot.clone(), 0),
+    };
     // The members' data dirs are independent: restore them side by side.
     let results: Vec<Result<RestoredMember, RestoreError>> = std::thread::scope(|sc| {
         let handles: Vec<_> = members
             .iter()
             .map(|m| {
-                let (tool, snapshot, ic, token, rc) = (&tool, &snapshot, &ic, &token, &rc);
+                let (tool, snapshot, ic, token, rc) = (&tool, &restore_from, &ic, &token, &rc);
                 sc.spawn(move || {
                     let dir = o.out.join(&m.name);
                     restore_member(
@@ -794,6 +845,7 @@ pub fn run(cfg: &vigil_core::Config, o: &EtcdOptions<'_>) -> Result<EtcdReport, 
     if !o.keep_snapshot || result.is_err() {
         let _ = std::fs::remove_file(&snapshot);
     }
+    let _ = std::fs::remove_dir_all(&bump_dir);
     if result.is_err() {
         // Leave the target as empty as it was, so a rerun is possible.
         for r in &restored {

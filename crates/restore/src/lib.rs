@@ -21,6 +21,7 @@ pub mod identity;
 pub mod proc;
 mod progress;
 pub mod rke2;
+mod scratch;
 pub mod sinks;
 pub mod source;
 pub mod versions;

@@ -1,12 +1,14 @@
 //! Issue #15 point 3: `vigil-restore etcd` sizes the revision bump from the
 //! newest revision vigil-health and vigil-snapshot saw, passes it to an
-//! etcdutl that can bump (3.5.10+), and refuses, before anything is written,
-//! with a tool that cannot (etcdctl 3.4, etcdutl 3.5.9) unless --no-bump.
+//! etcdutl that can bump (3.5.10+), replays it through a scratch etcd with a
+//! tool that cannot (etcdctl 3.4, etcdutl 3.5.9), and refuses, before
+//! anything is written, when there is no evidence to size a replay, unless
+//! --no-bump.
 //!
 //! Only Debian's etcd 3.4.23 is on this machine: the etcdutl here are
 //! stand-in scripts that report a version and record their arguments. The
-//! real bump (a watch from a pre-restore revision failing as compacted) is
-//! not exercised.
+//! replayed bump on real etcd, with a watch from a pre-restore revision
+//! failing as compacted, is in tests/restore.rs.
 #![allow(clippy::unwrap_used)]
 
 use std::os::unix::fs::PermissionsExt;
@@ -47,7 +49,7 @@ fn seen(t: &Path) -> serde_json::Value {
 }
 
 #[test]
-fn the_bump_is_sized_from_the_revisions_seen_and_a_tool_that_cannot_bump_is_refused() {
+fn the_bump_is_sized_from_the_revisions_seen_and_replayed_or_refused_for_a_tool_that_cannot_bump() {
     let t = tempfile::tempdir().unwrap();
     let cluster = Cluster::start(t.path(), &NAMES, None);
     cluster.put_many("/registry/configmaps/default/", 50, 100, false, 1);
@@ -161,7 +163,11 @@ fn the_bump_is_sized_from_the_revisions_seen_and_a_tool_that_cannot_bump_is_refu
         .unwrap()
         .contains(" --bump-revision 1000000000 --mark-compacted"));
 
-    // Tools that cannot bump: refused, nothing run or written, and said what to do.
+    // Tools that cannot bump offline replay the bump through a scratch etcd,
+    // sized by the evidence; without evidence they are refused, nothing run
+    // or written, and told what to do.
+    let seen_file = t.path().join("state/revision-seen.json");
+    let seen_kept = std::fs::read(&seen_file).unwrap();
     let no_etcdutl = t.path().join("no-etcdutl");
     for (tool, restore_section, names) in [
         (
@@ -179,6 +185,7 @@ fn the_bump_is_sized_from_the_revisions_seen_and_a_tool_that_cannot_bump_is_refu
         ),
     ] {
         std::fs::remove_file(&log).ok();
+        std::fs::remove_file(&seen_file).unwrap();
         let cfg = config(t.path(), &cluster, &key.recipient, &restore_section);
         let dir = format!("refused-{}", tool.replace(' ', "-"));
         let (out, target) = restore(&cfg, &dir, &[]);
@@ -189,7 +196,8 @@ fn the_bump_is_sized_from_the_revisions_seen_and_a_tool_that_cannot_bump_is_refu
             names,
             "cannot bump",
             "etcdutl 3.5.10 or newer",
-            &format!("--bump-revision {want}"),
+            "no record of the newest revision seen",
+            "--bump-revision 1000 ",
             "restore.etcdutl_bin",
             "--no-bump",
             "Nothing was run or written",
@@ -198,12 +206,14 @@ fn the_bump_is_sized_from_the_revisions_seen_and_a_tool_that_cannot_bump_is_refu
         }
         assert!(!log.exists(), "the tool ran");
         assert!(!target.exists(), "{} was created", target.display());
+        std::fs::write(&seen_file, &seen_kept).unwrap();
 
         // --no-bump: restored as before, and the report says it is unbumped.
         let (out, target) = restore(&cfg, &format!("{dir}-no-bump"), &["--no-bump", "--json"]);
         assert_eq!(out.status.code(), Some(0), "{}", text(&out));
         let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(r["bump"]["applied"], false);
+        assert_eq!(r["bump"]["method"], "none");
         assert_eq!(r["bump"]["size"], want, "the size it should have had");
         assert!(r["bumped_revision"].is_null());
         assert!(target.join("cp-3").is_dir());
@@ -213,6 +223,28 @@ fn the_bump_is_sized_from_the_revisions_seen_and_a_tool_that_cannot_bump_is_refu
             h.contains("WITHOUT a revision bump (--no-bump)") && h.contains(&want.to_string()),
             "{h}"
         );
+
+        // With the evidence: replayed. The stand-in 3.5.9 restores nothing,
+        // which the replay sees before it writes, and leaves the target empty.
+        let (out, target) = restore(&cfg, &format!("{dir}-replay"), &["--json"]);
+        if names == "etcdctl" {
+            assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+            let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(r["bump"]["method"], "replay");
+            assert_eq!(r["bumped_revision"], want);
+            assert_eq!(r["bump"]["replayed"]["to_revision"], snap_rev + want as i64);
+            assert!(target.join("cp-3").is_dir());
+        } else {
+            let msg = text(&out);
+            assert_eq!(out.status.code(), Some(1), "{msg}");
+            assert!(
+                msg.contains("revision bump by replay")
+                    && msg.contains("nothing was bumped")
+                    && msg.contains(&format!("its manifest says revision {snap_rev}")),
+                "{msg}"
+            );
+            assert_eq!(vigil_tests::all_files(&target), Vec::<String>::new());
+        }
     }
 }
 
