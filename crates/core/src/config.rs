@@ -230,7 +230,8 @@ pub struct RestoreConfig {
     /// The floor of `vigil-restore etcd`'s revision bump (`--bump-revision N
     /// --mark-compacted`, etcdutl 3.5.10+): N = max(this, newest revision
     /// seen − snapshot revision + margin). 0: the evidence alone sizes it.
-    /// Only `--no-bump` restores without a bump.
+    /// Older tools get the bump replayed, sized by the evidence alone. Only
+    /// `--no-bump` restores without a bump.
     #[serde(default = "default_bump_revision")]
     pub bump_revision: u64,
     /// Keys a drill reads back from the restored member.

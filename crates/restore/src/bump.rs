@@ -207,9 +207,20 @@ impl BumpPlan {
             ),
             None => "no revision seen on record".to_string(),
         };
+        let sum = if self.method == "replay" {
+            format!(
+                "behind {} + margin {} (replayed: restore.bump_revision is etcdutl's floor only)",
+                self.behind, self.margin
+            )
+        } else {
+            format!(
+                "max(restore.bump_revision {}, behind {} + margin {})",
+                self.floor, self.behind, self.margin
+            )
+        };
         format!(
-            "{} = max(restore.bump_revision {}, behind {} + margin {}), sized by {}; snapshot revision {}, {from}",
-            self.size, self.floor, self.behind, self.margin, self.sized_by, self.snapshot_revision
+            "{} = {sum}, sized by {}; snapshot revision {}, {from}",
+            self.size, self.sized_by, self.snapshot_revision
         )
     }
 
@@ -220,12 +231,6 @@ impl BumpPlan {
         self.evidence.as_ref()?;
         let size = self.behind.saturating_add(self.margin);
         let mut p = self.clone();
-        if p.floor > size {
-            p.notes.push(format!(
-                "replayed: sized by the evidence alone ({size}); restore.bump_revision ({}) is the floor of etcdutl's offline bump only",
-                p.floor
-            ));
-        }
         p.size = size;
         p.sized_by = "evidence";
         p.method = "replay";
@@ -534,6 +539,21 @@ mod tests {
                 && d.contains("/var/lib/vigil/revision-seen.json"),
             "{d}"
         );
+    }
+
+    #[test]
+    fn a_replay_is_sized_by_the_evidence_alone_and_needs_it() {
+        let p = size(100, "c1", SAFE_FLOOR, seen(600, "c1"), vec![]);
+        assert_eq!(p.size, SAFE_FLOOR);
+        let r = p.by_replay().unwrap();
+        assert_eq!((r.size, r.sized_by, r.method), (1500, "evidence", "replay"));
+        assert!(
+            r.describe()
+                .starts_with("1500 = behind 500 + margin 1000 (replayed"),
+            "{}",
+            r.describe()
+        );
+        assert!(size(100, "c1", 0, None, vec![]).by_replay().is_none());
     }
 
     #[test]

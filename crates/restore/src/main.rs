@@ -121,10 +121,10 @@ enum Command {
         /// lists it (it left the cluster after the snapshot; repeatable).
         #[arg(long = "drop-member", value_name = "NAME")]
         drop_members: Vec<String>,
-        /// Restore at the snapshot's revision, without --bump-revision: for a
-        /// restore tool that cannot bump (etcdctl 3.4, etcdutl before 3.5.10).
-        /// Kubernetes watch caches then hold newer objects until every
-        /// kube-apiserver and kubelet is restarted; the report says so.
+        /// Restore at the snapshot's revision, without a revision bump (neither
+        /// etcdutl's --bump-revision nor the replay through a scratch etcd that
+        /// older tools get). Kubernetes watch caches then hold newer objects
+        /// until every kube-apiserver and kubelet is restarted; the report says so.
         #[arg(long)]
         no_bump: bool,
         /// Print the report (tool and its version, members, start commands) as JSON on stdout.

@@ -274,9 +274,9 @@ fn etcd_restore_rebuilds_all_three_members() {
     assert!(text(&out).contains("not empty"), "{}", text(&out));
     assert_eq!(files(&busy), vec!["x"]);
 
-    // Debian's etcdctl 3.4 cannot bump the revision, and no Kubernetes
-    // watches this cluster: --no-bump is honest here (tests/bump.rs covers
-    // the refusal without it).
+    // No Kubernetes watches this cluster, and the checks below compare with
+    // the snapshot's revision: --no-bump (the bump itself is tested in
+    // etcd_restore_replays_the_bump_and_old_watches_fail_as_compacted).
     let out = restore(
         &cfg,
         &[
@@ -1108,7 +1108,7 @@ fn etcd_restore_uses_the_recorded_peer_urls_when_the_config_has_none() {
             s(&key.identity_file),
             "--out",
             s(&target),
-            "--no-bump", // etcdctl 3.4, no Kubernetes: see above
+            "--no-bump", // no Kubernetes, unbumped revision: see above
             "--json",
         ],
         &[],
@@ -1165,7 +1165,7 @@ fn etcd_restore_onto_new_hosts_takes_their_urls_from_the_config_or_flag() {
             s(&target),
             "--peer-url",
             &flag,
-            "--no-bump", // etcdctl 3.4, no Kubernetes: see above
+            "--no-bump", // no Kubernetes, unbumped revision: see above
             "--json",
         ],
         &[],

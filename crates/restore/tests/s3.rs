@@ -106,8 +106,8 @@ fn restore_all_members_from_the_s3_sink() {
             id,
             "--out",
             target.to_str().unwrap(),
-            // Debian's etcdctl 3.4 cannot bump, and no Kubernetes watches
-            // this cluster (tests/bump.rs covers the refusal).
+            // No Kubernetes watches this cluster (tests/bump.rs and
+            // restore.rs cover the bump).
             "--no-bump",
             "--json",
         ],

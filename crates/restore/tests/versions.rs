@@ -46,8 +46,8 @@ fn wrappers(dir: &Path) -> String {
     )
 }
 
-/// `vigil-restore etcd` with etcdctl 3.4, which cannot bump the revision
-/// (`--no-bump`, issue #15 point 3).
+/// `vigil-restore etcd` with etcdctl 3.4, unbumped (`--no-bump`: the bump is
+/// tested in restore.rs).
 fn etcd_restore(cfg: &Path, id: &str, dir: &Path, json: bool) -> Output {
     let mut a = vec![
         "etcd",
