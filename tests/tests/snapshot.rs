@@ -684,3 +684,136 @@ fn jobs_queue_alerts_without_opening_channel_secrets() {
         got[0]
     );
 }
+
+/// Issue #21 point 2: with `max_concurrent_members = 1` the members stream
+/// one after the other, and `rate_limit` paces each stream.
+#[test]
+fn members_take_turns_and_streams_keep_the_rate_limit() {
+    let t = tempfile::tempdir().unwrap();
+    let cluster = Cluster::start(t.path(), &NAMES, None);
+    cluster.put_many("/registry/secrets/", 120, 10_000, true, 21);
+    let key = age_key(t.path());
+    let mut cb = ConfigBuilder::new(t.path(), cluster.config_members(), &key.recipient);
+    cb.extra_snapshot = "max_concurrent_members = 1\nrate_limit = \"1MiB\"\n".into();
+    let cfg = cb.write("vigil.toml");
+    let out = vigil("vigil-snapshot", &cfg, &["run", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        logs.matches("waiting for its turn (snapshot.max_concurrent_members = 1)")
+            .count(),
+        2,
+        "{logs}"
+    );
+    // Three streams of at least `size` bytes each, one at a time, at 1 MiB/s.
+    let sizes: Vec<f64> = r["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["manifest"]["snapshot_size"].as_f64().unwrap())
+        .collect();
+    assert_eq!(sizes.len(), 3);
+    assert!(sizes.iter().all(|s| *s > 1e6), "{sizes:?}");
+    let floor_ms = sizes.iter().sum::<f64>() / (1u64 << 20) as f64 * 1000.0;
+    let took = r["duration_ms"].as_f64().unwrap();
+    assert!(
+        took >= 0.9 * floor_ms,
+        "the run took {took} ms, the limits allow no less than {floor_ms} ms"
+    );
+}
+
+/// Issue #21 point 2: the preflight defers a member with an alarm raised
+/// on it, checks again within the run, fails it (and alerts) when it never
+/// gets its turn, and defers a member without a leader.
+#[test]
+fn preflight_defers_a_member_in_trouble_and_alerts_when_it_never_gets_its_turn() {
+    use etcd_client::{AlarmAction, AlarmOptions, AlarmType};
+    let t = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::start(t.path(), &NAMES, None);
+    cluster.put_many("/registry/pods/", 20, 100, false, 22);
+    let key = age_key(t.path());
+    let alarm = |action: AlarmAction| {
+        let rt = Cluster::runtime();
+        rt.block_on(async {
+            let mut c = cluster.client(1).await;
+            let id = c.status().await.unwrap().header().unwrap().member_id();
+            let mut o = AlarmOptions::new();
+            o.with_member(id);
+            c.alarm(action, AlarmType::Nospace, Some(o)).await.unwrap();
+            id
+        })
+    };
+    let members = cluster.config_members();
+    let config = |limit: &str| {
+        let mut cb = ConfigBuilder::new(t.path(), members.clone(), &key.recipient);
+        cb.extra_snapshot =
+            format!("connect_timeout = \"2s\"\ndefer_retry = \"1s\"\ndefer_limit = \"{limit}\"\n");
+        cb.write(&format!("vigil-{limit}.toml"))
+    };
+    let id = alarm(AlarmAction::Activate);
+
+    // The alarm stays: cp-2 never gets its turn; the others are not held up.
+    let out = vigil("vigil-snapshot", &config("2s"), &["run"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let o = outcome(&t.path().join("state"), "cp-2");
+    assert_eq!(o["ok"], false);
+    let err = o["error"].as_str().unwrap();
+    assert!(
+        err.contains("never got its turn")
+            && err.contains(&format!("alarm raised: NOSPACE on member {id:x}"))
+            && err.contains("snapshot.defer_limit"),
+        "{err}"
+    );
+    assert!(
+        text(&out).contains("alert firing: snapshot_failed{member=\"cp-2\"}"),
+        "{}",
+        text(&out)
+    );
+    for name in ["cp-1", "cp-3"] {
+        assert_eq!(outcome(&t.path().join("state"), name)["ok"], true);
+    }
+
+    // Cleared while cp-2 waits: it is checked again and archived in the same run.
+    let cfg = config("60s");
+    let child = std::process::Command::new(bin("vigil-snapshot"))
+        .args(["--config", cfg.to_str().unwrap(), "run", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    alarm(AlarmAction::Deactivate);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let cp2 = r["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["member"] == "cp-2")
+        .unwrap();
+    assert_eq!(cp2["ok"], true, "{cp2}");
+    let deferred = cp2["deferred"].as_array().unwrap();
+    assert!(
+        !deferred.is_empty() && deferred[0].as_str().unwrap().contains("NOSPACE"),
+        "{cp2}"
+    );
+
+    // Quorum lost: the last member has no leader and is deferred too.
+    let cfg_lost = config("2s");
+    cluster.kill(1);
+    cluster.kill(2);
+    // Past etcd's election timeout (1 s), the member knows it has no leader.
+    std::thread::sleep(Duration::from_secs(3));
+    let out = vigil("vigil-snapshot", &cfg_lost, &["run"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = outcome(&t.path().join("state"), "cp-1")["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("never got its turn") && err.contains("no leader"),
+        "{err}"
+    );
+}

@@ -4,7 +4,7 @@
 //! file loads, and every error names the file, the key and the line.
 
 use crate::secret::{self, Secret};
-use crate::units::HumanDuration;
+use crate::units::{ByteSize, HumanDuration};
 use serde::Deserialize;
 use std::fmt;
 use std::ops::Range;
@@ -175,8 +175,46 @@ pub struct SnapshotConfig {
     pub verify_consistency: bool,
     /// RKE2's server token, archived encrypted beside the snapshots.
     pub rke2_token_file: Option<PathBuf>,
+    /// How many members stream their snapshot at once (1..=3). Each stream
+    /// holds a bbolt read transaction open and costs its member CPU and
+    /// network while it serves the apiservers.
+    #[serde(default = "default_max_concurrent_members")]
+    pub max_concurrent_members: u32,
+    /// Bytes per second read from each member's snapshot stream; none: as
+    /// fast as the member sends. Slower streams hold the read transaction
+    /// open longer.
+    #[serde(default)]
+    pub rate_limit: Option<ByteSize>,
+    /// Defer a member's snapshot while its status shows trouble: no leader,
+    /// an alarm, an apply backlog, or a linearizable read slower than
+    /// `preflight_max_latency`.
+    #[serde(default = "default_true")]
+    pub preflight: bool,
+    /// A linearizable read slower than this defers the member.
+    #[serde(default = "default_preflight_max_latency")]
+    pub preflight_max_latency: HumanDuration,
+    /// How long a deferred member waits before it is checked again.
+    #[serde(default = "default_defer_retry")]
+    pub defer_retry: HumanDuration,
+    /// How long a member may stay deferred before the run gives up on it
+    /// (its snapshot fails and raises an alert).
+    #[serde(default = "default_defer_limit")]
+    pub defer_limit: HumanDuration,
     #[serde(skip)]
     pub recipients: Vec<age::x25519::Recipient>,
+}
+
+fn default_max_concurrent_members() -> u32 {
+    3
+}
+fn default_preflight_max_latency() -> HumanDuration {
+    HumanDuration::from_secs(1)
+}
+fn default_defer_retry() -> HumanDuration {
+    HumanDuration::from_secs(5)
+}
+fn default_defer_limit() -> HumanDuration {
+    HumanDuration::from_secs(300)
 }
 
 fn default_keep_last() -> u32 {
@@ -1127,10 +1165,29 @@ impl Validator<'_> {
                 "at most 64",
             ));
         }
+        if !(1..=3).contains(&s.max_concurrent_members) {
+            return Err(self.err(
+                "snapshot.max_concurrent_members",
+                self.field_span(span.clone(), "max_concurrent_members"),
+                format!(
+                    "{} is out of range 1..=3 (1: one member streams at a time; 3: all at once)",
+                    s.max_concurrent_members
+                ),
+            ));
+        }
+        if s.rate_limit.is_some_and(|r| r.0 < 1 << 20) {
+            return Err(self.err(
+                "snapshot.rate_limit",
+                self.field_span(span.clone(), "rate_limit"),
+                "must be at least \"1MiB\" per second (a slower stream holds the member's read transaction open for hours); leave it out for no limit",
+            ));
+        }
         for (key, d) in [
             ("connect_timeout", s.connect_timeout),
             ("stall_timeout", s.stall_timeout),
             ("timeout", s.timeout),
+            ("preflight_max_latency", s.preflight_max_latency),
+            ("defer_retry", s.defer_retry),
         ] {
             if d.get().is_zero() {
                 return Err(self.err(
@@ -1488,6 +1545,26 @@ webhook_url = "https://hooks.slack.com/services/T000/B000/XXXXSECRET"
             ),
             ("name = \"prod\"", "name = \"prod/../x\"", "cluster.name"),
             ("kind = \"slack\"", "kind = \"pager\"", "unknown variant"),
+            (
+                "keep_last = 5",
+                "keep_last = 5\nmax_concurrent_members = 0",
+                ":12: key `snapshot.max_concurrent_members`: 0 is out of range 1..=3",
+            ),
+            (
+                "keep_last = 5",
+                "keep_last = 5\nmax_concurrent_members = 4",
+                "snapshot.max_concurrent_members",
+            ),
+            (
+                "keep_last = 5",
+                "keep_last = 5\nrate_limit = \"100KiB\"",
+                ":12: key `snapshot.rate_limit`: must be at least \"1MiB\"",
+            ),
+            (
+                "keep_last = 5",
+                "keep_last = 5\ndefer_retry = \"0s\"",
+                "snapshot.defer_retry",
+            ),
         ];
         for (from, to, want) in cases {
             let text = minimal().replacen(from, to, 1);

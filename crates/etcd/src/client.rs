@@ -148,6 +148,9 @@ pub struct MemberStatus {
     pub revision: i64,
     pub raft_term: u64,
     pub raft_index: u64,
+    /// The index applied to the backend (etcd 3.4+); raft_index − this is the
+    /// member's apply backlog.
+    pub raft_applied_index: u64,
     pub version: String,
     pub db_size: i64,
     pub db_size_in_use: i64,
@@ -168,6 +171,7 @@ pub async fn status(m: &MemberClient) -> Result<MemberStatus, EtcdError> {
         revision: h.map(|h| h.revision()).unwrap_or_default(),
         raft_term: s.raft_term(),
         raft_index: s.raft_index(),
+        raft_applied_index: s.raft_applied_index(),
         version: s.version().to_string(),
         db_size: s.db_size(),
         db_size_in_use: s.raft_used_db_size(),

@@ -524,6 +524,7 @@ mod tests {
             revision: 10,
             raft_term: 2,
             raft_index: index,
+            raft_applied_index: index,
             version: "3.4.23".into(),
             db_size: 100 << 20,
             db_size_in_use: 90 << 20,

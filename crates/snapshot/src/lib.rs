@@ -3,6 +3,7 @@
 //! atomically, checks the members agree, prunes, and records the outcome.
 
 pub mod consistency;
+pub mod gentle;
 pub mod list;
 pub mod output;
 pub mod repin;

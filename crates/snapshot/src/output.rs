@@ -39,6 +39,9 @@ pub fn human(r: &RunReport) -> String {
             }
             _ => {}
         }
+        for why in &m.deferred {
+            let _ = writeln!(s, "  {:<10}       deferred: {why}", "");
+        }
         for p in &m.pruned {
             let _ = writeln!(s, "  {:<10}       pruned {}", "", p.display());
         }

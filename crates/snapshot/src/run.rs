@@ -82,6 +82,9 @@ pub struct MemberReport {
     /// Copies streamed to sinks during this member's snapshot.
     pub sinks: Vec<SinkCopy>,
     pub duration_ms: u64,
+    /// Why the preflight deferred this member, once per deferral.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub deferred: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -162,6 +165,9 @@ struct Ctx {
     /// etcd version by member ID, from the status calls of this run: each
     /// manifest's membership records what is known when it is written.
     versions: std::sync::Mutex<std::collections::HashMap<u64, String>>,
+    bounds: crate::gentle::Bounds,
+    /// Why the preflight deferred each member, by member name.
+    deferred: std::sync::Mutex<std::collections::HashMap<String, Vec<String>>>,
 }
 
 /// Runs the whole job. Per-member failures are in the report, not in `Err`.
@@ -242,6 +248,8 @@ pub async fn run(cfg: &Config) -> Result<RunReport, RunError> {
         sinks: sinks.clone(),
         pin,
         versions: Default::default(),
+        bounds: crate::gentle::Bounds::from_config(sc),
+        deferred: Default::default(),
     });
 
     let mut tasks = Vec::new();
@@ -463,6 +471,7 @@ fn failed_report(m: &MemberConfig, stage: Stage, error: String, ms: u64) -> Memb
         pruned: Vec::new(),
         sinks: Vec::new(),
         duration_ms: ms,
+        deferred: Vec::new(),
     }
 }
 
@@ -471,15 +480,19 @@ async fn member_with_timeout(
     m: MemberConfig,
     limit: Duration,
 ) -> (MemberReport, Option<MemberClient>) {
+    // Waiting for a turn is not the member's own time: snapshot.timeout starts after.
+    let mut turn = ctx.bounds.turn();
+    turn.take(&m.name).await;
     let t0 = Instant::now();
     let mut stage = Stage::Connect;
     let mut client = None;
     let mut uploads = Vec::new();
     let r = tokio::time::timeout(
         limit,
-        snapshot_member(&ctx, &m, &mut stage, &mut client, &mut uploads),
+        snapshot_member(&ctx, &m, &mut stage, &mut client, &mut uploads, &mut turn),
     )
     .await;
+    drop(turn);
     if r.is_err() {
         // The timed-out pipeline is dropped, so the sink uploads lose their
         // feed and abort; wait for that, or the process may exit first and
@@ -492,7 +505,7 @@ async fn member_with_timeout(
         }
     }
     let ms = t0.elapsed().as_millis() as u64;
-    let rep = match r {
+    let mut rep = match r {
         Ok(Ok((path, manifest, sinks))) => {
             tracing::info!(member = %m.name, "archived {} ({})", path.display(), summary_of(&manifest));
             MemberReport {
@@ -506,6 +519,7 @@ async fn member_with_timeout(
                 pruned: Vec::new(),
                 sinks,
                 duration_ms: ms,
+                deferred: Vec::new(),
             }
         }
         Ok(Err(e)) => {
@@ -523,6 +537,9 @@ async fn member_with_timeout(
             failed_report(&m, stage, e, ms)
         }
     };
+    if let Ok(mut d) = ctx.deferred.lock() {
+        rep.deferred = d.remove(&m.name).unwrap_or_default();
+    }
     (rep, client)
 }
 
@@ -554,6 +571,7 @@ async fn snapshot_member(
     stage: &mut Stage,
     client_out: &mut Option<MemberClient>,
     uploads: &mut Vec<Upload>,
+    turn: &mut crate::gentle::Turn,
 ) -> Result<(PathBuf, Manifest, Vec<SinkCopy>), String> {
     let id = format!("{}-{}-{}", ctx.cluster, m.name, ctx.run_id);
     let file = local::archive_name(&id, ctx.encrypted);
@@ -571,7 +589,7 @@ async fn snapshot_member(
             tx,
         });
     }
-    let local = store_member(ctx, m, &id, stage, client_out, txs).await;
+    let local = store_member(ctx, m, &id, stage, client_out, txs, turn).await;
     let (path, manifest, alive) = match local {
         Ok(v) => v,
         Err(e) => {
@@ -626,6 +644,7 @@ async fn store_member(
     stage: &mut Stage,
     client_out: &mut Option<MemberClient>,
     sink_txs: Vec<SinkTx>,
+    turn: &mut crate::gentle::Turn,
 ) -> Result<(PathBuf, Manifest, Vec<SinkTx>), String> {
     let err = |e: &dyn std::fmt::Display| e.to_string();
     *stage = Stage::Connect;
@@ -664,6 +683,14 @@ async fn store_member(
         }
     };
 
+    // The preflight, before anything is streamed.
+    let record = |why: String| {
+        if let Ok(mut d) = ctx.deferred.lock() {
+            d.entry(m.name.clone()).or_default().push(why);
+        }
+    };
+    crate::gentle::wait_for_turn(&ctx.bounds, &client, turn, &record).await?;
+
     *stage = Stage::Stream;
     let created = now();
     let t0 = Instant::now();
@@ -675,6 +702,8 @@ async fn store_member(
     let writer = tokio::task::spawn_blocking(move || write_archive(rx, &fp, &opts, sink_txs));
 
     let streamed = stream_into(ctx, &client, &tx).await;
+    // What the member pays for ends with its stream: the next one may start.
+    turn.give_back();
     if streamed.is_ok() {
         let _ = tx.send(Msg::End).await;
     }
@@ -775,6 +804,9 @@ async fn stream_into(
         if tx.send(Msg::Chunk(blob)).await.is_err() {
             // The writer stopped; its own error says why.
             return Ok(());
+        }
+        if let Some(rate) = ctx.bounds.rate {
+            tokio::time::sleep(crate::gentle::pace(total, rate, t0.elapsed())).await;
         }
         if last_log.elapsed() >= Duration::from_secs(10) {
             last_log = Instant::now();
@@ -1309,6 +1341,7 @@ mod tests {
             revision: 9,
             raft_term: 2,
             raft_index: 12,
+            raft_applied_index: 12,
             version: "3.5.16".into(),
             db_size: 1,
             db_size_in_use: 1,
