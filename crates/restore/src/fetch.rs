@@ -1,9 +1,18 @@
 //! Fetch: read one copy of an archive from its source, decrypt and
 //! decompress it as one stream, and write the plaintext snapshot under a
 //! temporary name. The file is renamed into place only after every check
-//! passed: the archive's size and sha256 against the manifest, etcd's own
-//! sha256 trailer (with the size rule), and the snapshot's size and sha256.
-//! Nothing partial ever appears under the final name. Files are 0600.
+//! passed: the archive's size against the manifest, age's authentication of
+//! every chunk, etcd's own sha256 trailer (with the size rule), and the
+//! snapshot's size and sha256 against the manifest. Nothing partial ever
+//! appears under the final name. Files are 0600.
+//!
+//! Each byte is hashed once. The archive's sha256 (over the ciphertext) is
+//! checked only for an unencrypted archive: on an age archive, age's MAC
+//! already refuses any altered, truncated or reordered chunk, and the
+//! snapshot's sha256 against the manifest refuses a substituted archive
+//! (anyone can encrypt to the public recipients), so the ciphertext hash
+//! would catch nothing more. `vigil-snapshot scrub`, which has no key, keeps
+//! checking it. DESIGN.md ("Which check guards which failure") has the table.
 //!
 //! [`fetch_to_stdout`] (`--out -`) streams the plaintext instead, for a pipe
 //! into etcdutl with no plaintext file. age authenticates every 64 KiB chunk
@@ -174,18 +183,31 @@ pub fn fetch_to_stdout(
     Err(no_copy_worked(archive, errors))
 }
 
-/// Counts and hashes the raw archive bytes as they are read, and reports progress.
+/// Counts the raw archive bytes as they are read (and hashes them, for an
+/// archive that age does not authenticate), reports progress, and remembers
+/// a read error of the source, so that it is not mistaken for a bad copy.
 struct Counting<R> {
     inner: R,
-    sha: Sha256,
+    sha: Option<Sha256>,
     n: u64,
+    read_error: Option<String>,
     progress: Progress,
 }
 
 impl<R: Read> Read for Counting<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.sha.update(&buf[..n]);
+        let n = match self.inner.read(buf) {
+            Ok(n) => n,
+            Err(e) => {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    self.read_error.get_or_insert_with(|| e.to_string());
+                }
+                return Err(e);
+            }
+        };
+        if let Some(sha) = &mut self.sha {
+            sha.update(&buf[..n]);
+        }
         self.n += n as u64;
         self.progress.inc(n as u64);
         Ok(n)
@@ -306,8 +328,10 @@ fn stream(
         BUF,
         Counting {
             inner: reader,
-            sha: Sha256::new(),
+            // age's MAC authenticates the ciphertext of an encrypted archive.
+            sha: ids.is_none().then(Sha256::new),
             n: 0,
+            read_error: None,
             progress: Progress::new(&m.id, m.archive_size),
         },
     );
@@ -326,8 +350,8 @@ fn stream(
                     back: z_back_tx.clone(),
                 })
             }));
-            let mut z = zstd::stream::read::Decoder::new(input).map_err(DecodeError::Read)?;
-            pump(&mut z, &p_tx, &p_back_rx).map_err(DecodeError::Read)
+            let mut z = zstd::stream::read::Decoder::new(input).map_err(DecodeError::Zstd)?;
+            pump(&mut z, &p_tx, &p_back_rx).map_err(DecodeError::Zstd)
         });
         // Writing and hashing each take a core's worth of time: the writer
         // hands each buffer on to the hasher, which returns it to zstd.
@@ -352,23 +376,19 @@ fn stream(
         });
         // The decode chain borrows `raw`; it ends with this block so that the
         // rest of the raw bytes can be drained and checked afterwards.
-        let decrypted: Result<(), DecodeError> = (|| {
-            let mut plain: Box<dyn Read + '_> = match ids {
-                Some(ids) => {
-                    let d = age::Decryptor::new_buffered(&mut raw).map_err(DecodeError::Age)?;
-                    Box::new(d.decrypt(ids.iter()).map_err(DecodeError::Age)?)
-                }
-                None => Box::new(&mut raw),
-            };
-            pump(&mut plain, &z_tx, &z_back_rx).map_err(DecodeError::Read)
+        let decrypted: Result<(), DecodeError> = (|| match ids {
+            Some(ids) => {
+                let d = age::Decryptor::new_buffered(&mut raw).map_err(DecodeError::Age)?;
+                let mut plain = d.decrypt(ids.iter()).map_err(DecodeError::Age)?;
+                pump(&mut plain, &z_tx, &z_back_rx).map_err(DecodeError::Auth)
+            }
+            None => pump(&mut raw, &z_tx, &z_back_rx).map_err(DecodeError::Read),
         })();
         drop(z_tx);
-        let unzstd = unzstd
-            .join()
-            .unwrap_or_else(|_| Err(DecodeError::Read(io::Error::other("zstd stage panicked"))));
+        let unzstd = unzstd.join().unwrap_or(Err(DecodeError::Panicked("zstd")));
         let written = writer
             .join()
-            .unwrap_or_else(|_| Err(DecodeError::Read(io::Error::other("writer stage panicked"))));
+            .unwrap_or(Err(DecodeError::Panicked("writer")));
         let verifier = hasher.join().ok();
         // The first stage that failed explains the others (they only saw a closed channel).
         match (decrypted, unzstd, written) {
@@ -381,6 +401,15 @@ fn stream(
         return Err(e.into());
     }
     if let Err(DecodeError::Age(age::DecryptError::NoMatchingKeys)) = decoded {
+        // An identity whose public key the manifest records as a recipient
+        // is the right key: then the header of this copy is damaged (or the
+        // copy replaced), and the next copy may still be good.
+        let publics = ids.map(|i| i.public_keys()).unwrap_or_default();
+        if let Some(p) = publics.iter().find(|p| m.age_recipients.contains(p)) {
+            return Err(corrupt(format!(
+                "age finds no recipient stanza for the identity {p}, which the manifest records as a recipient: the copy's header was damaged or the copy replaced (corrupted copy)"
+            )));
+        }
         let ids = ids.map(|i| (i.origin.clone(), i.public_keys().join(", ")));
         let (identities, publics) = ids.unwrap_or_default();
         return Err(RestoreError::WrongKey {
@@ -394,29 +423,53 @@ fn stream(
             publics,
         });
     }
-    // Drain what the decoder did not read, so size and sha256 cover the whole copy.
+    // Drain what the decoder did not read, so that the size (and the sha256
+    // of an unencrypted copy) covers the whole copy.
     let drained = io::copy(&mut raw, &mut io::sink());
     let counting = raw.into_inner();
     counting.progress.finish();
     let size = counting.n;
-    let sha = hex::encode(counting.sha.finalize());
-    let raw_problem = if let Err(e) = drained {
+    let sha = counting.sha.map(|h| hex::encode(h.finalize()));
+    let raw_problem = if let Some(e) = counting
+        .read_error
+        .or_else(|| drained.err().map(|e| e.to_string()))
+    {
         Some(format!("reading the copy failed after {size} bytes: {e}"))
     } else if size < m.archive_size {
         Some(format!(
             "the copy is truncated: {size} of {} bytes",
             m.archive_size
         ))
-    } else if size != m.archive_size || sha != m.archive_sha256 {
+    } else if size != m.archive_size {
         Some(format!(
-            "the copy is {size} bytes with sha256 {sha}, but the manifest says {} bytes with sha256 {} (corrupted copy)",
-            m.archive_size, m.archive_sha256
+            "the copy is {size} bytes, but the manifest says {} bytes (corrupted or replaced copy)",
+            m.archive_size
         ))
     } else {
-        None
+        // Only an unencrypted copy was hashed (see the module's doc).
+        sha.filter(|sha| *sha != m.archive_sha256).map(|sha| {
+            format!(
+                "the copy has sha256 {sha}, but the manifest says {} (corrupted copy)",
+                m.archive_sha256
+            )
+        })
     };
     match (decoded, raw_problem) {
         (Err(d), Some(p)) => return Err(corrupt(format!("{p}; decoding stopped with: {d}"))),
+        // The copy has its recorded size, and age refused a chunk (or the header).
+        (Err(d @ (DecodeError::Auth(_) | DecodeError::Age(_))), None) => {
+            return Err(corrupt(format!(
+                "age's authentication failed ({d}): the copy was damaged or altered after it was written (corrupted copy)"
+            )))
+        }
+        (Err(d @ DecodeError::Panicked(_)), None) => {
+            return Err(corrupt(format!("{d} (a bug in vigil-restore)")))
+        }
+        (Err(d), None) if ids.is_some() => {
+            return Err(corrupt(format!(
+                "the copy decrypts (age authenticated every chunk) but does not decompress ({d}); it was written wrong, or replaced by another file encrypted to the same recipients"
+            )))
+        }
         (Err(d), None) => {
             return Err(corrupt(format!(
                 "the copy matches its manifest but does not decode ({d}); it was damaged before it was archived or the manifest is wrong"
@@ -431,9 +484,12 @@ fn stream(
         .map_err(|e| corrupt(e.to_string()))?;
     // The verifier hashes the whole stream in the same pass as etcd's trailer.
     let plain_hex = hex::encode(v.stream_sha256);
+    // The end-to-end check: these are the bytes vigil-snapshot verified.
+    // On an age archive it is also what refuses a substituted copy, since
+    // anyone can encrypt a valid snapshot to the public recipients.
     if v.total != m.snapshot_size || plain_hex != m.snapshot_sha256 {
         return Err(corrupt(format!(
-            "the decrypted snapshot is {} bytes with sha256 {plain_hex}, but the manifest says {} bytes with sha256 {}",
+            "the decrypted snapshot is {} bytes with sha256 {plain_hex}, but the manifest says {} bytes with sha256 {} (a replaced copy, or a manifest of another archive)",
             v.total, m.snapshot_size, m.snapshot_sha256
         )));
     }
@@ -494,17 +550,235 @@ impl Drop for Recycled {
 
 #[derive(Debug)]
 enum DecodeError {
+    /// The age header: no matching key, or a header that fails its MAC.
     Age(age::DecryptError),
+    /// Reading the age payload: a chunk failed its MAC, or the stream is
+    /// truncated (or the source failed underneath, see `Counting`).
+    Auth(io::Error),
+    /// Reading an unencrypted copy.
     Read(io::Error),
+    /// zstd refused the (authenticated) stream.
+    Zstd(io::Error),
     Write(fsutil::FsError),
+    /// A stage's thread panicked (a bug of ours, not a bad copy).
+    Panicked(&'static str),
 }
 
 impl std::fmt::Display for DecodeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             DecodeError::Age(e) => write!(f, "age: {e}"),
-            DecodeError::Read(e) => write!(f, "decrypt/decompress: {e}"),
+            DecodeError::Auth(e) => write!(f, "age: {e}"),
+            DecodeError::Read(e) => write!(f, "reading: {e}"),
+            DecodeError::Zstd(e) => write!(f, "zstd: {e}"),
             DecodeError::Write(e) => write!(f, "{e}"),
+            DecodeError::Panicked(stage) => write!(f, "the {stage} stage panicked"),
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::source::{Opened, SourceError};
+    use age::secrecy::ExposeSecret;
+    use std::collections::BTreeMap;
+    use vigil_core::manifest::Manifest;
+
+    /// An etcd-like stream (database + sha256 trailer) of incompressible
+    /// bytes, so that a variant of it archives to the same size.
+    fn snapshot(seed: u32) -> Vec<u8> {
+        // sha256 output is random enough that zstd stores raw blocks.
+        let mut db: Vec<u8> = (0..100 * 1024 / 32)
+            .flat_map(|i: u32| Sha256::digest([seed.to_le_bytes(), i.to_le_bytes()].concat()))
+            .collect();
+        db.truncate(db.len() / 512 * 512);
+        let trailer = Sha256::digest(&db);
+        db.extend_from_slice(&trailer);
+        db
+    }
+
+    fn archive(plain: &[u8], recipient: &age::x25519::Recipient) -> Vec<u8> {
+        let z = zstd::encode_all(plain, 1).unwrap();
+        vigil_archive::encrypt_small(&z, std::slice::from_ref(recipient)).unwrap()
+    }
+
+    fn manifest(plain: &[u8], enc: &[u8], recipient: &str) -> Manifest {
+        serde_json::from_value(serde_json::json!({
+            "format": 1, "id": "prod-cp-1-x", "cluster": "prod", "cluster_id": "1",
+            "member": "cp-1", "member_id": "2", "endpoint": "http://x:1", "revision": 7,
+            "raft_index": 1, "raft_term": 1, "etcd_version": "3.4.23", "db_size": 1,
+            "db_size_in_use": 1, "leader": "1", "is_leader": true, "key_count": 1,
+            "snapshot_size": plain.len(), "snapshot_sha256": hex::encode(Sha256::digest(plain)),
+            "db_sha256": hex::encode(&plain[plain.len() - 32..]),
+            "archive": "prod-cp-1-x.db.zst.age", "archive_size": enc.len(),
+            "archive_sha256": hex::encode(Sha256::digest(enc)), "compression": "zstd",
+            "zstd_level": 1, "encryption": "age", "age_recipients": [recipient],
+            "created_at": "2026-01-01T00:00:00Z", "duration_ms": 1,
+            "verified_at": "2026-01-01T00:00:00Z", "vigil_version": "0"
+        }))
+        .unwrap()
+    }
+
+    /// A source that serves fixed bytes per location.
+    #[derive(Debug)]
+    struct Mem(&'static str, BTreeMap<String, Vec<u8>>);
+    impl Source for Mem {
+        fn name(&self) -> &str {
+            self.0
+        }
+        fn list(&self) -> Result<Vec<Located>, SourceError> {
+            Ok(vec![])
+        }
+        fn open(&self, copy: &Located) -> Result<Opened, SourceError> {
+            let b = self.1[&copy.location].clone();
+            Ok(Opened {
+                len: Some(b.len() as u64),
+                reader: Box::new(io::Cursor::new(b)),
+            })
+        }
+    }
+
+    struct Setup {
+        plain: Vec<u8>,
+        good: Vec<u8>,
+        manifest: Manifest,
+        ids: Identities,
+        recipient: age::x25519::Recipient,
+        dir: tempfile::TempDir,
+    }
+
+    fn setup() -> Setup {
+        let key = age::x25519::Identity::generate();
+        let recipient = key.to_public();
+        let plain = snapshot(1);
+        let good = archive(&plain, &recipient);
+        let manifest = manifest(&plain, &good, &recipient.to_string());
+        let text = format!("{}\n", key.to_string().expose_secret());
+        let ids =
+            Identities::parse(text.as_bytes(), "key.txt", &mut || Err("none".into())).unwrap();
+        Setup {
+            plain,
+            good,
+            manifest,
+            ids,
+            recipient,
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// Copy `a` (bytes `first`) then copy `b` (the good archive), in that order.
+    fn two_copies(s: &Setup, first: Vec<u8>) -> (Archive, Vec<Box<dyn Source>>) {
+        let copy = |src: &str| Located {
+            source: src.into(),
+            location: format!("{src}://prod-cp-1-x"),
+            verified: true,
+            manifest: s.manifest.clone(),
+        };
+        let archive: Archive = Archive {
+            id: s.manifest.id.clone(),
+            member: "cp-1".into(),
+            created_at: s.manifest.created_at.clone(),
+            revision: 7,
+            key_count: 1,
+            archive_size: s.manifest.archive_size,
+            snapshot_size: s.manifest.snapshot_size,
+            etcd_version: "3.4.23".into(),
+            verified: true,
+            copies: vec![copy("a"), copy("b")],
+            manifest: s.manifest.clone(),
+        };
+        let one = |src: &'static str, b: Vec<u8>| -> Box<dyn Source> {
+            Box::new(Mem(
+                src,
+                BTreeMap::from([(format!("{src}://prod-cp-1-x"), b)]),
+            ))
+        };
+        (archive, vec![one("a", first), one("b", s.good.clone())])
+    }
+
+    /// The error of copy `a` alone, and that the fetch falls back to copy `b`.
+    fn fails_then_falls_back(s: &Setup, bad: Vec<u8>) -> String {
+        let (archive, sources) = two_copies(s, bad);
+        let out = s.dir.path().join(format!("out-{}", rand_name()));
+        let err =
+            fetch_copy(sources[0].as_ref(), &archive.copies[0], Some(&s.ids), &out).unwrap_err();
+        assert!(matches!(err, RestoreError::Corrupt { .. }), "{err}");
+        assert!(!out.exists());
+        let f = fetch(&archive, &sources, Some(&s.ids), &out).unwrap();
+        assert_eq!(f.source, "b");
+        assert_eq!(std::fs::read(&out).unwrap(), s.plain);
+        err.to_string()
+    }
+
+    fn rand_name() -> String {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        N.fetch_add(1, Ordering::Relaxed).to_string()
+    }
+
+    #[test]
+    fn a_damaged_chunk_fails_age_and_names_the_copy() {
+        let s = setup();
+        let mut bad = s.good.clone();
+        let mid = bad.len() / 2;
+        bad[mid] ^= 0x5a;
+        let e = fails_then_falls_back(&s, bad);
+        assert!(
+            e.contains("prod-cp-1-x") && e.contains("a://prod-cp-1-x"),
+            "{e}"
+        );
+        assert!(e.contains("age") && e.contains("corrupted copy"), "{e}");
+    }
+
+    #[test]
+    fn a_damaged_header_is_a_bad_copy_not_a_wrong_key() {
+        let s = setup();
+        let mut bad = s.good.clone();
+        // Inside the X25519 stanza's wrapped file key (the header's second and third lines).
+        let nl = bad.iter().position(|&b| b == b'\n').unwrap();
+        let nl2 = nl + 1 + bad[nl + 1..].iter().position(|&b| b == b'\n').unwrap();
+        bad[nl2 + 5] = if bad[nl2 + 5] == b'A' { b'B' } else { b'A' };
+        let e = fails_then_falls_back(&s, bad);
+        assert!(
+            e.contains("a://prod-cp-1-x") && e.contains("corrupted copy"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn truncation_is_named_with_the_byte_counts() {
+        let s = setup();
+        let bad = s.good[..s.good.len() - 100].to_vec();
+        let e = fails_then_falls_back(&s, bad);
+        assert!(
+            e.contains("truncated") && e.contains(&format!("of {} bytes", s.good.len())),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_substituted_archive_to_the_same_recipient_fails_the_snapshot_hash() {
+        // A valid snapshot, validly encrypted to the (public) recipient, with
+        // the same size: age, zstd and etcd's trailer all accept it.
+        let s = setup();
+        let mut plain = s.plain.clone();
+        let db = plain.len() - 32;
+        plain[1000] ^= 0x01;
+        let trailer = Sha256::digest(&plain[..db]);
+        plain[db..].copy_from_slice(&trailer);
+        // age adds a grease stanza of random length: encrypt again until the
+        // substitute has the recorded size too, as a forger would.
+        let z = zstd::encode_all(&plain[..], 1).unwrap();
+        let other = (0..20_000)
+            .map(|_| vigil_archive::encrypt_small(&z, std::slice::from_ref(&s.recipient)).unwrap())
+            .find(|o| o.len() == s.good.len())
+            .unwrap();
+        let e = fails_then_falls_back(&s, other);
+        assert!(
+            e.contains("a://prod-cp-1-x") && e.contains("but the manifest says"),
+            "{e}"
+        );
     }
 }
