@@ -96,6 +96,19 @@ fn restore(cfg: &Path, args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>
     out
 }
 
+/// `vigil-restore etcd --identity KEY --out TARGET EXTRA...`.
+fn restore_etcd(cfg: &Path, key: &AgeKey, target: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "etcd",
+        "--identity",
+        s(&key.identity_file),
+        "--out",
+        s(target),
+    ];
+    args.extend_from_slice(extra);
+    restore(cfg, &args, &[], None)
+}
+
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
@@ -1100,19 +1113,14 @@ fn etcd_restore_uses_the_recorded_peer_urls_when_the_config_has_none() {
 
     kill_cluster(&mut cluster);
     let target = t.path().join("restored");
-    let out = restore(
+    let out = restore_etcd(
         &cfg,
+        &key,
+        &target,
         &[
-            "etcd",
-            "--identity",
-            s(&key.identity_file),
-            "--out",
-            s(&target),
             "--no-bump", // no Kubernetes, unbumped revision: see above
             "--json",
         ],
-        &[],
-        None,
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -1155,21 +1163,16 @@ fn etcd_restore_onto_new_hosts_takes_their_urls_from_the_config_or_flag() {
     let cfg = write_config(t.path(), &members, &[key.recipient.as_str()], "");
     let flag = format!("cp-3=http://127.0.0.1:{}", new[2].1);
     let target = t.path().join("new-hosts");
-    let out = restore(
+    let out = restore_etcd(
         &cfg,
+        &key,
+        &target,
         &[
-            "etcd",
-            "--identity",
-            s(&key.identity_file),
-            "--out",
-            s(&target),
             "--peer-url",
             &flag,
             "--no-bump", // no Kubernetes, unbumped revision: see above
             "--json",
         ],
-        &[],
-        None,
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -1308,19 +1311,7 @@ fn etcd_restore_replays_the_bump_and_old_watches_fail_as_compacted() {
     kill_cluster(&mut cluster);
 
     let target = t.path().join("restored");
-    let out = restore(
-        &cfg,
-        &[
-            "etcd",
-            "--identity",
-            s(&key.identity_file),
-            "--out",
-            s(&target),
-            "--json",
-        ],
-        &[],
-        None,
-    );
+    let out = restore_etcd(&cfg, &key, &target, &["--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let b = &report["bump"];
@@ -1379,20 +1370,7 @@ fn etcd_restore_replays_the_bump_and_old_watches_fail_as_compacted() {
     // The control: unbumped, the same watch is accepted, and the next write
     // reuses a revision the clients already saw with other contents.
     let plain = t.path().join("restored-plain");
-    let out = restore(
-        &cfg,
-        &[
-            "etcd",
-            "--identity",
-            s(&key.identity_file),
-            "--out",
-            s(&plain),
-            "--no-bump",
-            "--json",
-        ],
-        &[],
-        None,
-    );
+    let out = restore_etcd(&cfg, &key, &plain, &["--no-bump", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let report_plain: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let procs = start_and_check(t.path(), "plain", &report_plain, snap_rev, &kvs);
@@ -1418,19 +1396,8 @@ fn etcd_restore_replays_the_bump_and_old_watches_fail_as_compacted() {
     drop(procs);
 
     // The human report says how the bump was made.
-    let out = restore(
-        &cfg,
-        &[
-            "etcd",
-            "--identity",
-            s(&key.identity_file),
-            "--out",
-            s(&t.path().join("restored-human")),
-            "--skip-port-check",
-        ],
-        &[],
-        None,
-    );
+    let human = t.path().join("restored-human");
+    let out = restore_etcd(&cfg, &key, &human, &["--skip-port-check"]);
     let h = text(&out);
     assert_eq!(out.status.code(), Some(0), "{h}");
     assert!(
