@@ -267,7 +267,7 @@ fn dispatch(g: &GlobalArgs, c: Command) -> Result<i32, Exit> {
                     eprintln!("{}", serde_json::to_string_pretty(&f).unwrap_or_default());
                 } else {
                     eprintln!(
-                        "standard output: archive {} (member {}, revision {}, {} bytes, sha256 {}) from {}, verified at the end: etcd sha256 trailer, archive and snapshot sha256",
+                        "standard output: archive {} (member {}, revision {}, {} bytes, sha256 {}) from {}, verified: every ciphertext chunk by age (the archive sha256 if unencrypted), at the end etcd sha256 trailer and snapshot sha256",
                         f.archive, f.member, f.revision, f.snapshot_size, f.snapshot_sha256, f.location
                     );
                 }
@@ -278,7 +278,7 @@ fn dispatch(g: &GlobalArgs, c: Command) -> Result<i32, Exit> {
                 print_json(&f);
             } else {
                 println!(
-                    "{}: archive {} (member {}, revision {}) from {}, verified: etcd sha256 trailer, archive and snapshot sha256",
+                    "{}: archive {} (member {}, revision {}) from {}, verified: every ciphertext chunk by age (the archive sha256 if unencrypted), etcd sha256 trailer and snapshot sha256",
                     f.path.display(),
                     f.archive,
                     f.member,
