@@ -88,11 +88,14 @@ pub fn detect_tool(rc: &RestoreConfig) -> Result<Tool, RestoreError> {
     )))
 }
 
-/// The argv of one member's restore.
+/// The argv of one member's restore. `verified`: fetch checked this file's
+/// sha256 against its manifest (which implies etcd's trailer), so the tool's
+/// own hash check would only hash the same bytes again.
 #[allow(clippy::too_many_arguments)]
 pub fn restore_argv(
     tool: &Tool,
     snapshot: &Path,
+    verified: bool,
     name: &str,
     data_dir: &Path,
     initial_cluster: &str,
@@ -118,14 +121,20 @@ pub fn restore_argv(
         a.push(bump_revision.to_string().into());
         a.push("--mark-compacted".into());
     }
+    if verified {
+        // The trailer is still cut off; only the second sha256 pass goes.
+        a.push("--skip-hash-check".into());
+    }
     a
 }
 
-/// Restores into a temporary directory beside `data_dir` and renames it into place.
+/// Restores into a temporary directory beside `data_dir` and renames it into
+/// place. `verified` as in [`restore_argv`].
 #[allow(clippy::too_many_arguments)]
 pub fn restore_member(
     tool: &Tool,
     snapshot: &Path,
+    verified: bool,
     name: &str,
     data_dir: &Path,
     initial_cluster: &str,
@@ -138,6 +147,7 @@ pub fn restore_member(
     let a = restore_argv(
         tool,
         snapshot,
+        verified,
         name,
         &tmp,
         initial_cluster,
@@ -759,8 +769,10 @@ pub fn run(cfg: &vigil_core::Config, o: &EtcdOptions<'_>) -> Result<EtcdReport, 
         )
     });
     let ic = initial_cluster(members);
-    let (restore_from, bump_by) = match bump.method {
-        "etcdutl" => (snapshot.clone(), bump.size),
+    // Fetch verified `snapshot`; the replay's bumped snapshot is checked by
+    // the tool alone (its own sha256 trailer), so it keeps the tool's check.
+    let (restore_from, verified, bump_by) = match bump.method {
+        "etcdutl" => (snapshot.clone(), true, bump.size),
         "replay" => {
             let bumped = bump_dir.join("bumped.db");
             let r = vigil_core::fsutil::ensure_private_dir(&bump_dir)
@@ -790,9 +802,9 @@ pub fn run(cfg: &vigil_core::Config, o: &EtcdOptions<'_>) -> Result<EtcdReport, 
             if !o.keep_snapshot {
                 let _ = std::fs::remove_file(&snapshot);
             }
-            (bumped, 0)
+            (bumped, false, 0)
         }
-        _ => (snapshot.clone(), 0),
+        _ => (snapshot.clone(), true, 0),
     };
     // The members' data dirs are independent: restore them side by side.
     let results: Vec<Result<RestoredMember, RestoreError>> = std::thread::scope(|sc| {
@@ -805,6 +817,7 @@ pub fn run(cfg: &vigil_core::Config, o: &EtcdOptions<'_>) -> Result<EtcdReport, 
                     restore_member(
                         tool,
                         snapshot,
+                        verified,
                         &m.name,
                         &dir,
                         ic,

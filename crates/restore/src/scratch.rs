@@ -76,7 +76,8 @@ pub(crate) fn start(
     let name = spec.name;
     let ic = format!("{name}={peer}");
     let token = format!("vigil-{name}");
-    crate::etcd::restore_member(spec.tool, snap, name, data, &ic, &token, &peer, 0)
+    // `snap` is always a file fetch verified (the drill's, the replay's input).
+    crate::etcd::restore_member(spec.tool, snap, true, name, data, &ic, &token, &peer, 0)
         .map_err(|e| (Stage::Write, e.to_string()))?;
 
     stage(Stage::Connect);
