@@ -14,6 +14,8 @@ pub use vigil_core::config::Severity;
 pub enum Source {
     Snapshot,
     Sink,
+    /// `vigil-snapshot scrub`: a copy that changed or went missing in a store.
+    Scrub,
     Drill,
     Health,
     Quota,
@@ -22,10 +24,21 @@ pub enum Source {
 }
 
 impl Source {
+    pub const ALL: [Source; 7] = [
+        Source::Snapshot,
+        Source::Sink,
+        Source::Scrub,
+        Source::Drill,
+        Source::Health,
+        Source::Quota,
+        Source::Vigil,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Source::Snapshot => "snapshot",
             Source::Sink => "sink",
+            Source::Scrub => "scrub",
             Source::Drill => "drill",
             Source::Health => "health",
             Source::Quota => "quota",
@@ -56,6 +69,7 @@ impl FromStr for Source {
         Ok(match s {
             "snapshot" => Source::Snapshot,
             "sink" => Source::Sink,
+            "scrub" => Source::Scrub,
             "drill" => Source::Drill,
             "health" => Source::Health,
             "quota" => Source::Quota,

@@ -427,6 +427,57 @@ fn outcomes_map_to_alerts() {
         .any(|f| f.title == "Error" && f.value == "boom"));
 }
 
+/// Issue #16: every job's failures carry a source that `sources = [...]`
+/// can select (scrub's had fallen back to `vigil`), and the config accepts
+/// exactly the sources alerts carry.
+#[test]
+fn every_job_routes_by_its_own_source() {
+    let names: Vec<&str> = Source::ALL.iter().map(|s| s.as_str()).collect();
+    assert_eq!(names, vigil_core::config::ALERT_SOURCES);
+    for job in vigil_core::config::DAEMON_JOBS {
+        assert!(job.parse::<Source>().is_ok(), "job {job} has no source");
+    }
+    let d = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"[cluster]
+name = "prod"
+members = [{{ name = "cp-1", endpoint = "http://127.0.0.1:12379" }}]
+[state]
+dir = "{state}"
+[[alert.channel]]
+name = "scrubs"
+kind = "file"
+path = "{state}/scrubs.jsonl"
+sources = ["scrub"]
+"#,
+        state = d.path().display()
+    );
+    let cfg = Config::parse(&text, Path::new("test.toml")).unwrap();
+    let scrub = Outcome {
+        job: "scrub".into(),
+        run_id: "r1".into(),
+        cluster: "prod".into(),
+        subject: "rgw".into(),
+        ok: false,
+        stage: Stage::Verify,
+        error: Some("the stored copy changed".into()),
+        archive: None,
+        time: "2027-01-15T08:00:00Z".into(),
+        duration_ms: 5,
+    };
+    let r = crate::ingest_outcomes(&cfg, "scrub", &[scrub]).unwrap();
+    assert_eq!(r.fired, vec![r#"scrub_failed{subject="rgw"}"#]);
+    // Before: source `vigil`, so the `sources = ["scrub"]` channel got nothing.
+    assert_eq!(
+        outbox(d.path()),
+        vec![(
+            "scrubs".to_string(),
+            "firing".to_string(),
+            r#"scrub_failed{subject="rgw"}"#.to_string()
+        )]
+    );
+}
+
 #[test]
 fn heartbeat_is_queued_once_after_good_runs() {
     let d = tempfile::tempdir().unwrap();

@@ -445,7 +445,9 @@ pub struct MaintenanceWindow {
 }
 
 /// The sources an alert can come from; channels route on them.
-pub const ALERT_SOURCES: &[&str] = &["snapshot", "sink", "drill", "health", "quota", "vigil"];
+pub const ALERT_SOURCES: &[&str] = &[
+    "snapshot", "sink", "scrub", "drill", "health", "quota", "vigil",
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
