@@ -169,14 +169,6 @@ pub fn finish(program: &str, r: Result<i32, Exit>) -> ExitCode {
     }
 }
 
-/// What a binary whose capability is not built yet does for its commands.
-pub fn not_built(program: &str, capability: &str) -> Result<i32, Exit> {
-    Err(Exit::usage(anyhow::anyhow!(
-        "{capability} is not built yet in vigil {}; only `{program} check-config` works so far",
-        vigil_core::VERSION
-    )))
-}
-
 /// Every argument of `cmd` and its subcommands that has no help text, as
 /// `<command path> --<flag>` (clap's own --help and --version excepted). A
 /// unit test of each binary keeps this empty: at 3 a.m. `--help` is the manual.

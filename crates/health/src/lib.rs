@@ -25,7 +25,6 @@ pub mod node;
 pub mod report;
 
 use serde::Serialize;
-use std::future::Future;
 use std::time::{Duration, Instant};
 use vigil_alert::{AlertKey, Severity};
 use vigil_core::Config;
@@ -133,16 +132,6 @@ impl Finding {
         self.duration_ms = since.elapsed().as_millis() as u64;
         self
     }
-}
-
-/// Bounds a check: past `limit` it is given up on and `on_timeout` says what
-/// that means (UNKNOWN for most checks, FAIL where answering at all is the
-/// point).
-pub async fn bounded<F>(limit: Duration, fut: F) -> Option<F::Output>
-where
-    F: Future,
-{
-    tokio::time::timeout(limit, fut).await.ok()
 }
 
 /// Runs blocking filesystem work (statvfs, directory listings: a hung NFS

@@ -610,6 +610,6 @@ pub fn human(r: &DrillReport) -> String {
 }
 
 /// Where drills put their scratch dirs by default.
-pub fn default_scratch(cfg: &Config) -> PathBuf {
+fn default_scratch(cfg: &Config) -> PathBuf {
     cfg.state.dir.join("drill")
 }
