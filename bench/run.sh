@@ -2,6 +2,8 @@
 # Benchmarks of issue 9 (see BENCHMARKS.md).
 #
 #   bench/run.sh --size 1GB [--runs 3] [vigil-bench run options]   time every step
+#   bench/run.sh cost --size 300MB [--runs 3] [vigil-bench cost options]
+#                                                  what a backup costs a loaded cluster
 #   bench/run.sh report bench/results/*.json [--write BENCHMARKS.md]  render the tables
 #
 # Builds the release binaries first (cargo build --release --bins) unless
@@ -24,5 +26,8 @@ if [ "${args[0]:-}" = "report" ]; then
 fi
 if [ $build = 1 ]; then
   cargo build --release --bins >&2
+fi
+if [ "${args[0]:-}" = "cost" ]; then
+  exec "${VIGIL_BENCH:-target/release/vigil-bench}" "${args[@]}"
 fi
 exec "${VIGIL_BENCH:-target/release/vigil-bench}" run "${args[@]}"

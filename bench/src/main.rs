@@ -2,9 +2,11 @@
 //!
 //! - `gen`: fill an etcd cluster with a Kubernetes-shaped dataset;
 //! - `run`: start etcd and radosgw, generate, and time every step side by side;
+//! - `cost`: what a backup costs a loaded 3-member cluster (issue 21);
 //! - `report`: render the BENCHMARKS.md tables from results files.
 
 mod checks;
+mod cost;
 mod gen;
 mod procs;
 mod report;
@@ -134,6 +136,51 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// What a backup costs the cluster: write latency and db growth under a
+    /// steady load while etcdctl or vigil (with each bound) takes a snapshot.
+    Cost {
+        /// Target database size: 5MB, 300MB, ...
+        #[arg(long)]
+        size: String,
+        /// Offered write rate, requests per second (open loop).
+        #[arg(long, default_value_t = 100.0)]
+        rate: f64,
+        /// Objects the load creates and then updates.
+        #[arg(long, default_value_t = 2000)]
+        objects: usize,
+        /// Rounds of every phase; each figure is the median over them.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Length of the idle phase (and of the warm-up), seconds.
+        #[arg(long, default_value_t = 25.0)]
+        idle: f64,
+        /// Settle after each backup (measured) and before each phase (not), seconds.
+        #[arg(long, default_value_t = 2.0)]
+        settle: f64,
+        /// Load before the first phase, seconds (the default lets the
+        /// compactor, which keeps 90 s of history, start freeing pages).
+        #[arg(long, default_value_t = 100.0)]
+        warmup: f64,
+        /// `snapshot.rate_limit` values of the rate phases.
+        #[arg(long, value_delimiter = ',', default_value = "10MiB,20MiB,50MiB")]
+        rate_limits: Vec<String>,
+        /// Only these phases (idle, etcdctl, vigil, vigil_serial,
+        /// vigil_rate_<limit>, vigil_preflight); default: all.
+        #[arg(long, value_delimiter = ',')]
+        phases: Vec<String>,
+        /// Do not defragment the members before each phase.
+        #[arg(long)]
+        no_defrag: bool,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, default_value_t = 4)]
+        workers: usize,
+        #[command(flatten)]
+        common: Common,
+        /// Mark the results as a harness check whose figures mean nothing.
+        #[arg(long)]
+        smoke: bool,
+    },
     /// Render the BENCHMARKS.md tables from results files.
     Report {
         files: Vec<PathBuf>,
@@ -260,16 +307,63 @@ fn real_main() -> Result<()> {
             print!("{}", report::render_checks(&r));
             Ok(())
         }
+        Command::Cost {
+            size,
+            rate,
+            objects,
+            runs,
+            idle,
+            settle,
+            warmup,
+            rate_limits,
+            phases,
+            no_defrag,
+            seed,
+            workers,
+            common,
+            smoke,
+        } => {
+            let keep = common.keep;
+            let (repo, bin_dir, workdir, out) =
+                common.resolve("vigil-bench-cost", "bench/results/cost.json")?;
+            let o = cost::CostOptions {
+                repo,
+                bin_dir,
+                workdir,
+                keep,
+                out,
+                size: gen::parse_size(&size)?,
+                label: size,
+                seed,
+                workers,
+                runs: runs.max(1),
+                rate,
+                objects,
+                idle_s: idle,
+                settle_s: settle,
+                warmup_s: warmup,
+                rate_limits: rate_limits.into_iter().filter(|r| !r.is_empty()).collect(),
+                phases,
+                defrag: !no_defrag,
+                smoke,
+            };
+            let r = cost::run(&o)?;
+            print!("{}", report::render_cost(&r));
+            Ok(())
+        }
         Command::Report { files, write } => {
             let mut all = Vec::new();
             let mut checks = Vec::new();
+            let mut costs = Vec::new();
             for f in &files {
                 let raw: serde_json::Value = serde_json::from_slice(
                     &std::fs::read(f).with_context(|| format!("reading {}", f.display()))?,
                 )
                 .with_context(|| format!("{}: not JSON", f.display()))?;
                 let bad = || format!("{}: not a vigil-bench results file", f.display());
-                if raw["kind"] == checks::KIND {
+                if raw["kind"] == cost::KIND {
+                    costs.push(serde_json::from_value::<cost::CostResults>(raw).with_context(bad)?);
+                } else if raw["kind"] == checks::KIND {
                     checks.push(
                         serde_json::from_value::<checks::ChecksResults>(raw).with_context(bad)?,
                     );
@@ -282,18 +376,32 @@ fn real_main() -> Result<()> {
                 md.push_str(&report::render_checks(c));
                 md.push('\n');
             }
+            let mut cost_md = String::new();
+            for c in &costs {
+                cost_md.push_str(&report::render_cost(c));
+                cost_md.push('\n');
+            }
             match write {
                 Some(p) => {
-                    let doc = std::fs::read_to_string(&p)?;
-                    let new = report::splice(&doc, &md).with_context(|| {
-                        format!(
-                            "{}: no <!-- bench:results:begin/end --> markers",
-                            p.display()
-                        )
-                    })?;
-                    std::fs::write(&p, new)?;
+                    // Each section only from files of its kind: `report
+                    // cost.json --write` leaves the other tables alone.
+                    let mut doc = std::fs::read_to_string(&p)?;
+                    if !all.is_empty() || !checks.is_empty() {
+                        doc = report::splice(&doc, &md).with_context(|| {
+                            format!(
+                                "{}: no <!-- bench:results:begin/end --> markers",
+                                p.display()
+                            )
+                        })?;
+                    }
+                    if !costs.is_empty() {
+                        doc = report::splice_cost(&doc, &cost_md).with_context(|| {
+                            format!("{}: no <!-- bench:cost:begin/end --> markers", p.display())
+                        })?;
+                    }
+                    std::fs::write(&p, doc)?;
                 }
-                None => print!("{md}"),
+                None => print!("{md}{cost_md}"),
             }
             Ok(())
         }

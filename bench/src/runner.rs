@@ -186,26 +186,15 @@ impl Bench<'_> {
     }
 
     fn write_config(&self, v: &Variant) -> Result<PathBuf> {
-        let mut s = String::from("[cluster]\nname = \"prod\"\nmembers = [\n");
-        for m in self.etcd.members.iter().take(v.members) {
-            s.push_str(&format!(
-                "  {{ name = \"{}\", endpoint = \"{}\", peer_url = \"{}\" }},\n",
-                m.name,
-                m.endpoint(),
-                m.peer_url()
-            ));
-        }
-        s.push_str(&format!(
-            "]\n\n[snapshot]\ndir = \"{}\"\nkeep_last = 1\nage_recipients = [\"{}\"]\nzstd_level = {}\nzstd_threads = {}\n",
-            self.w.join("snapshots").display(),
-            self.recipient,
+        let members = &self.etcd.members[..v.members.min(self.etcd.members.len())];
+        let mut s = vigil_config(
+            members,
+            &self.w,
+            &self.recipient,
             v.zstd_level,
-            v.zstd_threads
-        ));
-        s.push_str(&format!(
-            "\n[state]\ndir = \"{}\"\n",
-            self.w.join("state").display()
-        ));
+            v.zstd_threads,
+            "",
+        );
         if v.local_only {
             let p = self.w.join(format!("vigil-m{}-local.toml", v.members));
             std::fs::write(&p, s)?;
@@ -537,6 +526,37 @@ impl Bench<'_> {
         rm(&d);
         Ok(())
     }
+}
+
+/// A vigil config for `members` (the `[cluster]`, `[snapshot]` and `[state]`
+/// tables; snapshots and state under `w`), with `snapshot_extra` (whole
+/// lines) appended to `[snapshot]`. Sinks are the caller's to append.
+pub fn vigil_config(
+    members: &[procs::Member],
+    w: &Path,
+    recipient: &str,
+    zstd_level: i32,
+    zstd_threads: u32,
+    snapshot_extra: &str,
+) -> String {
+    let mut s = String::from("[cluster]\nname = \"prod\"\nmembers = [\n");
+    for m in members {
+        s.push_str(&format!(
+            "  {{ name = \"{}\", endpoint = \"{}\", peer_url = \"{}\" }},\n",
+            m.name,
+            m.endpoint(),
+            m.peer_url()
+        ));
+    }
+    s.push_str(&format!(
+        "]\n\n[snapshot]\ndir = \"{}\"\nkeep_last = 1\nage_recipients = [\"{recipient}\"]\nzstd_level = {zstd_level}\nzstd_threads = {zstd_threads}\n{snapshot_extra}",
+        w.join("snapshots").display(),
+    ));
+    s.push_str(&format!(
+        "\n[state]\ndir = \"{}\"\n",
+        w.join("state").display()
+    ));
+    s
 }
 
 fn none() -> &'static Path {

@@ -232,3 +232,115 @@ fn checks_harness_runs_on_ten_subvolumes() {
     }
     let _ = std::fs::remove_dir_all(&scratch);
 }
+
+/// `vigil-bench cost` at 5 MB with one-second phases: every phase is in the
+/// results with sane figures, and the report renders them. No timed
+/// assertions: the figures of a tiny run mean nothing.
+#[test]
+fn cost_harness_runs_every_phase() {
+    let scratch = std::env::temp_dir().join(format!("vigil-bench-cost-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::create_dir_all(&scratch).unwrap();
+    let results = scratch.join("cost.json");
+    let bench = env!("CARGO_BIN_EXE_vigil-bench");
+    let o = Command::new("bash")
+        .arg(repo().join("bench/run.sh"))
+        .args([
+            "--no-build",
+            "cost",
+            "--size",
+            "5MB",
+            "--runs",
+            "1",
+            "--smoke",
+        ])
+        .args([
+            "--rate", "50", "--idle", "1", "--settle", "0.5", "--warmup", "1",
+        ])
+        .args(["--rate-limits", "20MiB"])
+        .arg("--bin-dir")
+        .arg(bin_dir())
+        .arg("--repo")
+        .arg(repo())
+        .arg("--workdir")
+        .arg(scratch.join("work"))
+        .arg("--out")
+        .arg(&results)
+        .env("VIGIL_BENCH", bench)
+        .output()
+        .unwrap();
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.status.success(), "bench/run.sh cost failed:\n{log}");
+    assert!(
+        !scratch.join("work").exists(),
+        "the work dir is left behind"
+    );
+
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&results).unwrap()).unwrap();
+    assert_eq!(r["kind"], "cost");
+    assert_eq!(r["smoke"], true);
+    assert!(
+        r["dataset"]["db_size"].as_u64().unwrap() >= 5_000_000,
+        "{r}"
+    );
+    assert!(r["snapshot_bytes"].as_u64().unwrap() > 0, "{r}");
+    let phases = r["phases"].as_array().unwrap();
+    let keys: Vec<&str> = phases.iter().map(|p| p["key"].as_str().unwrap()).collect();
+    assert_eq!(
+        keys,
+        [
+            "idle",
+            "etcdctl",
+            "vigil",
+            "vigil_serial",
+            "vigil_rate_20MiB",
+            "vigil_preflight"
+        ],
+        "{r}"
+    );
+    for p in phases {
+        let k = p["key"].as_str().unwrap();
+        let s = &p["samples"][0];
+        let f = |n: &str| s[n].as_f64().unwrap_or_else(|| panic!("{k}.{n}: {s}"));
+        assert!(f("requests") > 0.0, "{k}: {s}");
+        assert!(f("p50_ms") > 0.0, "{k}: {s}");
+        assert!(f("p99_ms") >= f("p50_ms"), "{k}: {s}");
+        assert!(f("max_ms") >= f("p99_ms"), "{k}: {s}");
+        assert!(f("window_s") > 0.0, "{k}: {s}");
+        assert_eq!(s["db_before"].as_array().unwrap().len(), 3, "{k}: {s}");
+        assert_eq!(s["db_after"].as_array().unwrap().len(), 3, "{k}: {s}");
+        assert!(s["db_before"][0].as_u64().unwrap() > 0, "{k}: {s}");
+        if k == "idle" {
+            assert_eq!(f("backup_wall_s"), 0.0, "{k}: {s}");
+        } else {
+            assert!(f("backup_wall_s") > 0.0, "{k}: {s}");
+            assert!(f("backup_bytes") > 0.0, "{k}: {s}");
+            assert!(!p["cmd"].as_str().unwrap().is_empty(), "{k}: {p}");
+        }
+    }
+    // vigil reads all three members, etcdctl one.
+    let bytes = |i: usize| phases[i]["samples"][0]["backup_bytes"].as_u64().unwrap();
+    assert!(bytes(2) >= 3 * bytes(1) * 9 / 10, "{r}");
+
+    let o = Command::new(bench)
+        .arg("report")
+        .arg(&results)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let md = String::from_utf8_lossy(&o.stdout);
+    for want in [
+        "SMOKE RUN",
+        "What a backup costs the cluster",
+        "**Trade-off: run time against p99 write latency**",
+        "`max_concurrent_members = 1; preflight = false`",
+        "rate_limit = \"20MiB\"",
+    ] {
+        assert!(md.contains(want), "report lacks {want:?}:\n{md}");
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+}
