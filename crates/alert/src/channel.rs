@@ -96,12 +96,7 @@ pub struct Sender {
     redact: std::sync::Arc<Redactor>,
 }
 
-/// Installs rustls' ring provider once (etcd-client already uses ring; no aws-lc).
-pub fn ensure_crypto_provider() {
-    if rustls::crypto::CryptoProvider::get_default().is_none() {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    }
-}
+use vigil_core::ensure_crypto_provider;
 
 fn read_ca(c: &ChannelConfig) -> Result<Option<Vec<u8>>, AlertError> {
     match &c.ca_file {

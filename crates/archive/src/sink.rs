@@ -113,10 +113,7 @@ impl std::fmt::Debug for Sink {
     }
 }
 
-/// rustls needs one process-wide crypto provider; vigil uses ring everywhere.
-pub fn ensure_crypto_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
+use vigil_core::ensure_crypto_provider;
 
 pub(crate) fn chain(e: &dyn std::error::Error) -> String {
     let mut msg = e.to_string();

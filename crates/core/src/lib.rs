@@ -36,6 +36,25 @@ pub fn now() -> time::OffsetDateTime {
     time::OffsetDateTime::now_utc()
 }
 
+/// `20261123T003000.123Z`: run ids and archive names; sortable, and safe in
+/// file names.
+pub fn id_time(t: time::OffsetDateTime) -> String {
+    let f = time::macros::format_description!(
+        "[year][month][day]T[hour][minute][second].[subsecond digits:3]Z"
+    );
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&f)
+        .unwrap_or_else(|_| t.unix_timestamp().to_string())
+}
+
+/// Installs rustls' ring provider for the process, once: etcd-client already
+/// builds ring, so vigil uses it everywhere (no aws-lc).
+pub fn ensure_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}
+
 /// RFC 3339 in UTC with milliseconds, used in every record and manifest:
 /// fixed width, so it also sorts as text.
 pub fn rfc3339(t: time::OffsetDateTime) -> String {

@@ -198,7 +198,7 @@ pub fn host_port(ep: &str) -> Option<(String, u16)> {
 
 /// Connects and reads the presented chain. Errors are "could not check".
 pub async fn probe(host: &str, port: u16, timeout: Duration) -> Result<Vec<CertInfo>, String> {
-    crate::http::ensure_crypto_provider();
+    vigil_core::ensure_crypto_provider();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let capture = Arc::new(Capture {
         chain: Mutex::new(Vec::new()),

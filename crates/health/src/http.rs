@@ -4,10 +4,7 @@
 
 use std::time::Duration;
 
-/// Installs rustls' ring provider once (as the other vigil crates do).
-pub fn ensure_crypto_provider() {
-    vigil_archive::sink::ensure_crypto_provider();
-}
+use vigil_core::ensure_crypto_provider;
 
 /// What went wrong with a request, for the check to decide PASS/FAIL/UNKNOWN.
 #[derive(Debug, Clone, PartialEq, Eq)]

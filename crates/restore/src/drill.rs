@@ -116,7 +116,7 @@ pub fn run(cfg: &Config, o: &DrillOptions<'_>) -> Result<DrillReport, RestoreErr
     // Absolute: the scratch etcd runs in its dir, the janitor gets the path.
     let root = std::path::absolute(&root)
         .map_err(|e| vigil_core::fsutil::FsError::new("resolving", &root, e))?;
-    let run_id = crate::id_time(vigil_core::now());
+    let run_id = vigil_core::id_time(vigil_core::now());
     let run = RunDir::create(cfg, &root, &run_id)?;
     let mut out = Vec::new();
     for m in members {

@@ -765,7 +765,7 @@ pub fn run(cfg: &vigil_core::Config, o: &EtcdOptions<'_>) -> Result<EtcdReport, 
         format!(
             "{}-restored-{}",
             cfg.cluster_name(),
-            crate::id_time(vigil_core::now())
+            vigil_core::id_time(vigil_core::now())
         )
     });
     let ic = initial_cluster(members);

@@ -81,15 +81,6 @@ impl RestoreError {
     }
 }
 
-/// Time format of run ids, like the snapshot job's.
-pub fn id_time(t: time::OffsetDateTime) -> String {
-    let f = time::macros::format_description!(
-        "[year][month][day]T[hour][minute][second].[subsecond digits:3]Z"
-    );
-    t.format(&f)
-        .unwrap_or_else(|_| t.unix_timestamp().to_string())
-}
-
 /// `vigil-restore list` as a table: one line per archive, newest first.
 pub fn list_human(cat: &source::Catalog) -> String {
     use std::fmt::Write;

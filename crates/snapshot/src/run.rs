@@ -180,7 +180,7 @@ pub async fn run(cfg: &Config) -> Result<RunReport, RunError> {
         LockError::Io(f) => RunError::Fs(f),
         held => RunError::Locked(held),
     })?;
-    let run_id = id_time(started);
+    let run_id = vigil_core::id_time(started);
     let prepared = (|| -> Result<_, RunError> {
         fsutil::ensure_private_dir(&sc.dir)?;
         for m in cfg.members() {
@@ -448,15 +448,6 @@ pub async fn run(cfg: &Config) -> Result<RunReport, RunError> {
             .iter()
             .any(|w| w.starts_with("could not write outcome"));
     Ok(report)
-}
-
-/// `20261123T003000.123Z`: sortable, and safe in file names.
-fn id_time(t: time::OffsetDateTime) -> String {
-    let f = time::macros::format_description!(
-        "[year][month][day]T[hour][minute][second].[subsecond digits:3]Z"
-    );
-    t.format(&f)
-        .unwrap_or_else(|_| t.unix_timestamp().to_string())
 }
 
 fn failed_report(m: &MemberConfig, stage: Stage, error: String, ms: u64) -> MemberReport {
