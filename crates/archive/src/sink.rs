@@ -115,19 +115,7 @@ impl std::fmt::Debug for Sink {
 
 use vigil_core::ensure_crypto_provider;
 
-pub(crate) fn chain(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        let t = s.to_string();
-        if !msg.contains(&t) {
-            msg.push_str(": ");
-            msg.push_str(&t);
-        }
-        src = s.source();
-    }
-    msg
-}
+pub(crate) use vigil_core::error_chain as chain;
 
 impl Sink {
     /// Builds the client. Nothing is contacted yet.

@@ -47,6 +47,22 @@ pub fn id_time(t: time::OffsetDateTime) -> String {
         .unwrap_or_else(|_| t.unix_timestamp().to_string())
 }
 
+/// An error and its causes on one line, each cause once (many errors
+/// repeat their source in their own message).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        let t = s.to_string();
+        if !msg.contains(&t) {
+            msg.push_str(": ");
+            msg.push_str(&t);
+        }
+        src = s.source();
+    }
+    msg
+}
+
 /// Installs rustls' ring provider for the process, once: etcd-client already
 /// builds ring, so vigil uses it everywhere (no aws-lc).
 pub fn ensure_crypto_provider() {

@@ -38,15 +38,5 @@ pub enum EtcdError {
 
 /// Renders an etcd-client error with its causes, on one line.
 pub(crate) fn describe(e: &etcd_client::Error) -> String {
-    let mut msg = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(s) = src {
-        let t = s.to_string();
-        if !msg.contains(&t) {
-            msg.push_str(": ");
-            msg.push_str(&t);
-        }
-        src = s.source();
-    }
-    msg
+    vigil_core::error_chain(e)
 }

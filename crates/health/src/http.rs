@@ -25,17 +25,7 @@ impl std::fmt::Display for HttpError {
 
 /// A reqwest error without its URL (it may hold a token in a query), with causes.
 pub fn describe(e: &reqwest::Error) -> String {
-    let mut msg = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(s) = src {
-        let t = s.to_string();
-        if !msg.contains(&t) {
-            msg.push_str(": ");
-            msg.push_str(&t);
-        }
-        src = s.source();
-    }
-    msg
+    vigil_core::error_chain(e)
 }
 
 pub fn classify(e: reqwest::Error, timeout: Duration) -> HttpError {
