@@ -59,8 +59,13 @@ pub enum SinkError {
         key: String,
         reason: String,
     },
+    #[error("sink {sink}: {key}: not found")]
+    NotFound { sink: String, key: String },
     #[error("sink {sink}: {message}")]
     Tape { sink: String, message: String },
+    /// A task of vigil's own that died (a panic), not the store.
+    #[error("sink {sink}: internal error: {message}")]
+    Internal { sink: String, message: String },
     #[error("sink {sink}: {0}", sink = .1)]
     Fs(FsError, String),
 }
@@ -521,9 +526,9 @@ impl Sink {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(self.fs_err(FsError::new("reading", archive, e))),
             Err(e) => {
-                return Err(SinkError::Tape {
+                return Err(SinkError::Internal {
                     sink: self.cfg.name.clone(),
-                    message: format!("internal error: {e}"),
+                    message: e.to_string(),
                 })
             }
         }
@@ -569,8 +574,10 @@ impl Sink {
                         (len, None)
                     } else {
                         let (n, s) = tokio::task::block_in_place(|| crate::sha256_file(&p))
-                            .map_err(|e| SinkError::Tape {
+                            .map_err(|e| SinkError::Store {
                                 sink: self.cfg.name.clone(),
+                                op: "hashing",
+                                key: p.display().to_string(),
                                 message: e.to_string(),
                             })?;
                         (n, Some(s))
@@ -721,7 +728,10 @@ impl Sink {
         let name = self.cfg.name.clone();
         match &self.backend {
             Backend::Object { store, .. } => {
-                let r = store.get(&ObjPath::from(key.as_str())).await.map_err(|e| self.store_err("reading", &key, &e))?;
+                let r = store.get(&ObjPath::from(key.as_str())).await.map_err(|e| match e {
+                    object_store::Error::NotFound { .. } => SinkError::NotFound { sink: name.clone(), key: key.clone() },
+                    e => self.store_err("reading", &key, &e),
+                })?;
                 let k = key.clone();
                 Ok(r
                     .into_stream()
@@ -737,7 +747,10 @@ impl Sink {
             }
             Backend::Dir { root } => {
                 let p = root.join(&key);
-                let data = tokio::fs::File::open(&p).await.map_err(|e| self.fs_err(FsError::new("opening", &p, e)))?;
+                let data = tokio::fs::File::open(&p).await.map_err(|e| match e.kind() {
+                    std::io::ErrorKind::NotFound => SinkError::NotFound { sink: name.clone(), key: key.clone() },
+                    _ => self.fs_err(FsError::new("opening", &p, e)),
+                })?;
                 let s = futures_util::stream::unfold((data, p, name), |(mut f, p, name)| async move {
                     use tokio::io::AsyncReadExt;
                     let mut buf = vec![0u8; 1 << 20];
@@ -1158,5 +1171,32 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("allow_http") && !e.contains("TOPSECRET"), "{e}");
+    }
+
+    /// A copy that is not there is its own error kind, so restore moves to
+    /// the next source without reading the message (object store and dir).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_missing_copy_is_not_found() {
+        let d = tempfile::tempdir().unwrap();
+        let cfg = parse(
+            &format!(
+                "[[sink]]\nname = \"nfs\"\nkind = \"fs\"\npath = \"{0}/fs\"\n\n[[sink]]\nname = \"backuppc\"\nkind = \"dir\"\npath = \"{0}/dir\"\n",
+                d.path().display()
+            ),
+            d.path(),
+        );
+        for s in cfg.sinks() {
+            std::fs::create_dir_all(d.path().join(if s.name == "nfs" { "fs" } else { "dir" }))
+                .unwrap();
+            let sink = Sink::build(s, "prod", d.path()).unwrap();
+            match sink.open("cp-1", "prod-cp-1-x.db.zst.age").await {
+                Err(SinkError::NotFound { sink, key }) => {
+                    assert_eq!(sink, s.name);
+                    assert!(key.ends_with("cp-1/prod-cp-1-x.db.zst.age"), "{key}");
+                }
+                Err(e) => panic!("{}: {e}", s.name),
+                Ok(_) => panic!("{}: opened a missing copy", s.name),
+            }
+        }
     }
 }

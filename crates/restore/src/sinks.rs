@@ -4,7 +4,7 @@
 use crate::source::{ChunkReader, Located, Opened, Source, SourceError};
 use futures_util::StreamExt;
 use std::sync::Arc;
-use vigil_archive::sink::Sink;
+use vigil_archive::sink::{Sink, SinkError};
 
 pub struct SinkSource {
     sink: Arc<Sink>,
@@ -64,17 +64,13 @@ impl Source for SinkSource {
         let stream = self
             .rt
             .block_on(self.sink.open(&m.member, &m.archive))
-            .map_err(|e| {
-                let msg = e.to_string();
-                if msg.to_lowercase().contains("not found") || msg.contains("No such file") {
-                    SourceError::NotFound {
-                        source_name: self.sink.name().to_string(),
-                        location: copy.location.clone(),
-                        message: msg,
-                    }
-                } else {
-                    self.unavailable(msg)
-                }
+            .map_err(|e| match e {
+                SinkError::NotFound { .. } => SourceError::NotFound {
+                    source_name: self.sink.name().to_string(),
+                    location: copy.location.clone(),
+                    message: e.to_string(),
+                },
+                e => self.unavailable(e.to_string()),
             })?;
         // The download runs ahead on the runtime's worker while fetch decrypts
         // and decompresses; the bounded channel keeps memory flat.

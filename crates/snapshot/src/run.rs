@@ -599,9 +599,9 @@ async fn snapshot_member(
     for (sink, h) in uploads.drain(..) {
         let r = match h.await {
             Ok(r) => r.map(|_| ()),
-            Err(e) => Err(SinkError::Tape {
+            Err(e) => Err(SinkError::Internal {
                 sink: sink.name().to_string(),
-                message: format!("internal error: {e}"),
+                message: e.to_string(),
             }),
         };
         let r = match r {
