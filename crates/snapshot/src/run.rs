@@ -432,21 +432,23 @@ pub async fn run(cfg: &Config) -> Result<RunReport, RunError> {
         cleaned,
         warnings,
     };
-    if let Err(e) = record_outcomes(&cfg.state.dir, &report) {
-        report
-            .warnings
-            .push(format!("could not write outcome records: {e}"));
-    }
-    report.ok = report.members.iter().all(|m| m.ok)
+    // Without its outcome records nothing alerts on this run: not ok.
+    let recorded = match record_outcomes(&cfg.state.dir, &report) {
+        Ok(()) => true,
+        Err(e) => {
+            report
+                .warnings
+                .push(format!("could not write outcome records: {e}"));
+            false
+        }
+    };
+    report.ok = recorded
+        && report.members.iter().all(|m| m.ok)
         && report.sinks.iter().all(|s| s.ok)
         && report
             .rke2_token
             .as_ref()
-            .is_none_or(|t| t.ok && t.bootstrap.as_ref().is_none_or(|b| b.ok))
-        && !report
-            .warnings
-            .iter()
-            .any(|w| w.starts_with("could not write outcome"));
+            .is_none_or(|t| t.ok && t.bootstrap.as_ref().is_none_or(|b| b.ok));
     Ok(report)
 }
 
