@@ -110,6 +110,10 @@ pub struct PhaseSample {
     pub etcd_cpu_s: f64,
     /// Snapshot bytes the backup read (all members).
     pub backup_bytes: u64,
+    /// The machine's 1-minute load average when the phase began: other work
+    /// on the machine shows here (the harness alone keeps it near 1–2).
+    #[serde(default)]
+    pub loadavg_1m: f64,
 }
 
 impl PhaseSample {
@@ -582,6 +586,10 @@ impl Cost<'_> {
         self.load.check(&self.rt)?;
         let mut s = PhaseSample {
             db_before: self.rt.block_on(db_sizes(&eps))?,
+            loadavg_1m: std::fs::read_to_string("/proc/loadavg")
+                .ok()
+                .and_then(|l| l.split_whitespace().next()?.parse().ok())
+                .unwrap_or(0.0),
             ..Default::default()
         };
         let argv = self.command(key, b)?;
@@ -631,7 +639,7 @@ impl Cost<'_> {
         s.db_after = self.rt.block_on(db_sizes(&eps))?;
         rm(&self.w.join("etcdctl.db"));
         eprintln!(
-            "  {key:<22} backup {:>6.2} s  p50 {:>7.2} ms  p99 {:>7.2} ms  max {:>7.2} ms  {} writes ({} failed)  lag p99 {:.2} ms  db +{:.1} MB",
+            "  {key:<22} backup {:>6.2} s  p50 {:>7.2} ms  p99 {:>7.2} ms  max {:>7.2} ms  {} writes ({} failed)  lag p99 {:.2} ms  db +{:.1} MB  load {:.2}",
             s.backup_wall_s,
             s.p50_ms,
             s.p99_ms,
@@ -639,7 +647,8 @@ impl Cost<'_> {
             s.requests,
             s.errors,
             s.send_lag_p99_ms,
-            s.db_growth() as f64 / 1e6
+            s.db_growth() as f64 / 1e6,
+            s.loadavg_1m
         );
         Ok((s, argv.map(|a| shell_line(&a)).unwrap_or_default()))
     }
