@@ -1021,21 +1021,14 @@ impl Validator<'_> {
                     format!("{ep:?} contains white space; write it as scheme://host:port"),
                 ));
             }
-            let rest = ep
-                .strip_prefix("http://")
-                .or_else(|| ep.strip_prefix("https://"))
-                .ok_or_else(|| {
-                    self.err(
-                        format!("{key}.endpoint"),
-                        Some(span.clone()),
-                        format!("{ep:?} must start with http:// or https://"),
-                    )
-                })?;
-            let hostport = rest.trim_end_matches('/');
-            let port_ok = hostport
-                .rsplit_once(':')
-                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
-            if hostport.contains('/') || !port_ok {
+            if !(ep.starts_with("http://") || ep.starts_with("https://")) {
+                return Err(self.err(
+                    format!("{key}.endpoint"),
+                    Some(span.clone()),
+                    format!("{ep:?} must start with http:// or https://"),
+                ));
+            }
+            if !crate::endpoint::is_http_host_port(ep) {
                 return Err(self.err(
                     format!("{key}.endpoint"),
                     Some(span),
@@ -1051,17 +1044,7 @@ impl Validator<'_> {
             }
             if let Some(p) = &m.peer_url {
                 let p = p.trim();
-                let ok = p
-                    .strip_prefix("http://")
-                    .or_else(|| p.strip_prefix("https://"))
-                    .map(|r| r.trim_end_matches('/'))
-                    .is_some_and(|hp| {
-                        !hp.contains('/')
-                            && hp.rsplit_once(':').is_some_and(|(h, p)| {
-                                !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0)
-                            })
-                    });
-                if !ok {
+                if !crate::endpoint::is_http_host_port(p) {
                     return Err(self.err(
                         format!("{key}.peer_url"),
                         Some(span),

@@ -5,6 +5,7 @@ pub mod cmd;
 pub mod config;
 pub mod config_doc;
 pub mod corrupt;
+pub mod endpoint;
 pub mod fsutil;
 pub mod manifest;
 pub mod metrics;

@@ -183,18 +183,7 @@ impl ServerCertVerifier for Capture {
     }
 }
 
-/// `host:port` from `https://host:port/...` or `host:port`.
-pub fn host_port(ep: &str) -> Option<(String, u16)> {
-    let s = ep
-        .trim()
-        .strip_prefix("https://")
-        .unwrap_or(ep.trim())
-        .split('/')
-        .next()?;
-    let (h, p) = s.rsplit_once(':')?;
-    let h = h.trim_start_matches('[').trim_end_matches(']');
-    Some((h.to_string(), p.parse().ok()?))
-}
+use vigil_core::endpoint::host_port;
 
 /// Connects and reads the presented chain. Errors are "could not check".
 pub async fn probe(host: &str, port: u16, timeout: Duration) -> Result<Vec<CertInfo>, String> {
@@ -470,19 +459,6 @@ mod tests {
         assert_eq!(der_time(0x18, b"20380119031408Z"), Some(2147483648));
         assert_eq!(der_time(0x17, b"700101000000"), None);
         assert_eq!(der_time(0x13, b"700101000000Z"), None);
-    }
-
-    #[test]
-    fn host_ports() {
-        assert_eq!(
-            host_port("https://10.0.0.1:6443/"),
-            Some(("10.0.0.1".into(), 6443))
-        );
-        assert_eq!(
-            host_port("ingress.example.com:443"),
-            Some(("ingress.example.com".into(), 443))
-        );
-        assert_eq!(host_port("nope"), None);
     }
 
     #[test]

@@ -288,11 +288,7 @@ pub fn targets(cfg: &Config, n: &NodeHealth) -> Vec<NodeTarget> {
     };
     cfg.members()
         .filter_map(|m| {
-            let (host, _) = crate::certs::host_port(
-                m.endpoint
-                    .trim_start_matches("http://")
-                    .trim_start_matches("https://"),
-            )?;
+            let (host, _) = vigil_core::endpoint::host_port(&m.endpoint)?;
             let host = if host.contains(':') {
                 format!("[{host}]")
             } else {

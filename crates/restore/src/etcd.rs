@@ -166,14 +166,7 @@ pub fn restore_member(
     Ok(())
 }
 
-/// `host:port` of a URL like `https://10.0.0.11:2379`.
-pub fn host_port(url: &str) -> Option<(String, u16)> {
-    let rest = url.trim().split_once("://").map(|(_, r)| r).unwrap_or(url);
-    let rest = rest.trim_end_matches('/');
-    let (h, p) = rest.rsplit_once(':')?;
-    let h = h.trim_start_matches('[').trim_end_matches(']');
-    Some((h.to_string(), p.parse().ok()?))
-}
+use vigil_core::endpoint::host_port;
 
 /// Refuses to go on while anything listens on a member's client or peer port
 /// on this host: an old member still running sends heartbeats that make the
@@ -284,11 +277,7 @@ fn normalize(u: &str) -> String {
 }
 
 fn valid_url(u: &str) -> bool {
-    u.strip_prefix("http://")
-        .or_else(|| u.strip_prefix("https://"))
-        .is_some_and(|hp| {
-            !hp.contains('/') && host_port(u).is_some_and(|(h, p)| !h.is_empty() && p > 0)
-        })
+    vigil_core::endpoint::is_http_host_port(u)
 }
 
 const HOW: &str = "override a member's peer URL with --peer-url NAME=URL (repeatable) or peer_url in its [cluster].members entry";
@@ -890,12 +879,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn urls_versions_and_ports() {
-        assert_eq!(
-            host_port("https://10.0.0.1:2379/"),
-            Some(("10.0.0.1".into(), 2379))
-        );
-        assert_eq!(host_port("http://[::1]:2380"), Some(("::1".into(), 2380)));
+    fn versions_and_ports() {
         assert_eq!(
             parse_version(
                 "etcdctl version: 3.4.23\nAPI version: 3.4\n",

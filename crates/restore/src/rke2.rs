@@ -95,7 +95,7 @@ enum Action {
 }
 
 fn host_of(m: &MemberConfig) -> String {
-    crate::etcd::host_port(&m.endpoint)
+    vigil_core::endpoint::host_port(&m.endpoint)
         .map(|(h, _)| h)
         .unwrap_or_else(|| m.name.clone())
 }

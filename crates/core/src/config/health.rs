@@ -495,13 +495,9 @@ impl Validator<'_> {
             ));
         }
         for (i, ep) in c.endpoints.iter().enumerate() {
-            let hp = ep
-                .strip_prefix("https://")
-                .unwrap_or(ep)
-                .trim_end_matches('/');
-            let ok = hp.rsplit_once(':').is_some_and(|(h, p)| {
-                !h.is_empty() && !h.contains('/') && p.parse::<u16>().is_ok()
-            });
+            let hp = ep.strip_prefix("https://").unwrap_or(ep);
+            let ok = !hp.trim_end_matches('/').contains('/')
+                && crate::endpoint::host_port(hp).is_some_and(|(h, _)| !h.is_empty());
             if !ok {
                 return Err(self.err(
                     format!("health.certs.endpoints[{i}]"),
