@@ -147,6 +147,17 @@ impl Exit {
 
 /// Loads the config, opening only the files of the sections in `uses`; any
 /// problem is a usage error (exit 2).
+/// The binaries' async runtime: `workers` threads (None: one per core).
+pub fn runtime(workers: Option<usize>) -> Result<tokio::runtime::Runtime, Exit> {
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = workers {
+        b.worker_threads(n);
+    }
+    b.enable_all()
+        .build()
+        .map_err(|e| Exit::usage(anyhow::anyhow!("starting the async runtime: {e}")))
+}
+
 pub fn load_config(path: &Path, uses: Uses) -> Result<Config, Exit> {
     Config::load_for(path, uses).map_err(Exit::usage)
 }

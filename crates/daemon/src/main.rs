@@ -84,11 +84,7 @@ fn run(g: &GlobalArgs) -> Result<i32, Exit> {
     // The first load must succeed; later reloads keep the old config on error.
     let cfg = load_config(&path, Uses::ALL)?;
     daemon::plan(&cfg).map_err(Exit::usage)?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(Exit::usage)?;
+    let rt = vigil_cli::runtime(Some(2))?;
     rt.block_on(daemon::run(path, cfg)).map_err(Exit::usage)?;
     Ok(exit::OK)
 }

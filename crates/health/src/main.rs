@@ -1,6 +1,5 @@
 //! vigil-health: parse, wire, exit. The checks live in the library.
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 use vigil_cli::{finish, load_config, Exit, GlobalArgs, Job, Uses};
@@ -57,12 +56,7 @@ fn main() -> ExitCode {
 fn run(g: &GlobalArgs, json: bool, no_alert: bool) -> Result<i32, Exit> {
     let cfg = load_config(&g.config, Uses::HEALTH)?;
     vigil_cli::refuse_foreign_state(&cfg, "vigil-health", "run")?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
-        .map_err(Exit::usage)?;
+    let rt = vigil_cli::runtime(Some(2))?;
     rt.block_on(async {
         let report = vigil_health::round(&cfg).await;
         vigil_health::metrics::publish(&cfg, &report);

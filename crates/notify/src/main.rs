@@ -1,7 +1,6 @@
 //! vigil-notify: alert delivery (run, test, silence, status). Parse, wire,
 //! exit; the work lives in vigil-alert.
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -129,12 +128,7 @@ fn main() -> ExitCode {
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, Exit> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
-        .map_err(Exit::usage)
+    vigil_cli::runtime(Some(2))
 }
 
 fn cmd_run(g: &GlobalArgs, once: bool, timeout: HumanDuration) -> Result<i32, Exit> {

@@ -1,6 +1,5 @@
 //! vigil-quota: parse, wire, exit. The work lives in the library.
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 use vigil_cli::{finish, load_config, Exit, GlobalArgs, Job, Uses};
@@ -56,12 +55,7 @@ fn main() -> ExitCode {
 fn cmd_run(g: &GlobalArgs, json: bool) -> Result<i32, Exit> {
     let cfg = load_config(&g.config, Uses::QUOTA)?;
     vigil_cli::refuse_foreign_state(&cfg, "vigil-quota", "run")?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
-        .map_err(Exit::usage)?;
+    let rt = vigil_cli::runtime(Some(2))?;
     let report = rt.block_on(vigil_quota::run(&cfg)).map_err(Exit::failed)?;
     vigil_quota::metrics::publish(&cfg, &report);
     vigil_alert::unit::job_completed(&cfg, "vigil-quota");

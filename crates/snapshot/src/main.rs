@@ -1,6 +1,5 @@
 //! vigil-snapshot: parse, wire, exit. The work lives in the library.
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::collections::HashSet;
 use std::process::ExitCode;
@@ -103,11 +102,7 @@ where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = Result<i32, Exit>>,
 {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
-        .map_err(Exit::usage)?;
+    let rt = vigil_cli::runtime(None)?;
     rt.block_on(f())
 }
 
