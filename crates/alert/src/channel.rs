@@ -7,7 +7,8 @@
 //! (bounded, no control characters, no secret), and every message, error or
 //! not, is scrubbed of every configured secret once more.
 
-use crate::engine::{Alert, Settings};
+use crate::engine::Settings;
+use crate::model::Alert;
 use crate::model::{rfc3339, Event, Notification};
 use crate::redact::{Redactor, MAX_READ};
 use crate::render;

@@ -6,14 +6,13 @@
 //! leaves either the old state or the new state plus its outbox rows.
 
 use crate::model::{
-    from_ms, rfc3339, to_ms, AlertKey, AlertView, CheckResult, Event, Fact, Item, Severity, Source,
-    Status,
+    to_ms, Alert, AlertKey, CheckResult, Event, Fact, Item, Severity, Source, Status,
 };
-use rusqlite::{params, OptionalExtension, Row, Transaction};
+use crate::store::{row_to_alert, ALERT_COLUMNS};
+use rusqlite::{params, OptionalExtension, Transaction};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::time::Duration;
 use time::OffsetDateTime;
 use vigil_core::config::{AlertConfig, ChannelConfig, ChannelKind};
@@ -97,122 +96,6 @@ impl Settings {
 
     pub fn resend_interval(c: &ChannelConfig) -> Duration {
         c.resend_interval.map(|d| d.get()).unwrap_or(DEFAULT_RESEND)
-    }
-}
-
-/// One row of the `alerts` table.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Alert {
-    pub key: String,
-    pub name: String,
-    pub labels: BTreeMap<String, String>,
-    pub source: Source,
-    pub severity: Severity,
-    pub status: Status,
-    pub summary: String,
-    pub facts: Vec<Fact>,
-    pub runbook: Option<String>,
-    pub cluster: String,
-    pub fail_streak: u32,
-    pub ok_streak: u32,
-    pub first_seen_ms: i64,
-    pub last_seen_ms: i64,
-    pub fired_ms: Option<i64>,
-    pub resolved_ms: Option<i64>,
-    pub cycle: u32,
-    pub notified_channels: Vec<String>,
-    pub last_notified_ms: Option<i64>,
-}
-
-pub(crate) const ALERT_COLUMNS: &str = "key, name, labels, source, severity, status, summary, facts, runbook, cluster, \
-    fail_streak, ok_streak, first_seen_ms, last_seen_ms, fired_ms, resolved_ms, cycle, notified_channels, last_notified_ms";
-
-pub(crate) fn row_to_alert(r: &Row) -> rusqlite::Result<Alert> {
-    Ok(Alert {
-        key: r.get(0)?,
-        name: r.get(1)?,
-        labels: serde_json::from_str(&r.get::<_, String>(2)?).unwrap_or_default(),
-        source: Source::from_str(&r.get::<_, String>(3)?).unwrap_or(Source::Vigil),
-        severity: Severity::from_str(&r.get::<_, String>(4)?).unwrap_or(Severity::Critical),
-        status: Status::parse(&r.get::<_, String>(5)?),
-        summary: r.get(6)?,
-        facts: serde_json::from_str(&r.get::<_, String>(7)?).unwrap_or_default(),
-        runbook: r.get(8)?,
-        cluster: r.get(9)?,
-        fail_streak: r.get::<_, i64>(10)? as u32,
-        ok_streak: r.get::<_, i64>(11)? as u32,
-        first_seen_ms: r.get(12)?,
-        last_seen_ms: r.get(13)?,
-        fired_ms: r.get(14)?,
-        resolved_ms: r.get(15)?,
-        cycle: r.get::<_, i64>(16)? as u32,
-        notified_channels: serde_json::from_str(&r.get::<_, String>(17)?).unwrap_or_default(),
-        last_notified_ms: r.get(18)?,
-    })
-}
-
-impl Alert {
-    pub fn view(&self) -> AlertView {
-        AlertView {
-            key: self.key.clone(),
-            name: self.name.clone(),
-            labels: self.labels.clone(),
-            source: self.source,
-            severity: self.severity,
-            status: self.status,
-            summary: self.summary.clone(),
-            facts: self.facts.clone(),
-            runbook: self.runbook.clone(),
-            cluster: self.cluster.clone(),
-            first_seen: rfc3339(from_ms(self.first_seen_ms)),
-            last_seen: rfc3339(from_ms(self.last_seen_ms)),
-            fired_at: self.fired_ms.map(|m| rfc3339(from_ms(m))),
-            resolved_at: self.resolved_ms.map(|m| rfc3339(from_ms(m))),
-            cycle: self.cycle,
-        }
-    }
-
-    /// Labels plus the pseudo-labels silences can match on.
-    fn match_labels(&self) -> BTreeMap<&str, &str> {
-        let mut m: BTreeMap<&str, &str> = self
-            .labels
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        m.insert("alertname", &self.name);
-        m.insert("source", self.source.as_str());
-        m.insert("severity", self.severity.as_str());
-        m
-    }
-
-    fn save(&self, tx: &Transaction) -> rusqlite::Result<()> {
-        tx.execute(
-            &format!(
-                "INSERT OR REPLACE INTO alerts ({ALERT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"
-            ),
-            params![
-                self.key,
-                self.name,
-                serde_json::to_string(&self.labels).unwrap_or_default(),
-                self.source.as_str(),
-                self.severity.as_str(),
-                self.status.as_str(),
-                self.summary,
-                serde_json::to_string(&self.facts).unwrap_or_default(),
-                self.runbook,
-                self.cluster,
-                self.fail_streak as i64,
-                self.ok_streak as i64,
-                self.first_seen_ms,
-                self.last_seen_ms,
-                self.fired_ms,
-                self.resolved_ms,
-                self.cycle as i64,
-                serde_json::to_string(&self.notified_channels).unwrap_or_default(),
-                self.last_notified_ms,
-            ],
-        )?;
-        Ok(())
     }
 }
 
@@ -409,7 +292,7 @@ pub fn apply(
         // Remember good checks too, so `status --all` lists every key seen.
         a.first_seen_ms = now_ms;
     }
-    a.save(tx)?;
+    crate::store::save_alert(tx, &a)?;
     Ok(transition)
 }
 
@@ -454,7 +337,7 @@ pub fn tick(tx: &Transaction, s: &Settings, now: OffsetDateTime) -> rusqlite::Re
             changed = true;
         }
         if changed {
-            a.save(tx)?;
+            crate::store::save_alert(tx, &a)?;
         }
     }
     // Alertmanager forgets alerts that are not re-sent (resolve_timeout).

@@ -286,6 +286,65 @@ pub(crate) fn from_ms(ms: i64) -> OffsetDateTime {
         .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
+/// One row of the `alerts` table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alert {
+    pub key: String,
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub source: Source,
+    pub severity: Severity,
+    pub status: Status,
+    pub summary: String,
+    pub facts: Vec<Fact>,
+    pub runbook: Option<String>,
+    pub cluster: String,
+    pub fail_streak: u32,
+    pub ok_streak: u32,
+    pub first_seen_ms: i64,
+    pub last_seen_ms: i64,
+    pub fired_ms: Option<i64>,
+    pub resolved_ms: Option<i64>,
+    pub cycle: u32,
+    pub notified_channels: Vec<String>,
+    pub last_notified_ms: Option<i64>,
+}
+
+impl Alert {
+    pub fn view(&self) -> AlertView {
+        AlertView {
+            key: self.key.clone(),
+            name: self.name.clone(),
+            labels: self.labels.clone(),
+            source: self.source,
+            severity: self.severity,
+            status: self.status,
+            summary: self.summary.clone(),
+            facts: self.facts.clone(),
+            runbook: self.runbook.clone(),
+            cluster: self.cluster.clone(),
+            first_seen: rfc3339(from_ms(self.first_seen_ms)),
+            last_seen: rfc3339(from_ms(self.last_seen_ms)),
+            fired_at: self.fired_ms.map(|m| rfc3339(from_ms(m))),
+            resolved_at: self.resolved_ms.map(|m| rfc3339(from_ms(m))),
+            cycle: self.cycle,
+        }
+    }
+
+    /// Labels plus the pseudo-labels silences can match on.
+    pub(crate) fn match_labels(&self) -> BTreeMap<&str, &str> {
+        let mut m: BTreeMap<&str, &str> = self
+            .labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        m.insert("alertname", &self.name);
+        m.insert("source", self.source.as_str());
+        m.insert("severity", self.severity.as_str());
+        m
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

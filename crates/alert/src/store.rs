@@ -5,16 +5,76 @@
 //! delivers): every write is one `BEGIN IMMEDIATE` transaction, and readers
 //! and writers wait up to [`BUSY_TIMEOUT`] for each other.
 
-use crate::model::{from_ms, rfc3339, to_ms};
+use crate::model::{from_ms, rfc3339, to_ms, Alert, Severity, Source, Status};
 use crate::AlertError;
+use rusqlite::Row;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::time::Duration;
 use time::OffsetDateTime;
 use vigil_core::fsutil;
+
+pub(crate) const ALERT_COLUMNS: &str = "key, name, labels, source, severity, status, summary, facts, runbook, cluster, \
+    fail_streak, ok_streak, first_seen_ms, last_seen_ms, fired_ms, resolved_ms, cycle, notified_channels, last_notified_ms";
+
+pub(crate) fn row_to_alert(r: &Row) -> rusqlite::Result<Alert> {
+    Ok(Alert {
+        key: r.get(0)?,
+        name: r.get(1)?,
+        labels: serde_json::from_str(&r.get::<_, String>(2)?).unwrap_or_default(),
+        source: Source::from_str(&r.get::<_, String>(3)?).unwrap_or(Source::Vigil),
+        severity: Severity::from_str(&r.get::<_, String>(4)?).unwrap_or(Severity::Critical),
+        status: Status::parse(&r.get::<_, String>(5)?),
+        summary: r.get(6)?,
+        facts: serde_json::from_str(&r.get::<_, String>(7)?).unwrap_or_default(),
+        runbook: r.get(8)?,
+        cluster: r.get(9)?,
+        fail_streak: r.get::<_, i64>(10)? as u32,
+        ok_streak: r.get::<_, i64>(11)? as u32,
+        first_seen_ms: r.get(12)?,
+        last_seen_ms: r.get(13)?,
+        fired_ms: r.get(14)?,
+        resolved_ms: r.get(15)?,
+        cycle: r.get::<_, i64>(16)? as u32,
+        notified_channels: serde_json::from_str(&r.get::<_, String>(17)?).unwrap_or_default(),
+        last_notified_ms: r.get(18)?,
+    })
+}
+
+/// Writes one alert row (insert or replace).
+pub(crate) fn save_alert(tx: &Transaction, a: &Alert) -> rusqlite::Result<()> {
+    tx.execute(
+        &format!(
+            "INSERT OR REPLACE INTO alerts ({ALERT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"
+        ),
+        params![
+            a.key,
+            a.name,
+            serde_json::to_string(&a.labels).unwrap_or_default(),
+            a.source.as_str(),
+            a.severity.as_str(),
+            a.status.as_str(),
+            a.summary,
+            serde_json::to_string(&a.facts).unwrap_or_default(),
+            a.runbook,
+            a.cluster,
+            a.fail_streak as i64,
+            a.ok_streak as i64,
+            a.first_seen_ms,
+            a.last_seen_ms,
+            a.fired_ms,
+            a.resolved_ms,
+            a.cycle as i64,
+            serde_json::to_string(&a.notified_channels).unwrap_or_default(),
+            a.last_notified_ms,
+        ],
+    )?;
+    Ok(())
+}
 
 /// The database file inside `state.dir`.
 pub const DB_FILE: &str = "alerts.db";
@@ -296,13 +356,11 @@ impl Store {
     pub fn alerts(&self, all: bool) -> Result<Vec<crate::model::AlertView>, AlertError> {
         let sql = format!(
             "SELECT {} FROM alerts {} ORDER BY status = 'firing' DESC, severity = 'critical' DESC, key",
-            crate::engine::ALERT_COLUMNS,
+            ALERT_COLUMNS,
             if all { "" } else { "WHERE status != 'ok'" }
         );
         let mut st = self.conn.prepare(&sql).map_err(|e| self.db_err(e))?;
-        let rows = st
-            .query_map([], crate::engine::row_to_alert)
-            .map_err(|e| self.db_err(e))?;
+        let rows = st.query_map([], row_to_alert).map_err(|e| self.db_err(e))?;
         rows.map(|r| r.map(|a| a.view()).map_err(|e| self.db_err(e)))
             .collect()
     }
