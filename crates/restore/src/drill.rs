@@ -107,7 +107,7 @@ pub fn run(cfg: &Config, o: &DrillOptions<'_>) -> Result<DrillReport, RestoreErr
             o.member.unwrap_or_default()
         )));
     }
-    let sources = crate::source::only(crate::source::configured(cfg), o.source)?;
+    let sources = crate::source::only(crate::sinks::configured(cfg), o.source)?;
     let cat = crate::source::catalog_of(cfg, &sources);
     let root = rc
         .scratch_dir

@@ -663,7 +663,7 @@ pub fn run(cfg: &vigil_core::Config, o: &EtcdOptions<'_>) -> Result<EtcdReport, 
             )));
         }
     }
-    let sources = crate::source::only(crate::source::configured(cfg), o.source)?;
+    let sources = crate::source::only(crate::sinks::configured(cfg), o.source)?;
     let cat = crate::source::catalog_of(cfg, &sources);
     let archive = o.selector.select(&cat)?;
     // Before anything runs (not even `etcdctl version`) or is written.

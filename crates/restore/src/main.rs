@@ -225,7 +225,7 @@ fn dispatch(g: &GlobalArgs, c: Command) -> Result<i32, Exit> {
     match c {
         Command::CheckConfig(_) => Ok(exit::OK),
         Command::List { json, source } => {
-            let sources = source::only(source::configured(&cfg), source.as_deref())
+            let sources = source::only(vigil_restore::sinks::configured(&cfg), source.as_deref())
                 .map_err(|e| fail(e.into()))?;
             let cat = source::catalog_of(&cfg, &sources);
             if json {
@@ -256,8 +256,11 @@ fn dispatch(g: &GlobalArgs, c: Command) -> Result<i32, Exit> {
             // the archive is read (or the read goes on without, with a warning).
             let _archives = ArchivesLock::for_reading(&cfg.state.dir);
             let ids = ids(&identity)?;
-            let sources = source::only(source::configured(&cfg), select.source.as_deref())
-                .map_err(|e| fail(e.into()))?;
+            let sources = source::only(
+                vigil_restore::sinks::configured(&cfg),
+                select.source.as_deref(),
+            )
+            .map_err(|e| fail(e.into()))?;
             let cat = source::catalog_of(&cfg, &sources);
             let a = select.selector().select(&cat).map_err(fail)?;
             if out.as_os_str() == fetch::STDOUT {

@@ -130,7 +130,7 @@ pub fn run(cfg: &Config, o: &Rke2Options<'_>) -> Result<Rke2Report, RestoreError
     let node = members[node_idx];
     let others: Vec<usize> = (0..members.len()).filter(|i| *i != node_idx).collect();
     let ssh = !rc.ssh.is_empty();
-    let sources = crate::source::only(crate::source::configured(cfg), o.source)?;
+    let sources = crate::source::only(crate::sinks::configured(cfg), o.source)?;
     let cat = crate::source::catalog_of(cfg, &sources);
     let archive = if o.execute {
         Some(o.selector.select(&cat)?)

@@ -127,3 +127,14 @@ pub fn sources(cfg: &vigil_core::Config) -> Vec<Box<dyn Source>> {
         .map(|s| Box::new(SinkSource::new(s, cfg.cluster_name(), rt.clone())) as Box<dyn Source>)
         .collect()
 }
+
+/// The sources configured for this host. The local snapshot dir comes first
+/// (cheapest to read); then every sink that can be read.
+pub fn configured(cfg: &vigil_core::Config) -> Vec<Box<dyn Source>> {
+    let mut v: Vec<Box<dyn Source>> = Vec::new();
+    if let Some(sn) = cfg.snapshot.as_ref() {
+        v.push(Box::new(crate::source::LocalSource::new(&sn.get_ref().dir)));
+    }
+    v.extend(sources(cfg));
+    v
+}

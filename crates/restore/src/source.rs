@@ -234,17 +234,6 @@ where
     }
 }
 
-/// The sources configured for this host. The local snapshot dir comes first
-/// (cheapest to read); sink-backed sources are appended here.
-pub fn configured(cfg: &Config) -> Vec<Box<dyn Source>> {
-    let mut v: Vec<Box<dyn Source>> = Vec::new();
-    if let Some(sn) = cfg.snapshot.as_ref() {
-        v.push(Box::new(LocalSource::new(&sn.get_ref().dir)));
-    }
-    v.extend(crate::sinks::sources(cfg));
-    v
-}
-
 /// Keeps only the source named `name` (all when `None`).
 pub fn only(
     sources: Vec<Box<dyn Source>>,

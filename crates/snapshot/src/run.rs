@@ -2,6 +2,7 @@
 //! consistency check, retention and outcome records.
 
 use crate::consistency::{self, ConsistencyReport, MemberHash};
+pub use crate::ship::SinkReport;
 use crate::ship::{build_sinks, sync_sink, Mode};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -93,22 +94,6 @@ pub struct SinkCopy {
     pub ok: bool,
     pub location: String,
     pub error: Option<String>,
-}
-
-/// A sink at the end of the run: every local archive should be there.
-#[derive(Debug, Clone, Serialize)]
-pub struct SinkReport {
-    pub sink: String,
-    pub kind: String,
-    pub ok: bool,
-    /// Verified copies of this cluster in the sink after the run.
-    pub copies: usize,
-    /// Archives shipped late (catch-up, or tape).
-    pub shipped: Vec<String>,
-    pub pruned: Vec<String>,
-    pub errors: Vec<String>,
-    /// Problems that the run repaired (a streamed upload that failed and was caught up).
-    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -1,7 +1,6 @@
 //! The sinks after the members: ship what is missing (catch-up, tape),
 //! apply each sink's own retention, list and scrub copies.
 
-use crate::run::SinkReport;
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
@@ -10,6 +9,22 @@ use vigil_archive::sink::{Sink, SinkEntry, SinkError};
 use vigil_core::config::Config;
 use vigil_core::corrupt::{self, BadCopy, Ledger};
 use vigil_core::retention::{self, Candidate};
+
+/// A sink at the end of the run: every local archive should be there.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SinkReport {
+    pub sink: String,
+    pub kind: String,
+    pub ok: bool,
+    /// Verified copies of this cluster in the sink after the run.
+    pub copies: usize,
+    /// Archives shipped late (catch-up, or tape).
+    pub shipped: Vec<String>,
+    pub pruned: Vec<String>,
+    pub errors: Vec<String>,
+    /// Problems that the run repaired (a streamed upload that failed and was caught up).
+    pub warnings: Vec<String>,
+}
 
 pub fn build_sinks(cfg: &Config) -> Result<Vec<Arc<Sink>>, SinkError> {
     cfg.sinks()
