@@ -24,16 +24,25 @@ pub enum CmdError {
     Timeout { argv: String, after: String },
 }
 
-/// Renders argv for messages, quoting arguments with spaces.
+/// One argument as a POSIX shell reads it back: plain when it is safe,
+/// single-quoted otherwise, so a printed command can be pasted.
+pub fn quote(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.chars().all(|c| {
+            c.is_ascii_alphanumeric()
+                || matches!(c, '-' | '_' | '.' | '/' | ':' | '=' | ',' | '@' | '+')
+        });
+    if plain {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// Renders argv for messages and runbooks, each argument [`quote`]d.
 pub fn render_argv(program: &Path, args: &[String]) -> String {
-    std::iter::once(program.display().to_string())
-        .chain(args.iter().map(|a| {
-            if a.contains(' ') {
-                format!("'{a}'")
-            } else {
-                a.clone()
-            }
-        }))
+    std::iter::once(quote(&program.display().to_string()))
+        .chain(args.iter().map(|a| quote(a)))
         .collect::<Vec<_>>()
         .join(" ")
 }

@@ -21,18 +21,7 @@ pub fn render(argv: &[OsString]) -> String {
         .join(" ")
 }
 
-pub fn quote(s: &str) -> String {
-    let plain = !s.is_empty()
-        && s.chars().all(|c| {
-            c.is_ascii_alphanumeric()
-                || matches!(c, '-' | '_' | '.' | '/' | ':' | '=' | ',' | '@' | '+')
-        });
-    if plain {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
-}
+pub use vigil_core::cmd::quote;
 
 /// Runs `argv` to completion; a spawn failure or non-zero exit is an error
 /// that names the command and carries the end of its stderr.
@@ -64,16 +53,8 @@ fn run_cmd(
         detail: format!("could not start: {e}"),
     })?;
     if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let tail: String = stderr
-            .lines()
-            .rev()
-            .take(8)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect::<Vec<_>>()
-            .join(" | ");
+        let tail =
+            vigil_core::cmd::tail(&String::from_utf8_lossy(&out.stderr), 8).replace('\n', " | ");
         return Err(CommandError {
             argv: rendered,
             detail: format!("failed ({}): {}", out.status, tail.trim()),
