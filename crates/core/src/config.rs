@@ -1115,7 +1115,7 @@ impl Validator<'_> {
         }
         let field = key.rsplit('.').next().unwrap_or(key);
         secret::check_private_file(&secret::resolve_path(p))
-            .map_err(|m| self.err(key, self.field_span(table, field), m))
+            .map_err(|e| self.err(key, self.field_span(table, field), e.to_string()))
     }
 
     fn snapshot(&self, s: &mut SnapshotConfig, span: Range<usize>) -> Result<(), ConfigError> {
@@ -1386,7 +1386,7 @@ impl Validator<'_> {
             (Some(s), None) => Ok(s.clone()),
             (None, Some(_)) if !self.check_files.get() => Ok(Secret::new("")),
             (None, Some(p)) => secret::read_secret_file(&secret::resolve_path(p))
-                .map_err(|m| self.err(format!("{key}.{field}_file"), Some(span), m)),
+                .map_err(|e| self.err(format!("{key}.{field}_file"), Some(span), e.to_string())),
             (Some(_), Some(_)) => Err(self.err(
                 format!("{key}.{field}"),
                 Some(span),

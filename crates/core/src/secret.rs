@@ -116,41 +116,66 @@ pub fn resolve_path(p: &Path) -> PathBuf {
     credentials_dir().join(p)
 }
 
+/// Why a secret file cannot be used. The messages are fit for a config
+/// error; none holds the secret.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretFileError {
+    #[error("cannot read secret file {}: {source}", path.display())]
+    Unreadable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("secret file {} is not a regular file", path.display())]
+    NotAFile { path: PathBuf },
+    #[error(
+        "secret file {} is accessible by group or others (mode {mode:04o}); please run `chmod 600 {}`",
+        path.display(),
+        path.display()
+    )]
+    TooOpen { path: PathBuf, mode: u32 },
+    #[error("secret file {} is empty", path.display())]
+    Empty { path: PathBuf },
+}
+
+fn unreadable(path: &Path) -> impl FnOnce(std::io::Error) -> SecretFileError + '_ {
+    move |source| SecretFileError::Unreadable {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
 /// Checks that a secret file exists, is a regular file and is private to its
-/// owner. Returns a message fit for a config error.
-pub fn check_private_file(path: &Path) -> Result<(), String> {
-    let meta = std::fs::metadata(path)
-        .map_err(|e| format!("cannot read secret file {}: {e}", path.display()))?;
+/// owner.
+pub fn check_private_file(path: &Path) -> Result<(), SecretFileError> {
+    let meta = std::fs::metadata(path).map_err(unreadable(path))?;
     if !meta.is_file() {
-        return Err(format!(
-            "secret file {} is not a regular file",
-            path.display()
-        ));
+        return Err(SecretFileError::NotAFile {
+            path: path.to_path_buf(),
+        });
     }
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
-        return Err(format!(
-            "secret file {} is accessible by group or others (mode {mode:04o}); \
-             please run `chmod 600 {}`",
-            path.display(),
-            path.display()
-        ));
+        return Err(SecretFileError::TooOpen {
+            path: path.to_path_buf(),
+            mode,
+        });
     }
-    std::fs::File::open(path)
-        .map_err(|e| format!("cannot read secret file {}: {e}", path.display()))?;
+    std::fs::File::open(path).map_err(unreadable(path))?;
     Ok(())
 }
 
 /// Reads a private secret file, trimming one trailing newline.
-pub fn read_secret_file(path: &Path) -> Result<Secret, String> {
+pub fn read_secret_file(path: &Path) -> Result<Secret, SecretFileError> {
     check_private_file(path)?;
-    let mut s = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read secret file {}: {e}", path.display()))?;
+    let mut s = std::fs::read_to_string(path).map_err(unreadable(path))?;
     while s.ends_with('\n') || s.ends_with('\r') {
         s.pop();
     }
     if s.is_empty() {
-        return Err(format!("secret file {} is empty", path.display()));
+        return Err(SecretFileError::Empty {
+            path: path.to_path_buf(),
+        });
     }
     Ok(Secret(s))
 }
@@ -199,10 +224,11 @@ mod tests {
         std::fs::write(&p, "abc\n").unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
         let e = read_secret_file(&p).unwrap_err();
-        assert!(e.contains("chmod 600"), "{e}");
+        assert!(matches!(e, SecretFileError::TooOpen { mode: 0o644, .. }));
+        assert!(e.to_string().contains("chmod 600"), "{e}");
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert_eq!(read_secret_file(&p).unwrap().expose(), "abc");
         let e = read_secret_file(&dir.path().join("missing")).unwrap_err();
-        assert!(e.contains("missing"), "{e}");
+        assert!(e.to_string().contains("missing"), "{e}");
     }
 }

@@ -49,7 +49,8 @@ fn auth(k: &KubeHealth, timeout: std::time::Duration) -> Result<Auth, String> {
     };
     let token = match &k.token_file {
         Some(p) => Some(
-            read_secret_file(&resolve_path(p))?
+            read_secret_file(&resolve_path(p))
+                .map_err(|e| e.to_string())?
                 .expose()
                 .trim()
                 .to_string(),

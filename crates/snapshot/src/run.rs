@@ -1003,7 +1003,7 @@ fn archive_token(
     let dir = sc.dir.join("rke2");
     let path = dir.join(format!("{}-server-token.age", ctx.cluster));
     let token = vigil_core::secret::read_secret_file(&vigil_core::secret::resolve_path(src));
-    let r = token.as_ref().map_err(Clone::clone).and_then(|token| {
+    let r = token.as_ref().map_err(|e| e.to_string()).and_then(|token| {
         fsutil::ensure_private_dir(&dir).map_err(|e| e.to_string())?;
         let sealed =
             vigil_archive::encrypt_small(token.expose().as_bytes(), &ctx.archive.recipients)
