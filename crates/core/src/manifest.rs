@@ -94,6 +94,23 @@ impl Membership {
     }
 }
 
+/// A manifest file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("reading manifest {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("parsing manifest {}: {source}", path.display())]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
 impl Manifest {
     /// Path of the manifest for an archive at `archive_path`.
     pub fn path_for(archive_path: &Path) -> PathBuf {
@@ -108,11 +125,15 @@ impl Manifest {
         v
     }
 
-    pub fn read(path: &Path) -> Result<Manifest, String> {
-        let bytes =
-            std::fs::read(path).map_err(|e| format!("reading manifest {}: {e}", path.display()))?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| format!("parsing manifest {}: {e}", path.display()))
+    pub fn read(path: &Path) -> Result<Manifest, ManifestError> {
+        let bytes = std::fs::read(path).map_err(|source| ManifestError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        serde_json::from_slice(&bytes).map_err(|source| ManifestError::Parse {
+            path: path.to_path_buf(),
+            source,
+        })
     }
 
     /// Compression ratio: plaintext size over archive size.
