@@ -350,24 +350,60 @@ pub fn replay(
     Ok(done)
 }
 
+/// Why a replayed bump failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error("{what}: {source}")]
+    Etcd {
+        what: String,
+        #[source]
+        source: etcd_client::Error,
+    },
+    #[error("writing {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Fs(#[from] vigil_core::fsutil::FsError),
+    #[error("a writer failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    /// The scratch etcd does not hold what it must.
+    #[error("{0}")]
+    Unexpected(String),
+}
+
+fn etcd_err(what: impl Into<String>) -> impl FnOnce(etcd_client::Error) -> ReplayError {
+    let what = what.into();
+    move |source| ReplayError::Etcd { what, source }
+}
+
+fn write_err(path: &Path) -> impl FnOnce(std::io::Error) -> ReplayError + '_ {
+    move |source| ReplayError::Write {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
 async fn replay_writes(
     mut c: etcd_client::Client,
     size: u64,
     expect: Expect,
     out: &Path,
-) -> Result<(i64, i64), String> {
+) -> Result<(i64, i64), ReplayError> {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::Arc;
     let existing = c
         .get(REPLAY_KEY, None)
         .await
-        .map_err(|e| format!("reading the scratch etcd: {e}"))?;
+        .map_err(etcd_err("reading the scratch etcd"))?;
     let from = existing.header().map(|h| h.revision()).unwrap_or_default();
     if existing.count() != 0 {
-        return Err(format!(
+        return Err(ReplayError::Unexpected(format!(
             "the snapshot already holds the key {:?}, which the replay writes and deletes",
             String::from_utf8_lossy(REPLAY_KEY)
-        ));
+        )));
     }
     let at = c
         .get(
@@ -382,11 +418,11 @@ async fn replay_writes(
         .await;
     let keys = at.as_ref().map(|r| r.count()).unwrap_or(-1);
     if from < expect.revision || keys != expect.key_count {
-        return Err(format!(
+        return Err(ReplayError::Unexpected(format!(
             "the restored snapshot holds revision {from} and {keys} keys at revision {}, but its manifest says revision {} and {} keys; \
              nothing was bumped (is the restore tool working?)",
             expect.revision, expect.revision, expect.key_count
-        ));
+        )));
     }
     let target = from + size as i64;
     // size − 1 puts, then one delete: the last revision is from + size.
@@ -402,9 +438,9 @@ async fn replay_writes(
             while take(&left) {
                 c.put(REPLAY_KEY, b"x".to_vec(), None)
                     .await
-                    .map_err(|e| format!("put: {e}"))?;
+                    .map_err(etcd_err("put"))?;
             }
-            Ok::<(), String>(())
+            Ok::<(), ReplayError>(())
         });
     }
     let t0 = Instant::now();
@@ -416,7 +452,7 @@ async fn replay_writes(
                 None => break,
                 Some(Ok(Ok(()))) => {}
                 Some(Ok(Err(e))) => return Err(e),
-                Some(Err(e)) => return Err(format!("a writer failed: {e}")),
+                Some(Err(e)) => return Err(e.into()),
             },
             _ = ticker.tick() => {
                 let done = size.saturating_sub(1) - left.load(Ordering::Relaxed);
@@ -429,51 +465,47 @@ async fn replay_writes(
     if size > 0 {
         c.delete(REPLAY_KEY, None)
             .await
-            .map_err(|e| format!("delete: {e}"))?;
+            .map_err(etcd_err("delete"))?;
     }
     let now = c
         .get(REPLAY_KEY, None)
         .await
-        .map_err(|e| format!("reading the revision: {e}"))?
+        .map_err(etcd_err("reading the revision"))?
         .header()
         .map(|h| h.revision())
         .unwrap_or_default();
     if now != target {
-        return Err(format!(
+        return Err(ReplayError::Unexpected(format!(
             "the scratch etcd is at revision {now} after the writes, expected {target}"
-        ));
+        )));
     }
     c.compact(
         target,
         Some(etcd_client::CompactionOptions::new().with_physical()),
     )
     .await
-    .map_err(|e| format!("compacting at revision {target}: {e}"))?;
-    c.defragment()
-        .await
-        .map_err(|e| format!("defragmenting: {e}"))?;
+    .map_err(etcd_err(format!("compacting at revision {target}")))?;
+    c.defragment().await.map_err(etcd_err("defragmenting"))?;
     save(&mut c, out).await?;
     Ok((from, target))
 }
 
 /// Streams the scratch etcd's snapshot (with its sha256 trailer) into `out`.
-async fn save(c: &mut etcd_client::Client, out: &Path) -> Result<(), String> {
+async fn save(c: &mut etcd_client::Client, out: &Path) -> Result<(), ReplayError> {
     use std::io::Write;
-    let mut f = vigil_core::fsutil::create_private(out).map_err(|e| e.to_string())?;
+    let mut f = vigil_core::fsutil::create_private(out)?;
     let mut stream = c
         .snapshot()
         .await
-        .map_err(|e| format!("opening the snapshot stream: {e}"))?;
+        .map_err(etcd_err("opening the snapshot stream"))?;
     while let Some(m) = stream
         .message()
         .await
-        .map_err(|e| format!("snapshot stream: {e}"))?
+        .map_err(etcd_err("snapshot stream"))?
     {
-        f.write_all(m.blob())
-            .map_err(|e| format!("writing {}: {e}", out.display()))?;
+        f.write_all(m.blob()).map_err(write_err(out))?;
     }
-    f.sync_all()
-        .map_err(|e| format!("writing {}: {e}", out.display()))
+    f.sync_all().map_err(write_err(out))
 }
 
 #[cfg(test)]

@@ -146,10 +146,11 @@ pub fn judge(
 }
 
 /// Reads the signals from the member and judges them.
-pub(crate) async fn check(client: &MemberClient, p: &Preflight) -> Result<Option<String>, String> {
-    let st = vigil_etcd::status(client)
-        .await
-        .map_err(|e| e.to_string())?;
+pub(crate) async fn check(
+    client: &MemberClient,
+    p: &Preflight,
+) -> Result<Option<String>, vigil_etcd::EtcdError> {
+    let st = vigil_etcd::status(client).await?;
     if st.leader == 0 {
         // Without a leader the alarm list and the read only time out.
         return Ok(judge(&st, &[], &Ok(Duration::ZERO), p.max_latency));
