@@ -51,6 +51,29 @@ struct Page {
     next: Option<(String, String)>,
 }
 
+/// Why listing or aborting stale uploads failed (the run goes on either way).
+#[derive(Debug, thiserror::Error)]
+pub enum UploadsError {
+    #[error("signing the request: {0}")]
+    Sign(#[source] object_store::Error),
+    /// reqwest's error chain, without the signed URL.
+    #[error("{0}")]
+    Http(String),
+    #[error("the store answered {status} {code}")]
+    Status {
+        status: reqwest::StatusCode,
+        code: String,
+    },
+    #[error("{0}")]
+    Parse(&'static str),
+    #[error("more than 1000 pages of multipart uploads")]
+    TooManyPages,
+    #[error("{0}")]
+    Key(#[source] object_store::path::Error),
+    #[error("{0}")]
+    Abort(String),
+}
+
 impl Uploads {
     pub fn new(s3: Arc<AmazonS3>, http: reqwest::Client) -> Uploads {
         Uploads {
@@ -61,7 +84,7 @@ impl Uploads {
     }
 
     /// Every incomplete upload whose key starts with `prefix`.
-    pub async fn list(&self, prefix: &str) -> Result<Vec<Upload>, String> {
+    pub async fn list(&self, prefix: &str) -> Result<Vec<Upload>, UploadsError> {
         let mut out = Vec::new();
         let mut marker: Option<(String, String)> = None;
         // A bound on pages, against a store that keeps answering "truncated".
@@ -80,22 +103,22 @@ impl Uploads {
                     &SignedUrlOptions::default().with_query(q),
                 )
                 .await
-                .map_err(|e| format!("signing the request: {e}"))?;
+                .map_err(UploadsError::Sign)?;
             // The signed URL carries a signature: keep it out of errors.
             let resp = self
                 .http
                 .get(url)
                 .send()
                 .await
-                .map_err(|e| crate::sink::chain(&e.without_url()))?;
+                .map_err(|e| UploadsError::Http(crate::sink::chain(&e.without_url())))?;
             let status = resp.status();
             let body = resp
                 .text()
                 .await
-                .map_err(|e| crate::sink::chain(&e.without_url()))?;
+                .map_err(|e| UploadsError::Http(crate::sink::chain(&e.without_url())))?;
             if !status.is_success() {
                 let code = element(&body, "Code").map(unescape).unwrap_or_default();
-                return Err(format!("the store answered {status} {code}"));
+                return Err(UploadsError::Status { status, code });
             }
             let page = parse_page(&body)?;
             out.extend(page.uploads);
@@ -104,26 +127,28 @@ impl Uploads {
                 _ => return Ok(out),
             }
         }
-        Err("more than 1000 pages of multipart uploads".into())
+        Err(UploadsError::TooManyPages)
     }
 
-    pub async fn abort(&self, u: &Upload) -> Result<(), String> {
-        let path = ObjPath::parse(&u.key).map_err(|e| e.to_string())?;
+    pub async fn abort(&self, u: &Upload) -> Result<(), UploadsError> {
+        let path = ObjPath::parse(&u.key).map_err(UploadsError::Key)?;
         match self.s3.abort_multipart(&path, &u.id).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(crate::sink::chain(&e)),
+            Err(e) => Err(UploadsError::Abort(crate::sink::chain(&e))),
         }
     }
 }
 
-fn parse_page(xml: &str) -> Result<Page, String> {
+fn parse_page(xml: &str) -> Result<Page, UploadsError> {
     if !xml.contains("<ListMultipartUploadsResult") {
-        return Err("the answer is not a ListMultipartUploadsResult".into());
+        return Err(UploadsError::Parse(
+            "the answer is not a ListMultipartUploadsResult",
+        ));
     }
     let mut page = Page::default();
     for u in elements(xml, "Upload") {
         let (Some(key), Some(id)) = (element(u, "Key"), element(u, "UploadId")) else {
-            return Err("an <Upload> without Key or UploadId".into());
+            return Err(UploadsError::Parse("an <Upload> without Key or UploadId"));
         };
         page.uploads.push(Upload {
             key: unescape(key),
