@@ -33,7 +33,39 @@ const BUCKET_LEAF: u32 = 0x01;
 const MAX_DEPTH: usize = 64;
 
 /// Called with each leaf element's flags, key and value.
-type Visit<'a> = dyn FnMut(u32, &[u8], &[u8]) -> Result<(), String> + 'a;
+type Visit<'a> = dyn FnMut(u32, &[u8], &[u8]) -> Result<(), Damaged> + 'a;
+
+/// What is wrong with a file that should be an etcd snapshot (a bbolt db).
+#[derive(Debug, thiserror::Error)]
+pub enum Damaged {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("no valid bbolt meta page (not an etcd snapshot, or damaged)")]
+    NoMeta,
+    #[error("an implausible page size {0}")]
+    PageSize(u64),
+    #[error("page {0} is out of the file")]
+    PageOutOfFile(u64),
+    #[error("page {0} overflows the file")]
+    PageOverflows(u64),
+    #[error("the tree is deeper than any real one")]
+    TooDeep,
+    #[error("a page with flags {0:#x} in a tree")]
+    PageFlags(u16),
+    #[error("a damaged {0}")]
+    Record(&'static str),
+    #[error("it has no `key` bucket")]
+    NoKeyBucket,
+}
+
+/// [`read_entries`] failed: the file and what is wrong with it.
+#[derive(Debug, thiserror::Error)]
+#[error("reading {} as an etcd snapshot: {why}", path.display())]
+pub struct SnapshotReadError {
+    pub path: std::path::PathBuf,
+    #[source]
+    pub why: Damaged,
+}
 
 struct Db {
     file: std::fs::File,
@@ -68,31 +100,27 @@ fn meta(page: &[u8]) -> Option<(u64, u64, u64)> {
 }
 
 impl Db {
-    fn page(&self, id: u64) -> Result<Vec<u8>, String> {
+    fn page(&self, id: u64) -> Result<Vec<u8>, Damaged> {
         if id < 2 || id >= self.pages {
-            return Err(format!("page {id} is out of the file"));
+            return Err(Damaged::PageOutOfFile(id));
         }
         let mut head = vec![0u8; HEADER];
-        self.file
-            .read_exact_at(&mut head, id * self.page_size)
-            .map_err(|e| e.to_string())?;
+        self.file.read_exact_at(&mut head, id * self.page_size)?;
         let overflow = u64::from(u32_at(&head, 12).unwrap_or(0));
         if id + overflow >= self.pages {
-            return Err(format!("page {id} overflows the file"));
+            return Err(Damaged::PageOverflows(id));
         }
         let mut p = vec![0u8; ((1 + overflow) * self.page_size) as usize];
-        self.file
-            .read_exact_at(&mut p, id * self.page_size)
-            .map_err(|e| e.to_string())?;
+        self.file.read_exact_at(&mut p, id * self.page_size)?;
         Ok(p)
     }
 
     /// Every (flags, key, value) of the leaves under `page`, in order.
-    fn walk(&self, page: &[u8], depth: usize, out: &mut Visit<'_>) -> Result<(), String> {
+    fn walk(&self, page: &[u8], depth: usize, out: &mut Visit<'_>) -> Result<(), Damaged> {
         if depth > MAX_DEPTH {
-            return Err("the tree is deeper than any real one".into());
+            return Err(Damaged::TooDeep);
         }
-        let bad = || "a damaged page".to_string();
+        let bad = || Damaged::Record("page");
         let flags = u16_at(page, 8).ok_or_else(bad)?;
         let count = usize::from(u16_at(page, 10).ok_or_else(bad)?);
         for i in 0..count {
@@ -110,15 +138,15 @@ impl Db {
                 let v = page.get(pos + ks..pos + ks + vs).ok_or_else(bad)?;
                 out(f, k, v)?;
             } else {
-                return Err(format!("a page with flags {flags:#x} in a tree"));
+                return Err(Damaged::PageFlags(flags));
             }
         }
         Ok(())
     }
 
     /// The leaves of a bucket, from its value in the parent.
-    fn bucket(&self, value: &[u8], out: &mut Visit<'_>) -> Result<(), String> {
-        let root = u64_at(value, 0).ok_or("a damaged bucket")?;
+    fn bucket(&self, value: &[u8], out: &mut Visit<'_>) -> Result<(), Damaged> {
+        let root = u64_at(value, 0).ok_or(Damaged::Record("bucket"))?;
         if root == 0 {
             self.walk(&value[16..], 0, out)
         } else {
@@ -171,13 +199,18 @@ fn key_value(b: &[u8]) -> Option<(&[u8], &[u8])> {
 }
 
 /// The current `/bootstrap/` keys and values of an etcd snapshot file.
-pub fn read_entries(path: &Path) -> Result<Entries, String> {
-    let e = |why: String| format!("reading {} as an etcd snapshot: {why}", path.display());
-    let file = std::fs::File::open(path).map_err(|x| e(x.to_string()))?;
-    let len = file.metadata().map_err(|x| e(x.to_string()))?.len();
+pub fn read_entries(path: &Path) -> Result<Entries, SnapshotReadError> {
+    read(path).map_err(|why| SnapshotReadError {
+        path: path.to_path_buf(),
+        why,
+    })
+}
+
+fn read(path: &Path) -> Result<Entries, Damaged> {
+    let file = std::fs::File::open(path)?;
+    let len = file.metadata()?.len();
     let mut first = vec![0u8; 4096.min(len as usize)];
-    file.read_exact_at(&mut first, 0)
-        .map_err(|x| e(x.to_string()))?;
+    file.read_exact_at(&mut first, 0)?;
     // Page 0 names the page size; page 1 sits one page further.
     let size0 = meta(&first).map(|m| m.0).unwrap_or(4096);
     let mut second = vec![0u8; HEADER + 64];
@@ -191,9 +224,9 @@ pub fn read_entries(path: &Path) -> Result<Entries, String> {
         .into_iter()
         .flatten()
         .max_by_key(|m| m.2)
-        .ok_or_else(|| e("no valid bbolt meta page (not an etcd snapshot, or damaged)".into()))?;
+        .ok_or(Damaged::NoMeta)?;
     if !(512..=(1 << 20)).contains(&page_size) {
-        return Err(e(format!("an implausible page size {page_size}")));
+        return Err(Damaged::PageSize(page_size));
     }
     let db = Db {
         file,
@@ -201,26 +234,24 @@ pub fn read_entries(path: &Path) -> Result<Entries, String> {
         pages: len / page_size,
     };
     let mut key_bucket = None;
-    let rootp = db.page(root).map_err(e)?;
+    let rootp = db.page(root)?;
     db.walk(&rootp, 0, &mut |f, k, v| {
         if f & BUCKET_LEAF != 0 && k == b"key" {
             key_bucket = Some(v.to_vec());
         }
         Ok(())
-    })
-    .map_err(e)?;
-    let key_bucket = key_bucket.ok_or_else(|| e("it has no `key` bucket".into()))?;
+    })?;
+    let key_bucket = key_bucket.ok_or(Damaged::NoKeyBucket)?;
     // Revisions come in order: the last one of a key is its current state.
     let mut current: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
     db.bucket(&key_bucket, &mut |_, rev, v| {
-        let (k, value) = key_value(v).ok_or("a damaged key-value record")?;
+        let (k, value) = key_value(v).ok_or(Damaged::Record("key-value record"))?;
         if k.starts_with(PREFIX.as_bytes()) {
             let deleted = rev.len() == 18 && rev[17] == b't';
             current.insert(k.to_vec(), (!deleted).then(|| value.to_vec()));
         }
         Ok(())
-    })
-    .map_err(e)?;
+    })?;
     Ok(current
         .into_iter()
         .filter_map(|(k, v)| Some((k, v?)))
@@ -247,6 +278,7 @@ mod tests {
         let t = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(t.path(), vec![7u8; 8192]).unwrap();
         let e = read_entries(t.path()).unwrap_err();
-        assert!(e.contains("no valid bbolt meta page"), "{e}");
+        assert!(matches!(e.why, Damaged::NoMeta), "{e}");
+        assert!(e.to_string().contains("no valid bbolt meta page"), "{e}");
     }
 }
