@@ -776,15 +776,25 @@ fn preflight_defers_a_member_in_trouble_and_alerts_when_it_never_gets_its_turn()
 
     // Cleared while cp-2 waits: it is checked again and archived in the same run.
     let cfg = config("60s");
+    let log = t.path().join("deferred-run.log");
     let child = std::process::Command::new(bin("vigil-snapshot"))
         .args(["--config", cfg.to_str().unwrap(), "run", "--json"])
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(2500));
+    // Cleared only once the run has deferred cp-2.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("deferred, checked again in 1s")
+    {
+        assert!(Instant::now() < deadline, "cp-2 was never deferred");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     alarm(AlarmAction::Deactivate);
-    let out = child.wait_with_output().unwrap();
+    let mut out = child.wait_with_output().unwrap();
+    out.stderr = std::fs::read(&log).unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let cp2 = r["members"]
