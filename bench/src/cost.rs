@@ -110,8 +110,9 @@ pub struct PhaseSample {
     pub etcd_cpu_s: f64,
     /// Snapshot bytes the backup read (all members).
     pub backup_bytes: u64,
-    /// The machine's 1-minute load average when the phase began: other work
-    /// on the machine shows here (the harness alone keeps it near 1–2).
+    /// The machine's 1-minute load average when the phase began (the
+    /// harness's own etcd, load and backup count too): other work on the
+    /// machine shows here.
     #[serde(default)]
     pub loadavg_1m: f64,
 }
@@ -233,6 +234,15 @@ fn phases(o: &CostOptions) -> Vec<(String, String, Backup)> {
             Backup::Vigil(format!("{off}rate_limit = \"{r}\"\n")),
         ));
     }
+    // The two bounds that cost no run time on this machine, together.
+    v.push((
+        "vigil_serial_preflight".into(),
+        "vigil, `max_concurrent_members = 1` + `preflight = true` (500ms)".into(),
+        Backup::Vigil(
+            "max_concurrent_members = 1\npreflight = true\npreflight_max_latency = \"500ms\"\n"
+                .into(),
+        ),
+    ));
     v.push((
         "vigil_preflight".into(),
         "vigil, 3 at once, `preflight = true` (500ms)".into(),

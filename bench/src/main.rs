@@ -165,7 +165,7 @@ enum Command {
         #[arg(long, value_delimiter = ',', default_value = "10MiB,20MiB,50MiB")]
         rate_limits: Vec<String>,
         /// Only these phases (idle, etcdctl, vigil, vigil_serial,
-        /// vigil_rate_<limit>, vigil_preflight); default: all.
+        /// vigil_rate_<limit>, vigil_serial_preflight, vigil_preflight); default: all.
         #[arg(long, value_delimiter = ',')]
         phases: Vec<String>,
         /// Do not defragment the members before each phase.
@@ -177,6 +177,9 @@ enum Command {
         workers: usize,
         #[command(flatten)]
         common: Common,
+        /// Name of the run in the results (default: the size).
+        #[arg(long)]
+        label: Option<String>,
         /// Mark the results as a harness check whose figures mean nothing.
         #[arg(long)]
         smoke: bool,
@@ -321,11 +324,13 @@ fn real_main() -> Result<()> {
             seed,
             workers,
             common,
+            label,
             smoke,
         } => {
             let keep = common.keep;
             let (repo, bin_dir, workdir, out) =
                 common.resolve("vigil-bench-cost", "bench/results/cost.json")?;
+            let label = label.unwrap_or_else(|| size.clone());
             let o = cost::CostOptions {
                 repo,
                 bin_dir,
@@ -333,7 +338,7 @@ fn real_main() -> Result<()> {
                 keep,
                 out,
                 size: gen::parse_size(&size)?,
-                label: size,
+                label,
                 seed,
                 workers,
                 runs: runs.max(1),

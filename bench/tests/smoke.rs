@@ -298,6 +298,7 @@ fn cost_harness_runs_every_phase() {
             "vigil",
             "vigil_serial",
             "vigil_rate_20MiB",
+            "vigil_serial_preflight",
             "vigil_preflight"
         ],
         "{r}"
