@@ -829,3 +829,61 @@ fn preflight_defers_a_member_in_trouble_and_alerts_when_it_never_gets_its_turn()
         "{err}"
     );
 }
+
+/// The apiserver compacts every 5 minutes. A snapshot that takes longer
+/// than that (a large database, a rate limit, a wait for its turn) still
+/// archives: its revision and key count are taken just before the stream,
+/// not looked up after it at a revision compacted meanwhile.
+#[test]
+fn compaction_during_a_long_stream_does_not_fail_the_snapshot() {
+    let t = tempfile::tempdir().unwrap();
+    let cluster = Cluster::start(t.path(), &NAMES, None);
+    cluster.put_many("/registry/secrets/", 120, 10_000, true, 23);
+    let key = age_key(t.path());
+    let mut cb = ConfigBuilder::new(t.path(), cluster.config_members(), &key.recipient);
+    cb.extra_snapshot = "max_concurrent_members = 1\nrate_limit = \"1MiB\"\n".into();
+    let cfg = cb.write("vigil.toml");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let compactor = {
+        let stop = stop.clone();
+        let ep = cluster.endpoint(0);
+        std::thread::spawn(move || {
+            Cluster::runtime().block_on(async {
+                let mut c = etcd_client::Client::connect([ep], None).await.unwrap();
+                // Like the apiserver, at a revision some time old (here 1 s,
+                // there 5 minutes): the stream outlasts it either way.
+                let mut seen = std::collections::VecDeque::new();
+                let mut n = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let r = c
+                        .put("/registry/events/e", n.to_string(), None)
+                        .await
+                        .unwrap();
+                    seen.push_back(r.header().unwrap().revision());
+                    if seen.len() > 5 {
+                        c.compact(seen.pop_front().unwrap(), None).await.unwrap();
+                        n += 1;
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                n
+            })
+        })
+    };
+    let out = vigil("vigil-snapshot", &cfg, &["run", "--json"]);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let compactions = compactor.join().unwrap();
+    assert!(compactions > 10, "only {compactions} compactions ran");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for m in r["members"].as_array().unwrap() {
+        assert_eq!(m["ok"], true, "{m}");
+        assert!(m["manifest"]["key_count"].as_i64().unwrap() >= 121, "{m}");
+    }
+    // The members are still compared, at a revision they all have now.
+    let c = &r["consistency"];
+    assert!(
+        c["ok"] == true && c["notes"].as_array().unwrap().is_empty(),
+        "{c}"
+    );
+}

@@ -668,6 +668,14 @@ async fn store_member(
         }
     };
     crate::gentle::wait_for_turn(&ctx.bounds, &client, turn, &record).await?;
+    // The manifest's revision and key count are read now, just before the
+    // stream: the status above may be minutes old after a wait for the
+    // turn, and a count taken after a long stream can find its revision
+    // compacted (the apiserver compacts every 5 minutes).
+    let st = vigil_etcd::status(&client).await.map_err(|e| err(&e))?;
+    let key_count = vigil_etcd::key_count(&client, st.revision)
+        .await
+        .map_err(|e| err(&e))?;
 
     *stage = Stage::Stream;
     let created = now();
@@ -695,18 +703,6 @@ async fn store_member(
         *stage = s;
         format!("member {} ({}): {e}", m.name, m.endpoint)
     })?;
-
-    *stage = Stage::Status;
-    let key_count = vigil_etcd::key_count(&client, st.revision)
-        .await
-        .map_err(|e| err(&e));
-    let key_count = match key_count {
-        Ok(k) => k,
-        Err(e) => {
-            let _ = std::fs::remove_file(&written.tmp);
-            return Err(e);
-        }
-    };
 
     *stage = Stage::Write;
     if let Err(e) = fsutil::commit_rename(&written.tmp, &final_path) {
