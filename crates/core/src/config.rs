@@ -204,8 +204,12 @@ pub struct SnapshotConfig {
     pub recipients: Vec<age::x25519::Recipient>,
 }
 
+/// One at a time: on the cost bench the cluster's write p50 stayed within
+/// 1.2x of idle and p99 within 4x (as for one `etcdctl snapshot save`),
+/// against 10-15x and 6-9x with all three at once, for the same run time
+/// where vigil's own CPU is the limit (BENCHMARKS.md).
 fn default_max_concurrent_members() -> u32 {
-    3
+    1
 }
 fn default_preflight_max_latency() -> HumanDuration {
     HumanDuration::from_secs(1)

@@ -1,4 +1,5 @@
-//! vigil-snapshot: pulls a verified snapshot from every etcd member at once,
+//! vigil-snapshot: pulls a verified snapshot from every etcd member (in turns,
+//! `snapshot.max_concurrent_members`),
 //! compresses and encrypts it as it streams, stores it privately and
 //! atomically, checks the members agree, prunes, and records the outcome.
 

@@ -1,4 +1,4 @@
-//! One `vigil-snapshot run`: every member concurrently, then the
+//! One `vigil-snapshot run`: every member (streams in turns), then the
 //! consistency check, retention and outcome records.
 
 use crate::consistency::{self, ConsistencyReport, MemberHash};
