@@ -153,6 +153,9 @@ fn s3_sink_against_ceph_radosgw() {
     }
     let mut cb_slow = ConfigBuilder::new(t.path(), slow_members, &key.recipient);
     cb_slow.extra = s3_sink(&rgw, 3);
+    // All three mid-stream when radosgw dies (one at a time, the first
+    // could finish before and the order is not fixed).
+    cb_slow.extra_snapshot = "max_concurrent_members = 3\n".into();
     let slow_cfg = cb_slow.write("slow.toml");
     let child = spawn_run(&slow_cfg);
     wait_for_partial(&[cb.snapshot_dir.join("cp-1")]);

@@ -391,7 +391,9 @@ fn kill_9_then_rerun_completes() {
         .zip(&proxies)
         .map(|(n, p)| (n.to_string(), p.endpoint("http")))
         .collect();
-    let cb = ConfigBuilder::new(t.path(), slow, &key.recipient);
+    let mut cb = ConfigBuilder::new(t.path(), slow, &key.recipient);
+    // Killed while all three are mid-write.
+    cb.extra_snapshot = "max_concurrent_members = 3\n".into();
     let slow_cfg = cb.write("slow.toml");
     let mut child = spawn_run(&slow_cfg);
     let dirs: Vec<_> = NAMES.iter().map(|n| cb.snapshot_dir.join(n)).collect();
