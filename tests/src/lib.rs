@@ -332,3 +332,22 @@ pub fn alert_events(path: &Path) -> Vec<(String, String)> {
         })
         .collect()
 }
+
+/// A stand-in for an external tool (rke2, systemctl, ssh, ...): an
+/// executable script in `dir` that appends `<name> <args>` to `log` and
+/// exits 1 when `fail`, else 0.
+pub fn stand_in(dir: &Path, name: &str, log: &Path, fail: bool) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let p = dir.join(name);
+    std::fs::write(
+        &p,
+        format!(
+            "#!/bin/sh\necho \"{name} $*\" >> '{}'\nexit {}\n",
+            log.display(),
+            u8::from(fail)
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    p
+}

@@ -5,11 +5,10 @@
 
 use sha2::{Digest, Sha256};
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use vigil_tests::etcd::Cluster;
-use vigil_tests::{age_key, bin, text, vigil, AgeKey, ConfigBuilder};
+use vigil_tests::{age_key, bin, stand_in, text, vigil, AgeKey, ConfigBuilder};
 
 fn restore(cfg: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
     let mut child = Command::new(bin("vigil-restore"))
@@ -272,34 +271,20 @@ fn fetch_to_stdout_streams_the_verified_snapshot_and_fails_loudly() {
     assert!(new.is_empty(), "{new:?}");
 }
 
-fn stand_in(dir: &Path, name: &str, log: &Path) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(
-        &p,
-        format!(
-            "#!/bin/sh\necho \"{name} $*\" >> '{}'\nexit 0\n",
-            log.display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-    p
-}
-
 #[test]
 fn rke2_execute_asks_on_a_terminal_and_refuses_without_one() {
     let t = tempfile::tempdir().unwrap();
     let bindir = t.path().join("bin");
     std::fs::create_dir_all(&bindir).unwrap();
     let log = t.path().join("calls.log");
-    let rke2 = stand_in(&bindir, "rke2", &log);
+    let rke2 = stand_in(&bindir, "rke2", &log, false);
     // It says its version, as `rke2 --version` does.
     let body = std::fs::read_to_string(&rke2).unwrap().replace(
         "exit 0\n",
         "[ \"$1\" = --version ] && echo 'rke2 version v1.31.4+rke2r1 (0123abcd)' && echo 'go version go1.22'\nexit 0\n",
     );
     std::fs::write(&rke2, body).unwrap();
-    let systemctl = stand_in(&bindir, "systemctl", &log);
+    let systemctl = stand_in(&bindir, "systemctl", &log, false);
     let data = t.path().join("rke2");
     let extra = format!(
         "\n[restore]\nrke2_bin = \"{}\"\nsystemctl_bin = \"{}\"\nrke2_data_dir = \"{}\"\n",

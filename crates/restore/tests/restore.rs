@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 use vigil_tests::etcd::Cluster;
-use vigil_tests::{age_key, bin, text, vigil, AgeKey};
+use vigil_tests::{age_key, bin, stand_in, text, vigil, AgeKey};
 
 const NAMES: [&str; 3] = ["cp-1", "cp-2", "cp-3"];
 
@@ -763,21 +763,6 @@ fn fetch_verifies_and_names_every_failure() {
         text(&out)
     );
     assert!(!o.exists());
-}
-
-fn stand_in(dir: &Path, name: &str, log: &Path, fail: bool) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(
-        &p,
-        format!(
-            "#!/bin/sh\necho \"{name} $*\" >> '{}'\n{}",
-            log.display(),
-            if fail { "exit 1\n" } else { "exit 0\n" }
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-    p
 }
 
 #[test]

@@ -8,11 +8,11 @@
 #![allow(clippy::unwrap_used)]
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 use vigil_tests::etcd::Cluster;
 use vigil_tests::faults::{file_channel, fired};
-use vigil_tests::{age_key, text, vigil, ConfigBuilder};
+use vigil_tests::{age_key, stand_in, text, vigil, ConfigBuilder};
 
 const NAMES: [&str; 3] = ["cp-1", "cp-2", "cp-3"];
 
@@ -51,20 +51,6 @@ fn delete(cluster: &Cluster, key: &str) {
     });
 }
 
-fn stand_in(dir: &Path, name: &str, log: &Path) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(
-        &p,
-        format!(
-            "#!/bin/sh\necho \"{name} $*\" >> '{}'\nexit 0\n",
-            log.display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-    p
-}
-
 fn restore(cfg: &Path, args: &[&str]) -> Output {
     // `output()` gives the child no stdin: never a terminal, so no question.
     vigil("vigil-restore", cfg, args)
@@ -101,9 +87,9 @@ fn the_rke2_token_is_proven_against_the_snapshots_bootstrap_entry() {
     let bindir = t.path().join("bin");
     std::fs::create_dir_all(&bindir).unwrap();
     let log = t.path().join("calls.log");
-    let rke2 = stand_in(&bindir, "rke2", &log);
-    let systemctl = stand_in(&bindir, "systemctl", &log);
-    let ssh = stand_in(&bindir, "ssh", &log);
+    let rke2 = stand_in(&bindir, "rke2", &log, false);
+    let systemctl = stand_in(&bindir, "systemctl", &log, false);
+    let ssh = stand_in(&bindir, "ssh", &log, false);
     let data = t.path().join("rke2");
     let mut cb = ConfigBuilder::new(t.path(), cluster.config_members(), &key.recipient);
     cb.extra_snapshot = format!("rke2_token_file = \"{}\"\n", token.display());
