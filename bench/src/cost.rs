@@ -681,14 +681,13 @@ pub fn run(o: &CostOptions) -> Result<CostResults> {
         .build()?;
     eprintln!("generating {} of Kubernetes-shaped data", o.label);
     // Unpinned: the generator is setup, not a measurement.
-    let dataset = rt.block_on(gen::generate(&GenOptions {
-        endpoints: etcd.endpoints(),
-        target: o.size,
-        seed: o.seed,
-        workers: o.workers,
-        compact_every: (o.size / 20).max(1 << 20),
-        quiet: o.smoke,
-    }))?;
+    let dataset = rt.block_on(gen::generate(&GenOptions::dataset(
+        etcd.endpoints(),
+        o.size,
+        o.seed,
+        o.workers,
+        o.smoke,
+    )))?;
 
     // etcd and the load generator (this process) on CPU 0, backups on the rest.
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());

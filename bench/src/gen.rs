@@ -44,6 +44,27 @@ pub struct GenOptions {
     pub quiet: bool,
 }
 
+impl GenOptions {
+    /// The benches' dataset: `target` bytes from `seed`, compacting every
+    /// twentieth of the target (at least 1 MiB) as an apiserver would.
+    pub fn dataset(
+        endpoints: Vec<String>,
+        target: u64,
+        seed: u64,
+        workers: usize,
+        quiet: bool,
+    ) -> Self {
+        GenOptions {
+            endpoints,
+            target,
+            seed,
+            workers,
+            compact_every: (target / 20).max(1 << 20),
+            quiet,
+        }
+    }
+}
+
 /// What the generator made.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Dataset {

@@ -213,14 +213,13 @@ fn real_main() -> Result<()> {
             json,
         } => {
             let rt = tokio::runtime::Runtime::new()?;
-            let d = rt.block_on(gen::generate(&gen::GenOptions {
+            let d = rt.block_on(gen::generate(&gen::GenOptions::dataset(
                 endpoints,
-                target: gen::parse_size(&size)?,
+                gen::parse_size(&size)?,
                 seed,
                 workers,
-                compact_every: (gen::parse_size(&size)? / 20).max(1 << 20),
-                quiet: json,
-            }))?;
+                json,
+            )))?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&d)?);
             } else {

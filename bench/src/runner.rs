@@ -756,14 +756,13 @@ pub fn run(o: &RunOptions) -> Result<Results> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let dataset = rt.block_on(gen::generate(&GenOptions {
-        endpoints: etcd.endpoints(),
-        target: o.size,
-        seed: o.seed,
-        workers: o.workers,
-        compact_every: (o.size / 20).max(1 << 20),
-        quiet: false,
-    }))?;
+    let dataset = rt.block_on(gen::generate(&GenOptions::dataset(
+        etcd.endpoints(),
+        o.size,
+        o.seed,
+        o.workers,
+        false,
+    )))?;
     drop(rt);
     eprintln!(
         "dataset: db {:.1} MB ({:.1} MB in use), {} keys, revision {}, {:.1} s",
