@@ -145,15 +145,17 @@ pub fn judge(
     }
 }
 
-/// Reads the signals from the member and judges them.
+/// Reads the signals from the member and judges them; also gives the
+/// status it read.
 pub(crate) async fn check(
     client: &MemberClient,
     p: &Preflight,
-) -> Result<Option<String>, vigil_etcd::EtcdError> {
+) -> Result<(MemberStatus, Option<String>), vigil_etcd::EtcdError> {
     let st = vigil_etcd::status(client).await?;
     if st.leader == 0 {
         // Without a leader the alarm list and the read only time out.
-        return Ok(judge(&st, &[], &Ok(Duration::ZERO), p.max_latency));
+        let why = judge(&st, &[], &Ok(Duration::ZERO), p.max_latency);
+        return Ok((st, why));
     }
     // An alarm list refused (etcd auth without admin rights) must not hold
     // every backup back: the other signals still judge.
@@ -166,27 +168,29 @@ pub(crate) async fn check(
         .await
         .map(|()| t0.elapsed())
         .map_err(|e| e.to_string());
-    Ok(judge(&st, &alarms, &read, p.max_latency))
+    let why = judge(&st, &alarms, &read, p.max_latency);
+    Ok((st, why))
 }
 
-/// Takes the member's turn once its preflight passes. A member in trouble
-/// gives its turn back, waits `defer_retry`, and is checked again, for at
-/// most `defer_limit`; `deferred` hears why each time it waits.
+/// Takes the member's turn once its preflight passes, and returns the
+/// member's status as of then: what the manifest records. A member in
+/// trouble gives its turn back, waits `defer_retry`, and is checked again,
+/// for at most `defer_limit`; `deferred` hears why each time it waits.
 pub(crate) async fn wait_for_turn(
     bounds: &Bounds,
     client: &MemberClient,
     turn: &mut Turn,
     deferred: &(dyn Fn(String) + Send + Sync),
-) -> Result<(), String> {
+) -> Result<MemberStatus, String> {
     let t0 = Instant::now();
     loop {
         turn.take(&client.name).await;
         let Some(p) = &bounds.preflight else {
-            return Ok(());
+            return vigil_etcd::status(client).await.map_err(|e| e.to_string());
         };
         let why = match check(client, p).await {
-            Ok(None) => return Ok(()),
-            Ok(Some(why)) => why,
+            Ok((st, None)) => return Ok(st),
+            Ok((_, Some(why))) => why,
             Err(e) => format!("its status could not be read: {e}"),
         };
         if t0.elapsed() + p.retry > p.limit {

@@ -667,12 +667,11 @@ async fn store_member(
             d.entry(m.name.clone()).or_default().push(why);
         }
     };
-    crate::gentle::wait_for_turn(&ctx.bounds, &client, turn, &record).await?;
-    // The manifest's revision and key count are read now, just before the
-    // stream: the status above may be minutes old after a wait for the
-    // turn, and a count taken after a long stream can find its revision
-    // compacted (the apiserver compacts every 5 minutes).
-    let st = vigil_etcd::status(&client).await.map_err(|e| err(&e))?;
+    // The manifest's revision and key count are those of the status read
+    // when the turn came, just before the stream: the status above may be
+    // minutes old after a wait, and a count taken after a long stream can
+    // find its revision compacted (the apiserver compacts every 5 minutes).
+    let st = crate::gentle::wait_for_turn(&ctx.bounds, &client, turn, &record).await?;
     let key_count = vigil_etcd::key_count(&client, st.revision)
         .await
         .map_err(|e| err(&e))?;
