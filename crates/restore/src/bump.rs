@@ -75,6 +75,18 @@ pub struct Evidence {
     pub by: String,
 }
 
+/// How the bump is made.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// `snapshot restore --bump-revision --mark-compacted`.
+    Etcdutl,
+    /// Through a scratch etcd, for tools that cannot bump ([`replay`]).
+    Replay,
+    /// `--no-bump`.
+    None,
+}
+
 /// The bump, how it was sized, and whether it is applied.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct BumpPlan {
@@ -92,9 +104,7 @@ pub struct BumpPlan {
     pub sized_by: &'static str,
     /// False with `--no-bump`: the data dirs start at the snapshot's revision.
     pub applied: bool,
-    /// "etcdutl" (`--bump-revision --mark-compacted`), "replay" (through a
-    /// scratch etcd, for tools that cannot bump) or "none" (`--no-bump`).
-    pub method: &'static str,
+    pub method: Method,
     /// What the replay did, once done.
     pub replayed: Option<Replayed>,
     pub notes: Vec<String>,
@@ -186,7 +196,7 @@ pub fn size(
         size,
         sized_by,
         applied: true,
-        method: "etcdutl",
+        method: Method::Etcdutl,
         replayed: None,
         notes,
     }
@@ -207,7 +217,7 @@ impl BumpPlan {
             ),
             None => "no revision seen on record".to_string(),
         };
-        let sum = if self.method == "replay" {
+        let sum = if self.method == Method::Replay {
             format!(
                 "behind {} + margin {} (replayed: restore.bump_revision is etcdutl's floor only)",
                 self.behind, self.margin
@@ -233,7 +243,7 @@ impl BumpPlan {
         let mut p = self.clone();
         p.size = size;
         p.sized_by = "evidence";
-        p.method = "replay";
+        p.method = Method::Replay;
         Some(p)
     }
 
@@ -578,7 +588,10 @@ mod tests {
         let p = size(100, "c1", SAFE_FLOOR, seen(600, "c1"), vec![]);
         assert_eq!(p.size, SAFE_FLOOR);
         let r = p.by_replay().unwrap();
-        assert_eq!((r.size, r.sized_by, r.method), (1500, "evidence", "replay"));
+        assert_eq!(
+            (r.size, r.sized_by, r.method),
+            (1500, "evidence", Method::Replay)
+        );
         assert!(
             r.describe()
                 .starts_with("1500 = behind 500 + margin 1000 (replayed"),

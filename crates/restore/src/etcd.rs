@@ -698,7 +698,7 @@ pub fn run(cfg: &vigil_core::Config, o: &EtcdOptions<'_>) -> Result<EtcdReport, 
     );
     if o.no_bump {
         bump.applied = false;
-        bump.method = "none";
+        bump.method = crate::bump::Method::None;
         tracing::warn!(
             "--no-bump: restoring at the snapshot's revision; it should have been bumped by {}",
             bump.describe()
@@ -761,8 +761,8 @@ pub fn run(cfg: &vigil_core::Config, o: &EtcdOptions<'_>) -> Result<EtcdReport, 
     // Fetch verified `snapshot`; the replay's bumped snapshot is checked by
     // the tool alone (its own sha256 trailer), so it keeps the tool's check.
     let (restore_from, verified, bump_by) = match bump.method {
-        "etcdutl" => (snapshot.clone(), true, bump.size),
-        "replay" => {
+        crate::bump::Method::Etcdutl => (snapshot.clone(), true, bump.size),
+        crate::bump::Method::Replay => {
             let bumped = bump_dir.join("bumped.db");
             let r = vigil_core::fsutil::ensure_private_dir(&bump_dir)
                 .map_err(RestoreError::from)
@@ -793,7 +793,7 @@ pub fn run(cfg: &vigil_core::Config, o: &EtcdOptions<'_>) -> Result<EtcdReport, 
             }
             (bumped, false, 0)
         }
-        _ => (snapshot.clone(), true, 0),
+        crate::bump::Method::None => (snapshot.clone(), true, 0),
     };
     // The members' data dirs are independent: restore them side by side.
     let results: Vec<Result<RestoredMember, RestoreError>> = std::thread::scope(|sc| {
