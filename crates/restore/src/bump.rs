@@ -291,9 +291,9 @@ pub struct Expect {
 pub struct Replayed {
     /// The snapshot's revision, as the scratch etcd reported it.
     pub from_revision: i64,
-    /// from + size: the restored members' revision, compacted up to here.
+    /// from + size (the writes replayed): the restored members' revision,
+    /// compacted up to here.
     pub to_revision: i64,
-    pub writes: u64,
     pub duration_ms: u64,
 }
 
@@ -349,7 +349,6 @@ pub fn replay(
     let done = Replayed {
         from_revision,
         to_revision,
-        writes: size,
         duration_ms: started.elapsed().as_millis() as u64,
     };
     tracing::info!(
