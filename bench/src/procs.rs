@@ -77,27 +77,46 @@ impl Etcd {
                 .context("starting etcd (Debian etcd-server)")?;
             m.child = Some(child);
         }
-        etcd.wait_healthy()?;
+        etcd.wait_healthy(dir)?;
         Ok(etcd)
     }
 
-    fn wait_healthy(&self) -> Result<()> {
+    /// Waits until every member answers; stops early when one has exited
+    /// (a full disk or a taken port kills etcd at once), naming its log.
+    fn wait_healthy(&mut self, dir: &Path) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(60);
-        for m in &self.members {
+        for i in 0..self.members.len() {
             loop {
                 let o = Command::new("etcdctl")
                     .env("ETCDCTL_API", "3")
-                    .args(["--endpoints", &m.endpoint(), "endpoint", "status"])
+                    .args([
+                        "--endpoints",
+                        &self.members[i].endpoint(),
+                        "endpoint",
+                        "status",
+                    ])
                     .args(["--command-timeout", "2s"])
                     .output()?;
                 if o.status.success() {
                     break;
                 }
-                if Instant::now() > deadline {
+                let exited = self.members.iter_mut().find_map(|m| {
+                    let status = m.child.as_mut()?.try_wait().ok()??;
+                    Some((m.name.clone(), status))
+                });
+                if exited.is_some() || Instant::now() > deadline {
+                    let (name, how) = match exited {
+                        Some((name, status)) => (name, format!("exited ({status})")),
+                        None => (
+                            self.members[i].name.clone(),
+                            "did not come up in 60 s".into(),
+                        ),
+                    };
+                    let log = dir.join(format!("{name}.log"));
                     bail!(
-                        "etcd member {} did not come up: {}",
-                        m.name,
-                        String::from_utf8_lossy(&o.stderr)
+                        "etcd member {name} {how}; from {}:\n{}",
+                        log.display(),
+                        log_tail(&log, 15)
                     );
                 }
                 std::thread::sleep(Duration::from_millis(200));
@@ -129,6 +148,31 @@ impl Drop for Etcd {
             }
         }
     }
+}
+
+/// What killed etcd, from its log: its fatal lines (a Go stack trace after
+/// them hides the cause), else the last `n` lines.
+fn log_tail(path: &Path, n: usize) -> String {
+    let s = match std::fs::read_to_string(path) {
+        Ok(s) => s,
+        Err(e) => return format!("(cannot read: {e})"),
+    };
+    let fatal = [
+        " C | ",
+        "panic: ",
+        r#""level":"fatal""#,
+        r#""level":"panic""#,
+    ];
+    let lines: Vec<&str> = s
+        .lines()
+        .filter(|l| fatal.iter().any(|f| l.contains(f)))
+        .collect();
+    let lines = if lines.is_empty() {
+        s.lines().collect()
+    } else {
+        lines
+    };
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 /// utime + stime of a process, in clock ticks.

@@ -2,6 +2,7 @@
 //! archive store with its listing, cleanup and pruning.
 
 pub mod local;
+pub mod lock;
 pub mod rke2_bootstrap;
 pub mod sink;
 mod uploads;

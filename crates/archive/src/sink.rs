@@ -61,6 +61,30 @@ pub enum SinkError {
     },
     #[error("sink {sink}: {key}: not found")]
     NotFound { sink: String, key: String },
+    #[error("sink {sink}: object_lock is set, but bucket {bucket} has no Object Lock (the store answered ObjectLockConfigurationNotFoundError); create the bucket with Object Lock enabled, or remove object_lock from this sink")]
+    LockNotEnabled { sink: String, bucket: String },
+    #[error("sink {sink}: {op} {key}: {source}")]
+    Lock {
+        sink: String,
+        op: &'static str,
+        key: String,
+        #[source]
+        source: crate::lock::LockError,
+    },
+    /// Retention wanted the copy gone, but its S3 Object Lock still holds.
+    #[error("sink {sink}: {key}: locked until {until}")]
+    Locked {
+        sink: String,
+        key: String,
+        until: String,
+    },
+    /// The store refused a delete (an append-only key, or a policy).
+    #[error("sink {sink}: deleting {key}: not allowed ({message}); left to the bucket's lifecycle rules")]
+    DeleteDenied {
+        sink: String,
+        key: String,
+        message: String,
+    },
     #[error("sink {sink}: {message}")]
     Tape { sink: String, message: String },
     /// A task of vigil's own that died (a panic), not the store.
@@ -107,6 +131,10 @@ pub struct Sink {
     backend: Backend,
     /// S3 only: the multipart uploads a killed run left behind.
     uploads: Option<crate::uploads::Uploads>,
+    /// S3 only: Object Lock requests, and the bucket's answer once asked.
+    pub(crate) locker: Option<crate::lock::Locker>,
+    pub(crate) bucket_lock:
+        tokio::sync::OnceCell<Result<crate::lock::BucketLock, crate::lock::LockError>>,
 }
 
 impl std::fmt::Debug for Sink {
@@ -156,6 +184,7 @@ impl Sink {
         };
         let secret = cfg.secret.as_ref().map(|s| s.expose().to_string());
         let mut uploads = None;
+        let mut locker = None;
         let store: Option<Arc<dyn ObjectStore>> = match cfg.kind {
             SinkKind::S3 => {
                 let mut b = object_store::aws::AmazonS3Builder::new()
@@ -170,11 +199,15 @@ impl Sink {
                 if let Some(ep) = &cfg.endpoint {
                     b = b.with_endpoint(ep.clone());
                 }
+                if cfg.object_lock.is_some() {
+                    // S3 refuses an upload into a locked bucket without
+                    // Content-MD5 or an x-amz checksum.
+                    b = b.with_checksum_algorithm(object_store::aws::Checksum::SHA256);
+                }
                 let s3 = Arc::new(b.build().map_err(|e| berr(chain(&e)))?);
-                uploads = Some(crate::uploads::Uploads::new(
-                    s3.clone(),
-                    http_client(cfg).map_err(berr)?,
-                ));
+                let http = http_client(cfg).map_err(berr)?;
+                uploads = Some(crate::uploads::Uploads::new(s3.clone(), http.clone()));
+                locker = Some(crate::lock::Locker::new(s3.clone(), http, cfg.object_lock));
                 Some(s3)
             }
             SinkKind::Azure => {
@@ -238,6 +271,8 @@ impl Sink {
             cluster: cluster.to_string(),
             backend,
             uploads,
+            locker,
+            bucket_lock: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -256,7 +291,7 @@ impl Sink {
         !matches!(self.backend, Backend::Dsmc { .. })
     }
 
-    fn rel(&self, member: &str, file: &str) -> String {
+    pub(crate) fn rel(&self, member: &str, file: &str) -> String {
         let p = self.cfg.prefix();
         if p.is_empty() {
             format!("{}/{member}/{file}", self.cluster)
@@ -289,7 +324,12 @@ impl Sink {
         }
     }
 
-    fn store_err(&self, op: &'static str, key: &str, e: &dyn std::error::Error) -> SinkError {
+    pub(crate) fn store_err(
+        &self,
+        op: &'static str,
+        key: &str,
+        e: &dyn std::error::Error,
+    ) -> SinkError {
         SinkError::Store {
             sink: self.cfg.name.clone(),
             op,
@@ -318,6 +358,7 @@ impl Sink {
                 part_size,
                 concurrency,
             } => {
+                self.ensure_lock().await?;
                 let path = ObjPath::from(key.as_str());
                 let upload = store
                     .put_multipart(&path)
@@ -342,6 +383,7 @@ impl Sink {
                             w.finish()
                                 .await
                                 .map_err(|e| self.store_err("completing upload of", &key, &e))?;
+                            self.lock_key(&key).await?;
                             return Ok(n);
                         }
                         None => {
@@ -602,11 +644,14 @@ impl Sink {
     pub async fn put_manifest(&self, member: &str, m: &Manifest) -> Result<(), SinkError> {
         let key = self.rel(member, &format!("{}{SUFFIX}", m.archive));
         match &self.backend {
-            Backend::Object { store, .. } => store
-                .put(&ObjPath::from(key.as_str()), PutPayload::from(m.to_json()))
-                .await
-                .map(|_| ())
-                .map_err(|e| self.store_err("writing manifest", &key, &e)),
+            Backend::Object { store, .. } => {
+                self.ensure_lock().await?;
+                store
+                    .put(&ObjPath::from(key.as_str()), PutPayload::from(m.to_json()))
+                    .await
+                    .map_err(|e| self.store_err("writing manifest", &key, &e))?;
+                self.lock_key(&key).await
+            }
             Backend::Dir { root } => {
                 fsutil::atomic_write(&root.join(&key), &m.to_json()).map_err(|e| self.fs_err(e))
             }
@@ -694,10 +739,18 @@ impl Sink {
         let a = self.rel(member, archive);
         let j = format!("{a}{SUFFIX}");
         match &self.backend {
+            Backend::Object { .. } if self.locks() => self.delete_versions(&[&j, &a]).await,
             Backend::Object { store, .. } => {
                 for k in [&j, &a] {
                     match store.delete(&ObjPath::from(k.as_str())).await {
                         Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                        Err(e @ object_store::Error::PermissionDenied { .. }) => {
+                            return Err(SinkError::DeleteDenied {
+                                sink: self.cfg.name.clone(),
+                                key: k.clone(),
+                                message: chain(&e),
+                            })
+                        }
                         Err(e) => return Err(self.store_err("deleting", k, &e)),
                     }
                 }

@@ -26,7 +26,9 @@ pub use health::{
 };
 pub use metrics::{MetricsConfig, DEFAULT_LISTEN, DEFAULT_TEXTFILE_DIR};
 pub use quota::{glob_match, CephCliConfig, QuotaBackend, QuotaConfig, QuotaRule, XattrConfig};
-pub use sink::{RcPolicy, SinkConfig, SinkKind, VerifyMode, DEFAULT_DESCRIPTION};
+pub use sink::{
+    LockMode, ObjectLock, RcPolicy, SinkConfig, SinkKind, VerifyMode, DEFAULT_DESCRIPTION,
+};
 pub use uses::Uses;
 
 /// Where the config lives unless `--config` says otherwise.

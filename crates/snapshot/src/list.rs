@@ -73,6 +73,9 @@ pub struct Location {
     pub store: String,
     pub location: String,
     pub verified: bool,
+    /// The S3 Object Lock retain-until date of this copy, in sinks that lock.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub locked_until: Option<String>,
 }
 
 /// Local copies plus every sink's, merged by archive id, newest first.
@@ -83,7 +86,11 @@ pub async fn merged(
     sinks: &[std::sync::Arc<vigil_archive::sink::Sink>],
 ) -> (Vec<Merged>, Vec<String>) {
     let mut by_id: std::collections::BTreeMap<String, Merged> = std::collections::BTreeMap::new();
-    let mut add = |m: &Manifest, store: &str, location: String, verified: bool| {
+    let mut add = |m: &Manifest,
+                   store: &str,
+                   location: String,
+                   verified: bool,
+                   locked_until: Option<String>| {
         let e = by_id.entry(m.id.clone()).or_insert_with(|| Merged {
             id: m.id.clone(),
             member: m.member.clone(),
@@ -96,6 +103,7 @@ pub async fn merged(
             store: store.to_string(),
             location,
             verified,
+            locked_until,
         });
     };
     for e in entries(root) {
@@ -104,6 +112,7 @@ pub async fn merged(
             "local",
             e.path.display().to_string(),
             e.verified,
+            None,
         );
     }
     let mut errors = Vec::new();
@@ -114,11 +123,19 @@ pub async fn merged(
                     .iter()
                     .filter(|e| e.manifest.cluster == cfg.cluster_name())
                 {
+                    let locked = match s.lock_date(&e.member, &e.manifest.archive).await {
+                        Ok(d) => d.map(vigil_core::rfc3339),
+                        Err(err) => {
+                            errors.push(err.to_string());
+                            None
+                        }
+                    };
                     add(
                         &e.manifest,
                         s.name(),
                         s.location(&e.member, &e.manifest.archive),
                         e.is_verified(),
+                        locked,
                     );
                 }
             }
@@ -147,9 +164,13 @@ pub fn human_merged(v: &[Merged], errors: &[String]) -> String {
             .iter()
             .map(|l| {
                 format!(
-                    "{}{}",
+                    "{}{}{}",
                     l.store,
-                    if l.verified { "" } else { "(unverified)" }
+                    if l.verified { "" } else { "(unverified)" },
+                    l.locked_until
+                        .as_deref()
+                        .map(|d| format!("(locked until {})", d.get(..10).unwrap_or(d)))
+                        .unwrap_or_default()
                 )
             })
             .collect();
@@ -165,6 +186,83 @@ pub fn human_merged(v: &[Merged], errors: &[String]) -> String {
     }
     for e in errors {
         let _ = writeln!(s, "ERROR: {e}");
+    }
+    s
+}
+
+/// What `vigil-snapshot check-sink` found for one sink.
+#[derive(Debug, Serialize)]
+pub struct SinkCheck {
+    pub sink: String,
+    pub kind: String,
+    pub ok: bool,
+    /// Verified copies of this cluster, when the sink could be listed.
+    pub copies: Option<usize>,
+    pub error: Option<String>,
+    #[serde(flatten)]
+    pub protection: vigil_archive::lock::Protection,
+}
+
+pub async fn check_sink(cfg: &vigil_core::Config, s: &vigil_archive::sink::Sink) -> SinkCheck {
+    let (copies, error) = match s.list().await {
+        Ok(l) => (
+            Some(
+                l.iter()
+                    .filter(|e| e.manifest.cluster == cfg.cluster_name() && e.is_verified())
+                    .count(),
+            ),
+            None,
+        ),
+        Err(e) => (None, Some(e.to_string())),
+    };
+    let protection = s.protection().await;
+    SinkCheck {
+        sink: s.name().to_string(),
+        kind: s.cfg.kind.to_string(),
+        ok: error.is_none() && protection.ok,
+        copies,
+        error,
+        protection,
+    }
+}
+
+pub fn human_checks(v: &[SinkCheck]) -> String {
+    let mut s = String::new();
+    for c in v {
+        let _ = writeln!(
+            s,
+            "sink {} ({}): {}",
+            c.sink,
+            c.kind,
+            if c.ok { "OK" } else { "FAIL" }
+        );
+        match (&c.copies, &c.error) {
+            (Some(n), _) => {
+                let _ = writeln!(s, "  copies:      {n} verified");
+            }
+            (None, Some(e)) => {
+                let _ = writeln!(s, "  error:       {e}");
+            }
+            (None, None) => {}
+        }
+        let p = &c.protection;
+        if let Some(b) = &p.bucket_lock {
+            let _ = writeln!(
+                s,
+                "  object lock: bucket {b}{}; vigil locks each copy: {}",
+                p.bucket_default
+                    .as_deref()
+                    .map(|d| format!(" (default retention {d})"))
+                    .unwrap_or_default(),
+                p.vigil_lock
+                    .as_deref()
+                    .unwrap_or("no (object_lock not set)")
+            );
+        }
+        let _ = writeln!(s, "  deletes:     {}", p.deletes);
+        for n in &p.notes {
+            let _ = writeln!(s, "  note:        {n}");
+        }
     }
     s
 }

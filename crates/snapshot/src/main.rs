@@ -72,6 +72,16 @@ enum Command {
     /// Validate this program's sections and secrets, and the paths its unit
     /// writes; print a summary without secrets.
     CheckConfig(vigil_cli::CheckArgs),
+    /// Contact every sink: can it be listed, is the bucket's Object Lock as
+    /// the config says, and may this key delete (append-only)? Changes no copy.
+    CheckSink {
+        /// Only this sink.
+        #[arg(long)]
+        sink: Option<String>,
+        /// Print each sink's answer as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -93,6 +103,9 @@ fn main() -> ExitCode {
             with_runtime(|| cmd_scrub(&cli.global, sink, sample, json))
         }
         Command::Repin { json } => with_runtime(|| cmd_repin(&cli.global, json)),
+        Command::CheckSink { sink, json } => {
+            with_runtime(|| cmd_check_sink(&cli.global, sink, json))
+        }
     };
     finish("vigil-snapshot", r)
 }
@@ -131,6 +144,35 @@ async fn cmd_run(g: &GlobalArgs, json: bool) -> Result<i32, Exit> {
         print!("{}", output::human(&report));
     }
     Ok(if report.ok { exit::OK } else { exit::FAILED })
+}
+
+async fn cmd_check_sink(g: &GlobalArgs, only: Option<String>, json: bool) -> Result<i32, Exit> {
+    let cfg = load_config(&g.config, Uses::SNAPSHOT)?;
+    let sinks = ship::build_sinks(&cfg).map_err(Exit::usage)?;
+    let chosen: Vec<_> = sinks
+        .iter()
+        .filter(|s| only.as_deref().is_none_or(|n| n == s.name()))
+        .collect();
+    if let (Some(n), true) = (&only, chosen.is_empty()) {
+        return Err(Exit::usage(anyhow::anyhow!(
+            "no sink named {n:?} in {}",
+            g.config.display()
+        )));
+    }
+    let mut out = Vec::new();
+    for s in chosen {
+        out.push(vigil_snapshot::list::check_sink(&cfg, s).await);
+    }
+    if json {
+        print_json(&out);
+    } else {
+        print!("{}", vigil_snapshot::list::human_checks(&out));
+    }
+    Ok(if out.iter().all(|c| c.ok) {
+        exit::OK
+    } else {
+        exit::FAILED
+    })
 }
 
 async fn cmd_repin(g: &GlobalArgs, json: bool) -> Result<i32, Exit> {
@@ -218,6 +260,12 @@ async fn cmd_prune(g: &GlobalArgs, dry_run: bool, json: bool) -> Result<i32, Exi
             println!("sink {} (keep {policy}): {verb} {}", r.sink, r.pruned.len());
             for p in &r.pruned {
                 println!("  {p}");
+            }
+            for p in &r.locked {
+                println!("  kept: {p}");
+            }
+            for p in &r.left {
+                println!("  kept: {p}");
             }
             for e in &r.errors {
                 println!("  error: {e}");

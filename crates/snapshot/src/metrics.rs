@@ -157,6 +157,18 @@ pub fn publish_run(cfg: &Config, r: &RunReport) {
             s.pruned.len() as f64,
         );
         m.gauge(
+            "vigil_snapshot_sink_locked",
+            "Archives retention would prune that an S3 Object Lock still holds",
+            &l,
+            s.locked.len() as f64,
+        );
+        m.gauge(
+            "vigil_snapshot_sink_left_to_lifecycle",
+            "Archives retention would prune that this key may not delete (left to lifecycle rules)",
+            &l,
+            s.left.len() as f64,
+        );
+        m.gauge(
             "vigil_snapshot_sink_errors",
             "Errors of the sink in the last run",
             &l,

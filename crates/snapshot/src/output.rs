@@ -115,6 +115,9 @@ pub fn human(r: &RunReport) -> String {
         for e in &k.errors {
             let _ = writeln!(s, "    error: {e}");
         }
+        for p in k.locked.iter().chain(&k.left) {
+            let _ = writeln!(s, "    kept: {p}");
+        }
         for w in &k.warnings {
             let _ = writeln!(s, "    repaired: {w}");
         }

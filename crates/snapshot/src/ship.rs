@@ -21,6 +21,12 @@ pub struct SinkReport {
     /// Archives shipped late (catch-up, or tape).
     pub shipped: Vec<String>,
     pub pruned: Vec<String>,
+    /// Copies retention would prune whose S3 Object Lock still holds:
+    /// "<location> (locked until <date>)". They stay, and still count.
+    pub locked: Vec<String>,
+    /// Copies the store would not let this key delete (an append-only
+    /// key): left to the bucket's lifecycle rules, not an error.
+    pub left: Vec<String>,
     pub errors: Vec<String>,
     /// Problems that the run repaired (a streamed upload that failed and was caught up).
     pub warnings: Vec<String>,
@@ -53,6 +59,8 @@ pub async fn sync_sink(cfg: &Config, sink: &Sink, mode: Mode, made: &[String]) -
         copies: 0,
         shipped: Vec::new(),
         pruned: Vec::new(),
+        locked: Vec::new(),
+        left: Vec::new(),
         errors: Vec::new(),
         warnings: Vec::new(),
     };
@@ -144,14 +152,38 @@ pub async fn sync_sink(cfg: &Config, sink: &Sink, mode: Mode, made: &[String]) -
             let (_, prune) = retention::apply(candidates, &sink.cfg.policy());
             for p in prune {
                 let loc = sink.location(&member.name, &p.item);
-                if !dry_run {
-                    if let Err(e) = sink.delete(&member.name, &p.item).await {
-                        rep.errors.push(format!("{}: pruning: {e}", member.name));
-                        continue;
+                let r = if dry_run {
+                    match sink.locked_until(&member.name, &p.item).await {
+                        Ok(Some(until)) => Err(SinkError::Locked {
+                            sink: sink.name().to_string(),
+                            key: loc.clone(),
+                            until: vigil_core::rfc3339(until),
+                        }),
+                        Ok(None) => Ok(()),
+                        Err(e) => Err(e),
                     }
-                    entries.retain(|e| !(e.member == member.name && e.manifest.archive == p.item));
+                } else {
+                    sink.delete(&member.name, &p.item).await
+                };
+                match r {
+                    Ok(()) => {
+                        if !dry_run {
+                            entries.retain(|e| {
+                                !(e.member == member.name && e.manifest.archive == p.item)
+                            });
+                        }
+                        rep.pruned.push(loc);
+                    }
+                    Err(SinkError::Locked { until, .. }) => {
+                        rep.locked.push(format!("{loc} (locked until {until})"));
+                    }
+                    Err(SinkError::DeleteDenied { .. }) => {
+                        rep.left.push(format!(
+                            "{loc}: not allowed; left to the bucket's lifecycle rules"
+                        ));
+                    }
+                    Err(e) => rep.errors.push(format!("{}: pruning: {e}", member.name)),
                 }
-                rep.pruned.push(loc);
             }
         }
     }

@@ -49,6 +49,24 @@ pub enum VerifyMode {
     Size,
 }
 
+/// `object_lock = { mode = "compliance", days = 30 }` on an `s3` sink: every
+/// archive and manifest is locked (S3 Object Lock) for `days` after upload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectLock {
+    pub mode: LockMode,
+    pub days: u32,
+}
+
+/// S3 Object Lock modes: nobody can shorten or remove a `compliance` lock;
+/// a `governance` lock yields to a key with `s3:BypassGovernanceRetention`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LockMode {
+    Compliance,
+    Governance,
+}
+
 /// What a dsmc return code of 4 or 8 means for vigil.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -91,6 +109,7 @@ pub struct SinkConfig {
     pub path_style: Option<bool>,
     pub ca_file: Option<PathBuf>,
     pub allow_http: Option<bool>,
+    pub object_lock: Option<ObjectLock>,
     // azure
     pub account: Option<String>,
     pub container: Option<String>,
@@ -241,7 +260,7 @@ impl Validator<'_> {
         span: Range<usize>,
     ) -> Result<(), ConfigError> {
         self.name(&format!("{key}.name"), &s.name, span.clone())?;
-        let set: [(&str, bool); 31] = [
+        let set: [(&str, bool); 32] = [
             ("prefix", s.prefix.is_some()),
             ("verify", s.verify.is_some()),
             ("timeout", s.timeout.is_some()),
@@ -259,6 +278,7 @@ impl Validator<'_> {
             ("path_style", s.path_style.is_some()),
             ("ca_file", s.ca_file.is_some()),
             ("allow_http", s.allow_http.is_some()),
+            ("object_lock", s.object_lock.is_some()),
             ("account", s.account.is_some()),
             ("container", s.container.is_some()),
             ("access_key", s.access_key.is_some()),
@@ -298,6 +318,7 @@ impl Validator<'_> {
                         "path_style",
                         "ca_file",
                         "allow_http",
+                        "object_lock",
                     ],
                 ]
                 .concat(),
@@ -391,6 +412,16 @@ impl Validator<'_> {
             }
             if let Some(ca) = &s.ca_file {
                 self.readable(&format!("{key}.ca_file"), ca, span.clone())?;
+            }
+            if let Some(l) = &s.object_lock {
+                // S3 caps a retention at 100 years; a lock of 0 days is no lock.
+                if l.days == 0 || l.days > 36500 {
+                    return Err(self.err(
+                        format!("{key}.object_lock.days"),
+                        self.field_span(span.clone(), "object_lock"),
+                        "must be between 1 and 36500",
+                    ));
+                }
             }
         }
         if s.kind == SinkKind::Azure && (s.access_key.is_some() || s.access_key_file.is_some()) {

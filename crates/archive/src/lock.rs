@@ -1,0 +1,650 @@
+//! S3 Object Lock: copies that the bastion's own key cannot delete or
+//! overwrite until their retain-until date.
+//!
+//! object_store writes and reads the objects but knows nothing of locks, so
+//! the bucket's lock configuration, each object's retention, its versions
+//! and the deletes of single versions go out as requests signed by
+//! object_store's own SigV4 signer (as in `uploads.rs`).
+//!
+//! In a bucket with Object Lock (always versioned), a plain DELETE only adds
+//! a delete marker: the data stays, billed and invisible. vigil's retention
+//! therefore deletes every version of a key by its ID, once none is locked.
+
+use base64::Engine as _;
+use md5::Digest as _;
+use object_store::aws::AmazonS3;
+use object_store::path::Path as ObjPath;
+use object_store::signer::{Method, SignedUrlOptions, Signer};
+use serde::Deserialize;
+use std::sync::Arc;
+use std::time::Duration;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+use vigil_core::config::{LockMode, ObjectLock};
+
+const CONTENT_MD5: reqwest::header::HeaderName =
+    reqwest::header::HeaderName::from_static("content-md5");
+
+/// Why a lock request failed. Clone: a sink remembers the bucket's answer.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LockError {
+    #[error("signing the request: {0}")]
+    Sign(String),
+    /// reqwest's error chain, without the signed URL.
+    #[error("{0}")]
+    Http(String),
+    #[error("the store answered {status} {code}{}", message.as_deref().map(|m| format!(" ({m})")).unwrap_or_default())]
+    Status {
+        status: u16,
+        code: String,
+        message: Option<String>,
+    },
+    #[error("unexpected answer: {0}")]
+    Parse(String),
+}
+
+impl LockError {
+    /// Refused by a policy or by a lock (403 AccessDenied).
+    pub fn is_denied(&self) -> bool {
+        matches!(self, LockError::Status { status: 403, .. })
+    }
+}
+
+/// What GetObjectLockConfiguration says of the bucket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BucketLock {
+    pub enabled: bool,
+    /// The bucket's default retention (mode, days), applied by the store
+    /// to every new object before vigil sets its own.
+    pub default: Option<(String, u32)>,
+}
+
+/// One version of a key, or a delete marker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Version {
+    pub id: String,
+    pub delete_marker: bool,
+}
+
+/// A retention as the store reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retention {
+    pub mode: String,
+    pub until: OffsetDateTime,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct LockConfigXml {
+    object_lock_enabled: Option<String>,
+    rule: Option<RuleXml>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RuleXml {
+    default_retention: Option<DefaultRetentionXml>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct DefaultRetentionXml {
+    mode: Option<String>,
+    days: Option<u32>,
+    years: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RetentionXml {
+    mode: String,
+    retain_until_date: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct VersionsXml {
+    #[serde(default)]
+    is_truncated: bool,
+    next_key_marker: Option<String>,
+    next_version_id_marker: Option<String>,
+    #[serde(default)]
+    version: Vec<VersionXml>,
+    #[serde(default)]
+    delete_marker: Vec<VersionXml>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct VersionXml {
+    key: String,
+    version_id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ErrorXml {
+    code: Option<String>,
+    message: Option<String>,
+}
+
+/// The lock requests of one S3 sink.
+pub struct Locker {
+    s3: Arc<AmazonS3>,
+    http: reqwest::Client,
+    /// What the sink's `object_lock` asks for; `None` for a sink without
+    /// locks (only `bucket()` and `versions()` are used then).
+    pub want: Option<ObjectLock>,
+}
+
+impl std::fmt::Debug for Locker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Locker").field("want", &self.want).finish()
+    }
+}
+
+pub fn mode_name(m: LockMode) -> &'static str {
+    match m {
+        LockMode::Compliance => "COMPLIANCE",
+        LockMode::Governance => "GOVERNANCE",
+    }
+}
+
+impl Locker {
+    pub fn new(s3: Arc<AmazonS3>, http: reqwest::Client, want: Option<ObjectLock>) -> Locker {
+        Locker { s3, http, want }
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        key: &str,
+        query: Vec<(&str, String)>,
+        body: Option<String>,
+    ) -> Result<(reqwest::header::HeaderMap, String), LockError> {
+        let mut opts = SignedUrlOptions::default().with_query(query);
+        let md5 = body.as_ref().map(|b| {
+            base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(b.as_bytes()))
+        });
+        if let Some(m) = &md5 {
+            // PutObjectRetention requires Content-MD5 (S3 and RGW alike).
+            let v = reqwest::header::HeaderValue::from_str(m)
+                .map_err(|e| LockError::Sign(e.to_string()))?;
+            opts = opts.with_signed_header(CONTENT_MD5, v);
+        }
+        let url = self
+            .s3
+            .signed_url_opts(
+                method.clone(),
+                &ObjPath::from(key),
+                Duration::from_secs(300),
+                &opts,
+            )
+            .await
+            .map_err(|e| LockError::Sign(crate::sink::chain(&e)))?;
+        let mut req = self.http.request(method, url);
+        if let (Some(b), Some(m)) = (body, md5) {
+            req = req.header(CONTENT_MD5, m).body(b);
+        }
+        // The signed URL carries a signature: keep it out of errors.
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| LockError::Http(crate::sink::chain(&e.without_url())))?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp
+            .text()
+            .await
+            .map_err(|e| LockError::Http(crate::sink::chain(&e.without_url())))?;
+        if status.is_success() {
+            return Ok((headers, text));
+        }
+        let e: Option<ErrorXml> = quick_xml::de::from_str(&text).ok();
+        Err(LockError::Status {
+            status: status.as_u16(),
+            code: e.as_ref().and_then(|e| e.code.clone()).unwrap_or_default(),
+            message: e.and_then(|e| e.message).filter(|m| !m.is_empty()),
+        })
+    }
+
+    /// The bucket's Object Lock configuration; `enabled: false` when the
+    /// bucket was created without it.
+    pub async fn bucket(&self) -> Result<BucketLock, LockError> {
+        let text = match self
+            .send(Method::GET, "", vec![("object-lock", String::new())], None)
+            .await
+        {
+            Ok((_, t)) => t,
+            Err(LockError::Status { code, .. })
+                if code == "ObjectLockConfigurationNotFoundError" =>
+            {
+                return Ok(BucketLock {
+                    enabled: false,
+                    default: None,
+                })
+            }
+            Err(e) => return Err(e),
+        };
+        let x: LockConfigXml =
+            quick_xml::de::from_str(&text).map_err(|e| LockError::Parse(e.to_string()))?;
+        let default = x.rule.and_then(|r| r.default_retention).and_then(|d| {
+            let days = d.days.or(d.years.map(|y| y.saturating_mul(365)))?;
+            Some((d.mode.unwrap_or_default(), days))
+        });
+        Ok(BucketLock {
+            enabled: x.object_lock_enabled.as_deref() == Some("Enabled"),
+            default,
+        })
+    }
+
+    /// Locks the newest version of `key` for the sink's `days` from now;
+    /// returns the retain-until date. A longer lock already there (the
+    /// bucket's default) is kept: a lock can only be extended.
+    pub async fn retain(&self, key: &str) -> Result<OffsetDateTime, LockError> {
+        let Some(want) = self.want else {
+            return Err(LockError::Parse("no object_lock configured".into()));
+        };
+        let until = OffsetDateTime::now_utc() + time::Duration::days(i64::from(want.days));
+        let until = until.replace_nanosecond(0).unwrap_or(until);
+        let date = until
+            .format(&Rfc3339)
+            .map_err(|e| LockError::Parse(e.to_string()))?;
+        let body = format!(
+            r#"<Retention xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Mode>{}</Mode><RetainUntilDate>{date}</RetainUntilDate></Retention>"#,
+            mode_name(want.mode)
+        );
+        match self
+            .send(
+                Method::PUT,
+                key,
+                vec![("retention", String::new())],
+                Some(body),
+            )
+            .await
+        {
+            Ok(_) => Ok(until),
+            Err(e) if e.is_denied() => match self.retention(key, None).await {
+                Ok(Some(r)) if r.until >= until => Ok(r.until),
+                _ => Err(e),
+            },
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The retention of one version of `key` (the newest with `None`);
+    /// `None` when it has none.
+    pub async fn retention(
+        &self,
+        key: &str,
+        version: Option<&str>,
+    ) -> Result<Option<Retention>, LockError> {
+        let mut q = vec![("retention", String::new())];
+        if let Some(v) = version {
+            q.push(("versionId", v.to_string()));
+        }
+        let text = match self.send(Method::GET, key, q, None).await {
+            Ok((_, t)) => t,
+            Err(LockError::Status { code, .. }) if code == "NoSuchObjectLockConfiguration" => {
+                return Ok(None)
+            }
+            Err(e) => return Err(e),
+        };
+        let x: RetentionXml =
+            quick_xml::de::from_str(&text).map_err(|e| LockError::Parse(e.to_string()))?;
+        let until = OffsetDateTime::parse(x.retain_until_date.trim(), &Rfc3339).map_err(|e| {
+            LockError::Parse(format!("RetainUntilDate {:?}: {e}", x.retain_until_date))
+        })?;
+        Ok(Some(Retention {
+            mode: x.mode,
+            until,
+        }))
+    }
+
+    /// Every version and delete marker of exactly `key`.
+    pub async fn versions(&self, key: &str) -> Result<Vec<Version>, LockError> {
+        let mut out = Vec::new();
+        let mut marker: Option<(String, String)> = None;
+        // A bound on pages, against a store that keeps answering "truncated".
+        for _ in 0..1000 {
+            let mut q = vec![("versions", String::new()), ("prefix", key.to_string())];
+            if let Some((k, v)) = &marker {
+                q.push(("key-marker", k.clone()));
+                q.push(("version-id-marker", v.clone()));
+            }
+            let (_, text) = self.send(Method::GET, "", q, None).await?;
+            let x: VersionsXml =
+                quick_xml::de::from_str(&text).map_err(|e| LockError::Parse(e.to_string()))?;
+            let mine = |v: &VersionXml| v.key == key;
+            out.extend(x.version.iter().filter(|v| mine(v)).map(|v| Version {
+                id: v.version_id.clone(),
+                delete_marker: false,
+            }));
+            out.extend(x.delete_marker.iter().filter(|v| mine(v)).map(|v| Version {
+                id: v.version_id.clone(),
+                delete_marker: true,
+            }));
+            let next = x.next_key_marker.zip(x.next_version_id_marker);
+            match next {
+                Some(n) if x.is_truncated && Some(&n) != marker.as_ref() => marker = Some(n),
+                _ => return Ok(out),
+            }
+        }
+        Err(LockError::Parse("more than 1000 pages of versions".into()))
+    }
+
+    /// Deletes one version (or delete marker) for good.
+    pub async fn delete_version(&self, key: &str, id: &str) -> Result<(), LockError> {
+        self.send(
+            Method::DELETE,
+            key,
+            vec![("versionId", id.to_string())],
+            None,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// A DELETE of `key`, which must not exist: allowed or refused says
+    /// what this key may do. The delete marker a versioned bucket adds is
+    /// deleted again.
+    pub async fn probe_delete(&self, key: &str) -> Result<(), LockError> {
+        let (h, _) = self.send(Method::DELETE, key, Vec::new(), None).await?;
+        let marker = h
+            .get("x-amz-delete-marker")
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"));
+        if let (true, Some(id)) = (marker, h.get("x-amz-version-id")) {
+            let id = id.to_str().map_err(|e| LockError::Parse(e.to_string()))?;
+            self.delete_version(key, id).await?;
+        }
+        Ok(())
+    }
+
+    /// The latest retain-until date among the versions of `key` that are
+    /// still locked, if any.
+    pub async fn locked_until(
+        &self,
+        key: &str,
+        versions: &[Version],
+    ) -> Result<Option<OffsetDateTime>, LockError> {
+        let now = OffsetDateTime::now_utc();
+        let mut latest = None;
+        for v in versions.iter().filter(|v| !v.delete_marker) {
+            if let Some(r) = self.retention(key, Some(&v.id)).await? {
+                if r.until > now && latest.is_none_or(|l| r.until > l) {
+                    latest = Some(r.until);
+                }
+            }
+        }
+        Ok(latest)
+    }
+}
+
+use crate::sink::{Sink, SinkError};
+
+/// What `check-sink` learns of a sink's protection, without changing a copy.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Protection {
+    /// `enabled`, `not enabled`, or why the bucket could not be asked;
+    /// `None` for stores without Object Lock (every kind but s3).
+    pub bucket_lock: Option<String>,
+    /// The bucket's default retention, e.g. `COMPLIANCE 30 days`.
+    pub bucket_default: Option<String>,
+    /// What this sink's `object_lock` asks for, e.g. `COMPLIANCE 30 days`.
+    pub vigil_lock: Option<String>,
+    /// `allowed`, `refused` (append-only: retention left to lifecycle
+    /// rules), or why the probe failed.
+    pub deletes: String,
+    /// Whether the sink is as its config says (locks asked for and enabled).
+    pub ok: bool,
+    pub notes: Vec<String>,
+}
+
+fn describe(mode: &str, days: u32) -> String {
+    format!("{} {days} days", mode.to_ascii_uppercase())
+}
+
+impl Sink {
+    /// This sink locks what it uploads (s3 with `object_lock`).
+    pub fn locks(&self) -> bool {
+        self.locker.as_ref().is_some_and(|l| l.want.is_some())
+    }
+
+    async fn bucket_lock(&self, l: &Locker) -> Result<BucketLock, LockError> {
+        self.bucket_lock.get_or_init(|| l.bucket()).await.clone()
+    }
+
+    /// Before the first upload of a locking sink: the bucket must have
+    /// Object Lock, or nothing is uploaded there (asked once per run).
+    pub(crate) async fn ensure_lock(&self) -> Result<(), SinkError> {
+        let Some(l) = self.locker.as_ref().filter(|l| l.want.is_some()) else {
+            return Ok(());
+        };
+        let bucket = self.cfg.bucket.clone().unwrap_or_default();
+        match self.bucket_lock(l).await {
+            Ok(b) if b.enabled => Ok(()),
+            Ok(_) => Err(SinkError::LockNotEnabled {
+                sink: self.cfg.name.clone(),
+                bucket,
+            }),
+            Err(source) => Err(SinkError::Lock {
+                sink: self.cfg.name.clone(),
+                op: "reading the Object Lock configuration of bucket",
+                key: bucket,
+                source,
+            }),
+        }
+    }
+
+    /// Locks a just-written object for the sink's `days`.
+    pub(crate) async fn lock_key(&self, key: &str) -> Result<(), SinkError> {
+        let Some(l) = self.locker.as_ref().filter(|l| l.want.is_some()) else {
+            return Ok(());
+        };
+        let until = l.retain(key).await.map_err(|source| SinkError::Lock {
+            sink: self.cfg.name.clone(),
+            op: "locking",
+            key: key.to_string(),
+            source,
+        })?;
+        tracing::debug!(sink = %self.cfg.name, "{key} locked until {until}");
+        Ok(())
+    }
+
+    fn lock_err(&self, op: &'static str, key: &str, source: LockError) -> SinkError {
+        SinkError::Lock {
+            sink: self.cfg.name.clone(),
+            op,
+            key: key.to_string(),
+            source,
+        }
+    }
+
+    /// Until when a copy (archive and manifest) is locked, if it still is.
+    /// `None` for sinks that do not lock.
+    pub async fn locked_until(
+        &self,
+        member: &str,
+        archive: &str,
+    ) -> Result<Option<OffsetDateTime>, SinkError> {
+        let Some(l) = self.locker.as_ref().filter(|l| l.want.is_some()) else {
+            return Ok(None);
+        };
+        let a = self.rel(member, archive);
+        let j = format!("{a}{}", vigil_core::manifest::SUFFIX);
+        let mut latest: Option<OffsetDateTime> = None;
+        for k in [&j, &a] {
+            let versions = l
+                .versions(k)
+                .await
+                .map_err(|e| self.lock_err("listing the versions of", k, e))?;
+            let until = l
+                .locked_until(k, &versions)
+                .await
+                .map_err(|e| self.lock_err("reading the retention of", k, e))?;
+            latest = latest.max(until);
+        }
+        Ok(latest)
+    }
+
+    /// The retain-until date of a copy's archive object as it stands (one
+    /// request), for listings; `None` for sinks that do not lock.
+    pub async fn lock_date(
+        &self,
+        member: &str,
+        archive: &str,
+    ) -> Result<Option<OffsetDateTime>, SinkError> {
+        let Some(l) = self.locker.as_ref().filter(|l| l.want.is_some()) else {
+            return Ok(None);
+        };
+        let k = self.rel(member, archive);
+        let r = l
+            .retention(&k, None)
+            .await
+            .map_err(|e| self.lock_err("reading the retention of", &k, e))?;
+        Ok(r.map(|r| r.until))
+    }
+
+    /// Deletes every version (and delete marker) of `keys`, in order, once
+    /// none of them is locked: a plain DELETE in a versioned bucket would
+    /// only hide the data behind a marker.
+    pub(crate) async fn delete_versions(&self, keys: &[&str]) -> Result<(), SinkError> {
+        let Some(l) = &self.locker else {
+            return Ok(());
+        };
+        let mut all = Vec::new();
+        for k in keys {
+            let v = l
+                .versions(k)
+                .await
+                .map_err(|e| self.lock_err("listing the versions of", k, e))?;
+            if let Some(until) = l
+                .locked_until(k, &v)
+                .await
+                .map_err(|e| self.lock_err("reading the retention of", k, e))?
+            {
+                return Err(SinkError::Locked {
+                    sink: self.cfg.name.clone(),
+                    key: k.to_string(),
+                    until: vigil_core::rfc3339(until),
+                });
+            }
+            all.push((*k, v));
+        }
+        for (k, versions) in all {
+            for v in versions {
+                match l.delete_version(k, &v.id).await {
+                    Ok(()) => {}
+                    Err(e) if e.is_denied() => {
+                        return Err(SinkError::DeleteDenied {
+                            sink: self.cfg.name.clone(),
+                            key: k.to_string(),
+                            message: e.to_string(),
+                        })
+                    }
+                    Err(e) => return Err(self.lock_err("deleting a version of", k, e)),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Asks the store how this sink is protected: Object Lock on the bucket,
+    /// and whether this key may delete (a DELETE of a key that does not
+    /// exist; the delete marker it may leave is removed again).
+    pub async fn protection(&self) -> Protection {
+        let mut p = Protection {
+            bucket_lock: None,
+            bucket_default: None,
+            vigil_lock: self
+                .cfg
+                .object_lock
+                .map(|o| describe(mode_name(o.mode), o.days)),
+            deletes: "allowed".into(),
+            ok: true,
+            notes: Vec::new(),
+        };
+        let Some(l) = &self.locker else {
+            if !self.can_delete() {
+                p.deletes = "left to the tape server (management class)".into();
+            }
+            return p;
+        };
+        match self.bucket_lock(l).await {
+            Ok(b) => {
+                p.bucket_lock = Some(if b.enabled { "enabled" } else { "not enabled" }.into());
+                p.bucket_default = b.default.as_ref().map(|(m, d)| describe(m, *d));
+                if self.locks() && !b.enabled {
+                    p.ok = false;
+                    p.notes.push("object_lock is set but the bucket has no Object Lock: runs upload nothing to this sink".into());
+                }
+                if b.enabled && !self.locks() {
+                    p.notes.push("the bucket has Object Lock but this sink sets no object_lock: vigil's prune would only hide copies behind delete markers; set object_lock".into());
+                }
+                if let (Some((_, d)), Some(o)) = (&b.default, self.cfg.object_lock) {
+                    if *d > o.days {
+                        p.notes.push(format!("the bucket's default retention ({d} days) outlasts object_lock.days ({}): copies stay locked for {d} days", o.days));
+                    }
+                }
+            }
+            Err(e) => {
+                p.ok = false;
+                p.bucket_lock = Some(format!("unknown: {e}"));
+            }
+        }
+        let probe = format!(
+            "{}/.vigil-delete-probe",
+            self.rel("", "").trim_end_matches('/')
+        );
+        match l.probe_delete(&probe).await {
+            Ok(()) => {}
+            Err(e) if e.is_denied() => {
+                p.deletes =
+                    "refused (append-only key): retention is left to the bucket's lifecycle rules"
+                        .into();
+            }
+            Err(e) => {
+                p.ok = false;
+                p.deletes = format!("unknown: {e}");
+            }
+        }
+        p
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_answers_of_radosgw_and_s3() {
+        let x: LockConfigXml = quick_xml::de::from_str(
+            r#"<?xml version="1.0" encoding="UTF-8"?><ObjectLockConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><ObjectLockEnabled>Enabled</ObjectLockEnabled><Rule><DefaultRetention><Mode>COMPLIANCE</Mode><Days>30</Days></DefaultRetention></Rule></ObjectLockConfiguration>"#,
+        )
+        .unwrap();
+        assert_eq!(x.object_lock_enabled.as_deref(), Some("Enabled"));
+        let d = x.rule.unwrap().default_retention.unwrap();
+        assert_eq!((d.mode.as_deref(), d.days), (Some("COMPLIANCE"), Some(30)));
+
+        // Versions and delete markers interleave; keys sharing the prefix are skipped by `versions`.
+        let v: VersionsXml = quick_xml::de::from_str(
+            r#"<ListVersionsResult><IsTruncated>false</IsTruncated><Version><Key>a/x</Key><VersionId>v1</VersionId><IsLatest>false</IsLatest></Version><DeleteMarker><Key>a/x</Key><VersionId>m1</VersionId></DeleteMarker><Version><Key>a/x.json</Key><VersionId>v2</VersionId></Version></ListVersionsResult>"#,
+        )
+        .unwrap();
+        assert_eq!(v.version.len(), 2);
+        assert_eq!(v.delete_marker[0].version_id, "m1");
+        assert!(!v.is_truncated);
+
+        let r: RetentionXml = quick_xml::de::from_str(
+            "<Retention><Mode>GOVERNANCE</Mode><RetainUntilDate>2026-12-02T19:30:55.275346000Z</RetainUntilDate></Retention>",
+        )
+        .unwrap();
+        assert!(OffsetDateTime::parse(&r.retain_until_date, &Rfc3339).is_ok());
+
+        let e: ErrorXml = quick_xml::de::from_str(
+            "<Error><Code>AccessDenied</Code><Message>forbidden by object lock</Message><BucketName>b</BucketName></Error>",
+        )
+        .unwrap();
+        assert_eq!(e.code.as_deref(), Some("AccessDenied"));
+    }
+}
