@@ -103,6 +103,73 @@ impl Rgw {
             .unwrap()
     }
 
+    /// Another radosgw user (for keys with fewer rights than the owner's).
+    pub fn add_user(&self, uid: &str, access_key: &str, secret_key: &str) {
+        let o = Command::new("radosgw-admin")
+            .arg("-c")
+            .arg(self.dir.join("ceph.conf"))
+            .args(["user", "create", "--uid", uid, "--display-name", uid])
+            .arg(format!("--access-key={access_key}"))
+            .arg(format!("--secret-key={secret_key}"))
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "radosgw-admin user create: {}",
+            crate::text(&o)
+        );
+    }
+
+    /// One S3 request from curl's own SigV4 signer (an independent client,
+    /// for what s3cmd cannot do: Object Lock, versions, policies). `target`
+    /// is `/bucket[/key][?query]`, with every query key as `k=` and sorted.
+    /// Returns the HTTP status, the response headers and body.
+    pub fn curl(
+        &self,
+        key: (&str, &str),
+        method: &str,
+        target: &str,
+        headers: &[&str],
+        body: Option<&str>,
+    ) -> (u16, String, String) {
+        let mut c = Command::new("curl");
+        c.args([
+            "-s",
+            "-D",
+            "-",
+            "-X",
+            method,
+            "--aws-sigv4",
+            "aws:amz:us-east-1:s3",
+        ])
+        .arg("--user")
+        .arg(format!("{}:{}", key.0, key.1))
+        .args(["-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD"]);
+        for h in headers {
+            c.args(["-H", h]);
+        }
+        if let Some(b) = body {
+            c.args(["--data-binary", b]);
+        }
+        let o = c
+            .arg(format!("{}{target}", self.endpoint()))
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "curl {method} {target}: {}",
+            crate::text(&o)
+        );
+        let out = String::from_utf8_lossy(&o.stdout).to_string();
+        let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        (status, head.to_string(), body.to_string())
+    }
+
     pub fn make_bucket(&self, name: &str) {
         let o = self.s3cmd(&["mb", &format!("s3://{name}")]);
         assert!(o.status.success(), "s3cmd mb: {}", crate::text(&o));

@@ -11,6 +11,9 @@ use vigil_tests::etcd::Cluster;
 use vigil_tests::proxy::{Fault, Proxy};
 use vigil_tests::*;
 
+#[path = "sinks/object_lock.rs"]
+mod object_lock;
+
 const NAMES: [&str; 3] = ["cp-1", "cp-2", "cp-3"];
 
 fn json(o: &std::process::Output) -> serde_json::Value {

@@ -1,0 +1,356 @@
+//! S3 Object Lock and an append-only key, against a real radosgw: what a
+//! stolen bastion's own S3 key can and cannot do to the off-site copies.
+
+use super::*;
+
+const OWNER: (&str, &str) = (ACCESS_KEY, SECRET_KEY);
+/// The bastion's key in the documented setup: put and read, no delete.
+const BASTION: (&str, &str) = ("BASTIONKEY", "BASTIONSECRET");
+
+/// What README.md's "Off-site copies a stolen bastion cannot delete" gives
+/// the bastion's user: everything a run, prune and restore read or write,
+/// and no s3:DeleteObject / s3:DeleteObjectVersion. On radosgw an object
+/// belongs to the user who uploaded it, so the offline-held owner key is
+/// granted the bucket's objects too.
+const POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":["arn:aws:iam:::user/bastion"]},"Action":["s3:ListBucket","s3:ListBucketVersions","s3:ListBucketMultipartUploads","s3:ListMultipartUploadParts","s3:AbortMultipartUpload","s3:GetBucketObjectLockConfiguration","s3:PutObject","s3:GetObject","s3:GetObjectVersion","s3:PutObjectRetention","s3:GetObjectRetention"],"Resource":["arn:aws:s3:::vault","arn:aws:s3:::vault/*"]},{"Effect":"Allow","Principal":{"AWS":["arn:aws:iam:::user/vigil"]},"Action":["s3:*"],"Resource":["arn:aws:s3:::vault","arn:aws:s3:::vault/*"]}]}"#;
+
+fn lock_sink(rgw: &Rgw, bucket: &str, key: (&str, &str), keep_last: u32) -> String {
+    format!(
+        "\n[[sink]]\nname = \"vault\"\nkind = \"s3\"\nendpoint = \"{}\"\nallow_http = true\nbucket = \"{bucket}\"\nregion = \"us-east-1\"\nprefix = \"vigil\"\naccess_key_id = \"{}\"\nsecret_access_key = \"{}\"\npath_style = true\npart_size = \"5MiB\"\nretries = 1\nretry_timeout = \"2s\"\ntimeout = \"30s\"\nkeep_last = {keep_last}\nobject_lock = {{ mode = \"governance\", days = 1 }}\n",
+        rgw.endpoint(),
+        key.0,
+        key.1
+    )
+}
+
+/// (version id, is a delete marker) of exactly `key`, from curl.
+fn versions(rgw: &Rgw, bucket: &str, key: &str) -> Vec<(String, bool)> {
+    let (st, _, body) = rgw.curl(
+        OWNER,
+        "GET",
+        &format!("/{bucket}?prefix={}&versions=", key.replace('/', "%2F")),
+        &[],
+        None,
+    );
+    assert_eq!(st, 200, "{body}");
+    let tag = |s: &str, t: &str| {
+        s.split_once(&format!("<{t}>"))
+            .and_then(|(_, r)| r.split_once(&format!("</{t}>")))
+            .map(|(v, _)| v.to_string())
+    };
+    let mut out = Vec::new();
+    for (open, marker) in [("<Version>", false), ("<DeleteMarker>", true)] {
+        for part in body.split(open).skip(1) {
+            if tag(part, "Key").as_deref() == Some(key) {
+                out.push((tag(part, "VersionId").unwrap(), marker));
+            }
+        }
+    }
+    out
+}
+
+fn retention(rgw: &Rgw, bucket: &str, key: &str, version: &str) -> String {
+    let (st, _, body) = rgw.curl(
+        OWNER,
+        "GET",
+        &format!("/{bucket}/{key}?retention=&versionId={version}"),
+        &[],
+        None,
+    );
+    assert_eq!(st, 200, "{key}: {body}");
+    body
+}
+
+/// Keys (archive, manifest) of one member's copies in the bucket, oldest first.
+fn copies(rgw: &Rgw, bucket: &str, member: &str) -> Vec<(String, String)> {
+    let mut v: Vec<String> = rgw
+        .ls(&format!("s3://{bucket}/vigil/prod/{member}/"))
+        .into_iter()
+        .map(|(k, _)| k.trim_start_matches(&format!("s3://{bucket}/")).to_string())
+        .filter(|k| k.ends_with(".age"))
+        .collect();
+    v.sort();
+    v.into_iter()
+        .map(|a| (a.clone(), format!("{a}.json")))
+        .collect()
+}
+
+#[test]
+fn object_lock_and_an_append_only_key_against_ceph_radosgw() {
+    let t = tempfile::tempdir().unwrap();
+    let rgw = Rgw::start(&t.path().join("ceph"));
+    rgw.add_user("bastion", BASTION.0, BASTION.1);
+    let (st, _, body) = rgw.curl(
+        OWNER,
+        "PUT",
+        "/vault",
+        &["x-amz-bucket-object-lock-enabled: true"],
+        None,
+    );
+    assert_eq!(st, 200, "{body}");
+    let (st, _, body) = rgw.curl(OWNER, "PUT", "/vault?policy=", &[], Some(POLICY));
+    assert!(st == 200 || st == 204, "{st} {body}");
+    rgw.make_bucket("plain");
+
+    let cluster = Cluster::start(t.path(), &NAMES, None);
+    // Above the 5 MiB part size: multipart uploads with checksums.
+    cluster.put_many("/registry/secrets/", 6000, 1024, true, 21);
+    let key = age_key(t.path());
+    let mut cb = ConfigBuilder::new(t.path(), cluster.config_members(), &key.recipient);
+    cb.extra = lock_sink(&rgw, "vault", BASTION, 1);
+    let cfg = cb.write("vigil.toml");
+    cb.extra = lock_sink(&rgw, "vault", OWNER, 1);
+    let owner_cfg = cb.write("owner.toml");
+
+    // 1. Every archive and manifest is locked (one version each) for a day.
+    let out = vigil("vigil-snapshot", &cfg, &["run", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let r = json(&out);
+    assert_eq!(r["sinks"][0]["ok"], true, "{r}");
+    assert_eq!(r["sinks"][0]["copies"], 3, "{r}");
+    let first = copies(&rgw, "vault", "cp-1");
+    for m in NAMES {
+        let c = copies(&rgw, "vault", m);
+        assert_eq!(c.len(), 1, "{m}: {c:?}");
+        for k in [&c[0].0, &c[0].1] {
+            let v = versions(&rgw, "vault", k);
+            assert_eq!(v.len(), 1, "{k}: {v:?}");
+            let body = retention(&rgw, "vault", k, &v[0].0);
+            assert!(body.contains("<Mode>GOVERNANCE</Mode>"), "{k}: {body}");
+            let tomorrow = vigil_core::rfc3339(vigil_core::now() + time::Duration::days(1));
+            assert!(
+                body.contains(&format!("<RetainUntilDate>{}", &tomorrow[..13])),
+                "{k}: not locked for a day ({tomorrow}): {body}"
+            );
+        }
+    }
+
+    // 2. check-sink names both protections.
+    let out = vigil("vigil-snapshot", &cfg, &["check-sink", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let c = json(&out);
+    assert_eq!(c[0]["bucket_lock"], "enabled", "{c}");
+    assert_eq!(c[0]["vigil_lock"], "GOVERNANCE 1 days", "{c}");
+    assert!(
+        c[0]["deletes"].as_str().unwrap().starts_with("refused"),
+        "{c}"
+    );
+    assert_eq!(c[0]["copies"], 3, "{c}");
+    let out = vigil("vigil-snapshot", &owner_cfg, &["check-sink"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("deletes:     allowed"),
+        "{}",
+        text(&out)
+    );
+    // The owner's delete probe left no delete marker behind.
+    assert!(
+        versions(&rgw, "vault", "vigil/prod/.vigil-delete-probe").is_empty(),
+        "probe left a marker"
+    );
+
+    // 3. keep_last = 1, but the older copies are locked: kept, counted, reported.
+    let out = vigil("vigil-snapshot", &cfg, &["run", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let r = json(&out);
+    let s = &r["sinks"][0];
+    assert_eq!(s["ok"], true, "{s}");
+    assert_eq!(s["pruned"].as_array().unwrap().len(), 0, "{s}");
+    assert_eq!(s["locked"].as_array().unwrap().len(), 3, "{s}");
+    assert!(
+        s["locked"][0]
+            .as_str()
+            .unwrap()
+            .contains("(locked until 20"),
+        "{s}"
+    );
+    assert_eq!(s["copies"], 6, "{s}");
+    let out = vigil("vigil-snapshot", &cfg, &["prune", "--dry-run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let o = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        o.contains("would prune 0") && o.matches("locked until").count() == 3,
+        "{o}"
+    );
+    let out = vigil("vigil-snapshot", &cfg, &["list", "--all", "--json"]);
+    let l = json(&out);
+    for a in l["archives"].as_array().unwrap() {
+        let vault = a["locations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["store"] == "vault")
+            .unwrap_or_else(|| panic!("{a}"));
+        assert!(vault["locked_until"].as_str().is_some(), "{a}");
+    }
+
+    // 4. The bastion's key against the oldest copy: no delete (by version or
+    //    not), and an overwrite leaves the locked version as it was.
+    let (archive, manifest) = &first[0];
+    let v = versions(&rgw, "vault", archive)[0].0.clone();
+    let (st, _, body) = rgw.curl(
+        BASTION,
+        "DELETE",
+        &format!("/vault/{archive}?versionId={v}"),
+        &[],
+        None,
+    );
+    assert_eq!(st, 403, "{body}");
+    let (st, _, body) = rgw.curl(BASTION, "DELETE", &format!("/vault/{archive}"), &[], None);
+    assert_eq!(st, 403, "{body}");
+    // The owner's key cannot delete the locked version either.
+    let (st, _, body) = rgw.curl(
+        OWNER,
+        "DELETE",
+        &format!("/vault/{archive}?versionId={v}"),
+        &[],
+        None,
+    );
+    assert_eq!((st, body.contains("AccessDenied")), (403, true), "{body}");
+    let (st, head, _) = rgw.curl(
+        BASTION,
+        "PUT",
+        &format!("/vault/{archive}"),
+        &[],
+        Some("overwritten"),
+    );
+    assert_eq!(st, 200, "{head}");
+    let got = t.path().join("original.age");
+    let o = Command::new("curl")
+        .args(["-s", "-o"])
+        .arg(&got)
+        .args(["--aws-sigv4", "aws:amz:us-east-1:s3", "--user"])
+        .arg(format!("{}:{}", OWNER.0, OWNER.1))
+        .args(["-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD"])
+        .arg(format!("{}/vault/{archive}?versionId={v}", rgw.endpoint()))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let m: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            cb.snapshot_dir
+                .join("cp-1")
+                .join(format!("{}.json", archive.rsplit('/').next().unwrap())),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(sha256_hex(&got), m["archive_sha256"].as_str().unwrap());
+    // Undo the overwrite (an unlocked version) so the listing is clean again.
+    let evil = versions(&rgw, "vault", archive)
+        .into_iter()
+        .find(|(id, _)| *id != v)
+        .unwrap()
+        .0;
+    let (st, _, body) = rgw.curl(
+        OWNER,
+        "DELETE",
+        &format!("/vault/{archive}?versionId={evil}"),
+        &[],
+        None,
+    );
+    assert_eq!(st, 204, "{body}");
+
+    // 5. A restore and a scrub read the locked copies as usual.
+    let snap = t.path().join("cp-1.db");
+    let out = vigil(
+        "vigil-restore",
+        &cfg,
+        &[
+            "fetch",
+            "--member",
+            "cp-1",
+            "--source",
+            "vault",
+            "--identity",
+            key.identity_file.to_str().unwrap(),
+            "--out",
+            snap.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let st = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .args(["snapshot", "status", "-w", "json"])
+        .arg(&snap)
+        .output()
+        .unwrap();
+    assert!(st.status.success(), "{}", text(&st));
+    let out = vigil(
+        "vigil-snapshot",
+        &cfg,
+        &["scrub", "--sink", "vault", "--json"],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "scrub of locked copies: {}",
+        text(&out)
+    );
+
+    // 6. The oldest cp-1 copy's lock ends (the owner shortens the governance
+    //    lock). The bastion's key may not delete it: left to lifecycle, not
+    //    an error. The owner's key deletes every version, leaving no marker.
+    let soon = vigil_core::rfc3339(vigil_core::now() + time::Duration::seconds(2));
+    for k in [archive, manifest] {
+        for (id, _) in versions(&rgw, "vault", k) {
+            let (st, _, body) = rgw.curl(
+                OWNER,
+                "PUT",
+                &format!("/vault/{k}?retention=&versionId={id}"),
+                &["x-amz-bypass-governance-retention: true"],
+                Some(&format!(
+                    "<Retention><Mode>GOVERNANCE</Mode><RetainUntilDate>{soon}</RetainUntilDate></Retention>"
+                )),
+            );
+            assert_eq!(st, 200, "{k}: {body}");
+        }
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let out = vigil("vigil-snapshot", &cfg, &["prune", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let p = json(&out);
+    let s = &p["sinks"][0];
+    assert_eq!(s["left"].as_array().unwrap().len(), 1, "{s}");
+    assert!(
+        s["left"][0]
+            .as_str()
+            .unwrap()
+            .contains("not allowed; left to the bucket's lifecycle rules"),
+        "{s}"
+    );
+    assert_eq!(s["locked"].as_array().unwrap().len(), 2, "{s}");
+    assert_eq!(s["errors"].as_array().unwrap().len(), 0, "{s}");
+    assert_eq!(versions(&rgw, "vault", archive).len(), 1);
+    let out = vigil("vigil-snapshot", &owner_cfg, &["prune", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let s = &json(&out)["sinks"][0];
+    assert_eq!(s["pruned"].as_array().unwrap().len(), 1, "{s}");
+    assert_eq!(s["locked"].as_array().unwrap().len(), 2, "{s}");
+    for k in [archive, manifest] {
+        assert!(
+            versions(&rgw, "vault", k).is_empty(),
+            "{k} left versions or markers"
+        );
+    }
+
+    // 7. object_lock on a bucket without Object Lock: a clear error, nothing
+    //    uploaded there, the local archives kept.
+    cb.extra = lock_sink(&rgw, "plain", OWNER, 1);
+    let plain = cb.write("plain.toml");
+    let out = vigil("vigil-snapshot", &plain, &["run", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let r = json(&out);
+    let errs = r["sinks"][0]["errors"].to_string();
+    assert!(errs.contains("bucket plain has no Object Lock"), "{r}");
+    assert!(
+        rgw.ls("s3://plain/").is_empty(),
+        "uploaded to an unlocked bucket"
+    );
+    for m in r["members"].as_array().unwrap() {
+        assert_eq!(m["ok"], true, "{m}");
+    }
+    let out = vigil("vigil-snapshot", &plain, &["check-sink"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("bucket not enabled"), "{}", text(&out));
+}
