@@ -1224,6 +1224,52 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("allow_http") && !e.contains("TOPSECRET"), "{e}");
+        let s3 = "kind = \"s3\"\nbucket = \"x\"\naccess_key_id = \"a\"\nsecret_access_key = \"s\"";
+        for (lock, want) in [
+            (
+                "object_lock = { mode = \"compliance\", days = 0 }",
+                "key `sink[0].object_lock.days`: must be between 1 and 36500",
+            ),
+            (
+                "object_lock = { mode = \"legal-hold\", days = 3 }",
+                "unknown variant `legal-hold`",
+            ),
+            (
+                "object_lock = { mode = \"compliance\", days = 3, years = 1 }",
+                "unknown field `years`",
+            ),
+        ] {
+            let e = vigil_core::Config::parse(
+                &text.replace(
+                    "kind = \"tape-dsmc\"\nbucket = \"x\"",
+                    &format!("{s3}\n{lock}"),
+                ),
+                Path::new("v.toml"),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains(want), "{lock}: {e}");
+        }
+        let e = vigil_core::Config::parse(
+            &text.replace(
+                "kind = \"tape-dsmc\"\nbucket = \"x\"",
+                "kind = \"dir\"\npath = \"/srv/x\"\nobject_lock = { mode = \"compliance\", days = 3 }",
+            ),
+            Path::new("v.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("sink[0].object_lock") && e.contains("does not apply to kind \"dir\""),
+            "{e}"
+        );
+        let ok = text.replace(
+            "kind = \"tape-dsmc\"\nbucket = \"x\"",
+            &format!("{s3}\nobject_lock = {{ mode = \"governance\", days = 30 }}"),
+        );
+        let cfg = vigil_core::Config::parse(&ok, Path::new("v.toml")).unwrap();
+        let sink = Sink::build(cfg.sinks().next().unwrap(), "prod", d.path()).unwrap();
+        assert!(sink.locks());
     }
 
     /// A copy that is not there is its own error kind, so restore moves to
