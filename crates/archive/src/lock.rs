@@ -407,7 +407,29 @@ fn describe(mode: &str, days: u32) -> String {
 impl Sink {
     /// This sink locks what it uploads (s3 with `object_lock`).
     pub fn locks(&self) -> bool {
-        self.locker.as_ref().is_some_and(|l| l.want.is_some())
+        self.locking().is_some()
+    }
+
+    /// The locker of a sink that locks what it uploads.
+    fn locking(&self) -> Option<&Locker> {
+        self.locker.as_ref().filter(|l| l.want.is_some())
+    }
+
+    /// Every version of `key`, and until when the latest-locked one holds.
+    async fn key_lock(
+        &self,
+        l: &Locker,
+        key: &str,
+    ) -> Result<(Vec<Version>, Option<OffsetDateTime>), SinkError> {
+        let versions = l
+            .versions(key)
+            .await
+            .map_err(|e| self.lock_err("listing the versions of", key, e))?;
+        let until = l
+            .locked_until(key, &versions)
+            .await
+            .map_err(|e| self.lock_err("reading the retention of", key, e))?;
+        Ok((versions, until))
     }
 
     async fn bucket_lock(&self, l: &Locker) -> Result<BucketLock, LockError> {
@@ -417,7 +439,7 @@ impl Sink {
     /// Before the first upload of a locking sink: the bucket must have
     /// Object Lock, or nothing is uploaded there (asked once per run).
     pub(crate) async fn ensure_lock(&self) -> Result<(), SinkError> {
-        let Some(l) = self.locker.as_ref().filter(|l| l.want.is_some()) else {
+        let Some(l) = self.locking() else {
             return Ok(());
         };
         let bucket = self.cfg.bucket.clone().unwrap_or_default();
@@ -438,7 +460,7 @@ impl Sink {
 
     /// Locks a just-written object for the sink's `days`.
     pub(crate) async fn lock_key(&self, key: &str) -> Result<(), SinkError> {
-        let Some(l) = self.locker.as_ref().filter(|l| l.want.is_some()) else {
+        let Some(l) = self.locking() else {
             return Ok(());
         };
         let until = l.retain(key).await.map_err(|source| SinkError::Lock {
@@ -467,22 +489,14 @@ impl Sink {
         member: &str,
         archive: &str,
     ) -> Result<Option<OffsetDateTime>, SinkError> {
-        let Some(l) = self.locker.as_ref().filter(|l| l.want.is_some()) else {
+        let Some(l) = self.locking() else {
             return Ok(None);
         };
         let a = self.rel(member, archive);
         let j = format!("{a}{}", vigil_core::manifest::SUFFIX);
         let mut latest: Option<OffsetDateTime> = None;
         for k in [&j, &a] {
-            let versions = l
-                .versions(k)
-                .await
-                .map_err(|e| self.lock_err("listing the versions of", k, e))?;
-            let until = l
-                .locked_until(k, &versions)
-                .await
-                .map_err(|e| self.lock_err("reading the retention of", k, e))?;
-            latest = latest.max(until);
+            latest = latest.max(self.key_lock(l, k).await?.1);
         }
         Ok(latest)
     }
@@ -494,7 +508,7 @@ impl Sink {
         member: &str,
         archive: &str,
     ) -> Result<Option<OffsetDateTime>, SinkError> {
-        let Some(l) = self.locker.as_ref().filter(|l| l.want.is_some()) else {
+        let Some(l) = self.locking() else {
             return Ok(None);
         };
         let k = self.rel(member, archive);
@@ -514,15 +528,8 @@ impl Sink {
         };
         let mut all = Vec::new();
         for k in keys {
-            let v = l
-                .versions(k)
-                .await
-                .map_err(|e| self.lock_err("listing the versions of", k, e))?;
-            if let Some(until) = l
-                .locked_until(k, &v)
-                .await
-                .map_err(|e| self.lock_err("reading the retention of", k, e))?
-            {
+            let (v, until) = self.key_lock(l, k).await?;
+            if let Some(until) = until {
                 return Err(SinkError::Locked {
                     sink: self.cfg.name.clone(),
                     key: k.to_string(),

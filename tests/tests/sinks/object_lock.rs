@@ -97,7 +97,13 @@ fn object_lock_and_an_append_only_key_against_ceph_radosgw() {
     cluster.put_many("/registry/secrets/", 6000, 1024, true, 21);
     let key = age_key(t.path());
     let mut cb = ConfigBuilder::new(t.path(), cluster.config_members(), &key.recipient);
-    cb.extra = lock_sink(&rgw, "vault", BASTION, 1);
+    let textdir = t.path().join("textfile");
+    std::fs::create_dir(&textdir).unwrap();
+    cb.extra = format!(
+        "\n[metrics]\ntextfile_dir = \"{}\"\nlisten = \"\"\n{}",
+        textdir.display(),
+        lock_sink(&rgw, "vault", BASTION, 1)
+    );
     let cfg = cb.write("vigil.toml");
     cb.extra = lock_sink(&rgw, "vault", OWNER, 1);
     let owner_cfg = cb.write("owner.toml");
@@ -307,26 +313,42 @@ fn object_lock_and_an_append_only_key_against_ceph_radosgw() {
         }
     }
     std::thread::sleep(Duration::from_secs(3));
-    let out = vigil("vigil-snapshot", &cfg, &["prune", "--json"]);
+    // A scheduled run with the bastion's key: it succeeds, and says what it left.
+    let out = vigil("vigil-snapshot", &cfg, &["run", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let p = json(&out);
-    let s = &p["sinks"][0];
+    let r = json(&out);
+    let s = &r["sinks"][0];
+    assert_eq!(s["ok"], true, "{s}");
     assert_eq!(s["left"].as_array().unwrap().len(), 1, "{s}");
     assert!(
-        s["left"][0]
-            .as_str()
-            .unwrap()
-            .contains("not allowed; left to the bucket's lifecycle rules"),
+        s["left"][0].as_str().unwrap().contains(archive.as_str())
+            && s["left"][0]
+                .as_str()
+                .unwrap()
+                .contains("not allowed; left to the bucket's lifecycle rules"),
         "{s}"
     );
-    assert_eq!(s["locked"].as_array().unwrap().len(), 2, "{s}");
+    // cp-1's second copy, and both older copies of cp-2 and cp-3.
+    assert_eq!(s["locked"].as_array().unwrap().len(), 5, "{s}");
     assert_eq!(s["errors"].as_array().unwrap().len(), 0, "{s}");
     assert_eq!(versions(&rgw, "vault", archive).len(), 1);
+    let metrics = std::fs::read_to_string(textdir.join("vigil_snapshot_prod.prom")).unwrap();
+    for (name, want) in [
+        ("vigil_snapshot_sink_left_to_lifecycle", "1"),
+        ("vigil_snapshot_sink_locked", "5"),
+    ] {
+        assert!(
+            metrics
+                .lines()
+                .any(|l| l.starts_with(&format!("{name}{{")) && l.ends_with(&format!(" {want}"))),
+            "{name} {want}: {metrics}"
+        );
+    }
     let out = vigil("vigil-snapshot", &owner_cfg, &["prune", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let s = &json(&out)["sinks"][0];
     assert_eq!(s["pruned"].as_array().unwrap().len(), 1, "{s}");
-    assert_eq!(s["locked"].as_array().unwrap().len(), 2, "{s}");
+    assert_eq!(s["locked"].as_array().unwrap().len(), 5, "{s}");
     for k in [archive, manifest] {
         assert!(
             versions(&rgw, "vault", k).is_empty(),
