@@ -217,10 +217,12 @@ fn s3_sink_against_ceph_radosgw() {
         assert_eq!(in_bucket(&rgw, name).len(), 3);
     }
 
-    // 8. An object corrupted behind vigil's back: scrub reports it.
-    let (victim, _) = in_bucket(&rgw, "cp-2").remove(0);
+    // 8. An object corrupted behind vigil's back, at the same size (only
+    //    a readback sees it; `verify = "size"` is for the upload): scrub
+    //    reports it.
+    let (victim, size) = in_bucket(&rgw, "cp-2").remove(0);
     let junk = t.path().join("junk");
-    std::fs::write(&junk, vec![7u8; 1000]).unwrap();
+    std::fs::write(&junk, vec![7u8; size as usize]).unwrap();
     let o = rgw.s3cmd(&["put", junk.to_str().unwrap(), &victim]);
     assert!(o.status.success(), "{}", text(&o));
     let out = vigil("vigil-snapshot", &cfg, &["scrub", "--sink", "rgw"]);

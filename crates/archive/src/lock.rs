@@ -119,6 +119,21 @@ struct VersionsXml {
 struct VersionXml {
     key: String,
     version_id: String,
+    #[serde(default)]
+    size: u64,
+    #[serde(default)]
+    last_modified: String,
+}
+
+/// One version (or delete marker) of an object under a prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectVersion {
+    pub key: String,
+    pub id: String,
+    pub delete_marker: bool,
+    pub size: u64,
+    /// As the store writes it (ISO 8601, UTC): sorts as text.
+    pub last_modified: String,
 }
 
 #[derive(Deserialize)]
@@ -303,11 +318,26 @@ impl Locker {
 
     /// Every version and delete marker of exactly `key`.
     pub async fn versions(&self, key: &str) -> Result<Vec<Version>, LockError> {
+        Ok(self
+            .all_versions(key)
+            .await?
+            .into_iter()
+            .filter(|v| v.key == key)
+            .map(|v| Version {
+                id: v.id,
+                delete_marker: v.delete_marker,
+            })
+            .collect())
+    }
+
+    /// Every version and delete marker of every key under `prefix`, in the
+    /// store's order (by key, newest version first).
+    pub async fn all_versions(&self, prefix: &str) -> Result<Vec<ObjectVersion>, LockError> {
         let mut out = Vec::new();
         let mut marker: Option<(String, String)> = None;
         // A bound on pages, against a store that keeps answering "truncated".
-        for _ in 0..1000 {
-            let mut q = vec![("versions", String::new()), ("prefix", key.to_string())];
+        for _ in 0..10_000 {
+            let mut q = vec![("versions", String::new()), ("prefix", prefix.to_string())];
             if let Some((k, v)) = &marker {
                 q.push(("key-marker", k.clone()));
                 q.push(("version-id-marker", v.clone()));
@@ -315,22 +345,48 @@ impl Locker {
             let (_, text) = self.send(Method::GET, "", q, None).await?;
             let x: VersionsXml =
                 quick_xml::de::from_str(&text).map_err(|e| LockError::Parse(e.to_string()))?;
-            let mine = |v: &VersionXml| v.key == key;
-            out.extend(x.version.iter().filter(|v| mine(v)).map(|v| Version {
-                id: v.version_id.clone(),
-                delete_marker: false,
-            }));
-            out.extend(x.delete_marker.iter().filter(|v| mine(v)).map(|v| Version {
-                id: v.version_id.clone(),
-                delete_marker: true,
-            }));
+            let one = |v: VersionXml, delete_marker: bool| ObjectVersion {
+                key: v.key,
+                id: v.version_id,
+                delete_marker,
+                size: v.size,
+                last_modified: v.last_modified,
+            };
+            // Markers and versions come as two lists here; keep the store's
+            // per-key order (newest first) by sorting on key, then date.
+            let mut page: Vec<ObjectVersion> =
+                x.version.into_iter().map(|v| one(v, false)).collect();
+            page.extend(x.delete_marker.into_iter().map(|v| one(v, true)));
+            page.sort_by(|a, b| {
+                a.key
+                    .cmp(&b.key)
+                    .then(b.last_modified.cmp(&a.last_modified))
+            });
+            out.extend(page);
             let next = x.next_key_marker.zip(x.next_version_id_marker);
             match next {
                 Some(n) if x.is_truncated && Some(&n) != marker.as_ref() => marker = Some(n),
                 _ => return Ok(out),
             }
         }
-        Err(LockError::Parse("more than 1000 pages of versions".into()))
+        Err(LockError::Parse("more than 10000 pages of versions".into()))
+    }
+
+    /// The first version of each key under `prefix`: in a locked bucket,
+    /// what vigil wrote. A later version is an overwrite and a delete
+    /// marker only hides, so neither changes what is read.
+    pub async fn first_versions(
+        &self,
+        prefix: &str,
+    ) -> Result<std::collections::BTreeMap<String, ObjectVersion>, LockError> {
+        let mut first = std::collections::BTreeMap::new();
+        // Newest first per key: the last version seen of a key is its first.
+        for v in self.all_versions(prefix).await? {
+            if !v.delete_marker {
+                first.insert(v.key.clone(), v);
+            }
+        }
+        Ok(first)
     }
 
     /// Deletes one version (or delete marker) for good.
@@ -413,6 +469,42 @@ impl Sink {
     /// The locker of a sink that locks what it uploads.
     fn locking(&self) -> Option<&Locker> {
         self.locker.as_ref().filter(|l| l.want.is_some())
+    }
+
+    /// The first version of every key under `prefix` (locking sinks).
+    pub(crate) async fn first_versions(
+        &self,
+        prefix: &str,
+    ) -> Result<std::collections::BTreeMap<String, ObjectVersion>, SinkError> {
+        let Some(l) = self.locking() else {
+            return Ok(Default::default());
+        };
+        l.first_versions(prefix)
+            .await
+            .map_err(|e| self.lock_err("listing the versions under", prefix, e))
+    }
+
+    /// The version to read `key` at: its first in a locking sink (`NotFound`
+    /// when there is none), the newest (`None`) elsewhere.
+    pub(crate) async fn pinned_version(&self, key: &str) -> Result<Option<String>, SinkError> {
+        if !self.locks() {
+            return Ok(None);
+        }
+        match self.first_version(key).await? {
+            Some(v) => Ok(Some(v.id)),
+            None => Err(SinkError::NotFound {
+                sink: self.cfg.name.clone(),
+                key: key.to_string(),
+            }),
+        }
+    }
+
+    /// The first version of `key`, what vigil wrote (locking sinks).
+    pub(crate) async fn first_version(
+        &self,
+        key: &str,
+    ) -> Result<Option<ObjectVersion>, SinkError> {
+        Ok(self.first_versions(key).await?.remove(key))
     }
 
     /// Every version of `key`, and until when the latest-locked one holds.
@@ -501,8 +593,8 @@ impl Sink {
         Ok(latest)
     }
 
-    /// The retain-until date of a copy's archive object as it stands (one
-    /// request), for listings; `None` for sinks that do not lock.
+    /// The retain-until date of the version of a copy's archive that vigil
+    /// reads, for listings; `None` for sinks that do not lock.
     pub async fn lock_date(
         &self,
         member: &str,
@@ -512,8 +604,9 @@ impl Sink {
             return Ok(None);
         };
         let k = self.rel(member, archive);
+        let version = self.pinned_version(&k).await?;
         let r = l
-            .retention(&k, None)
+            .retention(&k, version.as_deref())
             .await
             .map_err(|e| self.lock_err("reading the retention of", &k, e))?;
         Ok(r.map(|r| r.until))

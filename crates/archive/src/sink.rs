@@ -582,9 +582,29 @@ impl Sink {
     /// Checks a stored copy against its manifest, by reading it back (default)
     /// or by the size the store reports.
     pub async fn verify(&self, member: &str, m: &Manifest) -> Result<(), SinkError> {
+        self.check(member, m, self.cfg.verify_mode()).await
+    }
+
+    /// Reads a stored copy back and checks its size and sha256, whatever
+    /// `verify` says: scrub's check, the only one that sees bit rot.
+    pub async fn scrub(&self, member: &str, m: &Manifest) -> Result<(), SinkError> {
+        self.check(member, m, VerifyMode::Readback).await
+    }
+
+    async fn check(&self, member: &str, m: &Manifest, mode: VerifyMode) -> Result<(), SinkError> {
         let key = self.rel(member, &m.archive);
         let (size, sha) =
-            match (&self.backend, self.cfg.verify_mode()) {
+            match (&self.backend, mode) {
+                (Backend::Object { .. }, VerifyMode::Size) if self.locks() => {
+                    let v = self
+                        .first_version(&key)
+                        .await?
+                        .ok_or_else(|| SinkError::NotFound {
+                            sink: self.cfg.name.clone(),
+                            key: key.clone(),
+                        })?;
+                    (v.size, None)
+                }
                 (Backend::Object { store, .. }, VerifyMode::Size) => {
                     let meta = store
                         .head(&ObjPath::from(key.as_str()))
@@ -593,8 +613,12 @@ impl Sink {
                     (meta.size, None)
                 }
                 (Backend::Object { store, .. }, VerifyMode::Readback) => {
+                    let opts = object_store::GetOptions {
+                        version: self.pinned_version(&key).await?,
+                        ..Default::default()
+                    };
                     let r = store
-                        .get(&ObjPath::from(key.as_str()))
+                        .get_opts(&ObjPath::from(key.as_str()), opts)
                         .await
                         .map_err(|e| self.store_err("reading back", &key, &e))?;
                     let mut s = r.into_stream();
@@ -666,22 +690,37 @@ impl Sink {
         let mut out = Vec::new();
         match &self.backend {
             Backend::Object { store, .. } => {
-                let prefix = ObjPath::from(base);
                 let mut sizes = std::collections::HashMap::new();
-                let mut manifests = Vec::new();
-                let mut s = store.list(Some(&prefix));
-                while let Some(meta) = s.next().await {
-                    let meta = meta.map_err(|e| self.store_err("listing", base, &e))?;
-                    let loc = meta.location.to_string();
-                    if loc.ends_with(SUFFIX) {
-                        manifests.push(loc);
-                    } else {
-                        sizes.insert(loc, meta.size);
+                // (key, version): a locking sink reads the first version of
+                // each key, so an overwrite or a delete marker changes nothing.
+                let mut manifests: Vec<(String, Option<String>)> = Vec::new();
+                if self.locks() {
+                    for (loc, v) in self.first_versions(&format!("{base}/")).await? {
+                        if loc.ends_with(SUFFIX) {
+                            manifests.push((loc, Some(v.id)));
+                        } else {
+                            sizes.insert(loc, v.size);
+                        }
+                    }
+                } else {
+                    let mut s = store.list(Some(&ObjPath::from(base)));
+                    while let Some(meta) = s.next().await {
+                        let meta = meta.map_err(|e| self.store_err("listing", base, &e))?;
+                        let loc = meta.location.to_string();
+                        if loc.ends_with(SUFFIX) {
+                            manifests.push((loc, None));
+                        } else {
+                            sizes.insert(loc, meta.size);
+                        }
                     }
                 }
-                for loc in manifests {
+                for (loc, version) in manifests {
+                    let opts = object_store::GetOptions {
+                        version,
+                        ..Default::default()
+                    };
                     let r = store
-                        .get(&ObjPath::from(loc.as_str()))
+                        .get_opts(&ObjPath::from(loc.as_str()), opts)
                         .await
                         .map_err(|e| self.store_err("reading manifest", &loc, &e))?;
                     let bytes = r
@@ -781,7 +820,11 @@ impl Sink {
         let name = self.cfg.name.clone();
         match &self.backend {
             Backend::Object { store, .. } => {
-                let r = store.get(&ObjPath::from(key.as_str())).await.map_err(|e| match e {
+                let opts = object_store::GetOptions {
+                    version: self.pinned_version(&key).await?,
+                    ..Default::default()
+                };
+                let r = store.get_opts(&ObjPath::from(key.as_str()), opts).await.map_err(|e| match e {
                     object_store::Error::NotFound { .. } => SinkError::NotFound { sink: name.clone(), key: key.clone() },
                     e => self.store_err("reading", &key, &e),
                 })?;

@@ -260,7 +260,7 @@ pub async fn scrub_sink(
             ));
             continue;
         }
-        match sink.verify(&e.member, &e.manifest).await {
+        match sink.scrub(&e.member, &e.manifest).await {
             Ok(()) => good.push(e.manifest.archive.clone()),
             Err(err @ SinkError::Mismatch { .. }) => {
                 let msg = err.to_string();

@@ -242,28 +242,56 @@ fn object_lock_and_an_append_only_key_against_ceph_radosgw() {
     )
     .unwrap();
     assert_eq!(sha256_hex(&got), m["archive_sha256"].as_str().unwrap());
-    // Undo the overwrite (an unlocked version) so the listing is clean again.
-    let evil = versions(&rgw, "vault", archive)
-        .into_iter()
-        .find(|(id, _)| *id != v)
-        .unwrap()
-        .0;
+    // The bastion's key also forges the manifest, and the owner's key (no
+    // policy) hides cp-2's oldest copy behind delete markers. vigil reads
+    // the first version of each key: both copies are still there as written.
     let (st, _, body) = rgw.curl(
-        OWNER,
-        "DELETE",
-        &format!("/vault/{archive}?versionId={evil}"),
+        BASTION,
+        "PUT",
+        &format!("/vault/{manifest}"),
         &[],
-        None,
+        Some("{}"),
     );
-    assert_eq!(st, 204, "{body}");
+    assert_eq!(st, 200, "{body}");
+    let (a2, m2) = &copies(&rgw, "vault", "cp-2")[0];
+    for k in [m2, a2] {
+        let (st, _, body) = rgw.curl(OWNER, "DELETE", &format!("/vault/{k}"), &[], None);
+        assert_eq!(st, 204, "{k}: {body}");
+        assert!(versions(&rgw, "vault", k).iter().any(|(_, marker)| *marker));
+    }
+    assert!(
+        copies(&rgw, "vault", "cp-2").len() == 1,
+        "s3cmd should no longer see it"
+    );
+    let out = vigil("vigil-snapshot", &cfg, &["list", "--all", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let l = json(&out);
+    let in_vault = |l: &serde_json::Value| {
+        l["archives"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| {
+                a["locations"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|c| c["store"] == "vault" && c["verified"] == true)
+            })
+            .count()
+    };
+    assert_eq!(in_vault(&l), 6, "{l}");
 
-    // 5. A restore and a scrub read the locked copies as usual.
+    // 5. A restore (of the overwritten copy) and a scrub read the locked
+    //    copies as vigil wrote them.
     let snap = t.path().join("cp-1.db");
     let out = vigil(
         "vigil-restore",
         &cfg,
         &[
             "fetch",
+            "--archive",
+            m["id"].as_str().unwrap(),
             "--member",
             "cp-1",
             "--source",
@@ -282,6 +310,7 @@ fn object_lock_and_an_append_only_key_against_ceph_radosgw() {
         .output()
         .unwrap();
     assert!(st.status.success(), "{}", text(&st));
+    assert_eq!(sha256_hex(&snap), m["snapshot_sha256"].as_str().unwrap());
     let out = vigil(
         "vigil-snapshot",
         &cfg,
@@ -331,7 +360,11 @@ fn object_lock_and_an_append_only_key_against_ceph_radosgw() {
     // cp-1's second copy, and both older copies of cp-2 and cp-3.
     assert_eq!(s["locked"].as_array().unwrap().len(), 5, "{s}");
     assert_eq!(s["errors"].as_array().unwrap().len(), 0, "{s}");
-    assert_eq!(versions(&rgw, "vault", archive).len(), 1);
+    assert_eq!(
+        versions(&rgw, "vault", archive).len(),
+        2,
+        "nothing deleted: the original and the overwrite"
+    );
     let metrics = std::fs::read_to_string(textdir.join("vigil_snapshot_prod.prom")).unwrap();
     for (name, want) in [
         ("vigil_snapshot_sink_left_to_lifecycle", "1"),
