@@ -400,7 +400,48 @@ fn object_lock_and_an_append_only_key_against_ceph_radosgw() {
         );
     }
 
-    // 7. object_lock on a bucket without Object Lock: a clear error, nothing
+    // 7. The same append-only policy on a bucket without Object Lock, and a
+    //    sink without object_lock: runs succeed, retention says what it left,
+    //    and the bastion's key cannot delete a copy.
+    let (st, _, body) = rgw.curl(OWNER, "PUT", "/drop", &[], None);
+    assert_eq!(st, 200, "{body}");
+    let (st, _, body) = rgw.curl(
+        OWNER,
+        "PUT",
+        "/drop?policy=",
+        &[],
+        Some(&POLICY.replace("vault", "drop")),
+    );
+    assert!(st == 200 || st == 204, "{st} {body}");
+    cb.extra = lock_sink(&rgw, "drop", BASTION, 1)
+        .replace("object_lock = { mode = \"governance\", days = 1 }\n", "");
+    let drop = cb.write("drop.toml");
+    for run in 1..=2 {
+        let out = vigil("vigil-snapshot", &drop, &["run", "--json"]);
+        assert_eq!(out.status.code(), Some(0), "run {run}: {}", text(&out));
+        let s = &json(&out)["sinks"][0];
+        assert_eq!(s["ok"], true, "{s}");
+        // The first run also ships the older local archives (catch-up);
+        // keep_last = 1 would drop all but one per member.
+        let copies = s["copies"].as_u64().unwrap() as usize;
+        assert!(copies > 3, "{s}");
+        assert_eq!(s["left"].as_array().unwrap().len(), copies - 3, "{s}");
+        assert_eq!(s["pruned"].as_array().unwrap().len(), 0, "{s}");
+    }
+    let out = vigil("vigil-snapshot", &drop, &["check-sink", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let c = json(&out);
+    assert_eq!(c[0]["bucket_lock"], "not enabled", "{c}");
+    assert!(
+        c[0]["deletes"].as_str().unwrap().starts_with("refused"),
+        "{c}"
+    );
+    let (a, _) = &copies(&rgw, "drop", "cp-3")[0];
+    let (st, _, body) = rgw.curl(BASTION, "DELETE", &format!("/drop/{a}"), &[], None);
+    assert_eq!(st, 403, "{body}");
+    assert!(copies(&rgw, "drop", "cp-3").iter().any(|(k, _)| k == a));
+
+    // 8. object_lock on a bucket without Object Lock: a clear error, nothing
     //    uploaded there, the local archives kept.
     cb.extra = lock_sink(&rgw, "plain", OWNER, 1);
     let plain = cb.write("plain.toml");
