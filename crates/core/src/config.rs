@@ -19,7 +19,7 @@ mod metrics;
 mod quota;
 mod sink;
 mod uses;
-pub use daemon::{to_six_field, DaemonConfig, DAEMON_JOBS};
+pub use daemon::{to_six_field, CronError, DaemonConfig, DAEMON_JOBS};
 pub use health::{
     BastionHealth, CertHealth, EtcdHealth, FreshnessHealth, HealthConfig, KubeHealth, NodeHealth,
     NodeTarget,

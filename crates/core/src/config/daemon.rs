@@ -90,6 +90,19 @@ const NAMES: &[(&str, &str)] = &[
     ("SAT", "6"),
 ];
 
+/// Why a cron string is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CronError {
+    #[error("{0:?}: unknown macro; use @hourly, @daily, @weekly, @monthly, @yearly or five fields")]
+    UnknownMacro(String),
+    #[error("{expr:?} has {fields} field(s); write five like RKE2's etcd-snapshot-schedule-cron, e.g. \"0 */6 * * *\" (minute hour day-of-month month day-of-week)")]
+    FieldCount { expr: String, fields: usize },
+    #[error("{expr:?}: field {field:?} is not a cron field")]
+    BadField { expr: String, field: String },
+    #[error("{0:?} restricts both day-of-month and day-of-week; classic cron runs on either, vigild's scheduler only on both, so write one of them as *")]
+    BothDays(String),
+}
+
 /// Converts a 5-field cron string (minute hour day-of-month month
 /// day-of-week) to the 6-field form with seconds first that
 /// tokio-cron-scheduler parses; 6 fields pass through. Macros such as
@@ -98,7 +111,7 @@ const NAMES: &[(&str, &str)] = &[
 /// Classic cron runs a job when day-of-month *or* day-of-week matches if
 /// both are restricted, while the scheduler requires both; such strings are
 /// refused rather than run on different days than the administrator expects.
-pub fn to_six_field(expr: &str) -> Result<String, String> {
+pub fn to_six_field(expr: &str) -> Result<String, CronError> {
     let e = expr.trim();
     let expanded = match e {
         "@yearly" | "@annually" => "0 0 1 1 *",
@@ -107,9 +120,7 @@ pub fn to_six_field(expr: &str) -> Result<String, String> {
         "@daily" | "@midnight" => "0 0 * * *",
         "@hourly" => "0 * * * *",
         _ if e.starts_with('@') => {
-            return Err(format!(
-            "{e:?}: unknown macro; use @hourly, @daily, @weekly, @monthly, @yearly or five fields"
-        ))
+            return Err(CronError::UnknownMacro(e.to_string()))
         }
         _ => e,
     };
@@ -120,9 +131,10 @@ pub fn to_six_field(expr: &str) -> Result<String, String> {
             .collect(),
         6 => fields.iter().map(|f| f.to_string()).collect(),
         n => {
-            return Err(format!(
-                "{e:?} has {n} field(s); write five like RKE2's etcd-snapshot-schedule-cron, e.g. \"0 */6 * * *\" (minute hour day-of-month month day-of-week)"
-            ))
+            return Err(CronError::FieldCount {
+                expr: e.to_string(),
+                fields: n,
+            })
         }
     };
     for f in &six {
@@ -131,7 +143,10 @@ pub fn to_six_field(expr: &str) -> Result<String, String> {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '*' | '/' | ',' | '-' | '?'))
         {
-            return Err(format!("{e:?}: field {f:?} is not a cron field"));
+            return Err(CronError::BadField {
+                expr: e.to_string(),
+                field: f.clone(),
+            });
         }
     }
     // Day of week: names to numbers, 7 to 0 (croner takes 0-6, Sunday = 0).
@@ -153,9 +168,7 @@ pub fn to_six_field(expr: &str) -> Result<String, String> {
     six[5] = dow;
     let restricted = |f: &str| !(f == "*" || f == "?");
     if restricted(&six[3]) && restricted(&six[5]) {
-        return Err(format!(
-            "{e:?} restricts both day-of-month and day-of-week; classic cron runs on either, vigild's scheduler only on both, so write one of them as *"
-        ));
+        return Err(CronError::BothDays(e.to_string()));
     }
     Ok(six.join(" "))
 }
@@ -172,7 +185,7 @@ impl Validator<'_> {
                     self.err(
                         format!("daemon.{job}"),
                         self.field_span(span.clone(), job),
-                        m,
+                        m.to_string(),
                     )
                 })?;
             }
@@ -228,13 +241,10 @@ mod tests {
 
     #[test]
     fn bad_strings_are_explained() {
-        assert!(to_six_field("0 4 * *").unwrap_err().contains("five"));
-        assert!(to_six_field("0 4 1 * 1")
-            .unwrap_err()
-            .contains("day-of-week"));
-        assert!(to_six_field("@often").unwrap_err().contains("macro"));
-        assert!(to_six_field("0 4 * * ;")
-            .unwrap_err()
-            .contains("not a cron field"));
+        let e = |s: &str| to_six_field(s).unwrap_err().to_string();
+        assert!(e("0 4 * *").contains("five"));
+        assert!(e("0 4 1 * 1").contains("day-of-week"));
+        assert!(e("@often").contains("macro"));
+        assert!(e("0 4 * * ;").contains("not a cron field"));
     }
 }
