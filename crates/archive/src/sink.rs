@@ -205,7 +205,7 @@ impl Sink {
                     b = b.with_checksum_algorithm(object_store::aws::Checksum::SHA256);
                 }
                 let s3 = Arc::new(b.build().map_err(|e| berr(chain(&e)))?);
-                let http = http_client(cfg).map_err(berr)?;
+                let http = http_client(cfg).map_err(|e| berr(e.to_string()))?;
                 uploads = Some(crate::uploads::Uploads::new(s3.clone(), http.clone()));
                 locker = Some(crate::lock::Locker::new(s3.clone(), http, cfg.object_lock));
                 Some(s3)
@@ -1114,22 +1114,44 @@ impl Sink {
 /// cleanup of one sink (listings and aborts are small requests).
 const CLEANUP_LIMIT: Duration = Duration::from_secs(30);
 
+/// Why the HTTP client for a sink's own S3 requests could not be built.
+#[derive(Debug, thiserror::Error)]
+enum HttpClientError {
+    #[error("reading ca_file {}: {source}", path.display())]
+    ReadCa {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("ca_file {}: {}", path.display(), chain(source))]
+    Ca {
+        path: PathBuf,
+        source: reqwest::Error,
+    },
+    #[error("building the HTTP client: {}", chain(.0))]
+    Build(reqwest::Error),
+}
+
 /// The HTTP client for the S3 requests object_store does not make itself,
 /// with the sink's timeouts, CA and plain-HTTP rule.
-fn http_client(cfg: &SinkConfig) -> Result<reqwest::Client, String> {
+fn http_client(cfg: &SinkConfig) -> Result<reqwest::Client, HttpClientError> {
     let mut b = reqwest::Client::builder()
         .timeout(cfg.timeout().min(CLEANUP_LIMIT))
         .connect_timeout(cfg.connect_timeout())
         .https_only(!cfg.allow_http.unwrap_or(false));
     if let Some(ca) = &cfg.ca_file {
-        let pem =
-            std::fs::read(ca).map_err(|e| format!("reading ca_file {}: {e}", ca.display()))?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|e| format!("ca_file {}: {}", ca.display(), chain(&e)))?;
+        let pem = std::fs::read(ca).map_err(|source| HttpClientError::ReadCa {
+            path: ca.clone(),
+            source,
+        })?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|source| {
+            HttpClientError::Ca {
+                path: ca.clone(),
+                source,
+            }
+        })?;
         b = b.tls_certs_merge(certs);
     }
-    b.build()
-        .map_err(|e| format!("building the HTTP client: {}", chain(&e)))
+    b.build().map_err(HttpClientError::Build)
 }
 
 /// Runs `f` to completion from synchronous code: in place on a multi-thread
