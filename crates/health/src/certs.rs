@@ -122,17 +122,61 @@ pub fn parse_der(der: &[u8]) -> Option<CertInfo> {
     })
 }
 
+/// Why certificates could not be read, from a file or an endpoint: the
+/// check is then UNKNOWN, with this as its reason.
+#[derive(Debug, thiserror::Error)]
+pub enum CertError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: not valid PEM: {message}", path.display())]
+    Pem {
+        path: std::path::PathBuf,
+        message: String,
+    },
+    #[error("{}: a certificate that is not valid X.509 DER", path.display())]
+    Der { path: std::path::PathBuf },
+    #[error("TLS setup: {0}")]
+    Setup(#[source] rustls::Error),
+    #[error("{host:?} is not a host name: {source}")]
+    HostName {
+        host: String,
+        source: rustls::pki_types::InvalidDnsNameError,
+    },
+    #[error("cannot connect to {target}: {source}")]
+    Connect {
+        target: String,
+        source: std::io::Error,
+    },
+    #[error("TLS handshake with {target} failed: {source}")]
+    Handshake {
+        target: String,
+        source: std::io::Error,
+    },
+    #[error("{target} presented no certificate")]
+    NoCertificate { target: String },
+    #[error("no TLS handshake with {target} within {}", fmt_dur(*within))]
+    Timeout { target: String, within: Duration },
+    #[error("{target} presented a certificate that is not valid X.509")]
+    BadCertificate { target: String },
+}
+
 /// Every certificate in a PEM file.
-pub fn read_pem(path: &Path) -> Result<Vec<CertInfo>, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+pub fn read_pem(path: &Path) -> Result<Vec<CertInfo>, CertError> {
+    let bytes = std::fs::read(path).map_err(|source| CertError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let mut out = Vec::new();
     for c in CertificateDer::pem_slice_iter(&bytes) {
-        let c = c.map_err(|e| format!("{}: not valid PEM: {e:?}", path.display()))?;
-        out.push(parse_der(&c).ok_or_else(|| {
-            format!(
-                "{}: a certificate that is not valid X.509 DER",
-                path.display()
-            )
+        let c = c.map_err(|e| CertError::Pem {
+            path: path.to_path_buf(),
+            message: format!("{e:?}"),
+        })?;
+        out.push(parse_der(&c).ok_or_else(|| CertError::Der {
+            path: path.to_path_buf(),
         })?);
     }
     Ok(out)
@@ -186,8 +230,9 @@ impl ServerCertVerifier for Capture {
 use vigil_core::endpoint::host_port;
 
 /// Connects and reads the presented chain. Errors are "could not check".
-pub async fn probe(host: &str, port: u16, timeout: Duration) -> Result<Vec<CertInfo>, String> {
+pub async fn probe(host: &str, port: u16, timeout: Duration) -> Result<Vec<CertInfo>, CertError> {
     vigil_core::ensure_crypto_provider();
+    let target = format!("{host}:{port}");
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let capture = Arc::new(Capture {
         chain: Mutex::new(Vec::new()),
@@ -197,16 +242,21 @@ pub async fn probe(host: &str, port: u16, timeout: Duration) -> Result<Vec<CertI
     });
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS setup: {e}"))?
+        .map_err(CertError::Setup)?
         .dangerous()
         .with_custom_certificate_verifier(capture.clone())
         .with_no_client_auth();
-    let name = ServerName::try_from(host.to_string())
-        .map_err(|e| format!("{host:?} is not a host name: {e}"))?;
+    let name = ServerName::try_from(host.to_string()).map_err(|source| CertError::HostName {
+        host: host.to_string(),
+        source,
+    })?;
     let work = async {
         let tcp = tokio::net::TcpStream::connect((host, port))
             .await
-            .map_err(|e| format!("cannot connect to {host}:{port}: {e}"))?;
+            .map_err(|source| CertError::Connect {
+                target: target.clone(),
+                source,
+            })?;
         let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
         // A server that wants a client certificate may end the handshake
         // after sending its own chain; the chain is what we came for.
@@ -214,21 +264,26 @@ pub async fn probe(host: &str, port: u16, timeout: Duration) -> Result<Vec<CertI
         let chain = capture.chain.lock().map(|c| c.clone()).unwrap_or_default();
         match (r, chain.is_empty()) {
             (_, false) => Ok(chain),
-            (Err(e), true) => Err(format!("TLS handshake with {host}:{port} failed: {e}")),
-            (Ok(_), true) => Err(format!("{host}:{port} presented no certificate")),
+            (Err(source), true) => Err(CertError::Handshake {
+                target: target.clone(),
+                source,
+            }),
+            (Ok(_), true) => Err(CertError::NoCertificate {
+                target: target.clone(),
+            }),
         }
     };
-    let chain = tokio::time::timeout(timeout, work).await.map_err(|_| {
-        format!(
-            "no TLS handshake with {host}:{port} within {}",
-            fmt_dur(timeout)
-        )
-    })??;
+    let chain = tokio::time::timeout(timeout, work)
+        .await
+        .map_err(|_| CertError::Timeout {
+            target: target.clone(),
+            within: timeout,
+        })??;
     chain
         .iter()
         .map(|c| {
-            parse_der(c).ok_or_else(|| {
-                format!("{host}:{port} presented a certificate that is not valid X.509")
+            parse_der(c).ok_or_else(|| CertError::BadCertificate {
+                target: target.clone(),
             })
         })
         .collect()
@@ -415,8 +470,8 @@ pub async fn check(cfg: &Config) -> Vec<Finding> {
                 let f = match probe(&host, port, timeout).await {
                     Ok(chain) => judge(f, &chain, c, now),
                     Err(e) => match covered_by {
-                        Some(by) => f.covered(by, e),
-                        None => f.unknown(e),
+                        Some(by) => f.covered(by, e.to_string()),
+                        None => f.unknown(e.to_string()),
                     },
                 };
                 Some(f.took(started))
@@ -433,7 +488,7 @@ pub async fn check(cfg: &Config) -> Vec<Finding> {
                         f.unknown(format!("{} holds no PEM certificate", path.display()))
                     }
                     Ok(certs) => judge(f, &certs, c, now),
-                    Err(e) => f.unknown(e),
+                    Err(e) => f.unknown(e.to_string()),
                 };
                 Some(f.took(started))
             }
