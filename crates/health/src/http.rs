@@ -36,13 +36,26 @@ pub fn classify(e: reqwest::Error, timeout: Duration) -> HttpError {
     }
 }
 
+/// Why a client could not be built from the configured CA and identity.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("the CA file is not PEM: {}", describe(.0))]
+    CaPem(reqwest::Error),
+    #[error("the CA file holds no certificate")]
+    CaEmpty,
+    #[error("the client certificate or key is not usable PEM: {}", describe(.0))]
+    Identity(reqwest::Error),
+    #[error("building the HTTP client: {}", describe(.0))]
+    Build(reqwest::Error),
+}
+
 /// Builds a client. `ca` (PEM) replaces the system roots; `identity` is a
 /// PEM certificate followed by its key.
 pub fn client(
     timeout: Duration,
     ca: Option<&[u8]>,
     identity: Option<&[u8]>,
-) -> Result<reqwest::Client, String> {
+) -> Result<reqwest::Client, ClientError> {
     ensure_crypto_provider();
     let mut b = reqwest::Client::builder()
         .timeout(timeout)
@@ -50,24 +63,16 @@ pub fn client(
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(format!("vigil-health/{}", vigil_core::VERSION));
     if let Some(pem) = ca {
-        let certs = reqwest::Certificate::from_pem_bundle(pem)
-            .map_err(|e| format!("the CA file is not PEM: {}", describe(&e)))?;
+        let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(ClientError::CaPem)?;
         if certs.is_empty() {
-            return Err("the CA file holds no certificate".into());
+            return Err(ClientError::CaEmpty);
         }
         b = b.tls_certs_only(certs);
     }
     if let Some(pem) = identity {
-        let id = reqwest::Identity::from_pem(pem).map_err(|e| {
-            format!(
-                "the client certificate or key is not usable PEM: {}",
-                describe(&e)
-            )
-        })?;
-        b = b.identity(id);
+        b = b.identity(reqwest::Identity::from_pem(pem).map_err(ClientError::Identity)?);
     }
-    b.build()
-        .map_err(|e| format!("building the HTTP client: {}", describe(&e)))
+    b.build().map_err(ClientError::Build)
 }
 
 /// GET a URL: (status, body up to `limit` bytes).

@@ -32,10 +32,24 @@ struct Auth {
     token: Option<String>,
 }
 
-fn auth(k: &KubeHealth, timeout: std::time::Duration) -> Result<Auth, String> {
+/// Why the API server's client could not be set up from `[health.kube]`.
+#[derive(Debug, thiserror::Error)]
+enum AuthError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Token(#[from] vigil_core::secret::SecretFileError),
+    #[error(transparent)]
+    Client(#[from] http::ClientError),
+}
+
+fn auth(k: &KubeHealth, timeout: std::time::Duration) -> Result<Auth, AuthError> {
     let read = |p: &std::path::Path| {
-        let p = resolve_path(p);
-        std::fs::read(&p).map_err(|e| format!("cannot read {}: {e}", p.display()))
+        let path = resolve_path(p);
+        std::fs::read(&path).map_err(|source| AuthError::Read { path, source })
     };
     let ca = k.ca.as_deref().map(read).transpose()?;
     let identity = match (&k.cert, &k.key) {
@@ -49,8 +63,7 @@ fn auth(k: &KubeHealth, timeout: std::time::Duration) -> Result<Auth, String> {
     };
     let token = match &k.token_file {
         Some(p) => Some(
-            read_secret_file(&resolve_path(p))
-                .map_err(|e| e.to_string())?
+            read_secret_file(&resolve_path(p))?
                 .expose()
                 .trim()
                 .to_string(),

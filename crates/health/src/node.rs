@@ -329,7 +329,7 @@ pub async fn check(cfg: &Config) -> Vec<Finding> {
                         &t.name,
                         AlertKey::new("node_exporter_down").label("node", &t.name),
                     )
-                    .unknown(e.clone())
+                    .unknown(e.to_string())
                 })
                 .collect()
         }
