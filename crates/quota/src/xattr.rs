@@ -81,15 +81,44 @@ fn dirs(p: &Path) -> io::Result<Vec<String>> {
     Ok(v)
 }
 
-fn ctx(p: &Path, what: &str, e: io::Error) -> String {
-    format!("{what} {}: {e}", p.display())
+/// Why a part of the walk could not be read. The rest of the walk goes on;
+/// each becomes one of the report's errors.
+#[derive(Debug, thiserror::Error)]
+pub enum WalkError {
+    #[error("{what} {}: {source}", path.display())]
+    Io {
+        what: &'static str,
+        path: std::path::PathBuf,
+        source: io::Error,
+    },
+    #[error("{} is not a mounted CephFS ({RBYTES}: {source}); please check quota.xattr.mounts and the mount", root.display())]
+    NotCephFs {
+        root: std::path::PathBuf,
+        source: io::Error,
+    },
+    #[error("the xattr walk panicked")]
+    Panicked,
+}
+
+fn ctx(p: &Path, what: &'static str, source: io::Error) -> WalkError {
+    WalkError::Io {
+        what,
+        path: p.to_path_buf(),
+        source,
+    }
 }
 
 /// Subvolumes read at once.
 const WALKERS: usize = 8;
 
 /// One subvolume's entry from its `.meta` and the xattrs of its data path.
-fn subvolume(volume: &str, root: &Path, vroot: &Path, g: &str, s: &str) -> Result<Entry, String> {
+fn subvolume(
+    volume: &str,
+    root: &Path,
+    vroot: &Path,
+    g: &str,
+    s: &str,
+) -> Result<Entry, WalkError> {
     let sdir = vroot.join(g).join(s);
     let meta_path = sdir.join(".meta");
     let (data, state) = match std::fs::read_to_string(&meta_path) {
@@ -131,13 +160,11 @@ fn subvolume(volume: &str, root: &Path, vroot: &Path, g: &str, s: &str) -> Resul
 }
 
 /// Walks one volume mounted at `root`. Synchronous; see [`collect`].
-pub fn walk_volume(volume: &str, root: &Path, groups: bool) -> Result<Collected, String> {
+pub fn walk_volume(volume: &str, root: &Path, groups: bool) -> Result<Collected, WalkError> {
     // A CephFS root has ceph.dir.rbytes; anything else is a wrong or missing mount.
-    read_u64(root, RBYTES).map_err(|e| {
-        format!(
-            "{} is not a mounted CephFS ({RBYTES}: {e}); please check quota.xattr.mounts and the mount",
-            root.display()
-        )
+    read_u64(root, RBYTES).map_err(|source| WalkError::NotCephFs {
+        root: root.to_path_buf(),
+        source,
     })?;
     let mut out = Collected::default();
     let mut jobs: Vec<(String, String)> = Vec::new();
@@ -165,7 +192,7 @@ pub fn walk_volume(volume: &str, root: &Path, groups: bool) -> Result<Collected,
                     quota: quota.filter(|q| *q > 0),
                 }),
                 (Err(e), _) | (_, Err(e)) => {
-                    out.errors.push(ctx(&gdir, "reading xattrs of", e));
+                    out.errors.push(ctx(&gdir, "reading xattrs of", e).to_string());
                     continue;
                 }
             }
@@ -173,7 +200,7 @@ pub fn walk_volume(volume: &str, root: &Path, groups: bool) -> Result<Collected,
         let subs = match dirs(&gdir) {
             Ok(s) => s,
             Err(e) => {
-                out.errors.push(ctx(&gdir, "listing", e));
+                out.errors.push(ctx(&gdir, "listing", e).to_string());
                 continue;
             }
         };
@@ -186,7 +213,7 @@ pub fn walk_volume(volume: &str, root: &Path, groups: bool) -> Result<Collected,
     // Each subvolume costs a few round trips through the mount (read `.meta`,
     // two getxattrs) that wait on the MDS, not on a CPU: walk them in parallel.
     let next = AtomicUsize::new(0);
-    let done: Vec<Vec<(usize, Result<Entry, String>)>> = std::thread::scope(|sc| {
+    let done: Vec<Vec<(usize, Result<Entry, WalkError>)>> = std::thread::scope(|sc| {
         let workers: Vec<_> = (0..WALKERS.min(jobs.len()))
             .map(|_| {
                 sc.spawn(|| {
@@ -204,7 +231,7 @@ pub fn walk_volume(volume: &str, root: &Path, groups: bool) -> Result<Collected,
             .into_iter()
             .map(|w| {
                 w.join()
-                    .unwrap_or_else(|_| vec![(0, Err("the xattr walk panicked".to_string()))])
+                    .unwrap_or_else(|_| vec![(0, Err(WalkError::Panicked))])
             })
             .collect()
     });
@@ -213,7 +240,7 @@ pub fn walk_volume(volume: &str, root: &Path, groups: bool) -> Result<Collected,
     for (_, r) in done {
         match r {
             Ok(e) => out.entries.push(e),
-            Err(e) => out.errors.push(e),
+            Err(e) => out.errors.push(e.to_string()),
         }
     }
     Ok(out)
@@ -244,7 +271,7 @@ pub fn collect(
                         out.entries.extend(c.entries);
                         out.errors.extend(c.errors);
                     }
-                    Err(e) => out.errors.push(e),
+                    Err(e) => out.errors.push(e.to_string()),
                 }
             }
             let _ = tx.send(out);
@@ -286,7 +313,7 @@ mod tests {
     #[test]
     fn a_plain_directory_is_not_cephfs() {
         let d = tempfile::tempdir().unwrap();
-        let e = walk_volume("vol1", d.path(), true).unwrap_err();
+        let e = walk_volume("vol1", d.path(), true).unwrap_err().to_string();
         assert!(e.contains("is not a mounted CephFS"), "{e}");
         let e = collect(
             vec![("vol1".into(), d.path().to_path_buf())],
