@@ -68,21 +68,54 @@ pub fn check_config(
     )))
 }
 
+/// Why the unit (or this user) cannot write a path.
+#[derive(Debug, thiserror::Error)]
+enum Unwritable {
+    #[error("must be an absolute path")]
+    NotAbsolute,
+    #[error("is not a directory")]
+    NotADirectory,
+    #[error("{} is not writable by this user: {source}", target.display())]
+    NotWritableHere {
+        target: PathBuf,
+        source: rustix::io::Errno,
+    },
+    #[error("not writable by this user: {0}")]
+    NotWritable(rustix::io::Errno),
+    #[error("{0}; choose a directory such as /var/lib/vigil or /srv")]
+    Sandboxed(&'static str),
+    #[error("does not exist, and the unit cannot create it ({} is read-only inside the sandbox); create it: install -d -o {UNIT_USER} -g {UNIT_USER} -m 0700 {}", ancestor.display(), path.display())]
+    CannotCreate { ancestor: PathBuf, path: PathBuf },
+    #[error("does not exist yet and {}: {inner}", ancestor.display())]
+    Ancestor {
+        ancestor: PathBuf,
+        inner: Box<Unwritable>,
+    },
+    #[error("cannot run `test -w` as {UNIT_USER}: {0}")]
+    CannotTest(std::io::Error),
+    #[error("not writable by user {UNIT_USER}: chown {UNIT_USER}:{UNIT_USER} {} (or grant an ACL: setfacl -m u:{UNIT_USER}:rwx {})", .0.display(), .0.display())]
+    NotTheUnitUsers(PathBuf),
+}
+
 /// Why the unit of `job` could not write `w`, if it could not. A config that
 /// no unit reads (not in /etc/vigil) is checked for the user running this.
 /// `all` is every path the job writes.
-fn check_writable(cfg: &Config, all: &[Writable], w: &Writable) -> Result<(), String> {
+fn check_writable(cfg: &Config, all: &[Writable], w: &Writable) -> Result<(), Unwritable> {
     let p = &w.path;
     if !p.is_absolute() {
-        return Err("must be an absolute path".into());
+        return Err(Unwritable::NotAbsolute);
     }
     if paths::instance_of_config(&cfg.path).is_none() {
         if p.exists() && !p.is_dir() {
-            return Err("is not a directory".into());
+            return Err(Unwritable::NotADirectory);
         }
         let target = p.ancestors().find(|a| a.exists()).unwrap_or(Path::new("/"));
-        return rustix::fs::access(target, rustix::fs::Access::WRITE_OK)
-            .map_err(|e| format!("{} is not writable by this user: {e}", target.display()));
+        return rustix::fs::access(target, rustix::fs::Access::WRITE_OK).map_err(|source| {
+            Unwritable::NotWritableHere {
+                target: target.to_path_buf(),
+                source,
+            }
+        });
     }
     for (prefix, why) in [
         ("/home", "hidden inside the unit (ProtectHome=yes)"),
@@ -101,14 +134,12 @@ fn check_writable(cfg: &Config, all: &[Writable], w: &Writable) -> Result<(), St
         ("/dev", "not a place for files (PrivateDevices=yes)"),
     ] {
         if p.starts_with(prefix) {
-            return Err(format!(
-                "{why}; choose a directory such as /var/lib/vigil or /srv"
-            ));
+            return Err(Unwritable::Sandboxed(why));
         }
     }
     if p.exists() {
         if !p.is_dir() {
-            return Err("is not a directory".into());
+            return Err(Unwritable::NotADirectory);
         }
         return writable_by_unit_user(p);
     }
@@ -124,20 +155,20 @@ fn check_writable(cfg: &Config, all: &[Writable], w: &Writable) -> Result<(), St
             .iter()
             .any(|o| o.path != *p && o.path.exists() && ancestor.starts_with(&o.path));
     if !inside {
-        return Err(format!(
-            "does not exist, and the unit cannot create it ({} is read-only inside the sandbox); \
-             create it: install -d -o {UNIT_USER} -g {UNIT_USER} -m 0700 {}",
-            ancestor.display(),
-            p.display()
-        ));
+        return Err(Unwritable::CannotCreate {
+            ancestor: ancestor.to_path_buf(),
+            path: p.clone(),
+        });
     }
-    writable_by_unit_user(ancestor)
-        .map_err(|m| format!("does not exist yet and {}: {m}", ancestor.display()))
+    writable_by_unit_user(ancestor).map_err(|inner| Unwritable::Ancestor {
+        ancestor: ancestor.to_path_buf(),
+        inner: Box::new(inner),
+    })
 }
 
 /// As root, asks `test -w` as the unit's user (ACLs count); otherwise asks
 /// for this process.
-fn writable_by_unit_user(p: &Path) -> Result<(), String> {
+fn writable_by_unit_user(p: &Path) -> Result<(), Unwritable> {
     if rustix::process::geteuid().is_root() {
         if let Some((uid, gid)) = lookup_user(UNIT_USER) {
             use std::os::unix::process::CommandExt;
@@ -148,20 +179,15 @@ fn writable_by_unit_user(p: &Path) -> Result<(), String> {
                 .gid(gid)
                 .status()
                 .map(|s| s.success())
-                .map_err(|e| format!("cannot run `test -w` as {UNIT_USER}: {e}"))?;
+                .map_err(Unwritable::CannotTest)?;
             return if ok {
                 Ok(())
             } else {
-                Err(format!(
-                    "not writable by user {UNIT_USER}: chown {UNIT_USER}:{UNIT_USER} {} (or grant an ACL: setfacl -m u:{UNIT_USER}:rwx {})",
-                    p.display(),
-                    p.display()
-                ))
+                Err(Unwritable::NotTheUnitUsers(p.to_path_buf()))
             };
         }
     }
-    rustix::fs::access(p, rustix::fs::Access::WRITE_OK)
-        .map_err(|e| format!("not writable by this user: {e}"))
+    rustix::fs::access(p, rustix::fs::Access::WRITE_OK).map_err(Unwritable::NotWritable)
 }
 
 /// The /etc/passwd entry (name, uid, gid) that `hit` picks (system users are local).
