@@ -258,16 +258,23 @@ pub struct Plan {
     pub notes: Vec<String>,
 }
 
+/// A `--peer-url` that is not `NAME=URL`.
+#[derive(Debug, thiserror::Error)]
+pub enum PeerFlagError {
+    #[error("{0:?} is not NAME=URL, e.g. cp-1=https://10.0.0.5:2380")]
+    NoEquals(String),
+    #[error("{0:?} is not NAME=URL with URL scheme://host:port, e.g. cp-1=https://10.0.0.5:2380")]
+    Malformed(String),
+}
+
 /// `NAME=URL` of `--peer-url`.
-pub fn parse_peer_flag(s: &str) -> Result<(String, String), String> {
+pub fn parse_peer_flag(s: &str) -> Result<(String, String), PeerFlagError> {
     let (n, u) = s
         .split_once('=')
-        .ok_or_else(|| format!("{s:?} is not NAME=URL, e.g. cp-1=https://10.0.0.5:2380"))?;
+        .ok_or_else(|| PeerFlagError::NoEquals(s.to_string()))?;
     let (n, u) = (n.trim(), normalize(u));
     if n.is_empty() || !valid_url(&u) {
-        return Err(format!(
-            "{s:?} is not NAME=URL with URL scheme://host:port, e.g. cp-1=https://10.0.0.5:2380"
-        ));
+        return Err(PeerFlagError::Malformed(s.to_string()));
     }
     Ok((n.to_string(), u))
 }

@@ -68,7 +68,7 @@ impl Identities {
     pub fn parse(
         bytes: &[u8],
         origin: &str,
-        ask: &mut dyn FnMut() -> Result<String, String>,
+        ask: &mut dyn FnMut() -> Result<String, NoPassphrase>,
     ) -> Result<Identities, RestoreError> {
         let err = |message: String| RestoreError::Identity {
             origin: origin.to_string(),
@@ -79,7 +79,7 @@ impl Identities {
                 .trim_ascii_start()
                 .starts_with(b"-----BEGIN AGE ENCRYPTED FILE-----");
         let text = if encrypted {
-            let pass = ask().map_err(err)?;
+            let pass = ask().map_err(|e| err(e.to_string()))?;
             let d = age::Decryptor::new(age::armor::ArmoredReader::new(bytes))
                 .map_err(|e| err(format!("not a valid passphrase-protected age file: {e}")))?;
             if !d.is_scrypt() {
@@ -133,20 +133,29 @@ impl Identities {
     }
 }
 
+/// No passphrase for a protected identity file: neither the environment
+/// nor a terminal gave one.
+#[derive(Debug, thiserror::Error)]
+#[error("is passphrase-protected, and no passphrase could be read ({0}); set {PASSPHRASE_ENV} or run on a terminal")]
+pub struct NoPassphrase(#[source] pub std::io::Error);
+
 /// The passphrase from the environment, else a prompt on the terminal.
-fn passphrase(origin: &str) -> Result<String, String> {
+fn passphrase(origin: &str) -> Result<String, NoPassphrase> {
     if let Ok(p) = std::env::var(PASSPHRASE_ENV) {
         return Ok(p);
     }
-    rpassword::prompt_password(format!("Passphrase for the age identity {origin}: ")).map_err(|e| {
-        format!("is passphrase-protected, and no passphrase could be read ({e}); set {PASSPHRASE_ENV} or run on a terminal")
-    })
+    rpassword::prompt_password(format!("Passphrase for the age identity {origin}: "))
+        .map_err(NoPassphrase)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::Write;
+
+    fn no_tty() -> NoPassphrase {
+        NoPassphrase(std::io::Error::other("no terminal"))
+    }
 
     fn protect(plain: &[u8], pass: &str, armor: bool) -> Vec<u8> {
         let mut r = age::scrypt::Recipient::new(SecretString::from(pass.to_string()));
@@ -175,7 +184,7 @@ mod tests {
             id.to_public(),
             id.to_string().expose_secret()
         );
-        let ids = Identities::parse(file.as_bytes(), "k", &mut || Err("no".into())).unwrap();
+        let ids = Identities::parse(file.as_bytes(), "k", &mut || Err(no_tty())).unwrap();
         assert_eq!(ids.public_keys(), vec![id.to_public().to_string()]);
         for armor in [false, true] {
             let enc = protect(file.as_bytes(), "correct horse", armor);
@@ -186,7 +195,7 @@ mod tests {
                 .to_string();
             assert!(e.contains("wrong passphrase") && e.contains("k.age"), "{e}");
         }
-        let e = Identities::parse(b"hello\n", "k", &mut || Err("no".into()))
+        let e = Identities::parse(b"hello\n", "k", &mut || Err(no_tty()))
             .unwrap_err()
             .to_string();
         assert!(e.contains("line 1") && !e.contains("hello"), "{e}");
