@@ -1143,12 +1143,11 @@ fn http_client(cfg: &SinkConfig) -> Result<reqwest::Client, HttpClientError> {
             path: ca.clone(),
             source,
         })?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|source| {
-            HttpClientError::Ca {
+        let certs =
+            reqwest::Certificate::from_pem_bundle(&pem).map_err(|source| HttpClientError::Ca {
                 path: ca.clone(),
                 source,
-            }
-        })?;
+            })?;
         b = b.tls_certs_merge(certs);
     }
     b.build().map_err(HttpClientError::Build)

@@ -192,7 +192,8 @@ pub fn walk_volume(volume: &str, root: &Path, groups: bool) -> Result<Collected,
                     quota: quota.filter(|q| *q > 0),
                 }),
                 (Err(e), _) | (_, Err(e)) => {
-                    out.errors.push(ctx(&gdir, "reading xattrs of", e).to_string());
+                    out.errors
+                        .push(ctx(&gdir, "reading xattrs of", e).to_string());
                     continue;
                 }
             }

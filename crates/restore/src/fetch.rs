@@ -656,11 +656,10 @@ mod tests {
         let good = archive(&plain, &recipient);
         let manifest = manifest(&plain, &good, &recipient.to_string());
         let text = format!("{}\n", key.to_string().expose_secret());
-        let ids =
-            Identities::parse(text.as_bytes(), "key.txt", &mut || {
-                Err(crate::identity::NoPassphrase(std::io::Error::other("none")))
-            })
-            .unwrap();
+        let ids = Identities::parse(text.as_bytes(), "key.txt", &mut || {
+            Err(crate::identity::NoPassphrase(std::io::Error::other("none")))
+        })
+        .unwrap();
         Setup {
             plain,
             good,

@@ -93,7 +93,9 @@ const NAMES: &[(&str, &str)] = &[
 /// Why a cron string is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CronError {
-    #[error("{0:?}: unknown macro; use @hourly, @daily, @weekly, @monthly, @yearly or five fields")]
+    #[error(
+        "{0:?}: unknown macro; use @hourly, @daily, @weekly, @monthly, @yearly or five fields"
+    )]
     UnknownMacro(String),
     #[error("{expr:?} has {fields} field(s); write five like RKE2's etcd-snapshot-schedule-cron, e.g. \"0 */6 * * *\" (minute hour day-of-month month day-of-week)")]
     FieldCount { expr: String, fields: usize },
@@ -119,9 +121,7 @@ pub fn to_six_field(expr: &str) -> Result<String, CronError> {
         "@weekly" => "0 0 * * 0",
         "@daily" | "@midnight" => "0 0 * * *",
         "@hourly" => "0 * * * *",
-        _ if e.starts_with('@') => {
-            return Err(CronError::UnknownMacro(e.to_string()))
-        }
+        _ if e.starts_with('@') => return Err(CronError::UnknownMacro(e.to_string())),
         _ => e,
     };
     let fields: Vec<&str> = expanded.split_whitespace().collect();
