@@ -172,6 +172,21 @@ pub(crate) async fn check(
     Ok((st, why))
 }
 
+/// Why a member was not snapshotted after waiting for its turn.
+#[derive(Debug, thiserror::Error)]
+pub enum TurnError {
+    #[error(transparent)]
+    Status(#[from] vigil_etcd::EtcdError),
+    #[error("member {member} ({endpoint}): deferred for {} and never got its turn within snapshot.defer_limit = {}: {why}; not snapshotted in this run", humantime::format_duration(*waited), humantime::format_duration(*limit))]
+    Deferred {
+        member: String,
+        endpoint: String,
+        waited: Duration,
+        limit: Duration,
+        why: String,
+    },
+}
+
 /// Takes the member's turn once its preflight passes, and returns the
 /// member's status as of then: what the manifest records. A member in
 /// trouble gives its turn back, waits `defer_retry`, and is checked again,
@@ -181,12 +196,12 @@ pub(crate) async fn wait_for_turn(
     client: &MemberClient,
     turn: &mut Turn,
     deferred: &(dyn Fn(String) + Send + Sync),
-) -> Result<MemberStatus, String> {
+) -> Result<MemberStatus, TurnError> {
     let t0 = Instant::now();
     loop {
         turn.take(&client.name).await;
         let Some(p) = &bounds.preflight else {
-            return vigil_etcd::status(client).await.map_err(|e| e.to_string());
+            return Ok(vigil_etcd::status(client).await?);
         };
         let why = match check(client, p).await {
             Ok((st, None)) => return Ok(st),
@@ -194,13 +209,13 @@ pub(crate) async fn wait_for_turn(
             Err(e) => format!("its status could not be read: {e}"),
         };
         if t0.elapsed() + p.retry > p.limit {
-            return Err(format!(
-                "member {} ({}): deferred for {} and never got its turn within snapshot.defer_limit = {}: {why}; not snapshotted in this run",
-                client.name,
-                client.endpoint,
-                humantime::format_duration(Duration::from_secs(t0.elapsed().as_secs())),
-                humantime::format_duration(p.limit)
-            ));
+            return Err(TurnError::Deferred {
+                member: client.name.clone(),
+                endpoint: client.endpoint.clone(),
+                waited: Duration::from_secs(t0.elapsed().as_secs()),
+                limit: p.limit,
+                why,
+            });
         }
         tracing::warn!(member = %client.name, "deferred, checked again in {}: {why}", humantime::format_duration(p.retry));
         deferred(why);

@@ -17,17 +17,29 @@ pub struct RepinReport {
     pub path: std::path::PathBuf,
 }
 
-pub async fn repin(cfg: &Config) -> Result<RepinReport, String> {
-    let sc = cfg.snapshot("vigil-snapshot").map_err(|e| e.to_string())?;
-    fsutil::ensure_private_dir(&cfg.state.dir).map_err(|e| e.to_string())?;
-    let _lock = RunLock::acquire(&cfg.state.dir.join("snapshot.lock")).map_err(|e| {
-        format!("{e}; repin changes what that run trusts, so try again when it has finished")
-    })?;
-    let tls = cfg
-        .tls()
-        .map(TlsMaterial::load)
-        .transpose()
-        .map_err(|e| e.to_string())?;
+/// Why the pin was not replaced.
+#[derive(Debug, thiserror::Error)]
+pub enum RepinError {
+    #[error(transparent)]
+    Config(#[from] vigil_core::config::ConfigError),
+    #[error(transparent)]
+    Fs(#[from] vigil_core::fsutil::FsError),
+    #[error("{0}; repin changes what that run trusts, so try again when it has finished")]
+    Locked(vigil_core::fsutil::LockError),
+    #[error(transparent)]
+    Tls(#[from] vigil_etcd::EtcdError),
+    #[error("repin needs a majority of the {members} configured members to report the same cluster ID; they said: {}", said.join("; "))]
+    NoMajority { members: usize, said: Vec<String> },
+    #[error(transparent)]
+    Pin(#[from] vigil_core::pin::PinError),
+}
+
+pub async fn repin(cfg: &Config) -> Result<RepinReport, RepinError> {
+    let sc = cfg.snapshot("vigil-snapshot")?;
+    fsutil::ensure_private_dir(&cfg.state.dir)?;
+    let _lock =
+        RunLock::acquire(&cfg.state.dir.join("snapshot.lock")).map_err(RepinError::Locked)?;
+    let tls = cfg.tls().map(TlsMaterial::load).transpose()?;
     let asks = cfg.members().map(|m| {
         let tls = tls.as_ref();
         async move {
@@ -59,17 +71,13 @@ pub async fn repin(cfg: &Config) -> Result<RepinReport, String> {
                 Err(e) => format!("{m}: {e}"),
             })
             .collect();
-        return Err(format!(
-            "repin needs a majority of the {n} configured members to report the same cluster ID; they said: {}",
-            said.join("; ")
-        ));
+        return Err(RepinError::NoMajority { members: n, said });
     };
-    let mut p = pin::load(&cfg.state.dir)
-        .map_err(|e| e.to_string())?
+    let mut p = pin::load(&cfg.state.dir)?
         .unwrap_or_else(|| ClusterPin::new(cfg.cluster_name(), &id, "repin"));
     let previous = (p.cluster_id != id).then(|| p.cluster_id.clone());
     p.replace(&id);
-    pin::save(&cfg.state.dir, &p).map_err(|e| e.to_string())?;
+    pin::save(&cfg.state.dir, &p)?;
     Ok(RepinReport {
         cluster_id: id,
         previous,

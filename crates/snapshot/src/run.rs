@@ -671,7 +671,9 @@ async fn store_member(
     // when the turn came, just before the stream: the status above may be
     // minutes old after a wait, and a count taken after a long stream can
     // find its revision compacted (the apiserver compacts every 5 minutes).
-    let st = crate::gentle::wait_for_turn(&ctx.bounds, &client, turn, &record).await?;
+    let st = crate::gentle::wait_for_turn(&ctx.bounds, &client, turn, &record)
+        .await
+        .map_err(|e| e.to_string())?;
     let key_count = vigil_etcd::key_count(&client, st.revision)
         .await
         .map_err(|e| err(&e))?;
