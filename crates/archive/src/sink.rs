@@ -324,12 +324,7 @@ impl Sink {
         }
     }
 
-    pub(crate) fn store_err(
-        &self,
-        op: &'static str,
-        key: &str,
-        e: &dyn std::error::Error,
-    ) -> SinkError {
+    fn store_err(&self, op: &'static str, key: &str, e: &dyn std::error::Error) -> SinkError {
         SinkError::Store {
             sink: self.cfg.name.clone(),
             op,
