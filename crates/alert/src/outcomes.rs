@@ -8,6 +8,7 @@
 //! | `snapshot` | failed at `verify`/`readback` | `snapshot_verification_failed{member}` (critical) |
 //! | `snapshot` | failed at `consistency` | `etcd_member_diverged{member}` (critical) |
 //! | `snapshot` | failed at `retention` | `snapshot_prune_failed{member}` (warning) |
+//! | `snapshot` | failed at `proof` | `snapshot_restore_proof_failed{member}` (critical) |
 //! | `snapshot` | failed at any other stage | `snapshot_failed{member}` (critical) |
 //! | `snapshot` | subject `rke2-token` | `rke2_token_archive_failed` (warning) |
 //! | `snapshot` | subject `rke2-bootstrap` | `rke2_token_mismatch` (critical) |
@@ -28,6 +29,7 @@ const SNAPSHOT_FAILED: &str = "snapshot_failed";
 const VERIFY_FAILED: &str = "snapshot_verification_failed";
 const PRUNE_FAILED: &str = "snapshot_prune_failed";
 const DIVERGED: &str = "etcd_member_diverged";
+const PROOF_FAILED: &str = "snapshot_restore_proof_failed";
 
 fn clip(s: &str, n: usize) -> String {
     if s.chars().count() <= n {
@@ -161,11 +163,18 @@ fn snapshot(cfg: &Config, o: &Outcome) -> Vec<CheckResult> {
         (false, Stage::Verify | Stage::Readback) => Some(VERIFY_FAILED),
         (false, Stage::Consistency) => Some(DIVERGED),
         (false, Stage::Retention) => Some(PRUNE_FAILED),
+        (false, Stage::Proof) => Some(PROOF_FAILED),
         (false, _) => Some(SNAPSHOT_FAILED),
     };
     let mut out = Vec::new();
     let stage = o.stage;
-    for name in [SNAPSHOT_FAILED, VERIFY_FAILED, PRUNE_FAILED, DIVERGED] {
+    for name in [
+        SNAPSHOT_FAILED,
+        VERIFY_FAILED,
+        PRUNE_FAILED,
+        PROOF_FAILED,
+        DIVERGED,
+    ] {
         // Only a consistency check says anything about divergence.
         if name == DIVERGED && !(o.ok || failing == Some(DIVERGED)) {
             continue;
@@ -185,6 +194,20 @@ fn snapshot(cfg: &Config, o: &Outcome) -> Vec<CheckResult> {
                     format!("etcd snapshot of {m} verifies again")
                 },
                 "The stream did not match its sha256 trailer or size rule, or the stored copy did not read back. Check the member's disk and `etcdctl alarm list`; then `vigil-snapshot run`",
+            ),
+            PROOF_FAILED => (
+                Severity::Critical,
+                if bad {
+                    let check = o
+                        .proof
+                        .as_ref()
+                        .and_then(|p| p.check.as_deref())
+                        .unwrap_or("?");
+                    format!("The snapshot of {m} was not proven restorable: check {check} failed")
+                } else {
+                    format!("The snapshot of {m} is proven restorable again")
+                },
+                "The archive was stored (its sha256 matched) but restoring it into a scratch etcd did not give the member's data (`hash_kv`, key count, sampled keys) or did not work at all (`tools`, `dir`, `restore`, `start`). Read the error; for `hash_kv` or `key_count` do not trust this member's archives until `etcdctl endpoint hashkv --cluster` agrees; for `tools`/`dir` see README \"Restore proofs\"",
             ),
             PRUNE_FAILED => (
                 Severity::Warning,

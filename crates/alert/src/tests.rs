@@ -354,6 +354,7 @@ fn outcomes_map_to_alerts() {
     let d = tempfile::tempdir().unwrap();
     let cfg = config(d.path(), "");
     let o = |subject: &str, ok: bool, stage: Stage| Outcome {
+        proof: None,
         job: "snapshot".into(),
         run_id: "r1".into(),
         cluster: "prod".into(),
@@ -454,6 +455,7 @@ sources = ["scrub"]
     );
     let cfg = Config::parse(&text, Path::new("test.toml")).unwrap();
     let scrub = Outcome {
+        proof: None,
         job: "scrub".into(),
         run_id: "r1".into(),
         cluster: "prod".into(),

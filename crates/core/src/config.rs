@@ -16,6 +16,7 @@ mod daemon;
 mod health;
 mod keypath;
 mod metrics;
+mod prove;
 mod quota;
 mod sink;
 mod uses;
@@ -25,6 +26,7 @@ pub use health::{
     NodeTarget,
 };
 pub use metrics::{MetricsConfig, DEFAULT_LISTEN, DEFAULT_TEXTFILE_DIR};
+pub use prove::ProveRestore;
 pub use quota::{glob_match, CephCliConfig, QuotaBackend, QuotaConfig, QuotaRule, XattrConfig};
 pub use sink::{
     LockMode, ObjectLock, RcPolicy, SinkConfig, SinkKind, VerifyMode, DEFAULT_DESCRIPTION,
@@ -187,6 +189,10 @@ pub struct SnapshotConfig {
     /// open longer.
     #[serde(default)]
     pub rate_limit: Option<ByteSize>,
+    /// Restore each verified stream into a scratch etcd in memory and
+    /// compare it with the live member (no private key needed).
+    #[serde(default)]
+    pub prove_restore: ProveRestore,
     /// Defer a member's snapshot while its status shows trouble: no leader,
     /// an alarm, an apply backlog, or a linearizable read slower than
     /// `preflight_max_latency`.
@@ -1171,6 +1177,28 @@ impl Validator<'_> {
                 "snapshot.rate_limit",
                 self.field_span(span.clone(), "rate_limit"),
                 "must be at least \"1MiB\" per second (a slower stream holds the member's read transaction open for hours); leave it out for no limit",
+            ));
+        }
+        let pr = &s.prove_restore;
+        if pr.timeout.get().is_zero() {
+            return Err(self.err(
+                "snapshot.prove_restore.timeout",
+                self.field_span(span.clone(), "prove_restore"),
+                "must be more than 0s (it bounds one member's proof)",
+            ));
+        }
+        if pr.sample_keys > 10_000 {
+            return Err(self.err(
+                "snapshot.prove_restore.sample_keys",
+                self.field_span(span.clone(), "prove_restore"),
+                format!("{} is more than 10000", pr.sample_keys),
+            ));
+        }
+        if pr.dir.as_ref().is_some_and(|d| !d.is_absolute()) {
+            return Err(self.err(
+                "snapshot.prove_restore.dir",
+                self.field_span(span.clone(), "prove_restore"),
+                "must be an absolute path (a tmpfs directory, e.g. /run/vigil-snapshot)",
             ));
         }
         for (key, d) in [

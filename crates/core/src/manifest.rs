@@ -59,6 +59,78 @@ pub struct Manifest {
     /// failed; a restore then falls back to the config.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub membership: Option<Membership>,
+    /// When the run restored this snapshot into a scratch etcd and found it
+    /// equal to the live member at the snapshot's revision (issue 19).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_proven_at: Option<String>,
+    /// The restore proof: what was compared, or why it failed or was skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_proof: Option<RestoreProof>,
+}
+
+impl Manifest {
+    /// A proof ran and found the snapshot wrong or unrestorable: such an
+    /// archive never counts as a good copy for retention.
+    pub fn proof_failed(&self) -> bool {
+        self.restore_proof
+            .as_ref()
+            .is_some_and(|p| p.result == ProofResult::Failed)
+    }
+}
+
+/// The result of a restore proof.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProofResult {
+    /// Restored, and equal to the live member at the snapshot's revision.
+    Proven,
+    /// A check failed: `check` names it, `error` says what was seen.
+    Failed,
+    /// Not run (`error` says why): over `max_db_size`, not on a tmpfs.
+    #[default]
+    Skipped,
+}
+
+/// What a restore proof compared. The scratch figures come from the etcd
+/// restored from this snapshot; the live ones from the member it came from,
+/// both at `revision`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreProof {
+    pub result: ProofResult,
+    /// The failed check: `tools`, `dir`, `restore`, `start`, `revision`,
+    /// `key_count`, `sample_keys` or `hash_kv`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<String>,
+    /// Why it failed or was skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The revision the snapshot holds (read from the scratch etcd).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<i64>,
+    /// The compaction revision both hashes were taken over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compact_revision: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_count: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live_key_count: Option<i64>,
+    /// etcd's `hash_kv` of the scratch etcd and of the live member.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash_kv: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live_hash_kv: Option<u32>,
+    /// The other members whose `hash_kv` at `revision` matched too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peers_agree: Vec<String>,
+    /// Keys compared value for value, with their mod revisions.
+    #[serde(default)]
+    pub sample_keys: u32,
+    /// What restored and served it, e.g. `etcdctl 3.4.23`, `etcd 3.4.23`.
+    #[serde(default)]
+    pub tool: String,
+    #[serde(default)]
+    pub duration_ms: u64,
 }
 
 /// What the snapshotted member reported about its cluster (`member list`).
@@ -161,6 +233,8 @@ mod tests {
 
     fn sample() -> Manifest {
         Manifest {
+            restore_proven_at: None,
+            restore_proof: None,
             format: FORMAT,
             id: "prod-cp-1-20261123T003000.000Z".into(),
             cluster: "prod".into(),

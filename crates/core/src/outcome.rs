@@ -21,6 +21,8 @@ pub enum Stage {
     Manifest,
     Retention,
     Consistency,
+    /// The restore proof of a verified snapshot (scratch etcd vs live member).
+    Proof,
     Token,
     /// Shipping to a sink (upload, verify, catch-up, prune).
     Ship,
@@ -55,6 +57,9 @@ pub struct Outcome {
     pub archive: Option<String>,
     pub time: String,
     pub duration_ms: u64,
+    /// A snapshot's restore proof, when one ran or was skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proof: Option<crate::manifest::RestoreProof>,
 }
 
 /// Writes the latest record per subject (atomically) and appends it to the history.

@@ -26,6 +26,8 @@ pub struct Candidate<T> {
     pub verified: bool,
     /// Made by the current run: never pruned, whatever the clocks say.
     pub pinned: bool,
+    /// Its restore proof failed (issue 19): kept as evidence, never counted.
+    pub proof_failed: bool,
     pub item: T,
 }
 
@@ -60,6 +62,7 @@ impl<T> Candidate<T> {
             raft_index: m.raft_index,
             verified,
             pinned,
+            proof_failed: m.proof_failed(),
             item,
         }
     }
@@ -172,6 +175,17 @@ pub fn apply_at<T>(
             keep.push(c);
             continue;
         }
+        if c.proof_failed {
+            // Evidence, not a copy: it never displaces a proven archive, and
+            // goes once `last` good archives are newer (bounded, unlike the
+            // unverified, which nothing replaces).
+            if n_last >= policy.last.max(1) && !c.pinned {
+                prune.push(c);
+            } else {
+                keep.push(c);
+            }
+            continue;
+        }
         let mut kept = false;
         if n_last < policy.last.max(1) {
             n_last += 1;
@@ -222,8 +236,39 @@ mod tests {
             raft_index: 0,
             verified: v,
             pinned: false,
+            proof_failed: false,
             item: "x",
         }
+    }
+
+    #[test]
+    fn a_failed_proof_never_displaces_a_proven_archive_and_goes_in_time() {
+        let failed = |rev: i64, item: &'static str| Candidate {
+            proof_failed: true,
+            ..at(rev, "2026-01-01T00:00:00Z", item)
+        };
+        // Newest first: two failed proofs on top of three proven archives.
+        let all = vec![
+            failed(50, "f2"),
+            failed(40, "f1"),
+            at(30, "2026-01-01T00:00:00Z", "p3"),
+            at(20, "2026-01-01T00:00:00Z", "p2"),
+            at(10, "2026-01-01T00:00:00Z", "p1"),
+        ];
+        let (keep, prune) = apply(all.clone(), &KeepPolicy::last(2));
+        // The failed ones do not count: the two newest proven stay, and the
+        // failed ones newer than them stay as evidence.
+        assert_eq!(items(&keep), vec!["f2", "f1", "p3", "p2"]);
+        assert_eq!(items(&prune), vec!["p1"]);
+        // Once two proven archives are newer, a failed one goes.
+        let mut later = vec![
+            at(70, "2026-01-01T00:00:00Z", "p5"),
+            at(60, "2026-01-01T00:00:00Z", "p4"),
+        ];
+        later.extend(all);
+        let (keep, prune) = apply(later, &KeepPolicy::last(2));
+        assert_eq!(items(&keep), vec!["p5", "p4"]);
+        assert_eq!(items(&prune), vec!["f2", "f1", "p3", "p2", "p1"]);
     }
 
     /// An archive at etcd revision `rev`, stamped `t` by a possibly wrong clock.

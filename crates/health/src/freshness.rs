@@ -280,6 +280,7 @@ mod tests {
     fn drill_from_history_when_latest_failed() {
         let dir = tempfile::tempdir().unwrap();
         let rec = |ok: bool, time: &str| vigil_core::outcome::Outcome {
+            proof: None,
             job: "drill".into(),
             run_id: time.into(),
             cluster: "c".into(),

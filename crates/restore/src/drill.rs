@@ -152,6 +152,7 @@ pub fn run(cfg: &Config, o: &DrillOptions<'_>) -> Result<DrillReport, RestoreErr
             );
         }
         let rec = Outcome {
+            proof: None,
             job: "drill".into(),
             run_id: run_id.clone(),
             cluster: cfg.cluster_name().to_string(),
@@ -463,6 +464,7 @@ impl<'a> RunDir<'a> {
             return;
         };
         let o = Outcome {
+            proof: None,
             job: "drill".into(),
             run_id: self.run_id.clone(),
             cluster: self.cfg.cluster_name().to_string(),

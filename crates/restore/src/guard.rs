@@ -94,10 +94,15 @@ fn tied_main(a: &[OsString]) -> i32 {
 /// journal's priority prefix when stderr is the journal (`<4>` warning,
 /// `<3>` error).
 fn say(prio: u8, msg: &str) {
+    // vigil-snapshot runs these modes too (its restore proof).
+    let me = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "vigil".into());
     if vigil_cli::journal_stream() {
-        eprintln!("<{prio}>vigil-restore: {msg}");
+        eprintln!("<{prio}>{me}: {msg}");
     } else {
-        eprintln!("vigil-restore: {msg}");
+        eprintln!("{me}: {msg}");
     }
 }
 

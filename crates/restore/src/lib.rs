@@ -20,6 +20,7 @@ pub mod guard;
 pub mod identity;
 pub mod proc;
 mod progress;
+pub mod proof;
 pub mod rke2;
 mod scratch;
 pub mod sinks;

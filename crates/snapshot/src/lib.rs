@@ -7,6 +7,7 @@ pub mod consistency;
 pub mod gentle;
 pub mod list;
 pub mod output;
+pub mod prove;
 pub mod repin;
 pub mod run;
 pub mod ship;

@@ -85,6 +85,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Helper modes of the restore proof (its tied scratch etcd, its janitor).
+    vigil_restore::guard::hook();
     if let Some(code) = vigil_cli::generate::<Cli>() {
         return code;
     }
@@ -405,6 +407,7 @@ async fn cmd_scrub(
     for (store, n, errors) in &results {
         ok &= errors.is_empty();
         let rec = vigil_core::outcome::Outcome {
+            proof: None,
             job: "scrub".into(),
             run_id: run_id.clone(),
             cluster: cfg.cluster_name().to_string(),

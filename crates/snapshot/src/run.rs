@@ -153,6 +153,8 @@ struct Ctx {
     bounds: crate::gentle::Bounds,
     /// Why the preflight deferred each member, by member name.
     deferred: std::sync::Mutex<std::collections::HashMap<String, Vec<String>>>,
+    /// The restore proofs of this run (issue 19).
+    proofs: Arc<crate::prove::Proofs>,
 }
 
 /// Runs the whole job. Per-member failures are in the report, not in `Err`.
@@ -207,6 +209,10 @@ pub async fn run(cfg: &Config) -> Result<RunReport, RunError> {
     }
 
     let pin = load_pin(cfg, sc, &mut warnings);
+    let proofs = Arc::new(crate::prove::Proofs::prepare(cfg, sc));
+    if let crate::prove::Proofs::Broken { error, .. } = &*proofs {
+        tracing::error!("restore proofs cannot run: {error}");
+    }
 
     let ctx = Arc::new(Ctx {
         cluster: cfg.cluster_name().to_string(),
@@ -235,6 +241,7 @@ pub async fn run(cfg: &Config) -> Result<RunReport, RunError> {
         versions: Default::default(),
         bounds: crate::gentle::Bounds::from_config(sc),
         deferred: Default::default(),
+        proofs: proofs.clone(),
     });
 
     let mut tasks = Vec::new();
@@ -266,6 +273,7 @@ pub async fn run(cfg: &Config) -> Result<RunReport, RunError> {
         }
     }
 
+    proofs.finish();
     let connected: Vec<&MemberClient> = clients.iter().flatten().collect();
     let consistency = if sc.verify_consistency && connected.len() >= 2 {
         let rep = check_consistency(&connected).await;
@@ -486,12 +494,28 @@ async fn member_with_timeout(
     let mut rep = match r {
         Ok(Ok((path, manifest, sinks))) => {
             tracing::info!(member = %m.name, "archived {} ({})", path.display(), summary_of(&manifest));
+            let proof_error = manifest.restore_proof.as_ref().filter(|_| manifest.proof_failed()).map(|p| {
+                format!(
+                    "member {} ({}): restore proof failed at check {}: {}; the archive is kept but does not count as a good copy",
+                    m.name,
+                    m.endpoint,
+                    p.check.as_deref().unwrap_or("?"),
+                    p.error.as_deref().unwrap_or_default()
+                )
+            });
+            if let Some(e) = &proof_error {
+                tracing::error!(member = %m.name, "{e}");
+            }
             MemberReport {
                 member: m.name.clone(),
                 endpoint: m.endpoint.clone(),
-                ok: true,
-                stage: Stage::Done,
-                error: None,
+                ok: proof_error.is_none(),
+                stage: if proof_error.is_some() {
+                    Stage::Proof
+                } else {
+                    Stage::Done
+                },
+                error: proof_error,
                 archive: Some(path),
                 manifest: Some(manifest),
                 pruned: Vec::new(),
@@ -678,6 +702,11 @@ async fn store_member(
         .await
         .map_err(|e| err(&e))?;
 
+    let (tee, mut proof) = match ctx.proofs.start(&m.name, st.db_size) {
+        Ok(t) => (Some(t), None),
+        Err(p) => (None, p),
+    };
+
     *stage = Stage::Stream;
     let created = now();
     let t0 = Instant::now();
@@ -686,7 +715,7 @@ async fn store_member(
     let (tx, rx) = mpsc::channel::<Msg>(16);
     let opts = ctx.archive.clone();
     let fp = final_path.clone();
-    let writer = tokio::task::spawn_blocking(move || write_archive(rx, &fp, &opts, sink_txs));
+    let writer = tokio::task::spawn_blocking(move || write_archive(rx, &fp, &opts, sink_txs, tee));
 
     let streamed = stream_into(ctx, &client, &tx).await;
     // What the member pays for ends with its stream: the next one may start.
@@ -700,7 +729,7 @@ async fn store_member(
         .map_err(|e| format!("member {}: archive writer crashed: {e}", m.name))?;
     // A failed stream explains a failed writer (the writer only saw the channel close).
     streamed?;
-    let (verified, written, alive) = written.map_err(|(s, e)| {
+    let (verified, written, alive, tee) = written.map_err(|(s, e)| {
         *stage = s;
         format!("member {} ({}): {e}", m.name, m.endpoint)
     })?;
@@ -710,8 +739,33 @@ async fn store_member(
         let _ = std::fs::remove_file(&written.tmp);
         return Err(format!("member {}: {e}", m.name));
     }
+    if let Some(tee) = tee {
+        *stage = Stage::Proof;
+        let p = ctx
+            .proofs
+            .prove(
+                tee,
+                &client,
+                ctx.tls.as_ref(),
+                ctx.connect_timeout,
+                st.revision,
+            )
+            .await;
+        match p.result {
+            vigil_core::manifest::ProofResult::Proven => tracing::info!(
+                member = %m.name,
+                "restore proven: revision {}, {} keys, hash_kv {} as the member's{}",
+                p.revision.unwrap_or_default(),
+                p.key_count.unwrap_or_default(),
+                p.hash_kv.unwrap_or_default(),
+                if p.peers_agree.is_empty() { String::new() } else { format!(" and {}'s", p.peers_agree.join(", ")) }
+            ),
+            _ => {}
+        }
+        proof = Some(p);
+    }
     *stage = Stage::Manifest;
-    let manifest = build_manifest(
+    let mut manifest = build_manifest(
         ctx,
         m,
         &st,
@@ -724,6 +778,12 @@ async fn store_member(
         created,
         t0.elapsed(),
     );
+    if let Some(p) = proof {
+        if p.result == vigil_core::manifest::ProofResult::Proven {
+            manifest.restore_proven_at = Some(rfc3339(now()));
+        }
+        manifest.restore_proof = Some(p);
+    }
     let mpath = Manifest::path_for(&final_path);
     if let Err(e) = fsutil::atomic_write(&mpath, &manifest.to_json()) {
         // Without its manifest the archive does not count; do not leave it.
@@ -792,7 +852,8 @@ async fn stream_into(
     Ok(())
 }
 
-type WriteResult = Result<(Verified, Written, Vec<SinkTx>), (Stage, String)>;
+type WriteResult =
+    Result<(Verified, Written, Vec<SinkTx>, Option<crate::prove::Tee>), (Stage, String)>;
 
 /// The blocking half: verify, compress, encrypt, write (and fan out), read back.
 fn write_archive(
@@ -800,6 +861,7 @@ fn write_archive(
     final_path: &Path,
     opts: &ArchiveOptions,
     sinks: Vec<SinkTx>,
+    mut tee: Option<crate::prove::Tee>,
 ) -> WriteResult {
     let werr = |e: ArchiveError| (Stage::Write, e.to_string());
     let mut w = ArchiveWriter::create_with_sinks(final_path, opts, sinks).map_err(werr)?;
@@ -809,6 +871,9 @@ fn write_archive(
             Some(Msg::Chunk(c)) => {
                 v.update(&c);
                 w.write(&c).map_err(werr)?;
+                if let Some(t) = &mut tee {
+                    t.write(&c);
+                }
             }
             Some(Msg::End) => break,
             None => return Err((Stage::Stream, "snapshot stream aborted".into())),
@@ -820,7 +885,7 @@ fn write_archive(
         let _ = std::fs::remove_file(&written.tmp);
         return Err((Stage::Readback, e.to_string()));
     }
-    Ok((verified, written, alive))
+    Ok((verified, written, alive, tee))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -880,6 +945,8 @@ fn build_manifest(
             let versions = ctx.versions.lock().map(|v| v.clone()).unwrap_or_default();
             membership(&versions, st, l)
         }),
+        restore_proven_at: None,
+        restore_proof: None,
     }
 }
 
@@ -1063,6 +1130,7 @@ fn archive_token(
 
 fn record_outcomes(state: &Path, r: &RunReport) -> Result<(), FsError> {
     let base = Outcome {
+        proof: None,
         job: "snapshot".into(),
         run_id: r.run_id.clone(),
         cluster: r.cluster.clone(),
@@ -1084,6 +1152,7 @@ fn record_outcomes(state: &Path, r: &RunReport) -> Result<(), FsError> {
                 error: m.error.clone(),
                 archive: m.archive.as_ref().map(|p| p.display().to_string()),
                 duration_ms: m.duration_ms,
+                proof: m.manifest.as_ref().and_then(|x| x.restore_proof.clone()),
                 ..base.clone()
             },
         )?;
@@ -1282,6 +1351,7 @@ fn could_not_run(cfg: &Config, run_id: &str, t0: Instant, e: RunError) -> RunErr
     let time = rfc3339(now());
     for m in cfg.members() {
         let o = Outcome {
+            proof: None,
             job: "snapshot".into(),
             run_id: run_id.to_string(),
             cluster: cfg.cluster_name().to_string(),

@@ -515,6 +515,7 @@ pub fn outcomes(
 ) -> Vec<vigil_core::outcome::Outcome> {
     list.iter()
         .map(|(m, ok, stage)| vigil_core::outcome::Outcome {
+            proof: None,
             job: "snapshot".into(),
             run_id: run.into(),
             cluster: "prod".into(),

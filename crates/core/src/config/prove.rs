@@ -1,0 +1,80 @@
+//! `[snapshot.prove_restore]`: the restore proof inside every snapshot run
+//! (issue 19). The plaintext that etcd streamed is restored into a scratch
+//! etcd held in memory and compared with the live member, so no private key
+//! is needed on the bastion to know that an archive restores.
+
+use crate::units::{ByteSize, HumanDuration};
+use serde::Deserialize;
+use std::path::PathBuf;
+
+/// Where the proof's plaintext lives when `dir` is not set: the unit's
+/// runtime directory (systemd's `RuntimeDirectory=`, a tmpfs under /run that
+/// systemd removes when the job ends, however it ends), else /dev/shm.
+pub const RUNTIME_DIR_ENV: &str = "RUNTIME_DIRECTORY";
+pub const FALLBACK_DIR: &str = "/dev/shm";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProveRestore {
+    /// Prove every member's snapshot in each run (default on).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// A member's database larger than this is not proven (the proof holds
+    /// about twice the database in memory, plus etcd's own); the run says so.
+    #[serde(default = "default_max_db_size")]
+    pub max_db_size: ByteSize,
+    /// A tmpfs directory for the plaintext and the scratch etcd; vigil
+    /// refuses any other filesystem (the plaintext never touches a disk).
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
+    /// Bound for one member's proof (restore, start, checks).
+    #[serde(default = "default_timeout")]
+    pub timeout: HumanDuration,
+    /// Keys read from the scratch etcd and compared with the live member.
+    #[serde(default = "default_sample_keys")]
+    pub sample_keys: u32,
+}
+
+impl Default for ProveRestore {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_db_size: default_max_db_size(),
+            dir: None,
+            timeout: default_timeout(),
+            sample_keys: default_sample_keys(),
+        }
+    }
+}
+
+impl ProveRestore {
+    /// `dir`, else `$RUNTIME_DIRECTORY` (its first entry), else /dev/shm.
+    pub fn root(&self) -> PathBuf {
+        if let Some(d) = &self.dir {
+            return d.clone();
+        }
+        std::env::var_os(RUNTIME_DIR_ENV)
+            .and_then(|v| {
+                v.to_str()
+                    .and_then(|s| s.split(':').next().map(PathBuf::from))
+            })
+            .filter(|p| p.is_absolute())
+            .unwrap_or_else(|| PathBuf::from(FALLBACK_DIR))
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_max_db_size() -> ByteSize {
+    ByteSize(2 << 30)
+}
+
+fn default_timeout() -> HumanDuration {
+    HumanDuration::from_secs(600)
+}
+
+fn default_sample_keys() -> u32 {
+    10
+}
