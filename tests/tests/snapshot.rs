@@ -11,6 +11,9 @@ use vigil_tests::*;
 
 const NAMES: [&str; 3] = ["cp-1", "cp-2", "cp-3"];
 
+#[path = "snapshot/proof.rs"]
+mod proof;
+
 fn mode(p: &Path) -> u32 {
     std::fs::metadata(p).unwrap().permissions().mode() & 0o777
 }

@@ -119,17 +119,7 @@ impl Proofs {
             Proofs::Ready(r) => r,
         };
         if db_size > 0 && db_size as u64 > r.max_db_size {
-            let why = format!(
-                "skipped: the database of member {member} is {}, more than snapshot.prove_restore.max_db_size = {} (a proof holds about twice the database in memory)",
-                vigil_core::units::human_bytes(db_size as u64),
-                vigil_core::units::human_bytes(r.max_db_size)
-            );
-            tracing::warn!(member, "restore proof {why}");
-            return Err(Some(RestoreProof {
-                result: ProofResult::Skipped,
-                error: Some(why),
-                ..Default::default()
-            }));
+            return Err(Some(skipped(member, db_size as u64, r.max_db_size)));
         }
         let dir = r.dir.join(member);
         let _ = std::fs::remove_dir_all(&dir);
@@ -146,8 +136,11 @@ impl Proofs {
         match opened {
             Ok(file) => Ok(Tee {
                 dir,
+                member: member.to_string(),
                 file: Some(file),
                 error: None,
+                written: 0,
+                limit: r.max_db_size,
             }),
             Err(e) => Err(Some(failed(
                 "dir",
@@ -169,6 +162,9 @@ impl Proofs {
         let Proofs::Ready(r) = &**self else {
             return failed("dir", "internal: no proof dir".into());
         };
+        if tee.written > tee.limit {
+            return skipped(&tee.member, tee.written, tee.limit);
+        }
         if let Some(e) = &tee.error {
             return failed(
                 "dir",
@@ -227,12 +223,21 @@ impl Proofs {
 #[derive(Debug)]
 pub struct Tee {
     dir: PathBuf,
+    member: String,
     file: Option<std::fs::File>,
     error: Option<std::io::Error>,
+    written: u64,
+    /// `max_db_size`: the status's db size can lag behind the stream.
+    limit: u64,
 }
 
 impl Tee {
     pub fn write(&mut self, chunk: &[u8]) {
+        self.written += chunk.len() as u64;
+        if self.written > self.limit && self.file.is_some() {
+            self.file = None;
+            let _ = std::fs::remove_file(self.dir.join(SNAPSHOT));
+        }
         if let Some(f) = &mut self.file {
             if let Err(e) = f.write_all(chunk) {
                 self.error = Some(e);
@@ -247,6 +252,20 @@ impl Drop for Tee {
     fn drop(&mut self) {
         self.file = None;
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn skipped(member: &str, size: u64, limit: u64) -> RestoreProof {
+    let why = format!(
+        "skipped: the database of member {member} is {}, more than snapshot.prove_restore.max_db_size = {} (a proof holds about twice the database in memory)",
+        vigil_core::units::human_bytes(size),
+        vigil_core::units::human_bytes(limit)
+    );
+    tracing::warn!(member, "restore proof {why}");
+    RestoreProof {
+        result: ProofResult::Skipped,
+        error: Some(why),
+        ..Default::default()
     }
 }
 
