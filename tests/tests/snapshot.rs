@@ -884,6 +884,19 @@ fn compaction_during_a_long_stream_does_not_fail_the_snapshot() {
     for m in r["members"].as_array().unwrap() {
         assert_eq!(m["ok"], true, "{m}");
         assert!(m["manifest"]["key_count"].as_i64().unwrap() >= 121, "{m}");
+        // Proven too: at the snapshot's revision, or, once compacted past
+        // it, at the one read just before the stream (and said so).
+        let p = &m["manifest"]["restore_proof"];
+        assert_eq!(p["result"], "proven", "{p}");
+        let at = p["hash_revision"].as_i64().unwrap();
+        assert!(
+            at == p["revision"].as_i64().unwrap()
+                || p["notes"][0]
+                    .as_str()
+                    .unwrap()
+                    .contains("compared at revision"),
+            "{p}"
+        );
     }
     // The members are still compared, at a revision they all have now.
     let c = &r["consistency"];

@@ -108,6 +108,11 @@ pub struct RestoreProof {
     /// The revision the snapshot holds (read from the scratch etcd).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision: Option<i64>,
+    /// Where key counts and hashes were compared: `revision`, or the
+    /// revision read just before the stream when the member had compacted
+    /// past `revision` by the time of the proof (`notes` says so).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash_revision: Option<i64>,
     /// The compaction revision both hashes were taken over.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compact_revision: Option<i64>,
@@ -126,6 +131,9 @@ pub struct RestoreProof {
     /// Keys compared value for value, with their mod revisions.
     #[serde(default)]
     pub sample_keys: u32,
+    /// What the proof could not compare, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     /// What restored and served it, e.g. `etcdctl 3.4.23`, `etcd 3.4.23`.
     #[serde(default)]
     pub tool: String,

@@ -52,6 +52,52 @@ pub fn judge_archive(f: Finding, newest: Option<&str>, max_age_secs: i64, now: i
     }
 }
 
+/// Is the newest verified local archive proven restorable (issue 19)? Pure.
+pub fn judge_proof(f: Finding, m: &vigil_core::manifest::Manifest, now: i64) -> Finding {
+    use vigil_core::manifest::ProofResult;
+    let archive = &m.id;
+    match &m.restore_proof {
+        None => f.fail(
+            Severity::Warning,
+            format!(
+                "newest archive {archive} has no restore proof (made with proofs off, or by an older vigil); the next `vigil-snapshot run` proves its archive"
+            ),
+        ),
+        Some(p) => match p.result {
+            ProofResult::Proven => {
+                let when = m.restore_proven_at.as_deref().unwrap_or(&m.created_at);
+                let age = age_of(when, now).map(fmt_age).unwrap_or_default();
+                let peers = if p.peers_agree.is_empty() {
+                    String::new()
+                } else {
+                    format!(" and {}", p.peers_agree.join(", "))
+                };
+                f.pass(format!(
+                    "newest archive {archive} proven restorable {age} ago: revision {}, {} keys, hash_kv {} as the member{peers}",
+                    p.revision.unwrap_or_default(),
+                    p.key_count.unwrap_or_default(),
+                    p.hash_kv.unwrap_or_default()
+                ))
+            }
+            ProofResult::Failed => f.fail(
+                Severity::Critical,
+                format!(
+                    "the restore proof of newest archive {archive} failed at check {}: {}",
+                    p.check.as_deref().unwrap_or("?"),
+                    p.error.as_deref().unwrap_or_default()
+                ),
+            ),
+            ProofResult::Skipped => f.fail(
+                Severity::Warning,
+                format!(
+                    "newest archive {archive} is not proven: {}",
+                    p.error.as_deref().unwrap_or("skipped")
+                ),
+            ),
+        },
+    }
+}
+
 /// The newest passing drill: the latest records first, then the history.
 pub fn last_passing_drill(state_dir: &Path) -> Option<String> {
     let mut best: Option<String> = vigil_core::outcome::latest(state_dir, "drill")
@@ -126,16 +172,29 @@ pub async fn check(cfg: &Config) -> Vec<Finding> {
                                     .is_some_and(|l| l.is_bad(corrupt::LOCAL, &s.manifest.archive))
                         })
                         .min_by(|a, b| newest_first_in(pin.as_ref(), &a.manifest, &b.manifest))
-                        .map(|s| s.manifest.created_at)
+                        .map(|s| s.manifest)
                 })
                 .collect::<Vec<_>>()
         })
         .await;
         for (i, m) in members.iter().enumerate() {
             let f = finding(m, "local");
+            let newest_i = newest.as_ref().and_then(|n| n[i].as_ref());
+            if sc.prove_restore.enabled {
+                if let Some(man) = newest_i {
+                    let f = Finding::new(
+                        "freshness.proof",
+                        m.as_str(),
+                        AlertKey::new("restore_unproven").label("member", m),
+                    );
+                    out.push(judge_proof(f, man, now).took(started));
+                }
+            }
             out.push(
                 match &newest {
-                    Some(n) => judge_archive(f, n[i].as_deref(), max_age, now),
+                    Some(_) => {
+                        judge_archive(f, newest_i.map(|m| m.created_at.as_str()), max_age, now)
+                    }
                     None => f.unknown(format!(
                         "listing {} did not finish within {}",
                         sc.dir.display(),
@@ -241,6 +300,17 @@ pub async fn check(cfg: &Config) -> Vec<Finding> {
             Some((t, age)) => f.pass(format!("last passing drill {} ago ({t})", fmt_age(age))),
         };
         out.push(f.took(started));
+    } else if let Some(t) = last_passing_drill(&cfg.state.dir) {
+        // Not required (each run proves restorability without a key), but
+        // the last proof of the age layer is worth seeing.
+        let age = age_of(&t, now).map(fmt_age).unwrap_or_default();
+        out.push(
+            Finding::new("freshness.drill", "cluster", AlertKey::new("drill_stale"))
+                .severity(Severity::Warning)
+                .pass(format!(
+                    "last passing offline drill (decryption with the private key) {age} ago ({t}); no health.freshness.drill_max_age set"
+                )),
+        );
     }
     out
 }

@@ -32,6 +32,16 @@ pub struct Prover {
     sample_keys: u32,
 }
 
+/// The live member just before its stream: the revision its status gave,
+/// and its key count and `hash_kv` there. The snapshot holds that revision
+/// or a later one.
+#[derive(Debug, Clone, Copy)]
+pub struct Before {
+    pub revision: i64,
+    pub key_count: i64,
+    pub hash: vigil_etcd::HashKv,
+}
+
 /// Why no proof can run this time (the run says so and goes on).
 #[derive(Debug, thiserror::Error)]
 pub enum Unprovable {
@@ -67,17 +77,17 @@ impl Prover {
     }
 
     /// Proves `snap` (the member's verified stream, trailer included) in
-    /// `dir` (empty, 0700, on a tmpfs) against `live`, whose status read
-    /// `min_revision` before the stream, and against the other members
-    /// (`peers`, those reachable). Blocking: call it from a thread of its
-    /// own, which the scratch etcd is tied to.
+    /// `dir` (empty, 0700, on a tmpfs) against `live`, as read `before` the
+    /// stream and now, and against the other members (`peers`, those
+    /// reachable). Blocking: call it from a thread of its own, which the
+    /// scratch etcd is tied to.
     pub fn prove(
         &self,
         snap: &Path,
         dir: &Path,
         live: &MemberClient,
         peers: &[MemberClient],
-        min_revision: i64,
+        before: Option<Before>,
     ) -> RestoreProof {
         let t0 = Instant::now();
         let mut p = RestoreProof {
@@ -85,7 +95,7 @@ impl Prover {
             tool: self.tools(),
             ..Default::default()
         };
-        match self.steps(snap, dir, live, peers, min_revision, &mut p, t0) {
+        match self.steps(snap, dir, live, peers, before, &mut p, t0) {
             Ok(()) => p.result = ProofResult::Proven,
             Err((check, e)) => {
                 p.check = Some(check.to_string());
@@ -103,7 +113,7 @@ impl Prover {
         dir: &Path,
         live: &MemberClient,
         peers: &[MemberClient],
-        min_revision: i64,
+        before: Option<Before>,
         p: &mut RestoreProof,
         t0: Instant,
     ) -> Result<(), (&'static str, String)> {
@@ -146,7 +156,7 @@ impl Prover {
         let r = rt.block_on(async {
             tokio::time::timeout(
                 self.timeout.saturating_sub(t0.elapsed()),
-                self.compare(&sc, live, peers, min_revision, p),
+                self.compare(&sc, live, peers, before, p),
             )
             .await
             .unwrap_or_else(|_| {
@@ -168,7 +178,7 @@ impl Prover {
         sc: &MemberClient,
         live: &MemberClient,
         peers: &[MemberClient],
-        min_revision: i64,
+        before: Option<Before>,
         p: &mut RestoreProof,
     ) -> Result<(), (&'static str, String)> {
         let all = || GetOptions::new().with_all_keys();
@@ -182,6 +192,7 @@ impl Prover {
             .map_err(|e| ("revision", e.to_string()))?;
         let rev = latest.header().map(|h| h.revision()).unwrap_or_default();
         p.revision = Some(rev);
+        let min_revision = before.map_or(0, |b| b.revision);
         if rev < min_revision {
             return Err((
                 "revision",
@@ -192,38 +203,54 @@ impl Prover {
             ));
         }
 
-        let count = vigil_etcd::key_count(sc, rev)
+        // The live side at the snapshot's revision, if the member still has
+        // it; after a long stream under apiserver compaction it may not, and
+        // then the reading taken just before the stream stands in.
+        let at_snap = async {
+            let n = vigil_etcd::key_count(live, rev).await?;
+            let h = vigil_etcd::hash_kv(live, rev).await?;
+            Ok::<_, vigil_etcd::EtcdError>((n, h))
+        }
+        .await;
+        let (at, live_count, lh, fallback) = match (at_snap, before) {
+            (Ok((n, h)), _) => (rev, n, h, false),
+            (Err(e), Some(b)) if b.revision <= rev => {
+                p.notes.push(format!(
+                    "member {} no longer answers at the snapshot's revision {rev} ({e}); compared at revision {}, read just before the stream, and no keys sampled",
+                    live.name, b.revision
+                ));
+                (b.revision, b.key_count, b.hash, true)
+            }
+            (Err(e), _) => return Err(("hash_kv", e.to_string())),
+        };
+        p.hash_revision = Some(at);
+
+        let count = vigil_etcd::key_count(sc, at)
             .await
             .map_err(|e| ("key_count", e.to_string()))?;
         p.key_count = Some(count);
-        let live_count = vigil_etcd::key_count(live, rev)
-            .await
-            .map_err(|e| ("key_count", e.to_string()))?;
         p.live_key_count = Some(live_count);
         if count != live_count {
             return Err((
                 "key_count",
                 format!(
-                    "the restored snapshot has {count} keys at revision {rev}, member {} has {live_count}",
+                    "the restored snapshot has {count} keys at revision {at}, member {} has {live_count}",
                     live.name
                 ),
             ));
         }
 
-        let lh = vigil_etcd::hash_kv(live, rev)
-            .await
-            .map_err(|e| ("hash_kv", format!("{e} (a member that compacted past revision {rev} since the stream cannot be compared; the next run is)")))?;
-        let mut sh = vigil_etcd::hash_kv(sc, rev)
+        let mut sh = vigil_etcd::hash_kv(sc, at)
             .await
             .map_err(|e| ("hash_kv", e.to_string()))?;
-        if lh.compact_revision > sh.compact_revision && lh.compact_revision <= rev {
+        if lh.compact_revision > sh.compact_revision && lh.compact_revision <= at {
             // The member compacted after the snapshot: compact the scratch
             // copy alike, so both hashes cover the same revisions.
             let opts = etcd_client::CompactionOptions::new().with_physical();
             sc.call("compact", c.compact(lh.compact_revision, Some(opts)))
                 .await
                 .map_err(|e| ("hash_kv", e.to_string()))?;
-            sh = vigil_etcd::hash_kv(sc, rev)
+            sh = vigil_etcd::hash_kv(sc, at)
                 .await
                 .map_err(|e| ("hash_kv", e.to_string()))?;
         }
@@ -243,12 +270,15 @@ impl Prover {
             return Err((
                 "hash_kv",
                 format!(
-                    "hash_kv at revision {rev} (compacted at {}) differs: the restored snapshot has {}, member {} has {}; the archived data is not the member's state at that revision",
+                    "hash_kv at revision {at} (compacted at {}) differs: the restored snapshot has {}, member {} has {}; the archived data is not the member's state at that revision",
                     sh.compact_revision, sh.hash, live.name, lh.hash
                 ),
             ));
         }
-        self.against_peers(sh, live, peers, rev, p).await?;
+        self.against_peers(sh, live, peers, at, p).await?;
+        if fallback {
+            return Ok(());
+        }
         self.sample(sc, live, rev, p).await
     }
 

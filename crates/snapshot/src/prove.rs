@@ -121,6 +121,14 @@ impl Proofs {
         if db_size > 0 && db_size as u64 > r.max_db_size {
             return Err(Some(skipped(member, db_size as u64, r.max_db_size)));
         }
+        if let Some(why) = too_small(&r.dir, member, db_size.max(0) as u64) {
+            tracing::warn!(member, "restore proof {why}");
+            return Err(Some(RestoreProof {
+                result: ProofResult::Skipped,
+                error: Some(why),
+                ..Default::default()
+            }));
+        }
         let dir = r.dir.join(member);
         let _ = std::fs::remove_dir_all(&dir);
         let opened = std::fs::DirBuilder::new()
@@ -157,7 +165,7 @@ impl Proofs {
         live: &MemberClient,
         tls: Option<&TlsMaterial>,
         connect_timeout: std::time::Duration,
-        min_revision: i64,
+        before: Option<vigil_restore::proof::Before>,
     ) -> RestoreProof {
         let Proofs::Ready(r) = &**self else {
             return failed("dir", "internal: no proof dir".into());
@@ -193,7 +201,7 @@ impl Proofs {
             };
             let p = r
                 .prover
-                .prove(&dir.join(SNAPSHOT), &dir, &live, &peers, min_revision);
+                .prove(&dir.join(SNAPSHOT), &dir, &live, &peers, before);
             // The scratch etcd has been killed (Drop); now the plaintext goes.
             for line in vigil_restore::guard::reap(std::slice::from_ref(&dir)) {
                 tracing::debug!("restore proof: {line}");
@@ -276,6 +284,24 @@ fn failed(check: &str, error: String) -> RestoreProof {
         error: Some(error),
         ..Default::default()
     }
+}
+
+/// A proof holds the plaintext and then the restored copy: about twice the
+/// database. A tmpfs without room for that (Debian sizes /run at 20 % of
+/// RAM) skips the proof with the figures, rather than failing it.
+fn too_small(dir: &Path, member: &str, db_size: u64) -> Option<String> {
+    let st = rustix::fs::statvfs(dir).ok()?;
+    let free = st.f_bavail.saturating_mul(st.f_frsize);
+    let need = db_size.saturating_mul(2) + (64 << 20);
+    (free < need).then(|| {
+        format!(
+            "skipped: {} has {} free, and the proof of member {member}'s {} database needs about {}; set snapshot.prove_restore.dir to a larger tmpfs (e.g. /dev/shm) or lower the database size (compact and defragment)",
+            dir.display(),
+            vigil_core::units::human_bytes(free),
+            vigil_core::units::human_bytes(db_size),
+            vigil_core::units::human_bytes(need)
+        )
+    })
 }
 
 /// The plaintext must not reach a persistent disk: refuse anything but tmpfs.

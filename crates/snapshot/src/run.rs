@@ -706,6 +706,20 @@ async fn store_member(
         Ok(t) => (Some(t), None),
         Err(p) => (None, p),
     };
+    // The proof compares at the snapshot's revision when it can; this
+    // reading stands in should the member compact past it meanwhile.
+    let before = match &tee {
+        Some(_) => vigil_etcd::hash_kv(&client, st.revision)
+            .await
+            .map(|hash| vigil_restore::proof::Before {
+                revision: st.revision,
+                key_count,
+                hash,
+            })
+            .map_err(|e| tracing::info!(member = %m.name, "restore proof: no reading before the stream: {e}"))
+            .ok(),
+        None => None,
+    };
 
     *stage = Stage::Stream;
     let created = now();
@@ -743,13 +757,7 @@ async fn store_member(
         *stage = Stage::Proof;
         let p = ctx
             .proofs
-            .prove(
-                tee,
-                &client,
-                ctx.tls.as_ref(),
-                ctx.connect_timeout,
-                st.revision,
-            )
+            .prove(tee, &client, ctx.tls.as_ref(), ctx.connect_timeout, before)
             .await;
         match p.result {
             vigil_core::manifest::ProofResult::Proven => tracing::info!(
