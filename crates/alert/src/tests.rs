@@ -402,6 +402,29 @@ fn outcomes_map_to_alerts() {
             r#"etcd_member_diverged{member="cp-2"}"#
         ]
     );
+    // A failed restore proof names its check; the next good run resolves it.
+    let mut proof = o("cp-3", false, Stage::Proof);
+    proof.proof = Some(vigil_core::manifest::RestoreProof {
+        result: vigil_core::manifest::ProofResult::Failed,
+        check: Some("hash_kv".into()),
+        ..Default::default()
+    });
+    let r = crate::ingest_outcomes(&cfg, "snapshot", &[proof]).unwrap();
+    assert_eq!(
+        r.fired,
+        vec![r#"snapshot_restore_proof_failed{member="cp-3"}"#]
+    );
+    let a = Store::open(d.path()).unwrap().alerts(false).unwrap();
+    let p = a
+        .iter()
+        .find(|a| a.name == "snapshot_restore_proof_failed")
+        .unwrap();
+    assert!(p.summary.contains("check hash_kv failed"), "{}", p.summary);
+    let r = crate::ingest_outcomes(&cfg, "snapshot", &[o("cp-3", true, Stage::Done)]).unwrap();
+    assert_eq!(
+        r.resolved,
+        vec![r#"snapshot_restore_proof_failed{member="cp-3"}"#]
+    );
     let mut sink = o("s3", false, Stage::Write);
     sink.job = "sink".into();
     let r = crate::ingest_outcomes(&cfg, "sink", &[sink.clone()]).unwrap();

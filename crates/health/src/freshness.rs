@@ -347,6 +347,55 @@ mod tests {
     }
 
     #[test]
+    fn proofs_of_the_newest_archive() {
+        use vigil_core::manifest::{Manifest, ProofResult, RestoreProof};
+        let now = 1_800_000_000;
+        let mut m: Manifest = serde_json::from_str(include_str!("../tests/manifest.json")).unwrap();
+        let f = || {
+            Finding::new(
+                "freshness.proof",
+                "cp-1",
+                AlertKey::new("restore_unproven").label("member", "cp-1"),
+            )
+        };
+        let r = judge_proof(f(), &m, now);
+        assert_eq!(r.status, Status::Fail);
+        assert!(r.reason.contains("no restore proof"), "{}", r.reason);
+        m.restore_proof = Some(RestoreProof {
+            result: ProofResult::Proven,
+            revision: Some(42),
+            key_count: Some(7),
+            hash_kv: Some(99),
+            live_hash_kv: Some(99),
+            peers_agree: vec!["cp-2".into()],
+            ..Default::default()
+        });
+        m.restore_proven_at = Some(vigil_core::rfc3339(
+            time::OffsetDateTime::from_unix_timestamp(now - 3600).unwrap(),
+        ));
+        let r = judge_proof(f(), &m, now);
+        assert_eq!(r.status, Status::Pass, "{}", r.reason);
+        assert!(r.reason.contains("1h") && r.reason.contains("hash_kv 99") && r.reason.contains("cp-2"), "{}", r.reason);
+        m.restore_proof = Some(RestoreProof {
+            result: ProofResult::Failed,
+            check: Some("hash_kv".into()),
+            error: Some("differs".into()),
+            ..Default::default()
+        });
+        let r = judge_proof(f(), &m, now);
+        assert_eq!((r.status, r.severity), (Status::Fail, Severity::Critical));
+        assert!(r.reason.contains("check hash_kv: differs"), "{}", r.reason);
+        m.restore_proof = Some(RestoreProof {
+            result: ProofResult::Skipped,
+            error: Some("skipped: too big".into()),
+            ..Default::default()
+        });
+        let r = judge_proof(f(), &m, now);
+        assert_eq!((r.status, r.severity), (Status::Fail, Severity::Warning));
+        assert!(r.reason.contains("too big"), "{}", r.reason);
+    }
+
+    #[test]
     fn drill_from_history_when_latest_failed() {
         let dir = tempfile::tempdir().unwrap();
         let rec = |ok: bool, time: &str| vigil_core::outcome::Outcome {
