@@ -1584,6 +1584,26 @@ webhook_url = "https://hooks.slack.com/services/T000/B000/XXXXSECRET"
                 "keep_last = 5\ndefer_retry = \"0s\"",
                 "snapshot.defer_retry",
             ),
+            (
+                "keep_last = 5",
+                "keep_last = 5\nprove_restore = { timeout = \"0s\" }",
+                ":12: key `snapshot.prove_restore.timeout`: must be more than 0s",
+            ),
+            (
+                "keep_last = 5",
+                "keep_last = 5\nprove_restore = { dir = \"shm\" }",
+                "key `snapshot.prove_restore.dir`: must be an absolute path",
+            ),
+            (
+                "keep_last = 5",
+                "keep_last = 5\nprove_restore = { sample_keys = 20000 }",
+                "snapshot.prove_restore.sample_keys",
+            ),
+            (
+                "keep_last = 5",
+                "keep_last = 5\nprove_restore = { enable = false }",
+                "unknown field `enable`",
+            ),
         ];
         for (from, to, want) in cases {
             let text = minimal().replacen(from, to, 1);

@@ -99,6 +99,17 @@ pub fn writable(cfg: &Config, job: Job) -> Vec<Writable> {
             if let Some(d) = &snapshot_dir {
                 push(&mut out, "snapshot.dir", d, false);
             }
+            // Only a dir set by hand: the default is the unit's own
+            // RuntimeDirectory (or /dev/shm, writable under ProtectSystem).
+            let proof = cfg
+                .snapshot
+                .as_ref()
+                .map(|s| &s.get_ref().prove_restore)
+                .filter(|p| p.enabled)
+                .and_then(|p| p.dir.clone());
+            if let Some(d) = proof {
+                push(&mut out, "snapshot.prove_restore.dir", &d, false);
+            }
             sinks(&mut out);
         }
         Job::Restore => {
@@ -271,5 +282,23 @@ path = "/srv/backuppc-staging/vigil"
         assert!(d.contains("ReadWritePaths=-/srv/backuppc-staging/vigil\n"));
         // Health writes only state and metrics.
         assert_eq!(writable(&cfg, Job::Health).len(), 2);
+        // A proof dir set by hand is writable too; the default needs nothing.
+        let text = text.replace(
+            "encryption = \"none\"\n",
+            "encryption = \"none\"\nprove_restore = { dir = \"/mnt/ram/vigil\" }\n",
+        );
+        let cfg = Config::parse_with(
+            &text,
+            Path::new("/etc/vigil/vigil.toml"),
+            crate::config::Uses::NONE,
+        )
+        .unwrap();
+        let w = writable(&cfg, Job::Snapshot);
+        assert!(
+            w.iter()
+                .any(|w| w.key == "snapshot.prove_restore.dir"
+                    && w.path == Path::new("/mnt/ram/vigil")),
+            "{w:?}"
+        );
     }
 }

@@ -375,7 +375,11 @@ mod tests {
         ));
         let r = judge_proof(f(), &m, now);
         assert_eq!(r.status, Status::Pass, "{}", r.reason);
-        assert!(r.reason.contains("1h") && r.reason.contains("hash_kv 99") && r.reason.contains("cp-2"), "{}", r.reason);
+        assert!(
+            r.reason.contains("1h") && r.reason.contains("hash_kv 99") && r.reason.contains("cp-2"),
+            "{}",
+            r.reason
+        );
         m.restore_proof = Some(RestoreProof {
             result: ProofResult::Failed,
             check: Some("hash_kv".into()),
