@@ -305,7 +305,7 @@ impl Prover {
             }
         }
         // The member itself agrees (checked above).
-        if !differ.is_empty() && differ.len() >= p.peers_agree.len() + 1 {
+        if !differ.is_empty() && differ.len() > p.peers_agree.len() {
             return Err((
                 "hash_kv",
                 format!(

@@ -107,23 +107,22 @@ impl Proofs {
         })
     }
 
-    /// Where the member's plaintext goes while it streams, or `None` with
-    /// the manifest's record of why it is not proven (`None` too when proofs
-    /// are off).
-    pub fn start(&self, member: &str, db_size: i64) -> Result<Tee, Option<RestoreProof>> {
+    /// Where the member's plaintext goes while it streams, or the
+    /// manifest's record of why it is not proven.
+    pub fn start(&self, member: &str, db_size: i64) -> Start {
         let r = match self {
-            Proofs::Off => return Err(None),
+            Proofs::Off => return Start::Off,
             Proofs::Broken { check, error } => {
-                return Err(Some(failed(check, error.clone())));
+                return Start::Record(Box::new(failed(check, error.clone())));
             }
             Proofs::Ready(r) => r,
         };
         if db_size > 0 && db_size as u64 > r.max_db_size {
-            return Err(Some(skipped(member, db_size as u64, r.max_db_size)));
+            return Start::Record(Box::new(skipped(member, db_size as u64, r.max_db_size)));
         }
         if let Some(why) = too_small(&r.dir, member, db_size.max(0) as u64) {
             tracing::warn!(member, "restore proof {why}");
-            return Err(Some(RestoreProof {
+            return Start::Record(Box::new(RestoreProof {
                 result: ProofResult::Skipped,
                 error: Some(why),
                 ..Default::default()
@@ -142,7 +141,7 @@ impl Proofs {
                     .open(dir.join(SNAPSHOT))
             });
         match opened {
-            Ok(file) => Ok(Tee {
+            Ok(file) => Start::Tee(Tee {
                 dir,
                 member: member.to_string(),
                 file: Some(file),
@@ -150,7 +149,7 @@ impl Proofs {
                 written: 0,
                 limit: r.max_db_size,
             }),
-            Err(e) => Err(Some(failed(
+            Err(e) => Start::Record(Box::new(failed(
                 "dir",
                 format!("creating {}: {e}", dir.display()),
             ))),
@@ -224,6 +223,17 @@ impl Proofs {
             }
         }
     }
+}
+
+/// What a member's proof starts with.
+#[derive(Debug)]
+pub enum Start {
+    /// Proofs are off: the manifest records nothing.
+    Off,
+    /// Not proven, and why (failed or skipped), for the manifest.
+    Record(Box<RestoreProof>),
+    /// Copy the stream here, then prove it.
+    Tee(Tee),
 }
 
 /// The plaintext copy of one member's stream, written as it streams. A

@@ -703,8 +703,9 @@ async fn store_member(
         .map_err(|e| err(&e))?;
 
     let (tee, mut proof) = match ctx.proofs.start(&m.name, st.db_size) {
-        Ok(t) => (Some(t), None),
-        Err(p) => (None, p),
+        crate::prove::Start::Tee(t) => (Some(t), None),
+        crate::prove::Start::Record(p) => (None, Some(*p)),
+        crate::prove::Start::Off => (None, None),
     };
     // The proof compares at the snapshot's revision when it can; this
     // reading stands in should the member compact past it meanwhile.
@@ -759,16 +760,15 @@ async fn store_member(
             .proofs
             .prove(tee, &client, ctx.tls.as_ref(), ctx.connect_timeout, before)
             .await;
-        match p.result {
-            vigil_core::manifest::ProofResult::Proven => tracing::info!(
+        if p.result == vigil_core::manifest::ProofResult::Proven {
+            tracing::info!(
                 member = %m.name,
                 "restore proven: revision {}, {} keys, hash_kv {} as the member's{}",
                 p.revision.unwrap_or_default(),
                 p.key_count.unwrap_or_default(),
                 p.hash_kv.unwrap_or_default(),
                 if p.peers_agree.is_empty() { String::new() } else { format!(" and {}'s", p.peers_agree.join(", ")) }
-            ),
-            _ => {}
+            );
         }
         proof = Some(p);
     }
