@@ -250,6 +250,7 @@ fn prometheus_rules_pass_promtool_and_the_dashboard_parses() {
         "vigil_snapshot_member_archive_bytes",
         "vigil_snapshot_member_compression_ratio",
         "vigil_snapshot_member_revision",
+        "vigil_snapshot_member_restore_proven",
         "vigil_snapshot_archives",
         "vigil_snapshot_sink_copies",
         "vigil_snapshot_sink_success",

@@ -95,6 +95,23 @@ pub fn publish_run(cfg: &Config, r: &RunReport) {
                 &l,
                 man.revision as f64,
             );
+            if let Some(p) = &man.restore_proof {
+                let proven = p.result == vigil_core::manifest::ProofResult::Proven;
+                m.flag(
+                    "vigil_snapshot_member_restore_proven",
+                    "1 if the last archive was restored into a scratch etcd and matched the member (0: failed or skipped)",
+                    &l,
+                    proven,
+                );
+                if p.duration_ms > 0 {
+                    m.gauge(
+                        "vigil_snapshot_member_restore_proof_seconds",
+                        "Time the last restore proof took (restore, start, checks)",
+                        &l,
+                        p.duration_ms as f64 / 1000.0,
+                    );
+                }
+            }
         }
         let mine: Vec<_> = entries.iter().filter(|e| e.member == mr.member).collect();
         m.gauge(
