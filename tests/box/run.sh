@@ -171,14 +171,16 @@ scenario_timers() {
     age -d -i /opt/box/offline-key.txt "$a" | zstd -dq > /tmp/snap.db && ETCDCTL_API=3 etcdctl snapshot status /tmp/snap.db -w table'
   check "$s: scrub (vigil-snapshot-scrub.service) succeeds" unit_ok vigil-snapshot-scrub.service
   box_check "$s: no private key on the bastion (only /opt/box, the administrators' side, has one)" '
-    found=$(grep -rlI "AGE-SECRET-KEY-" /etc /var/lib/vigil /root /run/vigil-snapshot 2>/dev/null || true)
+    found=$(grep -rlI "AGE-SECRET-KEY-" /etc /var/lib/vigil /root /run /dev/shm 2>/dev/null || true)
     [ -z "$found" ] || { echo "private key on the bastion: $found"; exit 1; }'
   box_check "$s: every member's newest archive is proven restorable (restore_proof: hash_kv as the member)" '
     for m in cp-1 cp-2 cp-3; do
       j=$(ls /var/lib/vigil/snapshots/$m/*.db.zst.age.json | sort | tail -1)
       python3 -c "import json,sys; m=json.load(open(sys.argv[1])); p=m.get(\"restore_proof\") or {}; ok=p.get(\"result\")==\"proven\" and p.get(\"hash_kv\")==p.get(\"live_hash_kv\") and m.get(\"restore_proven_at\"); print(sys.argv[1], json.dumps(p)); sys.exit(0 if ok else 1)" "$j" || exit 1
     done
-    [ -z "$(ls -A /run/vigil-snapshot 2>/dev/null)" ] || { echo "left in /run/vigil-snapshot:"; ls -la /run/vigil-snapshot; exit 1; }'
+    # The proof ran in a tmpfs of the unit alone: the host sees an empty mount point at most.
+    [ -z "$(ls -A /run/vigil-proof 2>/dev/null)" ] || { echo "visible outside the unit: /run/vigil-proof:"; ls -la /run/vigil-proof; exit 1; }
+    left=$(find /dev/shm -name "vigil-proof-*" 2>/dev/null); [ -z "$left" ] || { echo "left in /dev/shm: $left"; exit 1; }'
   box_check "$s: the offline drill by hand, key piped in (runuser -u vigil -- vigil-restore drill --identity -)" '
     runuser -u vigil -- vigil-restore --config /etc/vigil/vigil.toml drill --identity - < /opt/box/offline-key.txt'
   check "$s: vigil-health.service succeeds" unit_ok vigil-health.service

@@ -1198,7 +1198,7 @@ impl Validator<'_> {
             return Err(self.err(
                 "snapshot.prove_restore.dir",
                 self.field_span(span.clone(), "prove_restore"),
-                "must be an absolute path (a tmpfs directory, e.g. /run/vigil-snapshot)",
+                "must be an absolute path (a tmpfs directory, e.g. /dev/shm)",
             ));
         }
         for (key, d) in [

@@ -100,7 +100,7 @@ pub fn writable(cfg: &Config, job: Job) -> Vec<Writable> {
                 push(&mut out, "snapshot.dir", d, false);
             }
             // Only a dir set by hand: the default is the unit's own
-            // RuntimeDirectory (or /dev/shm, writable under ProtectSystem).
+            // TemporaryFileSystem= (or /dev/shm, writable under ProtectSystem).
             let proof = cfg
                 .snapshot
                 .as_ref()

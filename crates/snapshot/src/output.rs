@@ -4,6 +4,32 @@ use crate::run::RunReport;
 use std::fmt::Write;
 use vigil_core::units::human_bytes;
 
+/// One line on a member's restore proof.
+pub fn proof_line(p: &vigil_core::manifest::RestoreProof) -> String {
+    use vigil_core::manifest::ProofResult;
+    match p.result {
+        ProofResult::Proven => format!(
+            "restore proven in {:.1}s: revision {}, {} keys, hash_kv {} as the member{}",
+            p.duration_ms as f64 / 1000.0,
+            p.hash_revision.or(p.revision).unwrap_or_default(),
+            p.key_count.unwrap_or_default(),
+            p.hash_kv.unwrap_or_default(),
+            if p.peers_agree.is_empty() {
+                String::new()
+            } else {
+                format!(" and {}", p.peers_agree.join(", "))
+            }
+        ),
+        ProofResult::Failed => format!(
+            "restore proof FAILED at check {}",
+            p.check.as_deref().unwrap_or("?")
+        ),
+        ProofResult::Skipped => {
+            format!("restore proof {}", p.error.as_deref().unwrap_or("skipped"))
+        }
+    }
+}
+
 pub fn human(r: &RunReport) -> String {
     let mut s = String::new();
     let ok = r.members.iter().filter(|m| m.ok).count();
@@ -38,6 +64,9 @@ pub fn human(r: &RunReport) -> String {
                 let _ = writeln!(s, "  {:<10} FAIL  [{}] {e}", m.member, m.stage);
             }
             _ => {}
+        }
+        if let Some(p) = m.manifest.as_ref().and_then(|x| x.restore_proof.as_ref()) {
+            let _ = writeln!(s, "  {:<10}       {}", "", proof_line(p));
         }
         for why in &m.deferred {
             let _ = writeln!(s, "  {:<10}       deferred: {why}", "");

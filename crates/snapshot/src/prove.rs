@@ -297,8 +297,8 @@ fn failed(check: &str, error: String) -> RestoreProof {
 }
 
 /// A proof holds the plaintext and then the restored copy: about twice the
-/// database. A tmpfs without room for that (Debian sizes /run at 20 % of
-/// RAM) skips the proof with the figures, rather than failing it.
+/// database. A tmpfs without room for that skips the proof with the
+/// figures, rather than failing it.
 fn too_small(dir: &Path, member: &str, db_size: u64) -> Option<String> {
     let st = rustix::fs::statvfs(dir).ok()?;
     let free = st.f_bavail.saturating_mul(st.f_frsize);
@@ -318,14 +318,14 @@ fn too_small(dir: &Path, member: &str, db_size: u64) -> Option<String> {
 fn check_tmpfs(root: &Path) -> Result<(), String> {
     let st = rustix::fs::statfs(root).map_err(|e| {
         format!(
-            "snapshot.prove_restore.dir {}: {e}; set it to a tmpfs directory (the vigil-snapshot unit provides /run/vigil-snapshot)",
+            "snapshot.prove_restore.dir {}: {e}; set it to a tmpfs directory (the vigil-snapshot unit provides /run/vigil-proof, a tmpfs of its own)",
             root.display()
         )
     })?;
     let t = st.f_type as i64;
     if t != TMPFS_MAGIC && t != RAMFS_MAGIC {
         return Err(format!(
-            "snapshot.prove_restore.dir {} is not on a tmpfs (filesystem type {t:#x}): the proof's plaintext must never reach a disk; set it to a tmpfs directory, e.g. /dev/shm or /run/vigil-snapshot",
+            "snapshot.prove_restore.dir {} is not on a tmpfs (filesystem type {t:#x}): the proof's plaintext must never reach a disk; set it to a tmpfs directory, e.g. /dev/shm, or leave it unset under the package's units",
             root.display()
         ));
     }

@@ -7,10 +7,10 @@ use crate::units::{ByteSize, HumanDuration};
 use serde::Deserialize;
 use std::path::PathBuf;
 
-/// Where the proof's plaintext lives when `dir` is not set: the unit's
-/// runtime directory (systemd's `RuntimeDirectory=`, a tmpfs under /run that
-/// systemd removes when the job ends, however it ends), else /dev/shm.
-pub const RUNTIME_DIR_ENV: &str = "RUNTIME_DIRECTORY";
+/// Where the proof's plaintext lives when `dir` is not set: what the unit
+/// names (`VIGIL_PROOF_DIR`, a tmpfs of the unit's own mount namespace,
+/// `TemporaryFileSystem=`), else /dev/shm.
+pub const PROOF_DIR_ENV: &str = "VIGIL_PROOF_DIR";
 pub const FALLBACK_DIR: &str = "/dev/shm";
 
 #[derive(Debug, Clone, Deserialize)]
@@ -48,16 +48,13 @@ impl Default for ProveRestore {
 }
 
 impl ProveRestore {
-    /// `dir`, else `$RUNTIME_DIRECTORY` (its first entry), else /dev/shm.
+    /// `dir`, else `$VIGIL_PROOF_DIR`, else /dev/shm.
     pub fn root(&self) -> PathBuf {
         if let Some(d) = &self.dir {
             return d.clone();
         }
-        std::env::var_os(RUNTIME_DIR_ENV)
-            .and_then(|v| {
-                v.to_str()
-                    .and_then(|s| s.split(':').next().map(PathBuf::from))
-            })
+        std::env::var_os(PROOF_DIR_ENV)
+            .map(PathBuf::from)
             .filter(|p| p.is_absolute())
             .unwrap_or_else(|| PathBuf::from(FALLBACK_DIR))
     }
