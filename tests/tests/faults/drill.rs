@@ -117,41 +117,6 @@ fn spawned_log(cfg: &Path) -> String {
     std::fs::read_to_string(stderr_log(cfg)).unwrap_or_default()
 }
 
-/// Processes whose command line names something under `root`, as
-/// (pid, command line).
-fn processes_under(root: &Path) -> Vec<(i32, String)> {
-    let root = root.to_string_lossy().to_string();
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-            continue;
-        };
-        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
-            continue;
-        };
-        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-        if cmd.contains(&root) {
-            out.push((pid, cmd));
-        }
-    }
-    out
-}
-
-fn files_under(root: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut todo = vec![root.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if e.file_type().unwrap().is_dir() {
-                todo.push(p.clone());
-            }
-            out.push(p);
-        }
-    }
-    out
-}
-
 /// Promise 2: no file anywhere vigil writes (scratch, state, archives)
 /// holds the canary in clear, nothing is left in the scratch root, and no
 /// process runs on it.

@@ -3,7 +3,6 @@
 //! would store, a diverged member, kill -9 mid-proof, the size limit.
 
 use super::*;
-use std::path::PathBuf;
 
 /// A private dir on /dev/shm (a tmpfs) for one test's proofs.
 fn shm() -> tempfile::TempDir {
@@ -15,45 +14,6 @@ fn shm() -> tempfile::TempDir {
 
 fn prove_in(dir: &Path, more: &str) -> String {
     format!("prove_restore = {{ dir = \"{}\"{more} }}\n", dir.display())
-}
-
-/// Processes whose command line names `dir` (a scratch etcd, a restore).
-fn users_of(dir: &Path) -> Vec<String> {
-    let want = dir.as_os_str().to_string_lossy().into_owned();
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        if e.file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-            .is_none()
-        {
-            continue;
-        }
-        if let Ok(cmd) = std::fs::read(e.path().join("cmdline")) {
-            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-            if cmd.contains(&want) {
-                out.push(cmd);
-            }
-        }
-    }
-    out
-}
-
-/// Every file under `dir`, recursively.
-fn tree(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                todo.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
 }
 
 fn report(out: &std::process::Output) -> serde_json::Value {
@@ -88,7 +48,10 @@ fn proofs_pass_on_a_healthy_cluster_with_no_private_key_anywhere() {
             .map(|b| String::from_utf8_lossy(&b).contains("AGE-SECRET-KEY-"))
             .unwrap_or(false)
     };
-    let keys: Vec<_> = tree(t.path()).into_iter().filter(|p| secret(p)).collect();
+    let keys: Vec<_> = files_under(t.path())
+        .into_iter()
+        .filter(|p| secret(p))
+        .collect();
     assert!(keys.is_empty(), "a private key on disk: {keys:?}");
 
     let out = vigil("vigil-snapshot", &cfg, &["run", "--json"]);
@@ -114,9 +77,16 @@ fn proofs_pass_on_a_healthy_cluster_with_no_private_key_anywhere() {
     }
     assert!(text(&out).contains("restore proven"), "{}", text(&out));
     // Nothing of the proof is left, and no key appeared.
-    assert!(tree(shm.path()).is_empty(), "{:?}", tree(shm.path()));
-    assert!(users_of(shm.path()).is_empty());
-    let keys: Vec<_> = tree(t.path()).into_iter().filter(|p| secret(p)).collect();
+    assert!(
+        files_under(shm.path()).is_empty(),
+        "{:?}",
+        files_under(shm.path())
+    );
+    assert!(processes_under(shm.path()).is_empty());
+    let keys: Vec<_> = files_under(t.path())
+        .into_iter()
+        .filter(|p| secret(p))
+        .collect();
     assert!(keys.is_empty(), "a private key on disk: {keys:?}");
 }
 
@@ -213,7 +183,11 @@ fn a_doctored_stream_with_a_matching_trailer_passes_the_sha256_check_but_not_the
         })
         .unwrap_or_else(|| panic!("no proof alert for cp-2: {items:?}"));
     assert!(fired.to_string().contains("hash_kv"), "{fired}");
-    assert!(tree(shm.path()).is_empty(), "{:?}", tree(shm.path()));
+    assert!(
+        files_under(shm.path()).is_empty(),
+        "{:?}",
+        files_under(shm.path())
+    );
 }
 
 #[test]
@@ -274,13 +248,13 @@ fn kill_9_in_the_middle_of_a_proof_leaves_no_process_and_no_plaintext() {
     while seen.is_empty() {
         assert!(Instant::now() < until, "no proof started");
         assert!(child.try_wait().unwrap().is_none(), "the run ended first");
-        seen = users_of(shm.path())
+        seen = processes_under(shm.path())
             .into_iter()
-            .filter(|c| c.contains("slow-etcd") && c.contains("--data-dir"))
+            .filter(|(_, c)| c.contains("slow-etcd") && c.contains("--data-dir"))
             .collect();
         std::thread::sleep(Duration::from_millis(20));
     }
-    let restored: Vec<_> = tree(shm.path());
+    let restored: Vec<_> = files_under(shm.path());
     assert!(
         restored
             .iter()
@@ -291,7 +265,7 @@ fn kill_9_in_the_middle_of_a_proof_leaves_no_process_and_no_plaintext() {
     child.wait().unwrap();
     let until = Instant::now() + Duration::from_secs(15);
     loop {
-        let (procs, files) = (users_of(shm.path()), tree(shm.path()));
+        let (procs, files) = (processes_under(shm.path()), files_under(shm.path()));
         if procs.is_empty() && files.is_empty() {
             break;
         }
@@ -347,5 +321,5 @@ fn a_proof_dir_on_a_disk_is_refused_and_named() {
     );
     // The archive itself is stored: nothing is lost for a proof's sake.
     assert_eq!(archives(&cb.snapshot_dir.join("cp-1")).len(), 1);
-    assert!(tree(&disk).is_empty());
+    assert!(files_under(&disk).is_empty());
 }
