@@ -165,6 +165,7 @@ impl Proofs {
         tls: Option<&TlsMaterial>,
         connect_timeout: std::time::Duration,
         before: Option<vigil_restore::proof::Before>,
+        snapshot_version: String,
     ) -> RestoreProof {
         let Proofs::Ready(r) = &**self else {
             return failed("dir", "internal: no proof dir".into());
@@ -198,9 +199,12 @@ impl Proofs {
             let Proofs::Ready(r) = &*this else {
                 unreachable!("checked above")
             };
-            let p = r
+            let mut p = r
                 .prover
                 .prove(&dir.join(SNAPSHOT), &dir, &live, &peers, before);
+            if let Some(n) = r.prover.version_note(&snapshot_version) {
+                p.notes.push(n);
+            }
             // The scratch etcd has been killed (Drop); now the plaintext goes.
             for line in vigil_restore::guard::reap(std::slice::from_ref(&dir)) {
                 tracing::debug!("restore proof: {line}");

@@ -758,7 +758,14 @@ async fn store_member(
         *stage = Stage::Proof;
         let p = ctx
             .proofs
-            .prove(tee, &client, ctx.tls.as_ref(), ctx.connect_timeout, before)
+            .prove(
+                tee,
+                &client,
+                ctx.tls.as_ref(),
+                ctx.connect_timeout,
+                before,
+                st.version.clone(),
+            )
             .await;
         if p.result == vigil_core::manifest::ProofResult::Proven {
             tracing::info!(
