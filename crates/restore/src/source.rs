@@ -433,7 +433,18 @@ pub fn catalog(sources: &[Box<dyn Source>]) -> Catalog {
     }
 }
 
-/// How to choose the archive: by default the newest verified one.
+/// "check hash_kv: <error>" of a failed restore proof.
+fn proof_check(a: &Archive) -> String {
+    let p = a.manifest.restore_proof.as_ref();
+    format!(
+        "check {}: {}",
+        p.and_then(|p| p.check.as_deref()).unwrap_or("?"),
+        p.and_then(|p| p.error.as_deref()).unwrap_or_default()
+    )
+}
+
+/// How to choose the archive: by default the newest verified one whose
+/// restore proof did not fail.
 #[derive(Debug, Clone, Default)]
 pub struct Selector {
     /// Exactly this archive id (verified or not).
@@ -499,6 +510,12 @@ impl Selector {
                     "archive {} is not marked verified; fetch verifies every byte anyway",
                     a.id
                 );
+            } else if a.manifest.proof_failed() {
+                tracing::warn!(
+                    "archive {}: its restore proof failed ({}); restoring it as asked",
+                    a.id,
+                    proof_check(a)
+                );
             }
             return Ok(a);
         }
@@ -512,8 +529,34 @@ impl Selector {
             })
             .filter(|a| self.revision.is_none_or(|r| a.revision <= r))
             .collect();
-        if let Some(a) = matching.iter().find(|a| a.verified) {
+        // A verified archive whose restore proof failed holds what etcd sent,
+        // but not the cluster's state: never the default choice.
+        if let Some(a) = matching
+            .iter()
+            .find(|a| a.verified && !a.manifest.proof_failed())
+        {
+            for x in matching
+                .iter()
+                .take_while(|x| x.id != a.id)
+                .filter(|x| x.verified)
+            {
+                tracing::warn!(
+                    "passed over archive {}: its restore proof failed ({}); choose it with --archive {} if you must",
+                    x.id,
+                    proof_check(x),
+                    x.id
+                );
+            }
             return Ok(a);
+        }
+        if let Some(x) = matching.iter().find(|a| a.verified) {
+            return Err(no(format!(
+                "{} archive(s) match {}, but the restore proof of every verified one failed (newest: {}, {}); pick one explicitly with --archive ID if you must",
+                matching.len(),
+                self.describe(),
+                x.id,
+                proof_check(x)
+            )));
         }
         if matching.is_empty() {
             Err(no(format!(
@@ -635,6 +678,60 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("no archive matches --member cp-9"), "{e}");
+    }
+
+    #[test]
+    fn an_archive_whose_restore_proof_failed_is_never_the_default() {
+        let failed = |mut m: Manifest| {
+            m.restore_proof = Some(vigil_core::manifest::RestoreProof {
+                result: vigil_core::manifest::ProofResult::Failed,
+                check: Some("hash_kv".into()),
+                error: Some("differs".into()),
+                ..Default::default()
+            });
+            m
+        };
+        let a = manifest("prod-cp-1-a", "cp-1", "2026-01-01T00:00:00Z", 100, true);
+        let c = failed(manifest(
+            "prod-cp-1-c",
+            "cp-1",
+            "2026-01-03T00:00:00Z",
+            300,
+            true,
+        ));
+        let d = failed(manifest(
+            "prod-cp-2-d",
+            "cp-2",
+            "2026-01-03T00:00:00Z",
+            300,
+            true,
+        ));
+        let sources: Vec<Box<dyn Source>> = vec![Box::new(Fake("local", vec![a, c, d]))];
+        let cat = catalog(&sources);
+        let sel = |s: Selector| s.select(&cat).map(|a| a.id.clone());
+        // The newer cp-1 archive failed its proof: the older proven one is chosen.
+        let cp1 = Selector {
+            member: Some("cp-1".into()),
+            ..Default::default()
+        };
+        assert_eq!(sel(cp1).unwrap(), "prod-cp-1-a");
+        let e = sel(Selector {
+            member: Some("cp-2".into()),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("restore proof of every verified one failed")
+                && e.contains("check hash_kv: differs"),
+            "{e}"
+        );
+        // Asked for by id, it is given (with a warning).
+        let by_id = Selector {
+            archive: Some("prod-cp-2-d".into()),
+            ..Default::default()
+        };
+        assert_eq!(sel(by_id).unwrap(), "prod-cp-2-d");
     }
 
     #[test]
