@@ -156,6 +156,17 @@ hold() {
   rm -f "$BOX_WORK/continue"
 }
 
+# PROVEN: every member's newest local archive carries a passing restore proof,
+# and no proof plaintext is visible outside the unit that made it.
+PROVEN='
+    for m in cp-1 cp-2 cp-3; do
+      j=$(ls /var/lib/vigil/snapshots/$m/*.db.zst.age.json | sort | tail -1)
+      python3 -c "import json,sys; m=json.load(open(sys.argv[1])); p=m.get(\"restore_proof\") or {}; ok=p.get(\"result\")==\"proven\" and p.get(\"hash_kv\")==p.get(\"live_hash_kv\") and m.get(\"restore_proven_at\"); print(sys.argv[1], json.dumps(p)); sys.exit(0 if ok else 1)" "$j" || exit 1
+    done
+    # The proof ran in a tmpfs of the unit alone: the host sees an empty mount point at most.
+    [ -z "$(ls -A /run/vigil-proof 2>/dev/null)" ] || { echo "visible outside the unit: /run/vigil-proof:"; ls -la /run/vigil-proof; exit 1; }
+    left=$(find /dev/shm -name "vigil-proof-*" 2>/dev/null); [ -z "$left" ] || { echo "left in /dev/shm: $left"; exit 1; }'
+
 # ---- scenario a: timers ---------------------------------------------------
 scenario_timers() {
   local s=timers
@@ -173,14 +184,7 @@ scenario_timers() {
   box_check "$s: no private key on the bastion (only /opt/box, the administrators' side, has one)" '
     found=$(grep -rlI "AGE-SECRET-KEY-" /etc /var/lib/vigil /root /run /dev/shm 2>/dev/null || true)
     [ -z "$found" ] || { echo "private key on the bastion: $found"; exit 1; }'
-  box_check "$s: every member's newest archive is proven restorable (restore_proof: hash_kv as the member)" '
-    for m in cp-1 cp-2 cp-3; do
-      j=$(ls /var/lib/vigil/snapshots/$m/*.db.zst.age.json | sort | tail -1)
-      python3 -c "import json,sys; m=json.load(open(sys.argv[1])); p=m.get(\"restore_proof\") or {}; ok=p.get(\"result\")==\"proven\" and p.get(\"hash_kv\")==p.get(\"live_hash_kv\") and m.get(\"restore_proven_at\"); print(sys.argv[1], json.dumps(p)); sys.exit(0 if ok else 1)" "$j" || exit 1
-    done
-    # The proof ran in a tmpfs of the unit alone: the host sees an empty mount point at most.
-    [ -z "$(ls -A /run/vigil-proof 2>/dev/null)" ] || { echo "visible outside the unit: /run/vigil-proof:"; ls -la /run/vigil-proof; exit 1; }
-    left=$(find /dev/shm -name "vigil-proof-*" 2>/dev/null); [ -z "$left" ] || { echo "left in /dev/shm: $left"; exit 1; }'
+  box_check "$s: every member's newest archive is proven restorable (restore_proof: hash_kv as the member)" "$PROVEN"
   box_check "$s: the offline drill by hand, key piped in (runuser -u vigil -- vigil-restore drill --identity -)" '
     runuser -u vigil -- vigil-restore --config /etc/vigil/vigil.toml drill --identity - < /opt/box/offline-key.txt'
   check "$s: vigil-health.service succeeds" unit_ok vigil-health.service
@@ -293,6 +297,7 @@ scenario_vigild() {
   check "$s: its every-minute snapshot archived cp-1, cp-2, cp-3 locally" \
     wait_in 100 "$(archived_script /var/lib/vigil/snapshots)"
   check "$s: ... and to the dir sink" wait_in 20 "$(archived_script /srv/backuppc-staging/vigil)"
+  box_check "$s: ... each proven restorable in vigild's own tmpfs, with no private key on the bastion" "$PROVEN"
   local m
   m="$(slack_mark)"
   box_sh 'systemctl stop etcd-cp-3.service'
