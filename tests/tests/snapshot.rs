@@ -78,6 +78,13 @@ fn mtls_happy_path_gives_the_open_format() {
         assert_eq!(m["archive_sha256"], sha256_hex(&a[0]).as_str());
         assert_eq!(m["archive_size"], std::fs::metadata(&a[0]).unwrap().len());
         assert!(m["verified_at"].is_string());
+        // Proven over mTLS too: the live member and its peers answered.
+        assert_eq!(m["restore_proof"]["result"], "proven", "{m}");
+        assert_eq!(
+            m["restore_proof"]["peers_agree"].as_array().unwrap().len(),
+            2,
+            "{m}"
+        );
 
         // Contract 2: age -d | zstd -d gives exactly what etcd streamed.
         let snap = t.path().join(format!("{name}.db"));
