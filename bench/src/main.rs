@@ -3,12 +3,14 @@
 //! - `gen`: fill an etcd cluster with a Kubernetes-shaped dataset;
 //! - `run`: start etcd and radosgw, generate, and time every step side by side;
 //! - `cost`: what a backup costs a loaded 3-member cluster (issue 21);
+//! - `prove`: what the restore proof costs a run (issue 19);
 //! - `report`: render the BENCHMARKS.md tables from results files.
 
 mod checks;
 mod cost;
 mod gen;
 mod procs;
+mod prove;
 mod report;
 mod results;
 mod runner;
@@ -171,6 +173,41 @@ enum Command {
         /// Do not defragment the members before each phase.
         #[arg(long)]
         no_defrag: bool,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, default_value_t = 4)]
+        workers: usize,
+        #[command(flatten)]
+        common: Common,
+        /// Name of the run in the results (default: the size).
+        #[arg(long)]
+        label: Option<String>,
+        /// Mark the results as a harness check whose figures mean nothing.
+        #[arg(long)]
+        smoke: bool,
+    },
+    /// What the restore proof costs a run: `vigil-snapshot run` of 3
+    /// members with `prove_restore` off and on, wall time and peak memory
+    /// (process tree RSS + the proof's tmpfs), sampled every 100 ms.
+    Prove {
+        /// Target database size per member: 5MB, 300MB, 1GB, ...
+        #[arg(long)]
+        size: String,
+        /// Rounds (one run off and one on each); figures are medians.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// The tmpfs under which the proof's private dir is made.
+        #[arg(long, default_value = "/dev/shm")]
+        shm: PathBuf,
+        /// Memory sampling interval, milliseconds.
+        #[arg(long, default_value_t = 100)]
+        interval_ms: u64,
+        /// Before each run, wait for the 1-minute load average to fall
+        /// below this (0: do not wait), for at most --wait-max seconds.
+        #[arg(long, default_value_t = 0.0)]
+        wait_load: f64,
+        #[arg(long, default_value_t = 90)]
+        wait_max: u64,
         #[arg(long, default_value_t = 1)]
         seed: u64,
         #[arg(long, default_value_t = 4)]
@@ -355,17 +392,62 @@ fn real_main() -> Result<()> {
             print!("{}", report::render_cost(&r));
             Ok(())
         }
+        Command::Prove {
+            size,
+            runs,
+            shm,
+            interval_ms,
+            wait_load,
+            wait_max,
+            seed,
+            workers,
+            common,
+            label,
+            smoke,
+        } => {
+            let label = label.unwrap_or_else(|| size.clone());
+            let keep = common.keep;
+            let (repo, bin_dir, workdir, out) = common.resolve(
+                "vigil-bench-prove",
+                &format!("bench/results/prove-{label}.json"),
+            )?;
+            let o = prove::ProveOptions {
+                repo,
+                bin_dir,
+                workdir,
+                keep,
+                out,
+                size: gen::parse_size(&size)?,
+                label,
+                seed,
+                workers,
+                runs: runs.max(1),
+                shm,
+                interval: std::time::Duration::from_millis(interval_ms.max(10)),
+                wait_load,
+                wait_max: std::time::Duration::from_secs(wait_max),
+                smoke,
+            };
+            let r = prove::run(&o)?;
+            print!("{}", report::render_prove(&[r]));
+            Ok(())
+        }
         Command::Report { files, write } => {
             let mut all = Vec::new();
             let mut checks = Vec::new();
             let mut costs = Vec::new();
+            let mut proofs = Vec::new();
             for f in &files {
                 let raw: serde_json::Value = serde_json::from_slice(
                     &std::fs::read(f).with_context(|| format!("reading {}", f.display()))?,
                 )
                 .with_context(|| format!("{}: not JSON", f.display()))?;
                 let bad = || format!("{}: not a vigil-bench results file", f.display());
-                if raw["kind"] == cost::KIND {
+                if raw["kind"] == prove::KIND {
+                    proofs.push(
+                        serde_json::from_value::<prove::ProveResults>(raw).with_context(bad)?,
+                    );
+                } else if raw["kind"] == cost::KIND {
                     costs.push(serde_json::from_value::<cost::CostResults>(raw).with_context(bad)?);
                 } else if raw["kind"] == checks::KIND {
                     checks.push(
@@ -385,6 +467,11 @@ fn real_main() -> Result<()> {
                 cost_md.push_str(&report::render_cost(c));
                 cost_md.push('\n');
             }
+            let prove_md = if proofs.is_empty() {
+                String::new()
+            } else {
+                report::render_prove(&proofs)
+            };
             match write {
                 Some(p) => {
                     // Each section only from files of its kind: `report
@@ -403,9 +490,14 @@ fn real_main() -> Result<()> {
                             format!("{}: no <!-- bench:cost:begin/end --> markers", p.display())
                         })?;
                     }
+                    if !proofs.is_empty() {
+                        doc = report::splice_prove(&doc, &prove_md).with_context(|| {
+                            format!("{}: no <!-- bench:prove:begin/end --> markers", p.display())
+                        })?;
+                    }
                     std::fs::write(&p, doc)?;
                 }
-                None => print!("{md}{cost_md}"),
+                None => print!("{md}{cost_md}{prove_md}"),
             }
             Ok(())
         }

@@ -80,6 +80,18 @@ pub fn time_cmd(
     env: &[(&str, &str)],
     stdout_to: Option<&Path>,
 ) -> Result<(i32, Sample)> {
+    time_cmd_watched(w, argv, env, stdout_to, |_| ()).map(|(c, s, ())| (c, s))
+}
+
+/// [`time_cmd`], calling `watch` with the PID of `/usr/bin/time` once it
+/// runs (argv is its child), and returning what `watch` returned.
+pub fn time_cmd_watched<W>(
+    w: &Path,
+    argv: &[String],
+    env: &[(&str, &str)],
+    stdout_to: Option<&Path>,
+    watch: impl FnOnce(u32) -> W,
+) -> Result<(i32, Sample, W)> {
     let tf = w.join("time.out");
     let mut cmd = Command::new("/usr/bin/time");
     cmd.args(["-f", "%e %U %S %M", "-o"])
@@ -95,9 +107,11 @@ pub fn time_cmd(
         None => Stdio::null(),
     });
     let t0 = Instant::now();
-    let st = cmd
-        .status()
+    let mut child = cmd
+        .spawn()
         .context("running /usr/bin/time (Debian package `time`)")?;
+    let watched = watch(child.id());
+    let st = child.wait()?;
     let wall = t0.elapsed().as_secs_f64();
     let t = std::fs::read_to_string(&tf)?;
     // On failure, time prints "Command exited with non-zero status N" first.
@@ -117,6 +131,7 @@ pub fn time_cmd(
             maxrss_kib: f[3].parse()?,
             ..Default::default()
         },
+        watched,
     ))
 }
 

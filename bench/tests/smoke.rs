@@ -345,3 +345,85 @@ fn cost_harness_runs_every_phase() {
     }
     let _ = std::fs::remove_dir_all(&scratch);
 }
+
+/// `vigil-bench prove` at 5 MB, one round: both phases run, every member
+/// is proven with the proof on, the sampler saw the proof (a scratch etcd
+/// and bytes in the tmpfs) only then, nothing is left in the proof dir,
+/// and the report renders. No timed assertions.
+#[test]
+fn prove_harness_measures_both_phases() {
+    let scratch = std::env::temp_dir().join(format!("vigil-bench-prove-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::create_dir_all(&scratch).unwrap();
+    let results = scratch.join("prove.json");
+    let bench = env!("CARGO_BIN_EXE_vigil-bench");
+    let o = Command::new(bench)
+        .args(["prove", "--size", "5MB", "--runs", "1", "--smoke"])
+        .arg("--bin-dir")
+        .arg(bin_dir())
+        .arg("--repo")
+        .arg(repo())
+        .arg("--workdir")
+        .arg(scratch.join("work"))
+        .arg("--out")
+        .arg(&results)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "vigil-bench prove failed:\n{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        !scratch.join("work").exists(),
+        "the work dir is left behind"
+    );
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&results).unwrap()).unwrap();
+    assert_eq!(r["kind"], "prove");
+    assert_eq!(r["smoke"], true);
+    let dir = r["proof_dir"].as_str().unwrap();
+    assert!(!Path::new(dir).exists(), "{dir} is left behind");
+    let phases = r["phases"].as_array().unwrap();
+    let keys: Vec<&str> = phases.iter().map(|p| p["key"].as_str().unwrap()).collect();
+    assert_eq!(keys, ["off", "on"], "{r}");
+    for p in phases {
+        let on = p["key"] == "on";
+        let s = &p["samples"][0];
+        assert!(s["wall_s"].as_f64().unwrap() > 0.0, "{s}");
+        assert!(s["peak_vigil_kib"].as_u64().unwrap() > 0, "{s}");
+        assert!(!s["ticks"].as_array().unwrap().is_empty(), "{s}");
+        let members = s["members"].as_array().unwrap();
+        assert_eq!(members.len(), 3, "{s}");
+        for m in members {
+            assert!(m["snapshot_size"].as_u64().unwrap() > 0, "{m}");
+            if on {
+                assert_eq!(m["proof_result"], "proven", "{m}");
+                assert!(m["proof_ms"].as_u64().unwrap() > 0, "{m}");
+            } else {
+                assert_eq!(m["proof_ms"], 0, "{m}");
+            }
+        }
+        // Only the proof starts an etcd and writes to the tmpfs.
+        assert_eq!(s["max_etcds"].as_u64().unwrap() > 0, on, "{s}");
+        assert_eq!(s["peak_tmpfs_kib"].as_u64().unwrap() > 0, on, "{s}");
+    }
+
+    let o = Command::new(bench)
+        .arg("report")
+        .arg(&results)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let md = String::from_utf8_lossy(&o.stdout);
+    for want in [
+        "What the restore proof costs: 5MB",
+        "SMOKE RUN",
+        "**peak memory MiB**",
+        "| cp-3 |",
+        "prove_restore = { enabled = true",
+    ] {
+        assert!(md.contains(want), "report lacks {want:?}:\n{md}");
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+}
