@@ -196,6 +196,10 @@ enum Command {
         /// Rounds (one run off and one on each); figures are medians.
         #[arg(long, default_value_t = 3)]
         runs: usize,
+        /// etcd cluster size (1: one proof, with no other member's stream
+        /// or proof beside it).
+        #[arg(long, default_value_t = 3)]
+        members: usize,
         /// The tmpfs under which the proof's private dir is made.
         #[arg(long, default_value = "/dev/shm")]
         shm: PathBuf,
@@ -395,6 +399,7 @@ fn real_main() -> Result<()> {
         Command::Prove {
             size,
             runs,
+            members,
             shm,
             interval_ms,
             wait_load,
@@ -422,6 +427,7 @@ fn real_main() -> Result<()> {
                 seed,
                 workers,
                 runs: runs.max(1),
+                members: members.max(1),
                 shm,
                 interval: std::time::Duration::from_millis(interval_ms.max(10)),
                 wait_load,

@@ -43,6 +43,8 @@ pub struct ProveOptions {
     pub seed: u64,
     pub workers: usize,
     pub runs: usize,
+    /// etcd cluster size (3; 1 shows one proof with nothing beside it).
+    pub members: usize,
     /// The tmpfs under which the run's private proof dir is made.
     pub shm: PathBuf,
     pub interval: Duration,
@@ -601,7 +603,7 @@ fn measure(
     proof_dir: &Path,
 ) -> Result<ProveResults> {
     let (_key, recipient) = age_key(w)?;
-    let members = 3;
+    let members = o.members;
     let quota = (o.size * 2 + (1 << 30)).min(8 << 30);
     eprintln!("starting {members} etcd members in {}", w.display());
     let etcd = Etcd::start(&w.join("etcd"), members, quota)?;

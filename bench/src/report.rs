@@ -785,7 +785,7 @@ pub fn render_prove(all: &[crate::prove::ProveResults]) -> String {
     if real.len() >= 2 {
         let _ = writeln!(
             s,
-            "### Restore proof memory across database sizes\n\n| dataset | snapshot MB per member | peak tmpfs MiB | peak scratch etcd MiB | peak memory off MiB | on MiB | on − off MiB | (on − off) ÷ snapshot |\n|---|---|---|---|---|---|---|---|"
+            "### Restore proof memory across database sizes\n\n| dataset | members | snapshot MB per member | peak tmpfs MiB | peak scratch etcd MiB | peak memory off MiB | on MiB | on − off MiB | (on − off) ÷ snapshot |\n|---|---|---|---|---|---|---|---|---|"
         );
         for r in real {
             let ph = |k: &str| r.phases.iter().find(|p| p.key == k).map(|p| p.median());
@@ -796,8 +796,9 @@ pub fn render_prove(all: &[crate::prove::ProveResults]) -> String {
             let extra = (b.peak_total_kib - a.peak_total_kib) * 1024.0;
             let _ = writeln!(
                 s,
-                "| {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.2} |",
+                "| {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.2} |",
                 r.label,
+                r.members,
                 snap / 1e6,
                 mb(b.peak_tmpfs_kib),
                 mb(b.peak_etcd_kib),
