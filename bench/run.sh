@@ -4,6 +4,8 @@
 #   bench/run.sh --size 1GB [--runs 3] [vigil-bench run options]   time every step
 #   bench/run.sh cost --size 300MB [--runs 3] [vigil-bench cost options]
 #                                                  what a backup costs a loaded cluster
+#   bench/run.sh prove --size 1GB [--runs 3] [vigil-bench prove options]
+#                                                  what the restore proof costs a run
 #   bench/run.sh report bench/results/*.json [--write BENCHMARKS.md]  render the tables
 #
 # Builds the release binaries first (cargo build --release --bins) unless
@@ -27,7 +29,7 @@ fi
 if [ $build = 1 ]; then
   cargo build --release --bins >&2
 fi
-if [ "${args[0]:-}" = "cost" ]; then
+if [ "${args[0]:-}" = "cost" ] || [ "${args[0]:-}" = "prove" ]; then
   exec "${VIGIL_BENCH:-target/release/vigil-bench}" "${args[@]}"
 fi
 exec "${VIGIL_BENCH:-target/release/vigil-bench}" run "${args[@]}"
