@@ -26,7 +26,7 @@ const SNAPSHOT: &str = "snapshot.db";
 #[derive(Debug)]
 pub enum Proofs {
     Off,
-    Ready(Ready),
+    Ready(Box<Ready>),
     /// Proofs are on but cannot run (no tools, not a tmpfs): every member's
     /// proof fails with this check and message, so the alert says why.
     Broken {
@@ -42,6 +42,11 @@ pub struct Ready {
     max_db_size: u64,
     members: Vec<MemberConfig>,
     janitor: std::sync::Mutex<Option<Janitor>>,
+    /// Proofs in flight, `max_concurrent_members` at most: a member's
+    /// plaintext goes to the tmpfs only once a slot is free, so with the
+    /// default of one the tmpfs holds one database (about 2.3x its size at
+    /// the peak, BENCHMARKS.md), not the three that overlapping proofs held.
+    slot: Arc<tokio::sync::Semaphore>,
 }
 
 impl Proofs {
@@ -98,18 +103,21 @@ impl Proofs {
             dir.display(),
             prover.tools()
         );
-        Proofs::Ready(Ready {
+        Proofs::Ready(Box::new(Ready {
             prover,
             dir,
             max_db_size: pr.max_db_size.0,
             members: cfg.members().cloned().collect(),
             janitor: std::sync::Mutex::new(Some(janitor)),
-        })
+            slot: Arc::new(tokio::sync::Semaphore::new(
+                sc.max_concurrent_members.max(1) as usize,
+            )),
+        }))
     }
 
     /// Where the member's plaintext goes while it streams, or the
-    /// manifest's record of why it is not proven.
-    pub fn start(&self, member: &str, db_size: i64) -> Start {
+    /// manifest's record of why it is not proven. Waits for a proof slot.
+    pub async fn start(&self, member: &str, db_size: i64) -> Start {
         let r = match self {
             Proofs::Off => return Start::Off,
             Proofs::Broken { check, error } => {
@@ -128,6 +136,21 @@ impl Proofs {
                 ..Default::default()
             }));
         }
+        let slot = match r.slot.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                tracing::info!(
+                    member,
+                    "waiting for a restore proof to end (snapshot.max_concurrent_members proofs at a time)"
+                );
+                match r.slot.clone().acquire_owned().await {
+                    Ok(p) => p,
+                    Err(e) => {
+                        return Start::Record(Box::new(failed("dir", format!("internal: {e}"))))
+                    }
+                }
+            }
+        };
         let dir = r.dir.join(member);
         let _ = std::fs::remove_dir_all(&dir);
         let opened = std::fs::DirBuilder::new()
@@ -148,6 +171,7 @@ impl Proofs {
                 error: None,
                 written: 0,
                 limit: r.max_db_size,
+                _slot: slot,
             }),
             Err(e) => Start::Record(Box::new(failed(
                 "dir",
@@ -251,6 +275,8 @@ pub struct Tee {
     written: u64,
     /// `max_db_size`: the status's db size can lag behind the stream.
     limit: u64,
+    /// The proof slot, held until the proof is over (the tee drops).
+    _slot: tokio::sync::OwnedSemaphorePermit,
 }
 
 impl Tee {
@@ -300,13 +326,14 @@ fn failed(check: &str, error: String) -> RestoreProof {
     }
 }
 
-/// A proof holds the plaintext and then the restored copy: about twice the
-/// database. A tmpfs without room for that skips the proof with the
-/// figures, rather than failing it.
+/// A proof holds the plaintext and then the restored copy: twice the
+/// database, plus the two 64 MB WAL files etcd preallocates, plus a margin.
+/// A tmpfs without room for that skips the proof with the figures, rather
+/// than failing it.
 fn too_small(dir: &Path, member: &str, db_size: u64) -> Option<String> {
     let st = rustix::fs::statvfs(dir).ok()?;
     let free = st.f_bavail.saturating_mul(st.f_frsize);
-    let need = db_size.saturating_mul(2) + (64 << 20);
+    let need = db_size.saturating_mul(2) + (128 << 20) + (64 << 20);
     (free < need).then(|| {
         format!(
             "skipped: {} has {} free, and the proof of member {member}'s {} database needs about {}; set snapshot.prove_restore.dir to a larger tmpfs (e.g. /dev/shm) or lower the database size (compact and defragment)",

@@ -702,7 +702,7 @@ async fn store_member(
         .await
         .map_err(|e| err(&e))?;
 
-    let (tee, mut proof) = match ctx.proofs.start(&m.name, st.db_size) {
+    let (tee, mut proof) = match ctx.proofs.start(&m.name, st.db_size).await {
         crate::prove::Start::Tee(t) => (Some(t), None),
         crate::prove::Start::Record(p) => (None, Some(*p)),
         crate::prove::Start::Off => (None, None),
@@ -754,6 +754,8 @@ async fn store_member(
         let _ = std::fs::remove_file(&written.tmp);
         return Err(format!("member {}: {e}", m.name));
     }
+    // The snapshot's own time, without the proof's.
+    let took = t0.elapsed();
     if let Some(tee) = tee {
         *stage = Stage::Proof;
         let p = ctx
@@ -791,7 +793,7 @@ async fn store_member(
         &written,
         key_count,
         created,
-        t0.elapsed(),
+        took,
     );
     if let Some(p) = proof {
         if p.result == vigil_core::manifest::ProofResult::Proven {

@@ -323,3 +323,53 @@ fn a_proof_dir_on_a_disk_is_refused_and_named() {
     assert_eq!(archives(&cb.snapshot_dir.join("cp-1")).len(), 1);
     assert!(files_under(&disk).is_empty());
 }
+
+#[test]
+fn proofs_take_turns_like_the_streams_so_one_database_is_in_memory_at_a_time() {
+    let t = tempfile::tempdir().unwrap();
+    let cluster = Cluster::start(t.path(), &NAMES, None);
+    cluster.put_many("/registry/configmaps/default/", 100, 300, true, 71);
+    let key = age_key(t.path());
+    let shm = shm();
+    // A slow scratch etcd: each proof lasts long enough for the next
+    // member's stream to start, were it allowed to.
+    let slow = t.path().join("slow-etcd");
+    std::fs::write(&slow, "#!/bin/sh\nsleep 1\nexec etcd \"$@\"\n").unwrap();
+    std::fs::set_permissions(&slow, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut cb = ConfigBuilder::new(t.path(), cluster.config_members(), &key.recipient);
+    cb.extra_snapshot = format!("max_concurrent_members = 1\n{}", prove_in(shm.path(), ""));
+    cb.extra = format!("\n[restore]\netcd_bin = \"{}\"\n", slow.display());
+    let cfg = cb.write("vigil.toml");
+    let child = spawn_run(&cfg);
+    let pid = child.id();
+    let waiter = std::thread::spawn(move || child.wait_with_output().unwrap());
+    let mut most = 0;
+    while Path::new(&format!("/proc/{pid}")).exists() {
+        let members = files_under(shm.path())
+            .into_iter()
+            // <shm>/vigil-proof-<pid>/<member>/
+            .filter(|p| p.is_dir() && p.parent().and_then(Path::parent) == Some(shm.path()))
+            .count();
+        most = most.max(members);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = waiter.join().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(most, 1, "member proof dirs at once");
+    let log = text(&out);
+    assert!(log.contains("waiting for a restore proof to end"), "{log}");
+    // A manifest's duration is the snapshot's own, without its proof.
+    for name in NAMES {
+        let m = manifest(&archives(&cb.snapshot_dir.join(name))[0]);
+        assert_eq!(m["restore_proof"]["result"], "proven", "{m}");
+        assert!(
+            m["restore_proof"]["duration_ms"].as_u64().unwrap() >= 1000,
+            "{m}"
+        );
+        assert!(
+            m["duration_ms"].as_u64().unwrap()
+                < m["restore_proof"]["duration_ms"].as_u64().unwrap(),
+            "{m}"
+        );
+    }
+}
