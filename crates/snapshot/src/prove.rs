@@ -305,7 +305,7 @@ impl Drop for Tee {
 
 fn skipped(member: &str, size: u64, limit: u64) -> RestoreProof {
     let why = format!(
-        "skipped: the database of member {member} is {}, more than snapshot.prove_restore.max_db_size = {} (a proof holds about twice the database in memory)",
+        "skipped: the database of member {member} is {}, more than snapshot.prove_restore.max_db_size = {} (a proof holds about 2.3 times the database in memory)",
         vigil_core::units::human_bytes(size),
         vigil_core::units::human_bytes(limit)
     );

@@ -20,7 +20,7 @@ pub struct ProveRestore {
     #[serde(default = "default_true")]
     pub enabled: bool,
     /// A member's database larger than this is not proven (the proof holds
-    /// about twice the database in memory, plus etcd's own); the run says so.
+    /// about 2.3 times the database in memory at the peak); the run says so.
     #[serde(default = "default_max_db_size")]
     pub max_db_size: ByteSize,
     /// A tmpfs directory for the plaintext and the scratch etcd; vigil
