@@ -631,6 +631,16 @@ async fn worker(
 }
 
 /// Fills the cluster behind `endpoints` until its database reaches the target size.
+/// [`generate`] from synchronous code, on a runtime of its own (two
+/// workers: the bench machine has two cores), dropped before returning.
+pub fn generate_blocking(o: &GenOptions) -> Result<Dataset> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(generate(o))
+}
+
 pub async fn generate(o: &GenOptions) -> Result<Dataset> {
     let t0 = Instant::now();
     let first = o.endpoints.first().context("no endpoints")?.clone();

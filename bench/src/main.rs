@@ -253,14 +253,13 @@ fn real_main() -> Result<()> {
             workers,
             json,
         } => {
-            let rt = tokio::runtime::Runtime::new()?;
-            let d = rt.block_on(gen::generate(&gen::GenOptions::dataset(
+            let d = gen::generate_blocking(&gen::GenOptions::dataset(
                 endpoints,
                 gen::parse_size(&size)?,
                 seed,
                 workers,
                 json,
-            )))?;
+            ))?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&d)?);
             } else {

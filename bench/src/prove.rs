@@ -609,18 +609,13 @@ fn measure(
     eprintln!("starting {members} etcd members in {}", w.display());
     let etcd = Etcd::start(&w.join("etcd"), members, quota)?;
     eprintln!("generating {} of Kubernetes-shaped data", o.label);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let dataset = rt.block_on(gen::generate(&GenOptions::dataset(
+    let dataset = gen::generate_blocking(&GenOptions::dataset(
         etcd.endpoints(),
         o.size,
         o.seed,
         o.workers,
         o.smoke,
-    )))?;
-    drop(rt);
+    ))?;
     eprintln!(
         "dataset: db {:.1} MB, {} keys, revision {}, {:.1} s",
         dataset.db_size as f64 / 1e6,

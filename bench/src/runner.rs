@@ -767,18 +767,13 @@ pub fn run(o: &RunOptions) -> Result<Results> {
         "generating {} of Kubernetes-shaped data (seed {})",
         o.label, o.seed
     );
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let dataset = rt.block_on(gen::generate(&GenOptions::dataset(
+    let dataset = gen::generate_blocking(&GenOptions::dataset(
         etcd.endpoints(),
         o.size,
         o.seed,
         o.workers,
         false,
-    )))?;
-    drop(rt);
+    ))?;
     eprintln!(
         "dataset: db {:.1} MB ({:.1} MB in use), {} keys, revision {}, {:.1} s",
         dataset.db_size as f64 / 1e6,

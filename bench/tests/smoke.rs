@@ -75,38 +75,70 @@ fn repo() -> PathBuf {
         .to_path_buf()
 }
 
-#[test]
-fn harness_runs_on_a_tiny_dataset() {
-    let scratch = std::env::temp_dir().join(format!("vigil-bench-smoke-{}", std::process::id()));
+/// `bench/run.sh --no-build ARGS`, running this build's vigil-bench.
+fn run_sh(args: &[&str]) -> Command {
+    let mut c = Command::new("bash");
+    c.arg(repo().join("bench/run.sh"))
+        .arg("--no-build")
+        .args(args)
+        .env("VIGIL_BENCH", env!("CARGO_BIN_EXE_vigil-bench"));
+    c
+}
+
+/// `vigil-bench report RESULTS` succeeds and its Markdown has every `want`.
+fn assert_report(results: &Path, wants: &[&str]) {
+    let o = Command::new(env!("CARGO_BIN_EXE_vigil-bench"))
+        .arg("report")
+        .arg(results)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let md = String::from_utf8_lossy(&o.stdout);
+    for want in wants {
+        assert!(md.contains(want), "report lacks {want:?}:\n{md}");
+    }
+}
+
+/// One harness run in a fresh scratch dir: `cmd` with its own arguments
+/// plus the common `--bin-dir`, `--repo`, `--workdir` and `--out`. It must
+/// succeed and remove its work dir. Returns the scratch dir (the caller
+/// removes it), the results file and its contents.
+fn run_harness(name: &str, mut cmd: Command) -> (PathBuf, PathBuf, serde_json::Value) {
+    let scratch = std::env::temp_dir().join(format!("vigil-bench-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&scratch);
     std::fs::create_dir_all(&scratch).unwrap();
-    let results = scratch.join("smoke.json");
-    let bench = env!("CARGO_BIN_EXE_vigil-bench");
-    let o = Command::new("bash")
-        .arg(repo().join("bench/run.sh"))
-        .args(["--no-build", "--size", "5MB", "--runs", "1", "--smoke"])
-        .args(["--levels", "1,3", "--threads", "0,2", "--parts", "5MiB:2"])
+    let results = scratch.join(format!("{name}.json"));
+    let o = cmd
         .arg("--bin-dir")
         .arg(bin_dir())
+        .arg("--repo")
+        .arg(repo())
         .arg("--workdir")
         .arg(scratch.join("work"))
         .arg("--out")
         .arg(&results)
-        .env("VIGIL_BENCH", bench)
         .output()
         .unwrap();
-    let log = format!(
-        "{}{}",
+    assert!(
+        o.status.success(),
+        "{cmd:?} failed:\n{}{}",
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     );
-    assert!(o.status.success(), "bench/run.sh failed:\n{log}");
     assert!(
         !scratch.join("work").exists(),
         "the work dir is left behind"
     );
+    let r = serde_json::from_slice(&std::fs::read(&results).unwrap()).unwrap();
+    (scratch, results, r)
+}
 
-    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&results).unwrap()).unwrap();
+#[test]
+fn harness_runs_on_a_tiny_dataset() {
+    let bench = env!("CARGO_BIN_EXE_vigil-bench");
+    let mut cmd = run_sh(&["--size", "5MB", "--runs", "1", "--smoke"]);
+    cmd.args(["--levels", "1,3", "--threads", "0,2", "--parts", "5MiB:2"]);
+    let (scratch, results, r) = run_harness("smoke", cmd);
     assert_eq!(r["schema"], 1);
     assert_eq!(r["smoke"], true);
     for k in [
@@ -174,34 +206,9 @@ fn checks_harness_runs_on_ten_subvolumes() {
         eprintln!("skipped: the CephFS harness needs root (ceph-fuse)");
         return;
     }
-    let scratch = std::env::temp_dir().join(format!("vigil-bench-checks-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&scratch);
-    std::fs::create_dir_all(&scratch).unwrap();
-    let results = scratch.join("checks.json");
-    let bench = env!("CARGO_BIN_EXE_vigil-bench");
-    let o = Command::new(bench)
-        .args(["checks", "--subvolumes", "10", "--runs", "1"])
-        .arg("--bin-dir")
-        .arg(bin_dir())
-        .arg("--repo")
-        .arg(repo())
-        .arg("--workdir")
-        .arg(scratch.join("work"))
-        .arg("--out")
-        .arg(&results)
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "vigil-bench checks failed:\n{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    assert!(
-        !scratch.join("work").exists(),
-        "the work dir is left behind"
-    );
-    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&results).unwrap()).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil-bench"));
+    cmd.args(["checks", "--subvolumes", "10", "--runs", "1"]);
+    let (scratch, results, r) = run_harness("checks", cmd);
     assert_eq!(r["kind"], "checks");
     assert_eq!(r["subvolumes"], 10);
     assert_eq!(r["backends_agree"], true, "{r}");
@@ -215,21 +222,15 @@ fn checks_harness_runs_on_ten_subvolumes() {
     assert!(r["rows_xattr"].as_u64().unwrap() >= 14, "{r}");
     assert!(r["rows_ceph"].as_u64().unwrap() >= 14, "{r}");
 
-    let o = Command::new(bench)
-        .arg("report")
-        .arg(&results)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let md = String::from_utf8_lossy(&o.stdout);
-    for want in [
-        "vigil-health run",
-        "xattr backend",
-        "ceph CLI backend",
-        "same subvolumes and quotas: yes",
-    ] {
-        assert!(md.contains(want), "report lacks {want:?}:\n{md}");
-    }
+    assert_report(
+        &results,
+        &[
+            "vigil-health run",
+            "xattr backend",
+            "ceph CLI backend",
+            "same subvolumes and quotas: yes",
+        ],
+    );
     let _ = std::fs::remove_dir_all(&scratch);
 }
 
@@ -238,49 +239,12 @@ fn checks_harness_runs_on_ten_subvolumes() {
 /// assertions: the figures of a tiny run mean nothing.
 #[test]
 fn cost_harness_runs_every_phase() {
-    let scratch = std::env::temp_dir().join(format!("vigil-bench-cost-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&scratch);
-    std::fs::create_dir_all(&scratch).unwrap();
-    let results = scratch.join("cost.json");
-    let bench = env!("CARGO_BIN_EXE_vigil-bench");
-    let o = Command::new("bash")
-        .arg(repo().join("bench/run.sh"))
-        .args([
-            "--no-build",
-            "cost",
-            "--size",
-            "5MB",
-            "--runs",
-            "1",
-            "--smoke",
-        ])
-        .args([
-            "--rate", "50", "--idle", "1", "--settle", "0.5", "--warmup", "1",
-        ])
-        .args(["--rate-limits", "20MiB"])
-        .arg("--bin-dir")
-        .arg(bin_dir())
-        .arg("--repo")
-        .arg(repo())
-        .arg("--workdir")
-        .arg(scratch.join("work"))
-        .arg("--out")
-        .arg(&results)
-        .env("VIGIL_BENCH", bench)
-        .output()
-        .unwrap();
-    let log = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    assert!(o.status.success(), "bench/run.sh cost failed:\n{log}");
-    assert!(
-        !scratch.join("work").exists(),
-        "the work dir is left behind"
-    );
-
-    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&results).unwrap()).unwrap();
+    let mut cmd = run_sh(&["cost", "--size", "5MB", "--runs", "1", "--smoke"]);
+    cmd.args([
+        "--rate", "50", "--idle", "1", "--settle", "0.5", "--warmup", "1",
+    ])
+    .args(["--rate-limits", "20MiB"]);
+    let (scratch, results, r) = run_harness("cost", cmd);
     assert_eq!(r["kind"], "cost");
     assert_eq!(r["smoke"], true);
     assert!(
@@ -327,22 +291,16 @@ fn cost_harness_runs_every_phase() {
     let bytes = |i: usize| phases[i]["samples"][0]["backup_bytes"].as_u64().unwrap();
     assert!(bytes(2) >= 3 * bytes(1) * 9 / 10, "{r}");
 
-    let o = Command::new(bench)
-        .arg("report")
-        .arg(&results)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let md = String::from_utf8_lossy(&o.stdout);
-    for want in [
-        "SMOKE RUN",
-        "What a backup costs the cluster",
-        "**Trade-off: run time against p99 write latency**",
-        "`max_concurrent_members = 1; preflight = false`",
-        "rate_limit = \"20MiB\"",
-    ] {
-        assert!(md.contains(want), "report lacks {want:?}:\n{md}");
-    }
+    assert_report(
+        &results,
+        &[
+            "SMOKE RUN",
+            "What a backup costs the cluster",
+            "**Trade-off: run time against p99 write latency**",
+            "`max_concurrent_members = 1; preflight = false`",
+            "rate_limit = \"20MiB\"",
+        ],
+    );
     let _ = std::fs::remove_dir_all(&scratch);
 }
 
@@ -352,34 +310,9 @@ fn cost_harness_runs_every_phase() {
 /// and the report renders. No timed assertions.
 #[test]
 fn prove_harness_measures_both_phases() {
-    let scratch = std::env::temp_dir().join(format!("vigil-bench-prove-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&scratch);
-    std::fs::create_dir_all(&scratch).unwrap();
-    let results = scratch.join("prove.json");
-    let bench = env!("CARGO_BIN_EXE_vigil-bench");
-    let o = Command::new(bench)
-        .args(["prove", "--size", "5MB", "--runs", "1", "--smoke"])
-        .arg("--bin-dir")
-        .arg(bin_dir())
-        .arg("--repo")
-        .arg(repo())
-        .arg("--workdir")
-        .arg(scratch.join("work"))
-        .arg("--out")
-        .arg(&results)
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "vigil-bench prove failed:\n{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    assert!(
-        !scratch.join("work").exists(),
-        "the work dir is left behind"
-    );
-    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&results).unwrap()).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil-bench"));
+    cmd.args(["prove", "--size", "5MB", "--runs", "1", "--smoke"]);
+    let (scratch, results, r) = run_harness("prove", cmd);
     assert_eq!(r["kind"], "prove");
     assert_eq!(r["smoke"], true);
     let dir = r["proof_dir"].as_str().unwrap();
@@ -409,21 +342,15 @@ fn prove_harness_measures_both_phases() {
         assert_eq!(s["peak_tmpfs_kib"].as_u64().unwrap() > 0, on, "{s}");
     }
 
-    let o = Command::new(bench)
-        .arg("report")
-        .arg(&results)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let md = String::from_utf8_lossy(&o.stdout);
-    for want in [
-        "What the restore proof costs: 5MB",
-        "SMOKE RUN",
-        "**peak memory MiB**",
-        "| cp-3 |",
-        "prove_restore = { enabled = true",
-    ] {
-        assert!(md.contains(want), "report lacks {want:?}:\n{md}");
-    }
+    assert_report(
+        &results,
+        &[
+            "What the restore proof costs: 5MB",
+            "SMOKE RUN",
+            "**peak memory MiB**",
+            "| cp-3 |",
+            "prove_restore = { enabled = true",
+        ],
+    );
     let _ = std::fs::remove_dir_all(&scratch);
 }
