@@ -176,6 +176,11 @@ struct GrpcState {
     ended: bool,
 }
 
+/// The body length in a gRPC message's 5-byte prefix (flag, u32 big-endian).
+fn grpc_len(prefix: &[u8]) -> usize {
+    u32::from_be_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]) as usize
+}
+
 fn read_exact_or_eof(r: &mut TcpStream, buf: &mut [u8]) -> bool {
     r.read_exact(buf).is_ok()
 }
@@ -226,12 +231,7 @@ fn h2_rewrite(up: &mut TcpStream, down: &mut TcpStream, fault: Fault) {
             let n = if st.left == 0 && st.prefix.len() < 5 {
                 st.prefix.push(data[i]);
                 if st.prefix.len() == 5 {
-                    st.left = u32::from_be_bytes([
-                        st.prefix[1],
-                        st.prefix[2],
-                        st.prefix[3],
-                        st.prefix[4],
-                    ]) as usize;
+                    st.left = grpc_len(&st.prefix);
                 }
                 1
             } else {
@@ -446,28 +446,17 @@ impl Reassembly {
             let need = if self.partial.len() < 5 {
                 5 - self.partial.len()
             } else {
-                let len = u32::from_be_bytes([
-                    self.partial[1],
-                    self.partial[2],
-                    self.partial[3],
-                    self.partial[4],
-                ]) as usize;
-                5 + len - self.partial.len()
+                5 + grpc_len(&self.partial) - self.partial.len()
             };
             let n = need.min(data.len());
             self.partial.extend_from_slice(&data[..n]);
             data = &data[n..];
-            if self.partial.len() >= 5 && n == need {
-                let len = u32::from_be_bytes([
-                    self.partial[1],
-                    self.partial[2],
-                    self.partial[3],
-                    self.partial[4],
-                ]) as usize;
-                if self.partial.len() == 5 + len {
-                    self.held = Some(std::mem::take(&mut self.partial));
-                    self.messages += 1;
-                }
+            if self.partial.len() >= 5
+                && n == need
+                && self.partial.len() == 5 + grpc_len(&self.partial)
+            {
+                self.held = Some(std::mem::take(&mut self.partial));
+                self.messages += 1;
             }
         }
         out

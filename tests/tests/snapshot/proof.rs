@@ -16,6 +16,19 @@ fn prove_in(dir: &Path, more: &str) -> String {
     format!("prove_restore = {{ dir = \"{}\"{more} }}\n", dir.display())
 }
 
+/// A `[restore]` section whose scratch etcd (`slow-etcd` in `dir`) starts
+/// `secs` seconds late, so that a test can act while a proof runs.
+fn slow_etcd(dir: &Path, secs: u32) -> String {
+    let slow = dir.join("slow-etcd");
+    std::fs::write(
+        &slow,
+        format!("#!/bin/sh\nsleep {secs}\nexec etcd \"$@\"\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&slow, std::fs::Permissions::from_mode(0o755)).unwrap();
+    format!("\n[restore]\netcd_bin = \"{}\"\n", slow.display())
+}
+
 fn report(out: &std::process::Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(out)))
 }
@@ -235,12 +248,9 @@ fn kill_9_in_the_middle_of_a_proof_leaves_no_process_and_no_plaintext() {
     let key = age_key(t.path());
     let shm = shm();
     // An etcd that takes its time to start, so the kill lands mid-proof.
-    let slow = t.path().join("slow-etcd");
-    std::fs::write(&slow, "#!/bin/sh\nsleep 2\nexec etcd \"$@\"\n").unwrap();
-    std::fs::set_permissions(&slow, std::fs::Permissions::from_mode(0o755)).unwrap();
     let mut cb = ConfigBuilder::new(t.path(), cluster.config_members(), &key.recipient);
     cb.extra_snapshot = prove_in(shm.path(), "");
-    cb.extra = format!("\n[restore]\netcd_bin = \"{}\"\n", slow.display());
+    cb.extra = slow_etcd(t.path(), 2);
     let cfg = cb.write("vigil.toml");
     let mut child = spawn_run(&cfg);
     let until = Instant::now() + Duration::from_secs(60);
@@ -333,12 +343,9 @@ fn proofs_take_turns_like_the_streams_so_one_database_is_in_memory_at_a_time() {
     let shm = shm();
     // A slow scratch etcd: each proof lasts long enough for the next
     // member's stream to start, were it allowed to.
-    let slow = t.path().join("slow-etcd");
-    std::fs::write(&slow, "#!/bin/sh\nsleep 1\nexec etcd \"$@\"\n").unwrap();
-    std::fs::set_permissions(&slow, std::fs::Permissions::from_mode(0o755)).unwrap();
     let mut cb = ConfigBuilder::new(t.path(), cluster.config_members(), &key.recipient);
     cb.extra_snapshot = format!("max_concurrent_members = 1\n{}", prove_in(shm.path(), ""));
-    cb.extra = format!("\n[restore]\netcd_bin = \"{}\"\n", slow.display());
+    cb.extra = slow_etcd(t.path(), 1);
     let cfg = cb.write("vigil.toml");
     let child = spawn_run(&cfg);
     let pid = child.id();
