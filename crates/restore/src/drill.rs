@@ -245,7 +245,8 @@ fn steps(
     r.manifest_revision = Some(m.revision);
     r.manifest_key_count = Some(m.key_count);
     r.snapshot_etcd_version = Some(m.etcd_version.clone());
-    r.version_note = crate::versions::drill_note(&m.etcd_version, ctx.tool, ctx.etcd_version);
+    r.version_note =
+        crate::versions::scratch_note("drill", &m.etcd_version, ctx.tool, ctx.etcd_version);
     if let Some(n) = &r.version_note {
         tracing::warn!("drill {member}: {n}");
     }

@@ -46,8 +46,12 @@ impl Prover {
     /// A note when the tools are not of the snapshot's etcd major.minor (the
     /// drill's wording: the proof then proves less).
     pub fn version_note(&self, snapshot_version: &str) -> Option<String> {
-        crate::versions::drill_note(snapshot_version, &self.tool, Some(&self.etcd_version))
-            .map(|n| n.replacen("drill ran", "the proof ran", 1))
+        crate::versions::scratch_note(
+            "the proof",
+            snapshot_version,
+            &self.tool,
+            Some(&self.etcd_version),
+        )
     }
 }
 

@@ -48,9 +48,10 @@ fn differs(snapshot: &str, used: &str) -> bool {
     matches!((major_minor(snapshot), major_minor(used)), (Some(a), Some(b)) if a != b)
 }
 
-/// The drill's plain note when its restore tool or scratch etcd is not of
-/// the snapshot's major.minor; None when they match.
-pub fn drill_note(snapshot: &str, tool: &Tool, etcd: Option<&str>) -> Option<String> {
+/// The plain note of a scratch restore (`who`: "drill", "the proof") when
+/// its restore tool or scratch etcd is not of the snapshot's major.minor;
+/// None when they match.
+pub fn scratch_note(who: &str, snapshot: &str, tool: &Tool, etcd: Option<&str>) -> Option<String> {
     let tool_off = differs(snapshot, &tool.version);
     let etcd_off = etcd.is_some_and(|e| differs(snapshot, e));
     if !tool_off && !etcd_off {
@@ -62,7 +63,7 @@ pub fn drill_note(snapshot: &str, tool: &Tool, etcd: Option<&str>) -> Option<Str
         _ => mm(&tool.version),
     };
     Some(format!(
-        "drill ran etcd {ran} against a {} snapshot: it proves less (restored with {} {}, served by etcd {}; the cluster runs etcd {snapshot}). \
+        "{who} ran etcd {ran} against a {} snapshot: it proves less (restored with {} {}, served by etcd {}; the cluster runs etcd {snapshot}). \
          Set restore.etcd_bin and restore.etcdutl_bin (or restore.etcdctl_bin) to binaries of etcd {}, e.g. the ones in RKE2's etcd image",
         mm(snapshot),
         tool.kind,
@@ -121,16 +122,18 @@ mod tests {
         assert_eq!(major_minor("garbage"), None);
         let t34 = tool("etcdctl", "3.4.23");
         let t35 = tool("etcdutl", "3.5.9");
-        assert_eq!(drill_note("3.4.20", &t34, Some("3.4.23")), None);
-        assert_eq!(drill_note("", &t35, Some("3.5.9")), None);
-        let n = drill_note("3.5.9", &t34, Some("3.4.23")).unwrap();
+        assert_eq!(scratch_note("drill", "3.4.20", &t34, Some("3.4.23")), None);
+        assert_eq!(scratch_note("drill", "", &t35, Some("3.5.9")), None);
+        let n = scratch_note("drill", "3.5.9", &t34, Some("3.4.23")).unwrap();
         assert!(
             n.starts_with("drill ran etcd 3.4 against a 3.5 snapshot: it proves less"),
             "{n}"
         );
         // A matching tool but another scratch etcd still proves less.
-        let n = drill_note("3.5.9", &t35, Some("3.4.23")).unwrap();
+        let n = scratch_note("drill", "3.5.9", &t35, Some("3.4.23")).unwrap();
         assert!(n.starts_with("drill ran etcd 3.4 against a 3.5"), "{n}");
+        let n = scratch_note("the proof", "3.5.9", &t34, Some("3.4.23")).unwrap();
+        assert!(n.starts_with("the proof ran etcd 3.4 against a 3.5"), "{n}");
         assert_eq!(restore_note("3.5.1", &t35, None), None);
         let n = restore_note("3.4.23", &t35, Some("3.5.9")).unwrap();
         assert!(
