@@ -183,7 +183,7 @@ impl Proofs {
     /// Runs the proof of a member whose stream went into `tee`, and removes
     /// the plaintext whatever happens.
     pub async fn prove(
-        self: &Arc<Self>,
+        &self,
         mut tee: Tee,
         live: &MemberClient,
         tls: Option<&TlsMaterial>,
@@ -191,7 +191,7 @@ impl Proofs {
         before: Option<vigil_restore::proof::Before>,
         snapshot_version: String,
     ) -> RestoreProof {
-        let Proofs::Ready(r) = &**self else {
+        let Proofs::Ready(r) = self else {
             return failed("dir", "internal: no proof dir".into());
         };
         if tee.written > tee.limit {
@@ -216,17 +216,12 @@ impl Proofs {
             }
         }
         tee.file = None;
-        let this = self.clone();
+        let prover = r.prover.clone();
         let live = live.clone();
         let dir = tee.dir.clone();
         let proof = tokio::task::spawn_blocking(move || {
-            let Proofs::Ready(r) = &*this else {
-                unreachable!("checked above")
-            };
-            let mut p = r
-                .prover
-                .prove(&dir.join(SNAPSHOT), &dir, &live, &peers, before);
-            if let Some(n) = r.prover.version_note(&snapshot_version) {
+            let mut p = prover.prove(&dir.join(SNAPSHOT), &dir, &live, &peers, before);
+            if let Some(n) = prover.version_note(&snapshot_version) {
                 p.notes.push(n);
             }
             // The scratch etcd has been killed (Drop); now the plaintext goes.
