@@ -40,10 +40,8 @@ fn main() {
     let mut paths = vec![src.join("config.rs")];
     println!("cargo:rerun-if-changed=src/config.rs");
     println!("cargo:rerun-if-changed=src/config");
-    let mut sub: Vec<PathBuf> = std::fs::read_dir(src.join("config"))
-        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
-        .unwrap_or_default();
-    sub.retain(|p| p.extension().is_some_and(|e| e == "rs"));
+    let mut sub = Vec::new();
+    rust_files(&src.join("config"), &mut sub);
     sub.sort();
     paths.extend(sub);
     let files = paths
@@ -61,6 +59,20 @@ fn main() {
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR"));
     std::fs::write(out.join("config_reference.rs"), render(&tables))
         .expect("write config_reference.rs");
+}
+
+/// The `.rs` files under `dir`, at any depth (a section may be a directory:
+/// `config/sink/` holds one file per kind).
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            println!("cargo:rerun-if-changed={}", p.display());
+            rust_files(&p, out);
+        } else if p.extension().is_some_and(|e| e == "rs") {
+            out.push(p);
+        }
+    }
 }
 
 fn index(ast: syn::File) -> File {
@@ -129,6 +141,8 @@ struct Serde {
     rename_all: Option<String>,
     default: Option<Option<String>>,
     skip: bool,
+    flatten: bool,
+    tag: Option<String>,
 }
 
 fn serde_of(attrs: &[syn::Attribute]) -> Serde {
@@ -158,6 +172,8 @@ fn serde_of(attrs: &[syn::Attribute]) -> Serde {
                     })
                 }
                 "skip" | "skip_deserializing" => s.skip = true,
+                "flatten" => s.flatten = true,
+                "tag" => s.tag = Some(value()?),
                 _ => {
                     // Skip the value of any other attribute (`deserialize_with = "..."`, ...).
                     if m.input.peek(syn::Token![=]) {
@@ -265,6 +281,15 @@ impl Source {
                 format!("{path}.{key}")
             };
             let mut ty = plain(&f.ty);
+            if s.flatten {
+                // A flattened, tagged enum of kinds (`[[sink]]`): the tag and
+                // every kind's keys join this table. Other flattened fields
+                // (a catch-all table) hold no keys of their own.
+                if let Some(e) = split(ty).and_then(|(n, _)| self.find_enum(&n)) {
+                    self.kinds(e, path, at, out);
+                }
+                continue;
+            }
             let mut optional = false;
             if let Some((n, a)) = split(ty) {
                 if n == "Option" && a.len() == 1 {
@@ -312,6 +337,64 @@ impl Source {
                 values,
             });
         }
+    }
+
+    /// The keys of an internally tagged enum of kinds, merged into table
+    /// `out[at]`: the tag with each kind as a value, then each kind's own
+    /// keys, each saying which kinds take it.
+    fn kinds(&self, e: &syn::ItemEnum, path: &str, at: usize, out: &mut Vec<Table>) {
+        let tag = serde_of(&e.attrs).tag.unwrap_or_else(|| "kind".into());
+        let mut values = Vec::new();
+        let mut keys: Vec<(Key, Vec<String>)> = Vec::new();
+        let mut subtables = Vec::new();
+        for v in &e.variants {
+            let name = serde_of(&v.attrs)
+                .rename
+                .unwrap_or_else(|| v.ident.to_string());
+            let syn::Fields::Unnamed(f) = &v.fields else {
+                continue;
+            };
+            let Some((ty, _)) = f.unnamed.first().and_then(|f| split(plain(&f.ty))) else {
+                continue;
+            };
+            let (_, st) = self
+                .find_struct(&ty)
+                .unwrap_or_else(|| panic!("kind type {ty} not found"));
+            values.push((name.clone(), doc_of(&st.attrs)));
+            let mut tmp = Vec::new();
+            self.walk(&ty, path, false, String::new(), &mut tmp);
+            let mut tables = tmp.into_iter();
+            for k in tables.next().map(|t| t.keys).unwrap_or_default() {
+                match keys.iter_mut().find(|(have, _)| have.name == k.name) {
+                    Some((_, kinds)) => kinds.push(name.clone()),
+                    None => keys.push((k, vec![name.clone()])),
+                }
+            }
+            for t in tables {
+                if !subtables.iter().any(|s: &Table| s.path == t.path) {
+                    subtables.push(t);
+                }
+            }
+        }
+        out[at].keys.push(Key {
+            name: tag,
+            ty: "string".into(),
+            required: true,
+            default: None,
+            doc: doc_of(&e.attrs),
+            values,
+        });
+        for (mut k, kinds) in keys {
+            let only = format!("Kind {}.", kinds.join(", "));
+            k.doc = if k.doc.is_empty() {
+                only
+            } else {
+                format!("{only} {}", k.doc)
+            };
+            k.required = false;
+            out[at].keys.push(k);
+        }
+        out.extend(subtables);
     }
 
     /// A type as a man page reader knows it, and an enum's choices.

@@ -436,7 +436,8 @@ impl Locker {
     }
 }
 
-use crate::sink::{Sink, SinkError};
+use crate::sink::object::ObjectBackend;
+use crate::sink::SinkError;
 
 /// What `check-sink` learns of a sink's protection, without changing a copy.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -456,19 +457,37 @@ pub struct Protection {
     pub notes: Vec<String>,
 }
 
+impl Protection {
+    /// A store without Object Lock: deletes allowed, or left to the tape
+    /// server where vigil does not delete.
+    pub fn unlocked(vigil_deletes: bool) -> Protection {
+        Protection {
+            bucket_lock: None,
+            bucket_default: None,
+            vigil_lock: None,
+            deletes: if vigil_deletes {
+                "allowed"
+            } else {
+                "left to the tape server (management class)"
+            }
+            .into(),
+            ok: true,
+            notes: Vec::new(),
+        }
+    }
+}
+
 fn describe(mode: &str, days: u32) -> String {
     format!("{} {days} days", mode.to_ascii_uppercase())
 }
 
-impl Sink {
-    /// This sink locks what it uploads (s3 with `object_lock`).
-    pub fn locks(&self) -> bool {
-        self.locking().is_some()
-    }
-
+impl ObjectBackend {
     /// The locker of a sink that locks what it uploads.
-    fn locking(&self) -> Option<&Locker> {
-        self.locker.as_ref().filter(|l| l.want.is_some())
+    pub(crate) fn locking(&self) -> Option<&Locker> {
+        self.s3
+            .as_ref()
+            .map(|s| &s.locker)
+            .filter(|l| l.want.is_some())
     }
 
     /// The first version of every key under `prefix` (locking sinks).
@@ -487,13 +506,13 @@ impl Sink {
     /// The version to read `key` at: its first in a locking sink (`NotFound`
     /// when there is none), the newest (`None`) elsewhere.
     pub(crate) async fn pinned_version(&self, key: &str) -> Result<Option<String>, SinkError> {
-        if !self.locks() {
+        if self.locking().is_none() {
             return Ok(None);
         }
         match self.first_version(key).await? {
             Some(v) => Ok(Some(v.id)),
             None => Err(SinkError::NotFound {
-                sink: self.cfg.name.clone(),
+                sink: self.name.clone(),
                 key: key.to_string(),
             }),
         }
@@ -525,7 +544,17 @@ impl Sink {
     }
 
     async fn bucket_lock(&self, l: &Locker) -> Result<BucketLock, LockError> {
-        self.bucket_lock.get_or_init(|| l.bucket()).await.clone()
+        match &self.s3 {
+            Some(s3) => s3.bucket_lock.get_or_init(|| l.bucket()).await.clone(),
+            None => l.bucket().await,
+        }
+    }
+
+    fn bucket(&self) -> String {
+        self.s3
+            .as_ref()
+            .map(|s| s.bucket.clone())
+            .unwrap_or_default()
     }
 
     /// Before the first upload of a locking sink: the bucket must have
@@ -534,15 +563,15 @@ impl Sink {
         let Some(l) = self.locking() else {
             return Ok(());
         };
-        let bucket = self.cfg.bucket.clone().unwrap_or_default();
+        let bucket = self.bucket();
         match self.bucket_lock(l).await {
             Ok(b) if b.enabled => Ok(()),
             Ok(_) => Err(SinkError::LockNotEnabled {
-                sink: self.cfg.name.clone(),
+                sink: self.name.clone(),
                 bucket,
             }),
             Err(source) => Err(SinkError::Lock {
-                sink: self.cfg.name.clone(),
+                sink: self.name.clone(),
                 op: "reading the Object Lock configuration of bucket",
                 key: bucket,
                 source,
@@ -556,18 +585,18 @@ impl Sink {
             return Ok(());
         };
         let until = l.retain(key).await.map_err(|source| SinkError::Lock {
-            sink: self.cfg.name.clone(),
+            sink: self.name.clone(),
             op: "locking",
             key: key.to_string(),
             source,
         })?;
-        tracing::debug!(sink = %self.cfg.name, "{key} locked until {until}");
+        tracing::debug!(sink = %self.name, "{key} locked until {until}");
         Ok(())
     }
 
     fn lock_err(&self, op: &'static str, key: &str, source: LockError) -> SinkError {
         SinkError::Lock {
-            sink: self.cfg.name.clone(),
+            sink: self.name.clone(),
             op,
             key: key.to_string(),
             source,
@@ -576,18 +605,15 @@ impl Sink {
 
     /// Until when a copy (archive and manifest) is locked, if it still is.
     /// `None` for sinks that do not lock.
-    pub async fn locked_until(
+    pub(crate) async fn copy_locked_until(
         &self,
-        member: &str,
-        archive: &str,
+        keys: [&str; 2],
     ) -> Result<Option<OffsetDateTime>, SinkError> {
         let Some(l) = self.locking() else {
             return Ok(None);
         };
-        let a = self.rel(member, archive);
-        let j = format!("{a}{}", vigil_core::manifest::SUFFIX);
         let mut latest: Option<OffsetDateTime> = None;
-        for k in [&j, &a] {
+        for k in keys {
             latest = latest.max(self.key_lock(l, k).await?.1);
         }
         Ok(latest)
@@ -595,20 +621,15 @@ impl Sink {
 
     /// The retain-until date of the version of a copy's archive that vigil
     /// reads, for listings; `None` for sinks that do not lock.
-    pub async fn lock_date(
-        &self,
-        member: &str,
-        archive: &str,
-    ) -> Result<Option<OffsetDateTime>, SinkError> {
+    pub(crate) async fn key_lock_date(&self, k: &str) -> Result<Option<OffsetDateTime>, SinkError> {
         let Some(l) = self.locking() else {
             return Ok(None);
         };
-        let k = self.rel(member, archive);
-        let version = self.pinned_version(&k).await?;
+        let version = self.pinned_version(k).await?;
         let r = l
-            .retention(&k, version.as_deref())
+            .retention(k, version.as_deref())
             .await
-            .map_err(|e| self.lock_err("reading the retention of", &k, e))?;
+            .map_err(|e| self.lock_err("reading the retention of", k, e))?;
         Ok(r.map(|r| r.until))
     }
 
@@ -616,7 +637,7 @@ impl Sink {
     /// none of them is locked: a plain DELETE in a versioned bucket would
     /// only hide the data behind a marker.
     pub(crate) async fn delete_versions(&self, keys: &[&str]) -> Result<(), SinkError> {
-        let Some(l) = &self.locker else {
+        let Some(l) = self.s3.as_ref().map(|s| &s.locker) else {
             return Ok(());
         };
         let mut all = Vec::new();
@@ -624,7 +645,7 @@ impl Sink {
             let (v, until) = self.key_lock(l, k).await?;
             if let Some(until) = until {
                 return Err(SinkError::Locked {
-                    sink: self.cfg.name.clone(),
+                    sink: self.name.clone(),
                     key: k.to_string(),
                     until: vigil_core::rfc3339(until),
                 });
@@ -637,7 +658,7 @@ impl Sink {
                     Ok(()) => {}
                     Err(e) if e.is_denied() => {
                         return Err(SinkError::DeleteDenied {
-                            sink: self.cfg.name.clone(),
+                            sink: self.name.clone(),
                             key: k.to_string(),
                             message: e.to_string(),
                         })
@@ -652,36 +673,26 @@ impl Sink {
     /// Asks the store how this sink is protected: Object Lock on the bucket,
     /// and whether this key may delete (a DELETE of a key that does not
     /// exist; the delete marker it may leave is removed again).
-    pub async fn protection(&self) -> Protection {
-        let mut p = Protection {
-            bucket_lock: None,
-            bucket_default: None,
-            vigil_lock: self
-                .cfg
-                .object_lock
-                .map(|o| describe(mode_name(o.mode), o.days)),
-            deletes: "allowed".into(),
-            ok: true,
-            notes: Vec::new(),
+    pub(crate) async fn store_protection(&self, probe: &str) -> Protection {
+        let Some(l) = self.s3.as_ref().map(|s| &s.locker) else {
+            return Protection::unlocked(true);
         };
-        let Some(l) = &self.locker else {
-            if !self.can_delete() {
-                p.deletes = "left to the tape server (management class)".into();
-            }
-            return p;
+        let mut p = Protection {
+            vigil_lock: l.want.map(|o| describe(mode_name(o.mode), o.days)),
+            ..Protection::unlocked(true)
         };
         match self.bucket_lock(l).await {
             Ok(b) => {
                 p.bucket_lock = Some(if b.enabled { "enabled" } else { "not enabled" }.into());
                 p.bucket_default = b.default.as_ref().map(|(m, d)| describe(m, *d));
-                if self.locks() && !b.enabled {
+                if self.locking().is_some() && !b.enabled {
                     p.ok = false;
                     p.notes.push("object_lock is set but the bucket has no Object Lock: runs upload nothing to this sink".into());
                 }
-                if b.enabled && !self.locks() {
+                if b.enabled && self.locking().is_none() {
                     p.notes.push("the bucket has Object Lock but this sink sets no object_lock: vigil's prune would only hide copies behind delete markers; set object_lock".into());
                 }
-                if let (Some((_, d)), Some(o)) = (&b.default, self.cfg.object_lock) {
+                if let (Some((_, d)), Some(o)) = (&b.default, l.want) {
                     if *d > o.days {
                         p.notes.push(format!("the bucket's default retention ({d} days) outlasts object_lock.days ({}): copies stay locked for {d} days", o.days));
                     }
@@ -692,11 +703,7 @@ impl Sink {
                 p.bucket_lock = Some(format!("unknown: {e}"));
             }
         }
-        let probe = format!(
-            "{}/.vigil-delete-probe",
-            self.rel("", "").trim_end_matches('/')
-        );
-        match l.probe_delete(&probe).await {
+        match l.probe_delete(probe).await {
             Ok(()) => {}
             Err(e) if e.is_denied() => {
                 p.deletes =
@@ -782,7 +789,7 @@ mod tests {
             d.path().display()
         );
         let cfg = vigil_core::Config::parse(&text, std::path::Path::new("v.toml")).unwrap();
-        let sink = Sink::build(cfg.sinks().next().unwrap(), "prod", d.path()).unwrap();
+        let sink = crate::sink::Sink::build(cfg.sinks().next().unwrap(), "prod", d.path()).unwrap();
         let (tx, rx) = tokio::sync::mpsc::channel(1);
         drop(tx);
         assert!(sink.upload_stream("cp-1", "a.age", rx).await.is_err());

@@ -29,7 +29,8 @@ pub use metrics::{MetricsConfig, DEFAULT_LISTEN, DEFAULT_TEXTFILE_DIR};
 pub use prove::ProveRestore;
 pub use quota::{glob_match, CephCliConfig, QuotaBackend, QuotaConfig, QuotaRule, XattrConfig};
 pub use sink::{
-    LockMode, ObjectLock, RcPolicy, SinkConfig, SinkKind, VerifyMode, DEFAULT_DESCRIPTION,
+    AzureSink, DirSink, FsSink, GcsSink, KindOptions, LockMode, ObjectLock, RcPolicy, S3Sink,
+    SinkConfig, SinkKind, TapeSink, VerifyMode, DEFAULT_DESCRIPTION, DEFAULT_PART_SIZE,
 };
 pub use uses::Uses;
 
@@ -76,8 +77,11 @@ pub struct Config {
     #[serde(default)]
     pub alert: AlertConfig,
     /// Where archives are shipped off the bastion.
-    #[serde(default)]
-    pub sink: Vec<Spanned<SinkConfig>>,
+    #[serde(default, rename = "sink")]
+    sink_raw: Vec<Spanned<sink::RawSink>>,
+    /// The sinks, resolved from `sink_raw`.
+    #[serde(skip)]
+    pub sink: Vec<SinkConfig>,
     /// `[restore]`: vigil-restore's tools, drill settings and RKE2 steps.
     pub restore: Option<Spanned<RestoreConfig>>,
     /// `[metrics]`: textfile-collector files and vigil-notify's `/metrics`.
@@ -617,7 +621,7 @@ impl Config {
 
     /// The `[snapshot]` section, or an error naming the program that needs it.
     pub fn sinks(&self) -> impl Iterator<Item = &SinkConfig> {
-        self.sink.iter().map(|s| s.get_ref())
+        self.sink.iter()
     }
 
     pub fn snapshot(&self, program: &'static str) -> Result<&SnapshotConfig, ConfigError> {
@@ -796,17 +800,18 @@ impl Validator<'_> {
         }
         self.check_files.set(self.uses.sinks);
         let mut sink_names = std::collections::HashSet::new();
-        for (i, sk) in cfg.sink.iter_mut().enumerate() {
+        for (i, sk) in std::mem::take(&mut cfg.sink_raw).into_iter().enumerate() {
             let span = sk.span();
             let key = format!("sink[{i}]");
-            if !sink_names.insert(sk.get_ref().name.clone()) || sk.get_ref().name == "local" {
+            let sk = sk.into_inner();
+            if !sink_names.insert(sk.name().to_string()) || sk.name() == "local" {
                 return Err(self.err(
                     format!("{key}.name"),
                     Some(span),
                     "duplicate sink name (\"local\" is reserved for the bastion's own copy)",
                 ));
             }
-            self.sink(&key, sk.get_mut(), span)?;
+            cfg.sink.push(sk.resolve(self, &key, span)?);
         }
         self.check_files.set(false);
         self.metrics(&cfg.metrics)?;

@@ -215,33 +215,76 @@ mod tests {
     /// "unknown field" error: the page is checked against the parser, not
     /// against the generator.
     fn serde_keys(t: &Table) -> Vec<String> {
-        let mut doc = String::new();
-        let parts: Vec<&str> = t.path.split('.').collect();
-        // Array tables on the way down need their own `[[…]]` header first.
-        for i in 1..parts.len() {
-            let prefix = parts[..i].join(".");
-            if TABLES.iter().any(|o| o.path == prefix && o.array) {
-                doc.push_str(&format!("[[{prefix}]]\n"));
+        let probe_doc = |kind: Option<(&str, &str)>| {
+            let mut doc = String::new();
+            let parts: Vec<&str> = t.path.split('.').collect();
+            // Array tables on the way down need their own `[[…]]` header first.
+            for i in 1..=parts.len() {
+                let prefix = parts[..i].join(".");
+                if i < parts.len() && TABLES.iter().any(|o| o.path == prefix && o.array) {
+                    doc.push_str(&format!("[[{prefix}]]\n"));
+                } else if i == parts.len() && !t.path.is_empty() {
+                    doc.push_str(&format!("{}\n", heading(t)));
+                }
+                if let Some((_, k)) = kind.filter(|(at, _)| *at == prefix) {
+                    doc.push_str(&format!("name = \"probe\"\nkind = \"{k}\"\n"));
+                }
             }
-        }
-        if !t.path.is_empty() {
-            doc.push_str(&format!("{}\n", heading(t)));
-        }
-        doc.push_str("__vigil_probe = 1\n");
-        let err = toml::from_str::<crate::Config>(&doc)
+            doc.push_str("__vigil_probe = 1\n");
+            doc
+        };
+        let err = toml::from_str::<crate::Config>(&probe_doc(None))
             .err()
             .unwrap_or_else(|| panic!("{} accepts an unknown key", heading(t)))
             .to_string();
-        let tail = err
-            .split_once("unknown field `__vigil_probe`")
-            .unwrap_or_else(|| panic!("{}: unexpected error {err}", heading(t)))
-            .1;
+        if let Some(keys) = probed(&err) {
+            return keys;
+        }
+        // A table of kinds (`[[sink]]`) checks its keys once it knows the
+        // kind: ask each kind, through the whole parser.
+        let (at, kinds) = TABLES
+            .iter()
+            .filter(|o| t.path == o.path || t.path.starts_with(&format!("{}.", o.path)))
+            .find_map(|o| {
+                o.keys
+                    .iter()
+                    .find(|k| k.name == "kind" && !k.values.is_empty())
+                    .map(|k| (o.path, k.values))
+            })
+            .unwrap_or_else(|| panic!("{}: unexpected error {err}", heading(t)));
+        let mut keys = Vec::new();
+        for (kind, _) in kinds {
+            let text = format!(
+                "[cluster]\nname = \"p\"\nmembers = [{{ name = \"m\", endpoint = \"http://127.0.0.1:2379\" }}]\n\
+                 [state]\ndir = \"/var/lib/vigil\"\n{}",
+                probe_doc(Some((at, kind)))
+            );
+            let path = std::path::Path::new("probe.toml");
+            let Err(err) = crate::Config::parse_with(&text, path, crate::config::Uses::NONE) else {
+                panic!("{} kind {kind} accepts an unknown key", heading(t));
+            };
+            for k in probed(&err.to_string()).into_iter().flatten() {
+                if !keys.contains(&k) {
+                    keys.push(k);
+                }
+            }
+        }
+        assert!(!keys.is_empty(), "{}: no kind names its keys", heading(t));
+        keys
+    }
+
+    /// The keys an "unknown field `__vigil_probe`, expected one of ..."
+    /// error lists.
+    fn probed(err: &str) -> Option<Vec<String>> {
+        let tail = err.split_once("unknown field `__vigil_probe`")?.1;
         let tail = tail.lines().next().unwrap_or("");
-        tail.split('`')
-            .skip(1)
-            .step_by(2)
-            .map(str::to_string)
-            .collect()
+        Some(
+            tail.split('`')
+                .skip(1)
+                .step_by(2)
+                .map(str::to_string)
+                .collect(),
+        )
     }
 
     #[test]

@@ -1,0 +1,65 @@
+//! `kind = "azure"`: Azure Blob Storage.
+
+use super::{Cx, KindOptions, RawOptions, VerifyMode, OBJECT};
+use crate::config::ConfigError;
+use crate::secret::Secret;
+use serde::Deserialize;
+use std::path::PathBuf;
+
+#[derive(Debug, Deserialize)]
+// Unknown keys are refused by `RawSink::resolve`, which sees every key (see
+// `RawSink::keys`).
+pub(in crate::config) struct RawAzure {
+    account: Option<String>,
+    container: Option<String>,
+    access_key: Option<Secret>,
+    access_key_file: Option<PathBuf>,
+    endpoint: Option<String>,
+    allow_http: Option<bool>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AzureSink {
+    pub account: String,
+    pub container: String,
+    /// None: the environment's credentials (managed identity, ...).
+    pub access_key: Option<Secret>,
+    pub endpoint: Option<String>,
+    pub allow_http: bool,
+}
+
+impl RawOptions for RawAzure {
+    const NAME: &'static str = "azure";
+    const COMMON: &'static [&'static str] = OBJECT;
+    type Resolved = AzureSink;
+
+    fn resolve(self, cx: &Cx<'_, '_>) -> Result<AzureSink, ConfigError> {
+        let account = cx.required(Self::NAME, "account", self.account)?;
+        let container = cx.required(Self::NAME, "container", self.container)?;
+        let access_key = if self.access_key.is_some() || self.access_key_file.is_some() {
+            Some(cx.v.inline_or_file(
+                cx.key,
+                "access_key",
+                &self.access_key,
+                &self.access_key_file,
+                cx.span.clone(),
+            )?)
+        } else {
+            None
+        };
+        Ok(AzureSink {
+            account,
+            container,
+            access_key,
+            endpoint: self.endpoint,
+            allow_http: self.allow_http.unwrap_or(false),
+        })
+    }
+}
+
+impl KindOptions for AzureSink {
+    /// TLS protects the bytes in transit; scrub reads copies back.
+    fn default_verify(&self) -> VerifyMode {
+        VerifyMode::Size
+    }
+}

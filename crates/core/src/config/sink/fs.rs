@@ -1,0 +1,39 @@
+//! `kind = "fs"`: a mounted filesystem (NFS, CephFS), through object_store.
+
+use super::{Cx, KindOptions, RawOptions, VerifyMode, OBJECT};
+use crate::config::ConfigError;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Deserialize)]
+// Unknown keys are refused by `RawSink::resolve`, which sees every key (see
+// `RawSink::keys`).
+pub(in crate::config) struct RawFs {
+    path: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct FsSink {
+    pub path: PathBuf,
+}
+
+impl RawOptions for RawFs {
+    const NAME: &'static str = "fs";
+    const COMMON: &'static [&'static str] = OBJECT;
+    type Resolved = FsSink;
+
+    fn resolve(self, cx: &Cx<'_, '_>) -> Result<FsSink, ConfigError> {
+        Ok(FsSink {
+            path: cx.required(Self::NAME, "path", self.path)?,
+        })
+    }
+}
+
+impl KindOptions for FsSink {
+    fn default_verify(&self) -> VerifyMode {
+        VerifyMode::Readback
+    }
+    fn writable_paths(&self, _: &str, _: &Path) -> Vec<(&'static str, PathBuf)> {
+        vec![("path", self.path.clone())]
+    }
+}
