@@ -5,6 +5,7 @@ use crate::config::ConfigError;
 use serde::Deserialize;
 use std::path::PathBuf;
 
+/// Google Cloud Storage.
 #[derive(Debug, Deserialize)]
 // Unknown keys are refused by `RawSink::resolve`, which sees every key (see
 // `RawSink::keys`).

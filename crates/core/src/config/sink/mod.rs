@@ -41,7 +41,8 @@ pub enum VerifyMode {
     Size,
 }
 
-/// One `[[sink]]` as written: the keys every kind has, and the kind's own.
+/// A place archives are shipped to, off the bastion. `kind` decides which
+/// other keys apply; a key of another kind is refused.
 #[derive(Debug, Deserialize)]
 pub(super) struct RawSink {
     name: String,
@@ -53,14 +54,23 @@ pub(super) struct RawSink {
     keep_weekly: u32,
     #[serde(default)]
     keep_monthly: u32,
+    /// Kind s3, azure, gcs, fs. Keys start with `<prefix>/<cluster>/`.
     prefix: Option<String>,
+    /// Kind s3, azure, gcs, fs, dir.
     verify: Option<VerifyMode>,
+    /// Kind s3, azure, gcs, fs, tape-dsmc. Per request (dsmc: per command); default 10m.
     timeout: Option<HumanDuration>,
+    /// Kind s3, azure, gcs, fs. Default 10s.
     connect_timeout: Option<HumanDuration>,
+    /// Kind s3, azure, gcs, fs. Default 5.
     retries: Option<u32>,
+    /// Kind s3, azure, gcs, fs. Default 5m.
     retry_timeout: Option<HumanDuration>,
+    /// Kind s3, azure, gcs, fs. 5MiB to 5GiB; default 5MiB.
     part_size: Option<ByteSize>,
+    /// Kind s3, azure, gcs, fs. Parts in flight; default 1.
     upload_concurrency: Option<u32>,
+    /// The sink's kind.
     #[serde(flatten)]
     kind: RawKind,
     /// Every key again, to refuse those the kind does not know: serde
@@ -70,7 +80,7 @@ pub(super) struct RawSink {
     keys: toml::Table,
 }
 
-/// The kinds of sink, each with its own keys.
+/// The kind of sink: each has its own keys.
 #[derive(Debug, Deserialize)]
 #[serde(tag = "kind")]
 enum RawKind {

@@ -6,6 +6,7 @@ use crate::secret::Secret;
 use serde::Deserialize;
 use std::path::PathBuf;
 
+/// S3 or Ceph RGW.
 #[derive(Debug, Deserialize)]
 // Unknown keys are refused by `RawSink::resolve`, which sees every key (see
 // `RawSink::keys`).
