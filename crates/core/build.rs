@@ -13,6 +13,9 @@ struct File {
     enums: BTreeMap<String, syn::ItemEnum>,
     fns: BTreeMap<String, syn::ItemFn>,
     consts: BTreeMap<String, syn::Expr>,
+    /// `kinds! { "name" => Variant(module::RawType -> Resolved), ... }`:
+    /// each kind's name and raw options type.
+    kinds: Vec<(String, String)>,
 }
 
 struct Source {
@@ -81,6 +84,7 @@ fn index(ast: syn::File) -> File {
         enums: BTreeMap::new(),
         fns: BTreeMap::new(),
         consts: BTreeMap::new(),
+        kinds: Vec::new(),
     };
     for item in ast.items {
         match item {
@@ -96,10 +100,41 @@ fn index(ast: syn::File) -> File {
             syn::Item::Const(c) => {
                 f.consts.insert(c.ident.to_string(), *c.expr);
             }
+            syn::Item::Macro(m) if m.mac.path.is_ident("kinds") => {
+                f.kinds = m
+                    .mac
+                    .parse_body_with(parse_kinds)
+                    .unwrap_or_else(|e| panic!("kinds!: {e}"));
+            }
             _ => {}
         }
     }
     f
+}
+
+/// The entries of a `kinds!` invocation: (serde name, raw options type).
+fn parse_kinds(input: syn::parse::ParseStream) -> syn::Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    while !input.is_empty() {
+        let name: syn::LitStr = input.parse()?;
+        input.parse::<syn::Token![=>]>()?;
+        input.parse::<syn::Ident>()?;
+        let inner;
+        syn::parenthesized!(inner in input);
+        let raw: syn::Path = inner.parse()?;
+        inner.parse::<syn::Token![->]>()?;
+        inner.parse::<syn::Ident>()?;
+        let ty = raw
+            .segments
+            .last()
+            .map(|s| s.ident.to_string())
+            .unwrap_or_default();
+        out.push((name.value(), ty));
+        if !input.is_empty() {
+            input.parse::<syn::Token![,]>()?;
+        }
+    }
+    Ok(out)
 }
 
 /// `#[doc]` lines joined; an empty line separates paragraphs.
@@ -142,7 +177,6 @@ struct Serde {
     default: Option<Option<String>>,
     skip: bool,
     flatten: bool,
-    tag: Option<String>,
 }
 
 fn serde_of(attrs: &[syn::Attribute]) -> Serde {
@@ -173,7 +207,6 @@ fn serde_of(attrs: &[syn::Attribute]) -> Serde {
                 }
                 "skip" | "skip_deserializing" => s.skip = true,
                 "flatten" => s.flatten = true,
-                "tag" => s.tag = Some(value()?),
                 _ => {
                     // Skip the value of any other attribute (`deserialize_with = "..."`, ...).
                     if m.input.peek(syn::Token![=]) {
@@ -282,11 +315,12 @@ impl Source {
             };
             let mut ty = plain(&f.ty);
             if s.flatten {
-                // A flattened, tagged enum of kinds (`[[sink]]`): the tag and
-                // every kind's keys join this table. Other flattened fields
+                // The flattened kinds of `[[sink]]` (its file's `kinds!`):
+                // `kind` and every kind's keys join this table. Other flattened fields
                 // (a catch-all table) hold no keys of their own.
-                if let Some(e) = split(ty).and_then(|(n, _)| self.find_enum(&n)) {
-                    self.kinds(e, path, at, out);
+                let table = split(ty).is_some_and(|(n, _)| n == "Table");
+                if !table && !self.files[file].kinds.is_empty() {
+                    self.kinds(&self.files[file].kinds, path, at, out);
                 }
                 continue;
             }
@@ -339,24 +373,15 @@ impl Source {
         }
     }
 
-    /// The keys of an internally tagged enum of kinds, merged into table
-    /// `out[at]`: the tag with each kind as a value, then each kind's own
+    /// The keys of the kinds a `kinds!` line names, merged into table
+    /// `out[at]`: `kind` with each kind as a value, then each kind's own
     /// keys, each saying which kinds take it.
-    fn kinds(&self, e: &syn::ItemEnum, path: &str, at: usize, out: &mut Vec<Table>) {
-        let tag = serde_of(&e.attrs).tag.unwrap_or_else(|| "kind".into());
+    fn kinds(&self, kinds: &[(String, String)], path: &str, at: usize, out: &mut Vec<Table>) {
         let mut values = Vec::new();
         let mut keys: Vec<(Key, Vec<String>)> = Vec::new();
         let mut subtables = Vec::new();
-        for v in &e.variants {
-            let name = serde_of(&v.attrs)
-                .rename
-                .unwrap_or_else(|| v.ident.to_string());
-            let syn::Fields::Unnamed(f) = &v.fields else {
-                continue;
-            };
-            let Some((ty, _)) = f.unnamed.first().and_then(|f| split(plain(&f.ty))) else {
-                continue;
-            };
+        for (name, ty) in kinds {
+            let (name, ty) = (name.clone(), ty.clone());
             let (_, st) = self
                 .find_struct(&ty)
                 .unwrap_or_else(|| panic!("kind type {ty} not found"));
@@ -377,11 +402,11 @@ impl Source {
             }
         }
         out[at].keys.push(Key {
-            name: tag,
+            name: "kind".into(),
             ty: "string".into(),
             required: true,
             default: None,
-            doc: doc_of(&e.attrs),
+            doc: "The kind of sink: each has its own keys.".into(),
             values,
         });
         for (mut k, kinds) in keys {

@@ -5,7 +5,11 @@ use super::{build_err, chain, SinkError};
 use std::sync::Arc;
 use vigil_core::config::{AzureSink, SinkConfig};
 
-pub(super) fn build(cfg: &SinkConfig, o: &AzureSink) -> Result<ObjectBackend, SinkError> {
+pub(super) fn build(
+    cfg: &SinkConfig,
+    o: &AzureSink,
+    _state_dir: &std::path::Path,
+) -> Result<ObjectBackend, SinkError> {
     let mut b = object_store::azure::MicrosoftAzureBuilder::new()
         .with_account(o.account.clone())
         .with_container_name(o.container.clone())

@@ -17,14 +17,14 @@ pub(super) struct DirBackend {
     root: PathBuf,
 }
 
-impl DirBackend {
-    pub(super) fn new(cfg: &SinkConfig, o: &DirSink) -> Self {
-        DirBackend {
-            name: cfg.name.clone(),
-            root: o.path.clone(),
-        }
-    }
+pub(super) fn build(cfg: &SinkConfig, o: &DirSink, _: &Path) -> Result<DirBackend, SinkError> {
+    Ok(DirBackend {
+        name: cfg.name.clone(),
+        root: o.path.clone(),
+    })
+}
 
+impl DirBackend {
     fn fs_err(&self, e: FsError) -> SinkError {
         SinkError::Fs(e, self.name.clone())
     }

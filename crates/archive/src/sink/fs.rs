@@ -6,7 +6,11 @@ use std::sync::Arc;
 use vigil_core::config::{FsSink, SinkConfig};
 use vigil_core::fsutil;
 
-pub(super) fn build(cfg: &SinkConfig, o: &FsSink) -> Result<ObjectBackend, SinkError> {
+pub(super) fn build(
+    cfg: &SinkConfig,
+    o: &FsSink,
+    _state_dir: &std::path::Path,
+) -> Result<ObjectBackend, SinkError> {
     fsutil::ensure_private_dir(&o.path).map_err(|e| build_err(cfg, e.to_string()))?;
     let store = object_store::local::LocalFileSystem::new_with_prefix(&o.path)
         .map_err(|e| build_err(cfg, chain(&e)))?;

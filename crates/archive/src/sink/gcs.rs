@@ -5,7 +5,11 @@ use super::{build_err, chain, SinkError};
 use std::sync::Arc;
 use vigil_core::config::{GcsSink, SinkConfig};
 
-pub(super) fn build(cfg: &SinkConfig, o: &GcsSink) -> Result<ObjectBackend, SinkError> {
+pub(super) fn build(
+    cfg: &SinkConfig,
+    o: &GcsSink,
+    _state_dir: &std::path::Path,
+) -> Result<ObjectBackend, SinkError> {
     let sa = vigil_core::secret::resolve_path(&o.service_account_file);
     let b = object_store::gcp::GoogleCloudStorageBuilder::new()
         .with_bucket_name(o.bucket.clone())

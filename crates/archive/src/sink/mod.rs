@@ -6,15 +6,9 @@
 //! Protect. Every sink uses the same layout,
 //! `<prefix>/<cluster>/<member>/<archive>` with `<archive>.json` beside it,
 //! and the manifest is always written last: a copy without a manifest does
-//! not count. Each kind is one file here and one arm in [`Sink::build`].
+//! not count. Each kind is one file here and one line in `backends!`.
 
-mod azure;
-mod dir;
-mod fs;
-mod gcs;
 pub(crate) mod object;
-pub(crate) mod s3;
-mod tape;
 #[cfg(test)]
 mod tests;
 
@@ -223,14 +217,7 @@ impl Sink {
     /// Builds the client. Nothing is contacted yet.
     pub fn build(cfg: &SinkConfig, cluster: &str, state_dir: &Path) -> Result<Sink, SinkError> {
         vigil_core::ensure_crypto_provider();
-        let backend: Box<dyn Backend> = match &cfg.kind {
-            SinkKind::S3(o) => Box::new(s3::build(cfg, o)?),
-            SinkKind::Azure(o) => Box::new(azure::build(cfg, o)?),
-            SinkKind::Gcs(o) => Box::new(gcs::build(cfg, o)?),
-            SinkKind::Fs(o) => Box::new(fs::build(cfg, o)?),
-            SinkKind::Dir(o) => Box::new(dir::DirBackend::new(cfg, o)),
-            SinkKind::TapeDsmc(o) => Box::new(tape::TapeBackend::new(cfg, o, state_dir)),
-        };
+        let backend = choose(cfg, state_dir)?;
         Ok(Sink {
             cfg: cfg.clone(),
             cluster: cluster.to_string(),
@@ -461,6 +448,29 @@ impl Sink {
         let probe = format!("{}/.vigil-delete-probe", self.base());
         self.backend.protection(&probe).await
     }
+}
+
+/// One line per kind: the config's variant, and the file whose
+/// `build(cfg, options, state_dir)` makes its backend.
+macro_rules! backends {
+    ($($v:ident => $m:ident),* $(,)?) => {
+        $(mod $m;)*
+
+        fn choose(cfg: &SinkConfig, state_dir: &Path) -> Result<Box<dyn Backend>, SinkError> {
+            Ok(match &cfg.kind {
+                $(SinkKind::$v(o) => Box::new($m::build(cfg, o, state_dir)?),)*
+            })
+        }
+    };
+}
+
+backends! {
+    S3 => s3,
+    Azure => azure,
+    Gcs => gcs,
+    Fs => fs,
+    Dir => dir,
+    TapeDsmc => tape,
 }
 
 /// The longest a run waits, before its members start, for the multipart

@@ -18,7 +18,11 @@ pub(crate) struct S3Parts {
     pub(crate) bucket_lock: tokio::sync::OnceCell<Result<BucketLock, LockError>>,
 }
 
-pub(super) fn build(cfg: &SinkConfig, o: &S3Sink) -> Result<ObjectBackend, SinkError> {
+pub(super) fn build(
+    cfg: &SinkConfig,
+    o: &S3Sink,
+    _state_dir: &std::path::Path,
+) -> Result<ObjectBackend, SinkError> {
     let mut b = object_store::aws::AmazonS3Builder::new()
         .with_bucket_name(o.bucket.clone())
         .with_region(o.region.clone())

@@ -21,21 +21,25 @@ pub(super) struct TapeBackend {
     paths: DsmcPaths,
 }
 
-impl TapeBackend {
-    pub(super) fn new(cfg: &SinkConfig, o: &TapeSink, state_dir: &Path) -> Self {
-        TapeBackend {
-            name: cfg.name.clone(),
-            opts: o.clone(),
-            timeout: cfg.timeout(),
-            catalog: state_dir.join("tape").join(format!("{}.jsonl", cfg.name)),
-            paths: DsmcPaths {
-                error_log: o.error_log(&cfg.name, state_dir),
-                log_dir: o.log_dir(&cfg.name, state_dir),
-                password_dir: o.password_dir(state_dir),
-            },
-        }
-    }
+pub(super) fn build(
+    cfg: &SinkConfig,
+    o: &TapeSink,
+    state_dir: &Path,
+) -> Result<TapeBackend, SinkError> {
+    Ok(TapeBackend {
+        name: cfg.name.clone(),
+        opts: o.clone(),
+        timeout: cfg.timeout(),
+        catalog: state_dir.join("tape").join(format!("{}.jsonl", cfg.name)),
+        paths: DsmcPaths {
+            error_log: o.error_log(&cfg.name, state_dir),
+            log_dir: o.log_dir(&cfg.name, state_dir),
+            password_dir: o.password_dir(state_dir),
+        },
+    })
+}
 
+impl TapeBackend {
     fn description(&self, m: &Manifest) -> String {
         self.opts
             .description

@@ -30,13 +30,12 @@ pub struct AzureSink {
 }
 
 impl RawOptions for RawAzure {
-    const NAME: &'static str = "azure";
     const COMMON: &'static [&'static str] = OBJECT;
     type Resolved = AzureSink;
 
     fn resolve(self, cx: &Cx<'_, '_>) -> Result<AzureSink, ConfigError> {
-        let account = cx.required(Self::NAME, "account", self.account)?;
-        let container = cx.required(Self::NAME, "container", self.container)?;
+        let account = cx.required("account", self.account)?;
+        let container = cx.required("container", self.container)?;
         let access_key = if self.access_key.is_some() || self.access_key_file.is_some() {
             Some(cx.v.inline_or_file(
                 cx.key,

@@ -19,13 +19,12 @@ pub struct DirSink {
 }
 
 impl RawOptions for RawDir {
-    const NAME: &'static str = "dir";
     const COMMON: &'static [&'static str] = &["verify"];
     type Resolved = DirSink;
 
     fn resolve(self, cx: &Cx<'_, '_>) -> Result<DirSink, ConfigError> {
         Ok(DirSink {
-            path: cx.required(Self::NAME, "path", self.path)?,
+            path: cx.required("path", self.path)?,
         })
     }
 }

@@ -19,13 +19,12 @@ pub struct FsSink {
 }
 
 impl RawOptions for RawFs {
-    const NAME: &'static str = "fs";
     const COMMON: &'static [&'static str] = OBJECT;
     type Resolved = FsSink;
 
     fn resolve(self, cx: &Cx<'_, '_>) -> Result<FsSink, ConfigError> {
         Ok(FsSink {
-            path: cx.required(Self::NAME, "path", self.path)?,
+            path: cx.required("path", self.path)?,
         })
     }
 }

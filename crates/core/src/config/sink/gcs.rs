@@ -21,17 +21,12 @@ pub struct GcsSink {
 }
 
 impl RawOptions for RawGcs {
-    const NAME: &'static str = "gcs";
     const COMMON: &'static [&'static str] = OBJECT;
     type Resolved = GcsSink;
 
     fn resolve(self, cx: &Cx<'_, '_>) -> Result<GcsSink, ConfigError> {
-        let bucket = cx.required(Self::NAME, "bucket", self.bucket)?;
-        let sa = cx.required(
-            Self::NAME,
-            "service_account_file",
-            self.service_account_file,
-        )?;
+        let bucket = cx.required("bucket", self.bucket)?;
+        let sa = cx.required("service_account_file", self.service_account_file)?;
         cx.v.private(
             &format!("{}.service_account_file", cx.key),
             &sa,

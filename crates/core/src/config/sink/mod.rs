@@ -1,25 +1,16 @@
 //! `[[sink]]`: where archives are shipped off the bastion.
 //!
-//! The keys every sink has are read here; each kind's own keys are read by
-//! its own file (`s3.rs`, `dir.rs`, ...). A new kind is one new file and its
-//! line in [`RawKind`], [`SinkKind`] and `kinds!` below.
+//! The keys every sink has are read here; each kind's own keys are read and
+//! resolved by its own file (`s3.rs`, `dir.rs`, ...). A new kind is one new
+//! file and its line in `kinds!` below (crates/core/build.rs reads that line
+//! for vigil.toml(5)).
 
-mod azure;
-mod dir;
 mod fields;
-mod fs;
-mod gcs;
-mod s3;
-mod tape;
 #[cfg(test)]
 mod tests;
 
-pub use azure::AzureSink;
-pub use dir::DirSink;
-pub use fs::FsSink;
-pub use gcs::GcsSink;
-pub use s3::{LockMode, ObjectLock, S3Sink};
-pub use tape::{RcPolicy, TapeSink, DEFAULT_DESCRIPTION};
+pub use s3::{LockMode, ObjectLock};
+pub use tape::{RcPolicy, DEFAULT_DESCRIPTION};
 
 use super::{ConfigError, Validator};
 use crate::retention::KeepPolicy;
@@ -80,39 +71,9 @@ pub(super) struct RawSink {
     keys: toml::Table,
 }
 
-/// The kind of sink: each has its own keys.
-#[derive(Debug, Deserialize)]
-#[serde(tag = "kind")]
-enum RawKind {
-    #[serde(rename = "s3")]
-    S3(s3::RawS3),
-    #[serde(rename = "azure")]
-    Azure(azure::RawAzure),
-    #[serde(rename = "gcs")]
-    Gcs(gcs::RawGcs),
-    #[serde(rename = "fs")]
-    Fs(fs::RawFs),
-    #[serde(rename = "dir")]
-    Dir(dir::RawDir),
-    #[serde(rename = "tape-dsmc")]
-    TapeDsmc(tape::RawTape),
-}
-
-/// A sink's kind with its resolved options.
-#[derive(Debug, Clone)]
-pub enum SinkKind {
-    S3(S3Sink),
-    Azure(AzureSink),
-    Gcs(GcsSink),
-    Fs(FsSink),
-    Dir(DirSink),
-    TapeDsmc(TapeSink),
-}
-
 /// One kind's options as written; `COMMON` names the shared keys
 /// (`prefix`, `timeout`, ...) that apply to it.
 pub(super) trait RawOptions: for<'de> Deserialize<'de> {
-    const NAME: &'static str;
     const COMMON: &'static [&'static str];
     type Resolved;
     fn resolve(self, cx: &Cx<'_, '_>) -> Result<Self::Resolved, ConfigError>;
@@ -128,46 +89,64 @@ pub trait KindOptions {
     }
 }
 
-/// The one list of kinds (variant and raw options type) the dispatch is
-/// generated from.
+/// The one list of kinds: `"name" => Variant(module::RawOptions -> Resolved)`.
+/// It declares each kind's module, the enum serde reads (tagged by `kind`)
+/// and the resolved enum, and dispatches between them.
 macro_rules! kinds {
-    ($($v:ident => $raw:ty),* $(,)?) => {
+    ($($name:literal => $v:ident($m:ident :: $raw:ident -> $res:ident)),* $(,)?) => {
+        $(mod $m; pub use $m::$res;)*
+
+        /// The kind of sink: each has its own keys.
+        #[derive(Debug, Deserialize)]
+        #[serde(tag = "kind")]
+        enum RawKind {
+            $(#[serde(rename = $name)] $v($m::$raw),)*
+        }
+
+        /// A sink's kind with its resolved options.
+        #[derive(Debug, Clone)]
+        pub enum SinkKind {
+            $($v($res),)*
+        }
+
         impl RawKind {
             fn name(&self) -> &'static str {
-                match self { $(RawKind::$v(_) => <$raw>::NAME,)* }
+                match self { $(RawKind::$v(_) => $name,)* }
             }
             fn common(&self) -> &'static [&'static str] {
-                match self { $(RawKind::$v(_) => <$raw>::COMMON,)* }
+                match self { $(RawKind::$v(_) => <$m::$raw>::COMMON,)* }
             }
             fn own(&self) -> &'static [&'static str] {
-                match self { $(RawKind::$v(_) => fields::of::<$raw>(),)* }
+                match self { $(RawKind::$v(_) => fields::of::<$m::$raw>(),)* }
             }
             fn resolve(self, cx: &Cx<'_, '_>) -> Result<SinkKind, ConfigError> {
                 Ok(match self { $(RawKind::$v(r) => SinkKind::$v(r.resolve(cx)?),)* })
             }
         }
+
         /// Every kind's name, shared keys and own keys.
         fn all_kinds() -> Vec<(&'static str, &'static [&'static str], &'static [&'static str])> {
-            vec![$((<$raw>::NAME, <$raw>::COMMON, fields::of::<$raw>())),*]
+            vec![$(($name, <$m::$raw>::COMMON, fields::of::<$m::$raw>())),*]
         }
+
         impl SinkKind {
             pub fn options(&self) -> &dyn KindOptions {
                 match self { $(SinkKind::$v(o) => o,)* }
             }
             pub fn name(&self) -> &'static str {
-                match self { $(SinkKind::$v(_) => <$raw>::NAME,)* }
+                match self { $(SinkKind::$v(_) => $name,)* }
             }
         }
     };
 }
 
 kinds! {
-    S3 => s3::RawS3,
-    Azure => azure::RawAzure,
-    Gcs => gcs::RawGcs,
-    Fs => fs::RawFs,
-    Dir => dir::RawDir,
-    TapeDsmc => tape::RawTape,
+    "s3" => S3(s3::RawS3 -> S3Sink),
+    "azure" => Azure(azure::RawAzure -> AzureSink),
+    "gcs" => Gcs(gcs::RawGcs -> GcsSink),
+    "fs" => Fs(fs::RawFs -> FsSink),
+    "dir" => Dir(dir::RawDir -> DirSink),
+    "tape-dsmc" => TapeDsmc(tape::RawTape -> TapeSink),
 }
 
 impl std::fmt::Display for SinkKind {
@@ -262,6 +241,8 @@ impl SinkConfig {
 /// What a kind's `resolve` needs: the validator, and where the sink is.
 pub(super) struct Cx<'v, 't> {
     pub v: &'v Validator<'t>,
+    /// The kind's name, for messages.
+    pub kind: &'static str,
     pub key: &'v str,
     pub span: Range<usize>,
 }
@@ -275,12 +256,12 @@ impl Cx<'_, '_> {
         )
     }
     /// A key the kind cannot do without.
-    pub fn required<T>(&self, kind: &str, field: &str, v: Option<T>) -> Result<T, ConfigError> {
+    pub fn required<T>(&self, field: &str, v: Option<T>) -> Result<T, ConfigError> {
         v.ok_or_else(|| {
             self.v.err(
                 format!("{}.{field}", self.key),
                 Some(self.span.clone()),
-                format!("required for kind \"{kind}\""),
+                format!("required for kind \"{}\"", self.kind),
             )
         })
     }
@@ -299,8 +280,8 @@ impl RawSink {
         span: Range<usize>,
     ) -> Result<SinkConfig, ConfigError> {
         v.name(&format!("{key}.name"), &self.name, span.clone())?;
-        let cx = Cx { v, key, span };
         let kind = self.kind.name();
+        let cx = Cx { v, kind, key, span };
         let (common, own) = (self.kind.common(), self.kind.own());
         let set: [(&str, bool); 8] = [
             ("prefix", self.prefix.is_some()),

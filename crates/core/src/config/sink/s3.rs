@@ -56,13 +56,12 @@ pub struct S3Sink {
 }
 
 impl RawOptions for RawS3 {
-    const NAME: &'static str = "s3";
     const COMMON: &'static [&'static str] = OBJECT;
     type Resolved = S3Sink;
 
     fn resolve(self, cx: &Cx<'_, '_>) -> Result<S3Sink, ConfigError> {
-        let bucket = cx.required(Self::NAME, "bucket", self.bucket)?;
-        let access_key_id = cx.required(Self::NAME, "access_key_id", self.access_key_id)?;
+        let bucket = cx.required("bucket", self.bucket)?;
+        let access_key_id = cx.required("access_key_id", self.access_key_id)?;
         let secret = cx.v.inline_or_file(
             cx.key,
             "secret_access_key",

@@ -77,7 +77,6 @@ impl TapeSink {
 }
 
 impl RawOptions for RawTape {
-    const NAME: &'static str = "tape-dsmc";
     const COMMON: &'static [&'static str] = &["timeout"];
     type Resolved = TapeSink;
 
