@@ -2,6 +2,12 @@
 //!
 //! Parsing is strict: unknown keys are errors, values are validated when the
 //! file loads, and every error names the file, the key and the line.
+//!
+//! Each section lives in its own file under `config/`: the type serde reads
+//! (`Raw…` where the file's form is not what the programs use) and its
+//! `resolve`, which checks it and makes the type the programs read.
+//! [`Config::parse_with`] reads a `RawConfig` and resolves it section by
+//! section, opening only the files of the sections in [`Uses`].
 
 use crate::secret::Secret;
 use crate::units::HumanDuration;
@@ -25,6 +31,7 @@ mod snapshot;
 mod state;
 mod uses;
 mod validator;
+use cluster::RawClusterConfig;
 pub use cluster::{ClusterConfig, MemberConfig, TlsConfig};
 pub use daemon::{to_six_field, CronError, DaemonConfig, DAEMON_JOBS};
 pub use health::{
@@ -38,6 +45,7 @@ pub use restore::RestoreConfig;
 pub use sink::{
     LockMode, ObjectLock, RcPolicy, SinkConfig, SinkKind, VerifyMode, DEFAULT_DESCRIPTION,
 };
+use snapshot::RawSnapshotConfig;
 pub use snapshot::{Encryption, SnapshotConfig};
 pub use state::StateConfig;
 pub use uses::Uses;
@@ -49,31 +57,49 @@ pub const DEFAULT_PATH: &str = "/etc/vigil/vigil.toml";
 /// Where the units look for configs: `vigil.toml`, and `<name>.toml` for `@<name>` units.
 pub const CONFIG_DIR: &str = "/etc/vigil";
 
+// The file as serde reads it, spans kept for the messages; `resolve` makes
+// the [`Config`] the programs read. build.rs starts the vigil.toml(5) page
+// here, so the field docs are the page's.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Config {
-    pub cluster: ClusterConfig,
-    pub snapshot: Option<Spanned<SnapshotConfig>>,
-    pub state: StateConfig,
+pub(crate) struct RawConfig {
+    cluster: RawClusterConfig,
+    snapshot: Option<Spanned<RawSnapshotConfig>>,
+    state: StateConfig,
     #[serde(default)]
-    pub alert: AlertConfig,
+    alert: AlertConfig,
     /// Where archives are shipped off the bastion.
     #[serde(default)]
-    pub sink: Vec<Spanned<SinkConfig>>,
+    sink: Vec<Spanned<SinkConfig>>,
     /// `[restore]`: vigil-restore's tools, drill settings and RKE2 steps.
-    pub restore: Option<Spanned<RestoreConfig>>,
+    restore: Option<Spanned<RestoreConfig>>,
     /// `[metrics]`: textfile-collector files and vigil-notify's `/metrics`.
     #[serde(default)]
-    pub metrics: MetricsConfig,
+    metrics: MetricsConfig,
     /// `[daemon]`: schedules for `vigild` (no systemd).
-    pub daemon: Option<Spanned<DaemonConfig>>,
+    daemon: Option<Spanned<DaemonConfig>>,
     /// `[health]`: vigil-health's checks and thresholds (defaults when absent).
     #[serde(default)]
-    pub health: HealthConfig,
+    health: HealthConfig,
     /// `[quota]`: vigil-quota's CephFS backends, thresholds and forecast.
+    quota: Option<Spanned<QuotaConfig>>,
+}
+
+/// The validated config: defaults applied, recipients parsed, the secrets
+/// of the sections in use read.
+#[derive(Debug)]
+pub struct Config {
+    pub cluster: ClusterConfig,
+    pub snapshot: Option<SnapshotConfig>,
+    pub state: StateConfig,
+    pub alert: AlertConfig,
+    pub sink: Vec<Spanned<SinkConfig>>,
+    pub restore: Option<RestoreConfig>,
+    pub metrics: MetricsConfig,
+    pub daemon: Option<Spanned<DaemonConfig>>,
+    pub health: HealthConfig,
     pub quota: Option<Spanned<QuotaConfig>>,
     /// The file this config came from, for messages.
-    #[serde(skip)]
     pub path: PathBuf,
 }
 
@@ -299,7 +325,7 @@ impl Config {
     /// Like [`Config::parse`], opening only the files of the sections in
     /// `uses`; an unopened `*_file` secret is left empty.
     pub fn parse_with(text: &str, path: &Path, uses: Uses) -> Result<Config, ConfigError> {
-        let mut cfg: Config = toml::from_str(text).map_err(|e| {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
             let message = e.message().trim().to_string();
             let line = e.span().map(|s| line_of(text, s.start));
             // The parser and serde give a span only: name the key it is in.
@@ -317,38 +343,29 @@ impl Config {
                 },
             }
         })?;
-        cfg.path = path.to_path_buf();
-        Validator {
-            text,
-            path,
-            uses,
-            check_files: std::cell::Cell::new(false),
-        }
-        .validate(&mut cfg)?;
-        Ok(cfg)
+        raw.resolve(&Validator::new(text, path, uses))
     }
 
     pub fn cluster_name(&self) -> &str {
-        self.cluster.name.get_ref()
+        &self.cluster.name
     }
 
     pub fn members(&self) -> impl Iterator<Item = &MemberConfig> {
-        self.cluster.members.iter().map(|m| m.get_ref())
+        self.cluster.members.iter()
     }
 
     pub fn tls(&self) -> Option<&TlsConfig> {
-        self.cluster.tls.as_ref().map(|t| t.get_ref())
+        self.cluster.tls.as_ref()
     }
 
-    /// The `[snapshot]` section, or an error naming the program that needs it.
     pub fn sinks(&self) -> impl Iterator<Item = &SinkConfig> {
         self.sink.iter().map(|s| s.get_ref())
     }
 
+    /// The `[snapshot]` section, or an error naming the program that needs it.
     pub fn snapshot(&self, program: &'static str) -> Result<&SnapshotConfig, ConfigError> {
         self.snapshot
             .as_ref()
-            .map(|s| s.get_ref())
             .ok_or_else(|| ConfigError::MissingSection {
                 path: self.path.clone(),
                 section: "snapshot",
@@ -359,7 +376,7 @@ impl Config {
     /// The `[restore]` section, or its defaults when absent.
     pub fn restore(&self) -> std::borrow::Cow<'_, RestoreConfig> {
         match &self.restore {
-            Some(r) => std::borrow::Cow::Borrowed(r.get_ref()),
+            Some(r) => std::borrow::Cow::Borrowed(r),
             None => std::borrow::Cow::Owned(RestoreConfig::default()),
         }
     }
@@ -387,7 +404,6 @@ impl Config {
             }
         }
         if let Some(sn) = &self.snapshot {
-            let sn = sn.get_ref();
             let _ = writeln!(
                 s,
                 "snapshot: dir {}, keep_last {}, zstd level {}, encryption {}",
@@ -402,7 +418,6 @@ impl Config {
         }
         let _ = writeln!(s, "state: dir {}", self.state.dir.display());
         if let Some(r) = &self.restore {
-            let r = r.get_ref();
             let _ = writeln!(
                 s,
                 "restore: drill key {}, etcd {}",
@@ -430,67 +445,85 @@ impl Config {
     }
 }
 
-impl Validator<'_> {
-    fn validate(&self, cfg: &mut Config) -> Result<(), ConfigError> {
-        self.name(
-            "cluster.name",
-            cfg.cluster.name.get_ref(),
-            cfg.cluster.name.span(),
-        )?;
-        self.members(&cfg.cluster)?;
-        self.check_files.set(self.uses.etcd);
-        self.tls(&cfg.cluster)?;
-        self.check_files.set(self.uses.snapshot);
-        if let Some(sn) = cfg.snapshot.as_mut() {
-            let span = sn.span();
-            self.snapshot(sn.get_mut(), span)?;
-        }
-        if cfg.state.dir.as_os_str().is_empty() {
-            return Err(self.err("state.dir", None, "must not be empty"));
-        }
-        self.check_files.set(self.uses.alert);
+impl RawConfig {
+    /// Every section in turn; only those in `v.uses` have their files
+    /// opened, the rest is still checked.
+    fn resolve(self, v: &Validator<'_>) -> Result<Config, ConfigError> {
+        v.check_files.set(v.uses.etcd);
+        let cluster = self.cluster.resolve(v)?;
+        v.check_files.set(v.uses.snapshot);
+        let snapshot = match self.snapshot {
+            Some(sn) => {
+                let span = sn.span();
+                Some(sn.into_inner().resolve(v, span)?)
+            }
+            None => None,
+        };
+        let state = self.state.resolve(v)?;
+        v.check_files.set(v.uses.alert);
+        let mut alert = self.alert;
         let mut names = std::collections::HashSet::new();
-        for (i, c) in cfg.alert.channel.iter_mut().enumerate() {
+        for (i, c) in alert.channel.iter_mut().enumerate() {
             let span = c.span();
             let key = format!("alert.channel[{i}]");
             if !names.insert(c.get_ref().name.clone()) {
-                return Err(self.err(format!("{key}.name"), Some(span), "duplicate channel name"));
+                return Err(v.err(format!("{key}.name"), Some(span), "duplicate channel name"));
             }
-            self.channel(&key, c.get_mut(), span)?;
+            v.channel(&key, c.get_mut(), span)?;
         }
-        self.alert(&mut cfg.alert)?;
-        self.check_files.set(self.uses.restore);
-        if let Some(r) = &cfg.restore {
-            self.restore(r.get_ref(), r.span())?;
-        }
-        self.check_files.set(self.uses.sinks);
+        v.alert(&mut alert)?;
+        v.check_files.set(v.uses.restore);
+        let restore = match self.restore {
+            Some(r) => {
+                let span = r.span();
+                Some(r.into_inner().resolve(v, span)?)
+            }
+            None => None,
+        };
+        v.check_files.set(v.uses.sinks);
+        let mut sink = self.sink;
         let mut sink_names = std::collections::HashSet::new();
-        for (i, sk) in cfg.sink.iter_mut().enumerate() {
+        for (i, sk) in sink.iter_mut().enumerate() {
             let span = sk.span();
             let key = format!("sink[{i}]");
             if !sink_names.insert(sk.get_ref().name.clone()) || sk.get_ref().name == "local" {
-                return Err(self.err(
+                return Err(v.err(
                     format!("{key}.name"),
                     Some(span),
                     "duplicate sink name (\"local\" is reserved for the bastion's own copy)",
                 ));
             }
-            self.sink(&key, sk.get_mut(), span)?;
+            v.sink(&key, sk.get_mut(), span)?;
         }
-        self.check_files.set(false);
-        self.metrics(&cfg.metrics)?;
-        if let Some(d) = &cfg.daemon {
-            self.daemon(d.get_ref(), d.span())?;
+        v.check_files.set(false);
+        v.metrics(&self.metrics)?;
+        if let Some(d) = &self.daemon {
+            v.daemon(d.get_ref(), d.span())?;
         }
-        self.check_files.set(self.uses.quota);
-        if let Some(q) = &cfg.quota {
-            self.quota(q.get_ref(), q.span())?;
+        v.check_files.set(v.uses.quota);
+        if let Some(q) = &self.quota {
+            v.quota(q.get_ref(), q.span())?;
         }
-        self.check_files.set(self.uses.health);
-        self.health(&cfg.health)?;
-        self.check_files.set(false);
-        Ok(())
+        v.check_files.set(v.uses.health);
+        v.health(&self.health)?;
+        v.check_files.set(false);
+        Ok(Config {
+            cluster,
+            snapshot,
+            state,
+            alert,
+            sink,
+            restore,
+            metrics: self.metrics,
+            daemon: self.daemon,
+            health: self.health,
+            quota: self.quota,
+            path: v.path.to_path_buf(),
+        })
     }
+}
+
+impl Validator<'_> {
     fn alert(&self, a: &mut AlertConfig) -> Result<(), ConfigError> {
         if a.heartbeat_url.is_some() || a.heartbeat_url_file.is_some() {
             let field = if a.heartbeat_url.is_some() {

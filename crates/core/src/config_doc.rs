@@ -228,7 +228,7 @@ mod tests {
             doc.push_str(&format!("{}\n", heading(t)));
         }
         doc.push_str("__vigil_probe = 1\n");
-        let err = toml::from_str::<crate::Config>(&doc)
+        let err = toml::from_str::<crate::config::RawConfig>(&doc)
             .err()
             .unwrap_or_else(|| panic!("{} accepts an unknown key", heading(t)))
             .to_string();

@@ -3,15 +3,25 @@
 
 use super::{ConfigError, Validator};
 use serde::Deserialize;
+use std::ops::Range;
 use std::path::PathBuf;
 use toml::Spanned;
 
+// `[cluster]` as written, spans kept for the messages.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub(super) struct RawClusterConfig {
+    name: Spanned<String>,
+    members: Vec<Spanned<MemberConfig>>,
+    tls: Option<Spanned<TlsConfig>>,
+}
+
+/// The validated `[cluster]`.
+#[derive(Debug)]
 pub struct ClusterConfig {
-    pub name: Spanned<String>,
-    pub members: Vec<Spanned<MemberConfig>>,
-    pub tls: Option<Spanned<TlsConfig>>,
+    pub name: String,
+    pub members: Vec<MemberConfig>,
+    pub tls: Option<TlsConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -48,24 +58,39 @@ pub struct TlsConfig {
     pub key: Option<PathBuf>,
 }
 
-impl Validator<'_> {
-    pub(super) fn members(&self, c: &ClusterConfig) -> Result<(), ConfigError> {
-        if c.members.is_empty() {
-            return Err(self.err(
+impl RawClusterConfig {
+    /// Checks the name, the members and the TLS files (opened when `v` says
+    /// so), in that order.
+    pub(super) fn resolve(self, v: &Validator<'_>) -> Result<ClusterConfig, ConfigError> {
+        v.name("cluster.name", self.name.get_ref(), self.name.span())?;
+        self.check_members(v)?;
+        if let Some(t) = &self.tls {
+            t.get_ref().check(v, t.span())?;
+        }
+        Ok(ClusterConfig {
+            name: self.name.into_inner(),
+            members: self.members.into_iter().map(Spanned::into_inner).collect(),
+            tls: self.tls.map(Spanned::into_inner),
+        })
+    }
+
+    fn check_members(&self, v: &Validator<'_>) -> Result<(), ConfigError> {
+        if self.members.is_empty() {
+            return Err(v.err(
                 "cluster.members",
-                Some(c.name.span()),
+                Some(self.name.span()),
                 "at least one member is required",
             ));
         }
         let mut seen_names = std::collections::HashSet::new();
         let mut seen_eps = std::collections::HashSet::new();
-        for (i, m) in c.members.iter().enumerate() {
+        for (i, m) in self.members.iter().enumerate() {
             let span = m.span();
             let m = m.get_ref();
             let key = format!("cluster.members[{i}]");
-            self.name(&format!("{key}.name"), &m.name, span.clone())?;
+            v.name(&format!("{key}.name"), &m.name, span.clone())?;
             if !seen_names.insert(&m.name) {
-                return Err(self.err(
+                return Err(v.err(
                     format!("{key}.name"),
                     Some(span),
                     format!("duplicate member name {:?}", m.name),
@@ -73,28 +98,28 @@ impl Validator<'_> {
             }
             let ep = m.endpoint.trim();
             if ep.chars().any(char::is_whitespace) {
-                return Err(self.err(
+                return Err(v.err(
                     format!("{key}.endpoint"),
                     Some(span.clone()),
                     format!("{ep:?} contains white space; write it as scheme://host:port"),
                 ));
             }
             if !(ep.starts_with("http://") || ep.starts_with("https://")) {
-                return Err(self.err(
+                return Err(v.err(
                     format!("{key}.endpoint"),
                     Some(span.clone()),
                     format!("{ep:?} must start with http:// or https://"),
                 ));
             }
             if !crate::endpoint::is_http_host_port(ep) {
-                return Err(self.err(
+                return Err(v.err(
                     format!("{key}.endpoint"),
                     Some(span),
                     format!("{ep:?} must be scheme://host:port, e.g. https://10.0.0.11:2379"),
                 ));
             }
             if !seen_eps.insert(ep) {
-                return Err(self.err(
+                return Err(v.err(
                     format!("{key}.endpoint"),
                     Some(span),
                     format!("duplicate endpoint {ep:?}"),
@@ -103,7 +128,7 @@ impl Validator<'_> {
             if let Some(p) = &m.peer_url {
                 let p = p.trim();
                 if !crate::endpoint::is_http_host_port(p) {
-                    return Err(self.err(
+                    return Err(v.err(
                         format!("{key}.peer_url"),
                         Some(span),
                         format!("{p:?} must be scheme://host:port, e.g. https://10.0.0.11:2380"),
@@ -111,15 +136,15 @@ impl Validator<'_> {
                 }
             }
             let https = ep.starts_with("https://");
-            if https && c.tls.is_none() {
-                return Err(self.err(
+            if https && self.tls.is_none() {
+                return Err(v.err(
                     format!("{key}.endpoint"),
                     Some(span),
                     "endpoint uses https:// but [cluster.tls] is missing; add ca (and cert/key for mTLS)",
                 ));
             }
-            if !https && c.tls.is_some() {
-                return Err(self.err(
+            if !https && self.tls.is_some() {
+                return Err(v.err(
                     format!("{key}.endpoint"),
                     Some(span),
                     "[cluster.tls] is configured, so endpoints must use https://",
@@ -128,20 +153,19 @@ impl Validator<'_> {
         }
         Ok(())
     }
+}
 
-    pub(super) fn tls(&self, c: &ClusterConfig) -> Result<(), ConfigError> {
-        let Some(t) = &c.tls else { return Ok(()) };
-        let span = t.span();
-        let t = t.get_ref();
-        self.readable("cluster.tls.ca", &t.ca, span.clone())?;
-        match (&t.cert, &t.key) {
+impl TlsConfig {
+    fn check(&self, v: &Validator<'_>, span: Range<usize>) -> Result<(), ConfigError> {
+        v.readable("cluster.tls.ca", &self.ca, span.clone())?;
+        match (&self.cert, &self.key) {
             (Some(cert), Some(key)) => {
-                self.readable("cluster.tls.cert", cert, span.clone())?;
-                self.private("cluster.tls.key", key, span)?;
+                v.readable("cluster.tls.cert", cert, span.clone())?;
+                v.private("cluster.tls.key", key, span)?;
             }
             (None, None) => {}
             _ => {
-                return Err(self.err(
+                return Err(v.err(
                     "cluster.tls",
                     Some(span),
                     "cert and key go together: give both or neither",

@@ -350,26 +350,21 @@ impl Validator<'_> {
                 .and_then(|s| self.field_span(s, field))
         };
         let timeouts = [
-            ("health", "timeout", Some(h.timeout)),
-            ("health.etcd", "timeout", h.etcd.timeout),
+            ("health", Some(h.timeout)),
+            ("health.etcd", h.etcd.timeout),
             (
                 "health.kubernetes",
-                "timeout",
                 h.kubernetes.as_ref().and_then(|k| k.timeout),
             ),
-            ("health.certs", "timeout", h.certs.timeout),
-            (
-                "health.node",
-                "timeout",
-                h.node.as_ref().and_then(|n| n.timeout),
-            ),
-            ("health.freshness", "timeout", h.freshness.timeout),
+            ("health.certs", h.certs.timeout),
+            ("health.node", h.node.as_ref().and_then(|n| n.timeout)),
+            ("health.freshness", h.freshness.timeout),
         ];
-        for (section, field, t) in timeouts {
+        for (section, t) in timeouts {
             if t.is_some_and(|t| t.get() < Duration::from_millis(100)) {
                 return Err(self.err(
-                    format!("{section}.{field}"),
-                    at(section, field),
+                    format!("{section}.timeout"),
+                    at(section, "timeout"),
                     "must be at least 100ms",
                 ));
             }
@@ -397,21 +392,13 @@ impl Validator<'_> {
             }
         };
         let e = &h.etcd;
-        pct(
-            "health.etcd",
-            "db_size_warn_percent",
-            e.db_size_warn_percent,
-        )?;
-        pct(
-            "health.etcd",
-            "db_size_critical_percent",
-            e.db_size_critical_percent,
-        )?;
-        pct(
-            "health.etcd",
-            "fragmentation_warn_percent",
-            e.fragmentation_warn_percent,
-        )?;
+        for (f, v) in [
+            ("db_size_warn_percent", e.db_size_warn_percent),
+            ("db_size_critical_percent", e.db_size_critical_percent),
+            ("fragmentation_warn_percent", e.fragmentation_warn_percent),
+        ] {
+            pct("health.etcd", f, v)?;
+        }
         ordered(
             "health.etcd",
             ("db_size_warn_percent", e.db_size_warn_percent),
@@ -436,13 +423,13 @@ impl Validator<'_> {
             for (i, u) in k.lb.iter().chain(&k.masters).enumerate() {
                 if !http_url(u) {
                     let field = if i == 0 && k.lb.is_some() {
-                        "lb".to_string()
+                        "lb"
                     } else {
-                        "masters".to_string()
+                        "masters"
                     };
                     return Err(self.err(
                         format!("{s}.{field}"),
-                        at(s, &field),
+                        at(s, field),
                         format!("{u:?} must be an https:// URL such as \"https://10.0.0.11:6443\""),
                     ));
                 }
@@ -598,12 +585,12 @@ impl Validator<'_> {
             ));
         }
         let b = &h.bastion;
-        pct("health.bastion", "free_warn_percent", b.free_warn_percent)?;
-        pct(
-            "health.bastion",
-            "free_critical_percent",
-            b.free_critical_percent,
-        )?;
+        for (f, v) in [
+            ("free_warn_percent", b.free_warn_percent),
+            ("free_critical_percent", b.free_critical_percent),
+        ] {
+            pct("health.bastion", f, v)?;
+        }
         ordered(
             "health.bastion",
             ("free_critical_percent", b.free_critical_percent),

@@ -95,55 +95,61 @@ fn default_rke2_data_dir() -> PathBuf {
     "/var/lib/rancher/rke2".into()
 }
 
-impl Validator<'_> {
-    pub(super) fn restore(&self, r: &RestoreConfig, span: Range<usize>) -> Result<(), ConfigError> {
-        if let Some(p) = &r.drill_identity_file {
-            self.private("restore.drill_identity_file", p, span.clone())?;
+impl RestoreConfig {
+    /// The keys as read are what vigil-restore uses: nothing to fill in,
+    /// only checks (the drill key's file mode when `v` opens files).
+    pub(super) fn resolve(
+        self,
+        v: &Validator<'_>,
+        span: Range<usize>,
+    ) -> Result<RestoreConfig, ConfigError> {
+        if let Some(p) = &self.drill_identity_file {
+            v.private("restore.drill_identity_file", p, span.clone())?;
         }
         for (key, p) in [
-            ("etcd_bin", &r.etcd_bin),
-            ("etcdctl_bin", &r.etcdctl_bin),
-            ("etcdutl_bin", &r.etcdutl_bin),
-            ("rke2_bin", &r.rke2_bin),
-            ("systemctl_bin", &r.systemctl_bin),
-            ("rke2_data_dir", &r.rke2_data_dir),
+            ("etcd_bin", &self.etcd_bin),
+            ("etcdctl_bin", &self.etcdctl_bin),
+            ("etcdutl_bin", &self.etcdutl_bin),
+            ("rke2_bin", &self.rke2_bin),
+            ("systemctl_bin", &self.systemctl_bin),
+            ("rke2_data_dir", &self.rke2_data_dir),
         ] {
             if p.as_os_str().is_empty() {
-                return Err(self.err(
+                return Err(v.err(
                     format!("restore.{key}"),
-                    self.field_span(span.clone(), key),
+                    v.field_span(span.clone(), key),
                     "must not be empty",
                 ));
             }
         }
-        if matches!(&r.scratch_dir, Some(p) if p.as_os_str().is_empty()) {
-            return Err(self.err(
+        if matches!(&self.scratch_dir, Some(p) if p.as_os_str().is_empty()) {
+            return Err(v.err(
                 "restore.scratch_dir",
-                self.field_span(span.clone(), "scratch_dir"),
+                v.field_span(span.clone(), "scratch_dir"),
                 "must not be empty",
             ));
         }
-        if r.drill_timeout.get() < std::time::Duration::from_secs(5) {
-            return Err(self.err(
+        if self.drill_timeout.get() < std::time::Duration::from_secs(5) {
+            return Err(v.err(
                 "restore.drill_timeout",
-                self.field_span(span.clone(), "drill_timeout"),
+                v.field_span(span.clone(), "drill_timeout"),
                 "must be at least 5s",
             ));
         }
-        if r.drill_sample_keys > 10_000 {
-            return Err(self.err(
+        if self.drill_sample_keys > 10_000 {
+            return Err(v.err(
                 "restore.drill_sample_keys",
-                self.field_span(span.clone(), "drill_sample_keys"),
+                v.field_span(span.clone(), "drill_sample_keys"),
                 "at most 10000",
             ));
         }
-        if !r.ssh.is_empty() && !r.ssh.iter().any(|a| a.contains("{host}")) {
-            return Err(self.err(
+        if !self.ssh.is_empty() && !self.ssh.iter().any(|a| a.contains("{host}")) {
+            return Err(v.err(
                 "restore.ssh",
-                self.field_span(span, "ssh"),
+                v.field_span(span, "ssh"),
                 "must contain {host}, e.g. [\"ssh\", \"-o\", \"BatchMode=yes\", \"root@{host}\"]",
             ));
         }
-        Ok(())
+        Ok(self)
     }
 }

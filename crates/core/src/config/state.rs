@@ -1,5 +1,6 @@
 //! `[state]`: where vigil keeps its lock, outcome records and alert state.
 
+use super::{ConfigError, Validator};
 use serde::Deserialize;
 use std::path::PathBuf;
 
@@ -7,4 +8,13 @@ use std::path::PathBuf;
 #[serde(deny_unknown_fields)]
 pub struct StateConfig {
     pub dir: PathBuf,
+}
+
+impl StateConfig {
+    pub(super) fn resolve(self, v: &Validator<'_>) -> Result<StateConfig, ConfigError> {
+        if self.dir.as_os_str().is_empty() {
+            return Err(v.err("state.dir", None, "must not be empty"));
+        }
+        Ok(self)
+    }
 }

@@ -53,7 +53,18 @@ pub(super) struct Validator<'a> {
     pub(super) check_files: std::cell::Cell<bool>,
 }
 
-impl Validator<'_> {
+impl<'a> Validator<'a> {
+    /// A validator over `text` (the file at `path`) that opens the files of
+    /// the sections in `uses` as each section turns them on.
+    pub(super) fn new(text: &'a str, path: &'a Path, uses: Uses) -> Self {
+        Validator {
+            text,
+            path,
+            uses,
+            check_files: std::cell::Cell::new(false),
+        }
+    }
+
     pub(super) fn err(
         &self,
         key: impl Into<String>,
