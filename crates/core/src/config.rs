@@ -445,6 +445,19 @@ impl Config {
     }
 }
 
+/// Resolves a section that may be absent, with the span of its table.
+fn optional<R, T>(
+    section: Option<Spanned<R>>,
+    resolve: impl FnOnce(R, Range<usize>) -> Result<T, ConfigError>,
+) -> Result<Option<T>, ConfigError> {
+    section
+        .map(|s| {
+            let span = s.span();
+            resolve(s.into_inner(), span)
+        })
+        .transpose()
+}
+
 impl RawConfig {
     /// Every section in turn; only those in `v.uses` have their files
     /// opened, the rest is still checked.
@@ -452,13 +465,7 @@ impl RawConfig {
         v.check_files.set(v.uses.etcd);
         let cluster = self.cluster.resolve(v)?;
         v.check_files.set(v.uses.snapshot);
-        let snapshot = match self.snapshot {
-            Some(sn) => {
-                let span = sn.span();
-                Some(sn.into_inner().resolve(v, span)?)
-            }
-            None => None,
-        };
+        let snapshot = optional(self.snapshot, |s, span| s.resolve(v, span))?;
         let state = self.state.resolve(v)?;
         v.check_files.set(v.uses.alert);
         let mut alert = self.alert;
@@ -473,13 +480,7 @@ impl RawConfig {
         }
         v.alert(&mut alert)?;
         v.check_files.set(v.uses.restore);
-        let restore = match self.restore {
-            Some(r) => {
-                let span = r.span();
-                Some(r.into_inner().resolve(v, span)?)
-            }
-            None => None,
-        };
+        let restore = optional(self.restore, |s, span| s.resolve(v, span))?;
         v.check_files.set(v.uses.sinks);
         let mut sink = self.sink;
         let mut sink_names = std::collections::HashSet::new();

@@ -136,19 +136,11 @@ impl<'a> Validator<'a> {
         p: &Path,
         table: Range<usize>,
     ) -> Result<(), ConfigError> {
-        if !self.check_files.get() {
-            return Ok(());
-        }
-        let field = key.rsplit('.').next().unwrap_or(key);
-        std::fs::File::open(secret::resolve_path(p))
-            .map(|_| ())
-            .map_err(|e| {
-                self.err(
-                    key,
-                    self.field_span(table, field),
-                    format!("cannot read {}: {e}", p.display()),
-                )
-            })
+        self.check_file(key, table, || {
+            std::fs::File::open(secret::resolve_path(p))
+                .map(|_| ())
+                .map_err(|e| format!("cannot read {}: {e}", p.display()))
+        })
     }
 
     pub(super) fn private(
@@ -157,12 +149,23 @@ impl<'a> Validator<'a> {
         p: &Path,
         table: Range<usize>,
     ) -> Result<(), ConfigError> {
+        self.check_file(key, table, || {
+            secret::check_private_file(&secret::resolve_path(p))
+        })
+    }
+
+    /// Runs `check` on `key`'s file only if this section's files are opened.
+    fn check_file<E: std::fmt::Display>(
+        &self,
+        key: &str,
+        table: Range<usize>,
+        check: impl FnOnce() -> Result<(), E>,
+    ) -> Result<(), ConfigError> {
         if !self.check_files.get() {
             return Ok(());
         }
         let field = key.rsplit('.').next().unwrap_or(key);
-        secret::check_private_file(&secret::resolve_path(p))
-            .map_err(|e| self.err(key, self.field_span(table, field), e.to_string()))
+        check().map_err(|e| self.err(key, self.field_span(table, field), e.to_string()))
     }
 
     pub(super) fn inline_or_file(
