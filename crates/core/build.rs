@@ -58,7 +58,7 @@ fn main() {
         .collect();
     let source = Source { files };
     let mut tables = Vec::new();
-    source.walk("Config", "", false, String::new(), &mut tables);
+    source.walk("RawConfig", "", false, String::new(), &mut tables);
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR"));
     std::fs::write(out.join("config_reference.rs"), render(&tables))
         .expect("write config_reference.rs");

@@ -233,7 +233,7 @@ mod tests {
             doc.push_str("__vigil_probe = 1\n");
             doc
         };
-        let err = toml::from_str::<crate::Config>(&probe_doc(None))
+        let err = toml::from_str::<crate::config::RawConfig>(&probe_doc(None))
             .err()
             .unwrap_or_else(|| panic!("{} accepts an unknown key", heading(t)))
             .to_string();

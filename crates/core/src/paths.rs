@@ -86,7 +86,7 @@ fn push(out: &mut Vec<Writable>, key: impl Into<String>, path: &Path, optional: 
 pub fn writable(cfg: &Config, job: Job) -> Vec<Writable> {
     let mut out = Vec::new();
     push(&mut out, "state.dir", &cfg.state.dir, false);
-    let snapshot_dir = cfg.snapshot.as_ref().map(|s| s.get_ref().dir.clone());
+    let snapshot_dir = cfg.snapshot.as_ref().map(|s| s.dir.clone());
     let sinks = |out: &mut Vec<Writable>| {
         for (i, s) in cfg.sinks().enumerate() {
             for (field, p) in s.writable_paths_by_key(&cfg.state.dir) {
@@ -104,7 +104,7 @@ pub fn writable(cfg: &Config, job: Job) -> Vec<Writable> {
             let proof = cfg
                 .snapshot
                 .as_ref()
-                .map(|s| &s.get_ref().prove_restore)
+                .map(|s| &s.prove_restore)
                 .filter(|p| p.enabled)
                 .and_then(|p| p.dir.clone());
             if let Some(d) = proof {

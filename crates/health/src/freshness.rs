@@ -268,7 +268,7 @@ pub async fn check(cfg: &Config) -> Vec<Finding> {
     let drill_max = fr.drill_max_age.map(|d| d.get()).or_else(|| {
         cfg.restore
             .as_ref()
-            .and_then(|r| r.get_ref().drill_identity_file.as_ref())
+            .and_then(|r| r.drill_identity_file.as_ref())
             .map(|_| std::time::Duration::from_secs(8 * 86400))
     });
     if let Some(limit) = drill_max {

@@ -150,7 +150,7 @@ pub fn config_summary(cfg: &vigil_core::Config) -> String {
             None if cfg
                 .restore
                 .as_ref()
-                .is_some_and(|r| r.get_ref().drill_identity_file.is_some()) =>
+                .is_some_and(|r| r.drill_identity_file.is_some()) =>
                 "younger than 8days".into(),
             None => "not checked".into(),
         }

@@ -133,7 +133,7 @@ pub fn sources(cfg: &vigil_core::Config) -> Vec<Box<dyn Source>> {
 pub fn configured(cfg: &vigil_core::Config) -> Vec<Box<dyn Source>> {
     let mut v: Vec<Box<dyn Source>> = Vec::new();
     if let Some(sn) = cfg.snapshot.as_ref() {
-        v.push(Box::new(crate::source::LocalSource::new(&sn.get_ref().dir)));
+        v.push(Box::new(crate::source::LocalSource::new(&sn.dir)));
     }
     v.extend(sources(cfg));
     v

@@ -64,7 +64,7 @@ pub async fn sync_sink(cfg: &Config, sink: &Sink, mode: Mode, made: &[String]) -
         errors: Vec::new(),
         warnings: Vec::new(),
     };
-    let Some(sc) = cfg.snapshot.as_ref().map(|s| s.get_ref()) else {
+    let Some(sc) = cfg.snapshot.as_ref() else {
         return rep;
     };
     let mut entries = match sink.list().await {

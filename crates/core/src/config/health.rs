@@ -350,26 +350,21 @@ impl Validator<'_> {
                 .and_then(|s| self.field_span(s, field))
         };
         let timeouts = [
-            ("health", "timeout", Some(h.timeout)),
-            ("health.etcd", "timeout", h.etcd.timeout),
+            ("health", Some(h.timeout)),
+            ("health.etcd", h.etcd.timeout),
             (
                 "health.kubernetes",
-                "timeout",
                 h.kubernetes.as_ref().and_then(|k| k.timeout),
             ),
-            ("health.certs", "timeout", h.certs.timeout),
-            (
-                "health.node",
-                "timeout",
-                h.node.as_ref().and_then(|n| n.timeout),
-            ),
-            ("health.freshness", "timeout", h.freshness.timeout),
+            ("health.certs", h.certs.timeout),
+            ("health.node", h.node.as_ref().and_then(|n| n.timeout)),
+            ("health.freshness", h.freshness.timeout),
         ];
-        for (section, field, t) in timeouts {
+        for (section, t) in timeouts {
             if t.is_some_and(|t| t.get() < Duration::from_millis(100)) {
                 return Err(self.err(
-                    format!("{section}.{field}"),
-                    at(section, field),
+                    format!("{section}.timeout"),
+                    at(section, "timeout"),
                     "must be at least 100ms",
                 ));
             }
@@ -397,21 +392,13 @@ impl Validator<'_> {
             }
         };
         let e = &h.etcd;
-        pct(
-            "health.etcd",
-            "db_size_warn_percent",
-            e.db_size_warn_percent,
-        )?;
-        pct(
-            "health.etcd",
-            "db_size_critical_percent",
-            e.db_size_critical_percent,
-        )?;
-        pct(
-            "health.etcd",
-            "fragmentation_warn_percent",
-            e.fragmentation_warn_percent,
-        )?;
+        for (f, v) in [
+            ("db_size_warn_percent", e.db_size_warn_percent),
+            ("db_size_critical_percent", e.db_size_critical_percent),
+            ("fragmentation_warn_percent", e.fragmentation_warn_percent),
+        ] {
+            pct("health.etcd", f, v)?;
+        }
         ordered(
             "health.etcd",
             ("db_size_warn_percent", e.db_size_warn_percent),
@@ -436,13 +423,13 @@ impl Validator<'_> {
             for (i, u) in k.lb.iter().chain(&k.masters).enumerate() {
                 if !http_url(u) {
                     let field = if i == 0 && k.lb.is_some() {
-                        "lb".to_string()
+                        "lb"
                     } else {
-                        "masters".to_string()
+                        "masters"
                     };
                     return Err(self.err(
                         format!("{s}.{field}"),
-                        at(s, &field),
+                        at(s, field),
                         format!("{u:?} must be an https:// URL such as \"https://10.0.0.11:6443\""),
                     ));
                 }
@@ -598,12 +585,12 @@ impl Validator<'_> {
             ));
         }
         let b = &h.bastion;
-        pct("health.bastion", "free_warn_percent", b.free_warn_percent)?;
-        pct(
-            "health.bastion",
-            "free_critical_percent",
-            b.free_critical_percent,
-        )?;
+        for (f, v) in [
+            ("free_warn_percent", b.free_warn_percent),
+            ("free_critical_percent", b.free_critical_percent),
+        ] {
+            pct("health.bastion", f, v)?;
+        }
         ordered(
             "health.bastion",
             ("free_critical_percent", b.free_critical_percent),
@@ -614,96 +601,4 @@ impl Validator<'_> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use crate::Config;
-    use std::path::Path;
-
-    const BASE: &str = "[cluster]\nname = \"prod\"\nmembers = [{ name = \"cp-1\", endpoint = \"http://127.0.0.1:2379\" }]\n\n[state]\ndir = \"/var/lib/vigil/state\"\n";
-
-    fn parse(extra: &str) -> Result<Config, String> {
-        Config::parse(
-            &format!("{BASE}{extra}"),
-            Path::new("/etc/vigil/vigil.toml"),
-        )
-        .map_err(|e| e.to_string())
-    }
-
-    #[test]
-    fn defaults_without_the_section() {
-        let c = parse("").unwrap();
-        assert_eq!(c.health.etcd.db_quota.0, 2 << 30);
-        assert_eq!(c.health.certs.warn.get().as_secs(), 30 * 86400);
-        assert_eq!(c.health.etcd_timeout().as_secs(), 5);
-        assert!(c.health.kubernetes.is_none() && c.health.node.is_none());
-    }
-
-    #[test]
-    fn full_section_parses() {
-        let c = parse(
-            r#"
-[health]
-timeout = "2s"
-
-[health.etcd]
-max_raft_lag = 50
-db_quota = "8GiB"
-
-[health.kubernetes]
-lb = "https://10.0.0.10:6443"
-masters = ["https://10.0.0.11:6443"]
-probes = ["readyz"]
-timeout = "3s"
-
-[health.certs]
-warn = "45d"
-endpoints = ["ingress.example.com:443"]
-
-[health.node]
-targets = [{ name = "cp-1", url = "http://10.0.0.11:9100" }]
-
-[health.freshness]
-max_age = "12h"
-drill_max_age = "8d"
-"#,
-        )
-        .unwrap();
-        assert_eq!(c.health.etcd.db_quota.0, 8 << 30);
-        assert_eq!(c.health.kube_timeout().as_secs(), 3);
-        assert_eq!(c.health.etcd_timeout().as_secs(), 2);
-        assert_eq!(c.health.node.unwrap().targets[0].name, "cp-1");
-    }
-
-    #[test]
-    fn errors_name_key_and_line() {
-        for (extra, want) in [
-            ("[health.etcd]\nmax_raft_lgg = 5\n", "max_raft_lgg"),
-            (
-                "[health.etcd]\ndb_size_warn_percent = 95\n",
-                "health.etcd.db_size_warn_percent",
-            ),
-            ("[health.kubernetes]\nprobes = [\"readyz\"]\n", "health.kubernetes"),
-            (
-                "[health.kubernetes]\nlb = \"10.0.0.10:6443\"\n",
-                "health.kubernetes.lb",
-            ),
-            (
-                "[health.kubernetes]\nlb = \"https://x:6443\"\ntoken_file = \"/nonexistent/token\"\n",
-                "health.kubernetes.token_file",
-            ),
-            ("[health.certs]\ncritical = \"60d\"\n", "health.certs.critical"),
-            ("[health.node]\nfs_free_warn_percent = 10\n", "health.node"),
-            (
-                "[health.node]\nport = 9100\nfs_free_critical_percent = 50\n",
-                "health.node.fs_free_critical_percent",
-            ),
-            ("[health]\ntimeout = \"1ms\"\n", "health.timeout"),
-            ("[health.freshness]\nmax_age = \"10s\"\n", "health.freshness.max_age"),
-        ] {
-            let e = parse(extra).expect_err(extra);
-            assert!(e.contains(want), "{extra}: {e}");
-            assert!(e.starts_with("/etc/vigil/vigil.toml:"), "{e}");
-            assert!(!e.contains(":?:"), "no line in {e}");
-        }
-    }
-}
+mod tests;

@@ -3,8 +3,10 @@
 //! etcd held in memory and compared with the live member, so no private key
 //! is needed on the bastion to know that an archive restores.
 
+use super::{ConfigError, Validator};
 use crate::units::{ByteSize, HumanDuration};
 use serde::Deserialize;
+use std::ops::Range;
 use std::path::PathBuf;
 
 /// Where the proof's plaintext lives when `dir` is not set: what the unit
@@ -57,6 +59,32 @@ impl ProveRestore {
             .map(PathBuf::from)
             .filter(|p| p.is_absolute())
             .unwrap_or_else(|| PathBuf::from(FALLBACK_DIR))
+    }
+
+    /// Its errors point at `prove_restore` in the `[snapshot]` table at `span`.
+    pub(super) fn check(&self, v: &Validator<'_>, span: Range<usize>) -> Result<(), ConfigError> {
+        if self.timeout.get().is_zero() {
+            return Err(v.err(
+                "snapshot.prove_restore.timeout",
+                v.field_span(span, "prove_restore"),
+                "must be more than 0s (it bounds one member's proof)",
+            ));
+        }
+        if self.sample_keys > 10_000 {
+            return Err(v.err(
+                "snapshot.prove_restore.sample_keys",
+                v.field_span(span, "prove_restore"),
+                format!("{} is more than 10000", self.sample_keys),
+            ));
+        }
+        if self.dir.as_ref().is_some_and(|d| !d.is_absolute()) {
+            return Err(v.err(
+                "snapshot.prove_restore.dir",
+                v.field_span(span, "prove_restore"),
+                "must be an absolute path (a tmpfs directory, e.g. /dev/shm)",
+            ));
+        }
+        Ok(())
     }
 }
 

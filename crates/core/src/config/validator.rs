@@ -1,0 +1,196 @@
+//! What every section's checks go through: the [`Validator`] (the config's
+//! text for lines, which sections have their files opened) and the
+//! [`ConfigError`] it makes, naming the file, the line and the key.
+
+use super::Uses;
+use crate::secret::{self, Secret};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}; please check --config")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: {message}")]
+    Parse {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error("{path}:{line}: key `{key}`: {message}", line = line.map(|l| l.to_string()).unwrap_or_else(|| "?".into()))]
+    Invalid {
+        path: PathBuf,
+        line: Option<usize>,
+        key: String,
+        message: String,
+    },
+    #[error("{path}: section [{section}] is required by {program} but missing")]
+    MissingSection {
+        path: PathBuf,
+        section: &'static str,
+        program: &'static str,
+    },
+}
+
+/// 1-based line of a byte offset.
+pub(super) fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
+}
+
+pub(super) struct Validator<'a> {
+    pub(super) text: &'a str,
+    pub(super) path: &'a Path,
+    pub(super) uses: Uses,
+    /// Whether the section being validated has its files opened.
+    pub(super) check_files: std::cell::Cell<bool>,
+}
+
+impl<'a> Validator<'a> {
+    /// A validator over `text` (the file at `path`) that opens the files of
+    /// the sections in `uses` as each section turns them on.
+    pub(super) fn new(text: &'a str, path: &'a Path, uses: Uses) -> Self {
+        Validator {
+            text,
+            path,
+            uses,
+            check_files: std::cell::Cell::new(false),
+        }
+    }
+
+    pub(super) fn err(
+        &self,
+        key: impl Into<String>,
+        span: Option<Range<usize>>,
+        msg: impl Into<String>,
+    ) -> ConfigError {
+        ConfigError::Invalid {
+            path: self.path.to_path_buf(),
+            line: span.map(|s| line_of(self.text, s.start)),
+            key: key.into(),
+            message: msg.into(),
+        }
+    }
+
+    /// Line of `field = ...` inside a table's span, falling back to the table.
+    pub(super) fn field_span(&self, table: Range<usize>, field: &str) -> Option<Range<usize>> {
+        let mut end = table.end.min(self.text.len());
+        let start = table.start.min(end);
+        // A `[table]`'s span is its header line only: its keys follow, up
+        // to the next header.
+        if self.text[start..].starts_with('[') {
+            let body = self.text[end..]
+                .find("\n[")
+                .map_or(self.text.len(), |i| end + i + 1);
+            end = body.max(end);
+        }
+        let mut off = start;
+        for line in self.text[start..end].split_inclusive('\n') {
+            let t = line.trim_start();
+            if let Some(rest) = t.strip_prefix(field) {
+                if rest.trim_start().starts_with('=') {
+                    return Some(off..off + line.len());
+                }
+            }
+            off += line.len();
+        }
+        Some(table)
+    }
+
+    pub(super) fn name(
+        &self,
+        key: &str,
+        name: &str,
+        span: Range<usize>,
+    ) -> Result<(), ConfigError> {
+        let ok = !name.is_empty()
+            && name.len() <= 63
+            && name
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphanumeric())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        if ok {
+            Ok(())
+        } else {
+            Err(self.err(
+                key,
+                Some(span),
+                format!("{name:?} is not a valid name: use letters, digits, '.', '_' and '-' (it becomes part of file names)"),
+            ))
+        }
+    }
+
+    pub(super) fn readable(
+        &self,
+        key: &str,
+        p: &Path,
+        table: Range<usize>,
+    ) -> Result<(), ConfigError> {
+        self.check_file(key, table, || {
+            std::fs::File::open(secret::resolve_path(p))
+                .map(|_| ())
+                .map_err(|e| format!("cannot read {}: {e}", p.display()))
+        })
+    }
+
+    pub(super) fn private(
+        &self,
+        key: &str,
+        p: &Path,
+        table: Range<usize>,
+    ) -> Result<(), ConfigError> {
+        self.check_file(key, table, || {
+            secret::check_private_file(&secret::resolve_path(p))
+        })
+    }
+
+    /// Runs `check` on `key`'s file only if this section's files are opened.
+    fn check_file<E: std::fmt::Display>(
+        &self,
+        key: &str,
+        table: Range<usize>,
+        check: impl FnOnce() -> Result<(), E>,
+    ) -> Result<(), ConfigError> {
+        if !self.check_files.get() {
+            return Ok(());
+        }
+        let field = key.rsplit('.').next().unwrap_or(key);
+        check().map_err(|e| self.err(key, self.field_span(table, field), e.to_string()))
+    }
+
+    pub(super) fn inline_or_file(
+        &self,
+        key: &str,
+        field: &str,
+        inline: &Option<Secret>,
+        file: &Option<PathBuf>,
+        span: Range<usize>,
+    ) -> Result<Secret, ConfigError> {
+        match (inline, file) {
+            (Some(s), None) => Ok(s.clone()),
+            (None, Some(_)) if !self.check_files.get() => Ok(Secret::new("")),
+            (None, Some(p)) => secret::read_secret_file(&secret::resolve_path(p))
+                .map_err(|e| self.err(format!("{key}.{field}_file"), Some(span), e.to_string())),
+            (Some(_), Some(_)) => Err(self.err(
+                format!("{key}.{field}"),
+                Some(span),
+                format!("give {field} or {field}_file, not both"),
+            )),
+            (None, None) => Err(self.err(
+                format!("{key}.{field}"),
+                Some(span),
+                format!("{field} or {field}_file is required"),
+            )),
+        }
+    }
+}
