@@ -374,3 +374,6 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
     tracing::info!("vigild stopped");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
