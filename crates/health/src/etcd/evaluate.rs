@@ -226,7 +226,17 @@ pub fn evaluate(members: &[MemberConfig], probes: &[Probe], cfg: &EtcdHealth) ->
         });
     }
 
-    // One leader, agreed by every member that answered.
+    out.push(leader_agreement(members, probes, &name_of));
+    out.push(member_list(members, probes, listed));
+    out
+}
+
+/// One leader, agreed by every member that answered.
+fn leader_agreement(
+    members: &[MemberConfig],
+    probes: &[Probe],
+    name_of: &dyn Fn(u64) -> String,
+) -> Finding {
     let lf = Finding::new(
         "etcd.leader_agreement",
         "cluster",
@@ -241,7 +251,7 @@ pub fn evaluate(members: &[MemberConfig], probes: &[Probe], cfg: &EtcdHealth) ->
             acc.entry(l).or_insert_with(Vec::new).push(n);
             acc
         });
-    out.push(match leaders.len() {
+    match leaders.len() {
         0 if probes.iter().all(|p| p.ok_status().is_none()) => {
             lf.covered(REACHABLE, "no member reachable")
         }
@@ -268,15 +278,21 @@ pub fn evaluate(members: &[MemberConfig], probes: &[Probe], cfg: &EtcdHealth) ->
                     .join("; ")
             ),
         ),
-    });
+    }
+}
 
-    // The member list against the config.
+/// The member list against the config.
+fn member_list(
+    members: &[MemberConfig],
+    probes: &[Probe],
+    listed: Option<&Vec<ListedMember>>,
+) -> Finding {
     let mf = Finding::new(
         "etcd.member_list",
         "cluster",
         AlertKey::new("etcd_member_list"),
     );
-    out.push(match listed {
+    match listed {
         None if probes.iter().all(|p| p.ok_status().is_none()) => {
             mf.covered(REACHABLE, "no member reachable")
         }
@@ -337,6 +353,5 @@ pub fn evaluate(members: &[MemberConfig], probes: &[Probe], cfg: &EtcdHealth) ->
                 mf.fail(Severity::Critical, why.join("; "))
             }
         }
-    });
-    out
+    }
 }
