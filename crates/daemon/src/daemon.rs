@@ -6,6 +6,9 @@
 //!   tied to vigild ([`vigil_cli::tie`]): if vigild dies, however it dies,
 //!   the kernel kills them, and with a drill its scratch etcd (tied to the
 //!   drill in turn), whose janitor then cleans up and reports the drill.
+//!   The death signal follows the thread that started the child: the jobs
+//!   are started by the main task, on the thread of `block_on`, and
+//!   vigil-notify by a task on a worker thread; both live as long as vigild.
 //! - One task owns all the state: the scheduler only tells it what is due,
 //!   and each running job is a task of its `JoinSet` that hands back how the
 //!   job ended. A job still running when its time comes again is skipped,
