@@ -47,8 +47,32 @@ pub enum LogFormat {
 
 mod check;
 mod logfmt;
+pub mod tie;
 pub use check::{check_config, refuse_foreign_state, CheckArgs};
 pub use logfmt::{generate, journal_stream, log_format};
+
+/// A binary's command line: what [`main`] needs to know of it.
+pub trait Program: clap::Parser {
+    /// The flags every binary takes.
+    fn global(&self) -> &GlobalArgs;
+}
+
+/// The `main` of every vigil binary: the tied-exec helper mode ([`tie`]),
+/// `__generate` (man pages and completions), the command line, logging (with
+/// the umask and the process hardening), then `run`, whose result becomes the
+/// exit code, an error printed as `PROGRAM: error: ...` (contract 3).
+pub fn main<P: Program>(run: impl FnOnce(P) -> Result<i32, Exit>) -> ExitCode {
+    tie::hook();
+    if let Some(code) = generate::<P>() {
+        return code;
+    }
+    let cli = P::parse();
+    init_logging(cli.global());
+    let program = <P as clap::CommandFactory>::command()
+        .get_name()
+        .to_string();
+    finish(&program, run(cli))
+}
 
 /// The jobs hold decrypted etcd data (every Kubernetes Secret) in memory:
 /// no core dump may write it to disk, from this process (not dumpable, which
@@ -145,8 +169,6 @@ impl Exit {
     }
 }
 
-/// Loads the config, opening only the files of the sections in `uses`; any
-/// problem is a usage error (exit 2).
 /// The binaries' async runtime: `workers` threads (None: one per core).
 pub fn runtime(workers: Option<usize>) -> Result<tokio::runtime::Runtime, Exit> {
     let mut b = tokio::runtime::Builder::new_multi_thread();
@@ -158,6 +180,16 @@ pub fn runtime(workers: Option<usize>) -> Result<tokio::runtime::Runtime, Exit> 
         .map_err(|e| Exit::usage(anyhow::anyhow!("starting the async runtime: {e}")))
 }
 
+/// Runs `f` to its end on a fresh [`runtime`].
+pub fn block_on<F>(workers: Option<usize>, f: F) -> Result<i32, Exit>
+where
+    F: std::future::Future<Output = Result<i32, Exit>>,
+{
+    runtime(workers)?.block_on(f)
+}
+
+/// Loads the config, opening only the files of the sections in `uses`; any
+/// problem is a usage error (exit 2).
 pub fn load_config(path: &Path, uses: Uses) -> Result<Config, Exit> {
     Config::load_for(path, uses).map_err(Exit::usage)
 }

@@ -4,7 +4,7 @@
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
-use vigil_cli::{finish, load_config, Exit, GlobalArgs, Job, Uses};
+use vigil_cli::{load_config, Exit, GlobalArgs, Job, Uses};
 use vigil_core::exit;
 
 mod daemon;
@@ -33,13 +33,14 @@ enum Command {
     CheckConfig(vigil_cli::CheckArgs),
 }
 
-fn main() -> ExitCode {
-    if let Some(code) = vigil_cli::generate::<Cli>() {
-        return code;
+impl vigil_cli::Program for Cli {
+    fn global(&self) -> &GlobalArgs {
+        &self.global
     }
-    let cli = Cli::parse();
-    vigil_cli::init_logging(&cli.global);
-    let r = match cli.command {
+}
+
+fn main() -> ExitCode {
+    vigil_cli::main(|cli: Cli| match cli.command {
         // vigild runs every job, so its check covers everything.
         Command::CheckConfig(_) => {
             let a = vigil_cli::CheckArgs { all: true };
@@ -47,8 +48,7 @@ fn main() -> ExitCode {
         }
         Command::Schedule => schedule(&cli.global),
         Command::Run => run(&cli.global),
-    };
-    finish("vigild", r)
+    })
 }
 
 fn schedule(g: &GlobalArgs) -> Result<i32, Exit> {

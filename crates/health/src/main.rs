@@ -2,7 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
-use vigil_cli::{finish, load_config, Exit, GlobalArgs, Job, Uses};
+use vigil_cli::{load_config, Exit, GlobalArgs, Job, Uses};
 use vigil_core::exit;
 
 #[derive(Debug, Parser)]
@@ -36,28 +36,27 @@ enum Command {
     CheckConfig(vigil_cli::CheckArgs),
 }
 
-fn main() -> ExitCode {
-    if let Some(code) = vigil_cli::generate::<Cli>() {
-        return code;
+impl vigil_cli::Program for Cli {
+    fn global(&self) -> &GlobalArgs {
+        &self.global
     }
-    let cli = Cli::parse();
-    vigil_cli::init_logging(&cli.global);
-    let r = match cli.command {
+}
+
+fn main() -> ExitCode {
+    vigil_cli::main(|cli: Cli| match cli.command {
         Command::CheckConfig(a) => {
             vigil_cli::check_config(&cli.global, Job::Health, Uses::HEALTH, &a, |cfg| {
                 vigil_health::report::config_summary(cfg)
             })
         }
         Command::Run { json, no_alert } => run(&cli.global, json, no_alert),
-    };
-    finish("vigil-health", r)
+    })
 }
 
 fn run(g: &GlobalArgs, json: bool, no_alert: bool) -> Result<i32, Exit> {
     let cfg = load_config(&g.config, Uses::HEALTH)?;
     vigil_cli::refuse_foreign_state(&cfg, "vigil-health", "run")?;
-    let rt = vigil_cli::runtime(Some(2))?;
-    rt.block_on(async {
+    vigil_cli::block_on(Some(2), async {
         let report = vigil_health::round(&cfg).await;
         vigil_health::metrics::publish(&cfg, &report);
         let raised = if no_alert {

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use vigil_alert::engine::Settings;
 use vigil_alert::{deliver, Store};
-use vigil_cli::{finish, load_config, Exit, GlobalArgs, Job, Uses};
+use vigil_cli::{load_config, Exit, GlobalArgs, Job, Uses};
 use vigil_core::exit;
 use vigil_core::units::HumanDuration;
 
@@ -106,25 +106,27 @@ fn parse_matcher(s: &str) -> Result<(String, String), String> {
     }
 }
 
-fn main() -> ExitCode {
-    if let Some(code) = vigil_cli::generate::<Cli>() {
-        return code;
+impl vigil_cli::Program for Cli {
+    fn global(&self) -> &GlobalArgs {
+        &self.global
     }
-    let cli = Cli::parse();
-    vigil_cli::init_logging(&cli.global);
-    let g = &cli.global;
-    let r = match cli.command {
-        Command::CheckConfig(a) => {
-            vigil_cli::check_config(g, Job::Notify, Uses::NOTIFY, &a, vigil_alert::summary)
+}
+
+fn main() -> ExitCode {
+    vigil_cli::main(|cli: Cli| {
+        let g = &cli.global;
+        match cli.command {
+            Command::CheckConfig(a) => {
+                vigil_cli::check_config(g, Job::Notify, Uses::NOTIFY, &a, vigil_alert::summary)
+            }
+            Command::Run { once, timeout } => cmd_run(g, once, timeout),
+            Command::Test { channel } => cmd_test(g, &channel),
+            Command::Silence { command } => cmd_silence(g, command),
+            Command::Status { all, json } => cmd_status(g, all, json),
+            Command::Ingest { job } => cmd_ingest(g, &job),
+            Command::UnitFailed { unit } => cmd_unit_failed(g, &unit),
         }
-        Command::Run { once, timeout } => cmd_run(g, once, timeout),
-        Command::Test { channel } => cmd_test(g, &channel),
-        Command::Silence { command } => cmd_silence(g, command),
-        Command::Status { all, json } => cmd_status(g, all, json),
-        Command::Ingest { job } => cmd_ingest(g, &job),
-        Command::UnitFailed { unit } => cmd_unit_failed(g, &unit),
-    };
-    finish("vigil-notify", r)
+    })
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, Exit> {

@@ -2,7 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
-use vigil_cli::{finish, load_config, Exit, GlobalArgs, Job, Uses};
+use vigil_cli::{load_config, Exit, GlobalArgs, Job, Uses};
 use vigil_core::exit;
 
 #[derive(Debug, Parser)]
@@ -33,13 +33,14 @@ enum Command {
     CheckConfig(vigil_cli::CheckArgs),
 }
 
-fn main() -> ExitCode {
-    if let Some(code) = vigil_cli::generate::<Cli>() {
-        return code;
+impl vigil_cli::Program for Cli {
+    fn global(&self) -> &GlobalArgs {
+        &self.global
     }
-    let cli = Cli::parse();
-    vigil_cli::init_logging(&cli.global);
-    let r = match cli.command {
+}
+
+fn main() -> ExitCode {
+    vigil_cli::main(|cli: Cli| match cli.command {
         Command::CheckConfig(a) => vigil_cli::check_config(
             &cli.global,
             Job::Quota,
@@ -48,8 +49,7 @@ fn main() -> ExitCode {
             vigil_quota::summary,
         ),
         Command::Run { json } => cmd_run(&cli.global, json),
-    };
-    finish("vigil-quota", r)
+    })
 }
 
 fn cmd_run(g: &GlobalArgs, json: bool) -> Result<i32, Exit> {

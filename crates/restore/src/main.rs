@@ -4,7 +4,7 @@ use clap::{Args, Parser, Subcommand};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use vigil_cli::{finish, load_config, Exit, GlobalArgs, Job, Uses};
+use vigil_cli::{load_config, Exit, GlobalArgs, Job, Uses};
 use vigil_core::exit;
 use vigil_core::fsutil::ArchivesLock;
 use vigil_restore::identity::Identities;
@@ -189,20 +189,20 @@ enum Command {
 fn main() -> ExitCode {
     // Helper modes (tied children, the janitor) of this same binary: see guard.rs.
     vigil_restore::guard::hook();
-    if let Some(code) = vigil_cli::generate::<Cli>() {
-        return code;
-    }
-    let cli = Cli::parse();
-    vigil_cli::init_logging(&cli.global);
-    let r = match cli.command {
+    vigil_cli::main(|cli: Cli| match cli.command {
         Command::CheckConfig(a) => {
             vigil_cli::check_config(&cli.global, Job::Restore, Uses::RESTORE, &a, |_| {
                 String::new()
             })
         }
         c => dispatch(&cli.global, c),
-    };
-    finish("vigil-restore", r)
+    })
+}
+
+impl vigil_cli::Program for Cli {
+    fn global(&self) -> &GlobalArgs {
+        &self.global
+    }
 }
 
 fn fail(e: RestoreError) -> Exit {

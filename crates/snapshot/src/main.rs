@@ -3,7 +3,7 @@
 use clap::{Parser, Subcommand};
 use std::collections::HashSet;
 use std::process::ExitCode;
-use vigil_cli::{finish, load_config, Exit, GlobalArgs, Job, Uses};
+use vigil_cli::{load_config, Exit, GlobalArgs, Job, Uses};
 use vigil_core::exit;
 use vigil_core::fsutil::{describe_holders, Access, ArchivesLock, FsError, LockError, RunLock};
 use vigil_snapshot::{list, output, run, ship};
@@ -87,12 +87,7 @@ enum Command {
 fn main() -> ExitCode {
     // Helper modes of the restore proof (its tied scratch etcd, its janitor).
     vigil_restore::guard::hook();
-    if let Some(code) = vigil_cli::generate::<Cli>() {
-        return code;
-    }
-    let cli = Cli::parse();
-    vigil_cli::init_logging(&cli.global);
-    let r = match cli.command {
+    vigil_cli::main(|cli: Cli| match cli.command {
         Command::CheckConfig(a) => {
             vigil_cli::check_config(&cli.global, Job::Snapshot, Uses::SNAPSHOT, &a, |_| {
                 String::new()
@@ -108,8 +103,13 @@ fn main() -> ExitCode {
         Command::CheckSink { sink, json } => {
             with_runtime(|| cmd_check_sink(&cli.global, sink, json))
         }
-    };
-    finish("vigil-snapshot", r)
+    })
+}
+
+impl vigil_cli::Program for Cli {
+    fn global(&self) -> &GlobalArgs {
+        &self.global
+    }
 }
 
 fn with_runtime<F, Fut>(f: F) -> Result<i32, Exit>
@@ -117,8 +117,7 @@ where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = Result<i32, Exit>>,
 {
-    let rt = vigil_cli::runtime(None)?;
-    rt.block_on(f())
+    vigil_cli::block_on(None, f())
 }
 
 fn print_json<T: serde::Serialize>(v: &T) {

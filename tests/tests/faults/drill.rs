@@ -305,31 +305,40 @@ fn sigterm_of_a_drill_with_its_scratch_etcd_running_removes_everything() {
     assert_next_drill_passes(&b, false);
 }
 
+/// `vigild run` on `b`'s config, logging to `err_log`.
+fn spawn_vigild(b: &Bench, err_log: &Path) -> Child {
+    Command::new(bin("vigild"))
+        .arg("--config")
+        .arg(&b.cfg)
+        .args(["--log-format", "text", "run"])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(err_log).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+/// A failed assertion must not leave vigild (and its vigil-notify) running.
+struct Stop(u32);
+impl Drop for Stop {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg(self.0.to_string()).status();
+    }
+}
+
 /// vigild's shutdown while a scheduled drill's scratch etcd runs: vigild
 /// sends the drill SIGTERM, the drill dies of it and its janitor tears down
 /// (before the fix: the scratch etcd ran on with parent 1), and
 /// `restore_drill_failed` for the unfinished member reaches the channel.
+/// Then kill -9 of vigild itself during the next drill: the drill, its
+/// scratch etcd and vigil-notify die with vigild (before: they ran on with
+/// parent 1, the drill to its end), and the janitor cleans up and reports.
 #[test]
 fn vigild_shutdown_during_a_drill_leaves_nothing_decrypted_and_is_reported() {
     let b = bench_with(
         "\n[daemon]\nsnapshot = \"\"\nscrub = \"\"\ndrill = \"* * * * * *\"\nshutdown_timeout = \"20s\"\n",
     );
     let err_log = b.t.path().join("vigild.err");
-    let mut vigild = Command::new(bin("vigild"))
-        .arg("--config")
-        .arg(&b.cfg)
-        .args(["--log-format", "text", "run"])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&err_log).unwrap())
-        .spawn()
-        .unwrap();
-    // A failed assertion must not leave vigild (and its vigil-notify) running.
-    struct Stop(u32);
-    impl Drop for Stop {
-        fn drop(&mut self) {
-            let _ = Command::new("kill").arg(self.0.to_string()).status();
-        }
-    }
+    let mut vigild = spawn_vigild(&b, &err_log);
     let stop = Stop(vigild.id());
     wait_for(&mut vigild, &b.scratch, At::Running);
     signal(vigild.id(), "TERM");
@@ -342,6 +351,33 @@ fn vigild_shutdown_during_a_drill_leaves_nothing_decrypted_and_is_reported() {
     // vigild raises no job_unit_failed for a job its own shutdown stopped
     // (by design); the drill's janitor is what reports the unfinished drill.
     assert_reported(&b, "vigild shutdown", 0);
+    assert_archives_intact(&b);
+    // Resolves the alert, so the kill must fire it anew.
+    assert_next_drill_passes(&b, false);
+
+    let before = cp1_firings(&b);
+    let mut vigild = spawn_vigild(&b, &err_log);
+    let stop = Stop(vigild.id());
+    wait_for(&mut vigild, &b.scratch, At::Running);
+    vigild.kill().unwrap(); // SIGKILL: no shutdown of its own
+    vigild.wait().unwrap();
+    std::mem::forget(stop);
+    // Nothing vigild started runs on: only the drill's janitor, until it
+    // is done (its command line names the config too).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let left = processes_under(&b.cfg);
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "15 s after kill -9 of vigild, still running: {left:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_no_plaintext_left(&b);
+    assert_reported(&b, "kill -9 of vigild", before);
     assert_archives_intact(&b);
 }
 

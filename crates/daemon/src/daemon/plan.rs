@@ -1,0 +1,55 @@
+//! Which jobs the config schedules, and the command each one runs.
+
+use anyhow::anyhow;
+use tokio_cron_scheduler::Job;
+use vigil_core::Config;
+
+/// One scheduled job.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub name: &'static str,
+    /// As written in the config.
+    pub cron: String,
+    /// As the scheduler takes it (seconds first).
+    pub six: String,
+    pub program: &'static str,
+    pub args: Vec<String>,
+}
+
+fn command_of(job: &str) -> (&'static str, &'static [&'static str]) {
+    match job {
+        "snapshot" => ("vigil-snapshot", &["run"]),
+        "scrub" => ("vigil-snapshot", &["scrub"]),
+        "drill" => ("vigil-restore", &["drill"]),
+        "health" => ("vigil-health", &["run"]),
+        _ => ("vigil-quota", &["run"]),
+    }
+}
+
+/// The jobs the config schedules, each checked by the scheduler's own parser.
+pub fn plan(cfg: &Config) -> anyhow::Result<Vec<Planned>> {
+    let d = cfg.daemon_config();
+    let mut out = Vec::new();
+    for name in vigil_core::config::DAEMON_JOBS {
+        let Some(cron) = d.schedule(name) else {
+            continue;
+        };
+        let six = vigil_core::config::to_six_field(cron)
+            .map_err(|e| anyhow!("{}: daemon.{name}: {e}", cfg.path.display()))?;
+        Job::new_async(six.as_str(), |_, _| Box::pin(async {})).map_err(|e| {
+            anyhow!(
+                "{}: daemon.{name}: {cron:?} is not a schedule the scheduler accepts ({e:?})",
+                cfg.path.display()
+            )
+        })?;
+        let (program, args) = command_of(name);
+        out.push(Planned {
+            name,
+            cron: cron.to_string(),
+            six,
+            program,
+            args: args.iter().map(|s| s.to_string()).collect(),
+        });
+    }
+    Ok(out)
+}
