@@ -8,6 +8,7 @@
 //! and the manifest is always written last: a copy without a manifest does
 //! not count. Each kind is one file here and one line in `backends!`.
 
+mod locking;
 pub(crate) mod object;
 #[cfg(test)]
 mod tests;
