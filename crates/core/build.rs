@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 struct File {
+    kinds: Vec<ChannelKindEntry>,
     structs: BTreeMap<String, syn::ItemStruct>,
     enums: BTreeMap<String, syn::ItemEnum>,
     fns: BTreeMap<String, syn::ItemFn>,
@@ -17,6 +18,38 @@ struct File {
 
 struct Source {
     files: Vec<File>,
+    /// The alert channel kinds registered in `channel_kinds!` (config/channel.rs).
+    kinds: Vec<ChannelKindEntry>,
+}
+
+/// One line of `channel_kinds!`: `"slack" => Slack(slack::RawSlack => slack::SlackChannel)`.
+struct ChannelKindEntry {
+    name: String,
+    doc: String,
+    /// The struct serde reads the kind's own keys into.
+    raw: String,
+}
+
+/// The enum `channel_kinds!` defines, whose values are the kinds.
+const KIND_ENUM: &str = "ChannelKind";
+
+impl syn::parse::Parse for ChannelKindEntry {
+    fn parse(input: syn::parse::ParseStream) -> syn::Result<Self> {
+        let attrs = input.call(syn::Attribute::parse_outer)?;
+        let name: syn::LitStr = input.parse()?;
+        input.parse::<syn::Token![=>]>()?;
+        let _variant: syn::Ident = input.parse()?;
+        let inner;
+        syn::parenthesized!(inner in input);
+        let raw: syn::Type = inner.parse()?;
+        inner.parse::<syn::Token![=>]>()?;
+        let _settings: syn::Type = inner.parse()?;
+        Ok(ChannelKindEntry {
+            name: name.value(),
+            doc: doc_of(&attrs),
+            raw: split(&raw).map(|(n, _)| n).unwrap_or_default(),
+        })
+    }
 }
 
 struct Table {
@@ -40,13 +73,11 @@ fn main() {
     let mut paths = vec![src.join("config.rs")];
     println!("cargo:rerun-if-changed=src/config.rs");
     println!("cargo:rerun-if-changed=src/config");
-    let mut sub: Vec<PathBuf> = std::fs::read_dir(src.join("config"))
-        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
-        .unwrap_or_default();
-    sub.retain(|p| p.extension().is_some_and(|e| e == "rs"));
+    let mut sub = Vec::new();
+    rs_files(&src.join("config"), &mut sub);
     sub.sort();
     paths.extend(sub);
-    let files = paths
+    let files: Vec<File> = paths
         .iter()
         .map(|p| {
             let text =
@@ -55,7 +86,9 @@ fn main() {
             index(ast)
         })
         .collect();
-    let source = Source { files };
+    let mut files = files;
+    let kinds = files.iter_mut().flat_map(|f| f.kinds.drain(..)).collect();
+    let source = Source { files, kinds };
     let mut tables = Vec::new();
     source.walk("Config", "", false, String::new(), &mut tables);
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR"));
@@ -63,8 +96,24 @@ fn main() {
         .expect("write config_reference.rs");
 }
 
+/// The `.rs` files under `dir`, at any depth.
+fn rs_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(d) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for p in d.filter_map(|e| e.ok().map(|e| e.path())) {
+        if p.is_dir() {
+            println!("cargo:rerun-if-changed={}", p.display());
+            rs_files(&p, out);
+        } else if p.extension().is_some_and(|e| e == "rs") {
+            out.push(p);
+        }
+    }
+}
+
 fn index(ast: syn::File) -> File {
     let mut f = File {
+        kinds: Vec::new(),
         structs: BTreeMap::new(),
         enums: BTreeMap::new(),
         fns: BTreeMap::new(),
@@ -83,6 +132,16 @@ fn index(ast: syn::File) -> File {
             }
             syn::Item::Const(c) => {
                 f.consts.insert(c.ident.to_string(), *c.expr);
+            }
+            syn::Item::Macro(m) if m.mac.path.is_ident("channel_kinds") => {
+                f.kinds = m
+                    .mac
+                    .parse_body_with(
+                        syn::punctuated::Punctuated::<ChannelKindEntry, syn::Token![,]>::parse_terminated,
+                    )
+                    .unwrap_or_else(|e| panic!("channel_kinds!: {e}"))
+                    .into_iter()
+                    .collect();
             }
             _ => {}
         }
@@ -287,30 +346,108 @@ impl Source {
                     }
                 }
             }
-            let (tyname, values) = self.describe(ty);
-            let required = !optional && s.default.is_none() && cont.default.is_none();
-            let default = match &s.default {
-                Some(Some(func)) => {
-                    self.files[file]
-                        .fns
-                        .get(func)
-                        .and_then(|func| match func.block.stmts.last() {
-                            Some(syn::Stmt::Expr(e, None)) => Some(self.eval(file, e)),
-                            _ => None,
-                        })
-                }
-                Some(None) if !optional => self.zero(ty),
-                Some(None) => None,
-                None => None,
+            out[at]
+                .keys
+                .push(self.leaf(file, &cont, &s, key, doc, ty, optional));
+        }
+        // `[[alert.channel]]`: the common keys, then each kind's own.
+        if fields
+            .named
+            .iter()
+            .any(|f| split(plain(&f.ty)).is_some_and(|(n, _)| n == KIND_ENUM))
+        {
+            self.kind_keys(&mut out[at].keys);
+        }
+    }
+
+    /// A key that is not a table: its type, default and choices.
+    #[allow(clippy::too_many_arguments)]
+    fn leaf(
+        &self,
+        file: usize,
+        cont: &Serde,
+        s: &Serde,
+        name: String,
+        doc: String,
+        ty: &syn::Type,
+        optional: bool,
+    ) -> Key {
+        let (tyname, values) = self.describe(ty);
+        let required = !optional && s.default.is_none() && cont.default.is_none();
+        let default = match &s.default {
+            Some(Some(func)) => {
+                self.files[file]
+                    .fns
+                    .get(func)
+                    .and_then(|func| match func.block.stmts.last() {
+                        Some(syn::Stmt::Expr(e, None)) => Some(self.eval(file, e)),
+                        _ => None,
+                    })
+            }
+            Some(None) if !optional => self.zero(ty),
+            Some(None) => None,
+            None => None,
+        };
+        Key {
+            name,
+            ty: tyname,
+            required,
+            default,
+            doc,
+            values,
+        }
+    }
+
+    /// The keys of every channel kind, each saying which kinds take it.
+    fn kind_keys(&self, keys: &mut Vec<Key>) {
+        let mut extra: Vec<(Key, Vec<&str>)> = Vec::new();
+        for k in &self.kinds {
+            let (file, st) = self
+                .find_struct(&k.raw)
+                .unwrap_or_else(|| panic!("channel kind struct {} not found", k.raw));
+            let cont = serde_of(&st.attrs);
+            let syn::Fields::Named(fields) = &st.fields else {
+                continue;
             };
-            out[at].keys.push(Key {
-                name: key,
-                ty: tyname,
-                required,
-                default,
-                doc,
-                values,
-            });
+            for f in &fields.named {
+                let s = serde_of(&f.attrs);
+                if s.skip {
+                    continue;
+                }
+                let ident = f.ident.as_ref().map(|i| i.to_string()).unwrap_or_default();
+                let name = s
+                    .rename
+                    .clone()
+                    .unwrap_or_else(|| apply_case(&ident, cont.rename_all.as_deref()));
+                if let Some((_, kinds)) = extra.iter_mut().find(|(e, _)| e.name == name) {
+                    kinds.push(&k.name);
+                    continue;
+                }
+                let mut ty = plain(&f.ty);
+                let mut optional = false;
+                if let Some((n, a)) = split(ty) {
+                    if n == "Option" && a.len() == 1 {
+                        ty = plain(a[0]);
+                        optional = true;
+                    }
+                }
+                let key = self.leaf(file, &cont, &s, name, doc_of(&f.attrs), ty, optional);
+                extra.push((key, vec![&k.name]));
+            }
+        }
+        for (mut key, kinds) in extra {
+            let list: Vec<String> = kinds.iter().map(|k| format!("`\"{k}\"`")).collect();
+            let only = format!(
+                "Only for kind{} {}.",
+                if kinds.len() > 1 { "s" } else { "" },
+                list.join(", ")
+            );
+            key.doc = if key.doc.is_empty() {
+                only
+            } else {
+                format!("{only} {}", key.doc)
+            };
+            keys.push(key);
         }
     }
 
@@ -345,6 +482,14 @@ impl Source {
         }
         if n == "Option" && a.len() == 1 {
             return self.describe(a[0]);
+        }
+        if n == KIND_ENUM && !self.kinds.is_empty() {
+            let values = self
+                .kinds
+                .iter()
+                .map(|k| (k.name.clone(), k.doc.clone()))
+                .collect();
+            return ("string".into(), values);
         }
         if let Some(e) = self.find_enum(&n) {
             let rule = serde_of(&e.attrs).rename_all;

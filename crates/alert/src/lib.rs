@@ -249,41 +249,13 @@ pub fn summary(cfg: &Config) -> String {
         a.retry_min,
         a.retry_max
     );
-    for c in a.channel.iter().map(|c| c.get_ref()) {
-        let target = match c.kind {
-            vigil_core::config::ChannelKind::Slack | vigil_core::config::ChannelKind::Teams => {
-                "webhook <redacted>".to_string()
-            }
-            vigil_core::config::ChannelKind::Email => format!(
-                "smtp {}:{} ({:?}), {} recipient(s){}",
-                c.smtp_host.as_deref().unwrap_or("?"),
-                c.smtp_port
-                    .map(|p| p.to_string())
-                    .unwrap_or_else(|| "default".into()),
-                c.smtp_tls.unwrap_or(vigil_core::config::SmtpTls::Starttls),
-                c.to.len(),
-                if c.secret.is_some() {
-                    ", auth <redacted>"
-                } else {
-                    ""
-                }
-            ),
-            vigil_core::config::ChannelKind::Alertmanager => {
-                format!("{}/api/v2/alerts", c.url.as_deref().unwrap_or("?"))
-            }
-            vigil_core::config::ChannelKind::File => format!(
-                "file {}",
-                c.path
-                    .as_deref()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default()
-            ),
-        };
+    for c in &a.channel {
+        let target = channel::kind(&c.settings).target();
         let _ = writeln!(
             s,
             "  channel {} ({}): {target}; min_severity {}, sources {}",
             c.name,
-            c.kind.to_string().to_lowercase(),
+            c.kind().as_str(),
             c.min_severity.map(|m| m.as_str()).unwrap_or("warning"),
             if c.sources.is_empty() {
                 "all".to_string()
@@ -301,18 +273,21 @@ pub fn summary(cfg: &Config) -> String {
             "  watchdog: VigilWatchdog always firing to alertmanager channels"
         );
     }
-    for r in a.rule.iter().map(|r| r.get_ref()) {
+    for r in &a.rule {
         let _ = writeln!(
             s,
             "  rule {}: failure_threshold {:?}, success_threshold {:?}, repeat {:?}, severity {:?}",
             r.alert, r.failure_threshold, r.success_threshold, r.repeat_interval, r.severity
         );
     }
-    for m in a.maintenance.iter().map(|m| m.get_ref()) {
+    for m in &a.maintenance {
         let _ = writeln!(
             s,
             "  maintenance {} .. {} match {:?} ({})",
-            m.start, m.end, m.matchers, m.reason
+            vigil_core::rfc3339(m.start),
+            vigil_core::rfc3339(m.end),
+            m.matchers,
+            m.reason
         );
     }
     s
