@@ -44,7 +44,7 @@ use std::time::Duration;
 use vigil_core::outcome::Outcome;
 use vigil_core::Config;
 
-pub use deliver::{DeliveryReport, RunOptions};
+pub use deliver::{DeliveryReport, RunOptions, Until};
 pub use model::{AlertKey, Fact, Severity, Source};
 pub use store::Store;
 
@@ -176,11 +176,14 @@ pub fn ingest_outcomes(
     job: &str,
     outcomes: &[Outcome],
 ) -> Result<IngestReport, AlertError> {
-    let results: Vec<CheckResult> = outcomes
+    ingest(cfg, job, &outcome_results(cfg, outcomes))
+}
+
+fn outcome_results(cfg: &Config, outcomes: &[Outcome]) -> Vec<CheckResult> {
+    outcomes
         .iter()
         .flat_map(|o| outcomes::results(cfg, o))
-        .collect();
-    ingest(cfg, job, &results)
+        .collect()
 }
 
 /// One delivery pass over the outbox, every channel in parallel, giving up
@@ -188,7 +191,16 @@ pub fn ingest_outcomes(
 /// Channels in backoff (after failures or a 429) are skipped. Jobs do not
 /// call this: they only queue (see the crate documentation).
 pub async fn deliver_pending(cfg: &Config, budget: Duration) -> Result<DeliveryReport, AlertError> {
-    deliver::deliver_within(Arc::new(Settings::from_config(cfg)), budget).await
+    let opts = RunOptions {
+        until: Until::Drained {
+            budget,
+            retry: false,
+        },
+        alive: None,
+    };
+    // Held until the pass ends: nothing stops it but its budget.
+    let (_stop, stop) = tokio::sync::watch::channel(false);
+    deliver::run(Arc::new(Settings::from_config(cfg)), opts, stop).await
 }
 
 /// Logs, at info, what a job left in the outbox for vigil-notify.
@@ -199,6 +211,58 @@ pub fn log_queued(job: &str, queued: usize) {
             queued,
             "{queued} alert notification(s) queued for vigil-notify"
         );
+    }
+}
+
+/// What a failure to record alerts means for the job that raised them:
+/// the one thing in which the jobs differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnAlertError {
+    /// Logged; the job's own result stands. Its outcome records are
+    /// written already (`vigil-notify ingest --job` raises them again).
+    Log,
+    /// Returned: the job fails with it (health and quota, whose findings
+    /// are the alerts).
+    Fail,
+}
+
+/// What a job does after a run: apply its `results` to the alert state,
+/// queue the notifications for `vigil-notify` (which delivers them), and
+/// log what fired, resolved and was queued.
+pub fn raise(
+    cfg: &Config,
+    job: &str,
+    results: &[CheckResult],
+    on_error: OnAlertError,
+) -> Result<IngestReport, AlertError> {
+    let r = raise_quietly(cfg, job, results, on_error)?;
+    log_queued(job, r.queued);
+    Ok(r)
+}
+
+/// [`raise`] without the "queued" line (callers that raise several jobs
+/// log one).
+fn raise_quietly(
+    cfg: &Config,
+    job: &str,
+    results: &[CheckResult],
+    on_error: OnAlertError,
+) -> Result<IngestReport, AlertError> {
+    match ingest(cfg, job, results) {
+        Ok(r) => {
+            for k in &r.fired {
+                tracing::warn!("alert firing: {k}");
+            }
+            for k in &r.resolved {
+                tracing::info!("alert resolved: {k}");
+            }
+            Ok(r)
+        }
+        Err(e) if on_error == OnAlertError::Log => {
+            tracing::error!("recording {job} results for alerting: {e}");
+            Ok(IngestReport::default())
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -216,17 +280,10 @@ pub fn raise_run(cfg: &Config, jobs: &[&str], run_id: &str) -> usize {
         if records.is_empty() {
             continue;
         }
-        match ingest_outcomes(cfg, job, &records) {
-            Ok(r) => {
-                for k in &r.fired {
-                    tracing::warn!("alert firing: {k}");
-                }
-                for k in &r.resolved {
-                    tracing::info!("alert resolved: {k}");
-                }
-                queued += r.queued;
-            }
-            Err(e) => tracing::error!("recording {job} outcomes for alerting: {e}"),
+        let results = outcome_results(cfg, &records);
+        // Never an error with Log.
+        if let Ok(r) = raise_quietly(cfg, job, &results, OnAlertError::Log) {
+            queued += r.queued;
         }
     }
     log_queued(jobs.join("+").as_str(), queued);

@@ -177,8 +177,14 @@ fn cmd_run(g: &GlobalArgs, once: bool, timeout: HumanDuration) -> Result<i32, Ex
                 ]);
             }
             let opts = deliver::RunOptions {
-                once,
-                once_timeout: timeout.get(),
+                until: if once {
+                    deliver::Until::Drained {
+                        budget: timeout.get(),
+                        retry: true,
+                    }
+                } else {
+                    deliver::Until::Stopped
+                },
                 // Only when systemd asks for it (WatchdogSec= sets $WATCHDOG_USEC).
                 alive: sd_notify::watchdog_enabled().map(|_| {
                     (|| {
