@@ -419,3 +419,7 @@ impl RawChannel {
         })
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests;
