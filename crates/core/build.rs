@@ -266,6 +266,24 @@ fn split(ty: &syn::Type) -> Option<(String, Vec<&syn::Type>)> {
     Some((seg.ident.to_string(), args))
 }
 
+/// The key serde reads a field from.
+fn key_name(f: &syn::Field, cont: &Serde, s: &Serde) -> String {
+    let ident = f.ident.as_ref().map(|i| i.to_string()).unwrap_or_default();
+    let ident = ident.strip_prefix("r#").unwrap_or(&ident).to_string();
+    s.rename
+        .clone()
+        .unwrap_or_else(|| apply_case(&ident, cont.rename_all.as_deref()))
+}
+
+/// The type inside `Option<…>`, and whether there was one.
+fn unoption(ty: &syn::Type) -> (&syn::Type, bool) {
+    let ty = plain(ty);
+    match split(ty) {
+        Some((n, a)) if n == "Option" && a.len() == 1 => (plain(a[0]), true),
+        _ => (ty, false),
+    }
+}
+
 /// Strips `Spanned<…>` and `Box<…>`.
 fn plain(ty: &syn::Type) -> &syn::Type {
     match split(ty) {
@@ -311,26 +329,14 @@ impl Source {
             if s.skip {
                 continue;
             }
-            let ident = f.ident.as_ref().map(|i| i.to_string()).unwrap_or_default();
-            let ident = ident.strip_prefix("r#").unwrap_or(&ident).to_string();
-            let key = s
-                .rename
-                .clone()
-                .unwrap_or_else(|| apply_case(&ident, cont.rename_all.as_deref()));
+            let key = key_name(f, &cont, &s);
             let doc = doc_of(&f.attrs);
             let sub = if path.is_empty() {
                 key.clone()
             } else {
                 format!("{path}.{key}")
             };
-            let mut ty = plain(&f.ty);
-            let mut optional = false;
-            if let Some((n, a)) = split(ty) {
-                if n == "Option" && a.len() == 1 {
-                    ty = plain(a[0]);
-                    optional = true;
-                }
-            }
+            let (ty, optional) = unoption(&f.ty);
             // Sub-tables and arrays of tables.
             if let Some((n, a)) = split(ty) {
                 if self.find_struct(&n).is_some() && a.is_empty() {
@@ -414,23 +420,12 @@ impl Source {
                 if s.skip {
                     continue;
                 }
-                let ident = f.ident.as_ref().map(|i| i.to_string()).unwrap_or_default();
-                let name = s
-                    .rename
-                    .clone()
-                    .unwrap_or_else(|| apply_case(&ident, cont.rename_all.as_deref()));
+                let name = key_name(f, &cont, &s);
                 if let Some((_, kinds)) = extra.iter_mut().find(|(e, _)| e.name == name) {
                     kinds.push(&k.name);
                     continue;
                 }
-                let mut ty = plain(&f.ty);
-                let mut optional = false;
-                if let Some((n, a)) = split(ty) {
-                    if n == "Option" && a.len() == 1 {
-                        ty = plain(a[0]);
-                        optional = true;
-                    }
-                }
+                let (ty, optional) = unoption(&f.ty);
                 let key = self.leaf(file, &cont, &s, name, doc_of(&f.attrs), ty, optional);
                 extra.push((key, vec![&k.name]));
             }

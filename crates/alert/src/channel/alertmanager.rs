@@ -2,7 +2,7 @@
 //! whole firing set each time, re-sent before Alertmanager forgets them.
 
 use super::{http, AmExtra, Kind, SendFuture, Sent, Transport};
-use crate::model::{rfc3339, Event, Notification};
+use crate::model::{rfc3339, AlertView, Event, Notification};
 use crate::redact::Redactor;
 use crate::AlertError;
 use serde_json::{json, Value};
@@ -97,6 +97,19 @@ pub fn alertmanager_payload(n: &Notification, am: &AmExtra, resend: Duration) ->
             .collect::<Vec<_>>()
             .join("\n")
     };
+    let alert = |v: &AlertView, starts: &str, ends: &str| {
+        entry(
+            &v.labels,
+            &v.name,
+            v.severity.as_str(),
+            v.source.as_str(),
+            &v.summary,
+            describe(&v.facts),
+            v.runbook.as_deref(),
+            starts,
+            ends,
+        )
+    };
     // Resolutions in this batch first, so a re-fire in the same batch wins below.
     for i in n.items.iter().filter(|i| i.event == Event::Resolved) {
         let a = &i.alert;
@@ -104,14 +117,8 @@ pub fn alertmanager_payload(n: &Notification, am: &AmExtra, resend: Duration) ->
             continue;
         }
         let at = a.resolved_at.clone().unwrap_or_else(|| rfc3339(now));
-        out.push(entry(
-            &a.labels,
-            &a.name,
-            a.severity.as_str(),
-            a.source.as_str(),
-            &a.summary,
-            describe(&a.facts),
-            a.runbook.as_deref(),
+        out.push(alert(
+            a,
             a.fired_at.as_deref().unwrap_or(&a.first_seen),
             &at,
         ));
@@ -119,14 +126,8 @@ pub fn alertmanager_payload(n: &Notification, am: &AmExtra, resend: Duration) ->
     for a in &am.firing {
         if seen.insert(a.key.clone()) {
             let v = a.view();
-            out.push(entry(
-                &v.labels,
-                &v.name,
-                v.severity.as_str(),
-                v.source.as_str(),
-                &v.summary,
-                describe(&v.facts),
-                v.runbook.as_deref(),
+            out.push(alert(
+                &v,
                 v.fired_at.as_deref().unwrap_or(&v.first_seen),
                 &ends,
             ));
@@ -134,14 +135,8 @@ pub fn alertmanager_payload(n: &Notification, am: &AmExtra, resend: Duration) ->
     }
     for i in n.items.iter().filter(|i| i.event == Event::Test) {
         let a = &i.alert;
-        out.push(entry(
-            &a.labels,
-            &a.name,
-            a.severity.as_str(),
-            a.source.as_str(),
-            &a.summary,
-            describe(&a.facts),
-            a.runbook.as_deref(),
+        out.push(alert(
+            a,
             &a.first_seen,
             &rfc3339(now + Duration::from_secs(300)),
         ));

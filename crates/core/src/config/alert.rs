@@ -84,16 +84,18 @@ pub struct AlertConfig {
 }
 
 impl Default for AlertConfig {
+    /// No `[alert]` section.
     fn default() -> Self {
+        let r = RawAlertConfig::default();
         Self {
             channel: Vec::new(),
-            group_wait: default_group_wait(),
-            repeat_interval: default_repeat_interval(),
-            send_resolved: true,
-            retry_min: default_retry_min(),
-            retry_max: default_retry_max(),
+            group_wait: r.group_wait,
+            repeat_interval: r.repeat_interval,
+            send_resolved: r.send_resolved,
+            retry_min: r.retry_min,
+            retry_max: r.retry_max,
             heartbeat: None,
-            watchdog: false,
+            watchdog: r.watchdog,
             rule: Vec::new(),
             maintenance: Vec::new(),
         }
