@@ -70,6 +70,31 @@ pub struct AmExtra {
     pub watchdog: bool,
 }
 
+/// Why a channel could not be built. No variant carries a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("cannot read ca_file {}", path.display())]
+    CaFile {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("ca_file is not PEM")]
+    CaPem(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// Without its URL.
+    #[error("building the HTTP client")]
+    Http(#[source] reqwest::Error),
+    #[error("TLS setup")]
+    Tls(#[source] lettre::transport::smtp::Error),
+    #[error("{field} {value:?} is not a mailbox")]
+    Mailbox {
+        field: &'static str,
+        value: String,
+        #[source]
+        source: lettre::address::AddressError,
+    },
+}
+
 /// A boxed future, so [`Transport`] can be a trait object.
 pub(crate) type SendFuture<'a> = Pin<Box<dyn Future<Output = Result<Sent, SendError>> + Send + 'a>>;
 
@@ -181,8 +206,8 @@ fn read_ca(c: &ChannelConfig) -> Result<Option<Vec<u8>>, AlertError> {
         None => Ok(None),
         Some(p) => {
             let p = vigil_core::secret::resolve_path(p);
-            std::fs::read(&p).map(Some).map_err(|e| {
-                AlertError::channel(&c.name, format!("cannot read ca_file {}: {e}", p.display()))
+            std::fs::read(&p).map(Some).map_err(|source| {
+                AlertError::build(&c.name, BuildError::CaFile { path: p, source })
             })
         }
     }

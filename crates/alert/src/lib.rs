@@ -61,18 +61,29 @@ pub enum AlertError {
     Fs(#[from] vigil_core::fsutil::FsError),
     #[error("no alert channel named {0:?}; configured channels: {1}")]
     UnknownChannel(String, String),
+    /// A delivery that failed; the message is the server's, scrubbed of secrets.
     #[error("alert channel {channel}: {message}")]
     Channel { channel: String, message: String },
+    #[error("alert channel {channel}")]
+    Build {
+        channel: String,
+        #[source]
+        source: channel::BuildError,
+    },
     #[error("no active silence with id {0:?}; `vigil-notify silence list` shows them")]
     SilenceNotFound(String),
-    #[error("{0}")]
-    Usage(String),
 }
 
 impl AlertError {
     pub(crate) fn db(path: &Path, source: rusqlite::Error) -> Self {
         Self::Db {
             path: path.to_path_buf(),
+            source,
+        }
+    }
+    pub(crate) fn build(name: &str, source: channel::BuildError) -> Self {
+        Self::Build {
+            channel: name.to_string(),
             source,
         }
     }

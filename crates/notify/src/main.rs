@@ -99,10 +99,10 @@ enum SilenceCommand {
     Expire { id: String },
 }
 
-fn parse_matcher(s: &str) -> Result<(String, String), String> {
+fn parse_matcher(s: &str) -> anyhow::Result<(String, String)> {
     match s.split_once('=') {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
-        _ => Err(format!("{s:?} is not LABEL=VALUE, e.g. member=cp-2")),
+        _ => anyhow::bail!("{s:?} is not LABEL=VALUE, e.g. member=cp-2"),
     }
 }
 

@@ -1,7 +1,7 @@
 //! `kind = "email"`: a text and HTML message through an SMTP relay, threaded
 //! per alert (`Message-ID`, `In-Reply-To`).
 
-use super::{AmExtra, Kind, SendError, SendFuture, Sent, Transport};
+use super::{AmExtra, BuildError, Kind, SendError, SendFuture, Sent, Transport};
 use crate::model::Notification;
 use crate::redact::Redactor;
 use crate::render;
@@ -157,20 +157,17 @@ fn email_sender(
 ) -> Result<Email, AlertError> {
     ensure_crypto_provider();
     let host = e.smtp_host.clone();
-    let err = |m: String| AlertError::channel(&c.name, m);
+    let err = |e: BuildError| AlertError::build(&c.name, e);
     let mode = e.smtp_tls;
     let tls = if mode == SmtpTls::None {
         Tls::None
     } else {
         let mut p = TlsParameters::builder(host.clone());
         if let Some(pem) = ca {
-            let cert =
-                SmtpCert::from_pem(pem).map_err(|e| err(format!("ca_file is not PEM: {e}")))?;
+            let cert = SmtpCert::from_pem(pem).map_err(|e| err(BuildError::CaPem(Box::new(e))))?;
             p = p.add_root_certificate(cert);
         }
-        let p = p
-            .build_rustls()
-            .map_err(|e| err(format!("TLS setup: {e}")))?;
+        let p = p.build_rustls().map_err(|e| err(BuildError::Tls(e)))?;
         match mode {
             SmtpTls::Implicit => Tls::Wrapper(p),
             _ => Tls::Required(p),
@@ -188,16 +185,19 @@ fn email_sender(
     if let (Some(user), Some(pw)) = (&e.username, &e.password) {
         b = b.credentials(Credentials::new(user.clone(), pw.expose().to_string()));
     }
-    let from: Mailbox = e
-        .from
-        .parse()
-        .map_err(|x| err(format!("from {:?} is not a mailbox: {x}", Some(&e.from))))?;
+    let mailbox = |field: &'static str, value: &str| {
+        value.parse::<Mailbox>().map_err(|source| {
+            err(BuildError::Mailbox {
+                field,
+                value: value.to_string(),
+                source,
+            })
+        })
+    };
+    let from = mailbox("from", &e.from)?;
     let to =
         e.to.iter()
-            .map(|t| {
-                t.parse::<Mailbox>()
-                    .map_err(|x| err(format!("to {t:?} is not a mailbox: {x}")))
-            })
+            .map(|t| mailbox("to", t))
             .collect::<Result<Vec<_>, _>>()?;
     Ok(Email {
         transport: b.build(),

@@ -2,7 +2,7 @@
 //! response into a reply or an error (status, `Retry-After`, a bounded and
 //! cleaned body).
 
-use super::{SendError, Sent};
+use super::{BuildError, SendError, Sent};
 use crate::redact::{Redactor, MAX_READ};
 use crate::AlertError;
 use serde_json::Value;
@@ -32,17 +32,12 @@ pub(super) fn client(
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(format!("vigil/{}", vigil_core::VERSION));
     if let Some(pem) = ca {
-        let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
-            AlertError::channel(name, format!("ca_file is not PEM: {}", e.without_url()))
-        })?;
+        let certs = reqwest::Certificate::from_pem_bundle(pem)
+            .map_err(|e| AlertError::build(name, BuildError::CaPem(Box::new(e.without_url()))))?;
         b = b.tls_certs_merge(certs);
     }
-    b.build().map_err(|e| {
-        AlertError::channel(
-            name,
-            format!("building the HTTP client: {}", e.without_url()),
-        )
-    })
+    b.build()
+        .map_err(|e| AlertError::build(name, BuildError::Http(e.without_url())))
 }
 
 pub(super) async fn post(
