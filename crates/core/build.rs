@@ -5,28 +5,79 @@
 //! follows the types; a test in `config_doc.rs` checks it against serde.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-#[path = "build/attrs.rs"]
-mod attrs;
-#[path = "build/render.rs"]
-mod render;
-
-use attrs::{apply_case, doc_of, parse_kinds, plain, serde_of, split};
-use render::{duration, render, size};
-
 struct File {
+    kinds: Vec<Kinds>,
     structs: BTreeMap<String, syn::ItemStruct>,
     enums: BTreeMap<String, syn::ItemEnum>,
     fns: BTreeMap<String, syn::ItemFn>,
     consts: BTreeMap<String, syn::Expr>,
-    /// `kinds! { "name" => Variant(module::RawType -> Resolved), ... }`:
-    /// each kind's name and raw options type.
-    kinds: Vec<(String, String)>,
 }
 
 struct Source {
     files: Vec<File>,
+    /// The tables of kinds, one per `kinds!` invocation (config/channel.rs,
+    /// config/sink/mod.rs).
+    kinds: Vec<Kinds>,
+}
+
+/// One `kinds! { enum Kind => Settings; "name" => ..., }`.
+struct Kinds {
+    /// The enum `kind = "..."` is read into.
+    kind_enum: String,
+    entries: Vec<KindEntry>,
+}
+
+/// One line of `kinds!`: `"slack" => Slack(slack::RawSlack => slack::SlackChannel)`.
+struct KindEntry {
+    name: String,
+    doc: String,
+    /// The struct serde reads the kind's own keys into.
+    raw: String,
+}
+
+impl syn::parse::Parse for Kinds {
+    fn parse(input: syn::parse::ParseStream) -> syn::Result<Self> {
+        input.call(syn::Attribute::parse_outer)?;
+        input.parse::<syn::Token![enum]>()?;
+        let kind_enum: syn::Ident = input.parse()?;
+        input.parse::<syn::Token![=>]>()?;
+        input.call(syn::Attribute::parse_outer)?;
+        input.parse::<syn::Ident>()?;
+        if input.peek(syn::Token![:]) {
+            input.parse::<syn::Token![:]>()?;
+            input.parse::<syn::Token![dyn]>()?;
+            input.parse::<syn::Path>()?;
+        }
+        input.parse::<syn::Token![;]>()?;
+        let entries =
+            syn::punctuated::Punctuated::<KindEntry, syn::Token![,]>::parse_terminated(input)?;
+        Ok(Kinds {
+            kind_enum: kind_enum.to_string(),
+            entries: entries.into_iter().collect(),
+        })
+    }
+}
+
+impl syn::parse::Parse for KindEntry {
+    fn parse(input: syn::parse::ParseStream) -> syn::Result<Self> {
+        let attrs = input.call(syn::Attribute::parse_outer)?;
+        let name: syn::LitStr = input.parse()?;
+        input.parse::<syn::Token![=>]>()?;
+        let _variant: syn::Ident = input.parse()?;
+        let inner;
+        syn::parenthesized!(inner in input);
+        let raw: syn::Type = inner.parse()?;
+        inner.parse::<syn::Token![=>]>()?;
+        let _settings: syn::Type = inner.parse()?;
+        Ok(KindEntry {
+            name: name.value(),
+            doc: doc_of(&attrs),
+            raw: split(&raw).map(|(n, _)| n).unwrap_or_default(),
+        })
+    }
 }
 
 struct Table {
@@ -51,10 +102,10 @@ fn main() {
     println!("cargo:rerun-if-changed=src/config.rs");
     println!("cargo:rerun-if-changed=src/config");
     let mut sub = Vec::new();
-    rust_files(&src.join("config"), &mut sub);
+    rs_files(&src.join("config"), &mut sub);
     sub.sort();
     paths.extend(sub);
-    let files = paths
+    let files: Vec<File> = paths
         .iter()
         .map(|p| {
             let text =
@@ -63,7 +114,9 @@ fn main() {
             index(ast)
         })
         .collect();
-    let source = Source { files };
+    let mut files = files;
+    let kinds = files.iter_mut().flat_map(|f| f.kinds.drain(..)).collect();
+    let source = Source { files, kinds };
     let mut tables = Vec::new();
     source.walk("RawConfig", "", false, String::new(), &mut tables);
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR"));
@@ -71,14 +124,15 @@ fn main() {
         .expect("write config_reference.rs");
 }
 
-/// The `.rs` files under `dir`, at any depth (a section may be a directory:
-/// `config/sink/` holds one file per kind).
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
+/// The `.rs` files under `dir`, at any depth.
+fn rs_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(d) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for p in d.filter_map(|e| e.ok().map(|e| e.path())) {
         if p.is_dir() {
             println!("cargo:rerun-if-changed={}", p.display());
-            rust_files(&p, out);
+            rs_files(&p, out);
         } else if p.extension().is_some_and(|e| e == "rs") {
             out.push(p);
         }
@@ -87,11 +141,11 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 
 fn index(ast: syn::File) -> File {
     let mut f = File {
+        kinds: Vec::new(),
         structs: BTreeMap::new(),
         enums: BTreeMap::new(),
         fns: BTreeMap::new(),
         consts: BTreeMap::new(),
-        kinds: Vec::new(),
     };
     for item in ast.items {
         match item {
@@ -108,15 +162,159 @@ fn index(ast: syn::File) -> File {
                 f.consts.insert(c.ident.to_string(), *c.expr);
             }
             syn::Item::Macro(m) if m.mac.path.is_ident("kinds") => {
-                f.kinds = m
+                let k = m
                     .mac
-                    .parse_body_with(parse_kinds)
+                    .parse_body::<Kinds>()
                     .unwrap_or_else(|e| panic!("kinds!: {e}"));
+                f.kinds.push(k);
             }
             _ => {}
         }
     }
     f
+}
+
+/// `#[doc]` lines joined; an empty line separates paragraphs.
+fn doc_of(attrs: &[syn::Attribute]) -> String {
+    let mut lines = Vec::new();
+    for a in attrs {
+        if !a.path().is_ident("doc") {
+            continue;
+        }
+        if let syn::Meta::NameValue(nv) = &a.meta {
+            if let syn::Expr::Lit(syn::ExprLit {
+                lit: syn::Lit::Str(s),
+                ..
+            }) = &nv.value
+            {
+                let v = s.value();
+                lines.push(v.strip_prefix(' ').unwrap_or(&v).trim_end().to_string());
+            }
+        }
+    }
+    let mut out = String::new();
+    for l in lines {
+        if l.is_empty() {
+            out.push_str("\n\n");
+        } else {
+            if !out.is_empty() && !out.ends_with('\n') {
+                out.push(' ');
+            }
+            out.push_str(&l);
+        }
+    }
+    out.trim().to_string()
+}
+
+/// The serde attributes that matter here.
+#[derive(Default)]
+struct Serde {
+    rename: Option<String>,
+    rename_all: Option<String>,
+    default: Option<Option<String>>,
+    skip: bool,
+}
+
+fn serde_of(attrs: &[syn::Attribute]) -> Serde {
+    let mut s = Serde::default();
+    for a in attrs {
+        if !a.path().is_ident("serde") {
+            continue;
+        }
+        let _ = a.parse_nested_meta(|m| {
+            let name = m
+                .path
+                .get_ident()
+                .map(|i| i.to_string())
+                .unwrap_or_default();
+            let value = || -> syn::Result<String> {
+                let lit: syn::LitStr = m.value()?.parse()?;
+                Ok(lit.value())
+            };
+            match name.as_str() {
+                "rename" => s.rename = Some(value()?),
+                "rename_all" => s.rename_all = Some(value()?),
+                "default" => {
+                    s.default = Some(if m.input.peek(syn::Token![=]) {
+                        Some(value()?)
+                    } else {
+                        None
+                    })
+                }
+                "skip" | "skip_deserializing" => s.skip = true,
+                _ => {
+                    // Skip the value of any other attribute (`deserialize_with = "..."`, ...).
+                    if m.input.peek(syn::Token![=]) {
+                        let _: syn::Expr = m.value()?.parse()?;
+                    }
+                }
+            }
+            Ok(())
+        });
+    }
+    s
+}
+
+fn apply_case(name: &str, rule: Option<&str>) -> String {
+    match rule {
+        Some("lowercase") => name.to_lowercase(),
+        Some("UPPERCASE") => name.to_uppercase(),
+        Some("snake_case") | Some("kebab-case") => {
+            let mut out = String::new();
+            for (i, c) in name.chars().enumerate() {
+                if c.is_uppercase() && i > 0 {
+                    out.push(if rule == Some("kebab-case") { '-' } else { '_' });
+                }
+                out.extend(c.to_lowercase());
+            }
+            out
+        }
+        _ => name.to_string(),
+    }
+}
+
+/// The last path segment and its generic arguments.
+fn split(ty: &syn::Type) -> Option<(String, Vec<&syn::Type>)> {
+    let syn::Type::Path(p) = ty else { return None };
+    let seg = p.path.segments.last()?;
+    let args = match &seg.arguments {
+        syn::PathArguments::AngleBracketed(a) => a
+            .args
+            .iter()
+            .filter_map(|g| match g {
+                syn::GenericArgument::Type(t) => Some(t),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    Some((seg.ident.to_string(), args))
+}
+
+/// The key serde reads a field from.
+fn key_name(f: &syn::Field, cont: &Serde, s: &Serde) -> String {
+    let ident = f.ident.as_ref().map(|i| i.to_string()).unwrap_or_default();
+    let ident = ident.strip_prefix("r#").unwrap_or(&ident).to_string();
+    s.rename
+        .clone()
+        .unwrap_or_else(|| apply_case(&ident, cont.rename_all.as_deref()))
+}
+
+/// The type inside `Option<…>`, and whether there was one.
+fn unoption(ty: &syn::Type) -> (&syn::Type, bool) {
+    let ty = plain(ty);
+    match split(ty) {
+        Some((n, a)) if n == "Option" && a.len() == 1 => (plain(a[0]), true),
+        _ => (ty, false),
+    }
+}
+
+/// Strips `Spanned<…>` and `Box<…>`.
+fn plain(ty: &syn::Type) -> &syn::Type {
+    match split(ty) {
+        Some((n, a)) if (n == "Spanned" || n == "Box") && a.len() == 1 => plain(a[0]),
+        _ => ty,
+    }
 }
 
 impl Source {
@@ -156,36 +354,14 @@ impl Source {
             if s.skip {
                 continue;
             }
-            let ident = f.ident.as_ref().map(|i| i.to_string()).unwrap_or_default();
-            let ident = ident.strip_prefix("r#").unwrap_or(&ident).to_string();
-            let key = s
-                .rename
-                .clone()
-                .unwrap_or_else(|| apply_case(&ident, cont.rename_all.as_deref()));
+            let key = key_name(f, &cont, &s);
             let doc = doc_of(&f.attrs);
             let sub = if path.is_empty() {
                 key.clone()
             } else {
                 format!("{path}.{key}")
             };
-            let mut ty = plain(&f.ty);
-            if s.flatten {
-                // The flattened kinds of `[[sink]]` (its file's `kinds!`):
-                // `kind` and every kind's keys join this table. Other flattened fields
-                // (a catch-all table) hold no keys of their own.
-                let table = split(ty).is_some_and(|(n, _)| n == "Table");
-                if !table && !self.files[file].kinds.is_empty() {
-                    self.kinds(&self.files[file].kinds, path, at, out);
-                }
-                continue;
-            }
-            let mut optional = false;
-            if let Some((n, a)) = split(ty) {
-                if n == "Option" && a.len() == 1 {
-                    ty = plain(a[0]);
-                    optional = true;
-                }
-            }
+            let (ty, optional) = unoption(&f.ty);
             // Sub-tables and arrays of tables.
             if let Some((n, a)) = split(ty) {
                 if self.find_struct(&n).is_some() && a.is_empty() {
@@ -201,80 +377,109 @@ impl Source {
                     }
                 }
             }
-            let (tyname, values) = self.describe(ty);
-            let required = !optional && s.default.is_none() && cont.default.is_none();
-            let default = match &s.default {
-                Some(Some(func)) => {
-                    self.files[file]
-                        .fns
-                        .get(func)
-                        .and_then(|func| match func.block.stmts.last() {
-                            Some(syn::Stmt::Expr(e, None)) => Some(self.eval(file, e)),
-                            _ => None,
-                        })
-                }
-                Some(None) if !optional => self.zero(ty),
-                Some(None) => None,
-                None => None,
-            };
-            out[at].keys.push(Key {
-                name: key,
-                ty: tyname,
-                required,
-                default,
-                doc,
-                values,
-            });
+            out[at]
+                .keys
+                .push(self.leaf(file, &cont, &s, key, doc, ty, optional));
+        }
+        // A table of kinds (`[[sink]]`, `[[alert.channel]]`): the common
+        // keys, then each kind's own.
+        let kinds = fields.named.iter().find_map(|f| {
+            let (n, _) = split(plain(&f.ty))?;
+            self.kinds.iter().find(|k| k.kind_enum == n)
+        });
+        if let Some(kinds) = kinds {
+            self.kind_keys(kinds, path, at, out);
         }
     }
 
-    /// The keys of the kinds a `kinds!` line names, merged into table
-    /// `out[at]`: `kind` with each kind as a value, then each kind's own
-    /// keys, each saying which kinds take it.
-    fn kinds(&self, kinds: &[(String, String)], path: &str, at: usize, out: &mut Vec<Table>) {
-        let mut values = Vec::new();
-        let mut keys: Vec<(Key, Vec<String>)> = Vec::new();
-        let mut subtables = Vec::new();
-        for (name, ty) in kinds {
-            let (name, ty) = (name.clone(), ty.clone());
-            let (_, st) = self
-                .find_struct(&ty)
-                .unwrap_or_else(|| panic!("kind type {ty} not found"));
-            values.push((name.clone(), doc_of(&st.attrs)));
-            let mut tmp = Vec::new();
-            self.walk(&ty, path, false, String::new(), &mut tmp);
-            let mut tables = tmp.into_iter();
-            for k in tables.next().map(|t| t.keys).unwrap_or_default() {
-                match keys.iter_mut().find(|(have, _)| have.name == k.name) {
-                    Some((_, kinds)) => kinds.push(name.clone()),
-                    None => keys.push((k, vec![name.clone()])),
-                }
+    /// A key that is not a table: its type, default and choices.
+    #[allow(clippy::too_many_arguments)]
+    fn leaf(
+        &self,
+        file: usize,
+        cont: &Serde,
+        s: &Serde,
+        name: String,
+        doc: String,
+        ty: &syn::Type,
+        optional: bool,
+    ) -> Key {
+        let (tyname, values) = self.describe(ty);
+        let required = !optional && s.default.is_none() && cont.default.is_none();
+        let default = match &s.default {
+            Some(Some(func)) => {
+                self.files[file]
+                    .fns
+                    .get(func)
+                    .and_then(|func| match func.block.stmts.last() {
+                        Some(syn::Stmt::Expr(e, None)) => Some(self.eval(file, e)),
+                        _ => None,
+                    })
             }
-            for t in tables {
-                if !subtables.iter().any(|s: &Table| s.path == t.path) {
-                    subtables.push(t);
+            Some(None) if !optional => self.zero(ty),
+            Some(None) => None,
+            None => None,
+        };
+        Key {
+            name,
+            ty: tyname,
+            required,
+            default,
+            doc,
+            values,
+        }
+    }
+
+    /// The keys of every kind in table `out[at]`, each saying which kinds
+    /// take it; a kind's sub-tables (`[sink.object_lock]`) follow.
+    fn kind_keys(&self, kinds: &Kinds, path: &str, at: usize, out: &mut Vec<Table>) {
+        let mut extra: Vec<(Key, Vec<&str>)> = Vec::new();
+        for k in &kinds.entries {
+            let (file, st) = self
+                .find_struct(&k.raw)
+                .unwrap_or_else(|| panic!("kind struct {} not found", k.raw));
+            let cont = serde_of(&st.attrs);
+            let syn::Fields::Named(fields) = &st.fields else {
+                continue;
+            };
+            for f in &fields.named {
+                let s = serde_of(&f.attrs);
+                if s.skip {
+                    continue;
                 }
+                let name = key_name(f, &cont, &s);
+                if let Some((_, kinds)) = extra.iter_mut().find(|(e, _)| e.name == name) {
+                    kinds.push(&k.name);
+                    continue;
+                }
+                let (ty, optional) = unoption(&f.ty);
+                if let Some((n, a)) = split(ty) {
+                    if self.find_struct(&n).is_some() && a.is_empty() {
+                        let sub = format!("{path}.{name}");
+                        if !out.iter().any(|t| t.path == sub) {
+                            self.walk(&n, &sub, false, doc_of(&f.attrs), out);
+                        }
+                        continue;
+                    }
+                }
+                let key = self.leaf(file, &cont, &s, name, doc_of(&f.attrs), ty, optional);
+                extra.push((key, vec![&k.name]));
             }
         }
-        out[at].keys.push(Key {
-            name: "kind".into(),
-            ty: "string".into(),
-            required: true,
-            default: None,
-            doc: "The kind of sink: each has its own keys.".into(),
-            values,
-        });
-        for (mut k, kinds) in keys {
-            let only = format!("Kind {}.", kinds.join(", "));
-            k.doc = if k.doc.is_empty() {
+        for (mut key, kinds) in extra {
+            let list: Vec<String> = kinds.iter().map(|k| format!("`\"{k}\"`")).collect();
+            let only = format!(
+                "Only for kind{} {}.",
+                if kinds.len() > 1 { "s" } else { "" },
+                list.join(", ")
+            );
+            key.doc = if key.doc.is_empty() {
                 only
             } else {
-                format!("{only} {}", k.doc)
+                format!("{only} {}", key.doc)
             };
-            k.required = false;
-            out[at].keys.push(k);
+            out[at].keys.push(key);
         }
-        out.extend(subtables);
     }
 
     /// A type as a man page reader knows it, and an enum's choices.
@@ -308,6 +513,14 @@ impl Source {
         }
         if n == "Option" && a.len() == 1 {
             return self.describe(a[0]);
+        }
+        if let Some(kinds) = self.kinds.iter().find(|k| k.kind_enum == n) {
+            let values = kinds
+                .entries
+                .iter()
+                .map(|k| (k.name.clone(), k.doc.clone()))
+                .collect();
+            return ("string".into(), values);
         }
         if let Some(e) = self.find_enum(&n) {
             let rule = serde_of(&e.attrs).rename_all;
@@ -450,4 +663,62 @@ impl Source {
             _ => None,
         }
     }
+}
+
+/// `90` -> `90s`, `93600` -> `26h`, `86400` -> `1d`: the largest unit that
+/// divides it, as `humantime` parses it.
+fn duration(s: u128) -> String {
+    for (unit, n) in [("d", 86400), ("h", 3600), ("m", 60)] {
+        if s > 0 && s.is_multiple_of(n) {
+            return format!("{}{unit}", s / n);
+        }
+    }
+    format!("{s}s")
+}
+
+/// `2 << 30` -> `2GiB`.
+fn size(b: u128) -> String {
+    for (unit, n) in [
+        ("TiB", 1u128 << 40),
+        ("GiB", 1 << 30),
+        ("MiB", 1 << 20),
+        ("KiB", 1 << 10),
+    ] {
+        if b >= n && b.is_multiple_of(n) {
+            return format!("{}{unit}", b / n);
+        }
+    }
+    b.to_string()
+}
+
+fn render(tables: &[Table]) -> String {
+    let mut s = String::from("// Generated by build.rs from the config types. Do not edit.\n");
+    s.push_str("pub static TABLES: &[Table] = &[\n");
+    for t in tables {
+        let _ = writeln!(
+            s,
+            "  Table {{ path: {:?}, array: {}, doc: {:?}, keys: &[",
+            t.path, t.array, t.doc
+        );
+        for k in &t.keys {
+            let values: Vec<String> = k
+                .values
+                .iter()
+                .map(|(n, d)| format!("({n:?}, {d:?})"))
+                .collect();
+            let _ = writeln!(
+                s,
+                "    Key {{ name: {:?}, ty: {:?}, required: {}, default: {:?}, doc: {:?}, values: &[{}] }},",
+                k.name,
+                k.ty,
+                k.required,
+                k.default,
+                k.doc,
+                values.join(", ")
+            );
+        }
+        s.push_str("  ] },\n");
+    }
+    s.push_str("];\n");
+    s
 }

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 use time::OffsetDateTime;
-use vigil_core::config::{AlertConfig, ChannelConfig, ChannelKind};
+use vigil_core::config::{AlertConfig, AlertRule, ChannelConfig};
 use vigil_core::Config;
 
 /// Outbox channel name of the dead-man heartbeat (not a valid channel name, so no clash).
@@ -24,8 +24,6 @@ pub const HEARTBEAT_CHANNEL: &str = "@heartbeat";
 pub const CHANNEL_FAILING: &str = "notify_channel_failing";
 /// Consecutive failed attempts before [`CHANNEL_FAILING`] fires.
 pub const CHANNEL_FAILING_AFTER: u32 = 3;
-/// Alertmanager's re-send interval unless `resend_interval` says otherwise.
-pub const DEFAULT_RESEND: Duration = Duration::from_secs(60);
 
 /// What the engine and the delivery need from the config, owned so tasks can share it.
 #[derive(Debug, Clone)]
@@ -45,19 +43,15 @@ impl Settings {
     }
 
     pub fn channels(&self) -> impl Iterator<Item = &ChannelConfig> {
-        self.alert.channel.iter().map(|c| c.get_ref())
+        self.alert.channel.iter()
     }
 
     pub fn channel(&self, name: &str) -> Option<&ChannelConfig> {
         self.channels().find(|c| c.name == name)
     }
 
-    fn rule(&self, name: &str) -> Option<&vigil_core::config::AlertRule> {
-        self.alert
-            .rule
-            .iter()
-            .map(|r| r.get_ref())
-            .find(|r| r.alert == name)
+    fn rule(&self, name: &str) -> Option<&AlertRule> {
+        self.alert.rule.iter().find(|r| r.alert == name)
     }
 
     /// (failures before firing, successes before resolving) for an alert.
@@ -94,8 +88,11 @@ impl Settings {
             .collect()
     }
 
-    pub fn resend_interval(c: &ChannelConfig) -> Duration {
-        c.resend_interval.map(|d| d.get()).unwrap_or(DEFAULT_RESEND)
+    /// The channels that get the whole firing set again every so often
+    /// (Alertmanager), with that interval.
+    pub fn resending(&self) -> impl Iterator<Item = (&ChannelConfig, Duration)> {
+        self.channels()
+            .filter_map(|c| Some((c, crate::channel::kind(&c.settings).resend()?)))
     }
 }
 
@@ -125,9 +122,8 @@ pub fn muted(
     now: OffsetDateTime,
 ) -> rusqlite::Result<Option<String>> {
     let labels = a.match_labels();
-    for w in s.alert.maintenance.iter().map(|w| w.get_ref()) {
-        let inside = w.starts_at.is_some_and(|st| st <= now) && w.ends_at.is_some_and(|e| now < e);
-        if inside && matches(&w.matchers, &labels) {
+    for w in &s.alert.maintenance {
+        if w.contains(now) && matches(&w.matchers, &labels) {
             return Ok(Some(format!(
                 "maintenance window ({})",
                 if w.reason.is_empty() {
@@ -341,7 +337,7 @@ pub fn tick(tx: &Transaction, s: &Settings, now: OffsetDateTime) -> rusqlite::Re
         }
     }
     // Alertmanager forgets alerts that are not re-sent (resolve_timeout).
-    for c in s.channels().filter(|c| c.kind == ChannelKind::Alertmanager) {
+    for (c, resend) in s.resending() {
         let last: i64 = tx
             .query_row(
                 "SELECT last_refresh_ms FROM channel_state WHERE channel = ?1",
@@ -350,7 +346,7 @@ pub fn tick(tx: &Transaction, s: &Settings, now: OffsetDateTime) -> rusqlite::Re
             )
             .optional()?
             .unwrap_or(0);
-        if now_ms - last < Settings::resend_interval(c).as_millis() as i64 {
+        if now_ms - last < resend.as_millis() as i64 {
             continue;
         }
         let pending: i64 = tx.query_row(

@@ -44,7 +44,7 @@ use std::time::Duration;
 use vigil_core::outcome::Outcome;
 use vigil_core::Config;
 
-pub use deliver::{DeliveryReport, RunOptions};
+pub use deliver::{DeliveryReport, RunOptions, Until};
 pub use model::{AlertKey, Fact, Severity, Source};
 pub use store::Store;
 
@@ -61,18 +61,29 @@ pub enum AlertError {
     Fs(#[from] vigil_core::fsutil::FsError),
     #[error("no alert channel named {0:?}; configured channels: {1}")]
     UnknownChannel(String, String),
+    /// A delivery that failed; the message is the server's, scrubbed of secrets.
     #[error("alert channel {channel}: {message}")]
     Channel { channel: String, message: String },
+    #[error("alert channel {channel}")]
+    Build {
+        channel: String,
+        #[source]
+        source: channel::BuildError,
+    },
     #[error("no active silence with id {0:?}; `vigil-notify silence list` shows them")]
     SilenceNotFound(String),
-    #[error("{0}")]
-    Usage(String),
 }
 
 impl AlertError {
     pub(crate) fn db(path: &Path, source: rusqlite::Error) -> Self {
         Self::Db {
             path: path.to_path_buf(),
+            source,
+        }
+    }
+    pub(crate) fn build(name: &str, source: channel::BuildError) -> Self {
+        Self::Build {
+            channel: name.to_string(),
             source,
         }
     }
@@ -176,11 +187,14 @@ pub fn ingest_outcomes(
     job: &str,
     outcomes: &[Outcome],
 ) -> Result<IngestReport, AlertError> {
-    let results: Vec<CheckResult> = outcomes
+    ingest(cfg, job, &outcome_results(cfg, outcomes))
+}
+
+fn outcome_results(cfg: &Config, outcomes: &[Outcome]) -> Vec<CheckResult> {
+    outcomes
         .iter()
         .flat_map(|o| outcomes::results(cfg, o))
-        .collect();
-    ingest(cfg, job, &results)
+        .collect()
 }
 
 /// One delivery pass over the outbox, every channel in parallel, giving up
@@ -188,7 +202,16 @@ pub fn ingest_outcomes(
 /// Channels in backoff (after failures or a 429) are skipped. Jobs do not
 /// call this: they only queue (see the crate documentation).
 pub async fn deliver_pending(cfg: &Config, budget: Duration) -> Result<DeliveryReport, AlertError> {
-    deliver::deliver_within(Arc::new(Settings::from_config(cfg)), budget).await
+    let opts = RunOptions {
+        until: Until::Drained {
+            budget,
+            retry: false,
+        },
+        alive: None,
+    };
+    // Held until the pass ends: nothing stops it but its budget.
+    let (_stop, stop) = tokio::sync::watch::channel(false);
+    deliver::run(Arc::new(Settings::from_config(cfg)), opts, stop).await
 }
 
 /// Logs, at info, what a job left in the outbox for vigil-notify.
@@ -199,6 +222,58 @@ pub fn log_queued(job: &str, queued: usize) {
             queued,
             "{queued} alert notification(s) queued for vigil-notify"
         );
+    }
+}
+
+/// What a failure to record alerts means for the job that raised them:
+/// the one thing in which the jobs differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnAlertError {
+    /// Logged; the job's own result stands. Its outcome records are
+    /// written already (`vigil-notify ingest --job` raises them again).
+    Log,
+    /// Returned: the job fails with it (health and quota, whose findings
+    /// are the alerts).
+    Fail,
+}
+
+/// What a job does after a run: apply its `results` to the alert state,
+/// queue the notifications for `vigil-notify` (which delivers them), and
+/// log what fired, resolved and was queued.
+pub fn raise(
+    cfg: &Config,
+    job: &str,
+    results: &[CheckResult],
+    on_error: OnAlertError,
+) -> Result<IngestReport, AlertError> {
+    let r = raise_quietly(cfg, job, results, on_error)?;
+    log_queued(job, r.queued);
+    Ok(r)
+}
+
+/// [`raise`] without the "queued" line (callers that raise several jobs
+/// log one).
+fn raise_quietly(
+    cfg: &Config,
+    job: &str,
+    results: &[CheckResult],
+    on_error: OnAlertError,
+) -> Result<IngestReport, AlertError> {
+    match ingest(cfg, job, results) {
+        Ok(r) => {
+            for k in &r.fired {
+                tracing::warn!("alert firing: {k}");
+            }
+            for k in &r.resolved {
+                tracing::info!("alert resolved: {k}");
+            }
+            Ok(r)
+        }
+        Err(e) if on_error == OnAlertError::Log => {
+            tracing::error!("recording {job} results for alerting: {e}");
+            Ok(IngestReport::default())
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -216,17 +291,10 @@ pub fn raise_run(cfg: &Config, jobs: &[&str], run_id: &str) -> usize {
         if records.is_empty() {
             continue;
         }
-        match ingest_outcomes(cfg, job, &records) {
-            Ok(r) => {
-                for k in &r.fired {
-                    tracing::warn!("alert firing: {k}");
-                }
-                for k in &r.resolved {
-                    tracing::info!("alert resolved: {k}");
-                }
-                queued += r.queued;
-            }
-            Err(e) => tracing::error!("recording {job} outcomes for alerting: {e}"),
+        let results = outcome_results(cfg, &records);
+        // Never an error with Log.
+        if let Ok(r) = raise_quietly(cfg, job, &results, OnAlertError::Log) {
+            queued += r.queued;
         }
     }
     log_queued(jobs.join("+").as_str(), queued);
@@ -249,41 +317,13 @@ pub fn summary(cfg: &Config) -> String {
         a.retry_min,
         a.retry_max
     );
-    for c in a.channel.iter().map(|c| c.get_ref()) {
-        let target = match c.kind {
-            vigil_core::config::ChannelKind::Slack | vigil_core::config::ChannelKind::Teams => {
-                "webhook <redacted>".to_string()
-            }
-            vigil_core::config::ChannelKind::Email => format!(
-                "smtp {}:{} ({:?}), {} recipient(s){}",
-                c.smtp_host.as_deref().unwrap_or("?"),
-                c.smtp_port
-                    .map(|p| p.to_string())
-                    .unwrap_or_else(|| "default".into()),
-                c.smtp_tls.unwrap_or(vigil_core::config::SmtpTls::Starttls),
-                c.to.len(),
-                if c.secret.is_some() {
-                    ", auth <redacted>"
-                } else {
-                    ""
-                }
-            ),
-            vigil_core::config::ChannelKind::Alertmanager => {
-                format!("{}/api/v2/alerts", c.url.as_deref().unwrap_or("?"))
-            }
-            vigil_core::config::ChannelKind::File => format!(
-                "file {}",
-                c.path
-                    .as_deref()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default()
-            ),
-        };
+    for c in &a.channel {
+        let target = channel::kind(&c.settings).target();
         let _ = writeln!(
             s,
             "  channel {} ({}): {target}; min_severity {}, sources {}",
             c.name,
-            c.kind.to_string().to_lowercase(),
+            c.kind().as_str(),
             c.min_severity.map(|m| m.as_str()).unwrap_or("warning"),
             if c.sources.is_empty() {
                 "all".to_string()
@@ -301,18 +341,21 @@ pub fn summary(cfg: &Config) -> String {
             "  watchdog: VigilWatchdog always firing to alertmanager channels"
         );
     }
-    for r in a.rule.iter().map(|r| r.get_ref()) {
+    for r in &a.rule {
         let _ = writeln!(
             s,
             "  rule {}: failure_threshold {:?}, success_threshold {:?}, repeat {:?}, severity {:?}",
             r.alert, r.failure_threshold, r.success_threshold, r.repeat_interval, r.severity
         );
     }
-    for m in a.maintenance.iter().map(|m| m.get_ref()) {
+    for m in &a.maintenance {
         let _ = writeln!(
             s,
             "  maintenance {} .. {} match {:?} ({})",
-            m.start, m.end, m.matchers, m.reason
+            vigil_core::rfc3339(m.start),
+            vigil_core::rfc3339(m.end),
+            m.matchers,
+            m.reason
         );
     }
     s

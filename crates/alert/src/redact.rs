@@ -52,21 +52,7 @@ impl Redactor {
     pub fn from_settings(s: &Settings) -> Redactor {
         let mut r = Redactor::default();
         for c in s.channels() {
-            if let Some(sec) = &c.secret {
-                r.add(sec.expose());
-                // As AUTH LOGIN and AUTH PLAIN send it: a relay may echo that.
-                if let Some(user) = &c.username {
-                    r.add_encoded(sec.expose().as_bytes());
-                    r.add_encoded(format!("\0{user}\0{}", sec.expose()).as_bytes());
-                }
-            }
-            if let Some(u) = &c.url {
-                if let Some(info) = userinfo(u) {
-                    r.add(info);
-                    // As HTTP basic auth sends it.
-                    r.add_encoded(percent_decode(info).as_bytes());
-                }
-            }
+            crate::channel::kind(&c.settings).secrets(&mut r);
         }
         if let Some(h) = &s.alert.heartbeat {
             r.add(h.expose());
@@ -215,13 +201,13 @@ fn base64(b: &[u8]) -> String {
     out
 }
 
-fn userinfo(url: &str) -> Option<&str> {
+pub(crate) fn userinfo(url: &str) -> Option<&str> {
     let rest = url.split_once("://")?.1;
     let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
     authority.rsplit_once('@').map(|(info, _)| info)
 }
 
-fn percent_decode(s: &str) -> String {
+pub(crate) fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

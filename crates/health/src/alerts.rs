@@ -188,15 +188,8 @@ pub fn raise(cfg: &Config, findings: &[Finding]) -> Raised {
         .unwrap_or_default();
     let results = results(findings, &open);
     let mut raised = Raised::default();
-    match vigil_alert::ingest(cfg, "health", &results) {
+    match vigil_alert::raise(cfg, "health", &results, vigil_alert::OnAlertError::Fail) {
         Ok(r) => {
-            for k in &r.fired {
-                tracing::warn!("alert firing: {k}");
-            }
-            for k in &r.resolved {
-                tracing::info!("alert resolved: {k}");
-            }
-            vigil_alert::log_queued("health", r.queued);
             raised.fired = r.fired;
             raised.resolved = r.resolved;
             raised.pending = r.pending;

@@ -99,10 +99,10 @@ enum SilenceCommand {
     Expire { id: String },
 }
 
-fn parse_matcher(s: &str) -> Result<(String, String), String> {
+fn parse_matcher(s: &str) -> anyhow::Result<(String, String)> {
     match s.split_once('=') {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
-        _ => Err(format!("{s:?} is not LABEL=VALUE, e.g. member=cp-2")),
+        _ => anyhow::bail!("{s:?} is not LABEL=VALUE, e.g. member=cp-2"),
     }
 }
 
@@ -179,8 +179,14 @@ fn cmd_run(g: &GlobalArgs, once: bool, timeout: HumanDuration) -> Result<i32, Ex
                 ]);
             }
             let opts = deliver::RunOptions {
-                once,
-                once_timeout: timeout.get(),
+                until: if once {
+                    deliver::Until::Drained {
+                        budget: timeout.get(),
+                        retry: true,
+                    }
+                } else {
+                    deliver::Until::Stopped
+                },
                 // Only when systemd asks for it (WatchdogSec= sets $WATCHDOG_USEC).
                 alive: sd_notify::watchdog_enabled().map(|_| {
                     (|| {

@@ -168,14 +168,7 @@ pub async fn check(
 pub async fn run(cfg: &Config) -> Result<Report, QuotaError> {
     let (report, gone) = check(cfg).await?;
     let results = alerts::results(&report, &gone);
-    let r = vigil_alert::ingest(cfg, "quota", &results)?;
-    for k in &r.fired {
-        tracing::warn!("alert firing: {k}");
-    }
-    for k in &r.resolved {
-        tracing::info!("alert resolved: {k}");
-    }
-    vigil_alert::log_queued("quota", r.queued);
+    vigil_alert::raise(cfg, "quota", &results, vigil_alert::OnAlertError::Fail)?;
     Ok(report)
 }
 

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
-use vigil_core::config::{SinkConfig, SinkKind, VerifyMode};
+use vigil_core::config::{SinkConfig, SinkSettings, VerifyMode};
 use vigil_core::fsutil::{self, FsError};
 use vigil_core::manifest::{Manifest, SUFFIX};
 
@@ -209,7 +209,7 @@ impl std::fmt::Debug for Sink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sink")
             .field("name", &self.cfg.name)
-            .field("kind", &self.cfg.kind.name())
+            .field("kind", &self.cfg.kind.as_str())
             .finish()
     }
 }
@@ -458,8 +458,8 @@ macro_rules! backends {
         $(mod $m;)*
 
         fn choose(cfg: &SinkConfig, state_dir: &Path) -> Result<Box<dyn Backend>, SinkError> {
-            Ok(match &cfg.kind {
-                $(SinkKind::$v(o) => Box::new($m::build(cfg, o, state_dir)?),)*
+            Ok(match &cfg.settings {
+                $(SinkSettings::$v(o) => Box::new($m::build(cfg, o, state_dir)?),)*
             })
         }
     };
@@ -505,7 +505,7 @@ pub(crate) fn remove_staged(root: &Path, base: &str, staged: fn(&str) -> bool) -
 pub(crate) fn build_err(cfg: &SinkConfig, message: String) -> SinkError {
     SinkError::Build {
         sink: cfg.name.clone(),
-        kind: cfg.kind.name().to_string(),
+        kind: cfg.kind.to_string(),
         message,
     }
 }

@@ -6,8 +6,30 @@
 //! value that contains it, else the `[table]` or `[[array]]` header the
 //! line belongs to, plus the key written at the span.
 
+use super::ConfigError;
 use std::ops::Range;
+use std::path::Path;
 use toml::de::{DeTable, DeValue};
+
+/// A TOML or serde error as a config error naming the file, line and key.
+pub(super) fn toml_error(text: &str, path: &Path, e: &toml::de::Error) -> ConfigError {
+    let message = e.message().trim().to_string();
+    let line = e.span().map(|s| super::line_of(text, s.start));
+    // The parser and serde give a span only: name the key it is in.
+    match e.span().and_then(|s| key_at(text, s, &message)) {
+        Some(key) => ConfigError::Invalid {
+            path: path.to_path_buf(),
+            line,
+            key,
+            message,
+        },
+        None => ConfigError::Parse {
+            path: path.to_path_buf(),
+            line: line.unwrap_or(1),
+            message,
+        },
+    }
+}
 
 #[derive(Debug)]
 enum Kind {

@@ -191,9 +191,11 @@ fn secret_files_are_checked() {
     );
     std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
     let c = parse(&text).unwrap();
-    let ch = c.alert.channel[0].get_ref();
+    let crate::config::ChannelSettings::Slack(ch) = &c.alert.channel[0].settings else {
+        panic!("not a slack channel");
+    };
     assert_eq!(
-        ch.secret.as_ref().unwrap().expose(),
+        ch.webhook.expose(),
         "https://hooks.slack.com/services/FILESECRET"
     );
 }

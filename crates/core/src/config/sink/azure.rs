@@ -1,6 +1,7 @@
 //! `kind = "azure"`: Azure Blob Storage.
 
-use super::{Cx, KindOptions, RawOptions, VerifyMode, OBJECT};
+use super::{KindOptions, VerifyMode, OBJECT};
+use crate::config::kinds::{Cx, RawKind};
 use crate::config::ConfigError;
 use crate::secret::Secret;
 use serde::Deserialize;
@@ -29,11 +30,11 @@ pub struct AzureSink {
     pub allow_http: bool,
 }
 
-impl RawOptions for RawAzure {
-    const COMMON: &'static [&'static str] = OBJECT;
-    type Resolved = AzureSink;
+impl RawKind for RawAzure {
+    type Settings = AzureSink;
+    const SHARED: &'static [&'static str] = OBJECT;
 
-    fn resolve(self, cx: &Cx<'_, '_>) -> Result<AzureSink, ConfigError> {
+    fn resolve(self, cx: &Cx) -> Result<AzureSink, ConfigError> {
         let account = cx.required("account", self.account)?;
         let container = cx.required("container", self.container)?;
         let access_key = if self.access_key.is_some() || self.access_key_file.is_some() {

@@ -1,6 +1,7 @@
 //! `kind = "dir"`: an LTFS mount or a BackupPC staging directory.
 
-use super::{Cx, KindOptions, RawOptions, VerifyMode};
+use super::{KindOptions, VerifyMode};
+use crate::config::kinds::{Cx, RawKind};
 use crate::config::ConfigError;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -18,11 +19,11 @@ pub struct DirSink {
     pub path: PathBuf,
 }
 
-impl RawOptions for RawDir {
-    const COMMON: &'static [&'static str] = &["verify"];
-    type Resolved = DirSink;
+impl RawKind for RawDir {
+    type Settings = DirSink;
+    const SHARED: &'static [&'static str] = &["verify"];
 
-    fn resolve(self, cx: &Cx<'_, '_>) -> Result<DirSink, ConfigError> {
+    fn resolve(self, cx: &Cx) -> Result<DirSink, ConfigError> {
         Ok(DirSink {
             path: cx.required("path", self.path)?,
         })

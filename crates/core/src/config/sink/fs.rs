@@ -1,6 +1,7 @@
 //! `kind = "fs"`: a mounted filesystem (NFS, CephFS), through object_store.
 
-use super::{Cx, KindOptions, RawOptions, VerifyMode, OBJECT};
+use super::{KindOptions, VerifyMode, OBJECT};
+use crate::config::kinds::{Cx, RawKind};
 use crate::config::ConfigError;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -18,11 +19,11 @@ pub struct FsSink {
     pub path: PathBuf,
 }
 
-impl RawOptions for RawFs {
-    const COMMON: &'static [&'static str] = OBJECT;
-    type Resolved = FsSink;
+impl RawKind for RawFs {
+    type Settings = FsSink;
+    const SHARED: &'static [&'static str] = OBJECT;
 
-    fn resolve(self, cx: &Cx<'_, '_>) -> Result<FsSink, ConfigError> {
+    fn resolve(self, cx: &Cx) -> Result<FsSink, ConfigError> {
         Ok(FsSink {
             path: cx.required("path", self.path)?,
         })

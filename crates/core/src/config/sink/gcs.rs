@@ -1,6 +1,7 @@
 //! `kind = "gcs"`: Google Cloud Storage.
 
-use super::{Cx, KindOptions, RawOptions, VerifyMode, OBJECT};
+use super::{KindOptions, VerifyMode, OBJECT};
+use crate::config::kinds::{Cx, RawKind};
 use crate::config::ConfigError;
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -20,11 +21,11 @@ pub struct GcsSink {
     pub service_account_file: PathBuf,
 }
 
-impl RawOptions for RawGcs {
-    const COMMON: &'static [&'static str] = OBJECT;
-    type Resolved = GcsSink;
+impl RawKind for RawGcs {
+    type Settings = GcsSink;
+    const SHARED: &'static [&'static str] = OBJECT;
 
-    fn resolve(self, cx: &Cx<'_, '_>) -> Result<GcsSink, ConfigError> {
+    fn resolve(self, cx: &Cx) -> Result<GcsSink, ConfigError> {
         let bucket = cx.required("bucket", self.bucket)?;
         let sa = cx.required("service_account_file", self.service_account_file)?;
         cx.v.private(

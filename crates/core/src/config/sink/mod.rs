@@ -1,24 +1,37 @@
 //! `[[sink]]`: where archives are shipped off the bastion.
 //!
 //! The keys every sink has are read here; each kind's own keys are read and
-//! resolved by its own file (`s3.rs`, `dir.rs`, ...). A new kind is one new
-//! file and its line in `kinds!` below (crates/core/build.rs reads that line
-//! for vigil.toml(5)).
+//! resolved by its own file (`s3.rs`, `dir.rs`, ...), registered by its line
+//! in `kinds!` below. A sink is read in two steps, as every table of kinds is
+//! (`kinds.rs`).
 
-mod fields;
 #[cfg(test)]
 mod tests;
 
-pub use s3::{LockMode, ObjectLock};
-pub use tape::{RcPolicy, DEFAULT_DESCRIPTION};
+mod azure;
+mod dir;
+mod fs;
+mod gcs;
+mod s3;
+mod tape;
 
+pub use azure::AzureSink;
+pub use dir::DirSink;
+pub use fs::FsSink;
+pub use gcs::GcsSink;
+pub use s3::{LockMode, ObjectLock, S3Sink};
+pub use tape::{RcPolicy, TapeSink, DEFAULT_DESCRIPTION};
+
+use super::kinds::{all_of, fields_of, kinds, own_keys, Cx, Family};
 use super::{ConfigError, Validator};
 use crate::retention::KeepPolicy;
 use crate::units::{ByteSize, HumanDuration};
 use serde::Deserialize;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::Duration;
+use toml::de::DeTable;
 
 /// How a stored copy is checked after the upload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -35,8 +48,10 @@ pub enum VerifyMode {
 /// A place archives are shipped to, off the bastion. `kind` decides which
 /// other keys apply; a key of another kind is refused.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct RawSink {
     name: String,
+    kind: SinkKind,
     #[serde(default = "default_keep_last")]
     keep_last: u32,
     #[serde(default)]
@@ -45,38 +60,45 @@ pub(super) struct RawSink {
     keep_weekly: u32,
     #[serde(default)]
     keep_monthly: u32,
-    /// Kind s3, azure, gcs, fs. Keys start with `<prefix>/<cluster>/`.
+    /// Only for kinds `"s3"`, `"azure"`, `"gcs"`, `"fs"`. Keys start with
+    /// `<prefix>/<cluster>/`.
     prefix: Option<String>,
-    /// Kind s3, azure, gcs, fs, dir.
+    /// Only for kinds `"s3"`, `"azure"`, `"gcs"`, `"fs"`, `"dir"`.
     verify: Option<VerifyMode>,
-    /// Kind s3, azure, gcs, fs, tape-dsmc. Per request (dsmc: per command); default 10m.
+    /// Only for kinds `"s3"`, `"azure"`, `"gcs"`, `"fs"`, `"tape-dsmc"`. Per
+    /// request (dsmc: per command); default 10m.
     timeout: Option<HumanDuration>,
-    /// Kind s3, azure, gcs, fs. Default 10s.
+    /// Only for kinds `"s3"`, `"azure"`, `"gcs"`, `"fs"`. Default 10s.
     connect_timeout: Option<HumanDuration>,
-    /// Kind s3, azure, gcs, fs. Default 5.
+    /// Only for kinds `"s3"`, `"azure"`, `"gcs"`, `"fs"`. Default 5.
     retries: Option<u32>,
-    /// Kind s3, azure, gcs, fs. Default 5m.
+    /// Only for kinds `"s3"`, `"azure"`, `"gcs"`, `"fs"`. Default 5m.
     retry_timeout: Option<HumanDuration>,
-    /// Kind s3, azure, gcs, fs. 5MiB to 5GiB; default 5MiB.
+    /// Only for kinds `"s3"`, `"azure"`, `"gcs"`, `"fs"`. 5MiB to 5GiB;
+    /// default 5MiB.
     part_size: Option<ByteSize>,
-    /// Kind s3, azure, gcs, fs. Parts in flight; default 1.
+    /// Only for kinds `"s3"`, `"azure"`, `"gcs"`, `"fs"`. Parts in flight;
+    /// default 1.
     upload_concurrency: Option<u32>,
-    /// The sink's kind.
-    #[serde(flatten)]
-    kind: RawKind,
-    /// Every key again, to refuse those the kind does not know: serde
-    /// honours `deny_unknown_fields` neither with `flatten` nor in the
-    /// variants of an internally tagged enum.
-    #[serde(flatten)]
-    keys: toml::Table,
 }
 
-/// One kind's options as written; `COMMON` names the shared keys
-/// (`prefix`, `timeout`, ...) that apply to it.
-pub(super) trait RawOptions: for<'de> Deserialize<'de> {
-    const COMMON: &'static [&'static str];
-    type Resolved;
-    fn resolve(self, cx: &Cx<'_, '_>) -> Result<Self::Resolved, ConfigError>;
+kinds! {
+    /// What `kind = "..."` names.
+    enum SinkKind =>
+    /// A sink's kind with its resolved options.
+    SinkSettings: dyn KindOptions;
+    /// S3 or Ceph RGW.
+    "s3" => S3(s3::RawS3 => S3Sink),
+    /// Azure Blob Storage.
+    "azure" => Azure(azure::RawAzure => AzureSink),
+    /// Google Cloud Storage.
+    "gcs" => Gcs(gcs::RawGcs => GcsSink),
+    /// A mounted filesystem (NFS, CephFS) through object_store.
+    "fs" => Fs(fs::RawFs => FsSink),
+    /// An LTFS mount or a BackupPC staging directory.
+    "dir" => Dir(dir::RawDir => DirSink),
+    /// IBM Spectrum Protect (TSM) through `dsmc archive`.
+    "tape-dsmc" => TapeDsmc(tape::RawTape => TapeSink),
 }
 
 /// What the rest of vigil asks of a kind's resolved options.
@@ -89,69 +111,29 @@ pub trait KindOptions {
     }
 }
 
-/// The one list of kinds: `"name" => Variant(module::RawOptions -> Resolved)`.
-/// It declares each kind's module, the enum serde reads (tagged by `kind`)
-/// and the resolved enum, and dispatches between them.
-macro_rules! kinds {
-    ($($name:literal => $v:ident($m:ident :: $raw:ident -> $res:ident)),* $(,)?) => {
-        $(mod $m; pub use $m::$res;)*
-
-        /// The kind of sink: each has its own keys.
-        #[derive(Debug, Deserialize)]
-        #[serde(tag = "kind")]
-        enum RawKind {
-            $(#[serde(rename = $name)] $v($m::$raw),)*
-        }
-
-        /// A sink's kind with its resolved options.
-        #[derive(Debug, Clone)]
-        pub enum SinkKind {
-            $($v($res),)*
-        }
-
-        impl RawKind {
-            fn name(&self) -> &'static str {
-                match self { $(RawKind::$v(_) => $name,)* }
-            }
-            fn common(&self) -> &'static [&'static str] {
-                match self { $(RawKind::$v(_) => <$m::$raw>::COMMON,)* }
-            }
-            fn own(&self) -> &'static [&'static str] {
-                match self { $(RawKind::$v(_) => fields::of::<$m::$raw>(),)* }
-            }
-            fn resolve(self, cx: &Cx<'_, '_>) -> Result<SinkKind, ConfigError> {
-                Ok(match self { $(RawKind::$v(r) => SinkKind::$v(r.resolve(cx)?),)* })
-            }
-        }
-
-        /// Every kind's name, shared keys and own keys.
-        fn all_kinds() -> Vec<(&'static str, &'static [&'static str], &'static [&'static str])> {
-            vec![$(($name, <$m::$raw>::COMMON, fields::of::<$m::$raw>())),*]
-        }
-
-        impl SinkKind {
-            pub fn options(&self) -> &dyn KindOptions {
-                match self { $(SinkKind::$v(o) => o,)* }
-            }
-            pub fn name(&self) -> &'static str {
-                match self { $(SinkKind::$v(_) => $name,)* }
-            }
-        }
-    };
-}
-
-kinds! {
-    "s3" => S3(s3::RawS3 -> S3Sink),
-    "azure" => Azure(azure::RawAzure -> AzureSink),
-    "gcs" => Gcs(gcs::RawGcs -> GcsSink),
-    "fs" => Fs(fs::RawFs -> FsSink),
-    "dir" => Dir(dir::RawDir -> DirSink),
-    "tape-dsmc" => TapeDsmc(tape::RawTape -> TapeSink),
-}
-
 impl std::fmt::Display for SinkKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
+        f.write_str(self.as_str())
+    }
+}
+
+/// `[[sink]]` as a table of kinds.
+pub(super) struct Sinks;
+
+impl Family for Sinks {
+    type Common = RawSink;
+    const PATH: &'static [&'static str] = &["sink"];
+    const RESTRICTED: &'static [&'static str] = OBJECT;
+    fn kind_fields() -> Vec<&'static str> {
+        SinkKind::all_fields()
+    }
+    fn common() -> &'static [&'static str] {
+        static F: OnceLock<&'static [&'static str]> = OnceLock::new();
+        F.get_or_init(fields_of::<RawSink>)
+    }
+    fn all() -> &'static [&'static str] {
+        static F: OnceLock<Vec<&'static str>> = OnceLock::new();
+        F.get_or_init(|| all_of::<Self>(Self::common()))
     }
 }
 
@@ -182,6 +164,7 @@ pub struct SinkConfig {
     part_size: usize,
     upload_concurrency: usize,
     pub kind: SinkKind,
+    pub settings: SinkSettings,
 }
 
 fn default_keep_last() -> u32 {
@@ -234,36 +217,9 @@ impl SinkConfig {
     /// (`path`, `error_log` for the log's directory, `password_dir`), for
     /// messages such as `sink[0].password_dir: ... is not writable`.
     pub fn writable_paths_by_key(&self, state_dir: &Path) -> Vec<(&'static str, PathBuf)> {
-        self.kind.options().writable_paths(&self.name, state_dir)
-    }
-}
-
-/// What a kind's `resolve` needs: the validator, and where the sink is.
-pub(super) struct Cx<'v, 't> {
-    pub v: &'v Validator<'t>,
-    /// The kind's name, for messages.
-    pub kind: &'static str,
-    pub key: &'v str,
-    pub span: Range<usize>,
-}
-
-impl Cx<'_, '_> {
-    pub fn err(&self, field: &str, msg: impl Into<String>) -> ConfigError {
-        self.v.err(
-            format!("{}.{field}", self.key),
-            self.v.field_span(self.span.clone(), field),
-            msg,
-        )
-    }
-    /// A key the kind cannot do without.
-    pub fn required<T>(&self, field: &str, v: Option<T>) -> Result<T, ConfigError> {
-        v.ok_or_else(|| {
-            self.v.err(
-                format!("{}.{field}", self.key),
-                Some(self.span.clone()),
-                format!("required for kind \"{}\"", self.kind),
-            )
-        })
+        self.settings
+            .options()
+            .writable_paths(&self.name, state_dir)
     }
 }
 
@@ -272,66 +228,35 @@ impl RawSink {
         &self.name
     }
 
-    /// Checks the keys against the kind and resolves the sink.
+    /// Checks the keys against the kind and resolves the sink; `table` is
+    /// this sink's table in the parsed document.
     pub(super) fn resolve(
         self,
         v: &Validator<'_>,
         key: &str,
         span: Range<usize>,
+        table: Option<&DeTable<'_>>,
     ) -> Result<SinkConfig, ConfigError> {
         v.name(&format!("{key}.name"), &self.name, span.clone())?;
-        let kind = self.kind.name();
-        let cx = Cx { v, kind, key, span };
-        let (common, own) = (self.kind.common(), self.kind.own());
-        let set: [(&str, bool); 8] = [
-            ("prefix", self.prefix.is_some()),
-            ("verify", self.verify.is_some()),
-            ("timeout", self.timeout.is_some()),
-            ("connect_timeout", self.connect_timeout.is_some()),
-            ("retries", self.retries.is_some()),
-            ("retry_timeout", self.retry_timeout.is_some()),
-            ("part_size", self.part_size.is_some()),
-            ("upload_concurrency", self.upload_concurrency.is_some()),
-        ];
-        let shared = set.iter().filter(|(_, p)| *p).map(|(f, _)| *f);
-        let others = self.keys.keys().map(String::as_str).filter(|k| {
-            !matches!(
-                *k,
-                "name" | "kind" | "keep_last" | "keep_daily" | "keep_weekly" | "keep_monthly"
-            ) && !set.iter().any(|(f, _)| f == k)
-        });
-        for field in shared.chain(others) {
-            if common.contains(&field) || own.contains(&field) {
-                continue;
-            }
-            let elsewhere = all_kinds()
-                .iter()
-                .any(|(_, c, o)| c.contains(&field) || o.contains(&field));
-            let msg = if elsewhere {
-                format!("does not apply to kind \"{kind}\"")
-            } else {
-                let mut known: Vec<&str> = common.iter().chain(own).copied().collect();
-                known.extend([
-                    "name",
-                    "kind",
-                    "keep_last",
-                    "keep_daily",
-                    "keep_weekly",
-                    "keep_monthly",
-                ]);
-                let list: Vec<String> = known.iter().map(|k| format!("`{k}`")).collect();
-                format!(
-                    "unknown field `{field}`, expected one of {}",
-                    list.join(", ")
-                )
-            };
-            return Err(cx.err(field, msg));
-        }
-        let resolved = self.kind.resolve(&cx)?;
+        let cx = Cx {
+            v,
+            key,
+            span,
+            kind: format!("{:?}", self.kind.as_str()),
+        };
+        let own = own_keys::<Sinks>(
+            &cx,
+            table,
+            self.kind.fields(),
+            self.kind.shared(),
+            SinkKind::owners,
+        )?;
+        let settings = self.kind.resolve(&cx, own)?;
         if let Some(p) = self.part_size {
             if p.0 < 5 << 20 || p.0 > 5 << 30 {
                 return Err(cx.err(
                     "part_size",
+                    cx.field_span("part_size"),
                     "must be between 5MiB and 5GiB (S3 multipart limits)",
                 ));
             }
@@ -339,6 +264,7 @@ impl RawSink {
         if self.keep_last == 0 {
             return Err(cx.err(
                 "keep_last",
+                cx.field_span("keep_last"),
                 "must be at least 1: the newest verified copy is never deleted",
             ));
         }
@@ -361,7 +287,7 @@ impl RawSink {
                 .to_string(),
             verify: self
                 .verify
-                .unwrap_or_else(|| resolved.options().default_verify()),
+                .unwrap_or_else(|| settings.options().default_verify()),
             timeout: secs(self.timeout, 600),
             connect_timeout: secs(self.connect_timeout, 10),
             retries: self.retries.unwrap_or(5),
@@ -371,7 +297,8 @@ impl RawSink {
             // is a third of etcd's rate, and the 1 GB benchmark showed no
             // gain from 2.
             upload_concurrency: self.upload_concurrency.unwrap_or(1).max(1) as usize,
-            kind: resolved,
+            kind: self.kind,
+            settings,
         })
     }
 }

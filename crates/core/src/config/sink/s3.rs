@@ -1,6 +1,7 @@
 //! `kind = "s3"`: Amazon S3, Ceph RGW or any S3-compatible store.
 
-use super::{Cx, KindOptions, RawOptions, VerifyMode, OBJECT};
+use super::{KindOptions, VerifyMode, OBJECT};
+use crate::config::kinds::{Cx, RawKind};
 use crate::config::ConfigError;
 use crate::secret::Secret;
 use serde::Deserialize;
@@ -55,11 +56,11 @@ pub struct S3Sink {
     pub object_lock: Option<ObjectLock>,
 }
 
-impl RawOptions for RawS3 {
-    const COMMON: &'static [&'static str] = OBJECT;
-    type Resolved = S3Sink;
+impl RawKind for RawS3 {
+    type Settings = S3Sink;
+    const SHARED: &'static [&'static str] = OBJECT;
 
-    fn resolve(self, cx: &Cx<'_, '_>) -> Result<S3Sink, ConfigError> {
+    fn resolve(self, cx: &Cx) -> Result<S3Sink, ConfigError> {
         let bucket = cx.required("bucket", self.bucket)?;
         let access_key_id = cx.required("access_key_id", self.access_key_id)?;
         let secret = cx.v.inline_or_file(
@@ -75,12 +76,13 @@ impl RawOptions for RawS3 {
             if !(http || ep.starts_with("https://")) {
                 return Err(cx.err(
                     "endpoint",
+                    cx.field_span("endpoint"),
                     format!("{ep:?} must start with https:// (or http:// with allow_http = true)"),
                 ));
             }
             if http && !allow_http {
                 return Err(cx.err(
-                    "endpoint",
+"endpoint", cx.field_span("endpoint"),
                     "plain http:// sends archives and credentials unprotected; use https:// or set allow_http = true",
                 ));
             }

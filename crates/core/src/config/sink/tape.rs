@@ -1,6 +1,7 @@
 //! `kind = "tape-dsmc"`: IBM Spectrum Protect (TSM) through `dsmc archive`.
 
-use super::{Cx, KindOptions, RawOptions, VerifyMode};
+use super::{KindOptions, VerifyMode};
+use crate::config::kinds::{Cx, RawKind};
 use crate::config::ConfigError;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -76,11 +77,11 @@ impl TapeSink {
     }
 }
 
-impl RawOptions for RawTape {
-    const COMMON: &'static [&'static str] = &["timeout"];
-    type Resolved = TapeSink;
+impl RawKind for RawTape {
+    type Settings = TapeSink;
+    const SHARED: &'static [&'static str] = &["timeout"];
 
-    fn resolve(self, cx: &Cx<'_, '_>) -> Result<TapeSink, ConfigError> {
+    fn resolve(self, cx: &Cx) -> Result<TapeSink, ConfigError> {
         self.check_paths(cx)?;
         Ok(TapeSink {
             dsmc: self.dsmc.unwrap_or_else(|| PathBuf::from("dsmc")),
@@ -101,7 +102,7 @@ impl RawOptions for RawTape {
 impl RawTape {
     /// dsmc's paths are vigil's to name: absolute, and not smuggled past
     /// `error_log` through `extra_args`.
-    fn check_paths(&self, cx: &Cx<'_, '_>) -> Result<(), ConfigError> {
+    fn check_paths(&self, cx: &Cx) -> Result<(), ConfigError> {
         if let Some(log) = &self.error_log {
             let bad = if !log.is_absolute() {
                 Some("must be an absolute path")
@@ -114,13 +115,18 @@ impl RawTape {
                 None
             };
             if let Some(m) = bad {
-                return Err(cx.err("error_log", format!("{}: {m}", log.display())));
+                return Err(cx.err(
+                    "error_log",
+                    cx.field_span("error_log"),
+                    format!("{}: {m}", log.display()),
+                ));
             }
         }
         if let Some(d) = &self.password_dir {
             if !d.is_absolute() {
                 return Err(cx.err(
                     "password_dir",
+                    cx.field_span("password_dir"),
                     format!(
                         "{}: must be an absolute path (the PASSWORDDIR of dsm.sys)",
                         d.display()
@@ -134,7 +140,7 @@ impl RawTape {
             a.starts_with('-') && l.starts_with("errorlogn")
         }) {
             return Err(cx.err(
-                "extra_args",
+"extra_args", cx.field_span("extra_args"),
                 format!("{a:?}: set error_log instead, so that vigil reads the log dsmc writes and the unit may write it"),
             ));
         }

@@ -51,7 +51,7 @@ fn writable_paths_name_what_each_sink_writes() {
         ]
     );
     let tsm = c.sinks().nth(2).unwrap();
-    let crate::config::SinkKind::TapeDsmc(t) = &tsm.kind else {
+    let crate::config::SinkSettings::TapeDsmc(t) = &tsm.settings else {
         panic!("{tsm:?}")
     };
     assert_eq!(
