@@ -18,11 +18,13 @@
 //! in the scratch root (leftover processes included), reporting it the same way.
 
 use crate::identity::Identities;
-use crate::source::{Catalog, Selector, Source};
+use crate::select::Selector;
+use crate::stores::Stores;
 use crate::RestoreError;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use vigil_archive::catalog::Catalog;
 use vigil_core::config::MemberConfig;
 use vigil_core::outcome::{self, Outcome, Stage};
 use vigil_core::Config;
@@ -107,8 +109,8 @@ pub fn run(cfg: &Config, o: &DrillOptions<'_>) -> Result<DrillReport, RestoreErr
             o.member.unwrap_or_default()
         )));
     }
-    let sources = crate::source::only(crate::sinks::configured(cfg), o.source)?;
-    let cat = crate::source::catalog_of(cfg, &sources);
+    let stores = Stores::configured(cfg).only(o.source)?;
+    let cat = stores.catalog(&cfg.state.dir);
     let root = rc
         .scratch_dir
         .clone()
@@ -124,7 +126,7 @@ pub fn run(cfg: &Config, o: &DrillOptions<'_>) -> Result<DrillReport, RestoreErr
         let ctx = Ctx {
             tool: &tool,
             ids: &ids,
-            sources: &sources,
+            stores: &stores,
             cat: &cat,
             etcd_bin: &rc.etcd_bin,
             etcd_version: etcd_version.as_deref(),
@@ -180,7 +182,7 @@ pub fn run(cfg: &Config, o: &DrillOptions<'_>) -> Result<DrillReport, RestoreErr
 struct Ctx<'a> {
     tool: &'a crate::etcd::Tool,
     ids: &'a Identities,
-    sources: &'a [Box<dyn Source>],
+    stores: &'a Stores,
     cat: &'a Catalog,
     etcd_bin: &'a Path,
     etcd_version: Option<&'a str>,
@@ -268,7 +270,7 @@ fn steps(
 
     // Fetch and verify.
     let snap = dir.join("snapshot.db");
-    let fetched = crate::fetch::fetch(archive, ctx.sources, Some(ctx.ids), &snap).map_err(|e| {
+    let fetched = crate::fetch::fetch(archive, ctx.stores, Some(ctx.ids), &snap).map_err(|e| {
         let stage = match e {
             RestoreError::Corrupt { .. }
             | RestoreError::WrongKey { .. }

@@ -625,7 +625,7 @@ pub fn human(r: &EtcdReport) -> String {
 pub struct EtcdOptions<'a> {
     pub out: &'a Path,
     pub identities: Option<&'a crate::identity::Identities>,
-    pub selector: crate::source::Selector,
+    pub selector: crate::select::Selector,
     pub source: Option<&'a str>,
     /// `--initial-cluster-token`; default `<cluster>-restored-<time>`.
     pub token: Option<String>,
@@ -670,8 +670,8 @@ pub fn run(cfg: &vigil_core::Config, o: &EtcdOptions<'_>) -> Result<EtcdReport, 
             )));
         }
     }
-    let sources = crate::source::only(crate::sinks::configured(cfg), o.source)?;
-    let cat = crate::source::catalog_of(cfg, &sources);
+    let stores = crate::stores::Stores::configured(cfg).only(o.source)?;
+    let cat = stores.catalog(&cfg.state.dir);
     let archive = o.selector.select(&cat)?;
     // Before anything runs (not even `etcdctl version`) or is written.
     let plan = plan_members(
@@ -699,7 +699,7 @@ pub fn run(cfg: &vigil_core::Config, o: &EtcdOptions<'_>) -> Result<EtcdReport, 
     // is refused here, not by an unknown flag after the fetch.
     let mut bump = crate::bump::plan(
         &cfg.state.dir,
-        archive.revision,
+        archive.manifest.revision,
         &archive.manifest.cluster_id,
         rc.bump_revision,
     );
@@ -728,8 +728,8 @@ pub fn run(cfg: &vigil_core::Config, o: &EtcdOptions<'_>) -> Result<EtcdReport, 
         "restoring archive {} (member {}, revision {}, {}) with {} {}",
         archive.id,
         archive.member,
-        archive.revision,
-        archive.created_at,
+        archive.manifest.revision,
+        archive.manifest.created_at,
         tool.kind,
         tool.version
     );
@@ -756,7 +756,7 @@ pub fn run(cfg: &vigil_core::Config, o: &EtcdOptions<'_>) -> Result<EtcdReport, 
             .guard(p)
             .map_err(|e| RestoreError::Failed(format!("briefing the janitor: {e}")))?;
     }
-    let fetched = crate::fetch::fetch(archive, &sources, o.identities, &snapshot)?;
+    let fetched = crate::fetch::fetch(archive, &stores, o.identities, &snapshot)?;
     let token = o.token.clone().unwrap_or_else(|| {
         format!(
             "{}-restored-{}",
@@ -781,7 +781,7 @@ pub fn run(cfg: &vigil_core::Config, o: &EtcdOptions<'_>) -> Result<EtcdReport, 
                         &bump_dir,
                         bump.size,
                         crate::bump::Expect {
-                            revision: archive.revision,
+                            revision: archive.manifest.revision,
                             key_count: archive.manifest.key_count,
                         },
                         &bumped,
@@ -867,7 +867,7 @@ pub fn run(cfg: &vigil_core::Config, o: &EtcdOptions<'_>) -> Result<EtcdReport, 
         archive: archive.id.clone(),
         notes: plan.notes.into_iter().chain(version_note).collect(),
         member_of_archive: archive.member.clone(),
-        revision: archive.revision,
+        revision: archive.manifest.revision,
         snapshot_etcd_version: archive.manifest.etcd_version.clone(),
         etcd_version,
         source: fetched.source,

@@ -22,7 +22,7 @@
 
 use crate::identity::Identities;
 use crate::progress::Progress;
-use crate::source::{Archive, ChunkReader, Located, Source};
+use crate::stores::{ChunkReader, OpenCopy, Opened};
 use crate::RestoreError;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -30,6 +30,7 @@ use std::io::{self, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::time::Instant;
+use vigil_archive::catalog::{CatalogCopy, CatalogEntry};
 use vigil_core::fsutil;
 use vigil_etcd::SnapshotVerifier;
 
@@ -56,8 +57,8 @@ pub struct Fetched {
 /// first). A wrong key stops at once; a missing or corrupt copy moves on to
 /// the next copy, and the error names every copy that failed.
 pub fn fetch(
-    archive: &Archive,
-    sources: &[Box<dyn Source>],
+    archive: &CatalogEntry,
+    stores: &dyn OpenCopy,
     ids: Option<&Identities>,
     out: &Path,
 ) -> Result<Fetched, RestoreError> {
@@ -69,10 +70,7 @@ pub fn fetch(
     }
     let mut errors = Vec::new();
     for copy in &archive.copies {
-        let Some(src) = sources.iter().find(|s| s.name() == copy.source) else {
-            continue;
-        };
-        match fetch_copy(src.as_ref(), copy, ids, out) {
+        match fetch_copy(stores, copy, ids, out) {
             Ok(f) => return Ok(f),
             Err(e @ (RestoreError::WrongKey { .. } | RestoreError::Identity { .. })) => {
                 return Err(e)
@@ -88,7 +86,7 @@ pub fn fetch(
 }
 
 /// Why no copy of `archive` could be fetched, from each copy's error.
-fn no_copy_worked(archive: &Archive, mut errors: Vec<String>) -> RestoreError {
+fn no_copy_worked(archive: &CatalogEntry, mut errors: Vec<String>) -> RestoreError {
     match errors.len() {
         0 => RestoreError::NoArchive(format!(
             "archive {} has no copy in the selected sources",
@@ -126,8 +124,8 @@ impl<W: Write> Write for CountingWriter<W> {
 /// copies in order while nothing went out yet. Once bytes went out, a failure
 /// is [`RestoreError::Streamed`]: the reader must throw away what it got.
 pub fn fetch_to_stdout(
-    archive: &Archive,
-    sources: &[Box<dyn Source>],
+    archive: &CatalogEntry,
+    stores: &dyn OpenCopy,
     ids: Option<&Identities>,
 ) -> Result<Fetched, RestoreError> {
     use std::os::fd::AsFd;
@@ -142,11 +140,8 @@ pub fn fetch_to_stdout(
     };
     let mut errors = Vec::new();
     for copy in &archive.copies {
-        let Some(src) = sources.iter().find(|s| s.name() == copy.source) else {
-            continue;
-        };
         let started = Instant::now();
-        let r = open_copy(src.as_ref(), copy, ids).and_then(|(ids, opened)| {
+        let r = open_copy(stores, copy, ids).and_then(|(ids, opened)| {
             stream(
                 copy,
                 ids,
@@ -160,7 +155,7 @@ pub fn fetch_to_stdout(
                 tracing::info!(
                     "archive {} from {} ({}) verified and written to standard output",
                     copy.manifest.id,
-                    copy.source,
+                    copy.store,
                     copy.location
                 );
                 return Ok(fetched(copy, Path::new(STDOUT), started));
@@ -216,8 +211,8 @@ impl<R: Read> Read for Counting<R> {
 
 /// Fetches one copy. On any error the temporary file is removed.
 pub fn fetch_copy(
-    src: &dyn Source,
-    copy: &Located,
+    stores: &dyn OpenCopy,
+    copy: &CatalogCopy,
     ids: Option<&Identities>,
     out: &Path,
 ) -> Result<Fetched, RestoreError> {
@@ -231,7 +226,7 @@ pub fn fetch_copy(
             )));
         }
     }
-    let (ids, opened) = open_copy(src, copy, ids)?;
+    let (ids, opened) = open_copy(stores, copy, ids)?;
     let tmp = fsutil::partial_path(out);
     let _ = std::fs::remove_file(&tmp);
     let mut file = fsutil::create_private(&tmp)?;
@@ -249,20 +244,20 @@ pub fn fetch_copy(
     tracing::info!(
         "archive {} from {} ({}) verified and written to {}",
         copy.manifest.id,
-        copy.source,
+        copy.store,
         copy.location,
         out.display()
     );
     Ok(fetched(copy, out, started))
 }
 
-fn fetched(copy: &Located, path: &Path, started: Instant) -> Fetched {
+fn fetched(copy: &CatalogCopy, path: &Path, started: Instant) -> Fetched {
     let m = &copy.manifest;
     Fetched {
         path: path.to_path_buf(),
         archive: m.id.clone(),
         member: m.member.clone(),
-        source: copy.source.clone(),
+        source: copy.store.clone(),
         location: copy.location.clone(),
         archive_size: m.archive_size,
         snapshot_size: m.snapshot_size,
@@ -274,10 +269,10 @@ fn fetched(copy: &Located, path: &Path, started: Instant) -> Fetched {
 
 /// Checks that the copy can be decrypted with what was given, and opens it.
 fn open_copy<'i>(
-    src: &dyn Source,
-    copy: &Located,
+    stores: &dyn OpenCopy,
+    copy: &CatalogCopy,
     ids: Option<&'i Identities>,
-) -> Result<(Option<&'i Identities>, crate::source::Opened), RestoreError> {
+) -> Result<(Option<&'i Identities>, Opened), RestoreError> {
     let m = &copy.manifest;
     let encrypted = match m.encryption.as_str() {
         "age" => true,
@@ -299,7 +294,7 @@ fn open_copy<'i>(
         }
         (false, _) => None,
     };
-    let opened = src.open(copy)?;
+    let opened = stores.open(copy)?;
     if let Some(len) = opened.len {
         if len != m.archive_size {
             tracing::warn!(
@@ -312,7 +307,7 @@ fn open_copy<'i>(
 }
 
 fn stream(
-    copy: &Located,
+    copy: &CatalogCopy,
     ids: Option<&Identities>,
     reader: Box<dyn Read + Send>,
     file: &mut (dyn Write + Send),
@@ -581,7 +576,7 @@ impl std::fmt::Display for DecodeError {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::source::{Opened, SourceError};
+    use crate::stores::StoreError;
     use age::secrecy::ExposeSecret;
     use std::collections::BTreeMap;
     use vigil_core::manifest::Manifest;
@@ -621,18 +616,12 @@ mod tests {
         .unwrap()
     }
 
-    /// A source that serves fixed bytes per location.
+    /// Stores that serve fixed bytes per location.
     #[derive(Debug)]
-    struct Mem(&'static str, BTreeMap<String, Vec<u8>>);
-    impl Source for Mem {
-        fn name(&self) -> &str {
-            self.0
-        }
-        fn list(&self) -> Result<Vec<Located>, SourceError> {
-            Ok(vec![])
-        }
-        fn open(&self, copy: &Located) -> Result<Opened, SourceError> {
-            let b = self.1[&copy.location].clone();
+    struct Mem(BTreeMap<String, Vec<u8>>);
+    impl OpenCopy for Mem {
+        fn open(&self, copy: &CatalogCopy) -> Result<Opened, StoreError> {
+            let b = self.0[&copy.location].clone();
             Ok(Opened {
                 len: Some(b.len() as u64),
                 reader: Box::new(io::Cursor::new(b)),
@@ -671,44 +660,37 @@ mod tests {
     }
 
     /// Copy `a` (bytes `first`) then copy `b` (the good archive), in that order.
-    fn two_copies(s: &Setup, first: Vec<u8>) -> (Archive, Vec<Box<dyn Source>>) {
-        let copy = |src: &str| Located {
-            source: src.into(),
-            location: format!("{src}://prod-cp-1-x"),
+    fn two_copies(s: &Setup, first: Vec<u8>) -> (CatalogEntry, Mem) {
+        let copy = |store: &str| CatalogCopy {
+            store: store.into(),
+            member: "cp-1".into(),
+            location: format!("{store}://prod-cp-1-x"),
             verified: true,
+            locked_until: None,
             manifest: s.manifest.clone(),
         };
-        let archive: Archive = Archive {
+        let archive = CatalogEntry {
             id: s.manifest.id.clone(),
             member: "cp-1".into(),
-            created_at: s.manifest.created_at.clone(),
-            revision: 7,
-            key_count: 1,
-            archive_size: s.manifest.archive_size,
-            snapshot_size: s.manifest.snapshot_size,
-            etcd_version: "3.4.23".into(),
             verified: true,
             copies: vec![copy("a"), copy("b")],
             manifest: s.manifest.clone(),
         };
-        let one = |src: &'static str, b: Vec<u8>| -> Box<dyn Source> {
-            Box::new(Mem(
-                src,
-                BTreeMap::from([(format!("{src}://prod-cp-1-x"), b)]),
-            ))
-        };
-        (archive, vec![one("a", first), one("b", s.good.clone())])
+        let stores = Mem(BTreeMap::from([
+            ("a://prod-cp-1-x".to_string(), first),
+            ("b://prod-cp-1-x".to_string(), s.good.clone()),
+        ]));
+        (archive, stores)
     }
 
     /// The error of copy `a` alone, and that the fetch falls back to copy `b`.
     fn fails_then_falls_back(s: &Setup, bad: Vec<u8>) -> String {
-        let (archive, sources) = two_copies(s, bad);
+        let (archive, stores) = two_copies(s, bad);
         let out = s.dir.path().join(format!("out-{}", rand_name()));
-        let err =
-            fetch_copy(sources[0].as_ref(), &archive.copies[0], Some(&s.ids), &out).unwrap_err();
+        let err = fetch_copy(&stores, &archive.copies[0], Some(&s.ids), &out).unwrap_err();
         assert!(matches!(err, RestoreError::Corrupt { .. }), "{err}");
         assert!(!out.exists());
-        let f = fetch(&archive, &sources, Some(&s.ids), &out).unwrap();
+        let f = fetch(&archive, &stores, Some(&s.ids), &out).unwrap();
         assert_eq!(f.source, "b");
         assert_eq!(std::fs::read(&out).unwrap(), s.plain);
         err.to_string()

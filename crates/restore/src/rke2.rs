@@ -21,7 +21,8 @@
 
 use crate::identity::Identities;
 use crate::proc::{self, quote, render};
-use crate::source::{Selector, Source};
+use crate::select::Selector;
+use crate::stores::Stores;
 use crate::RestoreError;
 use serde::Serialize;
 use std::ffi::OsString;
@@ -130,8 +131,8 @@ pub fn run(cfg: &Config, o: &Rke2Options<'_>) -> Result<Rke2Report, RestoreError
     let node = members[node_idx];
     let others: Vec<usize> = (0..members.len()).filter(|i| *i != node_idx).collect();
     let ssh = !rc.ssh.is_empty();
-    let sources = crate::source::only(crate::sinks::configured(cfg), o.source)?;
-    let cat = crate::source::catalog_of(cfg, &sources);
+    let stores = Stores::configured(cfg).only(o.source)?;
+    let cat = stores.catalog(&cfg.state.dir);
     let archive = if o.execute {
         Some(o.selector.select(&cat)?)
     } else {
@@ -237,12 +238,12 @@ pub fn run(cfg: &Config, o: &Rke2Options<'_>) -> Result<Rke2Report, RestoreError
             format!(
                 "age -d -i KEY {} > {} && chmod 600 {}",
                 quote(
-                    &crate::source::LocalSource::new(
+                    &crate::stores::token_path(
                         &cfg.snapshot("vigil-restore")
                             .map(|s| s.dir.clone())
-                            .unwrap_or_default()
+                            .unwrap_or_default(),
+                        cfg.cluster_name()
                     )
-                    .token_path(cfg.cluster_name())
                     .display()
                     .to_string()
                 ),
@@ -354,17 +355,18 @@ pub fn run(cfg: &Config, o: &Rke2Options<'_>) -> Result<Rke2Report, RestoreError
                 if let Some(d) = snapshot.parent() {
                     vigil_core::fsutil::ensure_private_dir(d)?;
                 }
-                crate::fetch::fetch(archive, &sources, Some(ids), &snapshot).map(|_| ())
+                crate::fetch::fetch(archive, &stores, Some(ids), &snapshot).map(|_| ())
             }
             // A refused snapshot is not left behind: the rerun fetches it
             // again, and no plaintext copy outlives a restore that did not run.
             Action::ProveToken => {
-                prove_token(cfg, &sources, ids, &token_file, o.restore_token, &snapshot)
-                    .inspect_err(|_| {
+                prove_token(cfg, &stores, ids, &token_file, o.restore_token, &snapshot).inspect_err(
+                    |_| {
                         let _ = std::fs::remove_file(&snapshot);
-                    })
+                    },
+                )
             }
-            Action::Token => restore_token(cfg, &sources, ids, &token_file),
+            Action::Token => restore_token(cfg, &stores, ids, &token_file),
             Action::Local(argv) => proc::run(&argv, &[]).map(|_| ()).map_err(Into::into),
             Action::Reset(argv) => {
                 report.rke2_version = rke2_version(&rc.rke2_bin);
@@ -400,7 +402,7 @@ pub fn run(cfg: &Config, o: &Rke2Options<'_>) -> Result<Rke2Report, RestoreError
 /// bootstrap data: the archived one when it is put back, else this node's.
 fn prove_token(
     cfg: &Config,
-    sources: &[Box<dyn Source>],
+    stores: &Stores,
     ids: &Identities,
     token_file: &Path,
     restoring: bool,
@@ -416,7 +418,7 @@ fn prove_token(
             )))
         }
         _ => (
-            archived_token(cfg, sources, ids)?,
+            archived_token(cfg, stores, ids)?,
             format!(
                 "the archived server token ({}-server-token.age)",
                 cfg.cluster_name()
@@ -451,17 +453,10 @@ fn prove_token(
 /// The archived server token, decrypted.
 fn archived_token(
     cfg: &Config,
-    sources: &[Box<dyn Source>],
+    stores: &Stores,
     ids: &Identities,
 ) -> Result<Vec<u8>, RestoreError> {
-    let mut opened = None;
-    for s in sources {
-        if let Some(o) = s.open_token(cfg.cluster_name())? {
-            opened = Some(o);
-            break;
-        }
-    }
-    let opened = opened.ok_or_else(|| {
+    let opened = stores.open_token(cfg.cluster_name())?.ok_or_else(|| {
         RestoreError::NoArchive(format!(
             "no archived RKE2 server token ({}-server-token.age) in the sources; set snapshot.rke2_token_file so the snapshot job archives it, \
              or pass the original token to rke2 yourself",
@@ -489,11 +484,11 @@ fn archived_token(
 /// Decrypts the archived server token and writes it 0600, never over a different one.
 fn restore_token(
     cfg: &Config,
-    sources: &[Box<dyn Source>],
+    stores: &Stores,
     ids: &Identities,
     dest: &Path,
 ) -> Result<(), RestoreError> {
-    let mut token = archived_token(cfg, sources, ids)?;
+    let mut token = archived_token(cfg, stores, ids)?;
     if !token.ends_with(b"\n") {
         token.push(b'\n');
     }
