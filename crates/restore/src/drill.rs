@@ -25,6 +25,7 @@ use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use vigil_archive::catalog::Catalog;
+use vigil_core::cmd::Cmd;
 use vigil_core::config::MemberConfig;
 use vigil_core::outcome::{self, Outcome, Stage};
 use vigil_core::Config;
@@ -284,7 +285,7 @@ fn steps(
 
     // Offline check: bbolt consistency, revision.
     (ctx.stage)(Stage::Verify);
-    let mut a = crate::proc::argv(&ctx.tool.bin, ["snapshot", "status"]);
+    let mut a = vigil_core::cmd::argv(&ctx.tool.bin, ["snapshot", "status"]);
     a.push(snap.clone().into());
     a.push("-w".into());
     a.push("json".into());
@@ -293,8 +294,10 @@ fn steps(
     } else {
         &[]
     };
-    let out = crate::proc::run_tied(&a, env).map_err(|e| (Stage::Verify, e.to_string()))?;
-    let status: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| {
+    let out = crate::guard::tie(Cmd::argv(&a).envs(env))
+        .run_blocking()
+        .map_err(|e| (Stage::Verify, e.to_string()))?;
+    let status: serde_json::Value = serde_json::from_str(&out.stdout).map_err(|e| {
         (
             Stage::Verify,
             format!("reading `snapshot status` output: {e}"),

@@ -8,12 +8,12 @@
 //! config's `peer_url`. [`plan_members`] checks them all before anything
 //! runs or is written.
 
-use crate::proc::{self, argv, render};
 use crate::RestoreError;
 use serde::Serialize;
 use std::ffi::OsString;
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
+use vigil_core::cmd::{argv, render, Cmd};
 use vigil_core::config::{MemberConfig, RestoreConfig};
 use vigil_core::manifest::Membership;
 
@@ -63,10 +63,10 @@ pub fn detect_tool(rc: &RestoreConfig) -> Result<Tool, RestoreError> {
         } else {
             &[]
         };
-        match proc::run(&argv(bin, ["version"]), env) {
+        match Cmd::new(bin).args(["version"]).envs(env).run_blocking() {
             Ok(out) => {
-                let text = String::from_utf8_lossy(&out.stdout);
-                let Some((version, mm)) = parse_version(&text, &format!("{kind} version:")) else {
+                let text = &out.stdout;
+                let Some((version, mm)) = parse_version(text, &format!("{kind} version:")) else {
                     tracing::warn!("could not read the version of {}: {text:?}", bin.display());
                     continue;
                 };
@@ -155,7 +155,7 @@ pub fn restore_member(
         peer_url,
         bump_revision,
     );
-    if let Err(e) = proc::run_tied(&a, tool.env()) {
+    if let Err(e) = crate::guard::tie(Cmd::argv(&a).envs(tool.env())).run_blocking() {
         let _ = std::fs::remove_dir_all(&tmp);
         return Err(e.into());
     }

@@ -20,7 +20,6 @@ pub mod fetch;
 pub mod guard;
 pub mod identity;
 pub mod list;
-pub mod proc;
 mod progress;
 pub mod proof;
 pub mod rke2;
@@ -69,7 +68,7 @@ pub enum RestoreError {
     #[error(transparent)]
     Fs(#[from] vigil_core::fsutil::FsError),
     #[error(transparent)]
-    Command(#[from] proc::CommandError),
+    Command(#[from] vigil_core::cmd::CmdError),
     #[error("{0}")]
     Failed(String),
 }

@@ -20,7 +20,6 @@
 //! with `--others-stopped` that the others are stopped, and prints the rest.
 
 use crate::identity::Identities;
-use crate::proc::{self, quote, render};
 use crate::select::Selector;
 use crate::stores::Stores;
 use crate::RestoreError;
@@ -28,6 +27,7 @@ use serde::Serialize;
 use std::ffi::OsString;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use vigil_core::cmd::{quote, render, Cmd};
 use vigil_core::config::{MemberConfig, RestoreConfig};
 use vigil_core::Config;
 
@@ -148,7 +148,7 @@ pub fn run(cfg: &Config, o: &Rke2Options<'_>) -> Result<Rke2Report, RestoreError
     };
     let token_file = rc.rke2_data_dir.join("server/token");
     let db_dir = rc.rke2_data_dir.join("server/db");
-    let systemctl = |verb: &str| proc::argv(&rc.systemctl_bin, [verb, "rke2-server"]);
+    let systemctl = |verb: &str| vigil_core::cmd::argv(&rc.systemctl_bin, [verb, "rke2-server"]);
     let remote_cmd = |verb: &str| {
         format!(
             "{} {verb} rke2-server",
@@ -254,7 +254,7 @@ pub fn run(cfg: &Config, o: &Rke2Options<'_>) -> Result<Rke2Report, RestoreError
             Action::Token,
         );
     }
-    let mut reset = proc::argv(&rc.rke2_bin, ["server", "--cluster-reset"]);
+    let mut reset = vigil_core::cmd::argv(&rc.rke2_bin, ["server", "--cluster-reset"]);
     reset.push(format!("--cluster-reset-restore-path={}", snapshot.display()).into());
     if o.restore_token {
         reset.push(format!("--token-file={}", token_file.display()).into());
@@ -367,7 +367,10 @@ pub fn run(cfg: &Config, o: &Rke2Options<'_>) -> Result<Rke2Report, RestoreError
                 )
             }
             Action::Token => restore_token(cfg, &stores, ids, &token_file),
-            Action::Local(argv) => proc::run(&argv, &[]).map(|_| ()).map_err(Into::into),
+            Action::Local(argv) => Cmd::argv(&argv)
+                .run_blocking()
+                .map(|_| ())
+                .map_err(Into::into),
             Action::Reset(argv) => {
                 report.rke2_version = rke2_version(&rc.rke2_bin);
                 tracing::info!(
@@ -378,9 +381,13 @@ pub fn run(cfg: &Config, o: &Rke2Options<'_>) -> Result<Rke2Report, RestoreError
                         .unwrap_or("(version unknown)"),
                     archive.manifest.etcd_version
                 );
-                proc::run(&argv, &[]).map(|_| ()).map_err(Into::into)
+                Cmd::argv(&argv)
+                    .run_blocking()
+                    .map(|_| ())
+                    .map_err(Into::into)
             }
-            Action::Remote(i, cmd) => proc::run(&ssh_argv(&rc, members[i], &cmd), &[])
+            Action::Remote(i, cmd) => Cmd::argv(&ssh_argv(&rc, members[i], &cmd))
+                .run_blocking()
                 .map(|_| ())
                 .map_err(Into::into),
         };
@@ -543,10 +550,12 @@ fn ask(cluster: &str, shown: &Rke2Report) -> Result<(), RestoreError> {
 
 /// The version `rke2 --version` reports (`rke2 version v1.31.4+rke2r1 (hash)`).
 fn rke2_version(bin: &Path) -> Option<String> {
-    let out = proc::run(&proc::argv(bin, ["--version"]), &[])
+    let out = Cmd::new(bin)
+        .args(["--version"])
+        .run_blocking()
         .map_err(|e| tracing::warn!("{e}"))
         .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = &out.stdout;
     text.lines()
         .find_map(|l| l.trim().strip_prefix("rke2 version "))
         .and_then(|v| v.split_whitespace().next())
