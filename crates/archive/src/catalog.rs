@@ -326,3 +326,112 @@ impl Catalog {
         self.cluster_id = Some(p.cluster_id);
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use vigil_core::corrupt::BadCopy;
+
+    fn manifest(id: &str, cluster_id: &str, rev: i64) -> Manifest {
+        serde_json::from_value(serde_json::json!({
+            "format": 1, "id": id, "cluster": "prod", "cluster_id": cluster_id, "member": "cp-1",
+            "member_id": "2", "endpoint": "http://x:1", "revision": rev, "raft_index": 1,
+            "raft_term": 1, "etcd_version": "3.4.23", "db_size": 1, "db_size_in_use": 1,
+            "leader": "1", "is_leader": true, "key_count": 1, "snapshot_size": 544,
+            "snapshot_sha256": "x", "db_sha256": "x", "archive": format!("{id}.db.zst.age"),
+            "archive_size": 10, "archive_sha256": "y", "compression": "zstd", "zstd_level": 3,
+            "encryption": "age", "age_recipients": [], "created_at": "2026-01-01T00:00:00Z",
+            "duration_ms": 1, "verified_at": "2026-01-01T00:00:00Z", "vigil_version": "0.1.0"
+        }))
+        .unwrap()
+    }
+
+    fn listing(store: &str, manifests: &[Manifest]) -> Listing {
+        Listing {
+            copies: manifests
+                .iter()
+                .map(|m| CatalogCopy {
+                    store: store.into(),
+                    member: m.member.clone(),
+                    location: format!("{store}://{}", m.id),
+                    verified: true,
+                    locked_until: None,
+                    manifest: m.clone(),
+                })
+                .collect(),
+            errors: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_state_dir_marks_corrupt_copies_and_keeps_only_the_pinned_cluster() {
+        let state = tempfile::tempdir().unwrap();
+        let a = manifest("prod-cp-1-a", "1", 100);
+        let b = manifest("prod-cp-1-b", "2", 200);
+        vigil_core::pin::save(state.path(), &ClusterPin::new("prod", "1", "test")).unwrap();
+        let mut ledger = Ledger::default();
+        ledger.scrubbed(
+            LOCAL,
+            [],
+            vec![BadCopy {
+                store: LOCAL.into(),
+                member: "cp-1".into(),
+                archive: a.archive.clone(),
+                location: "local://prod-cp-1-a".into(),
+                found_at: "2026-01-02T00:00:00Z".into(),
+                error: "sha256 differs".into(),
+            }],
+            None,
+        );
+        ledger.save(state.path()).unwrap();
+
+        let mut cat = Catalog::merge([
+            listing(LOCAL, std::slice::from_ref(&a)),
+            listing("s3", &[a, b]),
+        ]);
+        assert_eq!(cat.entries[0].id, "prod-cp-1-b");
+        cat.apply_state(state.path());
+        assert_eq!(cat.cluster_id.as_deref(), Some("1"));
+        assert_eq!(cat.untrusted.len(), 1);
+        assert_eq!(cat.untrusted[0].id, "prod-cp-1-b");
+        let e = &cat.entries[..];
+        assert_eq!(e.len(), 1);
+        // The corrupt local copy is no longer verified, and is tried last.
+        let stores: Vec<(&str, bool)> = e[0]
+            .copies
+            .iter()
+            .map(|c| (c.store.as_str(), c.verified))
+            .collect();
+        assert_eq!(stores, [("s3", true), (LOCAL, false)]);
+        assert!(e[0].verified);
+    }
+
+    #[test]
+    fn newest_verified_skips_corrupt_and_other_members() {
+        let mut old = manifest("prod-cp-1-a", "1", 100);
+        old.member = "cp-1".into();
+        let new = manifest("prod-cp-1-b", "1", 200);
+        let mut other = manifest("prod-cp-2-c", "1", 300);
+        other.member = "cp-2".into();
+        let l = listing(LOCAL, &[old, new.clone(), other]);
+        let n = newest_verified(&l.copies, "cp-1", None, None).unwrap();
+        assert_eq!(n.manifest.id, "prod-cp-1-b");
+        let mut ledger = Ledger::default();
+        ledger.scrubbed(
+            LOCAL,
+            [],
+            vec![BadCopy {
+                store: LOCAL.into(),
+                member: "cp-1".into(),
+                archive: new.archive.clone(),
+                location: String::new(),
+                found_at: String::new(),
+                error: String::new(),
+            }],
+            None,
+        );
+        let n = newest_verified(&l.copies, "cp-1", Some(&ledger), None).unwrap();
+        assert_eq!(n.manifest.id, "prod-cp-1-a");
+    }
+}
