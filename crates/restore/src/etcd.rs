@@ -22,73 +22,60 @@ pub use plan::{
 };
 pub use tool::{detect_tool, Tool};
 
-/// The argv of one member's restore. `verified`: fetch checked this file's
-/// sha256 against its manifest (which implies etcd's trailer), so the tool's
-/// own hash check would only hash the same bytes again.
-#[allow(clippy::too_many_arguments)]
-pub fn restore_argv(
-    tool: &Tool,
-    snapshot: &Path,
-    verified: bool,
-    name: &str,
-    data_dir: &Path,
-    initial_cluster: &str,
-    token: &str,
-    peer_url: &str,
-    bump_revision: u64,
-) -> Vec<OsString> {
-    let mut a = argv(&tool.bin, ["snapshot", "restore"]);
-    a.push(snapshot.into());
+/// One member's `snapshot restore`.
+#[derive(Debug, Clone, Copy)]
+pub struct MemberRestore<'a> {
+    pub tool: &'a Tool,
+    pub snapshot: &'a Path,
+    /// Fetch checked this file's sha256 against its manifest (which implies
+    /// etcd's trailer), so the tool's own hash check would only hash the
+    /// same bytes again.
+    pub verified: bool,
+    pub name: &'a str,
+    pub data_dir: &'a Path,
+    pub initial_cluster: &'a str,
+    pub token: &'a str,
+    pub peer_url: &'a str,
+    /// `--bump-revision` (with `--mark-compacted`) when above 0 and the tool can.
+    pub bump_revision: u64,
+}
+
+/// The argv of one member's restore.
+pub fn restore_argv(r: &MemberRestore<'_>) -> Vec<OsString> {
+    let mut a = argv(&r.tool.bin, ["snapshot", "restore"]);
+    a.push(r.snapshot.into());
     for (k, v) in [
-        ("--name", name),
-        ("--initial-cluster", initial_cluster),
-        ("--initial-cluster-token", token),
-        ("--initial-advertise-peer-urls", peer_url),
+        ("--name", r.name),
+        ("--initial-cluster", r.initial_cluster),
+        ("--initial-cluster-token", r.token),
+        ("--initial-advertise-peer-urls", r.peer_url),
     ] {
         a.push(k.into());
         a.push(v.into());
     }
     a.push("--data-dir".into());
-    a.push(data_dir.into());
-    if tool.can_bump() && bump_revision > 0 {
+    a.push(r.data_dir.into());
+    if r.tool.can_bump() && r.bump_revision > 0 {
         a.push("--bump-revision".into());
-        a.push(bump_revision.to_string().into());
+        a.push(r.bump_revision.to_string().into());
         a.push("--mark-compacted".into());
     }
-    if verified {
+    if r.verified {
         // The trailer is still cut off; only the second sha256 pass goes.
         a.push("--skip-hash-check".into());
     }
     a
 }
 
-/// Restores into a temporary directory beside `data_dir` and renames it into
-/// place. `verified` as in [`restore_argv`].
-#[allow(clippy::too_many_arguments)]
-pub fn restore_member(
-    tool: &Tool,
-    snapshot: &Path,
-    verified: bool,
-    name: &str,
-    data_dir: &Path,
-    initial_cluster: &str,
-    token: &str,
-    peer_url: &str,
-    bump_revision: u64,
-) -> Result<(), RestoreError> {
+/// Restores into a temporary directory beside `data_dir` and renames it into place.
+pub fn restore_member(r: &MemberRestore<'_>) -> Result<(), RestoreError> {
+    let (tool, data_dir) = (r.tool, r.data_dir);
     let tmp = vigil_core::fsutil::partial_path(data_dir);
     let _ = std::fs::remove_dir_all(&tmp);
-    let a = restore_argv(
-        tool,
-        snapshot,
-        verified,
-        name,
-        &tmp,
-        initial_cluster,
-        token,
-        peer_url,
-        bump_revision,
-    );
+    let a = restore_argv(&MemberRestore {
+        data_dir: &tmp,
+        ..*r
+    });
     if let Err(e) = crate::guard::tie(Cmd::argv(&a).envs(tool.env())).run_blocking() {
         let _ = std::fs::remove_dir_all(&tmp);
         return Err(e.into());
@@ -468,17 +455,17 @@ pub fn run(cfg: &vigil_core::Config, o: &EtcdOptions<'_>) -> Result<EtcdReport, 
                 let (tool, snapshot, ic, token, rc) = (&tool, &restore_from, &ic, &token, &rc);
                 sc.spawn(move || {
                     let dir = o.out.join(&m.name);
-                    restore_member(
+                    restore_member(&MemberRestore {
                         tool,
                         snapshot,
                         verified,
-                        &m.name,
-                        &dir,
-                        ic,
+                        name: &m.name,
+                        data_dir: &dir,
+                        initial_cluster: ic,
                         token,
-                        &m.peer_url(),
-                        bump_by,
-                    )?;
+                        peer_url: &m.peer_url(),
+                        bump_revision: bump_by,
+                    })?;
                     tracing::info!("member {}: data dir {} ready", m.name, dir.display());
                     Ok(RestoredMember {
                         name: m.name.clone(),
