@@ -56,9 +56,10 @@ impl Select {
     }
 }
 
-fn parse_time(s: &str) -> Result<time::OffsetDateTime, String> {
-    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-        .map_err(|e| format!("{s:?} is not an RFC 3339 time such as 2026-11-23T04:00:00Z: {e}"))
+fn parse_time(s: &str) -> anyhow::Result<time::OffsetDateTime> {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).map_err(|e| {
+        anyhow::anyhow!("{s:?} is not an RFC 3339 time such as 2026-11-23T04:00:00Z: {e}")
+    })
 }
 
 #[derive(Debug, Subcommand)]
