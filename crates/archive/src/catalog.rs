@@ -347,6 +347,25 @@ mod tests {
         .unwrap()
     }
 
+    /// A ledger that holds the local copy of `m` corrupt.
+    fn corrupt_locally(m: &Manifest) -> Ledger {
+        let mut ledger = Ledger::default();
+        ledger.scrubbed(
+            LOCAL,
+            [],
+            vec![BadCopy {
+                store: LOCAL.into(),
+                member: m.member.clone(),
+                archive: m.archive.clone(),
+                location: format!("local://{}", m.id),
+                found_at: "2026-01-02T00:00:00Z".into(),
+                error: "sha256 differs".into(),
+            }],
+            None,
+        );
+        ledger
+    }
+
     fn listing(store: &str, manifests: &[Manifest]) -> Listing {
         Listing {
             copies: manifests
@@ -370,21 +389,7 @@ mod tests {
         let a = manifest("prod-cp-1-a", "1", 100);
         let b = manifest("prod-cp-1-b", "2", 200);
         vigil_core::pin::save(state.path(), &ClusterPin::new("prod", "1", "test")).unwrap();
-        let mut ledger = Ledger::default();
-        ledger.scrubbed(
-            LOCAL,
-            [],
-            vec![BadCopy {
-                store: LOCAL.into(),
-                member: "cp-1".into(),
-                archive: a.archive.clone(),
-                location: "local://prod-cp-1-a".into(),
-                found_at: "2026-01-02T00:00:00Z".into(),
-                error: "sha256 differs".into(),
-            }],
-            None,
-        );
-        ledger.save(state.path()).unwrap();
+        corrupt_locally(&a).save(state.path()).unwrap();
 
         let mut cat = Catalog::merge([
             listing(LOCAL, std::slice::from_ref(&a)),
@@ -417,20 +422,7 @@ mod tests {
         let l = listing(LOCAL, &[old, new.clone(), other]);
         let n = newest_verified(&l.copies, "cp-1", None, None).unwrap();
         assert_eq!(n.manifest.id, "prod-cp-1-b");
-        let mut ledger = Ledger::default();
-        ledger.scrubbed(
-            LOCAL,
-            [],
-            vec![BadCopy {
-                store: LOCAL.into(),
-                member: "cp-1".into(),
-                archive: new.archive.clone(),
-                location: String::new(),
-                found_at: String::new(),
-                error: String::new(),
-            }],
-            None,
-        );
+        let ledger = corrupt_locally(&new);
         let n = newest_verified(&l.copies, "cp-1", Some(&ledger), None).unwrap();
         assert_eq!(n.manifest.id, "prod-cp-1-a");
     }
