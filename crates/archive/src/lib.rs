@@ -1,6 +1,8 @@
-//! The archive pipeline (zstd, then age, then a private file) and the local
-//! archive store with its listing, cleanup and pruning.
+//! The archive pipeline (zstd, then age, then a private file), the local
+//! archive store with its listing, cleanup and pruning, the sinks, and the
+//! catalog of every copy in all of them.
 
+pub mod catalog;
 pub mod local;
 pub mod lock;
 pub mod rke2_bootstrap;

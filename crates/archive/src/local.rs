@@ -22,16 +22,16 @@ pub fn member_dir(root: &Path, member: &str) -> PathBuf {
     root.join(member)
 }
 
-/// A stored archive and its manifest.
+/// An archive file and its manifest in the local snapshot dir.
 #[derive(Debug, Clone)]
-pub struct Stored {
+pub struct LocalArchive {
     pub member_dir_name: String,
     pub archive_path: PathBuf,
     pub manifest_path: PathBuf,
     pub manifest: Manifest,
 }
 
-impl Stored {
+impl LocalArchive {
     /// Verified, and the file is still there with the recorded size.
     pub fn is_verified(&self) -> bool {
         self.manifest.verified_at.is_some()
@@ -47,7 +47,7 @@ fn is_archive_name(name: &str) -> bool {
 /// Lists one member directory, newest first (by etcd revision, not by a
 /// clock that may have been wrong). Unreadable manifests are
 /// reported as warnings and skipped, never deleted.
-pub fn list_member(dir: &Path) -> Vec<Stored> {
+pub fn list_member(dir: &Path) -> Vec<LocalArchive> {
     let member = dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -66,7 +66,7 @@ pub fn list_member(dir: &Path) -> Vec<Stored> {
         }
         let manifest_path = e.path();
         match Manifest::read(&manifest_path) {
-            Ok(m) => out.push(Stored {
+            Ok(m) => out.push(LocalArchive {
                 member_dir_name: member.clone(),
                 archive_path: dir.join(archive),
                 manifest_path,
@@ -80,7 +80,7 @@ pub fn list_member(dir: &Path) -> Vec<Stored> {
 }
 
 /// Lists every member directory under the snapshot root.
-pub fn list_all(root: &Path) -> Vec<Stored> {
+pub fn list_all(root: &Path) -> Vec<LocalArchive> {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(root)
         .into_iter()
         .flatten()
@@ -130,7 +130,7 @@ pub fn prune_member(
     state_dir: &Path,
     made: &[PathBuf],
     dry_run: bool,
-) -> Result<Vec<Stored>, ArchiveError> {
+) -> Result<Vec<LocalArchive>, ArchiveError> {
     let ledger = Ledger::load(state_dir).map_err(|e| match e {
         LedgerError::Fs(f) => ArchiveError::Fs(f),
         e @ LedgerError::Parse { .. } => ArchiveError::Setup {

@@ -3,21 +3,44 @@
 //! alarms, learners, and the member list against the config.
 
 use crate::{fmt_dur, Finding};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use vigil_alert::AlertKey;
 use vigil_core::config::MemberConfig;
 use vigil_core::Config;
-use vigil_etcd::{Alarm, ListedMember, MemberStatus};
+use vigil_etcd::{Alarm, EtcdError, ListedMember, MemberStatus};
 
 const REACHABLE: &str = "etcd.reachable";
+
+/// Why a member gave no status, or no quorum read.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ProbeError {
+    /// The etcd call failed (shared: a probe is cloned into several findings).
+    #[error(transparent)]
+    Etcd(Arc<EtcdError>),
+    #[error("member {member} ({endpoint}): no answer within {after}")]
+    NoAnswer {
+        member: String,
+        endpoint: String,
+        after: String,
+    },
+    #[error("a linearizable read did not finish within {after}")]
+    ReadTimeout { after: String },
+}
+
+impl From<EtcdError> for ProbeError {
+    fn from(e: EtcdError) -> Self {
+        ProbeError::Etcd(Arc::new(e))
+    }
+}
 
 /// What one member answered.
 #[derive(Debug, Clone, Default)]
 pub struct Probe {
     /// `Err` when the member could not be reached or did not answer in time.
-    pub status: Option<Result<MemberStatus, String>>,
+    pub status: Option<Result<MemberStatus, ProbeError>>,
     /// A linearizable read through this member (needs a quorum); `Err` says why not.
-    pub quorum_read: Option<Result<(), String>>,
+    pub quorum_read: Option<Result<(), ProbeError>>,
     pub alarms: Option<Vec<Alarm>>,
     pub members: Option<Vec<ListedMember>>,
     pub took: Duration,
@@ -40,7 +63,7 @@ async fn probe(
         let c = match vigil_etcd::connect(m, tls, timeout).await {
             Ok(c) => c,
             Err(e) => {
-                p.status = Some(Err(e.to_string()));
+                p.status = Some(Err(e.into()));
                 return;
             }
         };
@@ -51,7 +74,7 @@ async fn probe(
         match vigil_etcd::status(&c).await {
             Ok(s) => p.status = Some(Ok(s)),
             Err(e) => {
-                p.status = Some(Err(e.to_string()));
+                p.status = Some(Err(e.into()));
                 return;
             }
         }
@@ -60,23 +83,21 @@ async fn probe(
             vigil_etcd::alarms(&c),
             vigil_etcd::member_list(&c),
         );
-        p.quorum_read = Some(read.map_err(|e| e.to_string()));
+        p.quorum_read = Some(read.map_err(ProbeError::from));
         p.alarms = alarms.ok();
         p.members = members.ok();
     };
     if tokio::time::timeout(timeout, work).await.is_err() && p.status.is_none() {
-        p.status = Some(Err(format!(
-            "member {} ({}): no answer within {}",
-            m.name,
-            m.endpoint,
-            fmt_dur(timeout)
-        )));
+        p.status = Some(Err(ProbeError::NoAnswer {
+            member: m.name.clone(),
+            endpoint: m.endpoint.clone(),
+            after: fmt_dur(timeout),
+        }));
     }
     if p.status.as_ref().is_some_and(|s| s.is_ok()) && p.quorum_read.is_none() {
-        p.quorum_read = Some(Err(format!(
-            "a linearizable read did not finish within {}",
-            fmt_dur(timeout)
-        )));
+        p.quorum_read = Some(Err(ProbeError::ReadTimeout {
+            after: fmt_dur(timeout),
+        }));
     }
     p.took = started.elapsed();
     p

@@ -8,8 +8,8 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 use std::time::Instant;
 use vigil_alert::{AlertKey, Severity};
-use vigil_core::corrupt::{self, Ledger};
-use vigil_core::retention::newest_first_in;
+use vigil_archive::catalog;
+use vigil_core::corrupt::Ledger;
 use vigil_core::Config;
 
 /// Seconds since an RFC 3339 time, if it parses.
@@ -158,21 +158,13 @@ pub async fn check(cfg: &Config) -> Vec<Finding> {
         let newest = crate::blocking(limit, move || {
             let ledger = Ledger::load(&state).ok();
             let pin = vigil_core::pin::load(&state).ok().flatten();
+            // Before the first run there is no dir: no copies, a finding below.
+            let copies = catalog::local_copies(&root).copies;
             names
                 .iter()
                 .map(|m| {
-                    // Newest by cluster generation and revision, not by clock;
-                    // a copy scrub found corrupt is no copy.
-                    vigil_archive::local::list_member(&vigil_archive::local::member_dir(&root, m))
-                        .into_iter()
-                        .filter(|s| {
-                            s.is_verified()
-                                && !ledger
-                                    .as_ref()
-                                    .is_some_and(|l| l.is_bad(corrupt::LOCAL, &s.manifest.archive))
-                        })
-                        .min_by(|a, b| newest_first_in(pin.as_ref(), &a.manifest, &b.manifest))
-                        .map(|s| s.manifest)
+                    catalog::newest_verified(&copies, m, ledger.as_ref(), pin.as_ref())
+                        .map(|c| c.manifest.clone())
                 })
                 .collect::<Vec<_>>()
         })
@@ -220,13 +212,20 @@ pub async fn check(cfg: &Config) -> Vec<Finding> {
                     &cfg.state.dir,
                 ) {
                     Err(e) => Err(format!("cannot build the sink client: {e}")),
-                    Ok(sink) => match tokio::time::timeout(timeout, sink.list()).await {
+                    Ok(sink) => match tokio::time::timeout(
+                        timeout,
+                        catalog::sink_copies(&sink, cfg.cluster_name(), false),
+                    )
+                    .await
+                    {
                         Err(_) => Err(format!(
                             "listing did not finish within {}",
                             fmt_dur(timeout)
                         )),
-                        Ok(Err(e)) => Err(format!("listing failed: {e}")),
-                        Ok(Ok(entries)) => Ok(entries),
+                        Ok(l) => match l.errors.into_iter().next() {
+                            Some(e) => Err(format!("listing failed: {e}")),
+                            None => Ok(l.copies),
+                        },
                     },
                 };
                 members
@@ -235,20 +234,14 @@ pub async fn check(cfg: &Config) -> Vec<Finding> {
                         let f = finding(m, &name);
                         match &listed {
                             Err(e) => f.unknown(e.clone()),
-                            Ok(entries) => {
-                                let newest = entries
-                                    .iter()
-                                    .filter(|e| {
-                                        &e.member == m
-                                            && e.is_verified()
-                                            && !ledger.as_ref().is_some_and(|l| {
-                                                l.is_bad(&name, &e.manifest.archive)
-                                            })
-                                    })
-                                    .min_by(|a, b| {
-                                        newest_first_in(pin.as_ref(), &a.manifest, &b.manifest)
-                                    })
-                                    .map(|e| e.manifest.created_at.as_str());
+                            Ok(copies) => {
+                                let newest = catalog::newest_verified(
+                                    copies,
+                                    m,
+                                    ledger.as_ref(),
+                                    pin.as_ref(),
+                                )
+                                .map(|c| c.manifest.created_at.as_str());
                                 judge_archive(f, newest, max_age, now)
                             }
                         }

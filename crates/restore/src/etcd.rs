@@ -5,157 +5,78 @@
 //!
 //! The peer URLs come from the membership the archive's manifest recorded
 //! (contract 6), overridden per member by `--peer-url NAME=URL` or the
-//! config's `peer_url`. [`plan_members`] checks them all before anything
-//! runs or is written.
+//! config's `peer_url`. [`plan_members`] (`etcd/plan.rs`) checks them all
+//! before anything runs or is written.
 
-use crate::proc::{self, argv, render};
 use crate::RestoreError;
 use serde::Serialize;
 use std::ffi::OsString;
-use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use vigil_core::config::{MemberConfig, RestoreConfig};
-use vigil_core::manifest::Membership;
+use vigil_core::cmd::{argv, render, Cmd};
+use vigil_core::config::MemberConfig;
 
-/// The tool that turns a snapshot into a data directory.
-#[derive(Debug, Clone, Serialize)]
-pub struct Tool {
-    /// `etcdutl` (3.5 and later) or `etcdctl` (3.4).
-    pub kind: &'static str,
-    pub bin: PathBuf,
-    pub version: String,
-    /// (major, minor) of the tool.
-    pub major_minor: (u32, u32),
+mod plan;
+mod tool;
+pub use plan::{
+    check_ports_free, parse_peer_flag, plan_members, PeerFlagError, PeerFrom, Plan, PlannedMember,
+};
+pub use tool::{detect_tool, Tool};
+
+/// One member's `snapshot restore`.
+#[derive(Debug, Clone, Copy)]
+pub struct MemberRestore<'a> {
+    pub tool: &'a Tool,
+    pub snapshot: &'a Path,
+    /// Fetch checked this file's sha256 against its manifest (which implies
+    /// etcd's trailer), so the tool's own hash check would only hash the
+    /// same bytes again.
+    pub verified: bool,
+    pub name: &'a str,
+    pub data_dir: &'a Path,
+    pub initial_cluster: &'a str,
+    pub token: &'a str,
+    pub peer_url: &'a str,
+    /// `--bump-revision` (with `--mark-compacted`) when above 0 and the tool can.
+    pub bump_revision: u64,
 }
 
-impl Tool {
-    /// `snapshot restore --bump-revision --mark-compacted`: etcdutl 3.5.10 and later.
-    pub fn can_bump(&self) -> bool {
-        crate::bump::can_bump(self.kind, &self.version)
-    }
-
-    fn env(&self) -> &'static [(&'static str, &'static str)] {
-        if self.kind == "etcdctl" {
-            &[("ETCDCTL_API", "3")]
-        } else {
-            &[]
-        }
-    }
-}
-
-fn parse_version(out: &str, prefix: &str) -> Option<(String, (u32, u32))> {
-    let line = out
-        .lines()
-        .find_map(|l| l.trim().strip_prefix(prefix))?
-        .trim()
-        .to_string();
-    let mut it = line.split('.');
-    let major = it.next()?.parse().ok()?;
-    let minor = it.next()?.parse().ok()?;
-    Some((line, (major, minor)))
-}
-
-/// Uses etcdutl when it is there, else etcdctl (3.4 restores with etcdctl).
-pub fn detect_tool(rc: &RestoreConfig) -> Result<Tool, RestoreError> {
-    for (kind, bin) in [("etcdutl", &rc.etcdutl_bin), ("etcdctl", &rc.etcdctl_bin)] {
-        let env: &[(&str, &str)] = if kind == "etcdctl" {
-            &[("ETCDCTL_API", "3")]
-        } else {
-            &[]
-        };
-        match proc::run(&argv(bin, ["version"]), env) {
-            Ok(out) => {
-                let text = String::from_utf8_lossy(&out.stdout);
-                let Some((version, mm)) = parse_version(&text, &format!("{kind} version:")) else {
-                    tracing::warn!("could not read the version of {}: {text:?}", bin.display());
-                    continue;
-                };
-                // etcdctl 3.5+ still restores, but etcdutl is the tool for it.
-                return Ok(Tool {
-                    kind,
-                    bin: bin.clone(),
-                    version,
-                    major_minor: mm,
-                });
-            }
-            Err(e) => tracing::debug!("{kind} not usable: {e}"),
-        }
-    }
-    Err(RestoreError::Usage(format!(
-        "neither {} nor {} can be run; install etcd's tools (Debian: apt install etcd-client) or set restore.etcdutl_bin / restore.etcdctl_bin",
-        rc.etcdutl_bin.display(),
-        rc.etcdctl_bin.display()
-    )))
-}
-
-/// The argv of one member's restore. `verified`: fetch checked this file's
-/// sha256 against its manifest (which implies etcd's trailer), so the tool's
-/// own hash check would only hash the same bytes again.
-#[allow(clippy::too_many_arguments)]
-pub fn restore_argv(
-    tool: &Tool,
-    snapshot: &Path,
-    verified: bool,
-    name: &str,
-    data_dir: &Path,
-    initial_cluster: &str,
-    token: &str,
-    peer_url: &str,
-    bump_revision: u64,
-) -> Vec<OsString> {
-    let mut a = argv(&tool.bin, ["snapshot", "restore"]);
-    a.push(snapshot.into());
+/// The argv of one member's restore.
+pub fn restore_argv(r: &MemberRestore<'_>) -> Vec<OsString> {
+    let mut a = argv(&r.tool.bin, ["snapshot", "restore"]);
+    a.push(r.snapshot.into());
     for (k, v) in [
-        ("--name", name),
-        ("--initial-cluster", initial_cluster),
-        ("--initial-cluster-token", token),
-        ("--initial-advertise-peer-urls", peer_url),
+        ("--name", r.name),
+        ("--initial-cluster", r.initial_cluster),
+        ("--initial-cluster-token", r.token),
+        ("--initial-advertise-peer-urls", r.peer_url),
     ] {
         a.push(k.into());
         a.push(v.into());
     }
     a.push("--data-dir".into());
-    a.push(data_dir.into());
-    if tool.can_bump() && bump_revision > 0 {
+    a.push(r.data_dir.into());
+    if r.tool.can_bump() && r.bump_revision > 0 {
         a.push("--bump-revision".into());
-        a.push(bump_revision.to_string().into());
+        a.push(r.bump_revision.to_string().into());
         a.push("--mark-compacted".into());
     }
-    if verified {
+    if r.verified {
         // The trailer is still cut off; only the second sha256 pass goes.
         a.push("--skip-hash-check".into());
     }
     a
 }
 
-/// Restores into a temporary directory beside `data_dir` and renames it into
-/// place. `verified` as in [`restore_argv`].
-#[allow(clippy::too_many_arguments)]
-pub fn restore_member(
-    tool: &Tool,
-    snapshot: &Path,
-    verified: bool,
-    name: &str,
-    data_dir: &Path,
-    initial_cluster: &str,
-    token: &str,
-    peer_url: &str,
-    bump_revision: u64,
-) -> Result<(), RestoreError> {
+/// Restores into a temporary directory beside `data_dir` and renames it into place.
+pub fn restore_member(r: &MemberRestore<'_>) -> Result<(), RestoreError> {
+    let (tool, data_dir) = (r.tool, r.data_dir);
     let tmp = vigil_core::fsutil::partial_path(data_dir);
     let _ = std::fs::remove_dir_all(&tmp);
-    let a = restore_argv(
-        tool,
-        snapshot,
-        verified,
-        name,
-        &tmp,
-        initial_cluster,
-        token,
-        peer_url,
-        bump_revision,
-    );
-    if let Err(e) = proc::run_tied(&a, tool.env()) {
+    let a = restore_argv(&MemberRestore {
+        data_dir: &tmp,
+        ..*r
+    });
+    if let Err(e) = crate::guard::tie(Cmd::argv(&a).envs(tool.env())).run_blocking() {
         let _ = std::fs::remove_dir_all(&tmp);
         return Err(e.into());
     }
@@ -164,49 +85,6 @@ pub fn restore_member(
         .map_err(|e| vigil_core::fsutil::FsError::new("setting mode 0700 on", &tmp, e))?;
     vigil_core::fsutil::commit_rename(&tmp, data_dir)?;
     Ok(())
-}
-
-use vigil_core::endpoint::host_port;
-
-/// Refuses to go on while anything listens on a member's client or peer port
-/// on this host: an old member still running sends heartbeats that make the
-/// restored ones panic (`tocommit(N) is out of range`). Addresses that are
-/// not on this host are skipped.
-pub fn check_ports_free(members: &[PlannedMember]) -> Result<(), RestoreError> {
-    let mut busy = Vec::new();
-    for m in members {
-        let urls = std::iter::once(("client", m.client_url.clone()))
-            .chain(m.peer_urls.iter().map(|u| ("peer", u.clone())));
-        for (what, url) in urls {
-            let Some((host, port)) = host_port(&url) else {
-                continue;
-            };
-            let ip: IpAddr = match host.as_str() {
-                "localhost" => IpAddr::from([127, 0, 0, 1]),
-                h => match h.parse() {
-                    Ok(ip) => ip,
-                    Err(_) => continue,
-                },
-            };
-            match TcpListener::bind(SocketAddr::new(ip, port)) {
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
-                    busy.push(format!("{} {what} port {url}", m.name))
-                }
-                Err(e) => tracing::debug!("{url}: not checked here ({e})"),
-            }
-        }
-    }
-    if busy.is_empty() {
-        Ok(())
-    } else {
-        Err(RestoreError::Usage(format!(
-            "something still listens on {}: stop every old etcd member and make sure it has exited before restoring \
-             (an old member still running makes the restored ones panic with `tocommit(N) is out of range`); \
-             `ss -ltnp` shows who holds the port",
-            busy.join(", ")
-        )))
-    }
 }
 
 /// One restored member and how to start it.
@@ -220,239 +98,6 @@ pub struct RestoredMember {
     pub peer_url_from: PeerFrom,
     /// The exact start command, as argv.
     pub command: Vec<String>,
-}
-
-/// Where a member's peer URL came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PeerFrom {
-    /// `--peer-url NAME=URL`.
-    Flag,
-    /// The member's `peer_url` in `[cluster].members`.
-    Config,
-    /// The membership recorded in the archive's manifest.
-    Manifest,
-    /// No record and no override: the endpoint's host with port 2380.
-    Guess,
-}
-
-/// A member to restore, with its peer URLs and their origin.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlannedMember {
-    pub name: String,
-    pub client_url: String,
-    pub peer_urls: Vec<String>,
-    pub from: PeerFrom,
-}
-
-impl PlannedMember {
-    pub fn peer_url(&self) -> String {
-        self.peer_urls.join(",")
-    }
-}
-
-/// The members to restore, and what the check noticed without refusing.
-#[derive(Debug, Clone)]
-pub struct Plan {
-    pub members: Vec<PlannedMember>,
-    pub notes: Vec<String>,
-}
-
-/// A `--peer-url` that is not `NAME=URL`.
-#[derive(Debug, thiserror::Error)]
-pub enum PeerFlagError {
-    #[error("{0:?} is not NAME=URL, e.g. cp-1=https://10.0.0.5:2380")]
-    NoEquals(String),
-    #[error("{0:?} is not NAME=URL with URL scheme://host:port, e.g. cp-1=https://10.0.0.5:2380")]
-    Malformed(String),
-}
-
-/// `NAME=URL` of `--peer-url`.
-pub fn parse_peer_flag(s: &str) -> Result<(String, String), PeerFlagError> {
-    let (n, u) = s
-        .split_once('=')
-        .ok_or_else(|| PeerFlagError::NoEquals(s.to_string()))?;
-    let (n, u) = (n.trim(), normalize(u));
-    if n.is_empty() || !valid_url(&u) {
-        return Err(PeerFlagError::Malformed(s.to_string()));
-    }
-    Ok((n.to_string(), u))
-}
-
-fn normalize(u: &str) -> String {
-    u.trim().trim_end_matches('/').to_string()
-}
-
-fn valid_url(u: &str) -> bool {
-    vigil_core::endpoint::is_http_host_port(u)
-}
-
-const HOW: &str = "override a member's peer URL with --peer-url NAME=URL (repeatable) or peer_url in its [cluster].members entry";
-
-/// Resolves every member's peer URLs (flag, then config `peer_url`, then
-/// the recorded membership, then the `host:2380` guess when there is no
-/// record) and checks them all at once, before anything runs: unknown or
-/// repeated flags, config members the record lacks, recorded voting members
-/// the config lacks, and duplicate URLs. Recorded learners that the config
-/// does not list are left out (noted): a restored cluster starts with
-/// voting members only.
-pub fn plan_members(
-    members: &[&MemberConfig],
-    recorded: Option<&Membership>,
-    archive_id: &str,
-    flags: &[(String, String)],
-    drop: &[String],
-) -> Result<Plan, RestoreError> {
-    let mut errors = Vec::new();
-    let mut notes = Vec::new();
-    let in_config = |n: &str| members.iter().any(|m| m.name == n);
-    let in_record = |n: &str| recorded.is_some_and(|r| r.member(n).is_some());
-    for (i, (n, u)) in flags.iter().enumerate() {
-        if !in_config(n) {
-            errors.push(format!(
-                "--peer-url {n}={u}: {n} is not a member of [cluster].members (members: {})",
-                members
-                    .iter()
-                    .map(|m| m.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-        } else if flags[..i].iter().any(|(p, _)| p == n) {
-            errors.push(format!(
-                "--peer-url {n}=... is given twice; give each member once"
-            ));
-        }
-    }
-    for d in drop {
-        if !in_config(d) && !in_record(d) {
-            errors.push(format!(
-                "--drop-member {d}: {d} is neither in [cluster].members nor in the membership recorded in archive {archive_id}"
-            ));
-        }
-    }
-    if recorded.is_none() {
-        let w = format!(
-            "archive {archive_id} records no membership (made before vigil recorded it, or the member list failed): peer URLs come from --peer-url, the config's peer_url, or the endpoint's host with port 2380"
-        );
-        tracing::warn!("{w}");
-        notes.push(w);
-    }
-    let mut planned = Vec::new();
-    for m in members.iter().filter(|m| !drop.contains(&m.name)) {
-        let client_url = normalize(&m.endpoint);
-        let rec = recorded
-            .and_then(|r| r.member(&m.name))
-            .filter(|r| !r.peer_urls.is_empty());
-        let (peer_urls, from) = if let Some((_, u)) = flags.iter().find(|(n, _)| n == &m.name) {
-            (vec![u.clone()], PeerFrom::Flag)
-        } else if m.peer_url.is_some() {
-            (vec![m.peer_url()], PeerFrom::Config)
-        } else if let Some(r) = rec {
-            let moved = !r.client_urls.iter().any(|c| normalize(c) == client_url);
-            if moved {
-                let w = format!(
-                    "member {}: the config's endpoint {client_url} is not among the client URLs recorded in archive {archive_id} ({}); if it moved to a new host, its recorded peer URL {} is the old host's: {HOW}",
-                    m.name,
-                    r.client_urls.join(", "),
-                    r.peer_urls.join(",")
-                );
-                tracing::warn!("{w}");
-                notes.push(w);
-            }
-            (
-                r.peer_urls.iter().map(|u| normalize(u)).collect(),
-                PeerFrom::Manifest,
-            )
-        } else if let Some(r) = recorded {
-            errors.push(format!(
-                "member {} ({client_url}) of [cluster].members is not in the membership recorded in archive {archive_id} (cluster ID {}, members {}): check its name; to restore it anyway as a new member, give its peer URL: --peer-url {}=URL or peer_url in the config; or choose another archive (--archive)",
-                m.name,
-                r.cluster_id,
-                r.members.iter().map(|x| x.name.as_str()).collect::<Vec<_>>().join(", "),
-                m.name
-            ));
-            continue;
-        } else {
-            (vec![m.peer_url()], PeerFrom::Guess)
-        };
-        planned.push(PlannedMember {
-            name: m.name.clone(),
-            client_url,
-            peer_urls,
-            from,
-        });
-    }
-    if let Some(r) = recorded {
-        for x in r
-            .members
-            .iter()
-            .filter(|x| !in_config(&x.name) && !drop.contains(&x.name))
-        {
-            let what = if x.name.is_empty() {
-                format!("an unstarted member (ID {})", x.id)
-            } else {
-                format!("member {}", x.name)
-            };
-            if x.is_learner || x.name.is_empty() {
-                let n = format!(
-                    "{what} (learner or never started, peer {}) recorded in archive {archive_id} is left out: add it again after the restore (etcdctl member add ... --learner)",
-                    x.peer_urls.join(",")
-                );
-                tracing::warn!("{n}");
-                notes.push(n);
-                continue;
-            }
-            errors.push(format!(
-                "{what} (peer {}, client {}) recorded in archive {archive_id} is not in the config's [cluster].members: add {{ name = \"{}\", endpoint = \"{}\" }} to restore it, or pass --drop-member {} if it left the cluster after this snapshot",
-                x.peer_urls.join(","),
-                x.client_urls.join(","),
-                x.name,
-                x.client_urls.first().map(String::as_str).unwrap_or("scheme://host:port"),
-                x.name
-            ));
-        }
-    }
-    // Duplicate peer URLs: etcd refuses the --initial-cluster ("has duplicate url").
-    let origin = |p: &PlannedMember| match p.from {
-        PeerFrom::Flag => "--peer-url".to_string(),
-        PeerFrom::Config => "config peer_url".to_string(),
-        PeerFrom::Manifest => format!("manifest of archive {archive_id}"),
-        PeerFrom::Guess => format!("guessed from the endpoint {} with port 2380", p.client_url),
-    };
-    // Grouped by URL, in member order: one line per shared URL.
-    let mut by_url: Vec<(String, Vec<&PlannedMember>)> = Vec::new();
-    for p in &planned {
-        for u in &p.peer_urls {
-            let key = u.to_ascii_lowercase();
-            match by_url.iter_mut().find(|(k, _)| *k == key) {
-                Some((_, v)) => v.push(p),
-                None => by_url.push((key, vec![p])),
-            }
-        }
-    }
-    for (u, v) in by_url.iter().filter(|(_, v)| v.len() > 1) {
-        let named: Vec<String> = v
-            .iter()
-            .map(|p| format!("{} ({})", p.name, origin(p)))
-            .collect();
-        if let Some((last, rest)) = named.split_last() {
-            errors.push(format!(
-                "duplicate peer URL {u}: {} and {last}; every member needs its own: {HOW}",
-                rest.join(", ")
-            ));
-        }
-    }
-    if errors.is_empty() {
-        Ok(Plan {
-            members: planned,
-            notes,
-        })
-    } else {
-        Err(RestoreError::Usage(format!(
-            "the members to restore do not add up; nothing was run or written:\n  - {}",
-            errors.join("\n  - ")
-        )))
-    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -625,7 +270,7 @@ pub fn human(r: &EtcdReport) -> String {
 pub struct EtcdOptions<'a> {
     pub out: &'a Path,
     pub identities: Option<&'a crate::identity::Identities>,
-    pub selector: crate::source::Selector,
+    pub selector: crate::select::Selector,
     pub source: Option<&'a str>,
     /// `--initial-cluster-token`; default `<cluster>-restored-<time>`.
     pub token: Option<String>,
@@ -670,8 +315,8 @@ pub fn run(cfg: &vigil_core::Config, o: &EtcdOptions<'_>) -> Result<EtcdReport, 
             )));
         }
     }
-    let sources = crate::source::only(crate::sinks::configured(cfg), o.source)?;
-    let cat = crate::source::catalog_of(cfg, &sources);
+    let stores = crate::stores::Stores::configured(cfg).only(o.source)?;
+    let cat = stores.catalog(&cfg.state.dir);
     let archive = o.selector.select(&cat)?;
     // Before anything runs (not even `etcdctl version`) or is written.
     let plan = plan_members(
@@ -699,7 +344,7 @@ pub fn run(cfg: &vigil_core::Config, o: &EtcdOptions<'_>) -> Result<EtcdReport, 
     // is refused here, not by an unknown flag after the fetch.
     let mut bump = crate::bump::plan(
         &cfg.state.dir,
-        archive.revision,
+        archive.manifest.revision,
         &archive.manifest.cluster_id,
         rc.bump_revision,
     );
@@ -728,8 +373,8 @@ pub fn run(cfg: &vigil_core::Config, o: &EtcdOptions<'_>) -> Result<EtcdReport, 
         "restoring archive {} (member {}, revision {}, {}) with {} {}",
         archive.id,
         archive.member,
-        archive.revision,
-        archive.created_at,
+        archive.manifest.revision,
+        archive.manifest.created_at,
         tool.kind,
         tool.version
     );
@@ -756,7 +401,7 @@ pub fn run(cfg: &vigil_core::Config, o: &EtcdOptions<'_>) -> Result<EtcdReport, 
             .guard(p)
             .map_err(|e| RestoreError::Failed(format!("briefing the janitor: {e}")))?;
     }
-    let fetched = crate::fetch::fetch(archive, &sources, o.identities, &snapshot)?;
+    let fetched = crate::fetch::fetch(archive, &stores, o.identities, &snapshot)?;
     let token = o.token.clone().unwrap_or_else(|| {
         format!(
             "{}-restored-{}",
@@ -781,7 +426,7 @@ pub fn run(cfg: &vigil_core::Config, o: &EtcdOptions<'_>) -> Result<EtcdReport, 
                         &bump_dir,
                         bump.size,
                         crate::bump::Expect {
-                            revision: archive.revision,
+                            revision: archive.manifest.revision,
                             key_count: archive.manifest.key_count,
                         },
                         &bumped,
@@ -810,17 +455,17 @@ pub fn run(cfg: &vigil_core::Config, o: &EtcdOptions<'_>) -> Result<EtcdReport, 
                 let (tool, snapshot, ic, token, rc) = (&tool, &restore_from, &ic, &token, &rc);
                 sc.spawn(move || {
                     let dir = o.out.join(&m.name);
-                    restore_member(
+                    restore_member(&MemberRestore {
                         tool,
                         snapshot,
                         verified,
-                        &m.name,
-                        &dir,
-                        ic,
+                        name: &m.name,
+                        data_dir: &dir,
+                        initial_cluster: ic,
                         token,
-                        &m.peer_url(),
-                        bump_by,
-                    )?;
+                        peer_url: &m.peer_url(),
+                        bump_revision: bump_by,
+                    })?;
                     tracing::info!("member {}: data dir {} ready", m.name, dir.display());
                     Ok(RestoredMember {
                         name: m.name.clone(),
@@ -867,7 +512,7 @@ pub fn run(cfg: &vigil_core::Config, o: &EtcdOptions<'_>) -> Result<EtcdReport, 
         archive: archive.id.clone(),
         notes: plan.notes.into_iter().chain(version_note).collect(),
         member_of_archive: archive.member.clone(),
-        revision: archive.revision,
+        revision: archive.manifest.revision,
         snapshot_etcd_version: archive.manifest.etcd_version.clone(),
         etcd_version,
         source: fetched.source,
@@ -882,177 +527,4 @@ pub fn run(cfg: &vigil_core::Config, o: &EtcdOptions<'_>) -> Result<EtcdReport, 
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn versions_and_ports() {
-        assert_eq!(
-            parse_version(
-                "etcdctl version: 3.4.23\nAPI version: 3.4\n",
-                "etcdctl version:"
-            ),
-            Some(("3.4.23".into(), (3, 4)))
-        );
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = l.local_addr().unwrap().port();
-        let m = PlannedMember {
-            name: "cp-1".into(),
-            client_url: format!("http://127.0.0.1:{port}"),
-            peer_urls: vec!["http://10.255.255.1:2380".into()],
-            from: PeerFrom::Config,
-        };
-        let e = check_ports_free(std::slice::from_ref(&m))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("cp-1 client port") && e.contains("tocommit"),
-            "{e}"
-        );
-        drop(l);
-        // Another test in this binary may take the freed ephemeral port at once, so a
-        // free port has to pass on one of a few fresh tries rather than on this one.
-        let passes = (0..5).any(|_| {
-            let port = TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            let m = PlannedMember {
-                client_url: format!("http://127.0.0.1:{port}"),
-                ..m.clone()
-            };
-            check_ports_free(&[m]).is_ok()
-        });
-        assert!(passes, "no free port passed check_ports_free in five tries");
-    }
-
-    fn member(name: &str, host: &str, peer_url: Option<&str>) -> MemberConfig {
-        MemberConfig {
-            name: name.into(),
-            endpoint: format!("http://{host}:2379"),
-            peer_url: peer_url.map(String::from),
-        }
-    }
-
-    fn recorded(members: &[(&str, &str, bool)]) -> Membership {
-        Membership {
-            cluster_id: "c1".into(),
-            members: members
-                .iter()
-                .enumerate()
-                .map(
-                    |(i, (n, peer, learner))| vigil_core::manifest::RecordedMember {
-                        id: format!("{:x}", i + 1),
-                        name: n.to_string(),
-                        peer_urls: vec![peer.to_string()],
-                        client_urls: vec![peer.replace("380", "379")],
-                        is_learner: *learner,
-                        etcd_version: None,
-                    },
-                )
-                .collect(),
-        }
-    }
-
-    fn urls(p: &Plan) -> Vec<(String, String, PeerFrom)> {
-        p.members
-            .iter()
-            .map(|m| (m.name.clone(), m.peer_url(), m.from))
-            .collect()
-    }
-
-    #[test]
-    fn peer_urls_come_from_flag_then_config_then_record_then_guess() {
-        let cfg = [
-            member("a", "10.0.0.1", None),
-            member("b", "10.0.0.2", Some("http://10.0.0.2:12380/")),
-            member("c", "10.0.0.3", None),
-        ];
-        let m: Vec<&MemberConfig> = cfg.iter().collect();
-        let rec = recorded(&[
-            ("a", "http://10.0.0.1:2381", false),
-            ("b", "http://10.0.0.2:2381", false),
-            ("c", "http://10.0.0.3:2381", false),
-            ("d", "http://10.0.0.4:2380", true),
-        ]);
-        let flags = vec![("c".to_string(), "http://10.9.9.9:2380".to_string())];
-        let p = plan_members(&m, Some(&rec), "A", &flags, &[]).unwrap();
-        assert_eq!(
-            urls(&p),
-            [
-                (
-                    "a".into(),
-                    "http://10.0.0.1:2381".into(),
-                    PeerFrom::Manifest
-                ),
-                ("b".into(), "http://10.0.0.2:12380".into(), PeerFrom::Config),
-                ("c".into(), "http://10.9.9.9:2380".into(), PeerFrom::Flag),
-            ]
-        );
-        // The learner is left out, and said so.
-        assert!(
-            p.notes.iter().any(|n| n.contains("member d")),
-            "{:?}",
-            p.notes
-        );
-        assert_eq!(
-            initial_cluster(&p.members),
-            "a=http://10.0.0.1:2381,b=http://10.0.0.2:12380,c=http://10.9.9.9:2380"
-        );
-        // An old archive: the config, else the host:2380 guess.
-        let p = plan_members(&m, None, "A", &[], &[]).unwrap();
-        assert_eq!(p.members[0].peer_url(), "http://10.0.0.1:2380");
-        assert_eq!(p.members[0].from, PeerFrom::Guess);
-        assert_eq!(p.members[1].from, PeerFrom::Config);
-    }
-
-    #[test]
-    fn every_membership_problem_is_named_at_once() {
-        // Three members on one host, an old archive: the guess collides.
-        let one_host: Vec<MemberConfig> = ["a", "b", "c"]
-            .iter()
-            .map(|n| member(n, "127.0.0.1", None))
-            .collect();
-        let m: Vec<&MemberConfig> = one_host.iter().collect();
-        let e = plan_members(&m, None, "A", &[], &[]).unwrap_err();
-        assert_eq!(e.exit_code(), vigil_core::exit::USAGE);
-        let e = e.to_string();
-        assert!(
-            e.contains("duplicate peer URL http://127.0.0.1:2380: a (guessed from the endpoint http://127.0.0.1:2379 with port 2380), b (")
-                && e.contains(" and c (guessed")
-                && e.matches("duplicate").count() == 1
-                && e.contains("--peer-url NAME=URL"),
-            "{e}"
-        );
-
-        let rec = recorded(&[
-            ("a", "http://127.0.0.1:12380", false),
-            ("b", "http://127.0.0.1:22380", false),
-            ("gone", "http://127.0.0.1:32380", false),
-        ]);
-        let flags = vec![
-            ("a".to_string(), "http://127.0.0.1:22380".to_string()),
-            ("zz".to_string(), "http://127.0.0.1:1".to_string()),
-        ];
-        let e = plan_members(&m, Some(&rec), "A", &flags, &[])
-            .unwrap_err()
-            .to_string();
-        for want in [
-            "duplicate peer URL http://127.0.0.1:22380: a (--peer-url) and b (manifest of archive A)",
-            "--peer-url zz=http://127.0.0.1:1: zz is not a member",
-            "member c (http://127.0.0.1:2379) of [cluster].members is not in the membership recorded in archive A",
-            "member gone (peer http://127.0.0.1:32380, client http://127.0.0.1:32379) recorded in archive A is not in the config",
-            "--drop-member gone",
-        ] {
-            assert!(e.contains(want), "{want:?} missing from {e}");
-        }
-        // Dropped on purpose, and c given explicitly: accepted.
-        let flags = vec![("c".to_string(), "http://127.0.0.1:42380".to_string())];
-        let p = plan_members(&m, Some(&rec), "A", &flags, &["gone".to_string()]).unwrap();
-        assert_eq!(p.members.len(), 3);
-        assert!(parse_peer_flag("a=http://h:1/").is_ok_and(|(n, u)| n == "a" && u == "http://h:1"));
-        assert!(parse_peer_flag("a").is_err());
-        assert!(parse_peer_flag("a=h:2380").is_err());
-    }
-}
+mod tests;

@@ -22,7 +22,7 @@
 
 use crate::identity::Identities;
 use crate::progress::Progress;
-use crate::source::{Archive, ChunkReader, Located, Source};
+use crate::stores::{ChunkReader, OpenCopy, Opened};
 use crate::RestoreError;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -30,6 +30,7 @@ use std::io::{self, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::time::Instant;
+use vigil_archive::catalog::{CatalogCopy, CatalogEntry};
 use vigil_core::fsutil;
 use vigil_etcd::SnapshotVerifier;
 
@@ -56,8 +57,8 @@ pub struct Fetched {
 /// first). A wrong key stops at once; a missing or corrupt copy moves on to
 /// the next copy, and the error names every copy that failed.
 pub fn fetch(
-    archive: &Archive,
-    sources: &[Box<dyn Source>],
+    archive: &CatalogEntry,
+    stores: &dyn OpenCopy,
     ids: Option<&Identities>,
     out: &Path,
 ) -> Result<Fetched, RestoreError> {
@@ -69,10 +70,7 @@ pub fn fetch(
     }
     let mut errors = Vec::new();
     for copy in &archive.copies {
-        let Some(src) = sources.iter().find(|s| s.name() == copy.source) else {
-            continue;
-        };
-        match fetch_copy(src.as_ref(), copy, ids, out) {
+        match fetch_copy(stores, copy, ids, out) {
             Ok(f) => return Ok(f),
             Err(e @ (RestoreError::WrongKey { .. } | RestoreError::Identity { .. })) => {
                 return Err(e)
@@ -88,7 +86,7 @@ pub fn fetch(
 }
 
 /// Why no copy of `archive` could be fetched, from each copy's error.
-fn no_copy_worked(archive: &Archive, mut errors: Vec<String>) -> RestoreError {
+fn no_copy_worked(archive: &CatalogEntry, mut errors: Vec<String>) -> RestoreError {
     match errors.len() {
         0 => RestoreError::NoArchive(format!(
             "archive {} has no copy in the selected sources",
@@ -126,8 +124,8 @@ impl<W: Write> Write for CountingWriter<W> {
 /// copies in order while nothing went out yet. Once bytes went out, a failure
 /// is [`RestoreError::Streamed`]: the reader must throw away what it got.
 pub fn fetch_to_stdout(
-    archive: &Archive,
-    sources: &[Box<dyn Source>],
+    archive: &CatalogEntry,
+    stores: &dyn OpenCopy,
     ids: Option<&Identities>,
 ) -> Result<Fetched, RestoreError> {
     use std::os::fd::AsFd;
@@ -142,11 +140,8 @@ pub fn fetch_to_stdout(
     };
     let mut errors = Vec::new();
     for copy in &archive.copies {
-        let Some(src) = sources.iter().find(|s| s.name() == copy.source) else {
-            continue;
-        };
         let started = Instant::now();
-        let r = open_copy(src.as_ref(), copy, ids).and_then(|(ids, opened)| {
+        let r = open_copy(stores, copy, ids).and_then(|(ids, opened)| {
             stream(
                 copy,
                 ids,
@@ -160,7 +155,7 @@ pub fn fetch_to_stdout(
                 tracing::info!(
                     "archive {} from {} ({}) verified and written to standard output",
                     copy.manifest.id,
-                    copy.source,
+                    copy.store,
                     copy.location
                 );
                 return Ok(fetched(copy, Path::new(STDOUT), started));
@@ -216,8 +211,8 @@ impl<R: Read> Read for Counting<R> {
 
 /// Fetches one copy. On any error the temporary file is removed.
 pub fn fetch_copy(
-    src: &dyn Source,
-    copy: &Located,
+    stores: &dyn OpenCopy,
+    copy: &CatalogCopy,
     ids: Option<&Identities>,
     out: &Path,
 ) -> Result<Fetched, RestoreError> {
@@ -231,7 +226,7 @@ pub fn fetch_copy(
             )));
         }
     }
-    let (ids, opened) = open_copy(src, copy, ids)?;
+    let (ids, opened) = open_copy(stores, copy, ids)?;
     let tmp = fsutil::partial_path(out);
     let _ = std::fs::remove_file(&tmp);
     let mut file = fsutil::create_private(&tmp)?;
@@ -249,20 +244,20 @@ pub fn fetch_copy(
     tracing::info!(
         "archive {} from {} ({}) verified and written to {}",
         copy.manifest.id,
-        copy.source,
+        copy.store,
         copy.location,
         out.display()
     );
     Ok(fetched(copy, out, started))
 }
 
-fn fetched(copy: &Located, path: &Path, started: Instant) -> Fetched {
+fn fetched(copy: &CatalogCopy, path: &Path, started: Instant) -> Fetched {
     let m = &copy.manifest;
     Fetched {
         path: path.to_path_buf(),
         archive: m.id.clone(),
         member: m.member.clone(),
-        source: copy.source.clone(),
+        source: copy.store.clone(),
         location: copy.location.clone(),
         archive_size: m.archive_size,
         snapshot_size: m.snapshot_size,
@@ -274,10 +269,10 @@ fn fetched(copy: &Located, path: &Path, started: Instant) -> Fetched {
 
 /// Checks that the copy can be decrypted with what was given, and opens it.
 fn open_copy<'i>(
-    src: &dyn Source,
-    copy: &Located,
+    stores: &dyn OpenCopy,
+    copy: &CatalogCopy,
     ids: Option<&'i Identities>,
-) -> Result<(Option<&'i Identities>, crate::source::Opened), RestoreError> {
+) -> Result<(Option<&'i Identities>, Opened), RestoreError> {
     let m = &copy.manifest;
     let encrypted = match m.encryption.as_str() {
         "age" => true,
@@ -299,7 +294,7 @@ fn open_copy<'i>(
         }
         (false, _) => None,
     };
-    let opened = src.open(copy)?;
+    let opened = stores.open(copy)?;
     if let Some(len) = opened.len {
         if len != m.archive_size {
             tracing::warn!(
@@ -312,7 +307,7 @@ fn open_copy<'i>(
 }
 
 fn stream(
-    copy: &Located,
+    copy: &CatalogCopy,
     ids: Option<&Identities>,
     reader: Box<dyn Read + Send>,
     file: &mut (dyn Write + Send),
@@ -578,209 +573,4 @@ impl std::fmt::Display for DecodeError {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-    use crate::source::{Opened, SourceError};
-    use age::secrecy::ExposeSecret;
-    use std::collections::BTreeMap;
-    use vigil_core::manifest::Manifest;
-
-    /// An etcd-like stream (database + sha256 trailer) of incompressible
-    /// bytes, so that a variant of it archives to the same size.
-    fn snapshot(seed: u32) -> Vec<u8> {
-        // sha256 output is random enough that zstd stores raw blocks.
-        let mut db: Vec<u8> = (0..100 * 1024 / 32)
-            .flat_map(|i: u32| Sha256::digest([seed.to_le_bytes(), i.to_le_bytes()].concat()))
-            .collect();
-        db.truncate(db.len() / 512 * 512);
-        let trailer = Sha256::digest(&db);
-        db.extend_from_slice(&trailer);
-        db
-    }
-
-    fn archive(plain: &[u8], recipient: &age::x25519::Recipient) -> Vec<u8> {
-        let z = zstd::encode_all(plain, 1).unwrap();
-        vigil_archive::encrypt_small(&z, std::slice::from_ref(recipient)).unwrap()
-    }
-
-    fn manifest(plain: &[u8], enc: &[u8], recipient: &str) -> Manifest {
-        serde_json::from_value(serde_json::json!({
-            "format": 1, "id": "prod-cp-1-x", "cluster": "prod", "cluster_id": "1",
-            "member": "cp-1", "member_id": "2", "endpoint": "http://x:1", "revision": 7,
-            "raft_index": 1, "raft_term": 1, "etcd_version": "3.4.23", "db_size": 1,
-            "db_size_in_use": 1, "leader": "1", "is_leader": true, "key_count": 1,
-            "snapshot_size": plain.len(), "snapshot_sha256": hex::encode(Sha256::digest(plain)),
-            "db_sha256": hex::encode(&plain[plain.len() - 32..]),
-            "archive": "prod-cp-1-x.db.zst.age", "archive_size": enc.len(),
-            "archive_sha256": hex::encode(Sha256::digest(enc)), "compression": "zstd",
-            "zstd_level": 1, "encryption": "age", "age_recipients": [recipient],
-            "created_at": "2026-01-01T00:00:00Z", "duration_ms": 1,
-            "verified_at": "2026-01-01T00:00:00Z", "vigil_version": "0"
-        }))
-        .unwrap()
-    }
-
-    /// A source that serves fixed bytes per location.
-    #[derive(Debug)]
-    struct Mem(&'static str, BTreeMap<String, Vec<u8>>);
-    impl Source for Mem {
-        fn name(&self) -> &str {
-            self.0
-        }
-        fn list(&self) -> Result<Vec<Located>, SourceError> {
-            Ok(vec![])
-        }
-        fn open(&self, copy: &Located) -> Result<Opened, SourceError> {
-            let b = self.1[&copy.location].clone();
-            Ok(Opened {
-                len: Some(b.len() as u64),
-                reader: Box::new(io::Cursor::new(b)),
-            })
-        }
-    }
-
-    struct Setup {
-        plain: Vec<u8>,
-        good: Vec<u8>,
-        manifest: Manifest,
-        ids: Identities,
-        recipient: age::x25519::Recipient,
-        dir: tempfile::TempDir,
-    }
-
-    fn setup() -> Setup {
-        let key = age::x25519::Identity::generate();
-        let recipient = key.to_public();
-        let plain = snapshot(1);
-        let good = archive(&plain, &recipient);
-        let manifest = manifest(&plain, &good, &recipient.to_string());
-        let text = format!("{}\n", key.to_string().expose_secret());
-        let ids = Identities::parse(text.as_bytes(), "key.txt", &mut || {
-            Err(crate::identity::NoPassphrase(std::io::Error::other("none")))
-        })
-        .unwrap();
-        Setup {
-            plain,
-            good,
-            manifest,
-            ids,
-            recipient,
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    /// Copy `a` (bytes `first`) then copy `b` (the good archive), in that order.
-    fn two_copies(s: &Setup, first: Vec<u8>) -> (Archive, Vec<Box<dyn Source>>) {
-        let copy = |src: &str| Located {
-            source: src.into(),
-            location: format!("{src}://prod-cp-1-x"),
-            verified: true,
-            manifest: s.manifest.clone(),
-        };
-        let archive: Archive = Archive {
-            id: s.manifest.id.clone(),
-            member: "cp-1".into(),
-            created_at: s.manifest.created_at.clone(),
-            revision: 7,
-            key_count: 1,
-            archive_size: s.manifest.archive_size,
-            snapshot_size: s.manifest.snapshot_size,
-            etcd_version: "3.4.23".into(),
-            verified: true,
-            copies: vec![copy("a"), copy("b")],
-            manifest: s.manifest.clone(),
-        };
-        let one = |src: &'static str, b: Vec<u8>| -> Box<dyn Source> {
-            Box::new(Mem(
-                src,
-                BTreeMap::from([(format!("{src}://prod-cp-1-x"), b)]),
-            ))
-        };
-        (archive, vec![one("a", first), one("b", s.good.clone())])
-    }
-
-    /// The error of copy `a` alone, and that the fetch falls back to copy `b`.
-    fn fails_then_falls_back(s: &Setup, bad: Vec<u8>) -> String {
-        let (archive, sources) = two_copies(s, bad);
-        let out = s.dir.path().join(format!("out-{}", rand_name()));
-        let err =
-            fetch_copy(sources[0].as_ref(), &archive.copies[0], Some(&s.ids), &out).unwrap_err();
-        assert!(matches!(err, RestoreError::Corrupt { .. }), "{err}");
-        assert!(!out.exists());
-        let f = fetch(&archive, &sources, Some(&s.ids), &out).unwrap();
-        assert_eq!(f.source, "b");
-        assert_eq!(std::fs::read(&out).unwrap(), s.plain);
-        err.to_string()
-    }
-
-    fn rand_name() -> String {
-        use std::sync::atomic::{AtomicU32, Ordering};
-        static N: AtomicU32 = AtomicU32::new(0);
-        N.fetch_add(1, Ordering::Relaxed).to_string()
-    }
-
-    #[test]
-    fn a_damaged_chunk_fails_age_and_names_the_copy() {
-        let s = setup();
-        let mut bad = s.good.clone();
-        let mid = bad.len() / 2;
-        bad[mid] ^= 0x5a;
-        let e = fails_then_falls_back(&s, bad);
-        assert!(
-            e.contains("prod-cp-1-x") && e.contains("a://prod-cp-1-x"),
-            "{e}"
-        );
-        assert!(e.contains("age") && e.contains("corrupted copy"), "{e}");
-    }
-
-    #[test]
-    fn a_damaged_header_is_a_bad_copy_not_a_wrong_key() {
-        let s = setup();
-        let mut bad = s.good.clone();
-        // Inside the X25519 stanza's wrapped file key (the header's second and third lines).
-        let nl = bad.iter().position(|&b| b == b'\n').unwrap();
-        let nl2 = nl + 1 + bad[nl + 1..].iter().position(|&b| b == b'\n').unwrap();
-        bad[nl2 + 5] = if bad[nl2 + 5] == b'A' { b'B' } else { b'A' };
-        let e = fails_then_falls_back(&s, bad);
-        assert!(
-            e.contains("a://prod-cp-1-x") && e.contains("corrupted copy"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn truncation_is_named_with_the_byte_counts() {
-        let s = setup();
-        let bad = s.good[..s.good.len() - 100].to_vec();
-        let e = fails_then_falls_back(&s, bad);
-        assert!(
-            e.contains("truncated") && e.contains(&format!("of {} bytes", s.good.len())),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn a_substituted_archive_to_the_same_recipient_fails_the_snapshot_hash() {
-        // A valid snapshot, validly encrypted to the (public) recipient, with
-        // the same size: age, zstd and etcd's trailer all accept it.
-        let s = setup();
-        let mut plain = s.plain.clone();
-        let db = plain.len() - 32;
-        plain[1000] ^= 0x01;
-        let trailer = Sha256::digest(&plain[..db]);
-        plain[db..].copy_from_slice(&trailer);
-        // age adds a grease stanza of random length: encrypt again until the
-        // substitute has the recorded size too, as a forger would.
-        let z = zstd::encode_all(&plain[..], 1).unwrap();
-        let other = (0..20_000)
-            .map(|_| vigil_archive::encrypt_small(&z, std::slice::from_ref(&s.recipient)).unwrap())
-            .find(|o| o.len() == s.good.len())
-            .unwrap();
-        let e = fails_then_falls_back(&s, other);
-        assert!(
-            e.contains("a://prod-cp-1-x") && e.contains("but the manifest says"),
-            "{e}"
-        );
-    }
-}
+mod tests;

@@ -53,6 +53,18 @@ pub fn tied(program: &Path) -> Command {
     c
 }
 
+/// `cmd`, run so that it dies with this process: for the tools that handle
+/// decrypted data (etcdctl/etcdutl on a snapshot), so that a killed restore
+/// or drill leaves no tool writing a data dir behind.
+pub fn tie(cmd: vigil_core::cmd::Cmd) -> vigil_core::cmd::Cmd {
+    let pid = std::process::id().to_string();
+    cmd.launcher(&[
+        OsStr::new("/proc/self/exe"),
+        OsStr::new(TIED),
+        OsStr::new(&pid),
+    ])
+}
+
 fn tied_main(a: &[OsString]) -> i32 {
     let parent = a.first().and_then(|p| p.to_str()?.parse::<i32>().ok());
     let (Some(parent), Some(program)) = (parent, a.get(1)) else {

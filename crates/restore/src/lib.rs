@@ -1,8 +1,9 @@
 //! vigil-restore: disaster recovery for the etcd cluster vigil archives.
 //!
-//! - [`source`]: where archives can be read from (the local snapshot dir
-//!   today, the shipping sinks later), merged by archive identity, and how one
-//!   archive is chosen;
+//! - [`stores`]: the local snapshot dir and the sinks, listed into the one
+//!   archive catalog (`vigil_archive::catalog`) and opened for fetch;
+//!   [`select`]: how one archive of the catalog is chosen; [`list`]: the
+//!   catalog as `vigil-restore list` prints it;
 //! - [`identity`]: age identities from a file, a passphrase-protected file or stdin;
 //! - [`fetch`]: download, decrypt and decompress as one stream, verify etcd's
 //!   trailer and the manifest hashes, and only then rename into place;
@@ -18,13 +19,13 @@ pub mod etcd;
 pub mod fetch;
 pub mod guard;
 pub mod identity;
-pub mod proc;
+pub mod list;
 mod progress;
 pub mod proof;
 pub mod rke2;
 mod scratch;
-pub mod sinks;
-pub mod source;
+pub mod select;
+pub mod stores;
 pub mod versions;
 
 use vigil_core::exit;
@@ -38,7 +39,7 @@ pub enum RestoreError {
     #[error("identity {origin}: {message}")]
     Identity { origin: String, message: String },
     #[error(transparent)]
-    Source(#[from] source::SourceError),
+    Store(#[from] stores::StoreError),
     #[error("no archive to restore: {0}")]
     NoArchive(String),
     #[error("archive {id}: none of the identities in {identities} can decrypt it. It is encrypted to {recipients}; the identities given have the public keys {publics}. Please check --identity (the private key kept off the bastion)")]
@@ -67,7 +68,7 @@ pub enum RestoreError {
     #[error(transparent)]
     Fs(#[from] vigil_core::fsutil::FsError),
     #[error(transparent)]
-    Command(#[from] proc::CommandError),
+    Command(#[from] vigil_core::cmd::CmdError),
     #[error("{0}")]
     Failed(String),
 }
@@ -80,59 +81,4 @@ impl RestoreError {
             _ => exit::FAILED,
         }
     }
-}
-
-/// `vigil-restore list` as a table: one line per archive, newest first.
-pub fn list_human(cat: &source::Catalog) -> String {
-    use std::fmt::Write;
-    use vigil_core::units::human_bytes;
-    let mut s = String::new();
-    for e in &cat.errors {
-        let _ = writeln!(s, "warning: {e}");
-    }
-    for a in &cat.untrusted {
-        let _ = writeln!(
-            s,
-            "warning: ignored archive {} (member {}): etcd cluster ID {} is not the pinned {}",
-            a.id,
-            a.member,
-            a.manifest.cluster_id,
-            cat.cluster_id.as_deref().unwrap_or("?")
-        );
-    }
-    if cat.archives.is_empty() {
-        s.push_str("no archives found\n");
-        return s;
-    }
-    let _ = writeln!(
-        s,
-        "{:<40} {:<10} {:<24} {:>10} {:>10} {:<8} LOCATIONS",
-        "ID", "MEMBER", "CREATED", "REVISION", "SIZE", "VERIFIED"
-    );
-    for a in &cat.archives {
-        let locs: Vec<String> = a
-            .copies
-            .iter()
-            .map(|c| {
-                format!(
-                    "{}:{}{}",
-                    c.source,
-                    c.location,
-                    if c.verified { "" } else { " (unverified)" }
-                )
-            })
-            .collect();
-        let _ = writeln!(
-            s,
-            "{:<40} {:<10} {:<24} {:>10} {:>10} {:<8} {}",
-            a.id,
-            a.member,
-            a.created_at,
-            a.revision,
-            human_bytes(a.archive_size),
-            if a.verified { "yes" } else { "NO" },
-            locs.join(", ")
-        );
-    }
-    s
 }

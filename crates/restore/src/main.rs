@@ -8,7 +8,8 @@ use vigil_cli::{load_config, Exit, GlobalArgs, Job, Uses};
 use vigil_core::exit;
 use vigil_core::fsutil::ArchivesLock;
 use vigil_restore::identity::Identities;
-use vigil_restore::source::{self, Selector};
+use vigil_restore::select::Selector;
+use vigil_restore::stores::Stores;
 use vigil_restore::{drill, etcd, fetch, rke2, RestoreError};
 
 #[derive(Debug, Parser)]
@@ -55,9 +56,10 @@ impl Select {
     }
 }
 
-fn parse_time(s: &str) -> Result<time::OffsetDateTime, String> {
-    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-        .map_err(|e| format!("{s:?} is not an RFC 3339 time such as 2026-11-23T04:00:00Z: {e}"))
+fn parse_time(s: &str) -> anyhow::Result<time::OffsetDateTime> {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).map_err(|e| {
+        anyhow::anyhow!("{s:?} is not an RFC 3339 time such as 2026-11-23T04:00:00Z: {e}")
+    })
 }
 
 #[derive(Debug, Subcommand)]
@@ -225,13 +227,14 @@ fn dispatch(g: &GlobalArgs, c: Command) -> Result<i32, Exit> {
     match c {
         Command::CheckConfig(_) => Ok(exit::OK),
         Command::List { json, source } => {
-            let sources = source::only(vigil_restore::sinks::configured(&cfg), source.as_deref())
+            let stores = Stores::configured(&cfg)
+                .only(source.as_deref())
                 .map_err(|e| fail(e.into()))?;
-            let cat = source::catalog_of(&cfg, &sources);
+            let cat = stores.catalog(&cfg.state.dir);
             if json {
-                print_json(&cat);
+                print_json(&vigil_restore::list::json(&cat));
             } else {
-                print!("{}", vigil_restore::list_human(&cat));
+                print!("{}", vigil_restore::list::human(&cat));
             }
             Ok(if cat.errors.is_empty() {
                 exit::OK
@@ -256,15 +259,13 @@ fn dispatch(g: &GlobalArgs, c: Command) -> Result<i32, Exit> {
             // the archive is read (or the read goes on without, with a warning).
             let _archives = ArchivesLock::for_reading(&cfg.state.dir);
             let ids = ids(&identity)?;
-            let sources = source::only(
-                vigil_restore::sinks::configured(&cfg),
-                select.source.as_deref(),
-            )
-            .map_err(|e| fail(e.into()))?;
-            let cat = source::catalog_of(&cfg, &sources);
+            let stores = Stores::configured(&cfg)
+                .only(select.source.as_deref())
+                .map_err(|e| fail(e.into()))?;
+            let cat = stores.catalog(&cfg.state.dir);
             let a = select.selector().select(&cat).map_err(fail)?;
             if out.as_os_str() == fetch::STDOUT {
-                let f = fetch::fetch_to_stdout(a, &sources, Some(&ids)).map_err(fail)?;
+                let f = fetch::fetch_to_stdout(a, &stores, Some(&ids)).map_err(fail)?;
                 // stdout carries the snapshot: everything human goes to stderr.
                 if json {
                     eprintln!("{}", serde_json::to_string_pretty(&f).unwrap_or_default());
@@ -276,7 +277,7 @@ fn dispatch(g: &GlobalArgs, c: Command) -> Result<i32, Exit> {
                 }
                 return Ok(exit::OK);
             }
-            let f = fetch::fetch(a, &sources, Some(&ids), &out).map_err(fail)?;
+            let f = fetch::fetch(a, &stores, Some(&ids), &out).map_err(fail)?;
             if json {
                 print_json(&f);
             } else {

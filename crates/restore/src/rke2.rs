@@ -20,15 +20,18 @@
 //! with `--others-stopped` that the others are stopped, and prints the rest.
 
 use crate::identity::Identities;
-use crate::proc::{self, quote, render};
-use crate::source::{Selector, Source};
+use crate::select::Selector;
+use crate::stores::Stores;
 use crate::RestoreError;
 use serde::Serialize;
 use std::ffi::OsString;
-use std::io::Read;
 use std::path::{Path, PathBuf};
+use vigil_core::cmd::{quote, render, Cmd};
 use vigil_core::config::{MemberConfig, RestoreConfig};
 use vigil_core::Config;
+
+mod token;
+use token::{prove_token, restore_token};
 
 #[derive(Debug)]
 pub struct Rke2Options<'a> {
@@ -130,8 +133,8 @@ pub fn run(cfg: &Config, o: &Rke2Options<'_>) -> Result<Rke2Report, RestoreError
     let node = members[node_idx];
     let others: Vec<usize> = (0..members.len()).filter(|i| *i != node_idx).collect();
     let ssh = !rc.ssh.is_empty();
-    let sources = crate::source::only(crate::sinks::configured(cfg), o.source)?;
-    let cat = crate::source::catalog_of(cfg, &sources);
+    let stores = Stores::configured(cfg).only(o.source)?;
+    let cat = stores.catalog(&cfg.state.dir);
     let archive = if o.execute {
         Some(o.selector.select(&cat)?)
     } else {
@@ -147,7 +150,7 @@ pub fn run(cfg: &Config, o: &Rke2Options<'_>) -> Result<Rke2Report, RestoreError
     };
     let token_file = rc.rke2_data_dir.join("server/token");
     let db_dir = rc.rke2_data_dir.join("server/db");
-    let systemctl = |verb: &str| proc::argv(&rc.systemctl_bin, [verb, "rke2-server"]);
+    let systemctl = |verb: &str| vigil_core::cmd::argv(&rc.systemctl_bin, [verb, "rke2-server"]);
     let remote_cmd = |verb: &str| {
         format!(
             "{} {verb} rke2-server",
@@ -237,12 +240,12 @@ pub fn run(cfg: &Config, o: &Rke2Options<'_>) -> Result<Rke2Report, RestoreError
             format!(
                 "age -d -i KEY {} > {} && chmod 600 {}",
                 quote(
-                    &crate::source::LocalSource::new(
+                    &crate::stores::token_path(
                         &cfg.snapshot("vigil-restore")
                             .map(|s| s.dir.clone())
-                            .unwrap_or_default()
+                            .unwrap_or_default(),
+                        cfg.cluster_name()
                     )
-                    .token_path(cfg.cluster_name())
                     .display()
                     .to_string()
                 ),
@@ -253,7 +256,7 @@ pub fn run(cfg: &Config, o: &Rke2Options<'_>) -> Result<Rke2Report, RestoreError
             Action::Token,
         );
     }
-    let mut reset = proc::argv(&rc.rke2_bin, ["server", "--cluster-reset"]);
+    let mut reset = vigil_core::cmd::argv(&rc.rke2_bin, ["server", "--cluster-reset"]);
     reset.push(format!("--cluster-reset-restore-path={}", snapshot.display()).into());
     if o.restore_token {
         reset.push(format!("--token-file={}", token_file.display()).into());
@@ -354,18 +357,22 @@ pub fn run(cfg: &Config, o: &Rke2Options<'_>) -> Result<Rke2Report, RestoreError
                 if let Some(d) = snapshot.parent() {
                     vigil_core::fsutil::ensure_private_dir(d)?;
                 }
-                crate::fetch::fetch(archive, &sources, Some(ids), &snapshot).map(|_| ())
+                crate::fetch::fetch(archive, &stores, Some(ids), &snapshot).map(|_| ())
             }
             // A refused snapshot is not left behind: the rerun fetches it
             // again, and no plaintext copy outlives a restore that did not run.
             Action::ProveToken => {
-                prove_token(cfg, &sources, ids, &token_file, o.restore_token, &snapshot)
-                    .inspect_err(|_| {
+                prove_token(cfg, &stores, ids, &token_file, o.restore_token, &snapshot).inspect_err(
+                    |_| {
                         let _ = std::fs::remove_file(&snapshot);
-                    })
+                    },
+                )
             }
-            Action::Token => restore_token(cfg, &sources, ids, &token_file),
-            Action::Local(argv) => proc::run(&argv, &[]).map(|_| ()).map_err(Into::into),
+            Action::Token => restore_token(cfg, &stores, ids, &token_file),
+            Action::Local(argv) => Cmd::argv(&argv)
+                .run_blocking()
+                .map(|_| ())
+                .map_err(Into::into),
             Action::Reset(argv) => {
                 report.rke2_version = rke2_version(&rc.rke2_bin);
                 tracing::info!(
@@ -376,9 +383,13 @@ pub fn run(cfg: &Config, o: &Rke2Options<'_>) -> Result<Rke2Report, RestoreError
                         .unwrap_or("(version unknown)"),
                     archive.manifest.etcd_version
                 );
-                proc::run(&argv, &[]).map(|_| ()).map_err(Into::into)
+                Cmd::argv(&argv)
+                    .run_blocking()
+                    .map(|_| ())
+                    .map_err(Into::into)
             }
-            Action::Remote(i, cmd) => proc::run(&ssh_argv(&rc, members[i], &cmd), &[])
+            Action::Remote(i, cmd) => Cmd::argv(&ssh_argv(&rc, members[i], &cmd))
+                .run_blocking()
                 .map(|_| ())
                 .map_err(Into::into),
         };
@@ -394,123 +405,6 @@ pub fn run(cfg: &Config, o: &Rke2Options<'_>) -> Result<Rke2Report, RestoreError
         report.steps.push(s);
     }
     Ok(report)
-}
-
-/// Proves that the token rke2 will start with opens the snapshot's
-/// bootstrap data: the archived one when it is put back, else this node's.
-fn prove_token(
-    cfg: &Config,
-    sources: &[Box<dyn Source>],
-    ids: &Identities,
-    token_file: &Path,
-    restoring: bool,
-    snapshot: &Path,
-) -> Result<(), RestoreError> {
-    use vigil_archive::rke2_bootstrap::{check, BootstrapError};
-    let (token, origin) = match std::fs::read(token_file) {
-        Ok(t) if !restoring => (t, format!("the server token in {}", token_file.display())),
-        Err(e) if !restoring && e.kind() != std::io::ErrorKind::NotFound => {
-            return Err(RestoreError::Failed(format!(
-                "reading {}: {e}",
-                token_file.display()
-            )))
-        }
-        _ => (
-            archived_token(cfg, sources, ids)?,
-            format!(
-                "the archived server token ({}-server-token.age)",
-                cfg.cluster_name()
-            ),
-        ),
-    };
-    // k3s strips the newline a token file ends with, nothing else.
-    let token = String::from_utf8_lossy(&token);
-    let token = token.trim_end_matches('\n');
-    let entries = crate::bootstrap::read_entries(snapshot).map_err(|e| {
-        RestoreError::Failed(format!(
-            "{e}; the server token cannot be proven. Nothing was stopped. If the snapshot is good, rerun with --no-token-check"
-        ))
-    })?;
-    match check(token, &entries) {
-        Ok(o) => {
-            tracing::info!("{origin} opens {}", o.key);
-            Ok(())
-        }
-        Err(BootstrapError::NoEntry) => {
-            tracing::warn!("{}; going on", BootstrapError::NoEntry);
-            Ok(())
-        }
-        Err(e) => Err(RestoreError::Failed(format!(
-            "{origin} does not open this snapshot's bootstrap data: {e}. \
-             Nothing was stopped. Put the cluster's token in {} (or use --restore-token with an archived token that matches) and rerun",
-            token_file.display()
-        ))),
-    }
-}
-
-/// The archived server token, decrypted.
-fn archived_token(
-    cfg: &Config,
-    sources: &[Box<dyn Source>],
-    ids: &Identities,
-) -> Result<Vec<u8>, RestoreError> {
-    let mut opened = None;
-    for s in sources {
-        if let Some(o) = s.open_token(cfg.cluster_name())? {
-            opened = Some(o);
-            break;
-        }
-    }
-    let opened = opened.ok_or_else(|| {
-        RestoreError::NoArchive(format!(
-            "no archived RKE2 server token ({}-server-token.age) in the sources; set snapshot.rke2_token_file so the snapshot job archives it, \
-             or pass the original token to rke2 yourself",
-            cfg.cluster_name()
-        ))
-    })?;
-    let d = age::Decryptor::new(opened.reader).map_err(|e| {
-        RestoreError::Failed(format!(
-            "the archived server token is not a valid age file: {e}"
-        ))
-    })?;
-    let mut r = d.decrypt(ids.iter()).map_err(|e| match e {
-        age::DecryptError::NoMatchingKeys => RestoreError::Failed(format!(
-            "the archived server token cannot be decrypted with {}",
-            ids.origin
-        )),
-        e => RestoreError::Failed(format!("decrypting the archived server token: {e}")),
-    })?;
-    let mut token = Vec::new();
-    r.read_to_end(&mut token)
-        .map_err(|e| RestoreError::Failed(format!("decrypting the archived server token: {e}")))?;
-    Ok(token)
-}
-
-/// Decrypts the archived server token and writes it 0600, never over a different one.
-fn restore_token(
-    cfg: &Config,
-    sources: &[Box<dyn Source>],
-    ids: &Identities,
-    dest: &Path,
-) -> Result<(), RestoreError> {
-    let mut token = archived_token(cfg, sources, ids)?;
-    if !token.ends_with(b"\n") {
-        token.push(b'\n');
-    }
-    if let Ok(existing) = std::fs::read(dest) {
-        if existing.trim_ascii() == token.trim_ascii() {
-            return Ok(());
-        }
-        return Err(RestoreError::Usage(format!(
-            "{} exists with a different token; this node is not new. Move it away if you really mean to restore the archived token",
-            dest.display()
-        )));
-    }
-    if let Some(d) = dest.parent() {
-        vigil_core::fsutil::ensure_private_dir(d)?;
-    }
-    vigil_core::fsutil::atomic_write(dest, &token)?;
-    Ok(())
 }
 
 /// Shows the plan on stderr and asks for the cluster's name (or `yes`) on
@@ -548,10 +442,12 @@ fn ask(cluster: &str, shown: &Rke2Report) -> Result<(), RestoreError> {
 
 /// The version `rke2 --version` reports (`rke2 version v1.31.4+rke2r1 (hash)`).
 fn rke2_version(bin: &Path) -> Option<String> {
-    let out = proc::run(&proc::argv(bin, ["--version"]), &[])
+    let out = Cmd::new(bin)
+        .args(["--version"])
+        .run_blocking()
         .map_err(|e| tracing::warn!("{e}"))
         .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = &out.stdout;
     text.lines()
         .find_map(|l| l.trim().strip_prefix("rke2 version "))
         .and_then(|v| v.split_whitespace().next())

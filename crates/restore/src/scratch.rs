@@ -77,8 +77,18 @@ pub(crate) fn start(
     let ic = format!("{name}={peer}");
     let token = format!("vigil-{name}");
     // `snap` is always a file fetch verified (the drill's, the replay's input).
-    crate::etcd::restore_member(spec.tool, snap, true, name, data, &ic, &token, &peer, 0)
-        .map_err(|e| (Stage::Write, e.to_string()))?;
+    crate::etcd::restore_member(&crate::etcd::MemberRestore {
+        tool: spec.tool,
+        snapshot: snap,
+        verified: true,
+        name,
+        data_dir: data,
+        initial_cluster: &ic,
+        token: &token,
+        peer_url: &peer,
+        bump_revision: 0,
+    })
+    .map_err(|e| (Stage::Write, e.to_string()))?;
 
     stage(Stage::Connect);
     let log = dir.join("etcd.log");

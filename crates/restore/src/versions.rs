@@ -28,10 +28,12 @@ fn mm(v: &str) -> String {
 /// runs on this host. A restore only prints start commands for it, so a
 /// missing etcd is no error there.
 pub fn etcd_version(bin: &Path) -> Option<String> {
-    let out = crate::proc::run(&crate::proc::argv(bin, ["--version"]), &[])
+    let out = vigil_core::cmd::Cmd::new(bin)
+        .args(["--version"])
+        .run_blocking()
         .map_err(|e| tracing::debug!("{e}"))
         .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = &out.stdout;
     let v = text
         .lines()
         .find_map(|l| l.trim().strip_prefix("etcd Version:"))

@@ -1,35 +1,44 @@
-//! `vigil-snapshot list`: the local archives per member.
+//! `vigil-snapshot list`: the local copies per member, or (`--all`) the
+//! catalog of every copy, local and in the sinks, merged by archive id.
 
 use serde::Serialize;
 use std::fmt::Write;
-use std::path::{Path, PathBuf};
-use vigil_archive::local;
+use std::path::Path;
+use vigil_archive::catalog::{self, Catalog, CatalogCopy, CatalogError};
 use vigil_core::manifest::Manifest;
 use vigil_core::units::human_bytes;
 
-#[derive(Debug, Serialize)]
-pub struct Entry {
-    pub member: String,
-    pub path: PathBuf,
-    pub verified: bool,
-    pub manifest: Manifest,
+/// The local copies. Before the first run there is no snapshot dir: no
+/// copies yet, not an error.
+pub fn local(root: &Path) -> Vec<CatalogCopy> {
+    catalog::local_copies(root).copies
 }
 
-pub fn entries(root: &Path) -> Vec<Entry> {
-    local::list_all(root)
-        .into_iter()
-        .map(|s| Entry {
-            verified: s.is_verified(),
-            member: s.member_dir_name,
-            path: s.archive_path,
-            manifest: s.manifest,
+/// A row of `vigil-snapshot list --json`.
+#[derive(Serialize)]
+struct LocalRow<'a> {
+    member: &'a str,
+    path: &'a str,
+    verified: bool,
+    manifest: &'a Manifest,
+}
+
+/// `vigil-snapshot list --json`: one row per local copy.
+pub fn local_json(copies: &[CatalogCopy]) -> impl Serialize + '_ {
+    copies
+        .iter()
+        .map(|c| LocalRow {
+            member: &c.member,
+            path: &c.location,
+            verified: c.verified,
+            manifest: &c.manifest,
         })
-        .collect()
+        .collect::<Vec<_>>()
 }
 
-pub fn human(entries: &[Entry]) -> String {
+pub fn human(copies: &[CatalogCopy]) -> String {
     let mut s = String::new();
-    if entries.is_empty() {
+    if copies.is_empty() {
         s.push_str("no archives yet\n");
         return s;
     }
@@ -38,136 +47,109 @@ pub fn human(entries: &[Entry]) -> String {
         "{:<10} {:<24} {:>9} {:>7} {:>11} {:>6} {:<8} ARCHIVE",
         "MEMBER", "CREATED", "REVISION", "KEYS", "SIZE", "RATIO", "VERIFIED"
     );
-    for e in entries {
-        let m = &e.manifest;
+    for c in copies {
+        let m = &c.manifest;
         let _ = writeln!(
             s,
             "{:<10} {:<24} {:>9} {:>7} {:>11} {:>6.2} {:<8} {}",
-            e.member,
+            c.member,
             m.created_at,
             m.revision,
             m.key_count,
             human_bytes(m.archive_size),
             m.ratio(),
-            if e.verified { "yes" } else { "NO" },
-            e.path.display()
+            if c.verified { "yes" } else { "NO" },
+            c.location
         );
     }
     s
 }
 
-/// One archive identity and every place a copy of it lives.
-#[derive(Debug, Serialize)]
-pub struct Merged {
-    pub id: String,
-    pub member: String,
-    pub created_at: String,
-    pub revision: i64,
-    pub archive_size: u64,
-    pub locations: Vec<Location>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct Location {
-    /// `local` or the sink name.
-    pub store: String,
-    pub location: String,
-    pub verified: bool,
-    /// The S3 Object Lock retain-until date of this copy, in sinks that lock.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub locked_until: Option<String>,
-}
-
-/// Local copies plus every sink's, merged by archive id, newest first.
-/// Sinks that cannot be listed are returned as errors, not hidden.
-pub async fn merged(
+/// Local copies plus every sink's (with their Object Lock dates), merged by
+/// archive id, newest first. Sinks that cannot be listed are errors of the
+/// catalog, not hidden.
+pub async fn all(
     cfg: &vigil_core::Config,
     root: &Path,
     sinks: &[std::sync::Arc<vigil_archive::sink::Sink>],
-) -> (Vec<Merged>, Vec<String>) {
-    let mut by_id: std::collections::BTreeMap<String, Merged> = std::collections::BTreeMap::new();
-    let mut add = |m: &Manifest,
-                   store: &str,
-                   location: String,
-                   verified: bool,
-                   locked_until: Option<String>| {
-        let e = by_id.entry(m.id.clone()).or_insert_with(|| Merged {
-            id: m.id.clone(),
-            member: m.member.clone(),
-            created_at: m.created_at.clone(),
-            revision: m.revision,
-            archive_size: m.archive_size,
-            locations: Vec::new(),
-        });
-        e.locations.push(Location {
-            store: store.to_string(),
-            location,
-            verified,
-            locked_until,
-        });
-    };
-    for e in entries(root) {
-        add(
-            &e.manifest,
-            "local",
-            e.path.display().to_string(),
-            e.verified,
-            None,
-        );
-    }
-    let mut errors = Vec::new();
+) -> Catalog {
+    let mut local = catalog::local_copies(root);
+    local
+        .errors
+        .retain(|e| !matches!(e, CatalogError::NoDir { .. }));
+    let mut listings = vec![local];
     for s in sinks {
-        match s.list().await {
-            Ok(list) => {
-                for e in list
-                    .iter()
-                    .filter(|e| e.manifest.cluster == cfg.cluster_name())
-                {
-                    let locked = match s.lock_date(&e.member, &e.manifest.archive).await {
-                        Ok(d) => d.map(vigil_core::rfc3339),
-                        Err(err) => {
-                            errors.push(err.to_string());
-                            None
-                        }
-                    };
-                    add(
-                        &e.manifest,
-                        s.name(),
-                        s.location(&e.member, &e.manifest.archive),
-                        e.is_verified(),
-                        locked,
-                    );
-                }
-            }
-            Err(e) => errors.push(e.to_string()),
-        }
+        listings.push(catalog::sink_copies(s, cfg.cluster_name(), true).await);
     }
-    let mut v: Vec<Merged> = by_id.into_values().collect();
-    v.sort_by(|a, b| {
-        b.created_at
-            .cmp(&a.created_at)
-            .then(a.member.cmp(&b.member))
-    });
-    (v, errors)
+    Catalog::merge(listings)
 }
 
-pub fn human_merged(v: &[Merged], errors: &[String]) -> String {
+/// An archive of `vigil-snapshot list --all --json`.
+#[derive(Serialize)]
+struct ArchiveRow<'a> {
+    id: &'a str,
+    member: &'a str,
+    created_at: &'a str,
+    revision: i64,
+    archive_size: u64,
+    locations: Vec<CopyRow<'a>>,
+}
+
+#[derive(Serialize)]
+struct CopyRow<'a> {
+    /// `local` or the sink name.
+    store: &'a str,
+    location: &'a str,
+    verified: bool,
+    /// The S3 Object Lock retain-until date of this copy, in sinks that lock.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    locked_until: Option<&'a str>,
+}
+
+/// `vigil-snapshot list --all --json`: `{"archives": [...], "errors": [...]}`.
+pub fn all_json(cat: &Catalog) -> serde_json::Value {
+    let archives: Vec<ArchiveRow> = cat
+        .entries
+        .iter()
+        .map(|a| ArchiveRow {
+            id: &a.id,
+            member: &a.member,
+            created_at: &a.manifest.created_at,
+            revision: a.manifest.revision,
+            archive_size: a.manifest.archive_size,
+            locations: a
+                .copies
+                .iter()
+                .map(|c| CopyRow {
+                    store: &c.store,
+                    location: &c.location,
+                    verified: c.verified,
+                    locked_until: c.locked_until.as_deref(),
+                })
+                .collect(),
+        })
+        .collect();
+    let errors: Vec<String> = cat.errors.iter().map(ToString::to_string).collect();
+    serde_json::json!({ "archives": archives, "errors": errors })
+}
+
+pub fn human_all(cat: &Catalog) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
         "{:<10} {:<24} {:>9} {:>11}  COPIES",
         "MEMBER", "CREATED", "REVISION", "SIZE"
     );
-    for m in v {
-        let copies: Vec<String> = m
-            .locations
+    for a in &cat.entries {
+        let copies: Vec<String> = a
+            .copies
             .iter()
-            .map(|l| {
+            .map(|c| {
                 format!(
                     "{}{}{}",
-                    l.store,
-                    if l.verified { "" } else { "(unverified)" },
-                    l.locked_until
+                    c.store,
+                    if c.verified { "" } else { "(unverified)" },
+                    c.locked_until
                         .as_deref()
                         .map(|d| format!("(locked until {})", d.get(..10).unwrap_or(d)))
                         .unwrap_or_default()
@@ -177,14 +159,14 @@ pub fn human_merged(v: &[Merged], errors: &[String]) -> String {
         let _ = writeln!(
             s,
             "{:<10} {:<24} {:>9} {:>11}  {}",
-            m.member,
-            m.created_at,
-            m.revision,
-            human_bytes(m.archive_size),
+            a.member,
+            a.manifest.created_at,
+            a.manifest.revision,
+            human_bytes(a.manifest.archive_size),
             copies.join(", ")
         );
     }
-    for e in errors {
+    for e in &cat.errors {
         let _ = writeln!(s, "ERROR: {e}");
     }
     s

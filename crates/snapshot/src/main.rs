@@ -194,22 +194,22 @@ async fn cmd_list(g: &GlobalArgs, all: bool, json: bool) -> Result<i32, Exit> {
     let cfg = load_config(&g.config, Uses::SNAPSHOT)?;
     let sc = cfg.snapshot("vigil-snapshot").map_err(Exit::usage)?;
     if !all {
-        let entries = list::entries(&sc.dir);
+        let copies = list::local(&sc.dir);
         if json {
-            print_json(&entries);
+            print_json(&list::local_json(&copies));
         } else {
-            print!("{}", list::human(&entries));
+            print!("{}", list::human(&copies));
         }
         return Ok(exit::OK);
     }
     let sinks = ship::build_sinks(&cfg).map_err(Exit::usage)?;
-    let (merged, errors) = list::merged(&cfg, &sc.dir, &sinks).await;
+    let cat = list::all(&cfg, &sc.dir, &sinks).await;
     if json {
-        print_json(&serde_json::json!({ "archives": merged, "errors": errors }));
+        print_json(&list::all_json(&cat));
     } else {
-        print!("{}", list::human_merged(&merged, &errors));
+        print!("{}", list::human_all(&cat));
     }
-    Ok(if errors.is_empty() {
+    Ok(if cat.errors.is_empty() {
         exit::OK
     } else {
         exit::FAILED

@@ -48,7 +48,7 @@ pub fn publish_run(cfg: &Config, r: &RunReport) {
 
     let entries = cfg
         .snapshot("vigil-snapshot")
-        .map(|sc| list::entries(&sc.dir))
+        .map(|sc| list::local(&sc.dir))
         .unwrap_or_default();
     for mr in &r.members {
         let l = [("cluster", c), ("member", mr.member.as_str())];

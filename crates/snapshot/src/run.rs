@@ -1259,7 +1259,7 @@ fn load_pin(cfg: &Config, sc: &SnapshotConfig, warnings: &mut Vec<String>) -> Op
             return None;
         }
     }
-    let stored: Vec<local::Stored> = cfg
+    let stored: Vec<local::LocalArchive> = cfg
         .members()
         .flat_map(|m| local::list_member(&local::member_dir(&sc.dir, &m.name)))
         .collect();

@@ -287,7 +287,7 @@ pub async fn scrub_sink(
 pub fn scrub_local(root: &Path, state_dir: &Path, sample: Option<usize>) -> (usize, Vec<String>) {
     let all = local::list_all(root);
     let present = all.iter().map(|s| s.manifest.archive.clone()).collect();
-    let mut chosen: Vec<&local::Stored> = all.iter().collect();
+    let mut chosen: Vec<&local::LocalArchive> = all.iter().collect();
     if let Some(n) = sample {
         fastrand::shuffle(&mut chosen);
         chosen.truncate(n);

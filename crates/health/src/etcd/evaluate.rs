@@ -65,7 +65,7 @@ pub fn evaluate(members: &[MemberConfig], probes: &[Probe], cfg: &EtcdHealth) ->
             Some(Ok(s)) => s,
             other => {
                 let reason = match other {
-                    Some(Err(e)) => tidy(m, e),
+                    Some(Err(e)) => tidy(m, &e.to_string()),
                     _ => "no answer".to_string(),
                 };
                 out.push(f(REACHABLE, "etcd_member_down").fail(Severity::Critical, reason));

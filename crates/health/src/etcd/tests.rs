@@ -1,5 +1,4 @@
 #![allow(clippy::unwrap_used)]
-
 use super::*;
 use crate::Status;
 use vigil_alert::Severity;
@@ -79,6 +78,16 @@ fn healthy_cluster_passes() {
     );
 }
 
+fn refused(member: &str) -> ProbeError {
+    EtcdError::Rpc {
+        member: member.into(),
+        endpoint: "http://x:2379".into(),
+        op: "connect",
+        message: "connection refused".into(),
+    }
+    .into()
+}
+
 #[test]
 fn down_member_fails_and_covers_its_details() {
     let (m, l) = three();
@@ -86,7 +95,7 @@ fn down_member_fails_and_covers_its_details() {
         .map(|i| ok_probe(status(11 + i, 12, 100), l.clone(), vec![]))
         .collect();
     p[2] = Probe {
-        status: Some(Err("member c: connect failed: connection refused".into())),
+        status: Some(Err(refused("c"))),
         ..Default::default()
     };
     let f = evaluate(&m, &p, &EtcdHealth::default());
@@ -171,7 +180,7 @@ fn all_down_is_covered_not_unknown() {
     let (m, _) = three();
     let p: Vec<Probe> = (0..3)
         .map(|_| Probe {
-            status: Some(Err("refused".into())),
+            status: Some(Err(refused("x"))),
             ..Default::default()
         })
         .collect();
