@@ -3,6 +3,7 @@
 //! compresses and encrypts it as it streams, stores it privately and
 //! atomically, checks the members agree, prunes, and records the outcome.
 
+pub mod cluster;
 pub mod consistency;
 pub mod gentle;
 pub mod list;
@@ -12,4 +13,4 @@ pub mod repin;
 pub mod run;
 pub mod ship;
 
-pub use run::{run, RunError, RunReport};
+pub use run::{run, Deps, RunError, RunReport};

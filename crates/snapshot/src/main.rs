@@ -128,7 +128,7 @@ fn print_json<T: serde::Serialize>(v: &T) {
 async fn cmd_run(g: &GlobalArgs, json: bool) -> Result<i32, Exit> {
     let cfg = load_config(&g.config, Uses::SNAPSHOT)?;
     vigil_cli::refuse_foreign_state(&cfg, "vigil-snapshot", "run")?;
-    let report = run(&cfg).await.map_err(|e| {
+    let report = run(&cfg, vigil_snapshot::Deps::live()).await.map_err(|e| {
         if let Some(id) = e.run_id() {
             vigil_alert::raise_run(&cfg, &["snapshot"], id);
         }
