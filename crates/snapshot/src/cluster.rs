@@ -136,6 +136,9 @@ impl Member for MemberClient {
 impl SnapshotStream for SnapshotStreaming {
     async fn next_blob(&mut self) -> Result<Option<Vec<u8>>, StreamError> {
         // Taken out of the message, not copied.
-        Ok(self.message().await?.map(|mut m| std::mem::take(&mut m.0.blob)))
+        Ok(self
+            .message()
+            .await?
+            .map(|mut m| std::mem::take(&mut m.0.blob)))
     }
 }

@@ -10,11 +10,11 @@
 //! - preflight: a member in trouble is deferred and checked again, so that a
 //!   struggling member is not pushed over by its own backup.
 
+use crate::cluster::Member;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use vigil_core::config::SnapshotConfig;
-use crate::cluster::Member;
 use vigil_etcd::{Alarm, MemberStatus};
 
 /// etcd itself refuses proposals ("too many requests") once its applied

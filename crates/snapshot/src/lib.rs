@@ -7,10 +7,13 @@ pub mod cluster;
 pub mod consistency;
 pub mod gentle;
 pub mod list;
+pub mod metrics;
 pub mod output;
 pub mod prove;
+pub mod prune;
 pub mod repin;
 pub mod run;
+pub mod scrub;
 pub mod ship;
 
 pub use run::{run, Deps, RunError, RunReport};

@@ -8,9 +8,9 @@ mod pin;
 mod prune;
 mod report;
 mod stream;
-mod token;
 #[cfg(test)]
 mod tests;
+mod token;
 
 use crate::cluster::{Cluster, Live};
 use crate::ship::{build_sinks, sync_sink, Mode};
@@ -28,10 +28,10 @@ use vigil_core::pin::ClusterPin;
 use vigil_core::{now, rfc3339, ConfigError};
 use vigil_etcd::TlsMaterial;
 
+pub use crate::ship::SinkReport;
 pub use member::MemberError;
 pub use report::{BootstrapCheck, MemberReport, RunReport, SinkCopy, TokenReport};
 pub use stream::{StreamError, WriteError};
-pub use crate::ship::SinkReport;
 
 /// Why a run could not start at all.
 #[derive(Debug, thiserror::Error)]

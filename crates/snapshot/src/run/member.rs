@@ -233,16 +233,18 @@ async fn pipeline<C: Cluster>(
         Err(e) => (Err(e), None),
     };
     let r = match stored {
-        Ok((path, manifest, alive)) => deadline
-            .stage(Stage::Manifest, async {
-                let copies = finish_uploads(m, &manifest, alive, &mut uploads).await;
-                Ok(Archived {
-                    path,
-                    manifest,
-                    copies,
+        Ok((path, manifest, alive)) => {
+            deadline
+                .stage(Stage::Manifest, async {
+                    let copies = finish_uploads(m, &manifest, alive, &mut uploads).await;
+                    Ok(Archived {
+                        path,
+                        manifest,
+                        copies,
+                    })
                 })
-            })
-            .await,
+                .await
+        }
         Err(e) => {
             // The senders are gone, so every upload aborts; wait for that.
             let stage = e.stage();

@@ -64,7 +64,8 @@ pub(super) fn archive_token(
         Err(e) => Err(e.to_string()),
         Ok(token) => (|| -> Result<(), TokenError> {
             fsutil::ensure_private_dir(&dir)?;
-            let sealed = vigil_archive::encrypt_small(token.expose().as_bytes(), &archive.recipients)?;
+            let sealed =
+                vigil_archive::encrypt_small(token.expose().as_bytes(), &archive.recipients)?;
             Ok(fsutil::atomic_write(&path, &sealed)?)
         })()
         .map_err(|e| e.to_string()),
