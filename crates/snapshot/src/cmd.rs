@@ -138,7 +138,7 @@ async fn cmd_run<C: Cluster>(g: &GlobalArgs, json: bool, deps: Deps<C>) -> Resul
     } else {
         print!("{}", output::human(&report));
     }
-    Ok(if report.ok { exit::OK } else { exit::FAILED })
+    Ok(report.exit_code())
 }
 
 async fn cmd_check_sink(g: &GlobalArgs, only: Option<String>, json: bool) -> Result<i32, Exit> {

@@ -230,7 +230,11 @@ async fn pipeline<C: Cluster>(
             let r = store(ctx, m, &id, &client, st, deadline, txs, &mut turn).await;
             (r, Some(client))
         }
-        Err(e) => (Err(e), None),
+        Err(e) => {
+            // Without their feed the uploads abort.
+            drop(txs);
+            (Err(e), None)
+        }
     };
     let r = match stored {
         Ok((path, manifest, alive)) => {

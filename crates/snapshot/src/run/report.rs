@@ -116,6 +116,17 @@ impl RunReport {
     }
 }
 
+impl RunReport {
+    /// Contract 3: 0 when everything in the run is good, 1 when anything failed.
+    pub fn exit_code(&self) -> i32 {
+        if self.ok {
+            vigil_core::exit::OK
+        } else {
+            vigil_core::exit::FAILED
+        }
+    }
+}
+
 fn record_outcomes(state: &Path, r: &RunReport) -> Result<(), FsError> {
     let base = Outcome {
         proof: None,
