@@ -11,6 +11,7 @@ mod stream;
 #[cfg(test)]
 mod tests;
 mod token;
+mod uploads;
 
 use crate::cluster::{Cluster, Live};
 use crate::ship::{build_sinks, sync_sink, Mode};

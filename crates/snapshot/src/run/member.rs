@@ -4,7 +4,8 @@
 //! that runs out of it names itself.
 
 use super::stream::{self, Archived, StreamError, WriteError};
-use super::{Ctx, MemberReport, SinkCopy};
+use super::uploads::{self, ABORT_GRACE};
+use super::{Ctx, MemberReport};
 use crate::cluster::{Cluster, Member};
 use crate::gentle::{Turn, TurnError};
 use crate::prove::Start;
@@ -14,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use vigil_archive::local;
-use vigil_archive::sink::{Sink, SinkError, SinkMsg};
+
 use vigil_archive::SinkTx;
 use vigil_core::config::MemberConfig;
 use vigil_core::fsutil::{self, FsError};
@@ -96,11 +97,6 @@ impl MemberError {
         }
     }
 }
-
-/// How long a timed-out member's sink uploads get to abort.
-const ABORT_GRACE: Duration = Duration::from_secs(30);
-
-type Upload = (Arc<Sink>, tokio::task::JoinHandle<Result<u64, SinkError>>);
 
 /// `snapshot.timeout` for one member: started once it has its turn.
 struct Deadline<'a> {
@@ -224,7 +220,7 @@ async fn pipeline<C: Cluster>(
     mut turn: Turn,
 ) -> (Result<Archived, MemberError>, Option<C::Member>) {
     let id = format!("{}-{}-{}", ctx.cluster, m.name, ctx.run_id);
-    let (mut uploads, txs) = start_uploads(ctx, m, &local::archive_name(&id, ctx.encrypted));
+    let (mut uploads, txs) = uploads::start(ctx, m, &local::archive_name(&id, ctx.encrypted));
     let (stored, client) = match reach(ctx, m, deadline).await {
         Ok((client, st)) => {
             let r = store(ctx, m, &id, &client, st, deadline, txs, &mut turn).await;
@@ -240,7 +236,7 @@ async fn pipeline<C: Cluster>(
         Ok((path, manifest, alive)) => {
             deadline
                 .stage(Stage::Manifest, async {
-                    let copies = finish_uploads(m, &manifest, alive, &mut uploads).await;
+                    let copies = uploads::finish(m, &manifest, alive, &mut uploads).await;
                     Ok(Archived {
                         path,
                         manifest,
@@ -276,73 +272,6 @@ async fn pipeline<C: Cluster>(
         }
     }
     (r, client)
-}
-
-/// One upload per streaming sink, fed by the writer as it writes.
-fn start_uploads<C: Cluster>(
-    ctx: &Ctx<C>,
-    m: &MemberConfig,
-    file: &str,
-) -> (Vec<Upload>, Vec<SinkTx>) {
-    let mut uploads = Vec::new();
-    let mut txs = Vec::new();
-    for sink in ctx.sinks.iter().filter(|s| s.streams()) {
-        let (tx, rx) = mpsc::channel::<SinkMsg>(8);
-        let (s, member, f) = (sink.clone(), m.name.clone(), file.to_string());
-        uploads.push((
-            sink.clone(),
-            tokio::spawn(async move { s.upload_stream(&member, &f, rx).await }),
-        ));
-        txs.push(SinkTx {
-            name: sink.name().to_string(),
-            tx,
-        });
-    }
-    (uploads, txs)
-}
-
-/// Commits the uploads that are still alive, checks each copy against the
-/// manifest and puts the manifest beside it; a copy that fails is removed.
-async fn finish_uploads(
-    m: &MemberConfig,
-    manifest: &Manifest,
-    alive: Vec<SinkTx>,
-    uploads: &mut Vec<Upload>,
-) -> Vec<SinkCopy> {
-    for o in &alive {
-        let _ = o.tx.send(SinkMsg::Commit).await;
-    }
-    drop(alive);
-    let mut copies = Vec::new();
-    for (sink, h) in uploads.drain(..) {
-        let r = match h.await {
-            Ok(r) => r.map(|_| ()),
-            Err(e) => Err(SinkError::Internal {
-                sink: sink.name().to_string(),
-                message: e.to_string(),
-            }),
-        };
-        let r = match r {
-            Ok(()) => match sink.verify(&m.name, manifest).await {
-                Ok(()) => sink.put_manifest(&m.name, manifest).await,
-                Err(e) => {
-                    let _ = sink.delete(&m.name, &manifest.archive).await;
-                    Err(e)
-                }
-            },
-            Err(e) => Err(e),
-        };
-        if let Err(e) = &r {
-            tracing::error!(member = %m.name, sink = %sink.name(), "{e}");
-        }
-        copies.push(SinkCopy {
-            sink: sink.name().to_string(),
-            ok: r.is_ok(),
-            location: sink.location(&m.name, &manifest.archive),
-            error: r.err().map(|e| e.to_string()),
-        });
-    }
-    copies
 }
 
 /// Connects and reads the member's status; a member of another cluster
