@@ -10,11 +10,12 @@
 //! - preflight: a member in trouble is deferred and checked again, so that a
 //!   struggling member is not pushed over by its own backup.
 
+use crate::cluster::Member;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use vigil_core::config::SnapshotConfig;
-use vigil_etcd::{Alarm, MemberClient, MemberStatus};
+use vigil_etcd::{Alarm, MemberStatus};
 
 /// etcd itself refuses proposals ("too many requests") once its applied
 /// index trails the committed one by this much (`maxGapBetweenApplyAndCommitIndex`).
@@ -147,11 +148,11 @@ pub fn judge(
 
 /// Reads the signals from the member and judges them; also gives the
 /// status it read.
-pub(crate) async fn check(
-    client: &MemberClient,
+pub(crate) async fn check<M: Member>(
+    client: &M,
     p: &Preflight,
 ) -> Result<(MemberStatus, Option<String>), vigil_etcd::EtcdError> {
-    let st = vigil_etcd::status(client).await?;
+    let st = client.status().await?;
     if st.leader == 0 {
         // Without a leader the alarm list and the read only time out.
         let why = judge(&st, &[], &Ok(Duration::ZERO), p.max_latency);
@@ -159,12 +160,13 @@ pub(crate) async fn check(
     }
     // An alarm list refused (etcd auth without admin rights) must not hold
     // every backup back: the other signals still judge.
-    let alarms = vigil_etcd::alarms(client).await.unwrap_or_else(|e| {
-        tracing::warn!(member = %client.name, "preflight: {e}; alarms not checked");
+    let alarms = client.alarms().await.unwrap_or_else(|e| {
+        tracing::warn!(member = %client.name(), "preflight: {e}; alarms not checked");
         Vec::new()
     });
     let t0 = Instant::now();
-    let read = vigil_etcd::quorum_read(client)
+    let read = client
+        .quorum_read()
         .await
         .map(|()| t0.elapsed())
         .map_err(|e| e.to_string());
@@ -191,17 +193,17 @@ pub enum TurnError {
 /// member's status as of then: what the manifest records. A member in
 /// trouble gives its turn back, waits `defer_retry`, and is checked again,
 /// for at most `defer_limit`; `deferred` hears why each time it waits.
-pub(crate) async fn wait_for_turn(
+pub(crate) async fn wait_for_turn<M: Member>(
     bounds: &Bounds,
-    client: &MemberClient,
+    client: &M,
     turn: &mut Turn,
     deferred: &(dyn Fn(String) + Send + Sync),
 ) -> Result<MemberStatus, TurnError> {
     let t0 = Instant::now();
     loop {
-        turn.take(&client.name).await;
+        turn.take(client.name()).await;
         let Some(p) = &bounds.preflight else {
-            return Ok(vigil_etcd::status(client).await?);
+            return Ok(client.status().await?);
         };
         let why = match check(client, p).await {
             Ok((st, None)) => return Ok(st),
@@ -210,14 +212,14 @@ pub(crate) async fn wait_for_turn(
         };
         if t0.elapsed() + p.retry > p.limit {
             return Err(TurnError::Deferred {
-                member: client.name.clone(),
-                endpoint: client.endpoint.clone(),
+                member: client.name().to_string(),
+                endpoint: client.endpoint().to_string(),
                 waited: Duration::from_secs(t0.elapsed().as_secs()),
                 limit: p.limit,
                 why,
             });
         }
-        tracing::warn!(member = %client.name, "deferred, checked again in {}: {why}", humantime::format_duration(p.retry));
+        tracing::warn!(member = %client.name(), "deferred, checked again in {}: {why}", humantime::format_duration(p.retry));
         deferred(why);
         turn.give_back();
         tokio::time::sleep(p.retry).await;

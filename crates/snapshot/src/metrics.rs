@@ -1,10 +1,10 @@
 //! Textfile-collector metrics of `vigil-snapshot run` and `scrub`
 //! (see README "Metrics"). Written after the job, never failing it.
 
+use crate::list;
+use crate::run::RunReport;
 use vigil_core::metrics::{self, Metrics};
 use vigil_core::Config;
-use vigil_snapshot::list;
-use vigil_snapshot::run::RunReport;
 
 /// After `run`: per member, per sink and for the run as a whole.
 pub fn publish_run(cfg: &Config, r: &RunReport) {
@@ -211,7 +211,7 @@ pub fn publish_run(cfg: &Config, r: &RunReport) {
 }
 
 /// After `scrub`: per store, archives checked and problems found.
-pub fn publish_scrub(cfg: &Config, results: &[(String, usize, Vec<String>)]) {
+pub fn publish_scrub(cfg: &Config, results: &[crate::scrub::Scrubbed]) {
     let c = cfg.cluster_name();
     let mut m = Metrics::new();
     let prev = metrics::previous(
@@ -226,13 +226,14 @@ pub fn publish_scrub(cfg: &Config, results: &[(String, usize, Vec<String>)]) {
         &[("cluster", c)],
         metrics::now_seconds(),
     );
-    for (store, n, errors) in results {
+    for r in results {
+        let (store, n, errors) = (&r.store, r.checked, &r.errors);
         let l = [("cluster", c), ("sink", store.as_str())];
         m.gauge(
             "vigil_scrub_checked_archives",
             "Archives re-read and checked in the last scrub",
             &l,
-            *n as f64,
+            n as f64,
         );
         m.gauge(
             "vigil_scrub_problems",

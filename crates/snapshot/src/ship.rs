@@ -195,6 +195,30 @@ pub async fn sync_sink(cfg: &Config, sink: &Sink, mode: Mode, made: &[String]) -
     rep
 }
 
+/// A problem a scrub found, with the archive it is about (none when a
+/// store could not be listed or the ledger not written).
+#[derive(Debug, Clone)]
+pub struct Problem {
+    pub archive: Option<String>,
+    pub message: String,
+}
+
+impl Problem {
+    fn of(archive: &str, message: String) -> Problem {
+        Problem {
+            archive: Some(archive.to_string()),
+            message,
+        }
+    }
+
+    fn store(message: String) -> Problem {
+        Problem {
+            archive: None,
+            message,
+        }
+    }
+}
+
 /// What scrub adds to the error of a corrupt copy.
 const RECORDED: &str = "recorded as corrupt: it no longer counts as a copy and is not pruned; remove it (or put a good copy in its place) and scrub again";
 
@@ -206,7 +230,7 @@ fn record_scrub(
     good: &[String],
     bad: Vec<BadCopy>,
     present: &HashSet<String>,
-    errors: &mut Vec<String>,
+    errors: &mut Vec<Problem>,
 ) {
     let r = Ledger::load(state_dir)
         .map_err(|e| e.to_string())
@@ -218,7 +242,9 @@ fn record_scrub(
             }
         });
     if let Err(e) = r {
-        errors.push(format!("{store}: recording the scrub result: {e}"));
+        errors.push(Problem::store(format!(
+            "{store}: recording the scrub result: {e}"
+        )));
     }
 }
 
@@ -239,11 +265,11 @@ pub async fn scrub_sink(
     sink: &Sink,
     state_dir: &Path,
     sample: Option<usize>,
-) -> (usize, Vec<String>) {
+) -> (usize, Vec<Problem>) {
     let mut errors = Vec::new();
     let entries = match sink.list().await {
         Ok(e) => e,
-        Err(e) => return (0, vec![e.to_string()]),
+        Err(e) => return (0, vec![Problem::store(e.to_string())]),
     };
     let mut chosen: Vec<&SinkEntry> = entries.iter().collect();
     if let Some(n) = sample {
@@ -253,10 +279,13 @@ pub async fn scrub_sink(
     let (mut good, mut bad) = (Vec::new(), Vec::new());
     for e in &chosen {
         if e.archive_size.is_none() {
-            errors.push(format!(
-                "{}: {} has a manifest but the archive is missing",
-                sink.name(),
-                e.manifest.archive
+            errors.push(Problem::of(
+                &e.manifest.archive,
+                format!(
+                    "{}: {} has a manifest but the archive is missing",
+                    sink.name(),
+                    e.manifest.archive
+                ),
             ));
             continue;
         }
@@ -271,10 +300,13 @@ pub async fn scrub_sink(
                     sink.location(&e.member, &e.manifest.archive),
                     &msg,
                 ));
-                errors.push(format!("{msg} ({RECORDED})"));
+                errors.push(Problem::of(
+                    &e.manifest.archive,
+                    format!("{msg} ({RECORDED})"),
+                ));
             }
             // Reading failed: says nothing about the copy itself.
-            Err(err) => errors.push(err.to_string()),
+            Err(err) => errors.push(Problem::of(&e.manifest.archive, err.to_string())),
         }
     }
     let present = entries.iter().map(|e| e.manifest.archive.clone()).collect();
@@ -284,7 +316,7 @@ pub async fn scrub_sink(
 
 /// Scrubs the local copies: size and sha256 against each manifest. Copies
 /// that do not match go into the corrupt-copy ledger of `state_dir`.
-pub fn scrub_local(root: &Path, state_dir: &Path, sample: Option<usize>) -> (usize, Vec<String>) {
+pub fn scrub_local(root: &Path, state_dir: &Path, sample: Option<usize>) -> (usize, Vec<Problem>) {
     let all = local::list_all(root);
     let present = all.iter().map(|s| s.manifest.archive.clone()).collect();
     let mut chosen: Vec<&local::LocalArchive> = all.iter().collect();
@@ -313,9 +345,12 @@ pub fn scrub_local(root: &Path, state_dir: &Path, sample: Option<usize>) -> (usi
                     s.archive_path.display().to_string(),
                     &msg,
                 ));
-                errors.push(format!("{msg} ({RECORDED})"));
+                errors.push(Problem::of(
+                    &s.manifest.archive,
+                    format!("{msg} ({RECORDED})"),
+                ));
             }
-            Err(e) => errors.push(format!("local: {e}")),
+            Err(e) => errors.push(Problem::of(&s.manifest.archive, format!("local: {e}"))),
         }
     }
     record_scrub(state_dir, corrupt::LOCAL, &good, bad, &present, &mut errors);
