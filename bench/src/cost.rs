@@ -604,7 +604,7 @@ impl Cost<'_> {
         };
         let argv = self.command(key, b)?;
         let events0 = self.load.watch_events.load(Ordering::Relaxed);
-        let cpu0 = self.etcd.cpu_seconds(self.clk);
+        let cpu0 = procs::cpu_seconds(&self.etcd, self.clk);
         let from = Instant::now();
         match &argv {
             None => sleep(self.o.idle_s),
@@ -643,7 +643,7 @@ impl Cost<'_> {
         }
         let to = Instant::now();
         s.window_s = (to - from).as_secs_f64();
-        s.etcd_cpu_s = self.etcd.cpu_seconds(self.clk) - cpu0;
+        s.etcd_cpu_s = procs::cpu_seconds(&self.etcd, self.clk) - cpu0;
         window_stats(&self.load, from, to, &mut s);
         s.watch_events = self.load.watch_events.load(Ordering::Relaxed) - events0;
         s.db_after = self.rt.block_on(db_sizes(&eps))?;
@@ -674,7 +674,7 @@ pub fn run(o: &CostOptions) -> Result<CostResults> {
     let host = host(etcd_version());
     let quota = (o.size * 3 + (1 << 30)).min(8 << 30);
     eprintln!("starting 3 etcd members in {}", w.display());
-    let etcd = Etcd::start(&w.join("etcd"), 3, quota)?;
+    let etcd = procs::start_etcd(&w.join("etcd"), 3, quota)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

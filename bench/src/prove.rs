@@ -462,7 +462,7 @@ impl Bench<'_> {
             ..Default::default()
         };
         let out = self.w.join("report.json");
-        let cpu0 = self.etcd.cpu_seconds(self.clk);
+        let cpu0 = procs::cpu_seconds(&self.etcd, self.clk);
         let (code, t, sampler) = time_cmd_watched(
             &self.w,
             &argv,
@@ -471,7 +471,7 @@ impl Bench<'_> {
             |pid| Sampler::start(pid, self.proof_dir.clone(), self.o.interval),
         )?;
         let ticks = sampler.stop();
-        s.server_cpu_s = self.etcd.cpu_seconds(self.clk) - cpu0;
+        s.server_cpu_s = procs::cpu_seconds(&self.etcd, self.clk) - cpu0;
         if code != 0 {
             bail!(
                 "{key}: {} exited {code}: {}{}",
@@ -607,7 +607,7 @@ fn measure(
     let members = o.members;
     let quota = (o.size * 2 + (1 << 30)).min(8 << 30);
     eprintln!("starting {members} etcd members in {}", w.display());
-    let etcd = Etcd::start(&w.join("etcd"), members, quota)?;
+    let etcd = procs::start_etcd(&w.join("etcd"), members, quota)?;
     eprintln!("generating {} of Kubernetes-shaped data", o.label);
     let dataset = gen::generate_blocking(&GenOptions::dataset(
         etcd.endpoints(),

@@ -159,9 +159,9 @@ impl Bench<'_> {
         env: &[(&str, &str)],
         stdout_to: Option<&Path>,
     ) -> Result<Sample> {
-        let cpu0 = self.etcd.cpu_seconds(self.clk);
+        let cpu0 = procs::cpu_seconds(&self.etcd, self.clk);
         let (code, mut s) = time_cmd(&self.w, argv, env, stdout_to)?;
-        s.server_cpu_s = self.etcd.cpu_seconds(self.clk) - cpu0;
+        s.server_cpu_s = procs::cpu_seconds(&self.etcd, self.clk) - cpu0;
         if code != 0 {
             bail!(
                 "{} failed (exit {code}): {}",
@@ -322,7 +322,7 @@ impl Bench<'_> {
             &snap,
             &zip,
         )?;
-        let mut put = self.rgw.s3cmd();
+        let mut put = procs::s3cmd(&self.rgw);
         put.extend([
             "put".into(),
             zip.display().to_string(),
@@ -363,7 +363,7 @@ impl Bench<'_> {
             &age,
         )?;
         rm(&zst);
-        let mut put = self.rgw.s3cmd();
+        let mut put = procs::s3cmd(&self.rgw);
         put.extend([
             "put".into(),
             age.display().to_string(),
@@ -371,9 +371,7 @@ impl Bench<'_> {
         ]);
         self.step("b_age_put", put, &age, &age)?;
         rm(&age);
-        let _ = self
-            .rgw
-            .run_s3cmd(&["del", "--recursive", "s3://bench/anchor/"]);
+        let _ = procs::run_s3cmd(&self.rgw, &["del", "--recursive", "s3://bench/anchor/"]);
         self.rgw.gc();
 
         // zstd CLI at every level of the sweep, on the same snapshot.
@@ -481,7 +479,7 @@ impl Bench<'_> {
         rm(&fetched);
 
         let got = d.join("a.db.zst.age");
-        let mut get = self.rgw.s3cmd();
+        let mut get = procs::s3cmd(&self.rgw);
         get.extend([
             "get".into(),
             "--force".into(),
@@ -557,14 +555,7 @@ pub fn vigil_config(
     snapshot_extra: &str,
 ) -> String {
     let mut s = String::from("[cluster]\nname = \"prod\"\nmembers = [\n");
-    for m in members {
-        s.push_str(&format!(
-            "  {{ name = \"{}\", endpoint = \"{}\", peer_url = \"{}\" }},\n",
-            m.name,
-            m.endpoint(),
-            m.peer_url()
-        ));
-    }
+    s.push_str(&procs::members_toml(members));
     s.push_str(&format!(
         "]\n\n[snapshot]\ndir = \"{}\"\nkeep_last = 1\nage_recipients = [\"{recipient}\"]\nzstd_level = {zstd_level}\nzstd_threads = {zstd_threads}\n{snapshot_extra}",
         w.join("snapshots").display(),
@@ -756,10 +747,10 @@ pub fn run(o: &RunOptions) -> Result<Results> {
     );
     // Room for a few archives per member in the in-memory OSD.
     let memstore = (o.size * 3).max(2 << 30);
-    let rgw = Rgw::start(&o.repo, &w.join("ceph"), memstore)?;
-    rgw.run_s3cmd(&["mb", "s3://bench"])?;
+    let rgw = procs::start_rgw(&w.join("ceph"), memstore)?;
+    procs::run_s3cmd(&rgw, &["mb", "s3://bench"])?;
     let quota = (o.size * 2 + (1 << 30)).min(8 << 30);
-    let etcd = Etcd::start(&w.join("etcd"), o.members, quota)?;
+    let etcd = procs::start_etcd(&w.join("etcd"), o.members, quota)?;
 
     let (key_file, recipient) = age_key(&w)?;
 
