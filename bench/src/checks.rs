@@ -4,7 +4,7 @@
 
 use crate::procs;
 use crate::results::*;
-use crate::runner::{
+use crate::shared::{
     age_key, etcd_version, git_head, host, prepare, rm, shell_line, time_cmd, write_results,
 };
 use anyhow::{bail, Context, Result};

@@ -15,7 +15,7 @@
 use crate::gen::{self, Dataset, GenOptions};
 use crate::procs::{self, Etcd};
 use crate::results::{median, Host};
-use crate::runner::{
+use crate::shared::{
     age_key, etcd_version, git_head, host, prepare, rm, shell_line, time_cmd, vigil_config,
     write_results,
 };

@@ -16,7 +16,7 @@
 use crate::gen::{self, Dataset, GenOptions};
 use crate::procs::{self, Etcd};
 use crate::results::{median, Host};
-use crate::runner::{
+use crate::shared::{
     age_key, etcd_version, git_head, host, output, prepare, rm, shell_line, time_cmd_watched,
     vigil_config, write_results,
 };
