@@ -2,9 +2,9 @@
 //! through the load balancer and per master, three node_exporters) and the
 //! quota round over N CephFS subvolumes with both backends.
 
-use crate::procs::Etcd;
+use crate::procs;
 use crate::results::*;
-use crate::runner::{
+use crate::shared::{
     age_key, etcd_version, git_head, host, prepare, rm, shell_line, time_cmd, write_results,
 };
 use anyhow::{bail, Context, Result};
@@ -109,22 +109,11 @@ fn base_config(w: &Path, members: &str, recipient: &str) -> String {
 /// A healthy round: fresh archives, every peer up. Returns the step and the
 /// number of checks it ran.
 fn health(o: &ChecksOptions, w: &Path) -> Result<(Step, usize)> {
-    let etcd = Etcd::start(&w.join("etcd"), 3, 2 << 30)?;
+    let etcd = procs::start_etcd(&w.join("etcd"), 3, 2 << 30)?;
     let ports: Vec<u16> = (0..3).map(|_| vigil_tests::free_port()).collect();
     let nodes: Vec<_> = ports.iter().map(|&p| node_exporter(p)).collect();
     let api: Vec<Readyz> = (0..4).map(|_| Readyz::start(Mode::Ok, None)).collect();
-    let members: String = etcd
-        .members
-        .iter()
-        .map(|m| {
-            format!(
-                "  {{ name = \"{}\", endpoint = \"{}\", peer_url = \"{}\" }},\n",
-                m.name,
-                m.endpoint(),
-                m.peer_url()
-            )
-        })
-        .collect();
+    let members = procs::members_toml(&etcd.members);
     let mut cfg = base_config(w, &members, &age_key(w)?.1);
     let masters: Vec<String> = api[1..]
         .iter()

@@ -14,6 +14,7 @@ mod prove;
 mod report;
 mod results;
 mod runner;
+mod shared;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};

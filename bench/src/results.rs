@@ -158,3 +158,50 @@ pub struct Results {
     pub parts: Vec<PartRow>,
     pub derived: Derived,
 }
+
+/// The figures BENCHMARKS.md quotes, from the steps' medians.
+pub fn derive(steps: &BTreeMap<String, Step>) -> Derived {
+    let m = |k: &str| steps.get(k).map(|s| s.median()).unwrap_or_default();
+    // Pipeline sums per round, then the median over rounds.
+    let per_round = |keys: &[&str]| {
+        let n = keys
+            .iter()
+            .map(|k| steps.get(*k).map_or(0, |s| s.samples.len()))
+            .min()
+            .unwrap_or(0);
+        let mut v: Vec<f64> = (0..n)
+            .map(|i| keys.iter().map(|k| steps[*k].samples[i].wall_s).sum())
+            .collect();
+        median(&mut v)
+    };
+    let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
+    let (a, c1, c3) = (m("a_save"), m("c1"), m("c3"));
+    let b_zip = per_round(&["a_save", "b_zip", "b_zip_put"]);
+    let b_zstd = per_round(&["a_save", "b_zstd", "b_age", "b_age_put"]);
+    let gb = a.bytes_out as f64 / 1e9;
+    let reference = a.cpu_s + m("b_zstd").cpu_s + m("sha256").cpu_s;
+    let fetch = m("r_fetch").wall_s;
+    let seq = per_round(&["r_get", "r_age", "r_zstd"]);
+    Derived {
+        snapshot_bytes: a.bytes_out,
+        b_zip_wall_s: b_zip,
+        b_zstd_wall_s: b_zstd,
+        c_over_a: ratio(c1.wall_s, a.wall_s),
+        c_local_over_a: ratio(m("c1_local").wall_s, a.wall_s),
+        c_readback_over_a: ratio(m("c1_readback").wall_s, a.wall_s),
+        c_over_b_zstd: ratio(c1.wall_s, b_zstd),
+        c_over_b_zip: ratio(c1.wall_s, b_zip),
+        c3_over_a: ratio(c3.wall_s, a.wall_s),
+        three_over_one: ratio(c3.wall_s, c1.wall_s),
+        vigil_cpu_per_gb: ratio(c1.cpu_s, gb),
+        reference_cpu_per_gb: ratio(reference, gb),
+        cpu_ratio: ratio(c1.cpu_s, reference),
+        peak_rss_c1_mib: c1.maxrss_max_kib as f64 / 1024.0,
+        peak_rss_c3_mib: c3.maxrss_max_kib as f64 / 1024.0,
+        restore_fetch_s: fetch,
+        restore_sequential_s: seq,
+        restore_ratio: ratio(fetch, seq),
+        restore_etcd_3_members_s: m("r_etcd").wall_s,
+        archive_ratio: ratio(c1.bytes_in as f64, c1.bytes_out as f64),
+    }
+}

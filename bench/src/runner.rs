@@ -5,11 +5,14 @@
 use crate::gen::{self, GenOptions};
 use crate::procs::{self, Etcd, Rgw, ACCESS_KEY, SECRET_KEY};
 use crate::results::*;
+use crate::shared::{
+    age_key, etcd_version, git_head, host, prepare, rm, shell_line, time_cmd, vigil_config,
+    write_results,
+};
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Instant;
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -58,93 +61,8 @@ struct Bench<'a> {
     steps: BTreeMap<String, Step>,
 }
 
-fn q(s: &str) -> String {
-    if s.chars()
-        .all(|c| c.is_ascii_alphanumeric() || "-_./=:@,+".contains(c))
-    {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', "'\\''"))
-    }
-}
-
-pub fn shell_line(argv: &[String]) -> String {
-    argv.iter().map(|a| q(a)).collect::<Vec<_>>().join(" ")
-}
-
-/// Runs argv under `/usr/bin/time` in work dir `w` (stderr to `w/stderr.out`;
-/// stdout to `stdout_to` if given). Returns the exit code and the sample.
-pub fn time_cmd(
-    w: &Path,
-    argv: &[String],
-    env: &[(&str, &str)],
-    stdout_to: Option<&Path>,
-) -> Result<(i32, Sample)> {
-    time_cmd_watched(w, argv, env, stdout_to, |_| ()).map(|(c, s, ())| (c, s))
-}
-
-/// [`time_cmd`], calling `watch` with the PID of `/usr/bin/time` once it
-/// runs (argv is its child), and returning what `watch` returned.
-pub fn time_cmd_watched<W>(
-    w: &Path,
-    argv: &[String],
-    env: &[(&str, &str)],
-    stdout_to: Option<&Path>,
-    watch: impl FnOnce(u32) -> W,
-) -> Result<(i32, Sample, W)> {
-    let tf = w.join("time.out");
-    let mut cmd = Command::new("/usr/bin/time");
-    cmd.args(["-f", "%e %U %S %M", "-o"])
-        .arg(&tf)
-        .args(argv)
-        .stdin(Stdio::null())
-        .stderr(std::fs::File::create(w.join("stderr.out"))?);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.stdout(match stdout_to {
-        Some(p) => Stdio::from(std::fs::File::create(p)?),
-        None => Stdio::null(),
-    });
-    let t0 = Instant::now();
-    let mut child = cmd
-        .spawn()
-        .context("running /usr/bin/time (Debian package `time`)")?;
-    let watched = watch(child.id());
-    let st = child.wait()?;
-    let wall = t0.elapsed().as_secs_f64();
-    let t = std::fs::read_to_string(&tf)?;
-    // On failure, time prints "Command exited with non-zero status N" first.
-    let last = t.lines().last().unwrap_or("");
-    let f: Vec<&str> = last.split_whitespace().collect();
-    if f.len() < 4 {
-        bail!("cannot read /usr/bin/time output {t:?}");
-    }
-    let (user, sys): (f64, f64) = (f[1].parse()?, f[2].parse()?);
-    Ok((
-        st.code().unwrap_or(-1),
-        Sample {
-            wall_s: wall,
-            user_s: user,
-            sys_s: sys,
-            cpu_s: user + sys,
-            maxrss_kib: f[3].parse()?,
-            ..Default::default()
-        },
-        watched,
-    ))
-}
-
 fn file_size(p: &Path) -> u64 {
     std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
-}
-
-pub fn rm(p: &Path) {
-    if p.is_dir() {
-        let _ = std::fs::remove_dir_all(p);
-    } else {
-        let _ = std::fs::remove_file(p);
-    }
 }
 
 impl Bench<'_> {
@@ -159,9 +77,9 @@ impl Bench<'_> {
         env: &[(&str, &str)],
         stdout_to: Option<&Path>,
     ) -> Result<Sample> {
-        let cpu0 = self.etcd.cpu_seconds(self.clk);
+        let cpu0 = procs::cpu_seconds(&self.etcd, self.clk);
         let (code, mut s) = time_cmd(&self.w, argv, env, stdout_to)?;
-        s.server_cpu_s = self.etcd.cpu_seconds(self.clk) - cpu0;
+        s.server_cpu_s = procs::cpu_seconds(&self.etcd, self.clk) - cpu0;
         if code != 0 {
             bail!(
                 "{} failed (exit {code}): {}",
@@ -322,7 +240,7 @@ impl Bench<'_> {
             &snap,
             &zip,
         )?;
-        let mut put = self.rgw.s3cmd();
+        let mut put = procs::s3cmd(&self.rgw);
         put.extend([
             "put".into(),
             zip.display().to_string(),
@@ -363,7 +281,7 @@ impl Bench<'_> {
             &age,
         )?;
         rm(&zst);
-        let mut put = self.rgw.s3cmd();
+        let mut put = procs::s3cmd(&self.rgw);
         put.extend([
             "put".into(),
             age.display().to_string(),
@@ -371,9 +289,7 @@ impl Bench<'_> {
         ]);
         self.step("b_age_put", put, &age, &age)?;
         rm(&age);
-        let _ = self
-            .rgw
-            .run_s3cmd(&["del", "--recursive", "s3://bench/anchor/"]);
+        let _ = procs::run_s3cmd(&self.rgw, &["del", "--recursive", "s3://bench/anchor/"]);
         self.rgw.gc();
 
         // zstd CLI at every level of the sweep, on the same snapshot.
@@ -481,7 +397,7 @@ impl Bench<'_> {
         rm(&fetched);
 
         let got = d.join("a.db.zst.age");
-        let mut get = self.rgw.s3cmd();
+        let mut get = procs::s3cmd(&self.rgw);
         get.extend([
             "get".into(),
             "--force".into(),
@@ -545,181 +461,12 @@ impl Bench<'_> {
     }
 }
 
-/// A vigil config for `members` (the `[cluster]`, `[snapshot]` and `[state]`
-/// tables; snapshots and state under `w`), with `snapshot_extra` (whole
-/// lines) appended to `[snapshot]`. Sinks are the caller's to append.
-pub fn vigil_config(
-    members: &[procs::Member],
-    w: &Path,
-    recipient: &str,
-    zstd_level: i32,
-    zstd_threads: u32,
-    snapshot_extra: &str,
-) -> String {
-    let mut s = String::from("[cluster]\nname = \"prod\"\nmembers = [\n");
-    for m in members {
-        s.push_str(&format!(
-            "  {{ name = \"{}\", endpoint = \"{}\", peer_url = \"{}\" }},\n",
-            m.name,
-            m.endpoint(),
-            m.peer_url()
-        ));
-    }
-    s.push_str(&format!(
-        "]\n\n[snapshot]\ndir = \"{}\"\nkeep_last = 1\nage_recipients = [\"{recipient}\"]\nzstd_level = {zstd_level}\nzstd_threads = {zstd_threads}\n{snapshot_extra}",
-        w.join("snapshots").display(),
-    ));
-    s.push_str(&format!(
-        "\n[state]\ndir = \"{}\"\n",
-        w.join("state").display()
-    ));
-    s
-}
-
 fn none() -> &'static Path {
     Path::new("")
 }
 
 fn s_wall(s: &Step) -> f64 {
     s.samples.last().map_or(0.0, |s| s.wall_s)
-}
-
-pub fn host(etcd_version: String) -> Host {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    Host {
-        cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
-        cpu_model: cpuinfo
-            .lines()
-            .find(|l| l.starts_with("model name"))
-            .and_then(|l| l.split(':').nth(1))
-            .unwrap_or("")
-            .trim()
-            .to_string(),
-        mem_total_kib: meminfo
-            .lines()
-            .find(|l| l.starts_with("MemTotal"))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0),
-        kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
-            .unwrap_or_default()
-            .trim()
-            .to_string(),
-        etcd_version,
-    }
-}
-
-/// The commit the figures were measured on.
-pub fn git_head(repo: &Path) -> String {
-    output(
-        "git",
-        &["-C", &repo.display().to_string(), "rev-parse", "HEAD"],
-    )
-}
-
-pub fn output(cmd: &str, args: &[&str]) -> String {
-    Command::new(cmd)
-        .args(args)
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default()
-}
-
-/// Checks that the binaries are built, makes an empty work dir and returns
-/// its absolute path and the start time.
-pub fn prepare(bin_dir: &Path, bins: &[&str], workdir: &Path) -> Result<(PathBuf, String)> {
-    for b in bins {
-        if !bin_dir.join(b).exists() {
-            bail!(
-                "{} is missing: build it (cargo build --release --bins)",
-                bin_dir.join(b).display()
-            );
-        }
-    }
-    rm(workdir);
-    std::fs::create_dir_all(workdir)?;
-    let w = std::fs::canonicalize(workdir)?;
-    Ok((w, output("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"])))
-}
-
-/// A fresh age key in `w`: the key file and its recipient.
-pub fn age_key(w: &Path) -> Result<(PathBuf, String)> {
-    let key_file = w.join("age-key.txt");
-    let st = Command::new("age-keygen")
-        .arg("-o")
-        .arg(&key_file)
-        .stderr(Stdio::null())
-        .status()?;
-    if !st.success() {
-        bail!("age-keygen failed");
-    }
-    let recipient = output("age-keygen", &["-y", &key_file.display().to_string()]);
-    Ok((key_file, recipient))
-}
-
-pub fn etcd_version() -> String {
-    output("etcd", &["--version"])
-        .lines()
-        .next()
-        .unwrap_or("")
-        .to_string()
-}
-
-/// Writes a results file as pretty JSON, creating its directory.
-pub fn write_results(out: &Path, res: &impl serde::Serialize) -> Result<()> {
-    if let Some(d) = out.parent() {
-        std::fs::create_dir_all(d)?;
-    }
-    std::fs::write(out, serde_json::to_string_pretty(res)?)?;
-    eprintln!("results: {}", out.display());
-    Ok(())
-}
-
-pub fn derive(steps: &BTreeMap<String, Step>) -> Derived {
-    let m = |k: &str| steps.get(k).map(|s| s.median()).unwrap_or_default();
-    // Pipeline sums per round, then the median over rounds.
-    let per_round = |keys: &[&str]| {
-        let n = keys
-            .iter()
-            .map(|k| steps.get(*k).map_or(0, |s| s.samples.len()))
-            .min()
-            .unwrap_or(0);
-        let mut v: Vec<f64> = (0..n)
-            .map(|i| keys.iter().map(|k| steps[*k].samples[i].wall_s).sum())
-            .collect();
-        median(&mut v)
-    };
-    let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
-    let (a, c1, c3) = (m("a_save"), m("c1"), m("c3"));
-    let b_zip = per_round(&["a_save", "b_zip", "b_zip_put"]);
-    let b_zstd = per_round(&["a_save", "b_zstd", "b_age", "b_age_put"]);
-    let gb = a.bytes_out as f64 / 1e9;
-    let reference = a.cpu_s + m("b_zstd").cpu_s + m("sha256").cpu_s;
-    let fetch = m("r_fetch").wall_s;
-    let seq = per_round(&["r_get", "r_age", "r_zstd"]);
-    Derived {
-        snapshot_bytes: a.bytes_out,
-        b_zip_wall_s: b_zip,
-        b_zstd_wall_s: b_zstd,
-        c_over_a: ratio(c1.wall_s, a.wall_s),
-        c_local_over_a: ratio(m("c1_local").wall_s, a.wall_s),
-        c_readback_over_a: ratio(m("c1_readback").wall_s, a.wall_s),
-        c_over_b_zstd: ratio(c1.wall_s, b_zstd),
-        c_over_b_zip: ratio(c1.wall_s, b_zip),
-        c3_over_a: ratio(c3.wall_s, a.wall_s),
-        three_over_one: ratio(c3.wall_s, c1.wall_s),
-        vigil_cpu_per_gb: ratio(c1.cpu_s, gb),
-        reference_cpu_per_gb: ratio(reference, gb),
-        cpu_ratio: ratio(c1.cpu_s, reference),
-        peak_rss_c1_mib: c1.maxrss_max_kib as f64 / 1024.0,
-        peak_rss_c3_mib: c3.maxrss_max_kib as f64 / 1024.0,
-        restore_fetch_s: fetch,
-        restore_sequential_s: seq,
-        restore_ratio: ratio(fetch, seq),
-        restore_etcd_3_members_s: m("r_etcd").wall_s,
-        archive_ratio: ratio(c1.bytes_in as f64, c1.bytes_out as f64),
-    }
 }
 
 pub fn run(o: &RunOptions) -> Result<Results> {
@@ -756,10 +503,10 @@ pub fn run(o: &RunOptions) -> Result<Results> {
     );
     // Room for a few archives per member in the in-memory OSD.
     let memstore = (o.size * 3).max(2 << 30);
-    let rgw = Rgw::start(&o.repo, &w.join("ceph"), memstore)?;
-    rgw.run_s3cmd(&["mb", "s3://bench"])?;
+    let rgw = procs::start_rgw(&w.join("ceph"), memstore)?;
+    procs::run_s3cmd(&rgw, &["mb", "s3://bench"])?;
     let quota = (o.size * 2 + (1 << 30)).min(8 << 30);
-    let etcd = Etcd::start(&w.join("etcd"), o.members, quota)?;
+    let etcd = procs::start_etcd(&w.join("etcd"), o.members, quota)?;
 
     let (key_file, recipient) = age_key(&w)?;
 

@@ -275,7 +275,7 @@ scenario_timers() {
     n=$(find /var/lib/vigil/snapshots -name "*.db.zst.age" | wc -l); echo "$n archives"; [ "$n" -ge 3 ]'
   box_check "$s: ... left no vigil unit enabled (no links in /etc/systemd/system/*.wants)" '
     l=$(find /etc/systemd/system -name "vigil*" 2>/dev/null); [ -z "$l" ] || { echo "left: $l"; exit 1; }'
-  skip "$s: vigil-quota: no CephFS in the box (it needs a MON, MDS and OSD); its real-CephFS test runs outside the box (crates/quota/tests/cephfs.rs)"
+  skip "$s: vigil-quota: no CephFS in the box (it needs a MON, MDS and OSD); its real-CephFS test runs outside the box (tests/tests/health/quota.rs)"
   box_down
 }
 

@@ -14,30 +14,55 @@ pub struct Rgw {
     scripts: PathBuf,
 }
 
+/// Why radosgw did not come up: tests/ceph/start-rgw.sh's output.
+#[derive(Debug)]
+pub struct StartError {
+    pub output: String,
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "start-rgw.sh failed: {}", self.output)
+    }
+}
+
+impl std::error::Error for StartError {}
+
 impl Rgw {
     pub fn start(dir: &Path) -> Rgw {
+        Self::try_start(dir, None).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Like [`Rgw::start`], with `CEPH_ARGS` for every daemon (the bench
+    /// sizes the in-memory OSD and turns off the GC's wait), and an error
+    /// instead of a panic.
+    pub fn try_start(dir: &Path, ceph_args: Option<&str>) -> Result<Rgw, StartError> {
         let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("ceph");
         let port = crate::free_port();
         // mon v2, v1 and the OSD/MGR range (base+10..base+60), all free.
         let base = crate::free_block(64, 20000, 32000);
-        let o = Command::new("bash")
-            .arg(scripts.join("start-rgw.sh"))
+        let mut cmd = Command::new("bash");
+        cmd.arg(scripts.join("start-rgw.sh"))
             .arg(dir)
             .arg(port.to_string())
-            .arg(base.to_string())
-            .output()
-            .unwrap();
+            .arg(base.to_string());
+        if let Some(a) = ceph_args {
+            cmd.env("CEPH_ARGS", a);
+        }
+        let o = cmd.output().map_err(|e| StartError {
+            output: format!("bash: {e}"),
+        })?;
         let rgw = Rgw {
             dir: dir.to_path_buf(),
             port,
             scripts,
         };
-        assert!(
-            o.status.success() && String::from_utf8_lossy(&o.stdout).contains("ready"),
-            "start-rgw.sh failed: {}",
-            crate::text(&o)
-        );
-        rgw
+        if !(o.status.success() && String::from_utf8_lossy(&o.stdout).contains("ready")) {
+            return Err(StartError {
+                output: crate::text(&o),
+            });
+        }
+        Ok(rgw)
     }
 
     pub fn endpoint(&self) -> String {
@@ -79,28 +104,50 @@ impl Rgw {
         }
     }
 
+    /// The s3cmd argv for this radosgw (no config file), before the command.
+    pub fn s3cmd_argv(&self) -> Vec<String> {
+        let host = format!("127.0.0.1:{}", self.port);
+        [
+            "s3cmd",
+            "--no-ssl",
+            "--access_key",
+            ACCESS_KEY,
+            "--secret_key",
+            SECRET_KEY,
+            "--host",
+            &host,
+            "--host-bucket",
+            &host,
+            "--region",
+            "us-east-1",
+            "-c",
+            "/dev/null",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    }
+
     /// Runs the independent s3cmd client against this radosgw.
     pub fn s3cmd(&self, args: &[&str]) -> Output {
-        let host = format!("127.0.0.1:{}", self.port);
-        Command::new("s3cmd")
-            .args([
-                "--no-ssl",
-                "--access_key",
-                ACCESS_KEY,
-                "--secret_key",
-                SECRET_KEY,
-                "--host",
-                &host,
-                "--host-bucket",
-                &host,
-                "--region",
-                "us-east-1",
-                "-c",
-                "/dev/null",
-            ])
+        let argv = self.s3cmd_argv();
+        Command::new(&argv[0])
+            .args(&argv[1..])
             .args(args)
             .output()
             .unwrap()
+    }
+
+    /// Frees deleted objects now: RGW's garbage collector waits two hours
+    /// by default.
+    pub fn gc(&self) {
+        let _ = Command::new("radosgw-admin")
+            .arg("-c")
+            .arg(self.dir.join("ceph.conf"))
+            .args(["gc", "process", "--include-all"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
     }
 
     /// Another radosgw user (for keys with fewer rights than the owner's).

@@ -9,6 +9,89 @@ use std::time::{Duration, Instant};
 /// What etcd logs when a port it was given is taken.
 const BIND_COLLISION: &str = "address already in use";
 
+/// Seconds a new cluster's members have to answer with a leader.
+const HEALTHY_WITHIN: u64 = 60;
+
+/// Why a cluster did not come up.
+#[derive(Debug)]
+pub enum StartError {
+    /// etcd could not be started (not installed) or its log not opened.
+    Spawn(std::io::Error),
+    /// A member exited because a port it was given was taken.
+    PortTaken {
+        member: String,
+        log: PathBuf,
+        fatal: String,
+    },
+    /// A member exited (a full disk, a bad flag).
+    Exited {
+        member: String,
+        log: PathBuf,
+        fatal: String,
+    },
+    /// A member did not answer with a leader in time.
+    Timeout {
+        member: String,
+        log: PathBuf,
+        fatal: String,
+    },
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (member, how, log, fatal) = match self {
+            StartError::Spawn(e) => {
+                return write!(f, "starting etcd (Debian etcd-server): {e}");
+            }
+            StartError::PortTaken { member, log, fatal } => {
+                (member, "exited: a port was taken".to_string(), log, fatal)
+            }
+            StartError::Exited { member, log, fatal } => (member, "exited".into(), log, fatal),
+            StartError::Timeout { member, log, fatal } => (
+                member,
+                format!("did not come up in {HEALTHY_WITHIN} s"),
+                log,
+                fatal,
+            ),
+        };
+        write!(
+            f,
+            "etcd member {member} {how}; from {}:\n{fatal}",
+            log.display()
+        )
+    }
+}
+
+impl std::error::Error for StartError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StartError::Spawn(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// What killed etcd, from its log: its fatal lines (a Go stack trace after
+/// them hides the cause), else the last `n` lines.
+fn fatal_lines(log: &str, n: usize) -> String {
+    let fatal = [
+        " C | ",
+        "panic: ",
+        r#""level":"fatal""#,
+        r#""level":"panic""#,
+    ];
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| fatal.iter().any(|f| l.contains(f)))
+        .collect();
+    let lines = if lines.is_empty() {
+        log.lines().collect()
+    } else {
+        lines
+    };
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
 /// A key and its value.
 pub type Kv = (Vec<u8>, Vec<u8>);
 
@@ -18,9 +101,25 @@ pub struct Member {
     pub client_port: u16,
     pub peer_port: u16,
     pub data_dir: PathBuf,
+    scheme: &'static str,
     child: Option<Child>,
     args: Vec<String>,
     log: PathBuf,
+}
+
+impl Member {
+    pub fn endpoint(&self) -> String {
+        format!("{}://127.0.0.1:{}", self.scheme, self.client_port)
+    }
+
+    /// Peers always speak plain HTTP here.
+    pub fn peer_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.peer_port)
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
 }
 
 #[derive(Debug)]
@@ -43,17 +142,28 @@ impl Cluster {
         tls: Option<Certs>,
         extra_args: &[&str],
     ) -> Cluster {
-        std::fs::create_dir_all(dir).unwrap();
+        Self::try_start(dir, names, tls, extra_args).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Like [`Cluster::start_with`], but a cluster that does not come up is
+    /// an error that names the member and quotes its log (for the bench).
+    pub fn try_start(
+        dir: &Path,
+        names: &[&str],
+        tls: Option<Certs>,
+        extra_args: &[&str],
+    ) -> Result<Cluster, StartError> {
+        std::fs::create_dir_all(dir).map_err(StartError::Spawn)?;
         // A port can still be taken by something outside this process between
         // the probe and etcd's bind; start over on fresh ports then.
         for attempt in 1.. {
             let mut c = Self::build(dir, names, tls.clone(), extra_args);
             for i in 0..c.members.len() {
-                c.spawn(i);
+                c.spawn(i)?;
             }
             match c.try_wait_healthy() {
-                Ok(()) => return c,
-                Err(e) if attempt < 3 && e.contains(BIND_COLLISION) => {
+                Ok(()) => return Ok(c),
+                Err(e @ StartError::PortTaken { .. }) if attempt < 3 => {
                     eprintln!("etcd test cluster: {e}; retrying on other ports");
                     for i in 0..c.members.len() {
                         c.kill(i);
@@ -61,7 +171,7 @@ impl Cluster {
                         let _ = std::fs::remove_file(&c.members[i].log);
                     }
                 }
-                Err(e) => panic!("{e}"),
+                Err(e) => return Err(e),
             }
         }
         unreachable!()
@@ -125,6 +235,7 @@ impl Cluster {
                 client_port: *cp,
                 peer_port: *pp,
                 data_dir,
+                scheme,
                 child: None,
                 args,
                 log: dir.join(format!("etcd-{n}.log")),
@@ -133,20 +244,21 @@ impl Cluster {
         Cluster { members, tls }
     }
 
-    fn spawn(&mut self, i: usize) {
+    fn spawn(&mut self, i: usize) -> Result<(), StartError> {
         let m = &mut self.members[i];
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&m.log)
-            .unwrap();
+            .map_err(StartError::Spawn)?;
         let child = Command::new("etcd")
             .args(&m.args)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .expect("etcd (Debian etcd-server) must be installed");
+            .map_err(StartError::Spawn)?;
         m.child = Some(child);
+        Ok(())
     }
 
     pub fn scheme(&self) -> &'static str {
@@ -158,11 +270,7 @@ impl Cluster {
     }
 
     pub fn endpoint(&self, i: usize) -> String {
-        format!(
-            "{}://127.0.0.1:{}",
-            self.scheme(),
-            self.members[i].client_port
-        )
+        self.members[i].endpoint()
     }
 
     /// (name, endpoint) pairs for a vigil config.
@@ -187,12 +295,17 @@ impl Cluster {
         if let Some(pos) = m.args.iter().position(|a| a == "new") {
             m.args[pos] = "existing".into();
         }
-        self.spawn(i);
+        self.spawn(i).unwrap_or_else(|e| panic!("{e}"));
         self.wait_healthy();
     }
 
     pub fn pid(&self, i: usize) -> Option<u32> {
-        self.members[i].child.as_ref().map(|c| c.id())
+        self.members[i].pid()
+    }
+
+    /// Every member's client URL.
+    pub fn endpoints(&self) -> Vec<String> {
+        self.members.iter().map(Member::endpoint).collect()
     }
 
     pub fn runtime() -> tokio::runtime::Runtime {
@@ -226,9 +339,9 @@ impl Cluster {
         }
     }
 
-    fn try_wait_healthy(&self) -> Result<(), String> {
+    fn try_wait_healthy(&self) -> Result<(), StartError> {
         let rt = Self::runtime();
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + Duration::from_secs(HEALTHY_WITHIN);
         for i in 0..self.members.len() {
             if self.members[i].child.is_none() {
                 continue;
@@ -258,18 +371,55 @@ impl Cluster {
                 if ok {
                     break;
                 }
-                let log = std::fs::read_to_string(&self.members[i].log).unwrap_or_default();
-                let exited = log.contains(BIND_COLLISION);
-                if exited || Instant::now() >= deadline {
-                    return Err(format!(
-                        "etcd member {} did not become healthy; log: {log}",
-                        self.members[i].name
-                    ));
+                // A member that exited (a taken port, a full disk) never
+                // comes up: say so at once, with the lines that killed it.
+                if let Some(j) = (0..self.members.len()).find(|&j| self.exited(j)) {
+                    let m = &self.members[j];
+                    let log = std::fs::read_to_string(&m.log).unwrap_or_default();
+                    let (member, log_path) = (m.name.clone(), m.log.clone());
+                    let fatal = fatal_lines(&log, 15);
+                    return Err(if log.contains(BIND_COLLISION) {
+                        StartError::PortTaken {
+                            member,
+                            log: log_path,
+                            fatal,
+                        }
+                    } else {
+                        StartError::Exited {
+                            member,
+                            log: log_path,
+                            fatal,
+                        }
+                    });
+                }
+                if Instant::now() >= deadline {
+                    let m = &self.members[i];
+                    let log = std::fs::read_to_string(&m.log).unwrap_or_default();
+                    return Err(StartError::Timeout {
+                        member: m.name.clone(),
+                        log: m.log.clone(),
+                        fatal: fatal_lines(&log, 15),
+                    });
                 }
                 std::thread::sleep(Duration::from_millis(200));
             }
         }
         Ok(())
+    }
+
+    /// Whether member `i` was started and its process has ended (a zombie
+    /// not yet reaped, or gone): read from /proc, since `Child::try_wait`
+    /// needs the cluster mutably.
+    fn exited(&self, i: usize) -> bool {
+        let Some(pid) = self.pid(i) else {
+            return false;
+        };
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Ok(stat) => stat
+                .rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('Z') || rest.starts_with('X')),
+            Err(_) => true,
+        }
     }
 
     /// Writes `n` keys `/registry/test/<i>` of `size` bytes, 64 per txn.

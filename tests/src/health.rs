@@ -2,72 +2,36 @@
 //! a TLS endpoint, and scripted HTTP servers that answer like a Kubernetes
 //! API server's `/readyz` and `/livez` (ok, 500 with a verbose body, or hang).
 
+pub mod report;
+
+use crate::proc::wait_port;
+pub use crate::proc::Proc;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-/// A child process killed and reaped when dropped, also when a test panics.
-#[derive(Debug)]
-pub struct Proc {
-    pub name: String,
-    child: Option<Child>,
-}
-
-impl Proc {
-    pub fn spawn(name: &str, cmd: &mut Command) -> Proc {
-        let child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {name}: {e}"));
-        Proc {
-            name: name.to_string(),
-            child: Some(child),
-        }
-    }
-
-    pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// Waits until something accepts connections on 127.0.0.1:`port`.
-pub fn wait_port(port: u16, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "{what} never listened on {port}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+use std::time::Duration;
 
 /// Debian's prometheus-node-exporter on loopback with only the collectors
 /// vigil-health reads.
 pub fn node_exporter(port: u16) -> Proc {
     let p = Proc::spawn(
         "prometheus-node-exporter",
-        Command::new("prometheus-node-exporter").args([
-            &format!("--web.listen-address=127.0.0.1:{port}"),
-            "--collector.disable-defaults",
-            "--collector.filesystem",
-            "--collector.meminfo",
-            "--collector.loadavg",
-            "--collector.cpu",
-        ]),
+        Command::new("prometheus-node-exporter")
+            .args([
+                &format!("--web.listen-address=127.0.0.1:{port}"),
+                "--collector.disable-defaults",
+                "--collector.filesystem",
+                "--collector.meminfo",
+                "--collector.loadavg",
+                "--collector.cpu",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
     );
-    wait_port(port, "prometheus-node-exporter");
+    wait_port(port, 20);
     p
 }
 
@@ -84,12 +48,14 @@ pub fn s_server(port: u16, cert: &Path, key: &Path, ca: Option<&Path>) -> Proc {
         .arg(key)
         .arg("-www")
         .arg("-quiet")
-        .stdin(Stdio::null());
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
     if let Some(ca) = ca {
         cmd.arg("-Verify").arg("1").arg("-CAfile").arg(ca);
     }
     let p = Proc::spawn("openssl s_server", &mut cmd);
-    wait_port(port, "openssl s_server");
+    wait_port(port, 20);
     p
 }
 

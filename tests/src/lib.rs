@@ -6,6 +6,8 @@ pub mod ceph;
 pub mod cephfs;
 pub mod etcd;
 pub mod health;
+pub mod notify;
+pub mod proc;
 pub mod proxy;
 pub mod tls;
 

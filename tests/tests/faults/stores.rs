@@ -1,7 +1,7 @@
 //! Faults: stores that are down, slow or corrupting; full disks; kill -9 at
 //! every stage of ship.
 //!
-//! Overlaps on purpose with tests/tests/sinks.rs (radosgw killed mid-run,
+//! Overlaps on purpose with tests/tests/vigil/sinks.rs (radosgw killed mid-run,
 //! scrub of an overwritten object, kill -9 of a dir sink, a full fs sink):
 //! those check the mechanics, these add the three promises to each case.
 

@@ -1,104 +1,19 @@
-//! Harness for the alerting integration tests: loopback HTTP receivers with
-//! scripted faults, child processes that die with the test, test
-//! certificates from the openssl CLI, and the vigil-notify binary.
-#![allow(dead_code)]
+//! The alerting suite's harness (tests/tests/alert/): loopback HTTP
+//! receivers with scripted faults, test certificates, vigil-notify runs and
+//! reads of its outbox.
 
 use serde_json::Value;
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub use vigil_tests::free_port;
-use vigil_tests::http::{read_request, write_response, HttpRequest};
-
-/// The vigil-notify binary next to the test executable (target/debug).
-pub fn bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("current exe");
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
-    let p = dir.join("vigil-notify");
-    assert!(
-        p.exists(),
-        "{} is missing: run `cargo build --workspace --bins` first",
-        p.display()
-    );
-    p
-}
-
-/// A child process killed (and reaped) when the guard drops, also on panic.
-pub struct Proc {
-    pub child: Option<Child>,
-    pub name: String,
-}
-
-impl Proc {
-    pub fn spawn(name: &str, cmd: &mut Command) -> Proc {
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {name}: {e}"));
-        Proc {
-            child: Some(child),
-            name: name.into(),
-        }
-    }
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
-    }
-    /// SIGKILL, like a crash.
-    pub fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-    /// SIGTERM and wait up to `within`; returns the output.
-    pub fn term(&mut self, within: Duration) -> Output {
-        let mut c = self.child.take().expect("running");
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(c.id().to_string())
-            .status();
-        let t = Instant::now();
-        loop {
-            if let Ok(Some(_)) = c.try_wait() {
-                break;
-            }
-            if t.elapsed() > within {
-                let _ = c.kill();
-                panic!("{} did not stop within {within:?} after SIGTERM", self.name);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        c.wait_with_output().expect("output")
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
-
-/// Waits until `f` is true or panics after `secs`.
-pub fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while !f() {
-        assert!(
-            t.elapsed() < Duration::from_secs(secs),
-            "timed out after {secs}s waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-pub fn wait_port(port: u16, secs: u64) {
-    wait_for(&format!("port {port}"), secs, || {
-        TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
-}
+use crate::http::{read_request, write_response, HttpRequest};
+pub use crate::proc::{wait_for, wait_port, Proc};
+pub use crate::{free_port, text};
 
 /// What a receiver does with the next request.
 #[derive(Debug, Clone)]
@@ -142,6 +57,14 @@ pub struct Receiver {
     script: Arc<Mutex<VecDeque<Reply>>>,
     default: Arc<Mutex<Reply>>,
     pub requests: Arc<Mutex<Vec<Request>>>,
+}
+
+impl std::fmt::Debug for Receiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Receiver")
+            .field("port", &self.port)
+            .finish()
+    }
 }
 
 impl Receiver {
@@ -261,8 +184,9 @@ impl Receiver {
     }
 }
 
-/// A test CA and a server certificate for 127.0.0.1 / localhost, made with
-/// the openssl CLI. Also an untrusted self-signed one.
+/// A test CA and a server certificate for 127.0.0.1 / localhost
+/// ([`crate::tls::make`]), and an untrusted self-signed one.
+#[derive(Debug)]
 pub struct Certs {
     pub ca: PathBuf,
     pub cert: PathBuf,
@@ -271,118 +195,25 @@ pub struct Certs {
     pub rogue_key: PathBuf,
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("openssl");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 pub fn certs(dir: &Path) -> Certs {
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    let mut a = vec!["req", "-x509"];
-    a.extend(ec);
-    a.extend([
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=vigil test CA",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
-    ]);
-    openssl(dir, &a);
-    let mut a = vec!["req"];
-    a.extend(ec);
-    a.extend([
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-        "-subj",
-        "/CN=127.0.0.1",
-    ]);
-    openssl(dir, &a);
-    std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n").expect("ext");
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "server.pem",
-            "-days",
-            "2",
-            "-extfile",
-            "ext.cnf",
-        ],
-    );
-    let mut a = vec!["req", "-x509"];
-    a.extend(ec);
-    a.extend([
-        "-keyout",
-        "rogue.key",
-        "-out",
-        "rogue.pem",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=127.0.0.1",
-        "-addext",
-        "subjectAltName=IP:127.0.0.1",
-    ]);
-    openssl(dir, &a);
+    let t = crate::tls::make(dir);
+    let (rogue_cert, rogue_key) = crate::health::self_signed(dir, "rogue", 2);
     Certs {
-        ca: dir.join("ca.pem"),
-        cert: dir.join("server.pem"),
-        key: dir.join("server.key"),
-        rogue_cert: dir.join("rogue.pem"),
-        rogue_key: dir.join("rogue.key"),
+        ca: t.ca,
+        cert: t.server_cert,
+        key: t.server_key,
+        rogue_cert,
+        rogue_key,
     }
 }
 
 /// A TLS server with a certificate nobody trusts (openssl s_server).
 pub fn bad_tls_server(c: &Certs) -> (Proc, u16) {
     let port = free_port();
-    let p = Proc::spawn(
-        "openssl s_server",
-        Command::new("openssl")
-            .args(["s_server", "-quiet", "-www", "-accept"])
-            .arg(port.to_string())
-            .arg("-cert")
-            .arg(&c.rogue_cert)
-            .arg("-key")
-            .arg(&c.rogue_key)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    );
-    wait_port(port, 10);
-    (p, port)
+    (
+        crate::health::s_server(port, &c.rogue_cert, &c.rogue_key, None),
+        port,
+    )
 }
 
 /// The [cluster] and [state] part of a test config.
@@ -412,7 +243,7 @@ pub fn write_config(dir: &Path, text: &str) -> (PathBuf, vigil_core::Config) {
 
 /// Runs vigil-notify to completion.
 pub fn notify(config: &Path, args: &[&str]) -> Output {
-    Command::new(bin())
+    Command::new(crate::bin("vigil-notify"))
         .arg("--config")
         .arg(config)
         .args(args)
@@ -426,20 +257,12 @@ pub fn notify_daemon(config: &Path, log: &Path) -> Proc {
     let f = std::fs::File::create(log).expect("log file");
     Proc::spawn(
         "vigil-notify run",
-        Command::new(bin())
+        Command::new(crate::bin("vigil-notify"))
             .arg("--config")
             .arg(config)
             .args(["-v", "run"])
             .stdout(Stdio::null())
             .stderr(f),
-    )
-}
-
-pub fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
     )
 }
 

@@ -3,12 +3,10 @@
 //! grouping, resolved style, and faults (500, 429 + Retry-After, timeout,
 //! connection refused, an untrusted TLS certificate), with nothing lost.
 
-mod common;
-
-use common::*;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 use vigil_core::outcome::Stage;
+use vigil_tests::notify::*;
 
 const SLACK_SECRET: &str = "T0SECRET/B0SECRET/slacksecrettoken42";
 const TEAMS_SECRET: &str = "workflows/teamssecretsig77";

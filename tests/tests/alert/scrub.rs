@@ -2,8 +2,7 @@
 //! server echoed it in its error body): `vigil-notify run` removes it, from
 //! the rows and from the file's bytes, and the alerts still deliver.
 
-mod common;
-use common::*;
+use vigil_tests::notify::*;
 
 const TOKEN: &str = "T0OLDLEAK/B0OLDLEAK/oldleakedtoken4711";
 

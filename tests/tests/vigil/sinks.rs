@@ -269,7 +269,7 @@ fn dsmc_stub(dir: &Path, password_dir: &Path) -> std::path::PathBuf {
         &p,
         format!(
             r#"#!/bin/sh
-# Stand-in for IBM Storage Protect's dsmc (see dsmc_stub in tests/tests/sinks.rs).
+# Stand-in for IBM Storage Protect's dsmc (see dsmc_stub in tests/tests/vigil/sinks.rs).
 echo "$@" >> {d}/dsmc.args
 echo "DSM_LOG=${{DSM_LOG-unset}} cwd=$(pwd)" >> {d}/dsmc.env
 log="${{DSM_LOG:+${{DSM_LOG%/}}/}}dsmerror.log"

@@ -8,7 +8,7 @@
 //! Only Debian's etcd 3.4.23 is on this machine: the etcdutl here are
 //! stand-in scripts that report a version and record their arguments. The
 //! replayed bump on real etcd, with a watch from a pre-restore revision
-//! failing as compacted, is in tests/restore.rs.
+//! failing as compacted, is in restore.rs.
 #![allow(clippy::unwrap_used)]
 
 use std::os::unix::fs::PermissionsExt;

@@ -3,10 +3,9 @@
 //! in 3 days; mTLS with a private CA; a real node_exporter and a dead one.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-use common::*;
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
+use vigil_tests::health::report::*;
 use vigil_tests::health::{node_exporter, s_server, self_signed, Mode, Readyz};
 
 #[test]

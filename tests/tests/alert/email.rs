@@ -3,12 +3,10 @@
 //! CA, AUTH, several recipients, text and HTML parts, the subject, and
 //! threading headers; plus a wrong password and an untrusted certificate.
 
-mod common;
-
-use common::*;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use vigil_core::outcome::Stage;
+use vigil_tests::notify::*;
 
 const PASSWORD: &str = "smtp-pass-SECRET-9f3k";
 

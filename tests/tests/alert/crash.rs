@@ -2,11 +2,9 @@
 //! `vigil-notify` killed with a full outbox, then restarted: nothing is lost;
 //! duplicates (at-least-once after a crash) are counted and reported.
 
-mod common;
-
-use common::*;
 use std::time::Duration;
 use vigil_alert::{AlertKey, Fact, Severity, Source};
+use vigil_tests::notify::*;
 
 fn results(n: usize, ok: bool) -> Vec<vigil_alert::model::CheckResult> {
     (0..n)

@@ -2,13 +2,11 @@
 //! Alertmanager API v2 with Debian's prometheus-alertmanager on loopback:
 //! an alert fires, is re-sent, resolves with endsAt; the watchdog fires.
 
-mod common;
-
-use common::*;
 use serde_json::Value;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 use vigil_core::outcome::Stage;
+use vigil_tests::notify::*;
 
 fn start_alertmanager(dir: &std::path::Path) -> (Proc, u16) {
     let port = free_port();

@@ -3,9 +3,8 @@
 //! after the threshold and resolves after a restart; a real NOSPACE alarm.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-use common::*;
 use vigil_tests::etcd::Cluster;
+use vigil_tests::health::report::*;
 use vigil_tests::health::{node_exporter, Mode, Readyz};
 
 #[test]

@@ -1,5 +1,5 @@
-//! Shared bits of the vigil-health integration tests.
-#![allow(dead_code, clippy::unwrap_used)]
+//! vigil-health's reports and alerts as its tests read them
+//! (tests/tests/health/).
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -9,14 +9,14 @@ use std::process::Output;
 pub fn run_json(cfg: &Path, extra: &[&str]) -> (i32, Value) {
     let mut args = vec!["run", "--json"];
     args.extend_from_slice(extra);
-    let o = vigil_tests::vigil("vigil-health", cfg, &args);
+    let o = crate::vigil("vigil-health", cfg, &args);
     let v: Value = serde_json::from_slice(&o.stdout)
-        .unwrap_or_else(|e| panic!("no JSON report ({e}): {}", vigil_tests::text(&o)));
+        .unwrap_or_else(|e| panic!("no JSON report ({e}): {}", crate::text(&o)));
     (o.status.code().unwrap_or(-1), v)
 }
 
 pub fn run_text(cfg: &Path) -> Output {
-    vigil_tests::vigil("vigil-health", cfg, &["run"])
+    crate::vigil("vigil-health", cfg, &["run"])
 }
 
 /// The finding of `check` about `subject`.
@@ -45,20 +45,17 @@ pub fn of_check<'a>(report: &'a Value, check: &str) -> Vec<&'a Value> {
 
 /// Items the file alert channel received: (event, alert name, labels, whole item).
 pub fn alert_items(path: &Path) -> Vec<(String, String, Value, Value)> {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let mut out = Vec::new();
-    for line in text.lines() {
-        let v: Value = serde_json::from_str(line).unwrap();
-        for it in v["items"].as_array().into_iter().flatten() {
-            out.push((
+    crate::alert_items(path)
+        .into_iter()
+        .map(|it| {
+            (
                 it["event"].as_str().unwrap_or_default().to_string(),
                 it["alert"]["name"].as_str().unwrap_or_default().to_string(),
                 it["alert"]["labels"].clone(),
-                it.clone(),
-            ));
-        }
-    }
-    out
+                it,
+            )
+        })
+        .collect()
 }
 
 pub fn count(path: &Path, event: &str, name: &str, label: (&str, &str)) -> usize {
@@ -87,8 +84,8 @@ free_critical_percent = 0.0
 
 /// A config for `members` with `extra` TOML appended.
 pub fn config(dir: &Path, members: Vec<(String, String)>, extra: &str) -> PathBuf {
-    let key = vigil_tests::age_key(dir);
-    let mut b = vigil_tests::ConfigBuilder::new(dir, members, &key.recipient);
+    let key = crate::age_key(dir);
+    let mut b = crate::ConfigBuilder::new(dir, members, &key.recipient);
     b.extra = extra.to_string();
     b.write("vigil.toml")
 }
@@ -97,6 +94,6 @@ pub fn config(dir: &Path, members: Vec<(String, String)>, extra: &str) -> PathBu
 pub fn dead_member() -> Vec<(String, String)> {
     vec![(
         "cp-1".to_string(),
-        format!("http://127.0.0.1:{}", vigil_tests::free_port()),
+        format!("http://127.0.0.1:{}", crate::free_port()),
     )]
 }

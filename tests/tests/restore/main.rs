@@ -1,0 +1,10 @@
+//! vigil-restore against real etcd members and age keys: list, fetch,
+//! restores (etcd and RKE2), drills, the revision bump, the RKE2 token
+//! proof, the etcd tool versions and a recovery from S3 alone.
+
+mod bump;
+mod cli;
+mod restore;
+mod rke2_token;
+mod s3;
+mod versions;
