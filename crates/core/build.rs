@@ -5,8 +5,15 @@
 //! follows the types; a test in `config_doc.rs` checks it against serde.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+
+#[path = "build/attrs.rs"]
+mod attrs;
+#[path = "build/render.rs"]
+mod render;
+
+use attrs::{apply_case, doc_of, key_name, plain, serde_of, split, unoption, Serde};
+use render::{duration, render, size};
 
 struct File {
     kinds: Vec<Kinds>,
@@ -172,149 +179,6 @@ fn index(ast: syn::File) -> File {
         }
     }
     f
-}
-
-/// `#[doc]` lines joined; an empty line separates paragraphs.
-fn doc_of(attrs: &[syn::Attribute]) -> String {
-    let mut lines = Vec::new();
-    for a in attrs {
-        if !a.path().is_ident("doc") {
-            continue;
-        }
-        if let syn::Meta::NameValue(nv) = &a.meta {
-            if let syn::Expr::Lit(syn::ExprLit {
-                lit: syn::Lit::Str(s),
-                ..
-            }) = &nv.value
-            {
-                let v = s.value();
-                lines.push(v.strip_prefix(' ').unwrap_or(&v).trim_end().to_string());
-            }
-        }
-    }
-    let mut out = String::new();
-    for l in lines {
-        if l.is_empty() {
-            out.push_str("\n\n");
-        } else {
-            if !out.is_empty() && !out.ends_with('\n') {
-                out.push(' ');
-            }
-            out.push_str(&l);
-        }
-    }
-    out.trim().to_string()
-}
-
-/// The serde attributes that matter here.
-#[derive(Default)]
-struct Serde {
-    rename: Option<String>,
-    rename_all: Option<String>,
-    default: Option<Option<String>>,
-    skip: bool,
-}
-
-fn serde_of(attrs: &[syn::Attribute]) -> Serde {
-    let mut s = Serde::default();
-    for a in attrs {
-        if !a.path().is_ident("serde") {
-            continue;
-        }
-        let _ = a.parse_nested_meta(|m| {
-            let name = m
-                .path
-                .get_ident()
-                .map(|i| i.to_string())
-                .unwrap_or_default();
-            let value = || -> syn::Result<String> {
-                let lit: syn::LitStr = m.value()?.parse()?;
-                Ok(lit.value())
-            };
-            match name.as_str() {
-                "rename" => s.rename = Some(value()?),
-                "rename_all" => s.rename_all = Some(value()?),
-                "default" => {
-                    s.default = Some(if m.input.peek(syn::Token![=]) {
-                        Some(value()?)
-                    } else {
-                        None
-                    })
-                }
-                "skip" | "skip_deserializing" => s.skip = true,
-                _ => {
-                    // Skip the value of any other attribute (`deserialize_with = "..."`, ...).
-                    if m.input.peek(syn::Token![=]) {
-                        let _: syn::Expr = m.value()?.parse()?;
-                    }
-                }
-            }
-            Ok(())
-        });
-    }
-    s
-}
-
-fn apply_case(name: &str, rule: Option<&str>) -> String {
-    match rule {
-        Some("lowercase") => name.to_lowercase(),
-        Some("UPPERCASE") => name.to_uppercase(),
-        Some("snake_case") | Some("kebab-case") => {
-            let mut out = String::new();
-            for (i, c) in name.chars().enumerate() {
-                if c.is_uppercase() && i > 0 {
-                    out.push(if rule == Some("kebab-case") { '-' } else { '_' });
-                }
-                out.extend(c.to_lowercase());
-            }
-            out
-        }
-        _ => name.to_string(),
-    }
-}
-
-/// The last path segment and its generic arguments.
-fn split(ty: &syn::Type) -> Option<(String, Vec<&syn::Type>)> {
-    let syn::Type::Path(p) = ty else { return None };
-    let seg = p.path.segments.last()?;
-    let args = match &seg.arguments {
-        syn::PathArguments::AngleBracketed(a) => a
-            .args
-            .iter()
-            .filter_map(|g| match g {
-                syn::GenericArgument::Type(t) => Some(t),
-                _ => None,
-            })
-            .collect(),
-        _ => Vec::new(),
-    };
-    Some((seg.ident.to_string(), args))
-}
-
-/// The key serde reads a field from.
-fn key_name(f: &syn::Field, cont: &Serde, s: &Serde) -> String {
-    let ident = f.ident.as_ref().map(|i| i.to_string()).unwrap_or_default();
-    let ident = ident.strip_prefix("r#").unwrap_or(&ident).to_string();
-    s.rename
-        .clone()
-        .unwrap_or_else(|| apply_case(&ident, cont.rename_all.as_deref()))
-}
-
-/// The type inside `Option<…>`, and whether there was one.
-fn unoption(ty: &syn::Type) -> (&syn::Type, bool) {
-    let ty = plain(ty);
-    match split(ty) {
-        Some((n, a)) if n == "Option" && a.len() == 1 => (plain(a[0]), true),
-        _ => (ty, false),
-    }
-}
-
-/// Strips `Spanned<…>` and `Box<…>`.
-fn plain(ty: &syn::Type) -> &syn::Type {
-    match split(ty) {
-        Some((n, a)) if (n == "Spanned" || n == "Box") && a.len() == 1 => plain(a[0]),
-        _ => ty,
-    }
 }
 
 impl Source {
@@ -663,62 +527,4 @@ impl Source {
             _ => None,
         }
     }
-}
-
-/// `90` -> `90s`, `93600` -> `26h`, `86400` -> `1d`: the largest unit that
-/// divides it, as `humantime` parses it.
-fn duration(s: u128) -> String {
-    for (unit, n) in [("d", 86400), ("h", 3600), ("m", 60)] {
-        if s > 0 && s.is_multiple_of(n) {
-            return format!("{}{unit}", s / n);
-        }
-    }
-    format!("{s}s")
-}
-
-/// `2 << 30` -> `2GiB`.
-fn size(b: u128) -> String {
-    for (unit, n) in [
-        ("TiB", 1u128 << 40),
-        ("GiB", 1 << 30),
-        ("MiB", 1 << 20),
-        ("KiB", 1 << 10),
-    ] {
-        if b >= n && b.is_multiple_of(n) {
-            return format!("{}{unit}", b / n);
-        }
-    }
-    b.to_string()
-}
-
-fn render(tables: &[Table]) -> String {
-    let mut s = String::from("// Generated by build.rs from the config types. Do not edit.\n");
-    s.push_str("pub static TABLES: &[Table] = &[\n");
-    for t in tables {
-        let _ = writeln!(
-            s,
-            "  Table {{ path: {:?}, array: {}, doc: {:?}, keys: &[",
-            t.path, t.array, t.doc
-        );
-        for k in &t.keys {
-            let values: Vec<String> = k
-                .values
-                .iter()
-                .map(|(n, d)| format!("({n:?}, {d:?})"))
-                .collect();
-            let _ = writeln!(
-                s,
-                "    Key {{ name: {:?}, ty: {:?}, required: {}, default: {:?}, doc: {:?}, values: &[{}] }},",
-                k.name,
-                k.ty,
-                k.required,
-                k.default,
-                k.doc,
-                values.join(", ")
-            );
-        }
-        s.push_str("  ] },\n");
-    }
-    s.push_str("];\n");
-    s
 }

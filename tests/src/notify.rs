@@ -339,7 +339,7 @@ pub fn outcomes(
     list.iter()
         .map(|(m, ok, stage)| vigil_core::outcome::Outcome {
             proof: None,
-            job: "snapshot".into(),
+            job: vigil_core::jobs::Source::Snapshot,
             run_id: run.into(),
             cluster: "prod".into(),
             subject: (*m).into(),

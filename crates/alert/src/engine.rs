@@ -56,7 +56,7 @@ impl Settings {
 
     /// (failures before firing, successes before resolving) for an alert.
     pub fn thresholds(&self, name: &str, source: Source) -> (u32, u32) {
-        let (f, s) = source.default_thresholds();
+        let (f, s) = crate::model::default_thresholds(source);
         match self.rule(name) {
             Some(r) => (
                 r.failure_threshold.unwrap_or(f),
@@ -82,7 +82,7 @@ impl Settings {
     pub fn routes(&self, a: &Alert) -> Vec<String> {
         self.channels()
             .filter(|c| c.min_severity.is_none_or(|m| a.severity >= m))
-            .filter(|c| c.sources.is_empty() || c.sources.iter().any(|s| s == a.source.as_str()))
+            .filter(|c| c.sources.is_empty() || c.sources.contains(&a.source))
             .filter(|c| !(a.name == CHANNEL_FAILING && a.labels.get("channel") == Some(&c.name)))
             .map(|c| c.name.clone())
             .collect()

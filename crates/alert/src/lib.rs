@@ -281,10 +281,10 @@ fn raise_quietly(
 /// `run_id` (for each of `jobs`) into alerts and resolutions and queue their
 /// notifications for `vigil-notify`, which delivers them. Returns the number
 /// of outbox rows queued. Problems are logged, never turned into a failed job.
-pub fn raise_run(cfg: &Config, jobs: &[&str], run_id: &str) -> usize {
+pub fn raise_run(cfg: &Config, jobs: &[Source], run_id: &str) -> usize {
     let mut queued = 0;
     for job in jobs {
-        let records: Vec<Outcome> = vigil_core::outcome::latest(&cfg.state.dir, job)
+        let records: Vec<Outcome> = vigil_core::outcome::latest(&cfg.state.dir, *job)
             .into_iter()
             .filter(|o| o.run_id == run_id)
             .collect();
@@ -293,11 +293,12 @@ pub fn raise_run(cfg: &Config, jobs: &[&str], run_id: &str) -> usize {
         }
         let results = outcome_results(cfg, &records);
         // Never an error with Log.
-        if let Ok(r) = raise_quietly(cfg, job, &results, OnAlertError::Log) {
+        if let Ok(r) = raise_quietly(cfg, job.as_str(), &results, OnAlertError::Log) {
             queued += r.queued;
         }
     }
-    log_queued(jobs.join("+").as_str(), queued);
+    let names: Vec<&str> = jobs.iter().map(|j| j.as_str()).collect();
+    log_queued(&names.join("+"), queued);
     queued
 }
 
@@ -328,7 +329,11 @@ pub fn summary(cfg: &Config) -> String {
             if c.sources.is_empty() {
                 "all".to_string()
             } else {
-                c.sources.join(",")
+                c.sources
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",")
             }
         );
     }

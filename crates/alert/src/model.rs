@@ -4,78 +4,18 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
-use std::str::FromStr;
 use time::OffsetDateTime;
 pub use vigil_core::config::Severity;
 
-/// Who raised an alert. Channels route on it (`sources = [...]`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Source {
-    Snapshot,
-    Sink,
-    /// `vigil-snapshot scrub`: a copy that changed or went missing in a store.
-    Scrub,
-    Drill,
-    Health,
-    Quota,
-    /// vigil itself: a channel that keeps failing, the watchdog, tests.
-    Vigil,
-}
+pub use vigil_core::jobs::Source;
 
-impl Source {
-    pub const ALL: [Source; 7] = [
-        Source::Snapshot,
-        Source::Sink,
-        Source::Scrub,
-        Source::Drill,
-        Source::Health,
-        Source::Quota,
-        Source::Vigil,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Source::Snapshot => "snapshot",
-            Source::Sink => "sink",
-            Source::Scrub => "scrub",
-            Source::Drill => "drill",
-            Source::Health => "health",
-            Source::Quota => "quota",
-            Source::Vigil => "vigil",
-        }
-    }
-
-    /// Default thresholds (failures before firing, successes before
-    /// resolving): periodic checks flap, so they need 3 and 2; a failed job is
-    /// already a fact, so it fires and resolves at once.
-    pub fn default_thresholds(self) -> (u32, u32) {
-        match self {
-            Source::Health | Source::Quota => (3, 2),
-            _ => (1, 1),
-        }
-    }
-}
-
-impl fmt::Display for Source {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Source {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(match s {
-            "snapshot" => Source::Snapshot,
-            "sink" => Source::Sink,
-            "scrub" => Source::Scrub,
-            "drill" => Source::Drill,
-            "health" => Source::Health,
-            "quota" => Source::Quota,
-            "vigil" => Source::Vigil,
-            _ => return Err(format!("unknown source {s:?}")),
-        })
+/// Default thresholds of a source (failures before firing, successes before
+/// resolving): periodic checks flap, so they need 3 and 2; a failed job is
+/// already a fact, so it fires and resolves at once.
+pub fn default_thresholds(source: Source) -> (u32, u32) {
+    match source {
+        Source::Health | Source::Quota => (3, 2),
+        _ => (1, 1),
     }
 }
 
@@ -361,7 +301,7 @@ mod tests {
 
     #[test]
     fn thresholds_by_source() {
-        assert_eq!(Source::Health.default_thresholds(), (3, 2));
-        assert_eq!(Source::Snapshot.default_thresholds(), (1, 1));
+        assert_eq!(default_thresholds(Source::Health), (3, 2));
+        assert_eq!(default_thresholds(Source::Snapshot), (1, 1));
     }
 }

@@ -80,8 +80,8 @@ fn result(
 
 /// The check results one outcome record stands for.
 pub fn results(cfg: &Config, o: &Outcome) -> Vec<CheckResult> {
-    match o.job.as_str() {
-        "snapshot" if o.subject == "rke2-token" => vec![result(
+    match o.job {
+        Source::Snapshot if o.subject == "rke2-token" => vec![result(
             AlertKey::new("rke2_token_archive_failed"),
             Source::Snapshot,
             o.ok,
@@ -94,7 +94,7 @@ pub fn results(cfg: &Config, o: &Outcome) -> Vec<CheckResult> {
             facts(cfg, o, "Subject"),
             "Check that rke2_token_file is readable by vigil and that the snapshot dir has space; see `journalctl -u vigil-snapshot`",
         )],
-        "snapshot" if o.subject == "rke2-bootstrap" => vec![result(
+        Source::Snapshot if o.subject == "rke2-bootstrap" => vec![result(
             AlertKey::new("rke2_token_mismatch"),
             Source::Snapshot,
             o.ok,
@@ -107,8 +107,8 @@ pub fn results(cfg: &Config, o: &Outcome) -> Vec<CheckResult> {
             facts(cfg, o, "Subject"),
             "Copy the current token from a server node's /var/lib/rancher/rke2/server/token to snapshot.rke2_token_file (0600); the next snapshot run proves it",
         )],
-        "snapshot" => snapshot(cfg, o),
-        "sink" => vec![result(
+        Source::Snapshot => snapshot(cfg, o),
+        Source::Sink => vec![result(
             AlertKey::new("sink_down").label("sink", &o.subject),
             Source::Sink,
             o.ok,
@@ -121,7 +121,7 @@ pub fn results(cfg: &Config, o: &Outcome) -> Vec<CheckResult> {
             facts(cfg, o, "Sink"),
             "Archives stay in the local store meanwhile. Check the sink's reachability and credentials; the next run ships what is missing",
         )],
-        "drill" => vec![result(
+        Source::Drill => vec![result(
             AlertKey::new("restore_drill_failed").label("target", &o.subject),
             Source::Drill,
             o.ok,
@@ -134,11 +134,10 @@ pub fn results(cfg: &Config, o: &Outcome) -> Vec<CheckResult> {
             facts(cfg, o, "Target"),
             "Run `vigil-restore drill` by hand and read its output; check the archive with `vigil-restore list`",
         )],
-        job => {
-            let name: String = job.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect();
-            let source = job.parse::<Source>().unwrap_or(Source::Vigil);
+        source => {
+            let job = source.as_str();
             vec![result(
-                AlertKey::new(format!("{name}_failed")).label("subject", &o.subject),
+                AlertKey::new(format!("{job}_failed")).label("subject", &o.subject),
                 source,
                 o.ok,
                 Severity::Warning,

@@ -355,7 +355,7 @@ fn outcomes_map_to_alerts() {
     let cfg = config(d.path(), "");
     let o = |subject: &str, ok: bool, stage: Stage| Outcome {
         proof: None,
-        job: "snapshot".into(),
+        job: vigil_core::jobs::Source::Snapshot,
         run_id: "r1".into(),
         cluster: "prod".into(),
         subject: subject.into(),
@@ -426,11 +426,11 @@ fn outcomes_map_to_alerts() {
         vec![r#"snapshot_restore_proof_failed{member="cp-3"}"#]
     );
     let mut sink = o("s3", false, Stage::Write);
-    sink.job = "sink".into();
+    sink.job = Source::Sink;
     let r = crate::ingest_outcomes(&cfg, "sink", &[sink.clone()]).unwrap();
     assert_eq!(r.fired, vec![r#"sink_down{sink="s3"}"#]);
     let mut drill = o("cp-1", false, Stage::Verify);
-    drill.job = "drill".into();
+    drill.job = Source::Drill;
     let r = crate::ingest_outcomes(&cfg, "drill", &[drill]).unwrap();
     assert_eq!(r.fired, vec![r#"restore_drill_failed{target="cp-1"}"#]);
     sink.ok = true;
@@ -456,10 +456,9 @@ fn outcomes_map_to_alerts() {
 /// exactly the sources alerts carry.
 #[test]
 fn every_job_routes_by_its_own_source() {
-    let names: Vec<&str> = Source::ALL.iter().map(|s| s.as_str()).collect();
-    assert_eq!(names, vigil_core::config::ALERT_SOURCES);
-    for job in vigil_core::config::DAEMON_JOBS {
-        assert!(job.parse::<Source>().is_ok(), "job {job} has no source");
+    // One list for both since #16 (vigil_core::jobs): every task has its source.
+    for task in vigil_core::jobs::Task::ALL {
+        assert!(Source::ALL.contains(&task.source()), "{task}");
     }
     let d = tempfile::tempdir().unwrap();
     let text = format!(
@@ -479,7 +478,7 @@ sources = ["scrub"]
     let cfg = Config::parse(&text, Path::new("test.toml")).unwrap();
     let scrub = Outcome {
         proof: None,
-        job: "scrub".into(),
+        job: vigil_core::jobs::Source::Scrub,
         run_id: "r1".into(),
         cluster: "prod".into(),
         subject: "rgw".into(),

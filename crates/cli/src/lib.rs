@@ -171,13 +171,7 @@ impl Exit {
 
 /// The binaries' async runtime: `workers` threads (None: one per core).
 pub fn runtime(workers: Option<usize>) -> Result<tokio::runtime::Runtime, Exit> {
-    let mut b = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = workers {
-        b.worker_threads(n);
-    }
-    b.enable_all()
-        .build()
-        .map_err(|e| Exit::usage(anyhow::anyhow!("starting the async runtime: {e}")))
+    vigil_core::runtime::multi_thread(workers).map_err(|e| Exit::usage(anyhow::Error::new(e)))
 }
 
 /// Runs `f` to its end on a fresh [`runtime`].

@@ -1,30 +1,5 @@
-//! What build.rs reads off syn items: doc comments, serde attributes, type
-//! shapes and `kinds!` lines.
-
-/// The entries of a `kinds!` invocation: (serde name, raw options type).
-pub(crate) fn parse_kinds(input: syn::parse::ParseStream) -> syn::Result<Vec<(String, String)>> {
-    let mut out = Vec::new();
-    while !input.is_empty() {
-        let name: syn::LitStr = input.parse()?;
-        input.parse::<syn::Token![=>]>()?;
-        input.parse::<syn::Ident>()?;
-        let inner;
-        syn::parenthesized!(inner in input);
-        let raw: syn::Path = inner.parse()?;
-        inner.parse::<syn::Token![->]>()?;
-        inner.parse::<syn::Ident>()?;
-        let ty = raw
-            .segments
-            .last()
-            .map(|s| s.ident.to_string())
-            .unwrap_or_default();
-        out.push((name.value(), ty));
-        if !input.is_empty() {
-            input.parse::<syn::Token![,]>()?;
-        }
-    }
-    Ok(out)
-}
+//! What build.rs reads off syn items: doc comments, serde attributes and
+//! type shapes.
 
 /// `#[doc]` lines joined; an empty line separates paragraphs.
 pub(crate) fn doc_of(attrs: &[syn::Attribute]) -> String {
@@ -65,7 +40,6 @@ pub(crate) struct Serde {
     pub(crate) rename_all: Option<String>,
     pub(crate) default: Option<Option<String>>,
     pub(crate) skip: bool,
-    pub(crate) flatten: bool,
 }
 
 pub(crate) fn serde_of(attrs: &[syn::Attribute]) -> Serde {
@@ -95,7 +69,6 @@ pub(crate) fn serde_of(attrs: &[syn::Attribute]) -> Serde {
                     })
                 }
                 "skip" | "skip_deserializing" => s.skip = true,
-                "flatten" => s.flatten = true,
                 _ => {
                     // Skip the value of any other attribute (`deserialize_with = "..."`, ...).
                     if m.input.peek(syn::Token![=]) {
@@ -143,6 +116,24 @@ pub(crate) fn split(ty: &syn::Type) -> Option<(String, Vec<&syn::Type>)> {
         _ => Vec::new(),
     };
     Some((seg.ident.to_string(), args))
+}
+
+/// The key serde reads a field from.
+pub(crate) fn key_name(f: &syn::Field, cont: &Serde, s: &Serde) -> String {
+    let ident = f.ident.as_ref().map(|i| i.to_string()).unwrap_or_default();
+    let ident = ident.strip_prefix("r#").unwrap_or(&ident).to_string();
+    s.rename
+        .clone()
+        .unwrap_or_else(|| apply_case(&ident, cont.rename_all.as_deref()))
+}
+
+/// The type inside `Option<…>`, and whether there was one.
+pub(crate) fn unoption(ty: &syn::Type) -> (&syn::Type, bool) {
+    let ty = plain(ty);
+    match split(ty) {
+        Some((n, a)) if n == "Option" && a.len() == 1 => (plain(a[0]), true),
+        _ => (ty, false),
+    }
 }
 
 /// Strips `Spanned<…>` and `Box<…>`.

@@ -1,7 +1,8 @@
-//! The tables as Rust source for `config_reference.rs`.
+//! The generated `config_reference.rs`: the tables as Rust statics.
 
 use crate::Table;
 use std::fmt::Write as _;
+
 /// `90` -> `90s`, `93600` -> `26h`, `86400` -> `1d`: the largest unit that
 /// divides it, as `humantime` parses it.
 pub(crate) fn duration(s: u128) -> String {

@@ -30,14 +30,12 @@ mod snapshot;
 mod state;
 mod uses;
 mod validator;
-pub use alert::{
-    AlertConfig, AlertRule, MaintenanceWindow, Severity, UnknownSeverity, ALERT_SOURCES,
-};
+pub use alert::{AlertConfig, AlertRule, MaintenanceWindow, Severity, UnknownSeverity};
 pub use channel::email::SmtpTls;
 pub use channel::{ChannelConfig, ChannelKind, ChannelSettings};
 use cluster::RawClusterConfig;
 pub use cluster::{ClusterConfig, MemberConfig, TlsConfig};
-pub use daemon::{to_six_field, CronError, DaemonConfig, DAEMON_JOBS};
+pub use daemon::{to_six_field, CronError, DaemonConfig};
 pub use health::{
     BastionHealth, CertHealth, EtcdHealth, FreshnessHealth, HealthConfig, KubeHealth, NodeHealth,
     NodeTarget,
@@ -48,7 +46,8 @@ pub use quota::{glob_match, CephCliConfig, QuotaBackend, QuotaConfig, QuotaRule,
 pub use restore::RestoreConfig;
 pub use sink::{
     AzureSink, DirSink, FsSink, GcsSink, KindOptions, LockMode, ObjectLock, RcPolicy, S3Sink,
-    SinkConfig, SinkKind, SinkSettings, TapeSink, VerifyMode, DEFAULT_DESCRIPTION, DEFAULT_PART_SIZE,
+    SinkConfig, SinkKind, SinkSettings, TapeSink, VerifyMode, DEFAULT_DESCRIPTION,
+    DEFAULT_PART_SIZE,
 };
 use snapshot::RawSnapshotConfig;
 pub use snapshot::{Encryption, SnapshotConfig};

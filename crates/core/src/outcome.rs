@@ -3,6 +3,7 @@
 //! successes into resolutions.
 
 use crate::fsutil::{self, FsError};
+use crate::jobs::Source;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -45,7 +46,7 @@ impl std::fmt::Display for Stage {
 #[serde(deny_unknown_fields)]
 pub struct Outcome {
     /// `snapshot`, `sink`, `drill`, ...
-    pub job: String,
+    pub job: Source,
     pub run_id: String,
     pub cluster: String,
     /// The member (or sink, or check) this record is about.
@@ -64,7 +65,7 @@ pub struct Outcome {
 
 /// Writes the latest record per subject (atomically) and appends it to the history.
 pub fn record(state_dir: &Path, o: &Outcome) -> Result<PathBuf, FsError> {
-    let dir = state_dir.join("outcomes").join(&o.job);
+    let dir = state_dir.join("outcomes").join(o.job.as_str());
     fsutil::ensure_private_dir(&dir)?;
     let path = dir.join(format!("{}.json", o.subject));
     let mut json = serde_json::to_vec_pretty(o).unwrap_or_default();
@@ -84,8 +85,8 @@ pub fn record(state_dir: &Path, o: &Outcome) -> Result<PathBuf, FsError> {
 }
 
 /// Reads the latest record of every subject of `job`.
-pub fn latest(state_dir: &Path, job: &str) -> Vec<Outcome> {
-    let dir = state_dir.join("outcomes").join(job);
+pub fn latest(state_dir: &Path, job: Source) -> Vec<Outcome> {
+    let dir = state_dir.join("outcomes").join(job.as_str());
     let mut out: Vec<Outcome> = std::fs::read_dir(&dir)
         .into_iter()
         .flatten()

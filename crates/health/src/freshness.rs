@@ -100,11 +100,12 @@ pub fn judge_proof(f: Finding, m: &vigil_core::manifest::Manifest, now: i64) -> 
 
 /// The newest passing drill: the latest records first, then the history.
 pub fn last_passing_drill(state_dir: &Path) -> Option<String> {
-    let mut best: Option<String> = vigil_core::outcome::latest(state_dir, "drill")
-        .into_iter()
-        .filter(|o| o.ok)
-        .map(|o| o.time)
-        .max();
+    let mut best: Option<String> =
+        vigil_core::outcome::latest(state_dir, vigil_core::jobs::Source::Drill)
+            .into_iter()
+            .filter(|o| o.ok)
+            .map(|o| o.time)
+            .max();
     // A member whose latest drill failed may still have passed before: read
     // the tail of the history (bounded, it only grows).
     let hist = state_dir.join("outcomes.jsonl");
@@ -116,7 +117,10 @@ pub fn last_passing_drill(state_dir: &Path) -> Option<String> {
         let _ = f.take(TAIL).read_to_string(&mut text);
         for line in text.lines() {
             if let Ok(o) = serde_json::from_str::<vigil_core::outcome::Outcome>(line) {
-                if o.job == "drill" && o.ok && best.as_ref().is_none_or(|b| o.time > *b) {
+                if o.job == vigil_core::jobs::Source::Drill
+                    && o.ok
+                    && best.as_ref().is_none_or(|b| o.time > *b)
+                {
                     best = Some(o.time);
                 }
             }
@@ -397,7 +401,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let rec = |ok: bool, time: &str| vigil_core::outcome::Outcome {
             proof: None,
-            job: "drill".into(),
+            job: vigil_core::jobs::Source::Drill,
             run_id: time.into(),
             cluster: "c".into(),
             subject: "cp-1".into(),

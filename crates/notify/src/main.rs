@@ -68,7 +68,7 @@ enum Command {
     Ingest {
         /// snapshot, sink, drill, ...
         #[arg(long)]
-        job: String,
+        job: vigil_alert::Source,
     },
 }
 
@@ -123,7 +123,7 @@ fn main() -> ExitCode {
             Command::Test { channel } => cmd_test(g, &channel),
             Command::Silence { command } => cmd_silence(g, command),
             Command::Status { all, json } => cmd_status(g, all, json),
-            Command::Ingest { job } => cmd_ingest(g, &job),
+            Command::Ingest { job } => cmd_ingest(g, job),
             Command::UnitFailed { unit } => cmd_unit_failed(g, &unit),
         }
     })
@@ -363,7 +363,7 @@ fn cmd_status(g: &GlobalArgs, all: bool, json: bool) -> Result<i32, Exit> {
     Ok(exit::OK)
 }
 
-fn cmd_ingest(g: &GlobalArgs, job: &str) -> Result<i32, Exit> {
+fn cmd_ingest(g: &GlobalArgs, job: vigil_alert::Source) -> Result<i32, Exit> {
     let cfg = load_config(&g.config, Uses::NONE)?;
     let outcomes = vigil_core::outcome::latest(&cfg.state.dir, job);
     if outcomes.is_empty() {
@@ -372,7 +372,7 @@ fn cmd_ingest(g: &GlobalArgs, job: &str) -> Result<i32, Exit> {
             cfg.state.dir.display()
         )));
     }
-    let r = vigil_alert::ingest_outcomes(&cfg, job, &outcomes).map_err(Exit::failed)?;
+    let r = vigil_alert::ingest_outcomes(&cfg, job.as_str(), &outcomes).map_err(Exit::failed)?;
     println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
     Ok(exit::OK)
 }

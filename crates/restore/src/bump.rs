@@ -321,11 +321,8 @@ pub fn replay(
             work.display()
         ))
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| fail("starting the async runtime", &e))?;
+    let rt = vigil_core::runtime::multi_thread(Some(2))
+        .map_err(|e| Failed(format!("revision bump by replay ({}): {e}", work.display())))?;
     let spec = crate::scratch::Spec {
         tool,
         etcd_bin,

@@ -159,7 +159,7 @@ pub fn run(cfg: &Config, o: &DrillOptions<'_>) -> Result<DrillReport, RestoreErr
         }
         let rec = Outcome {
             proof: None,
-            job: "drill".into(),
+            job: vigil_core::jobs::Source::Drill,
             run_id: run_id.clone(),
             cluster: cfg.cluster_name().to_string(),
             subject: r.member.clone(),
@@ -317,10 +317,7 @@ fn steps(
         ));
     }
 
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| (Stage::Connect, format!("starting the async runtime: {e}")))?;
+    let rt = vigil_core::runtime::current_thread().map_err(|e| (Stage::Connect, e.to_string()))?;
     let data = dir.join("data");
     let spec = crate::scratch::Spec {
         tool: ctx.tool,

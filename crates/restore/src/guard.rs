@@ -3,12 +3,9 @@
 //! Two helper modes of the same binary, run through `/proc/self/exe` so the
 //! workspace stays free of `unsafe` (no `pre_exec`):
 //!
-//! - [`tied`]: a child (the scratch etcd, etcdctl/etcdutl restores) is
-//!   started as `vigil-restore __vigil-tied <pid> PROGRAM ARGS...`, which sets
-//!   `PR_SET_PDEATHSIG(SIGKILL)`, checks that its parent is still `<pid>`
-//!   (it may have died before the prctl) and execs PROGRAM. The kernel then
-//!   kills it the moment the thread that started it ends, however it ends.
-//!   Every caller starts tied children from a thread that waits for them.
+//! - [`tied`] and [`tie`]: a child (the scratch etcd, etcdctl/etcdutl
+//!   restores) dies with vigil-restore, through `vigil_cli::tie`'s helper
+//!   mode. Every caller starts tied children from a thread that waits for them.
 //! - [`Janitor`]: `vigil-restore __vigil-janitor [CONFIG]` waits on a pipe
 //!   whose only writer is vigil-restore. If the pipe closes without `done`
 //!   (SIGKILL, SIGTERM, OOM killer, panic), it kills what still runs on the
@@ -28,29 +25,19 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// First argument of the tied-exec helper mode.
-pub const TIED: &str = "__vigil-tied";
+pub use vigil_cli::tie::{tied, TIED};
+
 /// First argument of the janitor helper mode.
 pub const JANITOR: &str = "__vigil-janitor";
 
-/// Runs the helper modes; call first in `main`. Returns for every other argv.
+/// Runs the janitor's helper mode; call first in `main` (`vigil_cli::main`
+/// runs the tied one). Returns for every other argv.
 pub fn hook() {
     let mut args = std::env::args_os().skip(1);
-    let mode = args.next();
-    let rest: Vec<OsString> = args.collect();
-    match mode.as_deref().and_then(OsStr::to_str) {
-        Some(TIED) => std::process::exit(tied_main(&rest)),
-        Some(JANITOR) => std::process::exit(janitor_main(&rest)),
-        _ => {}
+    if args.next().as_deref() == Some(OsStr::new(JANITOR)) {
+        let rest: Vec<OsString> = args.collect();
+        std::process::exit(janitor_main(&rest));
     }
-}
-
-/// A command for `program` that dies with this process (see the module doc).
-/// Add arguments, working dir and stdio as for `Command::new(program)`.
-pub fn tied(program: &Path) -> Command {
-    let mut c = Command::new("/proc/self/exe");
-    c.arg(TIED).arg(std::process::id().to_string()).arg(program);
-    c
 }
 
 /// `cmd`, run so that it dies with this process: for the tools that handle
@@ -63,43 +50,6 @@ pub fn tie(cmd: vigil_core::cmd::Cmd) -> vigil_core::cmd::Cmd {
         OsStr::new(TIED),
         OsStr::new(&pid),
     ])
-}
-
-fn tied_main(a: &[OsString]) -> i32 {
-    let parent = a.first().and_then(|p| p.to_str()?.parse::<i32>().ok());
-    let (Some(parent), Some(program)) = (parent, a.get(1)) else {
-        say(
-            3,
-            &format!("{TIED}: usage: {TIED} PARENT-PID PROGRAM [ARGS...]"),
-        );
-        return 2;
-    };
-    use rustix::process::{getppid, set_parent_process_death_signal, Pid, Signal};
-    if let Err(e) = set_parent_process_death_signal(Some(Signal::KILL)) {
-        say(
-            3,
-            &format!(
-                "cannot tie {} to its parent (PR_SET_PDEATHSIG): {e}",
-                program.to_string_lossy()
-            ),
-        );
-        return 126;
-    }
-    // The parent may have died between the fork and the prctl above: then no
-    // signal would ever come. Going on would leave an orphan.
-    if Pid::as_raw(getppid()) != parent {
-        say(
-            3,
-            &format!(
-                "not starting {}: vigil-restore (pid {parent}) has already ended",
-                program.to_string_lossy()
-            ),
-        );
-        return 125;
-    }
-    let e = Command::new(program).args(&a[2..]).exec();
-    say(3, &format!("cannot run {}: {e}", program.to_string_lossy()));
-    127
 }
 
 /// One line on stderr from a helper mode (no tracing there), with the
@@ -190,10 +140,7 @@ impl Drop for Janitor {
 fn janitor_main(a: &[OsString]) -> i32 {
     // Swallow the signals meant for vigil-restore: the janitor's work starts
     // when it is gone. The handlers stay installed for the process's life.
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match vigil_core::runtime::current_thread() {
         Ok(rt) => rt,
         Err(e) => {
             say(3, &format!("janitor: {e}"));
@@ -294,7 +241,7 @@ pub fn raise_killed(cfg: &vigil_core::Config, o: &vigil_core::outcome::Outcome) 
         say(3, &format!("writing the outcome of the killed run: {e}"));
         return;
     }
-    vigil_alert::raise_run(cfg, &[o.job.as_str()], &o.run_id);
+    vigil_alert::raise_run(cfg, &[o.job], &o.run_id);
 }
 
 /// Kills every process whose command line names one of `paths` (a scratch

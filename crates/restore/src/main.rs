@@ -461,7 +461,7 @@ fn publish_drill_metrics(cfg: &vigil_core::Config, r: &drill::DrillReport) {
 /// A failed drill becomes an alert, a passing one resolves it; both are
 /// queued for vigil-notify.
 fn raise_drill_alerts(cfg: &vigil_core::Config, run_id: &str) {
-    vigil_alert::raise_run(cfg, &["drill"], run_id);
+    vigil_alert::raise_run(cfg, &[vigil_alert::Source::Drill], run_id);
     vigil_alert::unit::job_completed(cfg, "vigil-restore-drill");
 }
 

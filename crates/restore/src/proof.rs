@@ -130,10 +130,7 @@ impl Prover {
         p: &mut RestoreProof,
         t0: Instant,
     ) -> Result<(), (&'static str, String)> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| ("start", format!("starting the async runtime: {e}")))?;
+        let rt = vigil_core::runtime::current_thread().map_err(|e| ("start", e.to_string()))?;
         let spec = scratch::Spec {
             tool: &self.tool,
             etcd_bin: &self.etcd_bin,

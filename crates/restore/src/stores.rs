@@ -126,11 +126,7 @@ impl Stores {
             .collect();
         if !sinks.is_empty() {
             // One worker: a download runs ahead while fetch decrypts.
-            match tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()
-            {
+            match vigil_core::runtime::multi_thread(Some(1)) {
                 Ok(rt) => {
                     let rt = Arc::new(rt);
                     stores.extend(sinks.into_iter().map(|s| Store::Sink(s, rt.clone())));

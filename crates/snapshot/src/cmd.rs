@@ -1,7 +1,7 @@
 //! The binary's commands: load the config, call the library, print, exit.
 
 use clap::{Parser, Subcommand};
-use std::process::ExitCode;
+use vigil_alert::Source;
 use vigil_cli::{load_config, Exit, GlobalArgs, Job, Uses};
 use vigil_core::exit;
 use vigil_core::fsutil::ArchivesLock;
@@ -126,7 +126,7 @@ async fn cmd_run<C: Cluster>(g: &GlobalArgs, json: bool, deps: Deps<C>) -> Resul
     vigil_cli::refuse_foreign_state(&cfg, "vigil-snapshot", "run")?;
     let report = run(&cfg, deps).await.map_err(|e| {
         if let Some(id) = e.run_id() {
-            vigil_alert::raise_run(&cfg, &["snapshot"], id);
+            vigil_alert::raise_run(&cfg, &[Source::Snapshot], id);
         }
         Exit {
             code: e.exit_code(),
@@ -134,7 +134,7 @@ async fn cmd_run<C: Cluster>(g: &GlobalArgs, json: bool, deps: Deps<C>) -> Resul
         }
     })?;
     metrics::publish_run(&cfg, &report);
-    vigil_alert::raise_run(&cfg, &["snapshot", "sink"], &report.run_id);
+    vigil_alert::raise_run(&cfg, &[Source::Snapshot, Source::Sink], &report.run_id);
     vigil_alert::unit::job_completed(&cfg, "vigil-snapshot");
     if json {
         print_json(&report);
@@ -302,7 +302,7 @@ async fn cmd_scrub(
         }
     }
     metrics::publish_scrub(&cfg, &results);
-    vigil_alert::raise_run(&cfg, &["scrub"], &run_id);
+    vigil_alert::raise_run(&cfg, &[Source::Scrub], &run_id);
     vigil_alert::unit::job_completed(&cfg, "vigil-snapshot-scrub");
     if json {
         let v: Vec<_> = results

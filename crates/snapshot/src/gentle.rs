@@ -112,7 +112,7 @@ pub fn pace(bytes: u64, rate: u64, elapsed: Duration) -> Duration {
 pub fn judge(
     st: &MemberStatus,
     alarms: &[Alarm],
-    read: &Result<Duration, String>,
+    read: &Result<Duration, vigil_etcd::EtcdError>,
     max_latency: Duration,
 ) -> Option<String> {
     if st.leader == 0 {
@@ -165,11 +165,7 @@ pub(crate) async fn check<M: Member>(
         Vec::new()
     });
     let t0 = Instant::now();
-    let read = client
-        .quorum_read()
-        .await
-        .map(|()| t0.elapsed())
-        .map_err(|e| e.to_string());
+    let read = client.quorum_read().await.map(|()| t0.elapsed());
     let why = judge(&st, &alarms, &read, p.max_latency);
     Ok((st, why))
 }
@@ -250,12 +246,12 @@ mod tests {
 
     #[test]
     fn each_signal_defers_and_names_itself() {
-        let fast: Result<Duration, String> = Ok(Duration::from_millis(3));
+        let fast: Result<Duration, vigil_etcd::EtcdError> = Ok(Duration::from_millis(3));
         let max = Duration::from_millis(500);
         assert_eq!(judge(&st(0xa, 100, 100), &[], &fast, max), None);
         // etcd 3.4 before the applied index was reported: 0 is not a backlog.
         assert_eq!(judge(&st(0xa, 100, 0), &[], &fast, max), None);
-        let j = |s: &MemberStatus, a: &[Alarm], r: &Result<Duration, String>| {
+        let j = |s: &MemberStatus, a: &[Alarm], r: &Result<Duration, vigil_etcd::EtcdError>| {
             judge(s, a, r, max).unwrap_or_default()
         };
         assert!(j(&st(0, 100, 100), &[], &fast).starts_with("no leader"));
@@ -282,8 +278,15 @@ mod tests {
             j(&st(0xa, 1, 1), &[], &Ok(Duration::from_millis(800))),
             "a linearizable read took 800 ms (snapshot.preflight_max_latency = 500 ms)"
         );
-        assert!(j(&st(0xa, 1, 1), &[], &Err("deadline exceeded".into()))
-            .contains("read failed: deadline exceeded"));
+        let slow = vigil_etcd::EtcdError::Rpc {
+            member: "a".into(),
+            endpoint: "https://127.0.0.1:2379".into(),
+            op: "range",
+            message: "deadline exceeded".into(),
+        };
+        let why = j(&st(0xa, 1, 1), &[], &Err(slow));
+        assert!(why.starts_with("a linearizable read failed: "), "{why}");
+        assert!(why.ends_with("range failed: deadline exceeded"), "{why}");
     }
 
     #[test]

@@ -56,10 +56,10 @@ impl Proofs {
             return Proofs::Off;
         }
         let root = pr.root();
-        if let Err(error) = check_tmpfs(&root) {
+        if let Err(e) = check_tmpfs(&root) {
             return Proofs::Broken {
                 check: "dir",
-                error,
+                error: e.to_string(),
             };
         }
         let prover = match Prover::new(&cfg.restore(), pr) {
@@ -340,20 +340,30 @@ fn too_small(dir: &Path, member: &str, db_size: u64) -> Option<String> {
     })
 }
 
+/// Why the proof dir may not hold the plaintext.
+#[derive(Debug, thiserror::Error)]
+enum TmpfsError {
+    #[error("snapshot.prove_restore.dir {}: {source}; set it to a tmpfs directory (the vigil-snapshot unit provides /run/vigil-proof, a tmpfs of its own)", dir.display())]
+    Statfs {
+        dir: PathBuf,
+        source: rustix::io::Errno,
+    },
+    #[error("snapshot.prove_restore.dir {} is not on a tmpfs (filesystem type {fs_type:#x}): the proof's plaintext must never reach a disk; set it to a tmpfs directory, e.g. /dev/shm, or leave it unset under the package's units", dir.display())]
+    NotTmpfs { dir: PathBuf, fs_type: i64 },
+}
+
 /// The plaintext must not reach a persistent disk: refuse anything but tmpfs.
-fn check_tmpfs(root: &Path) -> Result<(), String> {
-    let st = rustix::fs::statfs(root).map_err(|e| {
-        format!(
-            "snapshot.prove_restore.dir {}: {e}; set it to a tmpfs directory (the vigil-snapshot unit provides /run/vigil-proof, a tmpfs of its own)",
-            root.display()
-        )
+fn check_tmpfs(root: &Path) -> Result<(), TmpfsError> {
+    let st = rustix::fs::statfs(root).map_err(|source| TmpfsError::Statfs {
+        dir: root.to_path_buf(),
+        source,
     })?;
     let t = st.f_type as i64;
     if t != TMPFS_MAGIC && t != RAMFS_MAGIC {
-        return Err(format!(
-            "snapshot.prove_restore.dir {} is not on a tmpfs (filesystem type {t:#x}): the proof's plaintext must never reach a disk; set it to a tmpfs directory, e.g. /dev/shm, or leave it unset under the package's units",
-            root.display()
-        ));
+        return Err(TmpfsError::NotTmpfs {
+            dir: root.to_path_buf(),
+            fs_type: t,
+        });
     }
     Ok(())
 }

@@ -12,9 +12,25 @@ use vigil_etcd::TlsMaterial;
 pub struct RepinReport {
     pub cluster_id: String,
     pub previous: Option<String>,
-    /// (member, cluster ID or the error that kept it from answering)
-    pub members: Vec<(String, Result<String, String>)>,
+    pub members: Vec<(String, Answer)>,
     pub path: std::path::PathBuf,
+}
+
+/// What a member said when asked for its cluster ID; in JSON
+/// `{"Ok": ID}` or `{"Err": "why it did not answer"}`.
+#[derive(Debug, Serialize)]
+pub enum Answer {
+    Ok(String),
+    Err(String),
+}
+
+impl Answer {
+    fn id(&self) -> Option<&String> {
+        match self {
+            Answer::Ok(id) => Some(id),
+            Answer::Err(_) => None,
+        }
+    }
 }
 
 /// Why the pin was not replaced.
@@ -48,27 +64,24 @@ pub async fn repin(cfg: &Config) -> Result<RepinReport, RepinError> {
                 vigil_etcd::status(&c).await
             }
             .await;
-            (
-                m.name.clone(),
-                r.map(|s| format!("{:x}", s.cluster_id))
-                    .map_err(|e| e.to_string()),
-            )
+            let answer = match r {
+                Ok(s) => Answer::Ok(format!("{:x}", s.cluster_id)),
+                Err(e) => Answer::Err(e.to_string()),
+            };
+            (m.name.clone(), answer)
         }
     });
-    let members: Vec<(String, Result<String, String>)> = futures_util::future::join_all(asks).await;
+    let members: Vec<(String, Answer)> = futures_util::future::join_all(asks).await;
     let n = members.len();
-    let ids: Vec<&String> = members
-        .iter()
-        .filter_map(|(_, r)| r.as_ref().ok())
-        .collect();
+    let ids: Vec<&String> = members.iter().filter_map(|(_, a)| a.id()).collect();
     let answers = |id: &str| ids.iter().filter(|i| i.as_str() == id).count();
     let best = ids.iter().max_by_key(|i| answers(i)).map(|s| s.to_string());
     let Some(id) = best.filter(|id| answers(id) * 2 > n) else {
         let said: Vec<String> = members
             .iter()
             .map(|(m, r)| match r {
-                Ok(id) => format!("{m}: cluster ID {id}"),
-                Err(e) => format!("{m}: {e}"),
+                Answer::Ok(id) => format!("{m}: cluster ID {id}"),
+                Answer::Err(e) => format!("{m}: {e}"),
             })
             .collect();
         return Err(RepinError::NoMajority { members: n, said });
@@ -102,11 +115,11 @@ pub fn human(r: &RepinReport) -> String {
     };
     for (m, a) in &r.members {
         match a {
-            Ok(id) if *id == r.cluster_id => s.push_str(&format!("  {m}: {id}\n")),
-            Ok(id) => s.push_str(&format!(
+            Answer::Ok(id) if *id == r.cluster_id => s.push_str(&format!("  {m}: {id}\n")),
+            Answer::Ok(id) => s.push_str(&format!(
                 "  {m}: {id} (another cluster: its snapshots stay refused)\n"
             )),
-            Err(e) => s.push_str(&format!("  {m}: not reachable: {e}\n")),
+            Answer::Err(e) => s.push_str(&format!("  {m}: not reachable: {e}\n")),
         }
     }
     s

@@ -356,7 +356,7 @@ fn could_not_run(cfg: &Config, run_id: &str, t0: Instant, e: RunError) -> RunErr
     for m in cfg.members() {
         let o = Outcome {
             proof: None,
-            job: "snapshot".into(),
+            job: vigil_core::jobs::Source::Snapshot,
             run_id: run_id.to_string(),
             cluster: cfg.cluster_name().to_string(),
             subject: m.name.clone(),

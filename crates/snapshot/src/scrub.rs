@@ -61,7 +61,7 @@ pub fn record(cfg: &Config, run_id: &str, s: &Scrubbed) -> Result<(), FsError> {
     let ok = s.errors.is_empty();
     let rec = Outcome {
         proof: None,
-        job: "scrub".into(),
+        job: vigil_core::jobs::Source::Scrub,
         run_id: run_id.to_string(),
         cluster: cfg.cluster_name().to_string(),
         subject: s.store.clone(),

@@ -524,15 +524,10 @@ fn block_on<T: Send>(f: impl std::future::Future<Output = T> + Send) -> T {
             tokio::task::block_in_place(|| h.block_on(f))
         }
         _ => std::thread::scope(|s| {
-            s.spawn(|| {
-                tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .map(|rt| rt.block_on(f))
-            })
-            .join()
+            s.spawn(|| vigil_core::runtime::current_thread().map(|rt| rt.block_on(f)))
+                .join()
         })
         .unwrap_or_else(|p| std::panic::resume_unwind(p))
-        .unwrap_or_else(|e| panic!("starting a runtime for the sink cleanup: {e}")),
+        .unwrap_or_else(|e| panic!("the sink cleanup: {e}")),
     }
 }

@@ -173,11 +173,6 @@ impl MaintenanceWindow {
     }
 }
 
-/// The sources an alert can come from; channels route on them.
-pub const ALERT_SOURCES: &[&str] = &[
-    "snapshot", "sink", "scrub", "drill", "health", "quota", "vigil",
-];
-
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize,
 )]

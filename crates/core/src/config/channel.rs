@@ -5,7 +5,8 @@
 //! A channel is read in two steps, as every table of kinds is (`kinds.rs`).
 
 use super::kinds::{all_of, fields_of, kinds, own_keys, Cx, Family, RawKind};
-use super::{ConfigError, Severity, Validator, ALERT_SOURCES};
+use super::{ConfigError, Severity, Validator};
+use crate::jobs::Source;
 use crate::secret::Secret;
 use crate::units::HumanDuration;
 use serde::Deserialize;
@@ -69,7 +70,7 @@ pub struct ChannelConfig {
     pub name: String,
     pub min_severity: Option<Severity>,
     /// Empty: every source.
-    pub sources: Vec<String>,
+    pub sources: Vec<Source>,
     pub ca_file: Option<PathBuf>,
     /// Upper bound for one delivery attempt.
     pub timeout: Duration,
@@ -148,16 +149,17 @@ impl RawChannel {
             self.kind.shared(),
             ChannelKind::owners,
         )?;
+        let mut sources = Vec::with_capacity(self.sources.len());
         for (i, src) in self.sources.iter().enumerate() {
-            if !ALERT_SOURCES.contains(&src.as_str()) {
-                return Err(v.err(
-                    format!("{key}.sources[{i}]"),
-                    v.field_span(span.clone(), "sources"),
-                    format!(
-                        "unknown source {src:?}; use any of {}",
-                        ALERT_SOURCES.join(", ")
-                    ),
-                ));
+            match src.parse::<Source>() {
+                Ok(s) => sources.push(s),
+                Err(e) => {
+                    return Err(v.err(
+                        format!("{key}.sources[{i}]"),
+                        v.field_span(span.clone(), "sources"),
+                        e.to_string(),
+                    ))
+                }
             }
         }
         if let Some(p) = &self.ca_file {
@@ -174,7 +176,7 @@ impl RawChannel {
         Ok(ChannelConfig {
             name: self.name,
             min_severity: self.min_severity,
-            sources: self.sources,
+            sources,
             ca_file: self.ca_file,
             timeout: self.timeout.map_or(DEFAULT_TIMEOUT, |t| t.get()),
             settings,

@@ -5,12 +5,10 @@
 //! time vigil records.
 
 use super::{ConfigError, Validator};
+use crate::jobs::Task;
 use crate::units::HumanDuration;
 use serde::Deserialize;
 use std::path::PathBuf;
-
-/// The jobs `vigild` can schedule, in the order it shuts them down.
-pub const DAEMON_JOBS: &[&str] = &["snapshot", "scrub", "drill", "health", "quota"];
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -54,14 +52,13 @@ impl Default for DaemonConfig {
 
 impl DaemonConfig {
     /// The configured schedule of a job (empty strings turn a job off).
-    pub fn schedule(&self, job: &str) -> Option<&str> {
+    pub fn schedule(&self, job: Task) -> Option<&str> {
         let s = match job {
-            "snapshot" => &self.snapshot,
-            "scrub" => &self.scrub,
-            "drill" => &self.drill,
-            "health" => &self.health,
-            "quota" => &self.quota,
-            _ => return None,
+            Task::Snapshot => &self.snapshot,
+            Task::Scrub => &self.scrub,
+            Task::Drill => &self.drill,
+            Task::Health => &self.health,
+            Task::Quota => &self.quota,
         };
         s.as_deref().map(str::trim).filter(|s| !s.is_empty())
     }
@@ -179,12 +176,12 @@ impl Validator<'_> {
         d: &DaemonConfig,
         span: std::ops::Range<usize>,
     ) -> Result<(), ConfigError> {
-        for job in DAEMON_JOBS {
+        for job in Task::ALL {
             if let Some(s) = d.schedule(job) {
                 to_six_field(s).map_err(|m| {
                     self.err(
                         format!("daemon.{job}"),
-                        self.field_span(span.clone(), job),
+                        self.field_span(span.clone(), job.name()),
                         m.to_string(),
                     )
                 })?;

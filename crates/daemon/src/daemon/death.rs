@@ -4,19 +4,6 @@
 use super::{Live, Planned};
 use std::process::ExitStatus;
 
-/// The unit a job stands for, so its alert is the one `OnFailure=` raises
-/// under systemd (`job_unit_failed{unit}`).
-fn unit_of(job: &str) -> Option<&'static str> {
-    Some(match job {
-        "snapshot" => "vigil-snapshot",
-        "scrub" => "vigil-snapshot-scrub",
-        "drill" => "vigil-restore-drill",
-        "health" => "vigil-health",
-        "quota" => "vigil-quota",
-        _ => return None,
-    })
-}
-
 /// What systemd's `$MONITOR_*` would say about a job that exited with `st`;
 /// `None` for exit 0 and 1 (the job ran to its end and reported itself).
 fn death_env(st: &ExitStatus) -> Option<[(&'static str, String); 3]> {
@@ -46,7 +33,8 @@ fn death_env(st: &ExitStatus) -> Option<[(&'static str, String); 3]> {
 /// Raises `job_unit_failed` for a job that died. The reporter is not tied to
 /// vigild: it is short, and if vigild dies meanwhile it is what still tells.
 pub async fn report(live: &Live, p: &Planned, st: &ExitStatus) {
-    let (Some(unit), Some(env)) = (unit_of(p.name), death_env(st)) else {
+    let unit = p.task.unit();
+    let Some(env) = death_env(st) else {
         return;
     };
     let r = tokio::process::Command::new(live.bin("vigil-notify"))
@@ -85,7 +73,5 @@ mod tests {
         assert_eq!(e[2].1, "2");
         let k = death_env(&ExitStatus::from_raw(9)).unwrap();
         assert_eq!((k[0].1.as_str(), k[2].1.as_str()), ("signal", "KILL"));
-        assert_eq!(unit_of("scrub"), Some("vigil-snapshot-scrub"));
-        assert_eq!(unit_of("notify"), None);
     }
 }

@@ -2,11 +2,13 @@
 
 use anyhow::anyhow;
 use tokio_cron_scheduler::Job;
+use vigil_core::jobs::Task;
 use vigil_core::Config;
 
 /// One scheduled job.
 #[derive(Debug, Clone)]
 pub struct Planned {
+    pub task: Task,
     pub name: &'static str,
     /// As written in the config.
     pub cron: String,
@@ -16,22 +18,13 @@ pub struct Planned {
     pub args: Vec<String>,
 }
 
-fn command_of(job: &str) -> (&'static str, &'static [&'static str]) {
-    match job {
-        "snapshot" => ("vigil-snapshot", &["run"]),
-        "scrub" => ("vigil-snapshot", &["scrub"]),
-        "drill" => ("vigil-restore", &["drill"]),
-        "health" => ("vigil-health", &["run"]),
-        _ => ("vigil-quota", &["run"]),
-    }
-}
-
 /// The jobs the config schedules, each checked by the scheduler's own parser.
 pub fn plan(cfg: &Config) -> anyhow::Result<Vec<Planned>> {
     let d = cfg.daemon_config();
     let mut out = Vec::new();
-    for name in vigil_core::config::DAEMON_JOBS {
-        let Some(cron) = d.schedule(name) else {
+    for task in Task::ALL {
+        let name = task.name();
+        let Some(cron) = d.schedule(task) else {
             continue;
         };
         let six = vigil_core::config::to_six_field(cron)
@@ -42,8 +35,9 @@ pub fn plan(cfg: &Config) -> anyhow::Result<Vec<Planned>> {
                 cfg.path.display()
             )
         })?;
-        let (program, args) = command_of(name);
+        let (program, args) = task.command();
         out.push(Planned {
+            task,
             name,
             cron: cron.to_string(),
             six,

@@ -83,7 +83,7 @@ impl<'a> RunDir<'a> {
         };
         let o = Outcome {
             proof: None,
-            job: "drill".into(),
+            job: vigil_core::jobs::Source::Drill,
             run_id: self.run_id.clone(),
             cluster: self.cfg.cluster_name().to_string(),
             subject: member.clone(),

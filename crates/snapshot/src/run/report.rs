@@ -130,7 +130,7 @@ impl RunReport {
 fn record_outcomes(state: &Path, r: &RunReport) -> Result<(), FsError> {
     let base = Outcome {
         proof: None,
-        job: "snapshot".into(),
+        job: vigil_core::jobs::Source::Snapshot,
         run_id: r.run_id.clone(),
         cluster: r.cluster.clone(),
         subject: String::new(),
@@ -160,7 +160,7 @@ fn record_outcomes(state: &Path, r: &RunReport) -> Result<(), FsError> {
         outcome::record(
             state,
             &Outcome {
-                job: "sink".into(),
+                job: vigil_core::jobs::Source::Sink,
                 subject: s.sink.clone(),
                 ok: s.ok,
                 stage: if s.ok { Stage::Done } else { Stage::Ship },

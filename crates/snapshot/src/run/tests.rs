@@ -10,6 +10,7 @@ use crate::prove::{Proofs, Tee};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::Path;
+use vigil_core::jobs::Source;
 use vigil_core::manifest::{Manifest, ProofResult, RestoreProof};
 use vigil_etcd::{Alarm, EtcdError, HashKv, ListedMember, MemberStatus};
 use vigil_restore::proof::Before;
@@ -241,7 +242,7 @@ impl Cluster for Shared {
     }
 }
 
-fn outcomes(cfg: &Config, job: &str) -> Vec<(String, bool, Stage)> {
+fn outcomes(cfg: &Config, job: Source) -> Vec<(String, bool, Stage)> {
     outcome::latest(&cfg.state.dir, job)
         .into_iter()
         .map(|o| (o.subject, o.ok, o.stage))
@@ -301,7 +302,7 @@ async fn a_member_that_fails_does_not_stop_the_others() {
     // One failed member fails the run (exit 1), and the records say who.
     assert!(!r.ok);
     assert_eq!(
-        outcomes(&cfg, "snapshot"),
+        outcomes(&cfg, Source::Snapshot),
         [
             ("cp-1".to_string(), true, Stage::Done),
             ("cp-2".to_string(), false, Stage::Connect),
@@ -309,7 +310,7 @@ async fn a_member_that_fails_does_not_stop_the_others() {
         ]
     );
     assert_eq!(
-        outcomes(&cfg, "sink"),
+        outcomes(&cfg, Source::Sink),
         [("offsite".to_string(), true, Stage::Done)]
     );
     assert!(r
@@ -407,7 +408,7 @@ async fn a_bad_stream_and_a_diverged_member_each_fail_in_their_stage() {
     assert!(vigil_core::pin::load(&cfg.state.dir).unwrap().is_none());
     assert!(!r.ok);
     assert_eq!(
-        outcomes(&cfg, "snapshot")
+        outcomes(&cfg, Source::Snapshot)
             .into_iter()
             .map(|(_, ok, stage)| (ok, stage))
             .collect::<Vec<_>>(),
@@ -438,7 +439,7 @@ async fn a_proof_that_cannot_run_reaches_the_report_and_the_records() {
         assert!(m.sinks[0].ok);
     }
     assert!(!r.ok);
-    let rec = outcome::latest(&cfg.state.dir, "snapshot");
+    let rec = outcome::latest(&cfg.state.dir, Source::Snapshot);
     assert_eq!(rec.len(), 3);
     assert!(rec.iter().all(|o| o
         .proof
