@@ -173,7 +173,7 @@ impl Sender {
     pub fn heartbeat(url: Secret) -> Result<Sender, AlertError> {
         let redact = Arc::new(Redactor::of(&[&url]));
         Ok(Sender {
-            name: crate::engine::HEARTBEAT_CHANNEL.into(),
+            name: crate::model::HEARTBEAT_CHANNEL.into(),
             transport: Box::new(heartbeat::Heartbeat::new(url)?),
             resend: None,
             timeout: DEFAULT_TIMEOUT,

@@ -431,3 +431,18 @@ fn hostname() -> String {
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "unknown".into())
 }
+
+impl crate::redact::Redactor {
+    /// Every channel's webhook URL or SMTP password, Alertmanager user info
+    /// and the heartbeat URL.
+    pub fn from_settings(s: &Settings) -> Self {
+        let mut r = Self::default();
+        for c in s.channels() {
+            crate::channel::kind(&c.settings).secrets(&mut r);
+        }
+        if let Some(h) = &s.alert.heartbeat {
+            r.add(h.expose());
+        }
+        r
+    }
+}

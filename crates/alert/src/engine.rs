@@ -18,8 +18,7 @@ use time::OffsetDateTime;
 use vigil_core::config::{AlertConfig, AlertRule, ChannelConfig};
 use vigil_core::Config;
 
-/// Outbox channel name of the dead-man heartbeat (not a valid channel name, so no clash).
-pub const HEARTBEAT_CHANNEL: &str = "@heartbeat";
+pub use crate::model::HEARTBEAT_CHANNEL;
 /// The alert raised when a channel keeps failing; routed to every other channel.
 pub const CHANNEL_FAILING: &str = "notify_channel_failing";
 /// Consecutive failed attempts before [`CHANNEL_FAILING`] fires.

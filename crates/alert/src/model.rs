@@ -9,6 +9,9 @@ pub use vigil_core::config::Severity;
 
 pub use vigil_core::jobs::Source;
 
+/// Outbox channel name of the dead-man heartbeat (not a valid channel name, so no clash).
+pub const HEARTBEAT_CHANNEL: &str = "@heartbeat";
+
 /// Default thresholds of a source (failures before firing, successes before
 /// resolving): periodic checks flap, so they need 3 and 2; a failed job is
 /// already a fact, so it fires and resolves at once.

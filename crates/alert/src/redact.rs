@@ -11,7 +11,6 @@
 //! (also any run of [`MIN_RUN`] or more characters taken from one), and cut
 //! to [`MAX_CHARS`] characters.
 
-use crate::engine::Settings;
 use vigil_core::secret::Secret;
 
 /// Bytes of a reply body read at most; the rest is not even received.
@@ -47,19 +46,6 @@ impl std::fmt::Debug for Redactor {
 }
 
 impl Redactor {
-    /// Every channel's webhook URL or SMTP password, Alertmanager user info
-    /// and the heartbeat URL.
-    pub fn from_settings(s: &Settings) -> Redactor {
-        let mut r = Redactor::default();
-        for c in s.channels() {
-            crate::channel::kind(&c.settings).secrets(&mut r);
-        }
-        if let Some(h) = &s.alert.heartbeat {
-            r.add(h.expose());
-        }
-        r
-    }
-
     /// A redactor for one secret.
     pub fn of(secrets: &[&Secret]) -> Redactor {
         let mut r = Redactor::default();

@@ -28,39 +28,18 @@
 //! `restore.bump_revision` (default 1000000000) is the floor: it wins while
 //! it is larger, and 0 leaves the evidence alone to size the bump.
 
-use crate::etcd::Tool;
+use crate::tool::Tool;
+pub use crate::tool::{can_bump, version_triple, MIN_ETCDUTL};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use vigil_core::seen::RevisionSeen;
 
-/// The first etcdutl with `snapshot restore --bump-revision --mark-compacted`.
-pub const MIN_ETCDUTL: (u32, u32, u32) = (3, 5, 10);
 /// The smallest margin over the evidence.
 pub const MIN_MARGIN: u64 = 1000;
 /// `restore.bump_revision`'s default: safe without evidence for any cluster
 /// that wrote fewer revisions since its snapshot.
 pub const SAFE_FLOOR: u64 = 1_000_000_000;
-
-/// `3.5.12` (also `v3.5.12`, `3.5.12-rc.0`) as numbers.
-pub fn version_triple(v: &str) -> Option<(u32, u32, u32)> {
-    let v = v.trim().trim_start_matches('v');
-    let mut it = v.split('.');
-    let major = it.next()?.parse().ok()?;
-    let minor = it.next()?.parse().ok()?;
-    let patch: String = it
-        .next()
-        .unwrap_or("0")
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
-    Some((major, minor, patch.parse().unwrap_or(0)))
-}
-
-/// True for etcdutl 3.5.10 and later: the only restore tool with the flags.
-pub fn can_bump(kind: &str, version: &str) -> bool {
-    kind == "etcdutl" && version_triple(version).is_some_and(|v| v >= MIN_ETCDUTL)
-}
 
 /// Where the newest revision seen came from.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]

@@ -12,80 +12,14 @@ use crate::RestoreError;
 use serde::Serialize;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use vigil_core::cmd::{argv, render, Cmd};
+use vigil_core::cmd::render;
 use vigil_core::config::MemberConfig;
 
 mod plan;
-mod tool;
+pub use crate::tool::{detect_tool, restore_argv, restore_member, MemberRestore, Tool};
 pub use plan::{
     check_ports_free, parse_peer_flag, plan_members, PeerFlagError, PeerFrom, Plan, PlannedMember,
 };
-pub use tool::{detect_tool, Tool};
-
-/// One member's `snapshot restore`.
-#[derive(Debug, Clone, Copy)]
-pub struct MemberRestore<'a> {
-    pub tool: &'a Tool,
-    pub snapshot: &'a Path,
-    /// Fetch checked this file's sha256 against its manifest (which implies
-    /// etcd's trailer), so the tool's own hash check would only hash the
-    /// same bytes again.
-    pub verified: bool,
-    pub name: &'a str,
-    pub data_dir: &'a Path,
-    pub initial_cluster: &'a str,
-    pub token: &'a str,
-    pub peer_url: &'a str,
-    /// `--bump-revision` (with `--mark-compacted`) when above 0 and the tool can.
-    pub bump_revision: u64,
-}
-
-/// The argv of one member's restore.
-pub fn restore_argv(r: &MemberRestore<'_>) -> Vec<OsString> {
-    let mut a = argv(&r.tool.bin, ["snapshot", "restore"]);
-    a.push(r.snapshot.into());
-    for (k, v) in [
-        ("--name", r.name),
-        ("--initial-cluster", r.initial_cluster),
-        ("--initial-cluster-token", r.token),
-        ("--initial-advertise-peer-urls", r.peer_url),
-    ] {
-        a.push(k.into());
-        a.push(v.into());
-    }
-    a.push("--data-dir".into());
-    a.push(r.data_dir.into());
-    if r.tool.can_bump() && r.bump_revision > 0 {
-        a.push("--bump-revision".into());
-        a.push(r.bump_revision.to_string().into());
-        a.push("--mark-compacted".into());
-    }
-    if r.verified {
-        // The trailer is still cut off; only the second sha256 pass goes.
-        a.push("--skip-hash-check".into());
-    }
-    a
-}
-
-/// Restores into a temporary directory beside `data_dir` and renames it into place.
-pub fn restore_member(r: &MemberRestore<'_>) -> Result<(), RestoreError> {
-    let (tool, data_dir) = (r.tool, r.data_dir);
-    let tmp = vigil_core::fsutil::partial_path(data_dir);
-    let _ = std::fs::remove_dir_all(&tmp);
-    let a = restore_argv(&MemberRestore {
-        data_dir: &tmp,
-        ..*r
-    });
-    if let Err(e) = crate::guard::tie(Cmd::argv(&a).envs(tool.env())).run_blocking() {
-        let _ = std::fs::remove_dir_all(&tmp);
-        return Err(e.into());
-    }
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o700))
-        .map_err(|e| vigil_core::fsutil::FsError::new("setting mode 0700 on", &tmp, e))?;
-    vigil_core::fsutil::commit_rename(&tmp, data_dir)?;
-    Ok(())
-}
 
 /// One restored member and how to start it.
 #[derive(Debug, Clone, Serialize)]

@@ -26,6 +26,7 @@ pub mod rke2;
 mod scratch;
 pub mod select;
 pub mod stores;
+pub mod tool;
 pub mod versions;
 
 use vigil_core::exit;

@@ -3,7 +3,7 @@
 //! a private (0700) dir only, for clients and peers: no other user on the
 //! bastion can connect to the decrypted cluster, and no TCP port is open.
 
-use crate::etcd::Tool;
+use crate::tool::Tool;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
@@ -77,7 +77,7 @@ pub(crate) fn start(
     let ic = format!("{name}={peer}");
     let token = format!("vigil-{name}");
     // `snap` is always a file fetch verified (the drill's, the replay's input).
-    crate::etcd::restore_member(&crate::etcd::MemberRestore {
+    crate::tool::restore_member(&crate::tool::MemberRestore {
         tool: spec.tool,
         snapshot: snap,
         verified: true,

@@ -7,7 +7,7 @@
 //! 3.5. `restore.etcd_bin` / `etcdutl_bin` / `etcdctl_bin` point at binaries
 //! of the cluster's version (for RKE2, the ones in its etcd image).
 
-use crate::etcd::Tool;
+use crate::tool::Tool;
 use std::path::Path;
 
 /// `major.minor` of a version such as `3.4.23` or `v3.5.9`.

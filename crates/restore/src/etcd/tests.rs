@@ -1,5 +1,5 @@
-use super::tool::parse_version;
 use super::*;
+use crate::tool::parse_version;
 use std::net::TcpListener;
 use vigil_core::manifest::Membership;
 
