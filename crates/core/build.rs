@@ -58,6 +58,14 @@ impl syn::parse::Parse for Kinds {
             input.parse::<syn::Token![dyn]>()?;
             input.parse::<syn::Path>()?;
         }
+        if input.peek(syn::Token![,]) {
+            // `, each NAME => CALLBACK`
+            input.parse::<syn::Token![,]>()?;
+            input.parse::<syn::Ident>()?;
+            input.parse::<syn::Ident>()?;
+            input.parse::<syn::Token![=>]>()?;
+            input.parse::<syn::Ident>()?;
+        }
         input.parse::<syn::Token![;]>()?;
         let entries =
             syn::punctuated::Punctuated::<KindEntry, syn::Token![,]>::parse_terminated(input)?;

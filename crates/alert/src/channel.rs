@@ -19,13 +19,8 @@ use std::time::Duration;
 use vigil_core::config::{ChannelConfig, ChannelSettings};
 use vigil_core::secret::Secret;
 
-mod alertmanager;
-mod email;
-mod file;
 mod heartbeat;
 mod http;
-mod slack;
-mod teams;
 
 pub use alertmanager::alertmanager_payload;
 pub use http::parse_retry_after;
@@ -125,16 +120,22 @@ pub(crate) trait Transport: Send + Sync + std::fmt::Debug {
     ) -> SendFuture<'a>;
 }
 
-/// The one match over the kinds: a configured channel as its [`Kind`].
-pub(crate) fn kind(s: &ChannelSettings) -> &dyn Kind {
-    match s {
-        ChannelSettings::Slack(c) => c,
-        ChannelSettings::Teams(c) => c,
-        ChannelSettings::Email(c) => c,
-        ChannelSettings::Alertmanager(c) => c,
-        ChannelSettings::File(c) => c,
-    }
+/// Per kind of the config's list: its file here (`channel/<kind>.rs`, whose
+/// settings type implements [`Kind`]) and its arm of the one match.
+macro_rules! channels {
+    ($($v:ident => $m:ident),* $(,)?) => {
+        $(mod $m;)*
+
+        /// The one match over the kinds: a configured channel as its [`Kind`].
+        pub(crate) fn kind(s: &ChannelSettings) -> &dyn Kind {
+            match s {
+                $(ChannelSettings::$v(c) => c,)*
+            }
+        }
+    };
 }
+
+vigil_core::channel_kinds!();
 
 /// A ready-to-use channel.
 #[derive(Debug)]

@@ -451,8 +451,9 @@ impl Sink {
     }
 }
 
-/// One line per kind: the config's variant, and the file whose
-/// `build(cfg, options, state_dir)` makes its backend.
+/// Per kind of the config's list: its file here, whose
+/// `build(cfg, options, state_dir)` makes its backend, and its arm of the
+/// one match.
 macro_rules! backends {
     ($($v:ident => $m:ident),* $(,)?) => {
         $(mod $m;)*
@@ -465,14 +466,8 @@ macro_rules! backends {
     };
 }
 
-backends! {
-    S3 => s3,
-    Azure => azure,
-    Gcs => gcs,
-    Fs => fs,
-    Dir => dir,
-    TapeDsmc => tape,
-}
+// One `mod` and one arm per kind of `vigil_core`'s sink list.
+vigil_core::sink_backends!();
 
 /// The longest a run waits, before its members start, for the multipart
 /// cleanup of one sink (listings and aborts are small requests).

@@ -1,6 +1,6 @@
 //! `[[alert.channel]]`: where alerts are sent. The keys every channel has
 //! are here; each kind's own keys, their checks and its secret are in
-//! `channel/<kind>.rs`, registered once in [`channel_kinds!`] below.
+//! `channel/<kind>.rs`, registered by one line in the `kinds!` block below.
 //!
 //! A channel is read in two steps, as every table of kinds is (`kinds.rs`).
 
@@ -16,27 +16,21 @@ use std::sync::OnceLock;
 use std::time::Duration;
 use toml::de::DeTable;
 
-pub mod alertmanager;
-pub mod email;
-pub mod file;
-pub mod slack;
-pub mod teams;
-
 kinds! {
     /// What `kind = "..."` names.
     enum ChannelKind =>
     /// A channel's kind with its own settings.
-    ChannelSettings;
+    ChannelSettings, each channel_kinds => channels;
     /// A Slack incoming webhook.
-    "slack" => Slack(slack::RawSlack => slack::SlackChannel),
+    "slack" => Slack(slack::RawSlack => SlackChannel),
     /// A Microsoft Teams workflow (or retired connector) webhook.
-    "teams" => Teams(teams::RawTeams => teams::TeamsChannel),
+    "teams" => Teams(teams::RawTeams => TeamsChannel),
     /// Email through an SMTP relay.
-    "email" => Email(email::RawEmail => email::EmailChannel),
+    "email" => Email(email::RawEmail => EmailChannel),
     /// Alertmanager's v2 API.
-    "alertmanager" => Alertmanager(alertmanager::RawAlertmanager => alertmanager::AlertmanagerChannel),
+    "alertmanager" => Alertmanager(alertmanager::RawAlertmanager => AlertmanagerChannel),
     /// One JSON line per message appended to a file.
-    "file" => File(file::RawFile => file::FileChannel),
+    "file" => File(file::RawFile => FileChannel),
 }
 
 impl std::fmt::Display for ChannelKind {

@@ -284,13 +284,31 @@ pub(super) fn read<R: RawKind>(cx: &Cx, own: Spanned<DeValue<'_>>) -> Result<R, 
 /// `kind = "..."` names, the enum of resolved settings, and the dispatch
 /// between them; with `Settings: dyn Trait`, also `Settings::options()`.
 macro_rules! kinds {
+    // `each NAME => CALLBACK`: exports `NAME!()`, which expands to
+    // `CALLBACK! { Variant => module, ... }` for every kind in the crate that
+    // invokes it, so the crate that builds or sends a kind (vigil-archive,
+    // vigil-alert) takes its modules and its one match from this one list.
+    (
+        $(#[doc = $kdoc:literal])* enum $kind:ident => $(#[doc = $sdoc:literal])* $settings:ident $(: dyn $tr:path)?, each $each:ident => $cb:ident;
+        $( $(#[doc = $doc:literal])* $name:literal => $variant:ident($m:ident :: $raw:ident => $res:ident) ),* $(,)?
+    ) => {
+        #[macro_export]
+        macro_rules! $each {
+            () => { $cb! { $($variant => $m),* } };
+        }
+
+        kinds! {
+            $(#[doc = $kdoc])* enum $kind => $(#[doc = $sdoc])* $settings $(: dyn $tr)?;
+            $( $(#[doc = $doc])* $name => $variant($m::$raw => $res), )*
+        }
+    };
     (
         $(#[doc = $kdoc:literal])* enum $kind:ident => $(#[doc = $sdoc:literal])* $settings:ident: dyn $tr:path;
-        $( $(#[doc = $doc:literal])* $name:literal => $variant:ident($raw:ty => $res:ty) ),* $(,)?
+        $( $(#[doc = $doc:literal])* $name:literal => $variant:ident($m:ident :: $raw:ident => $res:ident) ),* $(,)?
     ) => {
         kinds! {
             $(#[doc = $kdoc])* enum $kind => $(#[doc = $sdoc])* $settings;
-            $( $(#[doc = $doc])* $name => $variant($raw => $res), )*
+            $( $(#[doc = $doc])* $name => $variant($m::$raw => $res), )*
         }
 
         impl $settings {
@@ -302,8 +320,11 @@ macro_rules! kinds {
     };
     (
         $(#[doc = $kdoc:literal])* enum $kind:ident => $(#[doc = $sdoc:literal])* $settings:ident;
-        $( $(#[doc = $doc:literal])* $name:literal => $variant:ident($raw:ty => $res:ty) ),* $(,)?
+        $( $(#[doc = $doc:literal])* $name:literal => $variant:ident($m:ident :: $raw:ident => $res:ident) ),* $(,)?
     ) => {
+        // The kind's file, `<family>/<m>.rs`, and its resolved type.
+        $( pub mod $m; pub use $m::$res; )*
+
         $(#[doc = $kdoc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
         pub enum $kind {
@@ -320,12 +341,12 @@ macro_rules! kinds {
 
             /// The keys of this kind besides the common ones.
             fn fields(self) -> &'static [&'static str] {
-                match self { $($kind::$variant => $crate::config::kinds::fields_of::<$raw>(),)* }
+                match self { $($kind::$variant => $crate::config::kinds::fields_of::<$m::$raw>(),)* }
             }
 
             /// The restricted common keys this kind takes.
             fn shared(self) -> &'static [&'static str] {
-                match self { $($kind::$variant => <$raw as $crate::config::kinds::RawKind>::SHARED,)* }
+                match self { $($kind::$variant => <$m::$raw as $crate::config::kinds::RawKind>::SHARED,)* }
             }
 
             fn resolve(
@@ -335,14 +356,14 @@ macro_rules! kinds {
             ) -> Result<$settings, $crate::config::ConfigError> {
                 use $crate::config::kinds::{read, RawKind};
                 match self {
-                    $($kind::$variant => Ok($settings::$variant(read::<$raw>(cx, own)?.resolve(cx)?)),)*
+                    $($kind::$variant => Ok($settings::$variant(read::<$m::$raw>(cx, own)?.resolve(cx)?)),)*
                 }
             }
 
             /// Every kind's own keys.
             fn all_fields() -> Vec<&'static str> {
                 let mut v = Vec::new();
-                $(v.extend_from_slice($crate::config::kinds::fields_of::<$raw>());)*
+                $(v.extend_from_slice($crate::config::kinds::fields_of::<$m::$raw>());)*
                 v
             }
 

@@ -8,19 +8,8 @@
 #[cfg(test)]
 mod tests;
 
-mod azure;
-mod dir;
-mod fs;
-mod gcs;
-mod s3;
-mod tape;
-
-pub use azure::AzureSink;
-pub use dir::DirSink;
-pub use fs::FsSink;
-pub use gcs::GcsSink;
-pub use s3::{LockMode, ObjectLock, S3Sink};
-pub use tape::{RcPolicy, TapeSink, DEFAULT_DESCRIPTION};
+pub use s3::{LockMode, ObjectLock};
+pub use tape::{RcPolicy, DEFAULT_DESCRIPTION};
 
 use super::kinds::{all_of, fields_of, kinds, own_keys, Cx, Family};
 use super::{ConfigError, Validator};
@@ -86,7 +75,7 @@ kinds! {
     /// What `kind = "..."` names.
     enum SinkKind =>
     /// A sink's kind with its resolved options.
-    SinkSettings: dyn KindOptions;
+    SinkSettings: dyn KindOptions, each sink_backends => backends;
     /// S3 or Ceph RGW.
     "s3" => S3(s3::RawS3 => S3Sink),
     /// Azure Blob Storage.
