@@ -355,16 +355,21 @@ async fn prepare<C: Cluster>(
     // minutes old after a wait, and a count taken after a long stream can
     // find its revision compacted (the apiserver compacts every 5 minutes).
     let st = crate::gentle::wait_for_turn(&ctx.bounds, client, turn, &record).await?;
-    let key_count = client
-        .key_count(st.revision)
-        .await
-        .map_err(MemberError::KeyCount)?;
-
     let (tee, proof) = match ctx.proofs.start(&m.name, st.db_size).await {
         Start::Tee(t) => (Some(t), None),
         Start::Record(p) => (None, Some(*p)),
         Start::Off => (None, None),
     };
+    // Waiting for a proof slot can outlast a compaction window: then the
+    // status read when the turn came is read again, just before the stream.
+    let st = match tee {
+        Some(_) => client.status().await.map_err(MemberError::Status)?,
+        None => st,
+    };
+    let key_count = client
+        .key_count(st.revision)
+        .await
+        .map_err(MemberError::KeyCount)?;
     // The proof compares at the snapshot's revision when it can; this
     // reading stands in should the member compact past it meanwhile.
     let before = match &tee {
