@@ -34,7 +34,7 @@
 mod outbox;
 
 use crate::channel::{AmExtra, Sender};
-use crate::engine::{self, Settings};
+use crate::engine::Settings;
 use crate::model::{Event, Item, Notification};
 use crate::store::Store;
 use crate::AlertError;
@@ -244,7 +244,7 @@ pub async fn run(
             ),
             Err(e) => tracing::error!("scrubbing the alert database: {e}"),
         }
-        st.write(|tx| engine::tick(tx, &s, vigil_core::now()))?;
+        st.write(|tx| crate::ledger::tick(tx, &s, vigil_core::now()))?;
         let _ = st.prune(vigil_core::now());
     }
     let (deadline, retry) = match opts.until {
@@ -336,7 +336,7 @@ pub async fn run(
                     break;
                 }
                 let now = vigil_core::now();
-                match st.write(|tx| engine::tick(tx, &s, now)) {
+                match st.write(|tx| crate::ledger::tick(tx, &s, now)) {
                     Ok(_) => {
                         if let Some(f) = alive {
                             f();

@@ -1,15 +1,12 @@
-//! The state machine: check results become transitions, transitions become
-//! outbox rows (one per routed channel), and [`tick`] adds reminders, the
-//! notifications held back by silences, and Alertmanager re-sends.
-//!
-//! Everything here runs inside one SQLite write transaction, so a crash
-//! leaves either the old state or the new state plus its outbox rows.
+//! The state machine, pure: what one check result does to an alert
+//! ([`step`]), whether an alert is muted ([`muted`]), which notifications
+//! are due for a firing alert ([`due`]) and when a channel that keeps
+//! failing becomes an alert of its own ([`channel_result`]). No I/O: the
+//! ledger (`ledger.rs`) runs these inside one SQLite write transaction, so
+//! a crash leaves either the old state or the new state plus its outbox rows.
 
-use crate::model::{
-    to_ms, Alert, AlertKey, CheckResult, Event, Fact, Item, Severity, Source, Status,
-};
-use crate::store::{row_to_alert, ALERT_COLUMNS};
-use rusqlite::{params, OptionalExtension, Transaction};
+use crate::model::ActiveSilence;
+use crate::model::{to_ms, Alert, AlertKey, CheckResult, Event, Fact, Severity, Source, Status};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -113,96 +110,51 @@ fn matches(matchers: &BTreeMap<String, String>, labels: &BTreeMap<&str, &str>) -
         .all(|(k, v)| labels.get(k.as_str()) == Some(&v.as_str()))
 }
 
-/// Why an alert is muted right now, if it is: a silence or a maintenance window.
+/// Why an alert is muted right now, if it is: a maintenance window or one
+/// of the `silences` in force.
 pub fn muted(
-    tx: &Transaction,
     s: &Settings,
     a: &Alert,
+    silences: &[ActiveSilence],
     now: OffsetDateTime,
-) -> rusqlite::Result<Option<String>> {
+) -> Option<String> {
     let labels = a.match_labels();
     for w in &s.alert.maintenance {
         if w.contains(now) && matches(&w.matchers, &labels) {
-            return Ok(Some(format!(
+            return Some(format!(
                 "maintenance window ({})",
                 if w.reason.is_empty() {
                     "no reason given"
                 } else {
                     &w.reason
                 }
-            )));
+            ));
         }
     }
-    let mut st = tx.prepare_cached(
-        "SELECT id, matchers FROM silences WHERE expired_ms IS NULL AND ends_ms > ?1",
-    )?;
-    let rows = st.query_map([to_ms(now)], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-    })?;
-    for r in rows {
-        let (id, m) = r?;
-        let m: BTreeMap<String, String> = serde_json::from_str(&m).unwrap_or_default();
-        if matches(&m, &labels) {
-            return Ok(Some(format!("silence {id}")));
-        }
-    }
-    Ok(None)
+    silences
+        .iter()
+        .find(|(_, m)| matches(m, &labels))
+        .map(|(id, _)| format!("silence {id}"))
 }
 
-pub(crate) fn load(tx: &Transaction, key: &str) -> rusqlite::Result<Option<Alert>> {
-    tx.query_row(
-        &format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE key = ?1"),
-        [key],
-        row_to_alert,
-    )
-    .optional()
+/// What one check result does to an alert.
+#[derive(Debug)]
+pub struct Step {
+    /// The alert's new state, to be saved.
+    pub alert: Alert,
+    pub transition: Transition,
+    /// The channels to tell it resolved: exactly those told it fired, even
+    /// during a silence, so every recovery reaches a human.
+    pub resolved_to: Vec<String>,
 }
 
-/// Queues one outbox row.
-pub(crate) fn enqueue(
-    tx: &Transaction,
-    channel: &str,
-    alert_key: Option<&str>,
-    event: Event,
-    payload: &str,
-    now: OffsetDateTime,
-) -> rusqlite::Result<()> {
-    tx.execute(
-        "INSERT INTO outbox (channel, alert_key, event, payload, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![channel, alert_key, event.as_str(), payload, to_ms(now)],
-    )?;
-    Ok(())
-}
-
-fn enqueue_item(
-    tx: &Transaction,
-    channel: &str,
-    a: &Alert,
-    event: Event,
-    now: OffsetDateTime,
-) -> rusqlite::Result<()> {
-    let item = Item {
-        id: 0,
-        event,
-        alert: a.view(),
-    };
-    let payload = serde_json::to_string(&item).unwrap_or_default();
-    enqueue(tx, channel, Some(&a.key), event, &payload, now)
-}
-
-/// Applies one check result. Notifications are queued by [`tick`].
-pub fn apply(
-    tx: &Transaction,
-    s: &Settings,
-    r: &CheckResult,
-    now: OffsetDateTime,
-) -> rusqlite::Result<Transition> {
-    let key = r.key.to_string();
+/// Applies one check result to `existing` (None: a key never seen).
+/// Notifications of firing alerts are [`due`]'s.
+pub fn step(existing: Option<Alert>, s: &Settings, r: &CheckResult, now: OffsetDateTime) -> Step {
     let now_ms = to_ms(now);
-    let existing = load(tx, &key)?;
     let fresh = existing.is_none();
     let mut a = existing.unwrap_or_else(|| Alert {
-        key: key.clone(),
+        key: r.key.to_string(),
         name: r.key.name.clone(),
         labels: r.key.labels.clone(),
         source: r.source,
@@ -226,6 +178,7 @@ pub fn apply(
     a.last_seen_ms = now_ms;
     a.source = r.source;
     a.cluster = s.cluster.clone();
+    let mut resolved_to = Vec::new();
     let transition = if !r.ok {
         // The details always show the latest failure.
         a.summary = r.summary.clone();
@@ -267,15 +220,11 @@ pub fn apply(
                 a.status = Status::Ok;
                 a.resolved_ms = Some(now_ms);
                 a.summary = format!("Resolved: {}", a.summary.trim_start_matches("Resolved: "));
-                // Resolved goes to exactly the channels that were told it fired,
-                // even during a silence: every recovery reaches a human.
                 if s.alert.send_resolved {
-                    for ch in a.notified_channels.clone() {
-                        if ch == HEARTBEAT_CHANNEL || s.channel(&ch).is_none() {
-                            continue;
-                        }
-                        enqueue_item(tx, &ch, &a, Event::Resolved, now)?;
-                    }
+                    resolved_to = std::mem::take(&mut a.notified_channels)
+                        .into_iter()
+                        .filter(|ch| ch != HEARTBEAT_CHANNEL && s.channel(ch).is_some())
+                        .collect();
                 }
                 a.notified_channels.clear();
                 Transition::Resolved
@@ -287,118 +236,75 @@ pub fn apply(
         // Remember good checks too, so `status --all` lists every key seen.
         a.first_seen_ms = now_ms;
     }
-    crate::store::save_alert(tx, &a)?;
-    Ok(transition)
+    Step {
+        alert: a,
+        transition,
+        resolved_to,
+    }
 }
 
-/// Queues what is due now: first notifications of firing alerts (also those
-/// held back by a silence that has ended), reminders after the repeat
-/// interval, and Alertmanager re-sends. Returns the number of rows queued.
-pub fn tick(tx: &Transaction, s: &Settings, now: OffsetDateTime) -> rusqlite::Result<usize> {
-    let now_ms = to_ms(now);
-    let mut queued = 0;
-    let firing: Vec<Alert> = {
-        let mut st = tx.prepare_cached(&format!(
-            "SELECT {ALERT_COLUMNS} FROM alerts WHERE status = 'firing' ORDER BY key"
-        ))?;
-        let rows = st.query_map([], row_to_alert)?;
-        rows.collect::<rusqlite::Result<_>>()?
-    };
-    for mut a in firing {
-        if muted(tx, s, &a, now)?.is_some() {
-            continue;
-        }
-        let routes = s.routes(&a);
-        let mut changed = false;
-        // First notification, per channel (a channel added later gets it too).
-        for ch in &routes {
-            if !a.notified_channels.contains(ch) {
-                enqueue_item(tx, ch, &a, Event::Firing, now)?;
-                a.notified_channels.push(ch.clone());
-                queued += 1;
-                changed = true;
-            }
-        }
-        if changed && a.last_notified_ms.is_none() {
-            a.last_notified_ms = Some(now_ms);
-        }
-        let repeat = s.repeat_interval(&a.name).as_millis() as i64;
-        if !changed && a.last_notified_ms.is_some_and(|t| now_ms - t >= repeat) {
-            for ch in &routes {
-                enqueue_item(tx, ch, &a, Event::Repeat, now)?;
-                queued += 1;
-            }
-            a.last_notified_ms = Some(now_ms);
-            changed = true;
-        }
-        if changed {
-            crate::store::save_alert(tx, &a)?;
-        }
-    }
-    // Alertmanager forgets alerts that are not re-sent (resolve_timeout).
-    for (c, resend) in s.resending() {
-        let last: i64 = tx
-            .query_row(
-                "SELECT last_refresh_ms FROM channel_state WHERE channel = ?1",
-                [&c.name],
-                |r| r.get(0),
-            )
-            .optional()?
-            .unwrap_or(0);
-        if now_ms - last < resend.as_millis() as i64 {
-            continue;
-        }
-        let pending: i64 = tx.query_row(
-            "SELECT COUNT(*) FROM outbox WHERE channel = ?1 AND sent_ms IS NULL AND event = 'refresh'",
-            [&c.name],
-            |r| r.get(0),
-        )?;
-        let any_firing = !firing_for(tx, &c.name)?.is_empty();
-        if pending == 0 && (any_firing || s.alert.watchdog) {
-            enqueue(tx, &c.name, None, Event::Refresh, "{}", now)?;
-            queued += 1;
-        }
-        tx.execute(
-            "INSERT INTO channel_state (channel, last_refresh_ms) VALUES (?1, ?2)
-             ON CONFLICT (channel) DO UPDATE SET last_refresh_ms = ?2",
-            params![c.name, now_ms],
-        )?;
-    }
-    Ok(queued)
-}
-
-/// The firing, unmuted alerts routed to `channel` (for Alertmanager's re-sends).
-pub(crate) fn firing_for(tx: &Transaction, channel: &str) -> rusqlite::Result<Vec<Alert>> {
-    let mut st = tx.prepare_cached(&format!(
-        "SELECT {ALERT_COLUMNS} FROM alerts WHERE status = 'firing' ORDER BY key"
-    ))?;
-    let rows = st.query_map([], row_to_alert)?;
-    let mut out = Vec::new();
-    for a in rows {
-        let a = a?;
-        if a.notified_channels.iter().any(|c| c == channel) {
-            out.push(a);
-        }
-    }
-    Ok(out)
-}
-
-/// Records a channel's delivery result; after [`CHANNEL_FAILING_AFTER`]
-/// failures in a row, the other channels hear about it.
-pub(crate) fn channel_health(
-    tx: &Transaction,
-    s: &Settings,
-    channel: &str,
-    error: Option<&str>,
+/// The notifications due now for a firing, unmuted alert sent to `routes`:
+/// the first one per channel (a channel added later gets it too), or a
+/// reminder to all once `repeat` has passed. Updates what `a` records of
+/// them; empty when nothing is due (and `a` unchanged).
+pub fn due(
+    a: &mut Alert,
+    routes: &[String],
+    repeat: Duration,
     now: OffsetDateTime,
-) -> rusqlite::Result<()> {
-    if channel == HEARTBEAT_CHANNEL {
-        return Ok(());
+) -> Vec<(String, Event)> {
+    let now_ms = to_ms(now);
+    let mut out = Vec::new();
+    for ch in routes {
+        if !a.notified_channels.contains(ch) {
+            out.push((ch.clone(), Event::Firing));
+            a.notified_channels.push(ch.clone());
+        }
     }
-    let failures = crate::store::Store::channel_failures(tx, channel)?;
+    if !out.is_empty() {
+        if a.last_notified_ms.is_none() {
+            a.last_notified_ms = Some(now_ms);
+        }
+        return out;
+    }
+    let repeat = repeat.as_millis() as i64;
+    if a.last_notified_ms.is_some_and(|t| now_ms - t >= repeat) {
+        out.extend(routes.iter().map(|ch| (ch.clone(), Event::Repeat)));
+        a.last_notified_ms = Some(now_ms);
+    }
+    out
+}
+
+/// Whether an Alertmanager channel re-sent `resend` ago or longer is due,
+/// and whether a re-send should be queued: none waits yet, and there is
+/// something to say (alerts firing there, or the watchdog).
+pub fn refresh(
+    last_ms: i64,
+    resend: Duration,
+    now: OffsetDateTime,
+    waiting: i64,
+    any_firing: bool,
+    watchdog: bool,
+) -> (bool, bool) {
+    let due = to_ms(now) - last_ms >= resend.as_millis() as i64;
+    (due, due && waiting == 0 && (any_firing || watchdog))
+}
+
+/// The check result for `channel` after a delivery attempt: failing after
+/// [`CHANNEL_FAILING_AFTER`] failures in a row; recovered when a delivery
+/// succeeds and the alert `exists`. None: nothing to record.
+pub fn channel_result(
+    channel: &str,
+    failures: u32,
+    error: Option<&str>,
+    exists: impl FnOnce(&AlertKey) -> bool,
+) -> Option<CheckResult> {
+    if channel == HEARTBEAT_CHANNEL {
+        return None;
+    }
     let key = AlertKey::new(CHANNEL_FAILING).label("channel", channel);
-    let r = match error {
-        Some(e) if failures >= CHANNEL_FAILING_AFTER => CheckResult {
+    match error {
+        Some(e) if failures >= CHANNEL_FAILING_AFTER => Some(CheckResult {
             key,
             source: Source::Vigil,
             ok: false,
@@ -406,24 +312,111 @@ pub(crate) fn channel_health(
             summary: format!("Alert channel {channel} failed {failures} deliveries in a row; its messages wait in the outbox"),
             facts: vec![Fact::new("Channel", channel), Fact::new("Failures", failures.to_string()), Fact::new("Last error", e)],
             runbook: Some(format!("Run `vigil-notify test --channel {channel}` and `vigil-notify status`; check the webhook, relay or network")),
-        },
-        None => {
-            if load(tx, &key.to_string())?.is_none() {
-                return Ok(());
-            }
-            CheckResult {
-                key,
-                source: Source::Vigil,
-                ok: true,
-                severity: Severity::Warning,
-                summary: format!("Alert channel {channel} delivers again"),
-                facts: vec![Fact::new("Channel", channel)],
-                runbook: None,
-            }
+        }),
+        None if exists(&key) => Some(CheckResult {
+            key,
+            source: Source::Vigil,
+            ok: true,
+            severity: Severity::Warning,
+            summary: format!("Alert channel {channel} delivers again"),
+            facts: vec![Fact::new("Channel", channel)],
+            runbook: None,
+        }),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The state machine alone: no database, no files.
+    use super::*;
+
+    fn settings() -> Settings {
+        let text = r#"[cluster]
+name = "prod"
+members = [{ name = "cp-1", endpoint = "http://127.0.0.1:12379" }]
+[state]
+dir = "/nonexistent/vigil-state"
+[[alert.channel]]
+name = "ops"
+kind = "file"
+path = "/nonexistent/vigil-state/ops.jsonl"
+"#;
+        Settings::from_config(&Config::parse(text, std::path::Path::new("test.toml")).unwrap())
+    }
+
+    fn result(ok: bool) -> CheckResult {
+        CheckResult {
+            key: AlertKey::new("etcd_member_down").label("member", "cp-1"),
+            source: Source::Health,
+            ok,
+            severity: Severity::Critical,
+            summary: "cp-1 down".into(),
+            facts: Vec::new(),
+            runbook: None,
         }
-        Some(_) => return Ok(()),
-    };
-    apply(tx, s, &r, now)?;
-    tick(tx, s, now)?;
-    Ok(())
+    }
+
+    fn at(s: i64) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(1_800_000_000 + s).unwrap()
+    }
+
+    #[test]
+    fn fires_at_the_threshold_notifies_once_then_repeats_and_resolves_to_who_heard() {
+        let s = settings();
+        // Health needs three failures in a row (default_thresholds).
+        let mut a = None;
+        for (i, want) in [Transition::Pending, Transition::Pending, Transition::Fired]
+            .into_iter()
+            .enumerate()
+        {
+            let st = step(a.take(), &s, &result(false), at(i as i64));
+            assert_eq!(st.transition, want);
+            a = Some(st.alert);
+        }
+        let mut a = a.unwrap();
+        assert_eq!(a.status, Status::Firing);
+        let routes = s.routes(&a);
+        assert_eq!(routes, vec!["ops".to_string()]);
+        assert_eq!(
+            due(&mut a, &routes, Duration::from_secs(3600), at(3)),
+            vec![("ops".to_string(), Event::Firing)]
+        );
+        assert!(due(&mut a, &routes, Duration::from_secs(3600), at(60)).is_empty());
+        assert_eq!(
+            due(&mut a, &routes, Duration::from_secs(3600), at(3603)),
+            vec![("ops".to_string(), Event::Repeat)]
+        );
+        // Two good checks resolve it, to the channel that heard it fire.
+        let st = step(Some(a), &s, &result(true), at(3700));
+        assert_eq!((st.transition, st.resolved_to.len()), (Transition::None, 0));
+        let st = step(Some(st.alert), &s, &result(true), at(3701));
+        assert_eq!(st.transition, Transition::Resolved);
+        assert_eq!(st.resolved_to, vec!["ops".to_string()]);
+        assert!(st.alert.notified_channels.is_empty());
+        assert!(st.alert.summary.starts_with("Resolved: "));
+    }
+
+    #[test]
+    fn silences_mute_by_label_and_channels_fail_after_three() {
+        let s = settings();
+        let a = step(None, &s, &result(false), at(0)).alert;
+        let silences = vec![(
+            "s1".to_string(),
+            BTreeMap::from([("member".to_string(), "cp-1".to_string())]),
+        )];
+        assert_eq!(
+            muted(&s, &a, &silences, at(1)).as_deref(),
+            Some("silence s1")
+        );
+        assert_eq!(muted(&s, &a, &[], at(1)), None);
+
+        assert!(channel_result("ops", 2, Some("500"), |_| false).is_none());
+        let r = channel_result("ops", 3, Some("500"), |_| false).unwrap();
+        assert!(!r.ok && r.key.to_string().contains("ops"), "{r:?}");
+        // A recovery is recorded only for a channel that had the alert.
+        assert!(channel_result("ops", 0, None, |_| false).is_none());
+        assert!(channel_result("ops", 0, None, |_| true).unwrap().ok);
+        assert!(channel_result(HEARTBEAT_CHANNEL, 9, Some("x"), |_| true).is_none());
+    }
 }

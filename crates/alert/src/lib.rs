@@ -27,6 +27,7 @@
 pub mod channel;
 pub mod deliver;
 pub mod engine;
+pub mod ledger;
 pub mod model;
 pub mod outcomes;
 pub mod redact;
@@ -132,32 +133,27 @@ pub(crate) fn ingest_with(
 ) -> Result<IngestReport, AlertError> {
     let mut store = Store::open(&s.state_dir)?;
     let report = store.write(|tx| {
-        let before: i64 =
-            tx.query_row("SELECT COALESCE(MAX(id), 0) FROM outbox", [], |r| r.get(0))?;
+        let before = store::rows::last_outbox_id(tx)?;
         let mut rep = IngestReport {
             results: results.len(),
             ..Default::default()
         };
         for r in results {
-            match engine::apply(tx, s, r, now)? {
+            match ledger::apply(tx, s, r, now)? {
                 Transition::Fired => rep.fired.push(r.key.to_string()),
                 Transition::Resolved => rep.resolved.push(r.key.to_string()),
                 Transition::Pending => rep.pending.push(r.key.to_string()),
                 Transition::None => {}
             }
         }
-        engine::tick(tx, s, now)?;
+        ledger::tick(tx, s, now)?;
         if s.alert.heartbeat.is_some() && !results.is_empty() && results.iter().all(|r| r.ok) {
-            let pending: i64 = tx.query_row(
-                "SELECT COUNT(*) FROM outbox WHERE channel = ?1 AND sent_ms IS NULL",
-                [engine::HEARTBEAT_CHANNEL],
-                |r| r.get(0),
-            )?;
+            let pending = store::rows::unsent(tx, engine::HEARTBEAT_CHANNEL, None)?;
             // One waiting ping is enough: it says "alive" whenever it arrives.
             if pending == 0 {
                 let payload =
                     serde_json::json!({ "job": job, "time": vigil_core::rfc3339(now) }).to_string();
-                engine::enqueue(
+                store::rows::enqueue(
                     tx,
                     engine::HEARTBEAT_CHANNEL,
                     None,
@@ -168,8 +164,7 @@ pub(crate) fn ingest_with(
             }
             rep.heartbeat = true;
         }
-        let after: i64 =
-            tx.query_row("SELECT COALESCE(MAX(id), 0) FROM outbox", [], |r| r.get(0))?;
+        let after = store::rows::last_outbox_id(tx)?;
         rep.queued = (after - before).max(0) as usize;
         Ok(rep)
     })?;

@@ -12,6 +12,9 @@ pub use vigil_core::jobs::Source;
 /// Outbox channel name of the dead-man heartbeat (not a valid channel name, so no clash).
 pub const HEARTBEAT_CHANNEL: &str = "@heartbeat";
 
+/// A silence in force: its id and its matchers.
+pub(crate) type ActiveSilence = (String, BTreeMap<String, String>);
+
 /// Default thresholds of a source (failures before firing, successes before
 /// resolving): periodic checks flap, so they need 3 and 2; a failed job is
 /// already a fact, so it fires and resolves at once.

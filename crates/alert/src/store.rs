@@ -5,6 +5,8 @@
 //! delivers): every write is one `BEGIN IMMEDIATE` transaction, and readers
 //! and writers wait up to [`BUSY_TIMEOUT`] for each other.
 
+pub(crate) mod rows;
+
 use crate::model::{from_ms, rfc3339, to_ms, Alert, Severity, Source, Status};
 use crate::AlertError;
 use rusqlite::Row;

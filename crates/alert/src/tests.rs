@@ -70,7 +70,7 @@ fn outbox(dir: &Path) -> Vec<(String, String, String)> {
 
 fn tick(s: &Settings, now: OffsetDateTime) -> usize {
     let mut st = Store::open(&s.state_dir).unwrap();
-    st.write(|tx| engine::tick(tx, s, now)).unwrap()
+    st.write(|tx| crate::ledger::tick(tx, s, now)).unwrap()
 }
 
 #[test]

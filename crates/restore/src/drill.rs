@@ -22,7 +22,7 @@ use crate::select::Selector;
 use crate::stores::Stores;
 use crate::RestoreError;
 use serde::Serialize;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 use vigil_archive::catalog::Catalog;
 use vigil_core::cmd::Cmd;
@@ -118,7 +118,7 @@ pub fn run(cfg: &Config, o: &DrillOptions<'_>) -> Result<DrillReport, RestoreErr
     let root = rc
         .scratch_dir
         .clone()
-        .unwrap_or_else(|| default_scratch(cfg));
+        .unwrap_or_else(|| cfg.state.dir.join("drill"));
     // Absolute: the scratch etcd runs in its dir, the janitor gets the path.
     let root = std::path::absolute(&root)
         .map_err(|e| vigil_core::fsutil::FsError::new("resolving", &root, e))?;
@@ -446,9 +446,4 @@ pub fn human(r: &DrillReport) -> String {
         }
     }
     s
-}
-
-/// Where drills put their scratch dirs by default.
-fn default_scratch(cfg: &Config) -> PathBuf {
-    cfg.state.dir.join("drill")
 }

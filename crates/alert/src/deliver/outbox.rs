@@ -4,11 +4,12 @@
 
 use super::BATCH;
 use crate::channel::{AmExtra, SendError, Sender};
-use crate::engine::{self, Settings, HEARTBEAT_CHANNEL};
+use crate::engine::{Settings, HEARTBEAT_CHANNEL};
+use crate::ledger;
 use crate::model::{to_ms, Event, Item};
+use crate::store::rows::{self, OutboxRow};
 use crate::store::Store;
 use crate::AlertError;
-use rusqlite::{params, OptionalExtension};
 use std::time::Duration;
 use time::OffsetDateTime;
 
@@ -69,41 +70,18 @@ pub(super) fn claim(
     let channel = sender.name.clone();
     let is_am = sender.is_alertmanager();
     store.write(|tx| {
-        let next: i64 = tx
-            .query_row(
-                "SELECT next_attempt_ms FROM channel_state WHERE channel = ?1",
-                [&channel],
-                |r| r.get(0),
-            )
-            .optional()?
-            .unwrap_or(0);
+        let next = rows::next_attempt_ms(tx, &channel)?;
         if next > now_ms {
             return Ok(Claim::Wait(Duration::from_millis((next - now_ms) as u64)));
         }
-        let mut st = tx.prepare_cached(
-            "SELECT id, event, payload, created_ms, lease_owner, lease_until_ms FROM outbox
-             WHERE channel = ?1 AND sent_ms IS NULL ORDER BY id LIMIT 1000",
-        )?;
-        type Row = (i64, String, String, i64, Option<String>, Option<i64>);
-        let rows: Vec<Row> = st
-            .query_map([&channel], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                ))
-            })?
-            .collect::<rusqlite::Result<_>>()?;
-        if rows.is_empty() {
+        let unsent = rows::unsent_rows(tx, &channel)?;
+        if unsent.is_empty() {
             return Ok(Claim::Idle);
         }
         let mut leased_until = None::<i64>;
-        let free: Vec<&Row> = rows
+        let free: Vec<&OutboxRow> = unsent
             .iter()
-            .filter(|r| match (&r.4, r.5) {
+            .filter(|r| match (&r.lease_owner, r.lease_until_ms) {
                 (Some(o), Some(until)) if until > now_ms && owner_alive(o) => {
                     leased_until = Some(leased_until.map_or(until, |l: i64| l.min(until)));
                     false
@@ -121,8 +99,8 @@ pub(super) fn claim(
         // Grouping: wait until the channel has been quiet for group_wait, but
         // never hold the oldest row longer than three windows.
         if !group_wait.is_zero() {
-            let newest = free.iter().map(|r| r.3).max().unwrap_or(now_ms);
-            let oldest = free.iter().map(|r| r.3).min().unwrap_or(now_ms);
+            let newest = free.iter().map(|r| r.created_ms).max().unwrap_or(now_ms);
+            let oldest = free.iter().map(|r| r.created_ms).min().unwrap_or(now_ms);
             let gw = ms(group_wait);
             if now_ms - newest < gw && now_ms - oldest < 3 * gw {
                 let wait = (gw - (now_ms - newest))
@@ -142,27 +120,22 @@ pub(super) fn claim(
         let mut ids = Vec::with_capacity(take);
         let mut items = Vec::new();
         for r in chosen {
-            ids.push(r.0);
-            if r.1 == Event::Refresh.as_str() || r.1 == Event::Heartbeat.as_str() {
+            ids.push(r.id);
+            if r.event == Event::Refresh.as_str() || r.event == Event::Heartbeat.as_str() {
                 continue;
             }
-            match serde_json::from_str::<Item>(&r.2) {
+            match serde_json::from_str::<Item>(&r.payload) {
                 Ok(mut it) => {
-                    it.id = r.0;
+                    it.id = r.id;
                     items.push(it);
                 }
-                Err(e) => tracing::warn!(channel, id = r.0, "dropping unreadable outbox row: {e}"),
+                Err(e) => tracing::warn!(channel, id = r.id, "dropping unreadable outbox row: {e}"),
             }
         }
-        let mut up = tx.prepare_cached(
-            "UPDATE outbox SET lease_owner = ?2, lease_until_ms = ?3 WHERE id = ?1",
-        )?;
-        for id in &ids {
-            up.execute(params![id, owner, now_ms + ms(lease)])?;
-        }
+        rows::lease(tx, &ids, owner, now_ms + ms(lease))?;
         let am = if is_am {
             AmExtra {
-                firing: engine::firing_for(tx, &channel)?,
+                firing: rows::firing_for(tx, &channel)?,
                 watchdog: s.alert.watchdog,
             }
         } else {
@@ -200,53 +173,31 @@ pub(super) fn finish(
 ) -> Result<Option<Duration>, AlertError> {
     let now = vigil_core::now();
     let now_ms = to_ms(now);
-    store.write(|tx| {
-        match r {
-            Ok(_) => {
-                let mut st = tx.prepare_cached(
-                    "UPDATE outbox SET sent_ms = ?2, attempts = attempts + 1, last_error = NULL, lease_owner = NULL, lease_until_ms = NULL
-                     WHERE id = ?1 AND sent_ms IS NULL",
-                )?;
-                for id in &b.ids {
-                    st.execute(params![id, now_ms])?;
-                }
-                tx.execute(
-                    "INSERT INTO channel_state (channel, failures, next_attempt_ms, last_ok_ms) VALUES (?1, 0, 0, ?2)
-                     ON CONFLICT (channel) DO UPDATE SET failures = 0, next_attempt_ms = 0, last_error = NULL, last_ok_ms = ?2",
-                    params![channel, now_ms],
-                )?;
-                engine::channel_health(tx, s, channel, None, now)?;
-                Ok(None)
-            }
-            Err(e) => {
-                let mut st = tx.prepare_cached(
-                    "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, lease_owner = NULL, lease_until_ms = NULL
-                     WHERE id = ?1 AND lease_owner = ?3",
-                )?;
-                for id in &b.ids {
-                    st.execute(params![id, e.message, owner])?;
-                }
-                let failures = crate::store::Store::channel_failures(tx, channel)? + 1;
-                let delay = backoff(s, failures, e);
-                tx.execute(
-                    "INSERT INTO channel_state (channel, failures, next_attempt_ms, last_error) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (channel) DO UPDATE SET failures = ?2, next_attempt_ms = ?3, last_error = ?4",
-                    params![channel, failures as i64, now_ms + ms(delay), e.message],
-                )?;
-                engine::channel_health(tx, s, channel, Some(&e.message), now)?;
-                Ok(Some(delay))
-            }
+    store.write(|tx| match r {
+        Ok(_) => {
+            rows::delivered(tx, channel, &b.ids, now_ms)?;
+            ledger::channel_health(tx, s, channel, None, now)?;
+            Ok(None)
+        }
+        Err(e) => {
+            let failures = Store::channel_failures(tx, channel)? + 1;
+            let delay = backoff(s, failures, e);
+            rows::not_delivered(
+                tx,
+                channel,
+                &b.ids,
+                owner,
+                &e.message,
+                failures,
+                now_ms + ms(delay),
+            )?;
+            ledger::channel_health(tx, s, channel, Some(&e.message), now)?;
+            Ok(Some(delay))
         }
     })
 }
 
 /// Gives leased rows back untouched.
 pub(super) fn release(store: &mut Store, ids: &[i64], owner: &str) -> Result<(), AlertError> {
-    store.write(|tx| {
-        let mut st = tx.prepare_cached("UPDATE outbox SET lease_owner = NULL, lease_until_ms = NULL WHERE id = ?1 AND lease_owner = ?2")?;
-        for id in ids {
-            st.execute(params![id, owner])?;
-        }
-        Ok(())
-    })
+    store.write(|tx| rows::release(tx, ids, owner))
 }
