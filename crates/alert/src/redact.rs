@@ -64,18 +64,16 @@ impl Redactor {
         }
         self.whole.push(secret.to_string());
         let mut parts = Vec::new();
-        match secret.split_once("://") {
-            Some((_, rest)) => {
-                let (authority, tail) =
-                    rest.split_at(rest.find(['/', '?', '#']).unwrap_or(rest.len()));
-                if let Some((info, _)) = authority.rsplit_once('@') {
-                    parts.push(info.to_string());
-                }
-                if tail.len() > 1 {
-                    parts.push(tail.to_string());
-                }
+        let url = vigil_core::endpoint::split(secret);
+        if url.scheme.is_empty() {
+            parts.push(secret.to_string());
+        } else {
+            if let Some(info) = vigil_core::endpoint::userinfo(secret) {
+                parts.push(info.to_string());
             }
-            None => parts.push(secret.to_string()),
+            if url.rest.len() > 1 {
+                parts.push(url.rest.to_string());
+            }
         }
         for p in parts {
             let d = percent_decode(&p);
@@ -187,12 +185,6 @@ fn base64(b: &[u8]) -> String {
     out
 }
 
-pub(crate) fn userinfo(url: &str) -> Option<&str> {
-    let rest = url.split_once("://")?.1;
-    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
-    authority.rsplit_once('@').map(|(info, _)| info)
-}
-
 pub(crate) fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
@@ -286,7 +278,7 @@ mod tests {
     fn url_user_info_and_its_basic_auth_are_removed() {
         let mut r = Redactor::default();
         let url = "http://amuser:am%40pass99@127.0.0.1:9093";
-        let info = userinfo(url).unwrap();
+        let info = vigil_core::endpoint::userinfo(url).unwrap();
         assert_eq!(info, "amuser:am%40pass99");
         r.add(info);
         r.add_encoded(percent_decode(info).as_bytes());

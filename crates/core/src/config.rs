@@ -25,7 +25,7 @@ mod metrics;
 mod prove;
 mod quota;
 mod restore;
-mod sink;
+pub mod sink;
 mod snapshot;
 mod state;
 mod uses;
@@ -45,9 +45,8 @@ pub use prove::ProveRestore;
 pub use quota::{glob_match, CephCliConfig, QuotaBackend, QuotaConfig, QuotaRule, XattrConfig};
 pub use restore::RestoreConfig;
 pub use sink::{
-    AzureSink, DirSink, FsSink, GcsSink, KindOptions, LockMode, ObjectLock, RcPolicy, S3Sink,
-    SinkConfig, SinkKind, SinkSettings, TapeSink, VerifyMode, DEFAULT_DESCRIPTION,
-    DEFAULT_PART_SIZE,
+    KindOptions, LockMode, ObjectLock, RcPolicy, SinkConfig, SinkKind, SinkSettings, VerifyMode,
+    DEFAULT_DESCRIPTION, DEFAULT_PART_SIZE,
 };
 use snapshot::RawSnapshotConfig;
 pub use snapshot::{Encryption, SnapshotConfig};

@@ -304,8 +304,7 @@ pub fn targets(cfg: &Config, n: &NodeHealth) -> Vec<NodeTarget> {
 
 fn metrics_url(u: &str) -> String {
     let u = u.trim_end_matches('/');
-    let after_scheme = u.split_once("://").map(|(_, r)| r).unwrap_or(u);
-    if after_scheme.contains('/') {
+    if vigil_core::endpoint::has_path(u) {
         u.to_string()
     } else {
         format!("{u}/metrics")

@@ -15,7 +15,7 @@ impl Kind for AlertmanagerChannel {
         format!("{}/api/v2/alerts", self.url)
     }
     fn secrets(&self, r: &mut Redactor) {
-        if let Some(info) = crate::redact::userinfo(&self.url) {
+        if let Some(info) = vigil_core::endpoint::userinfo(&self.url) {
             r.add(info);
             // As HTTP basic auth sends it.
             r.add_encoded(crate::redact::percent_decode(info).as_bytes());

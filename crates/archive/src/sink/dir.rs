@@ -8,7 +8,8 @@ use futures_util::StreamExt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use tokio::sync::mpsc;
-use vigil_core::config::{DirSink, SinkConfig, VerifyMode};
+use vigil_core::config::sink::DirSink;
+use vigil_core::config::{SinkConfig, VerifyMode};
 use vigil_core::fsutil::{self, FsError};
 use vigil_core::manifest::Manifest;
 

@@ -3,7 +3,8 @@
 use super::object::{Location, ObjectBackend};
 use super::{build_err, chain, SinkError};
 use std::sync::Arc;
-use vigil_core::config::{FsSink, SinkConfig};
+use vigil_core::config::sink::FsSink;
+use vigil_core::config::SinkConfig;
 use vigil_core::fsutil;
 
 pub(super) fn build(

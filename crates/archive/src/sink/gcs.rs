@@ -3,7 +3,8 @@
 use super::object::{client_options, retry, Location, ObjectBackend};
 use super::{build_err, chain, SinkError};
 use std::sync::Arc;
-use vigil_core::config::{GcsSink, SinkConfig};
+use vigil_core::config::sink::GcsSink;
+use vigil_core::config::SinkConfig;
 
 pub(super) fn build(
     cfg: &SinkConfig,

@@ -6,7 +6,8 @@ use super::{build_err, chain, SinkError, CLEANUP_LIMIT};
 use crate::lock::{BucketLock, LockError, Locker};
 use std::path::PathBuf;
 use std::sync::Arc;
-use vigil_core::config::{S3Sink, SinkConfig};
+use vigil_core::config::sink::S3Sink;
+use vigil_core::config::SinkConfig;
 
 /// What an S3 sink has beyond the object store.
 pub(crate) struct S3Parts {

@@ -9,7 +9,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::sync::mpsc;
-use vigil_core::config::{RcPolicy, SinkConfig, TapeSink, VerifyMode};
+use vigil_core::config::sink::TapeSink;
+use vigil_core::config::{RcPolicy, SinkConfig, VerifyMode};
 use vigil_core::fsutil::{self, FsError};
 use vigil_core::manifest::Manifest;
 

@@ -42,10 +42,7 @@ impl MemberConfig {
         if let Some(p) = &self.peer_url {
             return p.trim().trim_end_matches('/').to_string();
         }
-        let ep = self.endpoint.trim().trim_end_matches('/');
-        let (scheme, rest) = ep.split_once("://").unwrap_or(("http", ep));
-        let host = rest.rsplit_once(':').map(|(h, _)| h).unwrap_or(rest);
-        format!("{scheme}://{host}:2380")
+        crate::endpoint::with_port(&self.endpoint, 2380)
     }
 }
 

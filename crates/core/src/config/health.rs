@@ -336,13 +336,6 @@ fn default_bastion_crit() -> f64 {
     10.0
 }
 
-fn http_url(u: &str) -> bool {
-    let rest = u
-        .strip_prefix("https://")
-        .or_else(|| u.strip_prefix("http://"));
-    rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/'))
-}
-
 impl Validator<'_> {
     pub(super) fn health(&self, h: &HealthConfig) -> Result<(), ConfigError> {
         let at = |section: &str, field: &str| {
@@ -421,7 +414,7 @@ impl Validator<'_> {
                 ));
             }
             for (i, u) in k.lb.iter().chain(&k.masters).enumerate() {
-                if !http_url(u) {
+                if !crate::endpoint::is_http_url(u) {
                     let field = if i == 0 && k.lb.is_some() {
                         "lb"
                     } else {
@@ -482,9 +475,10 @@ impl Validator<'_> {
             ));
         }
         for (i, ep) in c.endpoints.iter().enumerate() {
-            let hp = ep.strip_prefix("https://").unwrap_or(ep);
-            let ok = !hp.trim_end_matches('/').contains('/')
-                && crate::endpoint::host_port(hp).is_some_and(|(h, _)| !h.is_empty());
+            let scheme = crate::endpoint::split(ep).scheme;
+            let ok = matches!(scheme, "" | "https")
+                && !crate::endpoint::has_path(ep)
+                && crate::endpoint::host_port(ep).is_some_and(|(h, _)| !h.is_empty());
             if !ok {
                 return Err(self.err(
                     format!("health.certs.endpoints[{i}]"),
@@ -522,7 +516,7 @@ impl Validator<'_> {
                         format!("duplicate target name {:?}", t.name),
                     ));
                 }
-                if !http_url(&t.url) {
+                if !crate::endpoint::is_http_url(&t.url) {
                     return Err(self.err(
                         format!("{s}.targets[{i}].url"),
                         at(s, "targets"),
