@@ -131,15 +131,15 @@ impl Daemon {
 
     /// Starts the job `p` unless it is still running from last time.
     fn start(&mut self, p: Planned) {
-        if self.running.contains_key(p.name) {
+        if self.running.contains_key(p.name()) {
             tracing::warn!(
-                job = p.name,
+                job = p.name(),
                 "still running from its last start; this run is skipped"
             );
-            self.stat(p.name, |s| s.skipped += 1);
+            self.stat(p.name(), |s| s.skipped += 1);
             return;
         }
-        let bin = self.live.bin(p.program);
+        let bin = self.live.bin(p.program());
         // Checked first: a missing program is vigild's error, as it was
         // before jobs were tied, not the exit 127 of the tied helper.
         let spawned = rustix::fs::access(&bin, rustix::fs::Access::EXEC_OK)
@@ -148,7 +148,7 @@ impl Daemon {
                 tokio::process::Command::from(vigil_cli::tie::tied(&bin))
                     .arg("--config")
                     .arg(&self.live.config_path)
-                    .args(&p.args)
+                    .args(p.args())
                     .stdin(std::process::Stdio::null())
                     .kill_on_drop(true)
                     .spawn()
@@ -157,24 +157,24 @@ impl Daemon {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(
-                    job = p.name,
+                    job = p.name(),
                     "cannot start {}: {e}; check daemon.bin_dir",
                     bin.display()
                 );
-                self.stat(p.name, |s| s.last_exit = Some(127));
+                self.stat(p.name(), |s| s.last_exit = Some(127));
                 return;
             }
         };
         let pid = child.id().unwrap_or_default();
-        self.stat(p.name, |s| s.started += 1);
+        self.stat(p.name(), |s| s.started += 1);
         tracing::info!(
-            job = p.name,
+            job = p.name(),
             pid,
             "started {} {}",
             bin.display(),
-            p.args.join(" ")
+            p.args().join(" ")
         );
-        let name = p.name;
+        let name = p.name();
         let task = self
             .jobs
             .spawn(job(child, p, self.live.clone(), self.stop.clone()))
@@ -225,7 +225,7 @@ async fn job(
     let status = tokio::select! {
         st = child.wait() => st,
         _ = reached(&mut stop, Stop::Jobs) => {
-            tracing::info!(job = p.name, pid, "sending SIGTERM");
+            tracing::info!(job = p.name(), pid, "sending SIGTERM");
             term(pid);
             tokio::select! {
                 st = child.wait() => st,
@@ -242,14 +242,14 @@ async fn job(
         Err(_) => -1,
     };
     match code {
-        0 => tracing::info!(job = p.name, seconds = secs, "finished: ok"),
+        0 => tracing::info!(job = p.name(), seconds = secs, "finished: ok"),
         1 => tracing::warn!(
-            job = p.name,
+            job = p.name(),
             seconds = secs,
             "finished: something failed (exit 1); the job raised alerts"
         ),
         c => tracing::error!(
-            job = p.name,
+            job = p.name(),
             seconds = secs,
             exit = c,
             "could not run or was killed; see its log above"
@@ -262,7 +262,7 @@ async fn job(
         }
     }
     Ended {
-        name: p.name,
+        name: p.name(),
         code,
         secs,
     }
@@ -283,12 +283,12 @@ async fn schedule(
             let _ = due.send(p2.clone());
             Box::pin(async {})
         })
-        .map_err(|e| anyhow!("daemon.{}: {e:?}", p.name))?;
+        .map_err(|e| anyhow!("daemon.{}: {e:?}", p.name()))?;
         sched
             .add(job)
             .await
-            .map_err(|e| anyhow!("scheduling {}: {e:?}", p.name))?;
-        tracing::info!(job = p.name, cron = %p.cron, "scheduled (UTC)");
+            .map_err(|e| anyhow!("scheduling {}: {e:?}", p.name()))?;
+        tracing::info!(job = p.name(), cron = %p.cron, "scheduled (UTC)");
     }
     sched
         .start()

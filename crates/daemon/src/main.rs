@@ -60,11 +60,11 @@ fn schedule(g: &GlobalArgs) -> Result<i32, Exit> {
     for j in &jobs {
         println!(
             "{:<9} {:<16} (scheduler: {})  {} {}",
-            j.name,
+            j.name(),
             j.cron,
             j.six,
-            j.program,
-            j.args.join(" ")
+            j.program(),
+            j.args().join(" ")
         );
     }
     let d = cfg.daemon_config();

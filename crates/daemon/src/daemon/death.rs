@@ -49,11 +49,11 @@ pub async fn report(live: &Live, p: &Planned, st: &ExitStatus) {
     match r {
         Ok(s) if s.success() => {}
         Ok(s) => tracing::error!(
-            job = p.name,
+            job = p.name(),
             "vigil-notify unit-failed exited {s}: the death is not alerted"
         ),
         Err(e) => tracing::error!(
-            job = p.name,
+            job = p.name(),
             "cannot run vigil-notify unit-failed: {e}; the death is not alerted"
         ),
     }

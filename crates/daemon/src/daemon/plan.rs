@@ -9,13 +9,25 @@ use vigil_core::Config;
 #[derive(Debug, Clone)]
 pub struct Planned {
     pub task: Task,
-    pub name: &'static str,
     /// As written in the config.
     pub cron: String,
     /// As the scheduler takes it (seconds first).
     pub six: String,
-    pub program: &'static str,
-    pub args: Vec<String>,
+}
+
+impl Planned {
+    pub fn name(&self) -> &'static str {
+        self.task.name()
+    }
+
+    /// The binary it runs, in `daemon.bin_dir`.
+    pub fn program(&self) -> &'static str {
+        self.task.command().0
+    }
+
+    pub fn args(&self) -> &'static [&'static str] {
+        self.task.command().1
+    }
 }
 
 /// The jobs the config schedules, each checked by the scheduler's own parser.
@@ -35,14 +47,10 @@ pub fn plan(cfg: &Config) -> anyhow::Result<Vec<Planned>> {
                 cfg.path.display()
             )
         })?;
-        let (program, args) = task.command();
         out.push(Planned {
             task,
-            name,
             cron: cron.to_string(),
             six,
-            program,
-            args: args.iter().map(|s| s.to_string()).collect(),
         });
     }
     Ok(out)

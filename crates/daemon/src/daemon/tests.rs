@@ -30,11 +30,8 @@ fn live(t: &Path) -> Live {
 fn snapshot_job() -> Planned {
     Planned {
         task: vigil_core::jobs::Task::Snapshot,
-        name: "snapshot",
         cron: String::new(),
         six: String::new(),
-        program: "vigil-snapshot",
-        args: vec!["run".into()],
     }
 }
 
