@@ -275,34 +275,35 @@ pub fn due(
     out
 }
 
-/// Whether an Alertmanager channel re-sent `resend` ago or longer is due,
-/// and whether a re-send should be queued: none waits yet, and there is
-/// something to say (alerts firing there, or the watchdog).
-pub fn refresh(
-    last_ms: i64,
-    resend: Duration,
-    now: OffsetDateTime,
-    waiting: i64,
-    any_firing: bool,
-    watchdog: bool,
-) -> (bool, bool) {
-    let due = to_ms(now) - last_ms >= resend.as_millis() as i64;
-    (due, due && waiting == 0 && (any_firing || watchdog))
+/// Whether an Alertmanager channel last re-sent at `last_ms` is due again.
+pub fn refresh_due(last_ms: i64, resend: Duration, now: OffsetDateTime) -> bool {
+    to_ms(now) - last_ms >= resend.as_millis() as i64
+}
+
+/// Whether a due re-send is queued: none waits yet, and there is something
+/// to say (alerts firing there, or the watchdog).
+pub fn refresh_wanted(waiting: i64, any_firing: bool, watchdog: bool) -> bool {
+    waiting == 0 && (any_firing || watchdog)
+}
+
+/// The key of the alert that says `channel` keeps failing.
+pub fn channel_failing_key(channel: &str) -> AlertKey {
+    AlertKey::new(CHANNEL_FAILING).label("channel", channel)
 }
 
 /// The check result for `channel` after a delivery attempt: failing after
 /// [`CHANNEL_FAILING_AFTER`] failures in a row; recovered when a delivery
-/// succeeds and the alert `exists`. None: nothing to record.
+/// succeeds and its alert `exists`. None: nothing to record.
 pub fn channel_result(
     channel: &str,
     failures: u32,
     error: Option<&str>,
-    exists: impl FnOnce(&AlertKey) -> bool,
+    exists: bool,
 ) -> Option<CheckResult> {
     if channel == HEARTBEAT_CHANNEL {
         return None;
     }
-    let key = AlertKey::new(CHANNEL_FAILING).label("channel", channel);
+    let key = channel_failing_key(channel);
     match error {
         Some(e) if failures >= CHANNEL_FAILING_AFTER => Some(CheckResult {
             key,
@@ -313,7 +314,7 @@ pub fn channel_result(
             facts: vec![Fact::new("Channel", channel), Fact::new("Failures", failures.to_string()), Fact::new("Last error", e)],
             runbook: Some(format!("Run `vigil-notify test --channel {channel}` and `vigil-notify status`; check the webhook, relay or network")),
         }),
-        None if exists(&key) => Some(CheckResult {
+        None if exists => Some(CheckResult {
             key,
             source: Source::Vigil,
             ok: true,
@@ -411,12 +412,12 @@ path = "/nonexistent/vigil-state/ops.jsonl"
         );
         assert_eq!(muted(&s, &a, &[], at(1)), None);
 
-        assert!(channel_result("ops", 2, Some("500"), |_| false).is_none());
-        let r = channel_result("ops", 3, Some("500"), |_| false).unwrap();
+        assert!(channel_result("ops", 2, Some("500"), false).is_none());
+        let r = channel_result("ops", 3, Some("500"), false).unwrap();
         assert!(!r.ok && r.key.to_string().contains("ops"), "{r:?}");
         // A recovery is recorded only for a channel that had the alert.
-        assert!(channel_result("ops", 0, None, |_| false).is_none());
-        assert!(channel_result("ops", 0, None, |_| true).unwrap().ok);
-        assert!(channel_result(HEARTBEAT_CHANNEL, 9, Some("x"), |_| true).is_none());
+        assert!(channel_result("ops", 0, None, false).is_none());
+        assert!(channel_result("ops", 0, None, true).unwrap().ok);
+        assert!(channel_result(HEARTBEAT_CHANNEL, 9, Some("x"), true).is_none());
     }
 }

@@ -5,7 +5,7 @@
 
 use crate::engine::{self, Settings, Transition};
 use crate::model::{to_ms, Alert, CheckResult, Event, Item};
-use crate::store::{rows, save_alert, Store};
+use crate::store::{rows, save_alert};
 use rusqlite::Transaction;
 use time::OffsetDateTime;
 
@@ -48,19 +48,14 @@ pub fn tick(tx: &Transaction, s: &Settings, now: OffsetDateTime) -> rusqlite::Re
     }
     // Alertmanager forgets alerts that are not re-sent (resolve_timeout).
     for (c, resend) in s.resending() {
-        let last = rows::last_refresh_ms(tx, &c.name)?;
-        let (is_due, queue) = engine::refresh(
-            last,
-            resend,
-            now,
+        if !engine::refresh_due(rows::last_refresh_ms(tx, &c.name)?, resend, now) {
+            continue;
+        }
+        if engine::refresh_wanted(
             rows::unsent(tx, &c.name, Some(Event::Refresh))?,
             !rows::firing_for(tx, &c.name)?.is_empty(),
             s.alert.watchdog,
-        );
-        if !is_due {
-            continue;
-        }
-        if queue {
+        ) {
             rows::enqueue(tx, &c.name, None, Event::Refresh, "{}", now)?;
             queued += 1;
         }
@@ -79,14 +74,11 @@ pub(crate) fn channel_health(
     error: Option<&str>,
     now: OffsetDateTime,
 ) -> rusqlite::Result<()> {
-    let failures = Store::channel_failures(tx, channel)?;
-    let mut known = Ok(false);
-    let r = engine::channel_result(channel, failures, error, |key| {
-        known = rows::load_alert(tx, &key.to_string()).map(|a| a.is_some());
-        *known.as_ref().unwrap_or(&true)
-    });
-    known?;
-    if let Some(r) = r {
+    let failures = rows::channel_failures(tx, channel)?;
+    // A recovery is recorded only for a channel that was said to fail.
+    let exists = error.is_none()
+        && rows::load_alert(tx, &engine::channel_failing_key(channel).to_string())?.is_some();
+    if let Some(r) = engine::channel_result(channel, failures, error, exists) {
         apply(tx, s, &r, now)?;
         tick(tx, s, now)?;
     }

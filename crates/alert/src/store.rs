@@ -10,7 +10,7 @@ pub(crate) mod rows;
 use crate::model::{from_ms, rfc3339, to_ms, Alert, Severity, Source, Status};
 use crate::AlertError;
 use rusqlite::Row;
-use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{params, Connection, Transaction, TransactionBehavior};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::os::unix::fs::OpenOptionsExt;
@@ -413,17 +413,6 @@ impl Store {
                 [cutoff],
             )
         })
-    }
-
-    /// The last failure of a channel's `failures` counter (for the channel-failing alert).
-    pub(crate) fn channel_failures(tx: &Transaction, channel: &str) -> rusqlite::Result<u32> {
-        tx.query_row(
-            "SELECT failures FROM channel_state WHERE channel = ?1",
-            [channel],
-            |r| r.get::<_, i64>(0),
-        )
-        .optional()
-        .map(|v| v.unwrap_or(0) as u32)
     }
 }
 

@@ -180,7 +180,7 @@ pub(super) fn finish(
             Ok(None)
         }
         Err(e) => {
-            let failures = Store::channel_failures(tx, channel)? + 1;
+            let failures = rows::channel_failures(tx, channel)? + 1;
             let delay = backoff(s, failures, e);
             rows::not_delivered(
                 tx,

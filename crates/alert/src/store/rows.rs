@@ -231,3 +231,15 @@ pub(crate) fn set_last_refresh(
     )?;
     Ok(())
 }
+
+/// A channel's failed attempts in a row (for the channel-failing alert).
+pub(crate) fn channel_failures(tx: &Transaction, channel: &str) -> rusqlite::Result<u32> {
+    Ok(tx
+        .query_row(
+            "SELECT failures FROM channel_state WHERE channel = ?1",
+            [channel],
+            |r| r.get::<_, i64>(0),
+        )
+        .optional()?
+        .unwrap_or(0) as u32)
+}

@@ -360,8 +360,9 @@ async fn prepare<C: Cluster>(
         Start::Record(p) => (None, Some(*p)),
         Start::Off => (None, None),
     };
-    // Waiting for a proof slot can outlast a compaction window: then the
-    // status read when the turn came is read again, just before the stream.
+    // Waiting for a proof slot can outlast a compaction window, and the
+    // proof compares at the manifest's revision: with a proof, the status is
+    // read again, just before the stream.
     let st = match tee {
         Some(_) => client.status().await.map_err(MemberError::Status)?,
         None => st,
