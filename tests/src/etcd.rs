@@ -459,30 +459,30 @@ impl Cluster {
 
     /// All keys and values, for comparing a restored cluster.
     pub fn dump(&self, i: usize) -> (i64, Vec<Kv>) {
-        let rt = Self::runtime();
-        rt.block_on(async {
-            let mut c = self.client(i).await;
-            let r = c
-                .get(
-                    vec![0u8],
-                    Some(
-                        etcd_client::GetOptions::new()
-                            .with_all_keys()
-                            .with_serializable(),
-                    ),
-                )
-                .await
-                .unwrap();
-            let rev = r.header().unwrap().revision();
-            (
-                rev,
-                r.kvs()
-                    .iter()
-                    .map(|kv| (kv.key().to_vec(), kv.value().to_vec()))
-                    .collect(),
-            )
-        })
+        Self::runtime().block_on(async { dump_with(&mut self.client(i).await).await })
     }
+}
+
+/// The revision and every key and value, as `c`'s member serves them.
+pub async fn dump_with(c: &mut Client) -> (i64, Vec<Kv>) {
+    let r = c
+        .get(
+            vec![0u8],
+            Some(
+                etcd_client::GetOptions::new()
+                    .with_all_keys()
+                    .with_serializable(),
+            ),
+        )
+        .await
+        .unwrap();
+    (
+        r.header().unwrap().revision(),
+        r.kvs()
+            .iter()
+            .map(|kv| (kv.key().to_vec(), kv.value().to_vec()))
+            .collect(),
+    )
 }
 
 impl Drop for Cluster {

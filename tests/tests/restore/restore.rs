@@ -145,28 +145,8 @@ async fn connect(ep: &str) -> Option<etcd_client::Client> {
 
 /// All keys and values of one member, and the revision.
 fn dump(ep: &str) -> (i64, Vec<vigil_tests::etcd::Kv>) {
-    let rt = Cluster::runtime();
-    rt.block_on(async {
-        let mut c = connect(ep).await.unwrap();
-        let r = c
-            .get(
-                vec![0u8],
-                Some(
-                    etcd_client::GetOptions::new()
-                        .with_all_keys()
-                        .with_serializable(),
-                ),
-            )
-            .await
-            .unwrap();
-        (
-            r.header().unwrap().revision(),
-            r.kvs()
-                .iter()
-                .map(|kv| (kv.key().to_vec(), kv.value().to_vec()))
-                .collect(),
-        )
-    })
+    Cluster::runtime()
+        .block_on(async { vigil_tests::etcd::dump_with(&mut connect(ep).await.unwrap()).await })
 }
 
 fn wait_leader(ep: &str, log: &Path) {
