@@ -237,3 +237,21 @@ pub fn undocumented_args(cmd: &clap::Command) -> Vec<String> {
     walk(&cmd, cmd.get_name(), &mut out);
     out
 }
+
+/// Resolves on the first SIGTERM or SIGINT: how a long-running service
+/// learns to stop.
+pub async fn stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut t), Ok(mut i)) => {
+            tokio::select! {
+                _ = t.recv() => {}
+                _ = i.recv() => {}
+            }
+        }
+        _ => std::future::pending::<()>().await,
+    }
+}

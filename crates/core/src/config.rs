@@ -19,6 +19,7 @@ pub mod channel;
 mod cluster;
 mod daemon;
 mod health;
+mod journal;
 mod keypath;
 mod kinds;
 mod metrics;
@@ -40,6 +41,7 @@ pub use health::{
     BastionHealth, CertHealth, EtcdHealth, FreshnessHealth, HealthConfig, KubeHealth, NodeHealth,
     NodeTarget,
 };
+pub use journal::JournalConfig;
 pub use metrics::{MetricsConfig, DEFAULT_LISTEN, DEFAULT_TEXTFILE_DIR};
 pub use prove::ProveRestore;
 pub use quota::{glob_match, CephCliConfig, QuotaBackend, QuotaConfig, QuotaRule, XattrConfig};
@@ -77,6 +79,8 @@ pub(crate) struct RawConfig {
     sink: Vec<Spanned<sink::RawSink>>,
     /// `[restore]`: vigil-restore's tools, drill settings and RKE2 steps.
     restore: Option<Spanned<RestoreConfig>>,
+    /// `[journal]`: vigil-journal, the watch journal between snapshots.
+    journal: Option<Spanned<JournalConfig>>,
     /// `[metrics]`: textfile-collector files and vigil-notify's `/metrics`.
     #[serde(default)]
     metrics: MetricsConfig,
@@ -99,6 +103,7 @@ pub struct Config {
     pub alert: AlertConfig,
     pub sink: Vec<SinkConfig>,
     pub restore: Option<RestoreConfig>,
+    pub journal: Option<JournalConfig>,
     pub metrics: MetricsConfig,
     pub daemon: Option<Spanned<DaemonConfig>>,
     pub health: HealthConfig,
@@ -161,6 +166,18 @@ impl Config {
                 section: "snapshot",
                 program,
             })
+    }
+
+    /// The journal's local dir: `journal.dir`, else beside `snapshot.dir`
+    /// (`<snapshot.dir>/../journal`), else `<state.dir>/journal`.
+    pub fn journal_dir(&self) -> PathBuf {
+        if let Some(d) = self.journal.as_ref().and_then(|j| j.dir.clone()) {
+            return d;
+        }
+        match self.snapshot.as_ref().and_then(|s| s.dir.parent()) {
+            Some(p) if !p.as_os_str().is_empty() => p.join("journal"),
+            _ => self.state.dir.join("journal"),
+        }
     }
 
     /// The `[restore]` section, or its defaults when absent.
@@ -283,6 +300,15 @@ impl RawConfig {
             sink.push(sk.resolve(v, &key, span, tables.get(i).copied().flatten())?);
         }
         v.check_files.set(false);
+        let names: Vec<&str> = sink
+            .iter()
+            .filter(|s| s.takes_journal())
+            .map(|s| s.name.as_str())
+            .collect();
+        let journal = optional(self.journal, |j, span| {
+            j.check(v, span, &names)?;
+            Ok(j)
+        })?;
         v.metrics(&self.metrics)?;
         if let Some(d) = &self.daemon {
             v.daemon(d.get_ref(), d.span())?;
@@ -301,6 +327,7 @@ impl RawConfig {
             alert,
             sink,
             restore,
+            journal,
             metrics: self.metrics,
             daemon: self.daemon,
             health: self.health,

@@ -19,18 +19,21 @@ pub enum Source {
     Drill,
     Health,
     Quota,
+    /// vigil-journal: a lagging journal, a gap, a broken chain.
+    Journal,
     /// vigil itself: a channel that keeps failing, the watchdog, tests.
     Vigil,
 }
 
 impl Source {
-    pub const ALL: [Source; 7] = [
+    pub const ALL: [Source; 8] = [
         Source::Snapshot,
         Source::Sink,
         Source::Scrub,
         Source::Drill,
         Source::Health,
         Source::Quota,
+        Source::Journal,
         Source::Vigil,
     ];
 
@@ -42,6 +45,7 @@ impl Source {
             Source::Drill => "drill",
             Source::Health => "health",
             Source::Quota => "quota",
+            Source::Journal => "journal",
             Source::Vigil => "vigil",
         }
     }

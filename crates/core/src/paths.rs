@@ -15,17 +15,21 @@ pub enum Job {
     Health,
     Quota,
     Notify,
+    /// `vigil-journal.service`: the watch journal (and the snapshot it
+    /// starts after a gap).
+    Journal,
     /// `vigild.service`: every job in one process.
     Daemon,
 }
 
 impl Job {
-    pub const ALL: [Job; 6] = [
+    pub const ALL: [Job; 7] = [
         Job::Snapshot,
         Job::Restore,
         Job::Health,
         Job::Quota,
         Job::Notify,
+        Job::Journal,
         Job::Daemon,
     ];
 
@@ -37,6 +41,7 @@ impl Job {
             Job::Health => &["vigil-health"],
             Job::Quota => &["vigil-quota"],
             Job::Notify => &["vigil-notify"],
+            Job::Journal => &["vigil-journal"],
             Job::Daemon => &["vigild"],
         }
     }
@@ -123,8 +128,14 @@ pub fn writable(cfg: &Config, job: Job) -> Vec<Writable> {
             sinks(&mut out);
         }
         Job::Health | Job::Quota | Job::Notify => {}
+        Job::Journal => {
+            push(&mut out, "journal.dir", &cfg.journal_dir(), false);
+            for w in writable(cfg, Job::Snapshot) {
+                push(&mut out, w.key, &w.path, w.optional);
+            }
+        }
         Job::Daemon => {
-            for j in [Job::Snapshot, Job::Restore] {
+            for j in [Job::Snapshot, Job::Restore, Job::Journal] {
                 for w in writable(cfg, j) {
                     push(&mut out, w.key, &w.path, w.optional);
                 }

@@ -146,7 +146,7 @@ fn cmd_run(g: &GlobalArgs, once: bool, timeout: HumanDuration) -> Result<i32, Ex
         .block_on(async move {
             let (tx, rx) = tokio::sync::watch::channel(false);
             tokio::spawn(async move {
-                stop_signal().await;
+                vigil_cli::stop_signal().await;
                 tracing::info!("stopping: finishing deliveries in flight");
                 let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
                 let _ = tx.send(true);
@@ -218,22 +218,6 @@ fn cmd_run(g: &GlobalArgs, once: bool, timeout: HumanDuration) -> Result<i32, Ex
     } else {
         exit::OK
     })
-}
-
-async fn stop_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut t), Ok(mut i)) => {
-            tokio::select! {
-                _ = t.recv() => {}
-                _ = i.recv() => {}
-            }
-        }
-        _ => std::future::pending::<()>().await,
-    }
 }
 
 fn cmd_test(g: &GlobalArgs, channel: &str) -> Result<i32, Exit> {

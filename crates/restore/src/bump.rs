@@ -308,6 +308,7 @@ pub fn replay(
         name: "bump",
         timeout: Duration::from_secs(120),
         timeout_key: "the bump's start limit",
+        extra_args: &[],
     };
     let (scratch, c) = crate::scratch::start(
         &spec,
@@ -476,7 +477,7 @@ async fn replay_writes(
 }
 
 /// Streams the scratch etcd's snapshot (with its sha256 trailer) into `out`.
-async fn save(c: &mut etcd_client::Client, out: &Path) -> Result<(), ReplayError> {
+pub(crate) async fn save(c: &mut etcd_client::Client, out: &Path) -> Result<(), ReplayError> {
     use std::io::Write;
     let mut f = vigil_core::fsutil::create_private(out)?;
     let mut stream = c

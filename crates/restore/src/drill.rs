@@ -325,6 +325,7 @@ fn steps(
         name: "drill",
         timeout: ctx.timeout,
         timeout_key: "restore.drill_timeout",
+        extra_args: &[],
     };
     let (scratch, mut c) =
         crate::scratch::start(&spec, &rt, &snap, dir, &data, deadline, ctx.stage)?;

@@ -20,6 +20,7 @@ pub mod fetch;
 pub mod guard;
 pub mod identity;
 pub mod list;
+pub mod pitr;
 mod progress;
 pub mod proof;
 pub mod rke2;
@@ -72,6 +73,9 @@ pub enum RestoreError {
     Command(#[from] vigil_core::cmd::CmdError),
     #[error("{0}")]
     Failed(String),
+    /// The journal cannot take the restore to the point asked for.
+    #[error("point-in-time restore: {0}")]
+    Journal(String),
 }
 
 impl RestoreError {

@@ -137,6 +137,7 @@ impl Prover {
             name: "proof",
             timeout: self.timeout,
             timeout_key: "snapshot.prove_restore.timeout",
+            extra_args: &[],
         };
         let (scratch, c) = scratch::start(
             &spec,

@@ -27,6 +27,8 @@ pub(crate) struct Spec<'a> {
     pub timeout: Duration,
     /// The config key that sets `timeout`, for the error.
     pub timeout_key: &'a str,
+    /// More etcd flags (the journal's replay lifts the txn and request limits).
+    pub extra_args: &'a [&'a str],
 }
 
 /// Kills the scratch etcd when dropped, however the caller ends.
@@ -116,6 +118,7 @@ pub(crate) fn start(
             "--log-level",
             "warn",
         ])
+        .args(spec.extra_args)
         .current_dir(dir)
         .process_group(0)
         .stdin(Stdio::null())

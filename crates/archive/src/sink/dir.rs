@@ -115,12 +115,39 @@ impl Backend for DirBackend {
         fsutil::atomic_write(&self.root.join(key), &m.to_json()).map_err(|e| self.fs_err(e))
     }
 
+    async fn list_files(&self, dir: &str) -> Result<Vec<(String, u64)>, SinkError> {
+        let p = self.root.join(dir);
+        let rd = match std::fs::read_dir(&p) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(self.fs_err(FsError::new("listing", &p, e))),
+        };
+        Ok(rd
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .map(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                (n, e.metadata().map(|m| m.len()).unwrap_or(0))
+            })
+            .filter(|(n, _)| !n.ends_with(fsutil::PARTIAL_SUFFIX))
+            .collect())
+    }
+
+    async fn put_bytes(&self, key: &str, bytes: Bytes) -> Result<(), SinkError> {
+        let p = self.root.join(key);
+        if let Some(d) = p.parent() {
+            super::private_dir(&self.name, d)?;
+        }
+        fsutil::atomic_write(&p, &bytes).map_err(|e| self.fs_err(e))
+    }
+
     async fn list(&self, base: &str) -> Result<Vec<SinkEntry>, SinkError> {
         let mut out = Vec::new();
         for member in std::fs::read_dir(self.root.join(base))
             .into_iter()
             .flatten()
             .flatten()
+            .filter(|m| m.file_name() != super::JOURNAL_DIR)
         {
             for s in crate::local::list_member(&member.path()) {
                 out.push(SinkEntry {

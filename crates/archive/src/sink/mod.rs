@@ -182,6 +182,10 @@ pub(crate) trait Backend: Send + Sync {
         &self,
         key: &str,
     ) -> Result<BoxStream<'static, Result<Bytes, SinkError>>, SinkError>;
+    /// The files directly under `dir` (`<key prefix>/`), by name, with sizes.
+    async fn list_files(&self, dir: &str) -> Result<Vec<(String, u64)>, SinkError>;
+    /// Stores a small object whole (a journal segment's manifest).
+    async fn put_bytes(&self, key: &str, bytes: Bytes) -> Result<(), SinkError>;
     /// Locks what it uploads (s3 with `object_lock`).
     fn locks(&self) -> bool {
         false
@@ -313,11 +317,18 @@ impl Sink {
         if !self.backend.streams() {
             return self.backend.archive_file(archive, m).await;
         }
+        self.upload_path(member, &m.archive, archive).await?;
+        self.verify(member, m).await?;
+        self.put_manifest(member, m).await
+    }
+
+    /// Streams the local file `path` to `<member>/<file>` in this sink.
+    async fn upload_path(&self, member: &str, file: &str, path: &Path) -> Result<u64, SinkError> {
         let (tx, rx) = mpsc::channel(4);
-        let path = archive.to_path_buf();
+        let owned = path.to_path_buf();
         let feeder = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
             use std::io::Read;
-            let mut f = std::fs::File::open(&path)?;
+            let mut f = std::fs::File::open(&owned)?;
             let mut buf = vec![0u8; 1 << 20];
             loop {
                 let n = f.read(&mut buf)?;
@@ -334,25 +345,76 @@ impl Sink {
             let _ = tx.blocking_send(SinkMsg::Commit);
             Ok(())
         });
-        let up = self.upload_stream(member, &m.archive, rx).await;
+        let up = self.upload_stream(member, file, rx).await;
         match feeder.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                return Err(SinkError::Fs(
-                    FsError::new("reading", archive, e),
-                    self.cfg.name.clone(),
-                ))
-            }
-            Err(e) => {
-                return Err(SinkError::Internal {
+            Ok(Ok(())) => up,
+            Ok(Err(e)) => Err(SinkError::Fs(
+                FsError::new("reading", path, e),
+                self.cfg.name.clone(),
+            )),
+            Err(e) => Err(SinkError::Internal {
+                sink: self.cfg.name.clone(),
+                message: e.to_string(),
+            }),
+        }
+    }
+
+    /// The journal's files in this sink (`<prefix>/<cluster>/_journal/`), with sizes.
+    pub async fn journal_files(&self) -> Result<Vec<(String, u64)>, SinkError> {
+        self.backend
+            .list_files(&format!(
+                "{}/",
+                self.rel(JOURNAL_DIR, "").trim_end_matches('/')
+            ))
+            .await
+    }
+
+    /// Ships a closed journal segment, checks it by `verify` against `size`
+    /// and `sha256`, then writes its manifest (the commit point here too).
+    pub async fn journal_put(
+        &self,
+        segment: &str,
+        path: &Path,
+        size: u64,
+        sha256: &str,
+        manifest: Bytes,
+    ) -> Result<(), SinkError> {
+        self.upload_path(JOURNAL_DIR, segment, path).await?;
+        let key = self.rel(JOURNAL_DIR, segment);
+        if let Some((n, sha)) = self.backend.measure(&key, self.cfg.verify_mode()).await? {
+            if n != size || sha.as_ref().is_some_and(|s| s != sha256) {
+                return Err(SinkError::Mismatch {
                     sink: self.cfg.name.clone(),
-                    message: e.to_string(),
-                })
+                    key,
+                    expected: sha256.to_string(),
+                    actual: sha.unwrap_or_else(|| "(not read)".into()),
+                    expected_size: size,
+                    actual_size: n,
+                });
             }
         }
-        up?;
-        self.verify(member, m).await?;
-        self.put_manifest(member, m).await
+        let mkey = self.rel(JOURNAL_DIR, &format!("{segment}.json"));
+        self.backend.put_bytes(&mkey, manifest).await
+    }
+
+    /// Opens a file of the journal (a segment or a manifest).
+    pub async fn journal_open(
+        &self,
+        file: &str,
+    ) -> Result<BoxStream<'static, Result<Bytes, SinkError>>, SinkError> {
+        self.backend.open(&self.rel(JOURNAL_DIR, file)).await
+    }
+
+    /// Removes a journal segment, its manifest first.
+    pub async fn journal_delete(&self, segment: &str) -> Result<(), SinkError> {
+        let a = self.rel(JOURNAL_DIR, segment);
+        let j = format!("{a}.json");
+        self.backend.delete([&j, &a]).await
+    }
+
+    /// Where a journal file lives, for people.
+    pub fn journal_location(&self, file: &str) -> String {
+        self.backend.location(&self.rel(JOURNAL_DIR, file))
     }
 
     /// Checks a stored copy against its manifest, by reading it back (default)
@@ -450,6 +512,10 @@ impl Sink {
         self.backend.protection(&probe).await
     }
 }
+
+/// The journal's directory beside the members' (`vigil-journal`); member
+/// names cannot start with `_`, and the archive listings skip it.
+pub const JOURNAL_DIR: &str = "_journal";
 
 /// Per kind of the config's list: its file here, whose
 /// `build(cfg, options, state_dir)` makes its backend, and its arm of the

@@ -210,13 +210,47 @@ impl Backend for ObjectBackend {
         self.lock_key(key).await
     }
 
+    async fn list_files(&self, dir: &str) -> Result<Vec<(String, u64)>, SinkError> {
+        let mut out = Vec::new();
+        if self.locks() {
+            for (loc, v) in self.first_versions(dir).await? {
+                if let Some(n) = loc.strip_prefix(dir).filter(|n| !n.contains('/')) {
+                    out.push((n.to_string(), v.size));
+                }
+            }
+            return Ok(out);
+        }
+        let mut s = self.store.list(Some(&ObjPath::from(dir)));
+        while let Some(meta) = s.next().await {
+            let meta = meta.map_err(|e| self.store_err("listing", dir, &e))?;
+            let loc = meta.location.to_string();
+            if let Some(n) = loc.strip_prefix(dir).filter(|n| !n.contains('/')) {
+                out.push((n.to_string(), meta.size));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn put_bytes(&self, key: &str, bytes: Bytes) -> Result<(), SinkError> {
+        self.ensure_lock().await?;
+        self.store
+            .put(&ObjPath::from(key), PutPayload::from(bytes))
+            .await
+            .map_err(|e| self.store_err("writing", key, &e))?;
+        self.lock_key(key).await
+    }
+
     async fn list(&self, base: &str) -> Result<Vec<SinkEntry>, SinkError> {
+        let journal = format!("{base}/{}/", super::JOURNAL_DIR);
         let mut sizes = std::collections::HashMap::new();
         // (key, version): a locking sink reads the first version of each
         // key, so an overwrite or a delete marker changes nothing.
         let mut manifests: Vec<(String, Option<String>)> = Vec::new();
         if self.locks() {
             for (loc, v) in self.first_versions(&format!("{base}/")).await? {
+                if loc.starts_with(&journal) {
+                    continue;
+                }
                 if loc.ends_with(SUFFIX) {
                     manifests.push((loc, Some(v.id)));
                 } else {
@@ -228,6 +262,9 @@ impl Backend for ObjectBackend {
             while let Some(meta) = s.next().await {
                 let meta = meta.map_err(|e| self.store_err("listing", base, &e))?;
                 let loc = meta.location.to_string();
+                if loc.starts_with(&journal) {
+                    continue;
+                }
                 if loc.ends_with(SUFFIX) {
                     manifests.push((loc, None));
                 } else {

@@ -282,8 +282,25 @@ impl TapeBackend {
     }
 }
 
+impl TapeBackend {
+    fn no_journal(&self) -> SinkError {
+        SinkError::Tape {
+            sink: self.name.clone(),
+            message: "the journal does not go to tape (journal.sinks takes object stores and dir sinks)".into(),
+        }
+    }
+}
+
 #[async_trait::async_trait]
 impl Backend for TapeBackend {
+    async fn list_files(&self, _dir: &str) -> Result<Vec<(String, u64)>, SinkError> {
+        Err(self.no_journal())
+    }
+
+    async fn put_bytes(&self, _key: &str, _bytes: Bytes) -> Result<(), SinkError> {
+        Err(self.no_journal())
+    }
+
     fn streams(&self) -> bool {
         false
     }

@@ -53,6 +53,14 @@ impl Uses {
         sinks: true,
         ..Uses::NONE
     };
+    /// vigil-journal: the members and the sinks (and what the snapshot it
+    /// starts after a gap needs).
+    pub const JOURNAL: Uses = Uses {
+        etcd: true,
+        snapshot: true,
+        sinks: true,
+        ..Uses::NONE
+    };
     /// vigil-restore: the sinks as sources and the drill key.
     pub const RESTORE: Uses = Uses {
         sinks: true,

@@ -94,6 +94,10 @@ kinds! {
 pub trait KindOptions {
     /// How a copy is checked after upload when `verify` is not set.
     fn default_verify(&self) -> VerifyMode;
+    /// Whether vigil-journal ships its segments here (not to tape).
+    fn takes_journal(&self) -> bool {
+        true
+    }
     /// The local paths this sink writes, with the key naming each.
     fn writable_paths(&self, _sink: &str, _state_dir: &Path) -> Vec<(&'static str, PathBuf)> {
         Vec::new()
@@ -191,6 +195,10 @@ impl SinkConfig {
     }
     pub fn prefix(&self) -> &str {
         &self.prefix
+    }
+    /// Whether vigil-journal ships its segments here (object stores, `dir`).
+    pub fn takes_journal(&self) -> bool {
+        self.settings.options().takes_journal()
     }
     /// Every local path this sink writes, for `ReadWritePaths=` and
     /// check-config: the directory of a `dir` or `fs` sink; for tape-dsmc,

@@ -152,6 +152,9 @@ impl KindOptions for TapeSink {
     fn default_verify(&self) -> VerifyMode {
         VerifyMode::Readback
     }
+    fn takes_journal(&self) -> bool {
+        false
+    }
     fn writable_paths(&self, sink: &str, state_dir: &Path) -> Vec<(&'static str, PathBuf)> {
         let mut v = vec![
             ("error_log", self.log_dir(sink, state_dir)),

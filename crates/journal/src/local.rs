@@ -1,0 +1,97 @@
+//! The bastion's copy of the journal: `<journal dir>/<segment>` with
+//! `<segment>.json` beside it. The manifest is the commit point: a segment
+//! without one (a kill -9 between the two renames) is not part of the
+//! journal and is removed at the next start, as are `.partial` files.
+
+use crate::format::{self, SegmentManifest};
+use crate::JournalError;
+use std::path::{Path, PathBuf};
+use vigil_core::fsutil::{self, FsError};
+
+#[derive(Debug, Clone)]
+pub struct LocalJournal {
+    pub dir: PathBuf,
+}
+
+impl LocalJournal {
+    pub fn new(dir: &Path) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    pub fn segment_path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    pub fn ensure(&self) -> Result<(), JournalError> {
+        Ok(fsutil::ensure_private_dir(&self.dir)?)
+    }
+
+    /// Every manifest, sorted by first revision; a manifest that does not
+    /// parse is an error naming it (it breaks the chain).
+    pub fn manifests(&self) -> Result<Vec<SegmentManifest>, JournalError> {
+        let rd = match std::fs::read_dir(&self.dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(FsError::new("listing", &self.dir, e).into()),
+        };
+        let mut out = Vec::new();
+        for ent in rd.flatten() {
+            let name = ent.file_name().to_string_lossy().into_owned();
+            if !format::is_manifest(&name) {
+                continue;
+            }
+            let path = ent.path();
+            let bytes = std::fs::read(&path).map_err(|e| FsError::new("reading", &path, e))?;
+            let m: SegmentManifest =
+                serde_json::from_slice(&bytes).map_err(|e| JournalError::Manifest {
+                    path: path.clone(),
+                    message: e.to_string(),
+                })?;
+            out.push(m);
+        }
+        out.sort_by_key(|m| m.first_revision);
+        Ok(out)
+    }
+
+    /// Removes what a killed writer left: temp files and segments whose
+    /// manifest never landed. Returns what it removed.
+    pub fn cleanup(&self) -> Vec<PathBuf> {
+        let mut removed = Vec::new();
+        let names: Vec<String> = std::fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        for n in &names {
+            let orphan = (n.ends_with(format::EXT_AGE) || n.ends_with(format::EXT_PLAIN))
+                && !names.contains(&format!("{n}{}", format::MANIFEST_SUFFIX));
+            if n.ends_with(fsutil::PARTIAL_SUFFIX) || orphan {
+                let p = self.dir.join(n);
+                if std::fs::remove_file(&p).is_ok() {
+                    removed.push(p);
+                }
+            }
+        }
+        removed
+    }
+
+    /// Bytes of the segments and manifests here.
+    pub fn size(&self, chain: &[SegmentManifest]) -> u64 {
+        chain.iter().map(|m| m.size + 1024).sum()
+    }
+
+    /// Removes a segment: the manifest first, so nothing points at a missing file.
+    pub fn delete(&self, m: &SegmentManifest) -> Result<(), JournalError> {
+        for p in [self.dir.join(m.manifest_name()), self.dir.join(&m.segment)] {
+            match std::fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(FsError::new("removing", &p, e).into()),
+            }
+        }
+        Ok(())
+    }
+}
