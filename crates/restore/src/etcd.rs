@@ -56,6 +56,9 @@ pub struct EtcdReport {
     pub bump: crate::bump::BumpPlan,
     pub tls: bool,
     pub members: Vec<RestoredMember>,
+    /// `--to-revision`/`--to-time`: the journal replayed onto the archive.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub point: Option<crate::pitr::PointReport>,
 }
 
 /// The `--initial-cluster` value for all members.
@@ -135,6 +138,9 @@ pub fn human(r: &EtcdReport) -> String {
     }
     for n in r.notes.iter().chain(&r.bump.notes) {
         let _ = writeln!(s, "note: {n}");
+    }
+    if let Some(p) = &r.point {
+        let _ = write!(s, "{}", crate::pitr::human(p));
     }
     let _ = writeln!(s, "initial cluster: {}", r.initial_cluster);
     let _ = writeln!(s, "cluster token:   {}", r.initial_cluster_token);
@@ -217,6 +223,8 @@ pub struct EtcdOptions<'a> {
     /// `--no-bump`: restore at the snapshot's revision, accepting stale
     /// Kubernetes watch caches (needed when no etcdutl 3.5.10+ is at hand).
     pub no_bump: bool,
+    /// `--to-revision`/`--to-time`: replay the journal up to a point.
+    pub point: Option<crate::pitr::PointOptions>,
 }
 
 /// Fetches and verifies the chosen archive once, then restores it once per member.
@@ -237,6 +245,7 @@ pub fn run(cfg: &vigil_core::Config, o: &EtcdOptions<'_>) -> Result<EtcdReport, 
         peer_urls: o.peer_urls.clone(),
         drop_members: o.drop_members.clone(),
         no_bump: o.no_bump,
+        point: o.point.clone(),
     };
     if o.out.exists() {
         let non_empty = std::fs::read_dir(o.out)
@@ -251,7 +260,33 @@ pub fn run(cfg: &vigil_core::Config, o: &EtcdOptions<'_>) -> Result<EtcdReport, 
     }
     let stores = crate::stores::Stores::configured(cfg).only(o.source)?;
     let cat = stores.catalog(&cfg.state.dir);
-    let archive = o.selector.select(&cat)?;
+    let rt = vigil_core::runtime::multi_thread(Some(2))
+        .map_err(|e| RestoreError::Failed(format!("starting the runtime: {e}")))?;
+    let journal_sinks = match &o.point {
+        Some(_) => vigil_journal::ship::journal_sinks(cfg)
+            .map_err(|e| RestoreError::Usage(e.to_string()))?,
+        None => Vec::new(),
+    };
+    // A point first finds the journal that reaches it: the archive is the
+    // newest at or before the revision it resolves to.
+    let journal = match &o.point {
+        Some(p) => Some(rt.block_on(crate::pitr::open(
+            cfg,
+            &journal_sinks,
+            o.source,
+            o.identities,
+            p,
+        ))?),
+        None => None,
+    };
+    let selector = match &journal {
+        Some(j) => crate::select::Selector {
+            revision: Some(o.selector.revision.map_or(j.target, |r| r.min(j.target))),
+            ..o.selector.clone()
+        },
+        None => o.selector.clone(),
+    };
+    let archive = selector.select(&cat)?;
     // Before anything runs (not even `etcdctl version`) or is written.
     let plan = plan_members(
         &configured,
@@ -278,7 +313,7 @@ pub fn run(cfg: &vigil_core::Config, o: &EtcdOptions<'_>) -> Result<EtcdReport, 
     // is refused here, not by an unknown flag after the fetch.
     let mut bump = crate::bump::plan(
         &cfg.state.dir,
-        archive.manifest.revision,
+        journal.as_ref().map_or(archive.manifest.revision, |j| j.target),
         &archive.manifest.cluster_id,
         rc.bump_revision,
     );
@@ -320,10 +355,12 @@ pub fn run(cfg: &vigil_core::Config, o: &EtcdOptions<'_>) -> Result<EtcdReport, 
         .map_err(|e| RestoreError::Failed(format!("starting the janitor: {e}")))?;
     // The replayed bump's scratch etcd and its snapshot; short, for the socket path.
     let bump_dir = o.out.join(".bump");
+    let point_dir = o.out.join(".pitr");
     let mut guarded = vec![
         snapshot.clone(),
         vigil_core::fsutil::partial_path(&snapshot),
         bump_dir.clone(),
+        point_dir.clone(),
     ];
     for m in members {
         let d = o.out.join(&m.name);
@@ -344,10 +381,58 @@ pub fn run(cfg: &vigil_core::Config, o: &EtcdOptions<'_>) -> Result<EtcdReport, 
         )
     });
     let ic = initial_cluster(members);
+    // The base the members are restored from: the fetched snapshot, or the
+    // one saved after the journal's replay up to the point.
+    let mut point = None;
+    let (base, base_verified, base_expect) = match (&o.point, &journal) {
+        (Some(p), Some(j)) => {
+            let pit = point_dir.join("point.db");
+            let r = vigil_core::fsutil::ensure_private_dir(&point_dir)
+                .map_err(RestoreError::from)
+                .and_then(|()| {
+                    crate::pitr::replay(
+                        &tool,
+                        &rc.etcd_bin,
+                        &snapshot,
+                        &point_dir,
+                        &archive.id,
+                        j,
+                        o.identities,
+                        p,
+                        &pit,
+                        &rt,
+                    )
+                });
+            match r {
+                Ok(r) => {
+                    let expect = crate::bump::Expect {
+                        revision: r.target_revision,
+                        key_count: r.key_count,
+                    };
+                    tracing::info!("{}", crate::pitr::human(&r).trim_end());
+                    point = Some(r);
+                    (pit, false, expect)
+                }
+                Err(e) => {
+                    let _ = std::fs::remove_dir_all(&point_dir);
+                    let _ = std::fs::remove_file(&snapshot);
+                    return Err(e);
+                }
+            }
+        }
+        _ => (
+            snapshot.clone(),
+            true,
+            crate::bump::Expect {
+                revision: archive.manifest.revision,
+                key_count: archive.manifest.key_count,
+            },
+        ),
+    };
     // Fetch verified `snapshot`; the replay's bumped snapshot is checked by
     // the tool alone (its own sha256 trailer), so it keeps the tool's check.
     let (restore_from, verified, bump_by) = match bump.method {
-        crate::bump::Method::Etcdutl => (snapshot.clone(), true, bump.size),
+        crate::bump::Method::Etcdutl => (base.clone(), base_verified, bump.size),
         crate::bump::Method::Replay => {
             let bumped = bump_dir.join("bumped.db");
             let r = vigil_core::fsutil::ensure_private_dir(&bump_dir)
@@ -356,13 +441,10 @@ pub fn run(cfg: &vigil_core::Config, o: &EtcdOptions<'_>) -> Result<EtcdReport, 
                     crate::bump::replay(
                         &tool,
                         &rc.etcd_bin,
-                        &snapshot,
+                        &base,
                         &bump_dir,
                         bump.size,
-                        crate::bump::Expect {
-                            revision: archive.manifest.revision,
-                            key_count: archive.manifest.key_count,
-                        },
+                        base_expect,
                         &bumped,
                     )
                 });
@@ -379,7 +461,7 @@ pub fn run(cfg: &vigil_core::Config, o: &EtcdOptions<'_>) -> Result<EtcdReport, 
             }
             (bumped, false, 0)
         }
-        crate::bump::Method::None => (snapshot.clone(), true, 0),
+        crate::bump::Method::None => (base.clone(), base_verified, 0),
     };
     // The members' data dirs are independent: restore them side by side.
     let results: Vec<Result<RestoredMember, RestoreError>> = std::thread::scope(|sc| {
@@ -434,6 +516,7 @@ pub fn run(cfg: &vigil_core::Config, o: &EtcdOptions<'_>) -> Result<EtcdReport, 
         let _ = std::fs::remove_file(&snapshot);
     }
     let _ = std::fs::remove_dir_all(&bump_dir);
+    let _ = std::fs::remove_dir_all(&point_dir);
     if result.is_err() {
         // Leave the target as empty as it was, so a rerun is possible.
         for r in &restored {
@@ -457,6 +540,7 @@ pub fn run(cfg: &vigil_core::Config, o: &EtcdOptions<'_>) -> Result<EtcdReport, 
         bump,
         tls: cfg.tls().is_some(),
         members: restored,
+        point,
     })
 }
 

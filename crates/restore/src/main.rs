@@ -56,6 +56,44 @@ impl Select {
     }
 }
 
+/// A point in time to restore to, from the journal (issue 17).
+#[derive(Debug, Clone, clap::Args)]
+struct PointArgs {
+    /// Restore to this etcd revision: the newest archive at or before it,
+    /// then the journal replayed up to it, one transaction per revision.
+    #[arg(long, value_name = "R", conflicts_with = "to_time")]
+    to_revision: Option<i64>,
+    /// Restore to the last change received at or before this RFC 3339 time,
+    /// e.g. 2026-12-02T03:14:00Z (the journal records when it received each
+    /// revision).
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    to_time: Option<time::OffsetDateTime>,
+    /// Replay past a break in the journal's chain (a segment its successor
+    /// does not vouch for); each segment must still decrypt and follow on.
+    #[arg(long)]
+    force_journal: bool,
+    /// TTL of the leases granted after the snapshot, which the replay grants
+    /// again (the watch carries a key's lease ID, not the lease).
+    #[arg(long, default_value = "1h", value_name = "DURATION")]
+    lease_ttl: vigil_core::units::HumanDuration,
+}
+
+impl PointArgs {
+    fn options(&self) -> Option<vigil_restore::pitr::PointOptions> {
+        use vigil_restore::pitr::{Point, PointOptions};
+        let point = match (self.to_revision, self.to_time) {
+            (Some(r), _) => Point::Revision(r),
+            (None, Some(t)) => Point::Time(t),
+            (None, None) => return None,
+        };
+        Some(PointOptions {
+            point,
+            force: self.force_journal,
+            lease_ttl: self.lease_ttl.get(),
+        })
+    }
+}
+
 fn parse_time(s: &str) -> anyhow::Result<time::OffsetDateTime> {
     time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).map_err(|e| {
         anyhow::anyhow!("{s:?} is not an RFC 3339 time such as 2026-11-23T04:00:00Z: {e}")
@@ -91,6 +129,8 @@ enum Command {
         identity: PathBuf,
         #[command(flatten)]
         select: Select,
+        #[command(flatten)]
+        point: PointArgs,
         /// Print what was fetched and verified as JSON (on stderr with --out -).
         #[arg(long)]
         json: bool,
@@ -105,6 +145,8 @@ enum Command {
         out: PathBuf,
         #[command(flatten)]
         select: Select,
+        #[command(flatten)]
+        point: PointArgs,
         /// --initial-cluster-token (default: <cluster>-restored-<time>).
         #[arg(long)]
         token: Option<String>,
@@ -246,8 +288,34 @@ fn dispatch(g: &GlobalArgs, c: Command) -> Result<i32, Exit> {
             out,
             identity,
             select,
+            point,
             json,
         } => {
+            if let Some(p) = point.options() {
+                if out.as_os_str() == fetch::STDOUT {
+                    return Err(fail(RestoreError::Usage(
+                        "--out - cannot be used with --to-revision/--to-time: the point's snapshot is made in a scratch etcd; give --out FILE".into(),
+                    )));
+                }
+                let _archives = ArchivesLock::for_reading(&cfg.state.dir);
+                let ids = ids(&identity)?;
+                let r = vigil_restore::pitr::fetch(
+                    &cfg,
+                    &select.selector(),
+                    select.source.as_deref(),
+                    Some(&ids),
+                    &p,
+                    &out,
+                )
+                .map_err(fail)?;
+                if json {
+                    print_json(&r);
+                } else {
+                    println!("{}: snapshot at the point", out.display());
+                    print!("{}", vigil_restore::pitr::human(&r));
+                }
+                return Ok(exit::OK);
+            }
             if out.as_os_str() == fetch::STDOUT && std::io::stdout().is_terminal() {
                 return Err(fail(RestoreError::Usage(
                     "--out -: standard output is a terminal; the snapshot is binary. Pipe it on \
@@ -302,6 +370,7 @@ fn dispatch(g: &GlobalArgs, c: Command) -> Result<i32, Exit> {
             peer_urls,
             drop_members,
             no_bump,
+            point,
             json,
         } => {
             let _archives = ArchivesLock::for_reading(&cfg.state.dir);
@@ -319,6 +388,7 @@ fn dispatch(g: &GlobalArgs, c: Command) -> Result<i32, Exit> {
                     peer_urls,
                     drop_members,
                     no_bump,
+                    point: point.options(),
                 },
             )
             .map_err(fail)?;

@@ -505,3 +505,84 @@ async fn op(
         }
     })
 }
+
+/// What the restore says about its point.
+pub fn human(p: &PointReport) -> String {
+    format!(
+        "point in time: {} -> revision {} (received {}): archive {} at revision {} + {} revision(s), {} event(s) from {} journal segment(s) in {} ({} .. {}); \
+         the journal's newest revision is {} ({}); RPO {:.1} s; {} lease(s) granted again with --lease-ttl\n",
+        p.requested,
+        p.target_revision,
+        p.target_received_at,
+        p.archive,
+        p.snapshot_revision,
+        p.revisions,
+        p.events,
+        p.segments,
+        p.journal_source,
+        p.replayed_from.as_deref().unwrap_or("-"),
+        p.replayed_to.as_deref().unwrap_or("-"),
+        p.journal_newest_revision,
+        p.journal_newest_at,
+        p.rpo_seconds,
+        p.leases_granted
+    )
+}
+
+/// `vigil-restore fetch --to-revision/--to-time --out FILE`: the snapshot
+/// of the point (the archive plus the journal, replayed), as a plain
+/// snapshot file that `etcdutl snapshot restore` takes.
+pub fn fetch(
+    cfg: &vigil_core::Config,
+    selector: &crate::select::Selector,
+    source: Option<&str>,
+    ids: Option<&Identities>,
+    p: &PointOptions,
+    out: &Path,
+) -> Result<PointReport, RestoreError> {
+    if out.exists() {
+        return Err(RestoreError::Usage(format!(
+            "{} already exists; vigil-restore never overwrites a file, choose another --out",
+            out.display()
+        )));
+    }
+    let rc = cfg.restore();
+    let stores = crate::stores::Stores::configured(cfg).only(source)?;
+    let cat = stores.catalog(&cfg.state.dir);
+    let rt = vigil_core::runtime::multi_thread(Some(2))
+        .map_err(|e| RestoreError::Failed(format!("starting the runtime: {e}")))?;
+    let sinks =
+        vigil_journal::ship::journal_sinks(cfg).map_err(|e| RestoreError::Usage(e.to_string()))?;
+    let j = rt.block_on(open(cfg, &sinks, source, ids, p))?;
+    let sel = crate::select::Selector {
+        revision: Some(selector.revision.map_or(j.target, |r| r.min(j.target))),
+        ..selector.clone()
+    };
+    let archive = sel.select(&cat)?;
+    let tool = crate::tool::detect_tool(&rc)?;
+    let parent = out
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    // Short: the scratch etcd's unix socket lives in it.
+    let work = parent.join(format!(".vigil-pitr-{}", std::process::id()));
+    vigil_core::fsutil::ensure_private_dir(&work)?;
+    let mut janitor = crate::guard::Janitor::spawn(None)
+        .map_err(|e| RestoreError::Failed(format!("starting the janitor: {e}")))?;
+    for g in [work.clone(), vigil_core::fsutil::partial_path(out)] {
+        janitor
+            .guard(&g)
+            .map_err(|e| RestoreError::Failed(format!("briefing the janitor: {e}")))?;
+    }
+    let r = (|| {
+        let snap = work.join("archive.db");
+        crate::fetch::fetch(archive, &stores, ids, &snap)?;
+        let pit = work.join("point.db");
+        let r = replay(&tool, &rc.etcd_bin, &snap, &work, &archive.id, &j, ids, p, &pit, &rt)?;
+        vigil_core::fsutil::commit_rename(&pit, out)?;
+        Ok(r)
+    })();
+    let _ = std::fs::remove_dir_all(&work);
+    janitor.done();
+    r
+}
