@@ -4,6 +4,7 @@
 
 mod bump;
 mod cli;
+mod journal;
 mod restore;
 mod rke2_token;
 mod s3;
