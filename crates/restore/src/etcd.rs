@@ -313,7 +313,9 @@ pub fn run(cfg: &vigil_core::Config, o: &EtcdOptions<'_>) -> Result<EtcdReport, 
     // is refused here, not by an unknown flag after the fetch.
     let mut bump = crate::bump::plan(
         &cfg.state.dir,
-        journal.as_ref().map_or(archive.manifest.revision, |j| j.target),
+        journal
+            .as_ref()
+            .map_or(archive.manifest.revision, |j| j.target),
         &archive.manifest.cluster_id,
         rc.bump_revision,
     );

@@ -578,7 +578,18 @@ pub fn fetch(
         let snap = work.join("archive.db");
         crate::fetch::fetch(archive, &stores, ids, &snap)?;
         let pit = work.join("point.db");
-        let r = replay(&tool, &rc.etcd_bin, &snap, &work, &archive.id, &j, ids, p, &pit, &rt)?;
+        let r = replay(
+            &tool,
+            &rc.etcd_bin,
+            &snap,
+            &work,
+            &archive.id,
+            &j,
+            ids,
+            p,
+            &pit,
+            &rt,
+        )?;
         vigil_core::fsutil::commit_rename(&pit, out)?;
         Ok(r)
     })();

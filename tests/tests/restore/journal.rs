@@ -36,7 +36,9 @@ async fn connect(ep: &str) -> etcd_client::Client {
     let opts = etcd_client::ConnectOptions::new()
         .with_connect_timeout(Duration::from_secs(2))
         .with_timeout(Duration::from_secs(5));
-    etcd_client::Client::connect([ep], Some(opts)).await.unwrap()
+    etcd_client::Client::connect([ep], Some(opts))
+        .await
+        .unwrap()
 }
 
 /// Every key at `rev` (0: now) as `ep` serves it.
@@ -71,7 +73,7 @@ fn start_journal(cfg: &Path, log: &Path) -> Child {
         .arg("--config")
         .arg(cfg)
         .args(["--log-format", "text", "run"])
-        .env("VIGIL_LOG", "debug")
+        .env("VIGIL_LOG", "info,vigil_journal=debug")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(
@@ -86,7 +88,11 @@ fn start_journal(cfg: &Path, log: &Path) -> Child {
 }
 
 fn verify_json(cfg: &Path, source: &str) -> serde_json::Value {
-    let out = vigil("vigil-journal", cfg, &["verify", "--source", source, "--json"]);
+    let out = vigil(
+        "vigil-journal",
+        cfg,
+        &["verify", "--source", source, "--json"],
+    );
     serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", text(&out)))
 }
 
@@ -113,7 +119,10 @@ fn sigterm(c: &mut Child) {
         .status();
     let deadline = Instant::now() + Duration::from_secs(30);
     while c.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "vigil-journal did not stop on SIGTERM");
+        assert!(
+            Instant::now() < deadline,
+            "vigil-journal did not stop on SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -147,18 +156,36 @@ fn write_rounds(ep: &str, start: usize, rounds: usize) -> Vec<i64> {
 }
 
 async fn round(c: &mut etcd_client::Client, i: usize) -> Result<i64, etcd_client::Error> {
-    c.put(format!("/registry/pods/default/p{i:05}"), format!("{{\"i\":{i}}}"), None)
-        .await?;
+    c.put(
+        format!("/registry/pods/default/p{i:05}"),
+        format!("{{\"i\":{i}}}"),
+        None,
+    )
+    .await?;
     let ops = vec![
-        TxnOp::put(format!("/registry/configmaps/default/c{:03}", i % 50), format!("v{i}"), None),
-        TxnOp::put(format!("/registry/secrets/default/s{:03}", i % 7), vec![i as u8, 0, 255], None),
-        TxnOp::delete(format!("/registry/pods/default/p{:05}", i.saturating_sub(3)), None),
+        TxnOp::put(
+            format!("/registry/configmaps/default/c{:03}", i % 50),
+            format!("v{i}"),
+            None,
+        ),
+        TxnOp::put(
+            format!("/registry/secrets/default/s{:03}", i % 7),
+            vec![i as u8, 0, 255],
+            None,
+        ),
+        TxnOp::delete(
+            format!("/registry/pods/default/p{:05}", i.saturating_sub(3)),
+            None,
+        ),
     ];
     let r = c.txn(Txn::new().and_then(ops)).await?;
     let mut rev = r.header().map(|h| h.revision()).unwrap_or_default();
-    if i % 5 == 0 {
+    if i.is_multiple_of(5) {
         rev = c
-            .delete(format!("/registry/configmaps/default/c{:03}", (i + 25) % 50), None)
+            .delete(
+                format!("/registry/configmaps/default/c{:03}", (i + 25) % 50),
+                None,
+            )
             .await?
             .header()
             .map(|h| h.revision())
@@ -174,9 +201,41 @@ fn kill_cluster(cluster: &mut Cluster) {
     }
 }
 
+/// Waits until a restored member at `ep` has a leader.
+fn wait_up(ep: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ok = Cluster::runtime().block_on(async {
+            let o = etcd_client::ConnectOptions::new()
+                .with_connect_timeout(Duration::from_secs(1))
+                .with_timeout(Duration::from_secs(2));
+            match etcd_client::Client::connect([ep], Some(o)).await {
+                Ok(mut c) => matches!(c.status().await, Ok(s) if s.leader() != 0),
+                Err(_) => false,
+            }
+        });
+        if ok {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "restored member {ep} did not come up"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// Restores with `args`, starts the three members with the printed
 /// commands, and checks every member against `want` at `rev`; stops them.
-fn restore_and_check(t: &Path, cfg: &Path, key: &AgeKey, tag: &str, args: &[&str], rev: i64, want: &[Full]) -> serde_json::Value {
+fn restore_and_check(
+    t: &Path,
+    cfg: &Path,
+    key: &AgeKey,
+    tag: &str,
+    args: &[&str],
+    rev: i64,
+    want: &[Full],
+) -> serde_json::Value {
     let target = t.join(tag);
     let mut a = vec![
         "etcd",
@@ -212,27 +271,14 @@ fn restore_and_check(t: &Path, cfg: &Path, key: &AgeKey, tag: &str, args: &[&str
     }
     for m in report["members"].as_array().unwrap() {
         let ep = m["client_url"].as_str().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let ok = Cluster::runtime().block_on(async {
-                let o = etcd_client::ConnectOptions::new()
-                    .with_connect_timeout(Duration::from_secs(1))
-                    .with_timeout(Duration::from_secs(2));
-                match etcd_client::Client::connect([ep], Some(o)).await {
-                    Ok(mut c) => matches!(c.status().await, Ok(s) if s.leader() != 0),
-                    Err(_) => false,
-                }
-            });
-            if ok {
-                break;
-            }
-            assert!(Instant::now() < deadline, "restored member {ep} did not come up");
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        wait_up(ep);
         let (r, got) = state_at(ep, 0);
         assert_eq!(r, rev, "{tag}: {ep} revision");
         assert_eq!(got.len(), want.len(), "{tag}: {ep} key count");
-        assert!(got == want, "{tag}: {ep}: the restored keys differ from the live cluster's at revision {rev}");
+        assert!(
+            got == want,
+            "{tag}: {ep}: the restored keys differ from the live cluster's at revision {rev}"
+        );
     }
     drop(procs);
     // The ports must be free for the next restore.
@@ -299,10 +345,34 @@ fn journal_restores_to_a_revision_a_minute_and_the_end_after_faults() {
 
     // The cluster is lost.
     kill_cluster(&mut cluster);
-    let r = restore_and_check(t, &cfg, &key, "mid", &["--to-revision", &mid_rev.to_string()], mid_rev, &want_mid);
+    let r = restore_and_check(
+        t,
+        &cfg,
+        &key,
+        "mid",
+        &["--to-revision", &mid_rev.to_string()],
+        mid_rev,
+        &want_mid,
+    );
     assert!(r["point"]["revisions"].as_u64().unwrap() > 100, "{r}");
-    restore_and_check(t, &cfg, &key, "minute", &["--to-time", &mid_time], mid_time_rev, &want_time);
-    let r = restore_and_check(t, &cfg, &key, "end", &["--to-time", &vigil_core::rfc3339(vigil_core::now())], end, &want_end);
+    restore_and_check(
+        t,
+        &cfg,
+        &key,
+        "minute",
+        &["--to-time", &mid_time],
+        mid_time_rev,
+        &want_time,
+    );
+    let r = restore_and_check(
+        t,
+        &cfg,
+        &key,
+        "end",
+        &["--to-time", &vigil_core::rfc3339(vigil_core::now())],
+        end,
+        &want_end,
+    );
     assert_eq!(r["point"]["journal_newest_revision"], end, "{r}");
 
     // fetch gives the point's snapshot as a file etcdctl reads.
@@ -310,7 +380,16 @@ fn journal_restores_to_a_revision_a_minute_and_the_end_after_faults() {
     let out = vigil(
         "vigil-restore",
         &cfg,
-        &["fetch", "--identity", s(&key.identity_file), "--out", s(&snap), "--to-revision", &mid_rev.to_string(), "--json"],
+        &[
+            "fetch",
+            "--identity",
+            s(&key.identity_file),
+            "--out",
+            s(&snap),
+            "--to-revision",
+            &mid_rev.to_string(),
+            "--json",
+        ],
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let st = Command::new("etcdctl")
@@ -324,10 +403,36 @@ fn journal_restores_to_a_revision_a_minute_and_the_end_after_faults() {
     let out = vigil(
         "vigil-restore",
         &cfg,
-        &["fetch", "--identity", s(&key.identity_file), "--out", s(&t.join("x.db")), "--to-revision", &(end + 100).to_string()],
+        &[
+            "fetch",
+            "--identity",
+            s(&key.identity_file),
+            "--out",
+            s(&t.join("x.db")),
+            "--to-revision",
+            &(end + 100).to_string(),
+        ],
     );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains(&format!("ends at revision {end}")), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("ends at revision {end}")),
+        "{}",
+        text(&out)
+    );
+}
+
+/// Archive manifests under the snapshot dir.
+fn archives(dir: &Path) -> usize {
+    NAMES
+        .iter()
+        .flat_map(|m| {
+            std::fs::read_dir(dir.join(m))
+                .into_iter()
+                .flatten()
+                .flatten()
+        })
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".age.json"))
+        .count()
 }
 
 fn segment_files(dir: &Path) -> Vec<PathBuf> {
@@ -399,7 +504,17 @@ fn journal_gap_corrupt_segment_and_restore_from_radosgw_alone() {
     let out = vigil(
         "vigil-restore",
         &cfg,
-        &["fetch", "--identity", s(&key.identity_file), "--out", s(&t.join("bad.db")), "--source", "local", "--to-revision", &end.to_string()],
+        &[
+            "fetch",
+            "--identity",
+            s(&key.identity_file),
+            "--out",
+            s(&t.join("bad.db")),
+            "--source",
+            "local",
+            "--to-revision",
+            &end.to_string(),
+        ],
     );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains(name), "{}", text(&out));
@@ -411,23 +526,35 @@ fn journal_gap_corrupt_segment_and_restore_from_radosgw_alone() {
     Cluster::runtime().block_on(async {
         connect(&ep)
             .await
-            .compact(compact_at, Some(etcd_client::CompactionOptions::new().with_physical()))
+            .compact(
+                compact_at,
+                Some(etcd_client::CompactionOptions::new().with_physical()),
+            )
             .await
             .unwrap();
     });
-    let archives_before = vigil_tests::all_files(&cb.snapshot_dir).len();
+    // The cluster goes on writing after its compaction, as under the apiserver.
+    revs.extend(write_rounds(&ep, 220, 5));
+    let archives_before = archives(&cb.snapshot_dir);
     let mut j = start_journal(&cfg, &log);
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         let l = std::fs::read_to_string(&log).unwrap();
         if l.contains("the re-anchoring snapshot finished") {
-            assert!(l.contains(&format!("revisions {}..={} were compacted", end + 1, compact_at - 1)), "{l}");
+            assert!(
+                l.contains(&format!(
+                    "revisions {}..={} were compacted",
+                    end + 1,
+                    compact_at - 1
+                )),
+                "{l}"
+            );
             break;
         }
         assert!(Instant::now() < deadline, "no re-anchoring snapshot: {l}");
         std::thread::sleep(Duration::from_millis(300));
     }
-    assert!(vigil_tests::all_files(&cb.snapshot_dir).len() > archives_before);
+    assert!(archives(&cb.snapshot_dir) > archives_before);
     let out = vigil("vigil-notify", &cfg, &["status", "--json"]);
     assert!(text(&out).contains("journal_gap"), "{}", text(&out));
     sigterm(&mut j);
@@ -442,7 +569,19 @@ fn journal_gap_corrupt_segment_and_restore_from_radosgw_alone() {
     let out = vigil(
         "vigil-restore",
         &cfg,
-        &["etcd", "--identity", s(&key.identity_file), "--out", s(&target), "--source", "rgw", "--no-bump", "--to-revision", &end.to_string(), "--json"],
+        &[
+            "etcd",
+            "--identity",
+            s(&key.identity_file),
+            "--out",
+            s(&target),
+            "--source",
+            "rgw",
+            "--no-bump",
+            "--to-revision",
+            &end.to_string(),
+            "--json",
+        ],
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -450,20 +589,31 @@ fn journal_gap_corrupt_segment_and_restore_from_radosgw_alone() {
     assert_eq!(report["source"], "rgw", "{report}");
     let mut procs = Procs(Vec::new());
     for m in report["members"].as_array().unwrap() {
-        let argv: Vec<String> = m["command"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect();
-        procs.0.push(Command::new(&argv[0]).args(&argv[1..]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap());
+        let argv: Vec<String> = m["command"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().to_string())
+            .collect();
+        procs.0.push(
+            Command::new(&argv[0])
+                .args(&argv[1..])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
     }
-    let ep0 = report["members"][0]["client_url"].as_str().unwrap().to_string();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let (r, got) = loop {
-        let r = std::panic::catch_unwind(|| state_at(&ep0, 0));
-        if let Ok(x) = r {
-            break x;
-        }
-        assert!(Instant::now() < deadline, "restored member did not come up");
-        std::thread::sleep(Duration::from_millis(300));
-    };
+    let ep0 = report["members"][0]["client_url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_up(&ep0);
+    let (r, got) = state_at(&ep0, 0);
     assert_eq!(r, end);
-    assert!(got == want_end, "restored from radosgw: keys differ at revision {end}");
+    assert!(
+        got == want_end,
+        "restored from radosgw: keys differ at revision {end}"
+    );
     drop(procs);
 }
