@@ -161,7 +161,7 @@ mod tests {
         let e = "backup".parse::<Source>().unwrap_err().to_string();
         assert_eq!(
             e,
-            "unknown source \"backup\"; use any of snapshot, sink, scrub, drill, health, quota, vigil"
+            "unknown source \"backup\"; use any of snapshot, sink, scrub, drill, health, quota, journal, vigil"
         );
     }
 

@@ -6,7 +6,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use vigil_tests::*;
 
-const BINARIES: [&str; 5] = [
+const BINARIES: [&str; 6] = [
+    "vigil-journal",
     "vigil-snapshot",
     "vigil-restore",
     "vigil-health",
