@@ -126,6 +126,25 @@ pub fn segment_name(first: i64, last: i64, encrypted: bool) -> String {
     )
 }
 
+/// The last revision a segment's file name (or its manifest's) says it holds.
+pub fn last_revision_of(name: &str) -> Option<i64> {
+    name.split(['-', '.']).nth(1).and_then(|r| r.parse().ok())
+}
+
+/// Why `bytes` are not the segment `m` describes (size, sha256), if they are not.
+pub fn mismatch(m: &SegmentManifest, bytes: &[u8]) -> Option<String> {
+    use sha2::{Digest, Sha256};
+    let sha = hex::encode(Sha256::digest(bytes));
+    (bytes.len() as u64 != m.size || sha != m.sha256).then(|| {
+        format!(
+            "is {} bytes with sha256 {sha}, but its manifest says {} bytes with sha256 {}: the segment is damaged or was replaced",
+            bytes.len(),
+            m.size,
+            m.sha256
+        )
+    })
+}
+
 /// Whether `name` is a segment manifest.
 pub fn is_manifest(name: &str) -> bool {
     name.ends_with(&format!("{EXT_AGE}{MANIFEST_SUFFIX}"))
@@ -272,6 +291,7 @@ mod tests {
         assert!(a < b);
         assert!(is_manifest(&format!("{a}.json")));
         assert!(!is_manifest(&a));
+        assert_eq!(last_revision_of(&format!("{a}.json")), Some(99));
     }
 
     #[test]

@@ -44,7 +44,6 @@ pub struct Verified {
 
 /// Checks a chain's links and every segment's size and sha256 (no key needed).
 pub async fn verify(src: &read::Source<'_>, cluster: &str) -> Result<Verified, JournalError> {
-    use sha2::{Digest, Sha256};
     let chain = src.manifests(cluster).await?;
     let mut broken = format::check_links(&chain).map(|b| b.to_string());
     if broken.is_none() {
@@ -52,18 +51,8 @@ pub async fn verify(src: &read::Source<'_>, cluster: &str) -> Result<Verified, J
             let bytes = src.read(&m.segment).await;
             let why = match bytes {
                 Err(e) => Some(e.to_string()),
-                Ok(b) => {
-                    let sha = hex::encode(Sha256::digest(&b));
-                    (b.len() as u64 != m.size || sha != m.sha256).then(|| {
-                        format!(
-                            "segment {}: {} bytes with sha256 {sha}, but its manifest says {} bytes with sha256 {}",
-                            src.location(&m.segment),
-                            b.len(),
-                            m.size,
-                            m.sha256
-                        )
-                    })
-                }
+                Ok(b) => format::mismatch(m, &b)
+                    .map(|w| format!("segment {}: {w}", src.location(&m.segment))),
             };
             if why.is_some() {
                 broken = why;

@@ -78,11 +78,6 @@ impl LocalJournal {
         removed
     }
 
-    /// Bytes of the segments and manifests here.
-    pub fn size(&self, chain: &[SegmentManifest]) -> u64 {
-        chain.iter().map(|m| m.size + 1024).sum()
-    }
-
     /// Removes a segment: the manifest first, so nothing points at a missing file.
     pub fn delete(&self, m: &SegmentManifest) -> Result<(), JournalError> {
         for p in [self.dir.join(m.manifest_name()), self.dir.join(&m.segment)] {

@@ -109,15 +109,8 @@ pub fn decode(
     ids: &[&dyn age::Identity],
     check: bool,
 ) -> Result<Vec<Event>, String> {
-    use sha2::{Digest, Sha256};
-    let sha = hex::encode(Sha256::digest(bytes));
-    if check && (bytes.len() as u64 != m.size || sha != m.sha256) {
-        return Err(format!(
-            "is {} bytes with sha256 {sha}, but its manifest says {} bytes with sha256 {}: the segment is damaged or was replaced",
-            bytes.len(),
-            m.size,
-            m.sha256
-        ));
+    if let Some(why) = check.then(|| format::mismatch(m, bytes)).flatten() {
+        return Err(why);
     }
     let mut plain = Vec::with_capacity(m.plaintext_size as usize);
     let zr: Box<dyn Read> = if m.encrypted {

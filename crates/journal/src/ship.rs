@@ -178,11 +178,7 @@ async fn ship_one(
             let newest = names.last().cloned();
             for mname in names {
                 let seg = mname.trim_end_matches(format::MANIFEST_SUFFIX).to_string();
-                let Some(last) = seg
-                    .split(['-', '.'])
-                    .nth(1)
-                    .and_then(|r| r.parse::<i64>().ok())
-                else {
+                let Some(last) = format::last_revision_of(&seg) else {
                     continue;
                 };
                 if last <= o && Some(&mname) != newest.as_ref() {
