@@ -30,7 +30,9 @@ use vigil_core::config::MemberConfig;
 use vigil_core::outcome::{self, Outcome, Stage};
 use vigil_core::Config;
 
+mod journal;
 mod run_dir;
+pub use journal::JournalDrill;
 use run_dir::RunDir;
 
 #[derive(Debug)]
@@ -39,6 +41,8 @@ pub struct DrillOptions<'a> {
     pub identity: Option<&'a Path>,
     pub source: Option<&'a str>,
     pub member: Option<&'a str>,
+    /// `--no-journal`: leave out the proof of the journal.
+    pub no_journal: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -73,9 +77,15 @@ pub struct DrillReport {
     pub run_id: String,
     pub ok: bool,
     pub members: Vec<MemberDrill>,
+    /// The proof of the journal, when `[journal]` is configured (and the
+    /// drill is not of one member).
+    pub journal: Option<JournalDrill>,
 }
 
 /// Runs the drill for every configured member (or one) and records outcomes.
+/// The subject of the journal proof's outcome record and alert.
+pub const JOURNAL: &str = "journal";
+
 pub fn run(cfg: &Config, o: &DrillOptions<'_>) -> Result<DrillReport, RestoreError> {
     let rc = cfg.restore();
     let key = o
@@ -124,20 +134,44 @@ pub fn run(cfg: &Config, o: &DrillOptions<'_>) -> Result<DrillReport, RestoreErr
         .map_err(|e| vigil_core::fsutil::FsError::new("resolving", &root, e))?;
     let run_id = vigil_core::id_time(vigil_core::now());
     let run = RunDir::create(cfg, &root, &run_id)?;
+    let stage = |st| run.at(st);
+    let ctx = Ctx {
+        tool: &tool,
+        ids: &ids,
+        stores: &stores,
+        cat: &cat,
+        etcd_bin: &rc.etcd_bin,
+        etcd_version: etcd_version.as_deref(),
+        sample_keys: rc.drill_sample_keys,
+        timeout: rc.drill_timeout.get(),
+        stage: &stage,
+    };
+    let record = |subject: &str,
+                  ok: bool,
+                  stage: Stage,
+                  error: Option<String>,
+                  archive: Option<String>,
+                  ms: u64| {
+        let rec = Outcome {
+            proof: None,
+            job: vigil_core::jobs::Source::Drill,
+            run_id: run_id.clone(),
+            cluster: cfg.cluster_name().to_string(),
+            subject: subject.to_string(),
+            ok,
+            stage,
+            error,
+            archive,
+            time: vigil_core::rfc3339(vigil_core::now()),
+            duration_ms: ms,
+        };
+        if let Err(e) = outcome::record(&cfg.state.dir, &rec) {
+            tracing::error!("writing the drill outcome record: {e}");
+        }
+    };
     let mut out = Vec::new();
     for m in members {
         let scratch = run.member(&m.name)?;
-        let ctx = Ctx {
-            tool: &tool,
-            ids: &ids,
-            stores: &stores,
-            cat: &cat,
-            etcd_bin: &rc.etcd_bin,
-            etcd_version: etcd_version.as_deref(),
-            sample_keys: rc.drill_sample_keys,
-            timeout: rc.drill_timeout.get(),
-            stage: &|st| run.at(st),
-        };
         let r = drill_member(&ctx, &m.name, &scratch);
         run.member_done(&scratch);
         if r.ok {
@@ -157,29 +191,48 @@ pub fn run(cfg: &Config, o: &DrillOptions<'_>) -> Result<DrillReport, RestoreErr
                 r.error.as_deref().unwrap_or_default()
             );
         }
-        let rec = Outcome {
-            proof: None,
-            job: vigil_core::jobs::Source::Drill,
-            run_id: run_id.clone(),
-            cluster: cfg.cluster_name().to_string(),
-            subject: r.member.clone(),
-            ok: r.ok,
-            stage: r.stage,
-            error: r.error.clone(),
-            archive: r.archive.clone(),
-            time: vigil_core::rfc3339(vigil_core::now()),
-            duration_ms: r.rto_ms.unwrap_or(r.duration_ms),
-        };
-        if let Err(e) = outcome::record(&cfg.state.dir, &rec) {
-            tracing::error!("writing the drill outcome record: {e}");
-        }
+        record(
+            &r.member,
+            r.ok,
+            r.stage,
+            r.error.clone(),
+            r.archive.clone(),
+            r.rto_ms.unwrap_or(r.duration_ms),
+        );
         out.push(r);
     }
+    let journal = (o.member.is_none() && !o.no_journal && journal::wanted(cfg, o.source))
+        .then(|| -> Result<JournalDrill, RestoreError> {
+            let scratch = run.member(JOURNAL)?;
+            let j = journal::prove(cfg, &ctx, o.source, &scratch);
+            run.member_done(&scratch);
+            if j.ok {
+                tracing::info!(
+                    "drill journal: archive {} + {} revisions from {} replayed to revision {}, equal to the live cluster in all {} keys; RPO proven {:.1} s",
+                    j.archive.as_deref().unwrap_or_default(),
+                    j.revisions_replayed,
+                    j.source.as_deref().unwrap_or_default(),
+                    j.target_revision.unwrap_or_default(),
+                    j.keys_compared,
+                    j.rpo_seconds.unwrap_or_default()
+                );
+            } else {
+                tracing::error!(
+                    "drill journal failed at {}: {}",
+                    j.stage,
+                    j.error.as_deref().unwrap_or_default()
+                );
+            }
+            record(JOURNAL, j.ok, j.stage, j.error.clone(), j.archive.clone(), j.duration_ms);
+            Ok(j)
+        })
+        .transpose()?;
     run.finish();
     Ok(DrillReport {
         run_id,
-        ok: out.iter().all(|r| r.ok),
+        ok: out.iter().all(|r| r.ok) && journal.as_ref().is_none_or(|j| j.ok),
         members: out,
+        journal,
     })
 }
 
@@ -444,6 +497,33 @@ pub fn human(r: &DrillReport) -> String {
         }
         if let Some(n) = &m.version_note {
             let _ = writeln!(s, "{}: note: {n}", m.member);
+        }
+    }
+    if let Some(j) = &r.journal {
+        let src = j.source.as_deref().unwrap_or("-");
+        if j.ok {
+            let _ = writeln!(
+                s,
+                "journal: ok: archive {} (revision {}) + {} revision(s), {} event(s) from {} segment(s) in {src}, replayed to revision {} \
+                 (received {}), equal to the live cluster (member {}) in all {} keys; RPO proven {:.1} s",
+                j.archive.as_deref().unwrap_or("-"),
+                j.snapshot_revision.unwrap_or_default(),
+                j.revisions_replayed,
+                j.events_replayed,
+                j.segments,
+                j.target_revision.unwrap_or_default(),
+                j.target_received_at.as_deref().unwrap_or("-"),
+                j.live_member.as_deref().unwrap_or("-"),
+                j.keys_compared,
+                j.rpo_seconds.unwrap_or_default()
+            );
+        } else {
+            let _ = writeln!(
+                s,
+                "journal: FAILED at {} (journal in {src}): {}",
+                j.stage,
+                j.error.as_deref().unwrap_or_default()
+            );
         }
     }
     s

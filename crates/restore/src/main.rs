@@ -210,7 +210,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Restore each member's newest archive into a scratch etcd and check it (scheduled).
+    /// Restore each member's newest archive into a scratch etcd and check it;
+    /// with `[journal]`, also replay the journal onto the newest archive and
+    /// compare it with the live cluster (scheduled).
     Drill {
         /// Instead of restore.drill_identity_file.
         #[arg(long, short = 'i')]
@@ -218,9 +220,12 @@ enum Command {
         /// Read the archives from this source only (`local`, or a sink's name).
         #[arg(long)]
         source: Option<String>,
-        /// Drill this member's newest archive only.
+        /// Drill this member's newest archive only (no journal proof).
         #[arg(long)]
         member: Option<String>,
+        /// Leave out the proof of the journal (replay onto the newest archive, compared with the live cluster).
+        #[arg(long)]
+        no_journal: bool,
         /// Print the results (per member: checks, RTO, the etcd versions used) as JSON on stdout.
         #[arg(long)]
         json: bool,
@@ -444,6 +449,7 @@ fn dispatch(g: &GlobalArgs, c: Command) -> Result<i32, Exit> {
             identity,
             source,
             member,
+            no_journal,
             json,
         } => {
             vigil_cli::refuse_foreign_state(&cfg, "vigil-restore", "drill")?;
@@ -454,6 +460,7 @@ fn dispatch(g: &GlobalArgs, c: Command) -> Result<i32, Exit> {
                     identity: identity.as_deref(),
                     source: source.as_deref(),
                     member: member.as_deref(),
+                    no_journal,
                 },
             )
             .map_err(fail)?;
@@ -524,6 +531,29 @@ fn publish_drill_metrics(cfg: &vigil_core::Config, r: &drill::DrillReport) {
                 t,
             );
         }
+    }
+    if let Some(j) = &r.journal {
+        let l = [("cluster", c)];
+        m.flag(
+            "vigil_drill_journal_success",
+            "1 if the journal replayed onto the newest archive equalled the live cluster in the last drill",
+            &l,
+            j.ok,
+        );
+        if let Some(rpo) = j.rpo_seconds.filter(|_| j.ok) {
+            m.gauge(
+                "vigil_drill_journal_rpo_seconds",
+                "The recovery point the last drill proved: how far the journal's newest change lay behind the live cluster",
+                &l,
+                rpo,
+            );
+        }
+        m.gauge(
+            "vigil_drill_journal_keys_compared",
+            "Keys the last drill compared between the replayed journal and the live cluster",
+            &l,
+            j.keys_compared as f64,
+        );
     }
     metrics::publish(&cfg.metrics, "drill", c, &m);
 }

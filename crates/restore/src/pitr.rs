@@ -249,6 +249,42 @@ pub fn replay(
     rt: &tokio::runtime::Runtime,
 ) -> Result<PointReport, RestoreError> {
     let started = Instant::now();
+    let mut r = replay_into(tool, etcd_bin, snapshot, work, archive_id, j, ids, o, rt)?;
+    rt.block_on(crate::bump::save(&mut r.client, out))
+        .map_err(|e| {
+            jerr(format!(
+                "saving the replayed snapshot to {}: {e}",
+                out.display()
+            ))
+        })?;
+    drop(r.scratch);
+    let mut rep = r.report;
+    rep.duration_ms = started.elapsed().as_millis() as u64;
+    Ok(rep)
+}
+
+/// A scratch etcd the journal was replayed into, still running.
+pub(crate) struct Replayed {
+    pub(crate) scratch: crate::scratch::Scratch,
+    pub(crate) client: etcd_client::Client,
+    pub(crate) report: PointReport,
+}
+
+/// Restores `snapshot` into a scratch etcd in `work` and replays the journal
+/// up to its target; the scratch etcd keeps running for the caller.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn replay_into(
+    tool: &crate::tool::Tool,
+    etcd_bin: &Path,
+    snapshot: &Path,
+    work: &Path,
+    archive_id: &str,
+    j: &Journal<'_>,
+    ids: Option<&Identities>,
+    o: &PointOptions,
+    rt: &tokio::runtime::Runtime,
+) -> Result<Replayed, RestoreError> {
+    let started = Instant::now();
     let extra = [
         "--max-txn-ops",
         "1000000",
@@ -263,7 +299,7 @@ pub fn replay(
         timeout_key: "the replay's start limit",
         extra_args: &extra,
     };
-    let (scratch, c) = crate::scratch::start(
+    let (scratch, mut client) = crate::scratch::start(
         &spec,
         rt,
         snapshot,
@@ -278,20 +314,21 @@ pub fn replay(
             work.display()
         ))
     })?;
-    let r = rt.block_on(apply(c, j, ids, o, archive_id, out));
-    drop(scratch);
-    let mut rep = r?;
-    rep.duration_ms = started.elapsed().as_millis() as u64;
-    Ok(rep)
+    let mut report = rt.block_on(apply(&mut client, j, ids, o, archive_id))?;
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    Ok(Replayed {
+        scratch,
+        client,
+        report,
+    })
 }
 
 async fn apply(
-    mut c: etcd_client::Client,
+    c: &mut etcd_client::Client,
     j: &Journal<'_>,
     ids: Option<&Identities>,
     o: &PointOptions,
     archive_id: &str,
-    out: &Path,
 ) -> Result<PointReport, RestoreError> {
     let etcd = |what: &str, e: etcd_client::Error| {
         jerr(format!("{what}: {}", vigil_core::error_chain(&e)))
@@ -380,7 +417,7 @@ async fn apply(
             }
             let mut ops = Vec::with_capacity(group.len());
             for e in group {
-                ops.push(op(&mut c, e, &mut leases, &mut granted, o.lease_ttl).await?);
+                ops.push(op(c, e, &mut leases, &mut granted, o.lease_ttl).await?);
             }
             let resp = c
                 .txn(etcd_client::Txn::new().and_then(ops))
@@ -430,12 +467,6 @@ async fn apply(
         .await
         .map_err(|e| etcd("counting keys", e))?
         .count();
-    crate::bump::save(&mut c, out).await.map_err(|e| {
-        jerr(format!(
-            "saving the replayed snapshot to {}: {e}",
-            out.display()
-        ))
-    })?;
     let newest = j.chain.last();
     let newest_rev = newest.map(|m| m.last_revision).unwrap_or(cur);
     let newest_at = newest

@@ -617,3 +617,218 @@ fn journal_gap_corrupt_segment_and_restore_from_radosgw_alone() {
     );
     drop(procs);
 }
+
+/// Rewrites segment `seg` as an administrator with the key could: its last
+/// PUT of a key that no later event of the segment touches gets another
+/// value, the segment is encrypted again and its manifest made to match.
+/// Returns the key.
+fn tamper_segment(seg: &Path, key: &AgeKey) -> String {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "age -d -i '{}' '{}' | zstd -dc",
+            key.identity_file.display(),
+            seg.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let mut lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let i = (0..lines.len())
+        .rev()
+        .find(|&i| {
+            lines[i]["type"] == "PUT" && lines[i + 1..].iter().all(|l| l["key"] != lines[i]["key"])
+        })
+        .unwrap();
+    let name = base64_decode(lines[i]["key"].as_str().unwrap());
+    lines[i]["value"] = "dGFtcGVyZWQ=".into(); // "tampered"
+    let mut plain = String::new();
+    for l in &lines {
+        plain.push_str(&serde_json::to_string(l).unwrap());
+        plain.push('\n');
+    }
+    let mut c = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "zstd -q -c | age -r '{}' -o '{}.new' && mv '{}.new' '{}'",
+            key.recipient,
+            seg.display(),
+            seg.display(),
+            seg.display()
+        ))
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    c.stdin.take().unwrap().write_all(plain.as_bytes()).unwrap();
+    assert!(c.wait().unwrap().success());
+    let mpath = PathBuf::from(format!("{}.json", seg.display()));
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&mpath).unwrap()).unwrap();
+    m["sha256"] = sha256_hex(seg).into();
+    m["size"] = std::fs::metadata(seg).unwrap().len().into();
+    m["plaintext_size"] = (plain.len() as u64).into();
+    std::fs::write(&mpath, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+    name
+}
+
+/// Standard base64 (the journal's encoding) to text.
+fn base64_decode(s: &str) -> String {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("printf %s '{s}' | base64 -d"))
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn drill_proves_the_journal_and_names_a_key_it_does_not_replay() {
+    let t = tempfile::tempdir().unwrap();
+    let t = t.path();
+    let cluster = Cluster::start(&t.join("orig"), &NAMES, None);
+    cluster.put_many("/registry/configmaps/default/", 120, 200, false, 5);
+    let key = age_key(t);
+    std::fs::set_permissions(
+        &key.identity_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let alerts = t.join("alerts.jsonl");
+    let mut cb = ConfigBuilder::new(t, cluster.config_members(), &key.recipient);
+    cb.extra = format!(
+        "\n[journal]\nflush = \"1s\"\n\n[restore]\ndrill_identity_file = \"{}\"\nscratch_dir = \"{}\"\n\n\
+         [metrics]\ntextfile_dir = \"{}\"\n\n\
+         [[alert.channel]]\nname = \"file\"\nkind = \"file\"\npath = \"{}\"\n",
+        key.identity_file.display(),
+        t.join("scratch").display(),
+        t.join("metrics").display(),
+        alerts.display()
+    );
+    std::fs::create_dir_all(t.join("metrics")).unwrap();
+    let cfg = cb.write("vigil.toml");
+    let out = vigil("vigil-snapshot", &cfg, &["run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let log = t.join("journal.log");
+    let ep = cluster.endpoint(0);
+    let mut j = start_journal(&cfg, &log);
+    let mut revs = Vec::new();
+    for k in 0..3 {
+        revs.extend(write_rounds(&ep, k * 40, 40));
+        std::thread::sleep(Duration::from_millis(1300));
+    }
+    let end = *revs.last().unwrap();
+    wait_journaled(&cfg, "local", end, &log);
+    sigterm(&mut j);
+    let (_, live) = state_at(&ep, end);
+
+    // The journal replays onto the snapshot to exactly the live state.
+    let out = vigil("vigil-restore", &cfg, &["drill", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let jr = &r["journal"];
+    assert_eq!(jr["ok"], true, "{r}");
+    assert_eq!(jr["target_revision"], end, "{jr}");
+    assert_eq!(jr["keys_compared"], live.len(), "{jr}");
+    assert_eq!(jr["source"], "local", "{jr}");
+    assert!(jr["revisions_replayed"].as_u64().unwrap() >= 120, "{jr}");
+    // Nothing written since the journal's end: nothing would be lost.
+    assert_eq!(jr["rpo_seconds"], 0.0, "{jr}");
+    let state = t.join("state");
+    let o: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(state.join("outcomes/drill/journal.json")).unwrap())
+            .unwrap();
+    assert_eq!(o["ok"], true, "{o}");
+    let prom: String = std::fs::read_dir(t.join("metrics"))
+        .unwrap()
+        .flatten()
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .collect();
+    assert!(
+        prom.contains("vigil_drill_journal_success{cluster=\"prod\"} 1")
+            && prom.contains("vigil_drill_journal_rpo_seconds{cluster=\"prod\"}"),
+        "{prom}"
+    );
+    // The cluster moves on: the proven RPO is how far the journal lagged.
+    write_rounds(&ep, 500, 3);
+    std::thread::sleep(Duration::from_millis(1500));
+    let out = vigil("vigil-restore", &cfg, &["drill", "--json"]);
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["journal"]["ok"], true, "{r}");
+    assert!(r["journal"]["rpo_seconds"].as_f64().unwrap() >= 1.0, "{r}");
+    assert!(r["journal"]["live_revision"].as_i64().unwrap() > end, "{r}");
+
+    // A segment rewritten with a valid manifest, and no successor to
+    // notice: only the comparison with the live cluster finds it.
+    let segs = segment_files(&t.join("journal"));
+    assert!(segs.len() >= 3, "{segs:?}");
+    let changed = tamper_segment(segs.last().unwrap(), &key);
+    let out = vigil("vigil-journal", &cfg, &["verify"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = vigil("vigil-restore", &cfg, &["drill"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("journal: FAILED at consistency")
+            && text(&out).contains(&format!("key {changed:?}"))
+            && text(&out).contains("values differ"),
+        "{}",
+        text(&out)
+    );
+    vigil_tests::notify_once(&cfg);
+    let fired = std::fs::read_to_string(&alerts).unwrap_or_default();
+    assert!(
+        fired.contains("restore_drill_failed")
+            && fired.contains("\"journal\"")
+            && fired.contains("\"firing\""),
+        "the failed journal proof raised no alert: {fired}"
+    );
+    assert!(vigil_tests::all_files(&t.join("scratch")).is_empty());
+
+    // A segment in the middle rewritten: the next one's link breaks. The
+    // restore stops at the break unless told to replay past it.
+    let mid = tamper_segment(&segs[1], &key);
+    let out = vigil("vigil-journal", &cfg, &["verify"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let fetch = |extra: &[&str], out_file: &Path| {
+        let end_s = end.to_string();
+        let mut a = vec![
+            "fetch",
+            "--identity",
+            s(&key.identity_file),
+            "--out",
+            s(out_file),
+            "--to-revision",
+            &end_s,
+        ];
+        a.extend_from_slice(extra);
+        vigil("vigil-restore", &cfg, &a)
+    };
+    let out = fetch(&[], &t.join("refused.db"));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("cut short by a break"),
+        "{}",
+        text(&out)
+    );
+    let forced = t.join("forced.db");
+    let out = fetch(&["--force-journal"], &forced);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let st = Command::new("etcdctl")
+        .args(["snapshot", "status", s(&forced), "-w", "json"])
+        .env("ETCDCTL_API", "3")
+        .output()
+        .unwrap();
+    let st: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+    assert_eq!(st["revision"], end, "{st}");
+    let out = vigil("vigil-restore", &cfg, &["drill"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("chain in local is broken"),
+        "{}",
+        text(&out)
+    );
+    assert!(!mid.is_empty());
+}
