@@ -45,7 +45,7 @@ pub struct Event {
     /// 0 for a delete.
     pub version: i64,
     /// The lease ID the key was attached to (0: none). Leases themselves are
-    /// not in the watch; a restore drops them (README, point-in-time restore).
+    /// not in the watch; a restore grants them again (README, point-in-time restore).
     pub lease: i64,
     /// When vigil received the revision (RFC 3339, UTC, milliseconds).
     pub received_at: String,
