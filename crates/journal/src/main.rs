@@ -64,7 +64,14 @@ fn cmd_run(g: &GlobalArgs) -> Result<i32, Exit> {
     let cfg = load_config(&g.config, Uses::JOURNAL)?;
     vigil_cli::refuse_foreign_state(&cfg, "vigil-journal", "run")?;
     let cfg = Arc::new(cfg);
-    let j = vigil_journal::service::Journal::new(cfg, g.config.clone()).map_err(Exit::usage)?;
+    let cfg_for_unit = cfg.clone();
+    let mut j = vigil_journal::service::Journal::new(cfg, g.config.clone()).map_err(Exit::usage)?;
+    // Only when systemd asks for it (WatchdogSec= sets $WATCHDOG_USEC).
+    if sd_notify::watchdog_enabled().is_some() {
+        j = j.with_alive(|| {
+            let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+        });
+    }
     let rt = vigil_cli::runtime(Some(2))?;
     rt.block_on(async move {
         let (tx, rx) = tokio::sync::watch::channel(false);
@@ -75,6 +82,8 @@ fn cmd_run(g: &GlobalArgs) -> Result<i32, Exit> {
             let _ = tx.send(true);
         });
         j.run(rx, || {
+            // Running again resolves an earlier death of this service.
+            vigil_alert::unit::job_completed(&cfg_for_unit, "vigil-journal");
             let _ = sd_notify::notify(&[
                 sd_notify::NotifyState::Ready,
                 sd_notify::NotifyState::Status("journaling"),

@@ -67,6 +67,9 @@ pub struct Journal {
     segments_total: u64,
     snapshotting: Arc<std::sync::atomic::AtomicBool>,
     ship_now: Arc<tokio::sync::Notify>,
+    /// Called from every refresh (about every 15 s, following or idle): the
+    /// binary pings systemd's watchdog from it.
+    alive: Option<Box<dyn Fn() + Send + Sync>>,
 }
 
 impl std::fmt::Debug for Journal {
@@ -139,7 +142,16 @@ impl Journal {
             segments_total: 0,
             snapshotting: Arc::default(),
             ship_now: Arc::default(),
+            alive: None,
         })
+    }
+
+    /// `f` is called at every refresh of alerts and metrics, which the run
+    /// loop does about every 15 s whether it follows a member or waits
+    /// for one: a sign of life for a watchdog.
+    pub fn with_alive(mut self, f: impl Fn() + Send + Sync + 'static) -> Self {
+        self.alive = Some(Box::new(f));
+        self
     }
 
     /// The revision after the newest verified local archive of this cluster.
@@ -546,6 +558,9 @@ impl Journal {
 
     /// Alerts and metrics from the current state.
     fn refresh(&mut self) {
+        if let Some(f) = &self.alive {
+            f();
+        }
         let committed = self
             .tail
             .as_ref()
