@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PROFILE="${VIGIL_DEB_PROFILE:-release}"
 command -v cargo-deb >/dev/null || { echo "build-deb: cargo-deb is missing; run scripts/install-deps.sh" >&2; exit 2; }
-BINS=(vigil-snapshot vigil-restore vigil-notify vigil-health vigil-quota vigild)
+BINS=(vigil-snapshot vigil-restore vigil-notify vigil-health vigil-quota vigil-journal vigild)
 # (vigild's crate also builds vigil-generator.)
 pkgs=(); for b in "${BINS[@]}"; do pkgs+=(-p "$b"); done
 cargo build --locked --profile "$PROFILE" "${pkgs[@]}"

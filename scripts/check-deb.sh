@@ -32,14 +32,14 @@ cl=/usr/share/doc/vigil/changelog.Debian.gz
 gzip -t "$cl" 2>/dev/null || fail "$cl missing or not gzip"
 [ "$(zcat "$cl" | dpkg-parsechangelog -l- -SVersion)" = "$ver" ] || fail "changelog's newest entry is not $ver"
 ok "changelog ($ver)"
-for b in vigil-snapshot vigil-restore vigil-notify vigil-health vigil-quota vigild; do
+for b in vigil-snapshot vigil-restore vigil-notify vigil-health vigil-quota vigil-journal vigild; do
   [ -x "/usr/bin/$b" ] || fail "/usr/bin/$b missing"
   "/usr/bin/$b" --version >/dev/null || fail "$b --version"
 done
 g=/usr/lib/systemd/system-generators/vigil-generator
 [ -x "$g" ] || fail "$g missing"
 ok "binaries, $g"
-for b in vigil-snapshot vigil-restore vigil-notify vigild; do
+for b in vigil-snapshot vigil-restore vigil-notify vigil-journal vigild; do
   [ -s "/usr/share/man/man1/$b.1.gz" ] || fail "man page of $b missing"
   zcat "/usr/share/man/man1/$b.1.gz" | grep -q '^\.TH' || fail "man page of $b is not roff"
   [ -s "/usr/share/bash-completion/completions/$b" ] || fail "bash completion of $b missing"
@@ -96,6 +96,7 @@ ok "${#units[@]} units installed"
 post=/var/lib/dpkg/info/vigil.postinst
 grep -q 'deb-systemd-helper update-state vigil-notify.service' "$post" || fail "postinst has no deb-systemd-helper snippets"
 grep -q 'deb-systemd-invoke try-restart vigil-notify.service' "$post" || fail "postinst does not restart vigil-notify on upgrade"
+grep -q 'deb-systemd-invoke try-restart vigil-journal.service' "$post" || fail "postinst does not restart vigil-journal on upgrade"
 grep -q 'deb-systemd-helper purge' /var/lib/dpkg/info/vigil.postrm || fail "postrm does not purge the units' state"
 # Nothing enabled or started on install: only the "was it enabled before"
 # form of enable (dh_installsystemd's --no-enable), no start.
@@ -103,7 +104,7 @@ if grep -qE 'deb-systemd-invoke (start|restart) |_dh_action=start' "$post"; then
 [ "$(grep -c 'deb-systemd-helper enable' "$post")" = "$(grep -c 'deb-systemd-helper debian-installed' "$post")" ] ||
   fail "postinst enables units on install"
 if ls /etc/systemd/system/*.wants/vigil* >/dev/null 2>&1; then fail "units enabled on install"; fi
-ok "maintainer scripts: deb-systemd-helper, nothing enabled or started, vigil-notify restarted on upgrade"
+ok "maintainer scripts: deb-systemd-helper, nothing enabled or started, vigil-notify and vigil-journal restarted on upgrade"
 # Templates are verified as an instance, the way an administrator enables them.
 inst="$(mktemp -d)"; trap 'rm -rf "$inst"' EXIT
 plain=()

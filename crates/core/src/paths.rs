@@ -23,13 +23,15 @@ pub enum Job {
 }
 
 impl Job {
-    /// The jobs with a packaged unit (vigil-journal has none yet).
-    pub const ALL: [Job; 6] = [
+    /// Every job, each with its packaged unit(s) (and an `@` template of
+    /// each but vigild's).
+    pub const ALL: [Job; 7] = [
         Job::Snapshot,
         Job::Restore,
         Job::Health,
         Job::Quota,
         Job::Notify,
+        Job::Journal,
         Job::Daemon,
     ];
 
@@ -239,6 +241,10 @@ mod tests {
             Some((Job::Snapshot, "vigil-snapshot-scrub"))
         );
         assert_eq!(Job::of_unit("sshd.service"), None);
+        assert_eq!(
+            Job::of_unit("vigil-journal@prod.service"),
+            Some((Job::Journal, "vigil-journal"))
+        );
         let p = Path::new("/etc/vigil/prod.toml");
         assert_eq!(
             unit_names(p, Job::Snapshot),

@@ -131,8 +131,8 @@ mod tests {
         std::fs::write(etc.join("prod.toml"), base("/var/lib/vigil/prod/state", "")).unwrap();
         std::fs::write(etc.join("broken.toml"), "[cluster\n").unwrap();
         let n = generate(&etc, &out).unwrap();
-        // vigil.toml: 7 units; prod.toml: 6 (no vigild@); the failure handler.
-        assert_eq!(n, 7 + 6 + 1);
+        // vigil.toml: 8 units; prod.toml: 7 (no vigild@); the failure handler.
+        assert_eq!(n, 8 + 7 + 1);
         let read = |u: &str| {
             std::fs::read_to_string(out.join(format!("{u}.d")).join(paths::DROP_IN)).unwrap()
         };
@@ -142,6 +142,14 @@ mod tests {
             "{snap}"
         );
         assert!(!read("vigil-health.service").contains("backuppc"));
+        // The journal ships to the sinks and writes its own dir.
+        let journal = read("vigil-journal.service");
+        assert!(
+            journal.contains("ReadWritePaths=-/srv/backuppc-staging/vigil\n")
+                && journal.contains("ReadWritePaths=-/var/lib/vigil/journal\n"),
+            "{journal}"
+        );
+        assert!(read("vigil-journal@prod.service").contains("/var/lib/vigil/prod/state\n"));
         assert!(read("vigil-snapshot@prod.service")
             .contains("ReadWritePaths=-/var/lib/vigil/prod/state\n"));
         assert!(!out.join("vigil-snapshot@broken.service.d").exists());

@@ -364,7 +364,7 @@ fn cmd_ingest(g: &GlobalArgs, job: vigil_alert::Source) -> Result<i32, Exit> {
 fn cmd_unit_failed(g: &GlobalArgs, unit: &str) -> Result<i32, Exit> {
     let Some((_, base)) = vigil_core::paths::Job::of_unit(unit) else {
         return Err(Exit::usage(anyhow::anyhow!(
-            "{unit:?} is not a vigil job unit (vigil-snapshot, vigil-snapshot-scrub, vigil-restore-drill, vigil-health, vigil-quota, vigil-notify, vigild)"
+            "{unit:?} is not a vigil job unit (vigil-snapshot, vigil-snapshot-scrub, vigil-restore-drill, vigil-health, vigil-quota, vigil-notify, vigil-journal, vigild)"
         )));
     };
     let config = match vigil_core::paths::unit_instance(unit) {

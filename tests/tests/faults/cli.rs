@@ -65,6 +65,7 @@ fn printing_commands_stop_quietly_when_the_reader_goes_away() {
         ("vigil-notify", &["status", "--json"]),
         ("vigil-notify", &["silence", "list"]),
         ("vigil-notify", &["check-config"]),
+        ("vigil-journal", &["check-config"]),
         ("vigil-snapshot", &["--help"]),
     ];
     let mut bad = Vec::new();
@@ -319,6 +320,7 @@ fn secrets_in_config_errors_and_smtp_in_clear_are_refused() {
             "vigil-health",
             "vigil-quota",
             "vigil-notify",
+            "vigil-journal",
         ] {
             let out = vigil(b, &p, &["check-config"]);
             let msg = text(&out);

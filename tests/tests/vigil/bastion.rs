@@ -147,9 +147,20 @@ fn every_service_scores_2_or_less_and_every_unit_verifies() {
             assert!(body.contains(conf), "{name}: no {conf:?}");
         }
     }
-    let notify = std::fs::read_to_string(repo().join("systemd/vigil-notify.service")).unwrap();
-    assert!(notify.contains("Type=notify\n") && notify.contains("Restart=on-failure\n"));
-    assert!(notify.contains("WatchdogSec="));
+    // The long-running services: READY=1, restarted on failure, a watchdog.
+    for u in ["vigil-notify", "vigil-journal"] {
+        let body = std::fs::read_to_string(repo().join(format!("systemd/{u}.service"))).unwrap();
+        assert!(
+            body.contains("Type=notify\n") && body.contains("Restart=on-failure\n"),
+            "{u}"
+        );
+        assert!(body.contains("WatchdogSec="), "{u}");
+    }
+    // vigil-journal starts `vigil-snapshot run` after a gap: its restore proof
+    // needs the unit's own tmpfs, as in vigil-snapshot.service.
+    let journal = std::fs::read_to_string(repo().join("systemd/vigil-journal.service")).unwrap();
+    assert!(journal.contains("TemporaryFileSystem=/run/vigil-proof:mode=1777\n"));
+    assert!(journal.contains("Environment=VIGIL_PROOF_DIR=/run/vigil-proof\n"));
 
     // Every timer says why it has its RandomizedDelaySec and Persistent.
     let timers = units("timer");
@@ -189,6 +200,7 @@ fn every_service_scores_2_or_less_and_every_unit_verifies() {
             "vigil-notify",
             "vigil-health",
             "vigil-quota",
+            "vigil-journal",
             "vigild",
         ] {
             body = body.replace(
@@ -292,7 +304,13 @@ fn prometheus_rules_pass_promtool_and_the_dashboard_parses() {
 #[test]
 fn man_pages_and_completions_come_from_the_binaries() {
     let d = tempfile::tempdir().unwrap();
-    for b in ["vigil-snapshot", "vigil-restore", "vigil-notify", "vigild"] {
+    for b in [
+        "vigil-snapshot",
+        "vigil-restore",
+        "vigil-notify",
+        "vigil-journal",
+        "vigild",
+    ] {
         let out = Command::new(bin(b))
             .arg("__generate")
             .arg(d.path().join(b))
