@@ -2,25 +2,32 @@
 //!
 //! - Each job runs as its own process (`vigil-snapshot run`, ...), so a job
 //!   that crashes or leaks takes nothing else with it, and each keeps its own
-//!   exit code, outcome records and alerts. Every job and `vigil-notify` is
-//!   tied to vigild ([`vigil_cli::tie`]): if vigild dies, however it dies,
-//!   the kernel kills them, and with a drill its scratch etcd (tied to the
-//!   drill in turn), whose janitor then cleans up and reports the drill.
-//!   The death signal follows the thread that started the child: the jobs
-//!   are started by the main task, on the thread of `block_on`, and
-//!   vigil-notify by a task on a worker thread; both live as long as vigild.
+//!   exit code, outcome records and alerts. Every job, `vigil-notify` and
+//!   `vigil-journal` is tied to vigild ([`vigil_cli::tie`]): if vigild dies,
+//!   however it dies, the kernel kills them, and with a drill its scratch
+//!   etcd (tied to the drill in turn), whose janitor then cleans up and
+//!   reports the drill. The death signal follows the thread that started
+//!   the child: the jobs are started by the main task, on the thread of
+//!   `block_on`, and the long-running programs by their supervisors' tasks
+//!   on worker threads; both live as long as vigild.
+//! - The long-running programs ([`supervise`]): `vigil-notify run` while
+//!   `[daemon] notify` is on, `vigil-journal run` while the config has a
+//!   `[journal]` section and `[daemon] journal` is on. Each is restarted
+//!   with a backoff when it dies, and on a reloaded config.
 //! - One task owns all the state: the scheduler only tells it what is due,
 //!   and each running job is a task of its `JoinSet` that hands back how the
 //!   job ended. A job still running when its time comes again is skipped,
 //!   not started twice (and the skip is logged and counted in the metrics).
 //! - SIGTERM (or SIGINT): ordered shutdown with a deadline, told to every
 //!   task by one signal ([`Stop`]). No new job starts; running jobs get
-//!   SIGTERM and `daemon.shutdown_timeout` to finish; whatever is left then
-//!   is named in the log and gets SIGKILL; `vigil-notify` is stopped last so
-//!   that the alerts of those jobs can still go out.
+//!   SIGTERM and `daemon.shutdown_timeout` to finish, and so does
+//!   `vigil-journal` (it closes and ships its open segment); whatever is
+//!   left then is named in the log and gets SIGKILL; `vigil-notify` is
+//!   stopped last so that the alerts of those jobs can still go out.
 //! - SIGHUP: the config is read again. If it is valid the schedules are
-//!   replaced (running jobs go on) and `vigil-notify` restarts on the new
-//!   config; if not, the error is logged and the old config stays.
+//!   replaced (running jobs go on) and `vigil-notify` and `vigil-journal`
+//!   restart on the new config; if not, the error is logged and the old
+//!   config stays.
 
 use anyhow::{anyhow, Context};
 use std::collections::BTreeMap;
@@ -35,9 +42,9 @@ use tokio_cron_scheduler::{Job, JobScheduler};
 use vigil_core::Config;
 
 mod death;
-mod notify;
 mod plan;
 mod stats;
+mod supervise;
 
 pub use plan::{plan, Planned};
 
@@ -47,9 +54,10 @@ pub use plan::{plan, Planned};
 enum Stop {
     /// Running.
     No,
-    /// Jobs get SIGTERM; nothing new starts.
+    /// Jobs (and `vigil-journal`) get SIGTERM; nothing new starts.
     Jobs,
-    /// The deadline passed: the jobs still running get SIGKILL.
+    /// The deadline passed: the jobs (and `vigil-journal`) still running
+    /// get SIGKILL.
     Kill,
     /// The jobs are gone: `vigil-notify` gets SIGTERM.
     Notify,
@@ -258,7 +266,7 @@ async fn job(
     if let Ok(st) = &status {
         // A job the shutdown stopped did not die on its own.
         if *stop.borrow() == Stop::No {
-            death::report(&live, &p, st).await;
+            death::report(&live, p.name(), p.task.unit(), st).await;
         }
     }
     Ended {
@@ -307,7 +315,13 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
     let (live_tx, live) = watch::channel(Arc::new(Live::new(config_path.clone(), cfg)));
     let (due_tx, mut due) = mpsc::unbounded_channel();
     let mut sched = schedule(&due_tx, &planned).await?;
-    let mut notify_task = tokio::spawn(notify::supervise(live, stop.clone()));
+    let mut notify_task = tokio::spawn(supervise::supervise(
+        supervise::NOTIFY,
+        live.clone(),
+        stop.clone(),
+    ));
+    let mut journal_task =
+        tokio::spawn(supervise::supervise(supervise::JOURNAL, live, stop.clone()));
     if planned.is_empty() {
         tracing::warn!("no job is scheduled; set schedules in [daemon]");
     }
@@ -330,7 +344,7 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
                         let _ = sched.shutdown().await;
                         d.live = Arc::new(Live::new(config_path.clone(), c));
                         sched = schedule(&due_tx, &p).await?;
-                        // vigil-notify restarts on it.
+                        // vigil-notify and vigil-journal restart on it.
                         live_tx.send_replace(d.live.clone());
                         tracing::info!(jobs = p.len(), "config reloaded");
                     }
@@ -342,13 +356,18 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
         }
     }
 
-    // Ordered shutdown: no new starts, jobs first, notify last.
+    // Ordered shutdown: no new starts, jobs and the journal first, notify last.
     let timeout = d.live.cfg.daemon_config().shutdown_timeout.get();
     let deadline = tokio::time::Instant::now() + timeout;
     tracing::info!("stopping: no new jobs; running jobs get {timeout:?} to finish");
     let _ = sched.shutdown().await;
     stop_tx.send_replace(Stop::Jobs);
-    if !d.drain(deadline).await {
+    let jobs_done = d.drain(deadline).await;
+    // vigil-journal got its SIGTERM with the jobs, and has the same deadline.
+    let journal_done = tokio::time::timeout_at(deadline, &mut journal_task)
+        .await
+        .is_ok();
+    if !jobs_done || !journal_done {
         for (job, r) in &d.running {
             tracing::error!(
                 job,
@@ -356,14 +375,21 @@ pub async fn run(config_path: PathBuf, cfg: Config) -> anyhow::Result<()> {
                 "still running at the shutdown deadline; killed"
             );
         }
+        // The journal's supervisor says so itself, with its pid.
         stop_tx.send_replace(Stop::Kill);
-        // Let the killed jobs be reaped; a task that still waits is dropped,
+        // Let the killed ones be reaped; a task that still waits is dropped,
         // and its child with it.
-        if !d
-            .drain(tokio::time::Instant::now() + Duration::from_secs(2))
-            .await
-        {
+        let grace = tokio::time::Instant::now() + Duration::from_secs(2);
+        if !d.drain(grace).await {
             d.jobs.shutdown().await;
+        }
+        if !journal_done
+            && tokio::time::timeout_at(grace, &mut journal_task)
+                .await
+                .is_err()
+        {
+            journal_task.abort();
+            let _ = journal_task.await;
         }
     }
     stop_tx.send_replace(Stop::Notify);

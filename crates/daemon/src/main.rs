@@ -76,6 +76,14 @@ fn schedule(g: &GlobalArgs) -> Result<i32, Exit> {
             "off"
         }
     );
+    println!(
+        "journal   {}",
+        match (cfg.journal.is_some(), d.journal) {
+            (true, true) => "vigil-journal run, kept running",
+            (false, _) => "off (no [journal] section)",
+            (true, false) => "off ([daemon] journal = false)",
+        }
+    );
     Ok(exit::OK)
 }
 

@@ -28,6 +28,11 @@ pub struct DaemonConfig {
     /// Keep `vigil-notify run` running beside the jobs (restarted if it dies).
     #[serde(default = "default_true")]
     pub notify: bool,
+    /// Keep `vigil-journal run` running beside the jobs (restarted if it
+    /// dies) when the config has a `[journal]` section; `false` leaves the
+    /// journal to another host or unit.
+    #[serde(default = "default_true")]
+    pub journal: bool,
     /// Where the vigil binaries are; default: beside `vigild` itself.
     pub bin_dir: Option<PathBuf>,
     /// On SIGTERM: how long running jobs get to finish before they are killed.
@@ -44,6 +49,7 @@ impl Default for DaemonConfig {
             health: None,
             quota: None,
             notify: true,
+            journal: true,
             bin_dir: None,
             shutdown_timeout: default_shutdown_timeout(),
         }

@@ -1,7 +1,7 @@
 //! vigild's `OnFailure=`: a job killed by a signal or unable to run records
 //! no outcome, so `vigil-notify unit-failed` queues the alert.
 
-use super::{Live, Planned};
+use super::Live;
 use std::process::ExitStatus;
 
 /// What systemd's `$MONITOR_*` would say about a job that exited with `st`;
@@ -30,10 +30,10 @@ fn death_env(st: &ExitStatus) -> Option<[(&'static str, String); 3]> {
     ])
 }
 
-/// Raises `job_unit_failed` for a job that died. The reporter is not tied to
-/// vigild: it is short, and if vigild dies meanwhile it is what still tells.
-pub async fn report(live: &Live, p: &Planned, st: &ExitStatus) {
-    let unit = p.task.unit();
+/// Raises `job_unit_failed` for `job` (its unit `unit`, without `.service`)
+/// that died. The reporter is not tied to vigild: it is short, and if vigild
+/// dies meanwhile it is what still tells.
+pub async fn report(live: &Live, job: &str, unit: &str, st: &ExitStatus) {
     let Some(env) = death_env(st) else {
         return;
     };
@@ -49,11 +49,11 @@ pub async fn report(live: &Live, p: &Planned, st: &ExitStatus) {
     match r {
         Ok(s) if s.success() => {}
         Ok(s) => tracing::error!(
-            job = p.name(),
+            job,
             "vigil-notify unit-failed exited {s}: the death is not alerted"
         ),
         Err(e) => tracing::error!(
-            job = p.name(),
+            job,
             "cannot run vigil-notify unit-failed: {e}; the death is not alerted"
         ),
     }
