@@ -16,8 +16,8 @@ use crate::gen::{self, Dataset, GenOptions};
 use crate::procs::{self, Etcd};
 use crate::results::{median, Host};
 use crate::shared::{
-    age_key, etcd_version, git_head, host, prepare, rm, shell_line, time_cmd, vigil_config,
-    write_results,
+    age_key, etcd_version, git_head, host, loadavg, prepare, rm, shell_line, time_cmd,
+    vigil_config, write_results,
 };
 use anyhow::{bail, Context, Result};
 use etcd_client::Client;
@@ -361,10 +361,7 @@ impl Cost<'_> {
         self.load.check(&self.rt)?;
         let mut s = PhaseSample {
             db_before: self.rt.block_on(db_sizes(&eps))?,
-            loadavg_1m: std::fs::read_to_string("/proc/loadavg")
-                .ok()
-                .and_then(|l| l.split_whitespace().next()?.parse().ok())
-                .unwrap_or(0.0),
+            loadavg_1m: loadavg(),
             ..Default::default()
         };
         let argv = self.command(key, b)?;

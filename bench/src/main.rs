@@ -4,11 +4,13 @@
 //! - `run`: start etcd and radosgw, generate, and time every step side by side;
 //! - `cost`: what a backup costs a loaded 3-member cluster (issue 21);
 //! - `prove`: what the restore proof costs a run (issue 19);
+//! - `journal`: what the watch journal costs and how far behind it is (issue 17);
 //! - `report`: render the BENCHMARKS.md tables from results files.
 
 mod checks;
 mod cost;
 mod gen;
+mod journal;
 mod procs;
 mod prove;
 mod report;
@@ -220,6 +222,60 @@ enum Command {
         #[command(flatten)]
         common: Common,
         /// Name of the run in the results (default: the size).
+        #[arg(long)]
+        label: Option<String>,
+        /// Mark the results as a harness check whose figures mean nothing.
+        #[arg(long)]
+        smoke: bool,
+    },
+    /// What the watch journal costs: the write rate it keeps up with
+    /// (1 KiB values, as fast as etcd answers), its lag, CPU and memory at a
+    /// steady rate, and the time to restore to a point against the events
+    /// replayed (3 etcd members, `vigil-journal run` as a child).
+    Journal {
+        /// Length of the burst (as fast as etcd answers), seconds.
+        #[arg(long, default_value_t = 60.0)]
+        burst: f64,
+        /// etcd clients (one connection each, over the 3 members) of the
+        /// burst, which each put one value at a time, and of the steady writer.
+        #[arg(long, default_value_t = 32)]
+        clients: usize,
+        /// Steady write rate, puts per second (open loop).
+        #[arg(long, default_value_t = 1000.0)]
+        rate: f64,
+        /// Length of the steady phase, seconds (3600 for "flat over an hour").
+        #[arg(long, default_value_t = 300.0)]
+        steady: f64,
+        /// The journal's RSS is sampled this often in the steady phase, seconds.
+        #[arg(long, default_value_t = 5.0)]
+        sample_every: f64,
+        /// Keys the writers write over (the base snapshot holds them all).
+        #[arg(long, default_value_t = 10_000)]
+        objects: u64,
+        /// `journal.flush` in seconds (default: not set, the journal's 10 s).
+        #[arg(long)]
+        flush: Option<f64>,
+        /// `journal.max_local` (default: not set, the journal's 4GiB; an
+        /// hour at 1000 writes/s of 1 KiB writes about 4 GB of journal).
+        #[arg(long)]
+        max_local: Option<String>,
+        /// After each phase, wait at most this long for the journal to close
+        /// a segment holding its last write, seconds.
+        #[arg(long, default_value_t = 600.0)]
+        catch_up_max: f64,
+        /// Restore points: events after the base snapshot, or `end` (the
+        /// journal's last revision); points past the end are skipped.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "0,10000,50000,100000,200000,end"
+        )]
+        restore_points: Vec<journal::PointSpec>,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[command(flatten)]
+        common: Common,
+        /// Name of the run in the results (default: <rate>ws-<steady>s).
         #[arg(long)]
         label: Option<String>,
         /// Mark the results as a harness check whose figures mean nothing.
@@ -438,8 +494,55 @@ fn real_main() -> Result<()> {
             print!("{}", report::render_prove(&[r]));
             Ok(())
         }
+        Command::Journal {
+            burst,
+            clients,
+            rate,
+            steady,
+            sample_every,
+            objects,
+            flush,
+            max_local,
+            catch_up_max,
+            restore_points,
+            seed,
+            common,
+            label,
+            smoke,
+        } => {
+            let label = label.unwrap_or_else(|| format!("{rate:.0}ws-{steady:.0}s"));
+            let keep = common.keep;
+            let (repo, bin_dir, workdir, out) = common.resolve(
+                "vigil-bench-journal",
+                &format!("bench/results/journal-{label}.json"),
+            )?;
+            let o = journal::JournalOptions {
+                repo,
+                bin_dir,
+                workdir,
+                keep,
+                out,
+                label,
+                seed,
+                objects: objects.max(1),
+                clients: clients.max(1),
+                burst_s: burst,
+                rate,
+                steady_s: steady,
+                sample_s: sample_every,
+                flush_s: flush,
+                max_local,
+                catch_up_max_s: catch_up_max,
+                restore_points,
+                smoke,
+            };
+            let r = journal::run(&o)?;
+            print!("{}", report::render_journal(&[r]));
+            Ok(())
+        }
         Command::Report { files, write } => {
             let mut all = Vec::new();
+            let mut journals = Vec::new();
             let mut checks = Vec::new();
             let mut costs = Vec::new();
             let mut proofs = Vec::new();
@@ -449,7 +552,11 @@ fn real_main() -> Result<()> {
                 )
                 .with_context(|| format!("{}: not JSON", f.display()))?;
                 let bad = || format!("{}: not a vigil-bench results file", f.display());
-                if raw["kind"] == prove::KIND {
+                if raw["kind"] == journal::KIND {
+                    journals.push(
+                        serde_json::from_value::<journal::JournalResults>(raw).with_context(bad)?,
+                    );
+                } else if raw["kind"] == prove::KIND {
                     proofs.push(
                         serde_json::from_value::<prove::ProveResults>(raw).with_context(bad)?,
                     );
@@ -478,6 +585,11 @@ fn real_main() -> Result<()> {
             } else {
                 report::render_prove(&proofs)
             };
+            let journal_md = if journals.is_empty() {
+                String::new()
+            } else {
+                report::render_journal(&journals)
+            };
             match write {
                 Some(p) => {
                     // Each section only from files of its kind: `report
@@ -501,9 +613,17 @@ fn real_main() -> Result<()> {
                             format!("{}: no <!-- bench:prove:begin/end --> markers", p.display())
                         })?;
                     }
+                    if !journals.is_empty() {
+                        doc = report::splice_journal(&doc, &journal_md).with_context(|| {
+                            format!(
+                                "{}: no <!-- bench:journal:begin/end --> markers",
+                                p.display()
+                            )
+                        })?;
+                    }
                     std::fs::write(&p, doc)?;
                 }
-                None => print!("{md}{cost_md}{prove_md}"),
+                None => print!("{md}{cost_md}{prove_md}{journal_md}"),
             }
             Ok(())
         }

@@ -17,8 +17,8 @@ use crate::gen::{self, Dataset, GenOptions};
 use crate::procs::{self, Etcd};
 use crate::results::{median, Host};
 use crate::shared::{
-    age_key, etcd_version, git_head, host, output, prepare, rm, shell_line, time_cmd_watched,
-    vigil_config, write_results,
+    age_key, etcd_version, git_head, host, loadavg, output, prepare, rm, shell_line,
+    time_cmd_watched, vigil_config, write_results,
 };
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -235,7 +235,7 @@ impl Phase {
 
 mod sample;
 
-use sample::{du, loadavg, Sampler};
+use sample::{du, Sampler};
 
 struct Bench<'a> {
     o: &'a ProveOptions,

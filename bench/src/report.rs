@@ -1,9 +1,11 @@
 //! `vigil-bench report`: the BENCHMARKS.md tables from results files.
 
 mod cost;
+mod journal;
 mod prove;
 
 pub use cost::{render_cost, splice_cost};
+pub use journal::{render_journal, splice_journal};
 pub use prove::{render_prove, splice_prove};
 
 use crate::results::*;

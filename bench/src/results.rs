@@ -59,6 +59,16 @@ pub fn median(v: &mut [f64]) -> f64 {
     }
 }
 
+/// Nearest rank over sorted values: the smallest value with at least `p`
+/// of the samples at or below it (0 for none).
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
 impl Step {
     pub fn median(&self) -> Median {
         let f = |g: &dyn Fn(&Sample) -> f64| {

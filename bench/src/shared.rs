@@ -192,6 +192,14 @@ pub fn age_key(w: &Path) -> Result<(PathBuf, String)> {
     Ok((key_file, recipient))
 }
 
+/// The machine's 1-minute load average (other work on it shows here).
+pub fn loadavg() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
 pub fn etcd_version() -> String {
     output("etcd", &["--version"])
         .lines()

@@ -58,7 +58,7 @@ const DERIVED: &[&str] = &[
 fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
-    for b in ["vigil-snapshot", "vigil-restore"] {
+    for b in ["vigil-snapshot", "vigil-restore", "vigil-journal"] {
         assert!(
             dir.join(b).exists(),
             "{} is missing: run `cargo build --workspace --bins` first",
@@ -352,5 +352,166 @@ fn prove_harness_measures_both_phases() {
             "prove_restore = { enabled = true",
         ],
     );
+    let _ = std::fs::remove_dir_all(&scratch);
+}
+
+/// `vigil-bench journal` (through run.sh) with tiny phases against the
+/// debug binaries: a 3 s burst from 4 clients, 5 s at 200 writes/s, and
+/// restores to the base, 500 events after it and the journal's end. It
+/// completes, the journal holds every acknowledged write, the chain is
+/// whole, the results file has every field the report needs, and the
+/// report renders and splices into BENCHMARKS.md. No timed assertions.
+#[test]
+fn journal_harness_measures_every_phase() {
+    let mut cmd = run_sh(&["journal", "--smoke", "--label", "smoke"]);
+    cmd.args(["--burst", "3", "--clients", "4", "--steady", "5"])
+        .args(["--rate", "200", "--sample-every", "1", "--objects", "200"])
+        .args(["--restore-points", "0,500,end"]);
+    let (scratch, results, r) = run_harness("journal", cmd);
+    assert_eq!(r["schema"], 1);
+    assert_eq!(r["kind"], "journal");
+    assert_eq!(r["smoke"], true);
+    for k in ["label", "started_at", "git_commit", "host"] {
+        assert!(!r[k].is_null(), "results lack {k}: {r}");
+    }
+    let num = |v: &serde_json::Value, k: &str| {
+        v[k].as_f64()
+            .unwrap_or_else(|| panic!("{k} is not a number: {v}"))
+    };
+    let lag = |v: &serde_json::Value, k: &str| {
+        for f in ["samples", "p50_ms", "p99_ms", "max_ms"] {
+            num(&v[k], f);
+        }
+        assert!(
+            num(&v[k], "p99_ms") >= num(&v[k], "p50_ms"),
+            "{k}: {}",
+            v[k]
+        );
+    };
+
+    let su = &r["setup"];
+    assert_eq!(su["members"], 3, "{su}");
+    assert_eq!(su["value_bytes"], 1024, "{su}");
+    assert_eq!(su["flush_default"], true, "{su}");
+    for k in ["journal_config", "journal_cmd"] {
+        assert!(su[k].as_str().is_some_and(|s| !s.is_empty()), "{k}: {su}");
+    }
+    let base = &r["base"];
+    assert!(num(base, "revision") > 0.0, "{base}");
+    assert!(num(base, "keys") >= 200.0, "{base}");
+    assert!(num(base, "snapshot_size") > 0.0, "{base}");
+
+    let b = &r["burst"];
+    assert!(num(b, "writes") > 0.0, "{b}");
+    assert_eq!(b["missing"], 0, "{b}");
+    assert_eq!(b["journal_events"], b["writes"], "{b}");
+    assert_eq!(b["committed_in_time"], true, "{b}");
+    assert!(b["kept_up"].is_boolean(), "{b}");
+    for k in [
+        "duration_s",
+        "etcd_rate_per_s",
+        "journal_rate_per_s",
+        "lag_revisions_at_end",
+        "catch_up_s",
+        "journal_cpu_s",
+        "first_revision",
+        "last_revision",
+    ] {
+        num(b, k);
+    }
+    lag(b, "receive_lag");
+
+    let s = &r["steady"];
+    assert!(num(s, "writes") > 0.0, "{s}");
+    assert_eq!(s["missing"], 0, "{s}");
+    assert_eq!(s["journal_events"], s["writes"], "{s}");
+    assert_eq!(s["committed_in_time"], true, "{s}");
+    lag(s, "receive_lag");
+    lag(s, "durable_lag");
+    assert_eq!(s["receive_lag"]["samples"], s["writes"], "{s}");
+    assert_eq!(s["durable_lag"]["samples"], s["writes"], "{s}");
+    // A segment closes after its events arrive.
+    assert!(
+        num(&s["durable_lag"], "p50_ms") >= num(&s["receive_lag"], "p50_ms"),
+        "{s}"
+    );
+    for k in [
+        "actual_s",
+        "achieved_rate_per_s",
+        "send_lag_p99_ms",
+        "cpu_s",
+        "cpu_per_1000_events_s",
+        "cpu_pct_one_core",
+        "loadavg_start",
+        "loadavg_end",
+    ] {
+        num(s, k);
+    }
+    assert!(num(s, "rss_first_kib") > 0.0, "{s}");
+    assert!(num(s, "rss_max_kib") >= num(s, "rss_last_kib"), "{s}");
+    assert!(num(s, "hwm_kib") >= num(s, "rss_max_kib"), "{s}");
+    assert!(s["rss"].as_array().unwrap().len() >= 2, "{s}");
+
+    let t = &r["totals"];
+    assert_eq!(t["chain_whole"], true, "{t}");
+    assert_eq!(t["gaps"], 0, "{t}");
+    assert_eq!(t["failovers"], 0, "{t}");
+    assert!(num(t, "segments") >= 2.0, "{t}");
+    assert!(
+        num(t, "events") >= num(b, "writes") + num(s, "writes"),
+        "{t}"
+    );
+    assert!(
+        num(t, "bytes") > 0.0 && num(t, "plaintext_bytes") > 0.0,
+        "{t}"
+    );
+
+    let points = r["restores"].as_array().unwrap();
+    let names: Vec<&str> = points
+        .iter()
+        .map(|p| p["point"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["0", "500", "end"], "{r}");
+    assert_eq!(points[0]["events"], 0, "{r}");
+    assert_eq!(points[1]["events"], 500, "{r}");
+    assert_eq!(points[2]["target_revision"], t["last_revision"], "{r}");
+    for p in points {
+        assert!(num(p, "wall_s") > 0.0, "{p}");
+        assert!(num(p, "key_count") >= 200.0, "{p}");
+        assert!(p["cmd"].as_str().unwrap().contains("--to-revision"), "{p}");
+    }
+
+    let wants = [
+        "What the journal costs: smoke",
+        "SMOKE RUN",
+        "**Targets**",
+        "(a) write rate the journal sustains",
+        "(b) durable lag",
+        "(c) journal CPU",
+        "(d) journal RSS",
+        "**(e) Restore to a point**",
+        "Least squares",
+    ];
+    assert_report(&results, &wants);
+    // `report --write` fills the journal markers of BENCHMARKS.md and
+    // leaves the other sections alone.
+    let doc = scratch.join("BENCHMARKS.md");
+    let orig = std::fs::read_to_string(repo().join("BENCHMARKS.md")).unwrap();
+    std::fs::write(&doc, &orig).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_vigil-bench"))
+        .arg("report")
+        .arg(&results)
+        .arg("--write")
+        .arg(&doc)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let md = std::fs::read_to_string(&doc).unwrap();
+    let (b, e) = (
+        md.find("<!-- bench:journal:begin -->").unwrap(),
+        md.find("<!-- bench:journal:end -->").unwrap(),
+    );
+    assert!(md[b..e].contains("What the journal costs: smoke"), "{md}");
+    assert_eq!(md[..b], orig[..b]);
     let _ = std::fs::remove_dir_all(&scratch);
 }

@@ -4,6 +4,7 @@
 
 use super::{CostOptions, PhaseSample};
 use crate::gen::Rng;
+use crate::results::percentile;
 use anyhow::{bail, Context, Result};
 use etcd_client::{Client, GetOptions, WatchOptions};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -202,15 +203,6 @@ impl LoadGen {
         }
         Ok(())
     }
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    // Nearest rank: the smallest value with at least p of the samples at or below it.
-    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
 }
 
 /// The latency figures of the writes due in `[from, to)`. Waits until the

@@ -175,10 +175,3 @@ impl Drop for Sampler {
         self.stop.store(true, Ordering::Relaxed);
     }
 }
-
-pub(super) fn loadavg() -> f64 {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|l| l.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0.0)
-}
