@@ -167,6 +167,14 @@ PROVEN='
     [ -z "$(ls -A /run/vigil-proof 2>/dev/null)" ] || { echo "visible outside the unit: /run/vigil-proof:"; ls -la /run/vigil-proof; exit 1; }
     left=$(find /dev/shm -name "vigil-proof-*" 2>/dev/null); [ -z "$left" ] || { echo "left in /dev/shm: $left"; exit 1; }'
 
+# JOURNALED: the journal dir holds segments, each with its manifest.
+JOURNALED='
+    n=0
+    for f in $(find /var/lib/vigil/journal -name "*.jsonl.zst.age" 2>/dev/null); do
+      [ -s "$f.json" ] || { echo "no manifest: $f"; exit 1; }; n=$((n + 1))
+    done
+    echo "$n segment(s)"; [ "$n" -ge 1 ] || { ls -la /var/lib/vigil/journal 2>&1; exit 1; }'
+
 # ---- scenario a: timers ---------------------------------------------------
 scenario_timers() {
   local s=timers
@@ -185,11 +193,37 @@ scenario_timers() {
     found=$(grep -rlI "AGE-SECRET-KEY-" /etc /var/lib/vigil /root /run /dev/shm 2>/dev/null || true)
     [ -z "$found" ] || { echo "private key on the bastion: $found"; exit 1; }'
   box_check "$s: every member's newest archive is proven restorable (restore_proof: hash_kv as the member)" "$PROVEN"
+  # Continuous backup: the box's config has a [journal] section; the package enables nothing.
+  # Up before the drill, which proves the journal too when there is one.
+  box_check "$s: vigil-journal.service is not enabled by the package" '! systemctl is-enabled -q vigil-journal.service'
+  box_check "$s: systemctl enable --now vigil-journal.service: active (READY=1), with a watchdog" '
+    systemctl enable -q --now vigil-journal.service
+    systemctl is-active vigil-journal.service; w=$(systemctl show -P WatchdogUSec vigil-journal.service); echo "WatchdogUSec=$w"; [ "$w" != 0 ] && [ "$w" != infinity ]'
+  box_sh 'for i in $(seq 1 20); do /opt/box/etcd.sh ctl put /registry/configmaps/default/journal-$i "v$i" >/dev/null; done'
+  check "$s: ... writes segments (*.jsonl.zst.age, each with its *.json manifest) into /var/lib/vigil/journal" \
+    wait_in 30 "$JOURNALED"
+  box_check "$s: ... the journal dir is vigil's 0700, every file in it 0600" '
+    [ "$(stat -c "%U %a" /var/lib/vigil/journal)" = "vigil 700" ] || { stat -c "%n %U %a" /var/lib/vigil/journal; exit 1; }
+    bad=$(find /var/lib/vigil/journal -type f ! -perm 0600); [ -z "$bad" ] || { echo "not 0600: $bad"; exit 1; }'
+  check "$s: ... and ships them to the dir sink (_journal/)" wait_in 30 '
+    [ -n "$(find /srv/backuppc-staging/vigil -path "*_journal*" -name "*.jsonl.zst.age.json")" ]'
+  box_check "$s: vigil-journal verify (local) and --source backuppc: the chain is whole" '
+    vigil-journal verify && vigil-journal verify --source backuppc'
   box_check "$s: the offline drill by hand, key piped in (runuser -u vigil -- vigil-restore drill --identity -)" '
     runuser -u vigil -- vigil-restore --config /etc/vigil/vigil.toml drill --identity - < /opt/box/offline-key.txt'
   check "$s: vigil-health.service succeeds" unit_ok vigil-health.service
   box_check "$s: vigil-notify.service is active, with a watchdog" '
     systemctl is-active vigil-notify.service; w=$(systemctl show -P WatchdogUSec vigil-notify.service); echo "WatchdogUSec=$w"; [ "$w" != 0 ] && [ "$w" != infinity ]'
+  box_check "$s: systemctl stop right after a write: the open segment is closed (it holds the cluster revision), no *.partial, a clean exit" '
+    /opt/box/etcd.sh ctl put /registry/configmaps/default/journal-last x >/dev/null
+    rev=$(/opt/box/etcd.sh ctl endpoint status -w json | python3 -c "import json,sys; print(max(e[\"Status\"][\"header\"][\"revision\"] for e in json.load(sys.stdin)))")
+    sleep 1
+    systemctl stop vigil-journal.service
+    a=$(systemctl show -P ActiveState vigil-journal.service); r=$(systemctl show -P Result vigil-journal.service); echo "ActiveState=$a Result=$r"
+    [ "$a" = inactive ] && [ "$r" = success ] || exit 1
+    p=$(find /var/lib/vigil/journal -name "*.partial"); [ -z "$p" ] || { echo "left: $p"; exit 1; }
+    last=$(vigil-journal verify --json | python3 -c "import json,sys; print(json.load(sys.stdin)[\"last_revision\"])")
+    echo "cluster at revision $rev, journal at $last"; [ "$last" -ge "$rev" ]'
   box_check "$s: credentials dir root 0700, its files 0600" '
     [ "$(stat -c "%U %a" /etc/vigil/credentials)" = "root 700" ] || { stat -c "%n %U %a" /etc/vigil/credentials; exit 1; }
     bad=$(find /etc/vigil/credentials -type f ! -perm 0600); [ -z "$bad" ] || { echo "not 0600: $bad"; exit 1; }'
@@ -294,6 +328,12 @@ scenario_vigild() {
     box_sh 'journalctl -q -u vigild.service -n 10 --no-pager' | sed 's/^/    /'
     box_down; return
   fi
+  check "$s: vigild keeps vigil-journal run running (the config has [journal]), in vigild's cgroup" wait_in 30 '
+    pid=$(pgrep -xf "/usr/bin/vigil-journal --config /etc/vigil/vigil.toml run" | head -1)
+    [ -n "$pid" ] || { echo "no vigil-journal process"; ps -eo pid,args | grep vigil; exit 1; }
+    grep -q "/vigild.service" /proc/$pid/cgroup || { cat /proc/$pid/cgroup; exit 1; }'
+  box_sh 'for i in $(seq 1 20); do /opt/box/etcd.sh ctl put /registry/configmaps/default/journal-$i "v$i" >/dev/null; done'
+  check "$s: ... which writes segments into /var/lib/vigil/journal" wait_in 30 "$JOURNALED"
   check "$s: its every-minute snapshot archived cp-1, cp-2, cp-3 locally" \
     wait_in 100 "$(archived_script /var/lib/vigil/snapshots)"
   check "$s: ... and to the dir sink" wait_in 20 "$(archived_script /srv/backuppc-staging/vigil)"
