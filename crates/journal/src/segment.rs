@@ -97,6 +97,11 @@ impl OpenSegment {
         self.revisions == 0
     }
 
+    /// The gap recorded before this segment, if any.
+    pub fn gap(&self) -> Option<Gap> {
+        self.gap
+    }
+
     /// Finishes the file, renames it to its final name and writes its
     /// manifest, linked to `prev` (the chain's tail).
     pub fn close(
@@ -135,7 +140,13 @@ impl OpenSegment {
             created_at: vigil_core::rfc3339(vigil_core::now()),
             vigil_version: env!("CARGO_PKG_VERSION").into(),
         };
-        vigil_core::fsutil::atomic_write(&local.segment_path(&m.manifest_name()), &m.to_json())?;
+        if let Err(e) =
+            vigil_core::fsutil::atomic_write(&local.segment_path(&m.manifest_name()), &m.to_json())
+        {
+            // Not committed: no segment without its manifest is left behind.
+            let _ = std::fs::remove_file(&path);
+            return Err(e.into());
+        }
         Ok(m)
     }
 }

@@ -44,8 +44,13 @@ struct View {
 enum Ended {
     Stop,
     Failed(String),
+    /// The journal could not be written (a full disk): the member is fine.
+    Write(String),
     Compacted(i64),
 }
+
+/// How long to wait before trying again after the journal could not be written.
+const WRITE_RETRY: Duration = Duration::from_secs(5);
 
 pub struct Journal {
     cfg: Arc<Config>,
@@ -246,6 +251,18 @@ impl Journal {
                     idx += 1;
                     failures = 1;
                 }
+                Ended::Write(why) => {
+                    tracing::error!(
+                        "journal: cannot write the journal in {}: {why}; reading again from revision {} in {WRITE_RETRY:?}",
+                        self.local.dir.display(),
+                        self.next
+                    );
+                    let _ = tokio::time::timeout(WRITE_RETRY, stop.changed()).await;
+                    if last_refresh.elapsed() >= REFRESH {
+                        last_refresh = Instant::now();
+                        self.refresh();
+                    }
+                }
                 Ended::Compacted(c) => {
                     failures = 0;
                     self.on_compacted(c)?;
@@ -368,15 +385,14 @@ impl Journal {
                         Ok(Some(Message::Progress(_))) => {}
                         Ok(Some(Message::Revisions(revs))) => {
                             if let Err(e) = self.append(&c.name, revs) {
-                                tracing::error!("journal: {e}");
-                                return Ended::Failed(format!("writing the journal: {e}"));
+                                return Ended::Write(e.to_string());
                             }
                         }
                     }
                 }
                 _ = tick.tick() => {
                     if let Err(e) = self.maybe_close() {
-                        tracing::error!("journal: {e}");
+                        return Ended::Write(e.to_string());
                     }
                     if last_probe.elapsed() >= POLL {
                         last_probe = Instant::now();
@@ -428,16 +444,20 @@ impl Journal {
                     .meta
                     .as_ref()
                     .ok_or_else(|| JournalError::Config("no cluster ID yet".into()))?;
-                let gap = self.pending_gap.take();
+                let gap = self.pending_gap;
                 self.open = Some(tokio::task::block_in_place(|| {
                     OpenSegment::open(&self.local, meta, rev, gap)
                 })?);
+                self.pending_gap = None;
             }
             let seg = self
                 .open
                 .as_mut()
                 .ok_or_else(|| JournalError::Config("no open segment".into()))?;
-            tokio::task::block_in_place(|| seg.append(member, &events))?;
+            if let Err(e) = tokio::task::block_in_place(|| seg.append(member, &events)) {
+                self.discard_open();
+                return Err(e);
+            }
             self.events_total += events.len() as u64;
             self.next = rev + 1;
             if seg.plaintext >= self.jc.segment_size.0 {
@@ -468,7 +488,16 @@ impl Journal {
         let Some(meta) = self.meta.as_ref() else {
             return Ok(());
         };
-        let m = tokio::task::block_in_place(|| seg.close(&self.local, meta, self.tail.as_ref()))?;
+        let (first, gap) = (seg.first, seg.gap());
+        let m = match tokio::task::block_in_place(|| {
+            seg.close(&self.local, meta, self.tail.as_ref())
+        }) {
+            Ok(m) => m,
+            Err(e) => {
+                self.rewind(first, gap);
+                return Err(e);
+            }
+        };
         tracing::debug!(
             "journal: closed {} ({} events, revisions {}..={})",
             m.segment,
@@ -481,6 +510,24 @@ impl Journal {
         self.tail = Some(m);
         self.ship_now.notify_one();
         Ok(())
+    }
+
+    /// Drops the open segment after a failed write (its temp file goes
+    /// with it) and rewinds, so its revisions are read again: nothing is
+    /// skipped, nothing written twice.
+    fn discard_open(&mut self) {
+        if let Some(seg) = self.open.take() {
+            let (first, gap) = (seg.first, seg.gap());
+            drop(seg);
+            self.rewind(first, gap);
+        }
+    }
+
+    fn rewind(&mut self, first: i64, gap: Option<Gap>) {
+        self.next = first;
+        if self.pending_gap.is_none() {
+            self.pending_gap = gap;
+        }
     }
 
     fn record_gap(&mut self, g: Gap) {
@@ -498,7 +545,10 @@ impl Journal {
     /// The member compacted past the journal: record the gap, alert, and
     /// re-anchor with a full snapshot.
     fn on_compacted(&mut self, compact: i64) -> Result<(), JournalError> {
-        self.close_open()?;
+        if let Err(e) = self.close_open() {
+            // Its revisions were compacted too: the gap below covers them.
+            tracing::error!("journal: {e}");
+        }
         let g = Gap {
             from: self.next,
             to: compact - 1,
@@ -768,12 +818,12 @@ pub fn alert_results(i: &AlertInput<'_>) -> Vec<CheckResult> {
         !i.over_local_limit,
         Severity::Warning,
         if i.over_local_limit {
-            format!("The journal of {cl} outgrew journal.max_local before every sink held it: segments only the bastion had were removed")
+            format!("The journal of {cl} outgrew journal.max_local before every sink held it: segments not every sink holds were removed from the bastion, and the sinks that lack them will never get them")
         } else {
             format!("The journal of {cl} fits journal.max_local")
         },
         Vec::new(),
-        "Fix the journal's sinks (journal_ship_failed) or raise journal.max_local",
+        "Fix the journal's sinks (journal_ship_failed) or raise journal.max_local; it resolves once every sink holds all the bastion's segments again",
     ));
     for (s, e) in i.sinks {
         out.push(r(
@@ -843,7 +893,13 @@ async fn ship_loop(
         if let Ok(mut v) = view.lock() {
             v.sinks = rep.sinks;
             v.local_bytes = rep.local_bytes;
-            v.over_local_limit = rep.over_local_limit;
+            // Raised when unshipped segments had to go; resolved only once
+            // every sink holds all the bastion has again.
+            if rep.over_local_limit {
+                v.over_local_limit = true;
+            } else if rep.unshipped == 0 {
+                v.over_local_limit = false;
+            }
         }
         if stopping {
             return;

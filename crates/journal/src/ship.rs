@@ -19,8 +19,11 @@ pub struct PassReport {
     pub pruned_local: usize,
     pub pruned_sinks: usize,
     pub local_bytes: u64,
-    /// The bastion holds more than `max_local` of segments no sink has yet.
+    /// This pass removed segments not every sink holds, to stay within
+    /// `max_local`.
     pub over_local_limit: bool,
+    /// Segments on the bastion that not every sink holds, after the pass.
+    pub unshipped: usize,
 }
 
 /// The sinks the journal goes to.
@@ -129,6 +132,7 @@ pub async fn pass(cfg: &Config, local: &LocalJournal, sinks: &[Sink]) -> PassRep
         }
     }
     rep.local_bytes = size;
+    rep.unshipped = kept.iter().filter(|m| !everywhere(m)).count();
     rep
 }
 

@@ -832,3 +832,176 @@ fn drill_proves_the_journal_and_names_a_key_it_does_not_replay() {
     );
     assert!(!mid.is_empty());
 }
+
+/// Firing alerts, as `vigil-notify status --json` lists them.
+fn firing(cfg: &Path) -> String {
+    let out = vigil("vigil-notify", cfg, &["status", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    v["alerts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| a["status"] == "firing")
+        .map(|a| format!("{} ", a["key"].as_str().unwrap_or_default()))
+        .collect()
+}
+
+/// Waits until `pred` holds of the firing alerts (the journal refreshes
+/// them every 15 s).
+fn wait_alerts(cfg: &Path, log: &Path, what: &str, pred: impl Fn(&str) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let f = firing(cfg);
+        if pred(&f) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: firing alerts: {f}\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Journal segment names (without manifests) under `root`, recursively.
+fn segments_under(root: &Path) -> Vec<String> {
+    let mut v: Vec<String> = files_under(root)
+        .into_iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".jsonl.zst.age"))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn journal_full_disk_dead_sink_local_bound_and_sink_retention() {
+    if !is_root() {
+        eprintln!("skipped: mounting a tmpfs needs root");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let t = t.path();
+    let cluster = Cluster::start(&t.join("orig"), &NAMES, None);
+    cluster.put_many("/registry/configmaps/default/", 50, 100, false, 13);
+    let key = age_key(t);
+    let jdir = t.join("jdir");
+    std::fs::create_dir_all(&jdir).unwrap();
+    let m = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs"])
+        .arg(&jdir)
+        .output()
+        .unwrap();
+    assert!(m.status.success(), "{}", text(&m));
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _u = Unmount(jdir.clone());
+    let (ltfs, dead) = (t.join("ltfs"), t.join("dead"));
+    let mut cb = ConfigBuilder::new(t, cluster.config_members(), &key.recipient);
+    cb.extra = format!(
+        "\n[journal]\ndir = \"{}\"\nflush = \"1s\"\nmax_lag = \"2s\"\nsegment_size = \"4KiB\"\nmax_local = \"6KiB\"\n\n\
+         [[sink]]\nname = \"ltfs\"\nkind = \"dir\"\npath = \"{}\"\nkeep_last = 1\n\n\
+         [[sink]]\nname = \"dead\"\nkind = \"dir\"\npath = \"{}\"\n",
+        jdir.display(),
+        ltfs.display(),
+        dead.display()
+    );
+    let cfg = cb.write("vigil.toml");
+    let out = vigil("vigil-snapshot", &cfg, &["run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let first_snapshot_rev = state_at(&cluster.endpoint(0), 0).0;
+    // The second sink dies: its path is now a plain file.
+    std::fs::remove_dir_all(&dead).unwrap();
+    std::fs::write(&dead, b"not a directory").unwrap();
+
+    let log = t.join("journal.log");
+    let ep = cluster.endpoint(1);
+    let mut j = start_journal(&cfg, &log);
+    let mut revs = Vec::new();
+    for k in 0..6 {
+        revs.extend(write_rounds(&ep, k * 30, 30));
+        std::thread::sleep(Duration::from_millis(1100));
+    }
+    let end = *revs.last().unwrap();
+    wait_journaled(&cfg, "ltfs", end, &log);
+    wait_alerts(&cfg, &log, "dead sink and local bound", |f| {
+        f.contains("journal_ship_failed{sink=\"dead\"}") && f.contains("journal_local_full")
+    });
+    // The bastion keeps at most max_local (and the open tail), ltfs all.
+    let local = segments_under(&jdir);
+    let held = segments_under(&ltfs);
+    assert!(local.len() < held.len(), "local {local:?} ltfs {held:?}");
+    let local_bytes: u64 = local
+        .iter()
+        .map(|n| std::fs::metadata(jdir.join(n)).unwrap().len())
+        .sum();
+    let newest = std::fs::metadata(jdir.join(local.last().unwrap()))
+        .unwrap()
+        .len();
+    assert!(local_bytes <= 6 * 1024 + newest, "{local_bytes} bytes kept");
+
+    // A full disk under the journal: it lags, says why, and catches up
+    // with no gap and no duplicate once there is room again.
+    let fill = Command::new("dd")
+        .args(["if=/dev/zero", "bs=4k"])
+        .arg(format!("of={}", jdir.join("filler").display()))
+        .output()
+        .unwrap();
+    assert!(!fill.status.success(), "the tmpfs did not fill up");
+    revs.extend(write_rounds(&ep, 300, 40));
+    wait_alerts(&cfg, &log, "journal_lagging on a full disk", |f| {
+        f.contains("journal_lagging")
+    });
+    let l = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        l.contains("cannot write the journal") && l.contains("No space left on device"),
+        "{l}"
+    );
+    std::fs::remove_file(jdir.join("filler")).unwrap();
+    let end2 = *revs.last().unwrap();
+    wait_journaled(&cfg, "ltfs", end2, &log);
+    wait_alerts(&cfg, &log, "journal_lagging resolved", |f| {
+        !f.contains("journal_lagging")
+    });
+    let v = verify_json(&cfg, "ltfs");
+    assert_eq!(v["broken"], serde_json::Value::Null, "{v}");
+    assert!(v["gaps"].as_array().unwrap().is_empty(), "{v}");
+    assert!(
+        v["first_revision"].as_i64().unwrap() <= first_snapshot_rev + 1,
+        "{v}"
+    );
+    assert!(
+        vigil_tests::all_files(&jdir)
+            .iter()
+            .all(|f| !f.ends_with(".partial") && !f.contains("open-")),
+        "{:?}",
+        vigil_tests::all_files(&jdir)
+    );
+
+    // A newer snapshot; ltfs keeps one archive per member, so its journal
+    // is pruned back to that archive's revision.
+    let out = vigil("vigil-snapshot", &cfg, &["run"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out)); // the dead sink
+    let second_snapshot_rev = state_at(&ep, 0).0;
+    revs.extend(write_rounds(&ep, 400, 5));
+    let end3 = *revs.last().unwrap();
+    wait_journaled(&cfg, "ltfs", end3, &log);
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let v = verify_json(&cfg, "ltfs");
+        let first = v["first_revision"].as_i64().unwrap();
+        if first > first_snapshot_rev + 1 {
+            assert!(first <= second_snapshot_rev + 1, "{v}");
+            assert_eq!(v["broken"], serde_json::Value::Null, "{v}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "ltfs was not pruned: {v}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    sigterm(&mut j);
+}
