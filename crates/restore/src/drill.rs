@@ -206,6 +206,11 @@ pub fn run(cfg: &Config, o: &DrillOptions<'_>) -> Result<DrillReport, RestoreErr
             let scratch = run.member(JOURNAL)?;
             let j = journal::prove(cfg, &ctx, o.source, &scratch);
             run.member_done(&scratch);
+            if let Some(why) = &j.skipped {
+                // Not proven is not failed: no outcome, no alert.
+                tracing::warn!("drill journal: not proven here: {why}");
+                return Ok(j);
+            }
             if j.ok {
                 tracing::info!(
                     "drill journal: archive {} + {} revisions from {} replayed to revision {}, equal to the live cluster in all {} keys; RPO proven {:.1} s",
@@ -501,7 +506,9 @@ pub fn human(r: &DrillReport) -> String {
     }
     if let Some(j) = &r.journal {
         let src = j.source.as_deref().unwrap_or("-");
-        if j.ok {
+        if let Some(why) = &j.skipped {
+            let _ = writeln!(s, "journal: not proven here: {why}");
+        } else if j.ok {
             let _ = writeln!(
                 s,
                 "journal: ok: archive {} (revision {}) + {} revision(s), {} event(s) from {} segment(s) in {src}, replayed to revision {} \

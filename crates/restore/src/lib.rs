@@ -76,6 +76,9 @@ pub enum RestoreError {
     /// The journal cannot take the restore to the point asked for.
     #[error("point-in-time restore: {0}")]
     Journal(String),
+    /// No journal source holds a segment yet.
+    #[error("point-in-time restore: {0}")]
+    NoJournal(String),
 }
 
 impl RestoreError {

@@ -532,7 +532,7 @@ fn publish_drill_metrics(cfg: &vigil_core::Config, r: &drill::DrillReport) {
             );
         }
     }
-    if let Some(j) = &r.journal {
+    if let Some(j) = r.journal.as_ref().filter(|j| j.skipped.is_none()) {
         let l = [("cluster", c)];
         m.flag(
             "vigil_drill_journal_success",

@@ -96,6 +96,8 @@ impl std::fmt::Debug for Journal<'_> {
     }
 }
 
+const NO_SEGMENTS: &str = "no journal segments";
+
 fn parse_t(s: &str) -> Option<OffsetDateTime> {
     OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
 }
@@ -136,17 +138,26 @@ pub async fn open<'a>(
         )));
     }
     let mut why = Vec::new();
+    let mut empty = true;
     for src in sources {
         match reach(cfg, src, ids, o).await {
             Ok(j) => return Ok(j),
-            Err((name, e)) => why.push(format!("{name}: {e}")),
+            Err((name, e)) => {
+                empty &= e == NO_SEGMENTS;
+                why.push(format!("{name}: {e}"));
+            }
         }
     }
-    Err(jerr(format!(
+    let msg = format!(
         "no journal reaches {}: {}",
         o.point.describe(),
         why.join("; ")
-    )))
+    );
+    Err(if empty {
+        RestoreError::NoJournal(msg)
+    } else {
+        jerr(msg)
+    })
 }
 
 async fn reach<'a>(
@@ -162,7 +173,7 @@ async fn reach<'a>(
         .await
         .map_err(|e| fail(e.to_string()))?;
     if chain.is_empty() {
-        return Err(fail("no journal segments".into()));
+        return Err(fail(NO_SEGMENTS.into()));
     }
     let mut broken = None;
     if let Some(b) = format::check_links(&chain) {

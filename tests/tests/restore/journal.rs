@@ -712,6 +712,18 @@ fn drill_proves_the_journal_and_names_a_key_it_does_not_replay() {
     let cfg = cb.write("vigil.toml");
     let out = vigil("vigil-snapshot", &cfg, &["run"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // No segment yet: the journal is not proven, and that is no failure.
+    let out = vigil("vigil-restore", &cfg, &["drill", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        r["journal"]["skipped"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no journal segments"),
+        "{r}"
+    );
+    assert!(!t.join("state/outcomes/drill/journal.json").exists());
     let log = t.join("journal.log");
     let ep = cluster.endpoint(0);
     let mut j = start_journal(&cfg, &log);

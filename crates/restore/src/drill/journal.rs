@@ -9,6 +9,7 @@
 
 use super::Ctx;
 use crate::pitr::{self, Point, PointOptions};
+use crate::RestoreError;
 use etcd_client::{GetOptions, KeyValue, KvClient};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -28,6 +29,10 @@ pub struct JournalDrill {
     pub ok: bool,
     pub stage: Stage,
     pub error: Option<String>,
+    /// Why the journal was not proven, when it could not be (no segment
+    /// yet, the cluster's TLS files unreadable here, no member answering):
+    /// not a failure of the journal, and no alert.
+    pub skipped: Option<String>,
     /// Where the journal was read (`local` or a sink).
     pub source: Option<String>,
     pub archive: Option<String>,
@@ -76,6 +81,7 @@ pub(super) fn prove(cfg: &Config, ctx: &Ctx<'_>, source: Option<&str>, dir: &Pat
         ok: false,
         stage: Stage::Stream,
         error: None,
+        skipped: None,
         source: None,
         archive: None,
         snapshot_revision: None,
@@ -95,7 +101,11 @@ pub(super) fn prove(cfg: &Config, ctx: &Ctx<'_>, source: Option<&str>, dir: &Pat
             r.ok = true;
             r.stage = Stage::Done;
         }
-        Err((stage, e)) => {
+        Err(Stop::Skip(why)) => {
+            r.ok = true;
+            r.skipped = Some(why);
+        }
+        Err(Stop::Fail(stage, e)) => {
             r.stage = stage;
             r.error = Some(e);
         }
@@ -104,10 +114,17 @@ pub(super) fn prove(cfg: &Config, ctx: &Ctx<'_>, source: Option<&str>, dir: &Pat
     r
 }
 
-type Step<T> = Result<T, (Stage, String)>;
+/// Why the proof stopped short.
+enum Stop {
+    Fail(Stage, String),
+    /// It could not be tried here (see [`JournalDrill::skipped`]).
+    Skip(String),
+}
 
-fn at<E: std::fmt::Display>(stage: Stage) -> impl Fn(E) -> (Stage, String) {
-    move |e| (stage, e.to_string())
+type Step<T> = Result<T, Stop>;
+
+fn at<E: std::fmt::Display>(stage: Stage) -> impl Fn(E) -> Stop {
+    move |e| Stop::Fail(stage, e.to_string())
 }
 
 fn steps(
@@ -126,10 +143,13 @@ fn steps(
     };
     let j = rt
         .block_on(pitr::open(cfg, &sinks, source, Some(ctx.ids), &o))
-        .map_err(at(Stage::Stream))?;
+        .map_err(|e| match e {
+            RestoreError::NoJournal(m) => Stop::Skip(m),
+            e => Stop::Fail(Stage::Stream, e.to_string()),
+        })?;
     r.source = Some(j.src.name());
     if let Some(b) = &j.broken {
-        return Err((
+        return Err(Stop::Fail(
             Stage::Verify,
             format!(
                 "the journal's chain in {} is broken: {b}; a restore cannot go past it (run `vigil-journal verify --source {}`)",
@@ -252,7 +272,11 @@ async fn live_digest(
         .tls()
         .map(vigil_etcd::TlsMaterial::load)
         .transpose()
-        .map_err(at(Stage::Connect))?;
+        .map_err(|e| {
+            Stop::Skip(format!(
+                "the live cluster cannot be read here to compare with: {e} (run the drill where cluster.tls is readable, e.g. as vigil-restore-drill.service)"
+            ))
+        })?;
     let timeout = cfg
         .snapshot
         .as_ref()
@@ -276,7 +300,7 @@ async fn live_digest(
                 return Ok((pages, read_at));
             }
             Err(e) if e.contains("compacted") => {
-                return Err((
+                return Err(Stop::Fail(
                     Stage::Consistency,
                     format!(
                         "member {} ({}) has compacted revision {rev} away before the drill read it: {e}; \
@@ -288,13 +312,12 @@ async fn live_digest(
             Err(e) => why.push(format!("member {} ({}): {e}", m.name, m.endpoint)),
         }
     }
-    Err((
-        Stage::Connect,
-        format!(
-            "no member served the live state at revision {rev} to compare the journal with: {}",
-            why.join("; ")
-        ),
-    ))
+    // Health checks alert on a cluster that does not answer; the journal
+    // is not at fault.
+    Err(Stop::Skip(format!(
+        "no member served the live state at revision {rev} to compare the journal with: {}",
+        why.join("; ")
+    )))
 }
 
 /// Every page at `rev`; also the member's current revision.
@@ -345,7 +368,7 @@ async fn compare(
     rev: i64,
     r: &mut JournalDrill,
 ) -> Step<()> {
-    let cons = |e: String| (Stage::Consistency, e);
+    let cons = |e: String| Stop::Fail(Stage::Consistency, e);
     let mut start = vec![0u8];
     let mut idx = 0usize;
     loop {
