@@ -57,6 +57,15 @@ impl Job {
     }
 }
 
+/// Where the other vigil binaries are: beside the running one (the package
+/// puts them all in /usr/bin; a build keeps them in target/<profile>).
+pub fn bin_dir() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        .unwrap_or_else(|| PathBuf::from("/usr/bin"))
+}
+
 /// `vigil-snapshot@prod.service` -> `vigil-snapshot`.
 pub fn unit_base(unit: &str) -> &str {
     let u = unit.strip_suffix(".service").unwrap_or(unit);

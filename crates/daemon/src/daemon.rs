@@ -31,7 +31,7 @@
 
 use anyhow::{anyhow, Context};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::process::Child;
@@ -79,12 +79,11 @@ struct Live {
 
 impl Live {
     fn new(config_path: PathBuf, cfg: Config) -> Live {
-        let bin_dir = cfg.daemon_config().bin_dir.clone().unwrap_or_else(|| {
-            std::env::current_exe()
-                .ok()
-                .and_then(|p| p.parent().map(Path::to_path_buf))
-                .unwrap_or_else(|| PathBuf::from("/usr/bin"))
-        });
+        let bin_dir = cfg
+            .daemon_config()
+            .bin_dir
+            .clone()
+            .unwrap_or_else(vigil_core::paths::bin_dir);
         Live {
             config_path,
             cfg,

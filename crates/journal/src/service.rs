@@ -572,12 +572,11 @@ impl Journal {
         if self.snapshotting.swap(true, Ordering::SeqCst) {
             return;
         }
-        let bin = self.jc.snapshot_bin.clone().unwrap_or_else(|| {
-            std::env::current_exe()
-                .ok()
-                .and_then(|p| p.parent().map(|d| d.join("vigil-snapshot")))
-                .unwrap_or_else(|| PathBuf::from("/usr/bin/vigil-snapshot"))
-        });
+        let bin = self
+            .jc
+            .snapshot_bin
+            .clone()
+            .unwrap_or_else(|| vigil_core::paths::bin_dir().join("vigil-snapshot"));
         let flag = self.snapshotting.clone();
         let config = self.config_path.clone();
         tokio::spawn(async move {

@@ -2,6 +2,7 @@
 
 use super::*;
 use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 
 /// A config whose `vigil-notify` is a stand-in: `unit-failed` writes its
 /// arguments and `$MONITOR_EXIT_STATUS` into `reported`; `run` logs
