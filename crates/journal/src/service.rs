@@ -258,10 +258,7 @@ impl Journal {
                         self.next
                     );
                     let _ = tokio::time::timeout(WRITE_RETRY, stop.changed()).await;
-                    if last_refresh.elapsed() >= REFRESH {
-                        last_refresh = Instant::now();
-                        self.refresh();
-                    }
+                    self.refresh_due(&mut last_refresh);
                 }
                 Ended::Compacted(c) => {
                     failures = 0;
@@ -292,10 +289,7 @@ impl Journal {
         if failures.is_multiple_of(n) {
             let _ = tokio::time::timeout(Duration::from_secs(2), stop.changed()).await;
         }
-        if last_refresh.elapsed() >= REFRESH {
-            *last_refresh = Instant::now();
-            self.refresh();
-        }
+        self.refresh_due(last_refresh);
     }
 
     /// Learns the cluster ID (refusing another cluster than the chain's or
@@ -408,10 +402,7 @@ impl Journal {
                             self.next - 1
                         ));
                     }
-                    if last_refresh.elapsed() >= REFRESH {
-                        *last_refresh = Instant::now();
-                        self.refresh();
-                    }
+                    self.refresh_due(last_refresh);
                 }
             }
         }
@@ -603,6 +594,14 @@ impl Journal {
             }
             flag.store(false, Ordering::SeqCst);
         });
+    }
+
+    /// [`Journal::refresh`] when the last one is [`REFRESH`] old.
+    fn refresh_due(&mut self, last: &mut Instant) {
+        if last.elapsed() >= REFRESH {
+            *last = Instant::now();
+            self.refresh();
+        }
     }
 
     /// Alerts and metrics from the current state.
