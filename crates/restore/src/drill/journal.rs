@@ -245,13 +245,12 @@ async fn page(
     kv: &mut KvClient,
     start: &[u8],
     rev: i64,
-) -> Result<Vec<KeyValue>, etcd_client::Error> {
+) -> Result<etcd_client::GetResponse, etcd_client::Error> {
     let o = GetOptions::new()
         .with_from_key()
         .with_limit(PAGE)
         .with_revision(rev);
-    let mut resp = kv.get(start.to_vec(), Some(o)).await?;
-    Ok(resp.take_kvs())
+    kv.get(start.to_vec(), Some(o)).await
 }
 
 /// The key after `k` in byte order.
@@ -329,12 +328,7 @@ async fn read_all(kv: &mut KvClient, rev: i64) -> Result<(Pages, i64), String> {
     let mut start = vec![0u8];
     let mut live_rev = 0;
     loop {
-        let o = GetOptions::new()
-            .with_from_key()
-            .with_limit(PAGE)
-            .with_revision(rev);
-        let mut resp = kv
-            .get(start.clone(), Some(o))
+        let mut resp = page(kv, &start, rev)
             .await
             .map_err(|e| vigil_core::error_chain(&e))?;
         live_rev = live_rev.max(resp.header().map(|h| h.revision()).unwrap_or(0));
@@ -372,12 +366,15 @@ async fn compare(
     let mut start = vec![0u8];
     let mut idx = 0usize;
     loop {
-        let kvs = page(scratch, &start, rev).await.map_err(|e| {
-            cons(format!(
-                "reading the replayed state: {}",
-                vigil_core::error_chain(&e)
-            ))
-        })?;
+        let kvs = page(scratch, &start, rev)
+            .await
+            .map(|mut r| r.take_kvs())
+            .map_err(|e| {
+                cons(format!(
+                    "reading the replayed state: {}",
+                    vigil_core::error_chain(&e)
+                ))
+            })?;
         let Some(last) = kvs.last() else { break };
         let same = live
             .pages
@@ -425,7 +422,10 @@ async fn first_difference(
         Some(m) => match vigil_etcd::connect(m, tls.as_ref(), Duration::from_secs(5)).await {
             Ok(mc) => {
                 let mut kv = mc.client.kv_client().max_decoding_message_size(MAX_MESSAGE);
-                page(&mut kv, start, rev).await.ok()
+                page(&mut kv, start, rev)
+                    .await
+                    .ok()
+                    .map(|mut r| r.take_kvs())
             }
             Err(_) => None,
         },
