@@ -28,6 +28,9 @@ pub struct Candidate<T> {
     pub pinned: bool,
     /// Its restore proof failed (issue 19): kept as evidence, never counted.
     pub proof_failed: bool,
+    /// Pinned by `vigil-snapshot pin` or `run --keep` (the name, else the
+    /// id): kept until unpinned, and not counted by any rule.
+    pub protected: Option<String>,
     pub item: T,
 }
 
@@ -63,8 +66,99 @@ impl<T> Candidate<T> {
             verified,
             pinned,
             proof_failed: m.proof_failed(),
+            protected: None,
             item,
         }
+    }
+
+    /// The same candidate, pinned under `label` (see [`crate::protect`]).
+    pub fn protected(mut self, label: Option<String>) -> Self {
+        self.protected = label;
+        self
+    }
+}
+
+/// The rule that keeps an archive, or the reason it goes: what
+/// `prune --dry-run` prints, made by the same pass that decides.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "rule", rename_all = "snake_case")]
+pub enum Rule {
+    /// Not verified, quarantined or found corrupt: evidence, never counted.
+    Unverified,
+    /// Pinned (`vigil-snapshot pin`, `run --keep`).
+    Pinned {
+        name: String,
+    },
+    /// Made by the current run.
+    CurrentRun,
+    /// The `n`th newest verified archive, of the `last` kept.
+    Last {
+        n: u32,
+        last: u32,
+    },
+    Daily {
+        day: String,
+    },
+    Weekly {
+        week: String,
+    },
+    Monthly {
+        month: String,
+    },
+    /// The newest verified archive always stays.
+    NewestVerified,
+    /// A failed restore proof, kept until `last` proven archives are newer.
+    ProofFailedEvidence,
+    /// Delete: no rule of the policy keeps it.
+    BeyondPolicy {
+        policy: String,
+    },
+    /// Delete: a failed restore proof with `last` proven archives newer.
+    ProofFailedSuperseded {
+        last: u32,
+    },
+}
+
+impl std::fmt::Display for Rule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Rule::Unverified => f.write_str("not verified or found corrupt: evidence, not counted"),
+            Rule::Pinned { name } => write!(f, "pinned: {name}"),
+            Rule::CurrentRun => f.write_str("made by this run"),
+            Rule::Last { n, last } => write!(f, "last {last}: #{n}"),
+            Rule::Daily { day } => write!(f, "daily {day}"),
+            Rule::Weekly { week } => write!(f, "weekly {week}"),
+            Rule::Monthly { month } => write!(f, "monthly {month}"),
+            Rule::NewestVerified => f.write_str("newest verified"),
+            Rule::ProofFailedEvidence => {
+                f.write_str("restore proof failed: evidence until newer archives are proven")
+            }
+            Rule::BeyondPolicy { policy } => write!(f, "beyond keep {policy}"),
+            Rule::ProofFailedSuperseded { last } => {
+                write!(f, "restore proof failed, {last} newer proven archive(s)")
+            }
+        }
+    }
+}
+
+/// What retention does with one archive, and why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Verdict {
+    pub keep: bool,
+    /// Every rule that keeps it, or the one reason it goes.
+    pub rules: Vec<Rule>,
+}
+
+impl std::fmt::Display for Verdict {
+    /// `keep (last 5: #2, daily 2026-11-30)`, `delete (beyond keep last 5)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let rules: Vec<String> = self.rules.iter().map(Rule::to_string).collect();
+        write!(
+            f,
+            "{} ({})",
+            if self.keep { "keep" } else { "delete" },
+            rules.join(", ")
+        )
     }
 }
 
@@ -160,60 +254,109 @@ pub fn apply<T>(
 
 /// [`apply`] with an explicit "now" for the calendar rules.
 pub fn apply_at<T>(
-    mut all: Vec<Candidate<T>>,
+    all: Vec<Candidate<T>>,
     policy: &KeepPolicy,
     now: time::OffsetDateTime,
 ) -> (Vec<Candidate<T>>, Vec<Candidate<T>>) {
+    let (keep, prune): (Vec<_>, Vec<_>) = explain_at(all, policy, now)
+        .into_iter()
+        .partition(|(_, v)| v.keep);
+    (
+        keep.into_iter().map(|(c, _)| c).collect(),
+        prune.into_iter().map(|(c, _)| c).collect(),
+    )
+}
+
+/// [`apply`], with the verdict on every archive, newest first.
+pub fn explain<T>(all: Vec<Candidate<T>>, policy: &KeepPolicy) -> Vec<(Candidate<T>, Verdict)> {
+    explain_at(all, policy, crate::now())
+}
+
+/// The one pass that decides: [`apply_at`] only splits its verdicts, so
+/// what `prune --dry-run` explains is what prune does.
+pub fn explain_at<T>(
+    mut all: Vec<Candidate<T>>,
+    policy: &KeepPolicy,
+    now: time::OffsetDateTime,
+) -> Vec<(Candidate<T>, Verdict)> {
     all.sort_by(newest_first);
-    let mut keep = Vec::new();
-    let mut prune = Vec::new();
+    let last = policy.last.max(1);
+    let mut out = Vec::with_capacity(all.len());
     let mut n_last = 0u32;
     let (mut days, mut weeks, mut months) = (Vec::new(), Vec::new(), Vec::new());
     let mut newest_verified_kept = false;
+    let keep = |rules| Verdict { keep: true, rules };
     for c in all {
+        if let Some(name) = &c.protected {
+            // Pinned copies take no slot: the rolling window stays whole.
+            let v = keep(vec![Rule::Pinned { name: name.clone() }]);
+            out.push((c, v));
+            continue;
+        }
         if !c.verified {
-            keep.push(c);
+            out.push((c, keep(vec![Rule::Unverified])));
             continue;
         }
         if c.proof_failed {
             // Evidence, not a copy: it never displaces a proven archive, and
             // goes once `last` good archives are newer (bounded, unlike the
             // unverified, which nothing replaces).
-            if n_last >= policy.last.max(1) && !c.pinned {
-                prune.push(c);
+            let v = if c.pinned {
+                keep(vec![Rule::CurrentRun])
+            } else if n_last >= last {
+                Verdict {
+                    keep: false,
+                    rules: vec![Rule::ProofFailedSuperseded { last }],
+                }
             } else {
-                keep.push(c);
-            }
+                keep(vec![Rule::ProofFailedEvidence])
+            };
+            out.push((c, v));
             continue;
         }
-        let mut kept = false;
-        if n_last < policy.last.max(1) {
+        let mut rules = Vec::new();
+        if n_last < last {
             n_last += 1;
-            kept = true;
+            rules.push(Rule::Last { n: n_last, last });
         }
         if let Some((d, w, m)) = buckets(&c.created, now) {
-            for (bucket, seen, limit) in [
-                (d, &mut days, policy.daily),
-                (w, &mut weeks, policy.weekly),
-                (m, &mut months, policy.monthly),
+            for (bucket, seen, limit, rule) in [
+                (
+                    d,
+                    &mut days,
+                    policy.daily,
+                    (|day| Rule::Daily { day }) as fn(String) -> Rule,
+                ),
+                (w, &mut weeks, policy.weekly, |week| Rule::Weekly { week }),
+                (m, &mut months, policy.monthly, |month| Rule::Monthly {
+                    month,
+                }),
             ] {
                 if !seen.contains(&bucket) && (seen.len() as u32) < limit {
-                    seen.push(bucket);
-                    kept = true;
+                    seen.push(bucket.clone());
+                    rules.push(rule(bucket));
                 }
             }
         }
-        if !newest_verified_kept {
-            newest_verified_kept = true;
-            kept = true;
+        if !std::mem::replace(&mut newest_verified_kept, true) && rules.is_empty() {
+            rules.push(Rule::NewestVerified);
         }
-        if kept || c.pinned {
-            keep.push(c);
+        if c.pinned {
+            rules.push(Rule::CurrentRun);
+        }
+        let v = if rules.is_empty() {
+            Verdict {
+                keep: false,
+                rules: vec![Rule::BeyondPolicy {
+                    policy: policy.describe(),
+                }],
+            }
         } else {
-            prune.push(c);
-        }
+            keep(rules)
+        };
+        out.push((c, v));
     }
-    (keep, prune)
+    out
 }
 
 /// `keep_last` alone.
@@ -237,6 +380,7 @@ mod tests {
             verified: v,
             pinned: false,
             proof_failed: false,
+            protected: None,
             item: "x",
         }
     }
@@ -460,5 +604,126 @@ mod tests {
             "newest of January kept by monthly"
         );
         assert!(p.describe().contains("7 daily"));
+    }
+
+    #[test]
+    fn a_pinned_archive_stays_and_takes_no_slot() {
+        let mut old = at(10, "2026-11-01T00:00:00Z", "pre-upgrade");
+        old.protected = Some("pre-upgrade".into());
+        let all = vec![
+            old,
+            at(20, "2026-11-02T00:00:00Z", "a"),
+            at(30, "2026-11-03T00:00:00Z", "b"),
+            at(40, "2026-11-04T00:00:00Z", "c"),
+        ];
+        let (keep, prune) = keep_last(all.clone(), 2);
+        assert_eq!(items(&keep), ["c", "b", "pre-upgrade"]);
+        assert_eq!(items(&prune), ["a"]);
+        // Unpinned, it is just the oldest.
+        let unpinned = all.into_iter().map(|c| c.protected(None)).collect();
+        let (_, prune) = keep_last(unpinned, 2);
+        assert_eq!(items(&prune), ["a", "pre-upgrade"]);
+    }
+
+    #[test]
+    fn every_archive_has_a_reason_and_the_deletes_are_what_apply_prunes() {
+        let now = time::macros::datetime!(2026-12-03 12:00 UTC);
+        let mut all = Vec::new();
+        let names: Vec<&'static str> = (0..30)
+            .map(|i| &*Box::leak(format!("a{i}").into_boxed_str()))
+            .collect();
+        for (i, name) in names.iter().enumerate() {
+            let t = time::OffsetDateTime::from_unix_timestamp(
+                1_794_182_400 + i as i64 * 43_200, // two a day from 2026-11-08
+            )
+            .unwrap()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap();
+            let mut c = at(i as i64 + 1, Box::leak(t.into_boxed_str()), name);
+            match i {
+                3 => c.protected = Some("pre-upgrade".into()),
+                5 => c.verified = false,
+                7 => c.proof_failed = true,
+                29 => c.proof_failed = true,
+                _ => {}
+            }
+            all.push(c);
+        }
+        let p = KeepPolicy {
+            last: 3,
+            daily: 4,
+            weekly: 2,
+            monthly: 1,
+        };
+        let verdicts = explain_at(all.clone(), &p, now);
+        let (keep, prune) = apply_at(all, &p, now);
+        assert_eq!(verdicts.len(), keep.len() + prune.len());
+        let deleted: Vec<&str> = verdicts
+            .iter()
+            .filter(|(_, v)| !v.keep)
+            .map(|(c, _)| c.item)
+            .collect();
+        assert_eq!(deleted, items(&prune));
+        let kept: Vec<&str> = verdicts
+            .iter()
+            .filter(|(_, v)| v.keep)
+            .map(|(c, _)| c.item)
+            .collect();
+        assert_eq!(kept, items(&keep));
+        assert!(verdicts.iter().all(|(_, v)| !v.rules.is_empty()));
+        let of = |item: &str| {
+            verdicts
+                .iter()
+                .find(|(c, _)| c.item == item)
+                .map(|(_, v)| v.to_string())
+                .unwrap()
+        };
+        // Newest first: a29 failed its proof, but no proven archive is newer.
+        assert_eq!(
+            of("a29"),
+            "keep (restore proof failed: evidence until newer archives are proven)"
+        );
+        assert_eq!(
+            of("a28"),
+            "keep (last 3: #1, daily 2026-11-23, weekly 2026-W48, monthly 2026-11)"
+        );
+        assert_eq!(
+            of("a27"),
+            "keep (last 3: #2, daily 2026-11-22, weekly 2026-W47)"
+        );
+        assert_eq!(of("a26"), "keep (last 3: #3)");
+        assert_eq!(of("a25"), "keep (daily 2026-11-21)");
+        assert_eq!(
+            of("a24"),
+            "delete (beyond keep last 3, 4 daily, 2 weekly, 1 monthly)"
+        );
+        assert_eq!(of("a3"), "keep (pinned: pre-upgrade)");
+        assert_eq!(
+            of("a5"),
+            "keep (not verified or found corrupt: evidence, not counted)"
+        );
+        assert_eq!(
+            of("a7"),
+            "delete (restore proof failed, 3 newer proven archive(s))"
+        );
+        assert_eq!(verdicts[0].1.rules, [Rule::ProofFailedEvidence]);
+    }
+
+    #[test]
+    fn keep_last_zero_and_the_current_run_are_explained() {
+        // keep_last 0 still keeps one; the current run's archive stays
+        // even when no rule of the policy would keep it.
+        let v = explain(
+            vec![at(1, "2026-01-01T00:00:00Z", "only")],
+            &KeepPolicy::last(0),
+        );
+        assert_eq!(v[0].1.to_string(), "keep (last 1: #1)");
+        let mut made = at(1, "2026-01-01T00:00:00Z", "made");
+        made.pinned = true;
+        let v = explain(
+            vec![at(9, "2026-01-02T00:00:00Z", "newer"), made],
+            &KeepPolicy::last(1),
+        );
+        assert_eq!(v[1].1.to_string(), "keep (made by this run)");
     }
 }
