@@ -40,6 +40,9 @@ pub struct SendError {
     pub message: String,
     /// From a 429 (or 503) `Retry-After`.
     pub retry_after: Option<Duration>,
+    /// Sending the same message again cannot work (HTTP 413): its items are
+    /// recorded as not delivered and the channel moves on to the next.
+    pub permanent: bool,
 }
 
 impl SendError {
@@ -47,6 +50,7 @@ impl SendError {
         SendError {
             message: m.into(),
             retry_after: None,
+            permanent: false,
         }
     }
 }
@@ -195,7 +199,7 @@ impl Sender {
             }),
             Err(e) => Err(SendError {
                 message: self.redact.scrub(&e.message),
-                retry_after: e.retry_after,
+                ..e
             }),
         }
     }

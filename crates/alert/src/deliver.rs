@@ -24,6 +24,14 @@
 //! The backoff is per channel and stored in the database, so it survives a
 //! restart of `vigil-notify`.
 //!
+//! A failure that sending again cannot fix ([`SendError::permanent`]: HTTP
+//! 413, the message is too large) is not retried: its rows are marked done
+//! with the error (`vigil-notify status` counts them as not delivered), the
+//! failure counts toward the channel-failing alert, and the channel goes on
+//! with its next message at once.
+//!
+//! [`SendError::permanent`]: crate::channel::SendError::permanent
+//!
 //! # Latency
 //!
 //! The oneshot jobs only queue; `vigil-notify run` delivers. An idle channel
@@ -159,6 +167,14 @@ async fn pass(
                 );
                 out.messages += 1;
                 out.items += b.ids.len() as u32;
+            }
+            Err(e) if e.permanent => {
+                tracing::error!(
+                    channel = sender.name,
+                    items = b.ids.len(),
+                    "not delivered, not retried: {e}"
+                );
+                out.error = Some(e.message.clone());
             }
             Err(e) => tracing::warn!(
                 channel = sender.name,

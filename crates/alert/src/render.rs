@@ -287,6 +287,85 @@ pub fn teams_messagecard(n: &Notification) -> Value {
     })
 }
 
+/// Teams refuses a message over about 28 KB with HTTP 413 (Microsoft's
+/// documented limit for incoming webhooks and workflow posts). vigil keeps
+/// the JSON it sends under 24 KiB: what Teams adds around the card (the
+/// workflow's envelope, escaping) counts against the limit too.
+pub const TEAMS_BUDGET: usize = 24 * 1024;
+
+/// The Teams body (Adaptive Card, or MessageCard with `messagecard`),
+/// trimmed to [`TEAMS_BUDGET`] bytes of JSON by [`fit`].
+pub fn teams(n: &Notification, messagecard: bool) -> Value {
+    fit(n, TEAMS_BUDGET, |n| {
+        if messagecard {
+            teams_messagecard(n)
+        } else {
+            teams_adaptive(n)
+        }
+    })
+}
+
+fn json_len(v: &Value) -> usize {
+    serde_json::to_vec(v).map_or(usize::MAX, |b| b.len())
+}
+
+/// The marker fact in place of trimmed ones.
+pub const TRIMMED: &str = "Trimmed";
+
+/// Renders `n`; while the JSON is over `budget` bytes it clips long fact
+/// values, then drops facts from the last shown item backwards (each item
+/// says how many of its facts were trimmed), then clips summaries. The
+/// headline and every item's title (its key) stay.
+pub fn fit(n: &Notification, budget: usize, render: impl Fn(&Notification) -> Value) -> Value {
+    let v = render(n);
+    if json_len(&v) <= budget {
+        return v;
+    }
+    let shown = n.items.len().min(MAX_ITEMS);
+    let mut t = n.clone();
+    for i in &mut t.items[..shown] {
+        for f in &mut i.alert.facts {
+            f.title = clip(&f.title, 100);
+            f.value = clip(&f.value, 300);
+        }
+        i.alert.runbook = i.alert.runbook.as_deref().map(|r| clip(r, 300));
+    }
+    let mut v = render(&t);
+    let mut trimmed = vec![0usize; shown];
+    while json_len(&v) > budget {
+        let Some(k) = (0..shown).rev().find(|&k| {
+            let facts = &t.items[k].alert.facts;
+            facts.len() > usize::from(trimmed[k] > 0)
+        }) else {
+            break;
+        };
+        let facts = &mut t.items[k].alert.facts;
+        if trimmed[k] > 0 {
+            facts.pop();
+        }
+        facts.pop();
+        trimmed[k] += 1;
+        facts.push(crate::model::Fact::new(
+            TRIMMED,
+            format!(
+                "+{} more facts trimmed to fit the channel's size limit",
+                trimmed[k]
+            ),
+        ));
+        v = render(&t);
+    }
+    for max in [500, 100] {
+        if json_len(&v) <= budget {
+            break;
+        }
+        for i in &mut t.items[..shown] {
+            i.alert.summary = clip(&i.alert.summary, max);
+        }
+        v = render(&t);
+    }
+    v
+}
+
 /// An email, ready for lettre.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Email {
@@ -308,35 +387,65 @@ fn fnv(s: &str) -> u64 {
     h
 }
 
-fn id_domain(cluster: &str) -> String {
-    let c: String = cluster
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '.')
-        .collect();
+/// The right-hand side of vigil's Message-IDs: the sender's domain (RFC 5322
+/// wants a domain the sender controls), or `<cluster>.vigil` without one.
+pub fn id_domain(from: &str, cluster: &str) -> String {
+    let clean = |s: &str| -> String {
+        s.chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '.')
+            .collect()
+    };
+    let addr = from.rsplit_once('<').map_or(from, |(_, a)| a);
+    let d = addr
+        .rsplit_once('@')
+        .map(|(_, d)| clean(d.trim_end_matches('>').trim()))
+        .unwrap_or_default();
+    if !d.is_empty() {
+        return d;
+    }
+    let c = clean(cluster);
     format!("{}.vigil", if c.is_empty() { "cluster" } else { &c })
 }
 
 /// The Message-ID of an incident's first email: later emails about the same
 /// incident (reminders, the resolution) refer to it, so they thread together.
-pub fn thread_root(a: &AlertView) -> String {
-    format!(
-        "<alert-{:016x}-{}@{}>",
-        fnv(&a.key),
-        a.cycle,
-        id_domain(&a.cluster)
-    )
+/// Derived from the alert key and when the incident fired (both in the
+/// database), so it is the same after a restart.
+pub fn thread_root(a: &AlertView, domain: &str) -> String {
+    let fired = a.fired_at.as_deref().unwrap_or(&a.first_seen);
+    let stamp: String = fired.chars().filter(char::is_ascii_digit).collect();
+    format!("<vigil-{:016x}-{stamp}@{domain}>", fnv(&a.key))
 }
 
-fn subject(n: &Notification) -> String {
+/// The same for every email about one incident (firing, reminders,
+/// resolution): Gmail threads only on an unchanged subject (plus
+/// References), Outlook on the subject (Thread-Topic). The state is in the
+/// body and the first line.
+pub fn subject(n: &Notification) -> String {
     let first = n.items.first();
     let name = first.map(|i| i.alert.key.as_str()).unwrap_or("(nothing)");
-    let more = if n.items.len() > 1 {
-        format!(" and {} more", n.items.len() - 1)
+    let test = if !n.items.is_empty() && n.items.iter().all(|i| i.event == Event::Test) {
+        " [TEST]"
     } else {
-        String::new()
+        ""
     };
+    if n.items.len() > 1 {
+        format!(
+            "[vigil]{test} {}: {} alerts: {name} and {} more",
+            n.cluster,
+            n.items.len(),
+            n.items.len() - 1
+        )
+    } else {
+        format!("[vigil]{test} {}: {name}", n.cluster)
+    }
+}
+
+/// The state line at the top of the body (it is no longer in the subject):
+/// `[FIRING][CRITICAL]`, `[STILL FIRING:2][WARNING]`, `[RESOLVED]`, `[TEST]`.
+pub fn state_tag(n: &Notification) -> String {
     let all = |e: Event| n.items.iter().all(|i| i.event == e);
-    let tag = if all(Event::Test) {
+    if all(Event::Test) {
         "[TEST]".to_string()
     } else if all(Event::Resolved) {
         if n.items.len() > 1 {
@@ -357,8 +466,7 @@ fn subject(n: &Notification) -> String {
         } else {
             format!("[{word}][{sev}]")
         }
-    };
-    format!("{tag} {}: {name}{more}", n.cluster)
+    }
 }
 
 fn html_escape(s: &str) -> String {
@@ -368,12 +476,14 @@ fn html_escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// Subject with severity, cluster and alert; text and HTML bodies; threading headers.
-pub fn email(n: &Notification, unique: &str) -> Email {
-    let mut text = format!("{}\n\n", headline(n));
+/// A stable subject per incident; the state, text and HTML bodies;
+/// threading headers. `domain` ends every Message-ID ([`id_domain`]).
+pub fn email(n: &Notification, unique: &str, domain: &str) -> Email {
+    let top = format!("{} {}", state_tag(n), headline(n));
+    let mut text = format!("{top}\n\n");
     let mut html = format!(
         "<html><body style=\"font-family:sans-serif\"><h2>{}</h2>\n",
-        html_escape(&headline(n))
+        html_escape(&top)
     );
     for i in &n.items {
         let a = &i.alert;
@@ -446,19 +556,17 @@ pub fn email(n: &Notification, unique: &str) -> Email {
             .items
             .iter()
             .filter(|i| i.event != Event::Test)
-            .map(|i| thread_root(&i.alert))
+            .map(|i| thread_root(&i.alert, domain))
             .collect();
         r.dedup();
         r
     };
-    let domain = id_domain(&n.cluster);
     let (message_id, in_reply_to, references) = match (n.items.as_slice(), roots.as_slice()) {
         ([only], [root]) if only.event == Event::Firing => (root.clone(), None, None),
         ([only], [root]) => (
             format!(
-                "<alert-{:016x}-{}-{}-{unique}@{domain}>",
+                "<vigil-{:016x}-{}-{unique}@{domain}>",
                 fnv(&only.alert.key),
-                only.alert.cycle,
                 only.event.as_str()
             ),
             Some(root.clone()),
@@ -496,4 +604,4 @@ pub fn file_line(n: &Notification, time: &str) -> Value {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod tests;
+pub(crate) mod tests;

@@ -385,7 +385,12 @@ impl Store {
     pub fn channel_states(&self) -> Result<Vec<ChannelState>, AlertError> {
         let mut st = self
             .conn
-            .prepare("SELECT channel, failures, next_attempt_ms, last_error, last_ok_ms FROM channel_state ORDER BY channel")
+            .prepare(
+                "SELECT c.channel, c.failures, c.next_attempt_ms, c.last_error, c.last_ok_ms,
+                   (SELECT COUNT(*) FROM outbox o WHERE o.channel = c.channel AND o.sent_ms IS NOT NULL AND o.last_error IS NOT NULL),
+                   (SELECT o.last_error FROM outbox o WHERE o.channel = c.channel AND o.sent_ms IS NOT NULL AND o.last_error IS NOT NULL ORDER BY o.id DESC LIMIT 1)
+                 FROM channel_state c ORDER BY c.channel",
+            )
             .map_err(|e| self.db_err(e))?;
         let rows = st
             .query_map([], |r| {
@@ -398,6 +403,8 @@ impl Store {
                     },
                     last_error: r.get(3)?,
                     last_ok: r.get::<_, Option<i64>>(4)?.map(|m| rfc3339(from_ms(m))),
+                    dropped: r.get::<_, i64>(5)? as u64,
+                    last_dropped: r.get(6)?,
                 })
             })
             .map_err(|e| self.db_err(e))?;
@@ -436,6 +443,10 @@ pub struct ChannelState {
     pub next_attempt: Option<String>,
     pub last_error: Option<String>,
     pub last_ok: Option<String>,
+    /// Outbox rows given up for good (HTTP 413), kept for two weeks.
+    pub dropped: u64,
+    /// Why the newest of them was not delivered.
+    pub last_dropped: Option<String>,
 }
 
 fn scrub_json(v: &mut serde_json::Value, r: &crate::redact::Redactor) {

@@ -569,3 +569,162 @@ fn concurrent_writers_lose_nothing() {
     let rows = outbox(d.path());
     assert_eq!(rows.len(), 200, "100 alerts x 2 channels");
 }
+
+/// The string literals of Rust source with the text before each and the
+/// rest of the source after it (escapes, raw strings and `'"'` handled).
+fn literals(code: &str) -> Vec<(&str, &str, &str)> {
+    let b = code.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    let mut last = 0;
+    while i < b.len() {
+        match b[i] {
+            b'\'' if b.get(i + 1) == Some(&b'"') && b.get(i + 2) == Some(&b'\'') => i += 3,
+            b'\'' if b.get(i + 1) == Some(&b'\\') => i += 2,
+            b'/' if b.get(i + 1) == Some(&b'/') => {
+                i = code[i..].find('\n').map_or(b.len(), |n| i + n);
+            }
+            b'r' if b.get(i + 1) == Some(&b'#')
+                || (b.get(i + 1) == Some(&b'"')
+                    && !b[i.saturating_sub(1)].is_ascii_alphanumeric()) =>
+            {
+                let hashes = code[i + 1..].bytes().take_while(|&c| c == b'#').count();
+                if b.get(i + 1 + hashes) != Some(&b'"') {
+                    i += 1;
+                    continue;
+                }
+                let close = format!("\"{}", "#".repeat(hashes));
+                let body = i + 2 + hashes;
+                let end = code[body..].find(&close).map_or(b.len(), |n| body + n);
+                i = end + close.len();
+            }
+            b'"' => {
+                let mut j = i + 1;
+                while j < b.len() && b[j] != b'"' {
+                    j += if b[j] == b'\\' { 2 } else { 1 };
+                }
+                let j = j.min(b.len());
+                out.push((
+                    &code[last..i],
+                    &code[i + 1..j],
+                    &code[(j + 1).min(b.len())..],
+                ));
+                i = j + 1;
+                last = i.min(b.len());
+            }
+            _ => i += 1,
+        }
+    }
+    out
+}
+
+/// Alert names as the sources spell them: `"name")` (the last argument of
+/// `AlertKey::new`, `key`, `f`, `mk`, ...) and `const NAME: &str = "name"`,
+/// in the non-test code of files that build alert keys.
+fn alert_names_in(src: &str) -> Vec<String> {
+    let code = src.split("#[cfg(test)]").next().unwrap_or(src);
+    let is_name = |s: &str| {
+        s.contains('_')
+            && s.starts_with(|c: char| c.is_ascii_lowercase())
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            && !s.contains("__")
+            && !s.ends_with('_')
+    };
+    literals(code)
+        .into_iter()
+        .filter(|(before, lit, after)| {
+            let is_const = before.trim_end().ends_with("&str =")
+                && before.lines().last().is_some_and(|l| l.contains("const "));
+            is_name(lit) && (after.trim_start().starts_with(')') || is_const)
+        })
+        .map(|(_, lit, _)| lit.to_string())
+        .collect()
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            if p.file_name().is_some_and(|n| n != "tests") {
+                rust_files(&p, out);
+            }
+        } else if p.extension().is_some_and(|x| x == "rs")
+            && p.file_name().is_some_and(|n| n != "tests.rs")
+        {
+            out.push(p);
+        }
+    }
+}
+
+/// Every alert name vigil raises has its row in README's alert catalogue,
+/// so `[[alert.rule]]`, silences and routing can be written from it.
+#[test]
+fn every_alert_name_is_in_the_readme_catalogue() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let start = readme
+        .find("### Alert catalogue")
+        .expect("README has an \"Alert catalogue\" section");
+    let section = &readme[start..];
+    let section = &section[..section[4..].find("\n## ").map_or(section.len(), |e| e + 4)];
+    // Literals in alert-building files that are not alert names.
+    const NOT_ALERTS: &[&str] = &[
+        "node_cpu_seconds_total",
+        "node_filesystem_size_bytes",
+        "node_load5",
+        "ser_key",
+    ];
+    let mut files = Vec::new();
+    for e in std::fs::read_dir(root.join("crates")).unwrap().flatten() {
+        let src = e.path().join("src");
+        if src.is_dir() {
+            rust_files(&src, &mut files);
+        }
+    }
+    let mut names = std::collections::BTreeSet::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        if text.contains("AlertKey") {
+            names.extend(alert_names_in(&text));
+        }
+    }
+    names.retain(|n| !NOT_ALERTS.contains(&n.as_str()));
+    for known in [
+        "snapshot_failed",
+        "restore_drill_failed",
+        "notify_channel_failing",
+        "job_unit_failed",
+        "etcd_member_down",
+        "quota_usage_critical",
+    ] {
+        assert!(names.contains(known), "the scan finds {known}: {names:?}");
+    }
+    let missing: Vec<&String> = names
+        .iter()
+        .filter(|n| !section.contains(&format!("`{n}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "alert names missing from README \"Alert catalogue\": {missing:?}"
+    );
+    // The drill's label, which silences need.
+    assert!(section.contains("`restore_drill_failed`") && section.contains("target"));
+}
+
+#[test]
+fn the_scan_finds_names_in_keys_and_consts() {
+    let src = r##"
+const A: &str = "some_alert";
+const NOT: &str = "_dir";
+// a comment with "quote_in_comment")
+fn f() { s.replace('"', "\\\""); AlertKey::new("other_alert").label("member", m); key("third_one"); }
+fn g() { let q = r#"raw "in_raw") "#; g("a.check", "fourth_alert"); h("not an alert") }
+#[cfg(test)]
+mod tests { fn t() { AlertKey::new("in_a_test"); } }
+"##;
+    assert_eq!(
+        alert_names_in(src),
+        vec!["some_alert", "other_alert", "third_one", "fourth_alert"]
+    );
+}

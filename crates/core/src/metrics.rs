@@ -321,7 +321,7 @@ impl CheckState {
     }
 }
 
-/// `vigil_check_state{check,subject,state}`: one-hot over the states, so
+/// `vigil_check_state{vigil_job,check,subject,state}`: one-hot over the states, so
 /// `vigil_check_state{state="fail"} == 1` selects failing checks.
 pub fn check_state(
     m: &mut Metrics,
@@ -342,7 +342,9 @@ pub fn check_state(
             "State of one check (1 for the current state): pass, fail, unknown (could not check) or skip",
             &[
                 ("cluster", cluster),
-                ("job", job),
+                // Not `job`: Prometheus renames a scraped `job` label to
+                // `exported_job`, as the scrape config owns `job`.
+                ("vigil_job", job),
                 ("check", check),
                 ("subject", subject),
                 ("state", st.as_str()),

@@ -342,6 +342,14 @@ fn cmd_status(g: &GlobalArgs, all: bool, json: bool) -> Result<i32, Exit> {
                     .map(|e| format!("last error: {e}"))
                     .unwrap_or_default()
             );
+            if c.dropped > 0 {
+                println!(
+                    "channel {:<16} not delivered (not retried) {}: {}",
+                    c.channel,
+                    c.dropped,
+                    c.last_dropped.as_deref().unwrap_or_default()
+                );
+            }
         }
     }
     Ok(exit::OK)

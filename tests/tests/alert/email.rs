@@ -157,7 +157,7 @@ fn email_over_starttls_with_auth_threads_firing_and_resolved() {
     assert!(
         header(&m[0].0, "Subject")
             .unwrap()
-            .starts_with("[TEST] prod:"),
+            .starts_with("[vigil] [TEST] prod:"),
         "{}",
         m[0].0
     );
@@ -192,10 +192,26 @@ fn email_over_starttls_with_auth_threads_firing_and_resolved() {
         rcpt.lines().collect::<Vec<_>>(),
         vec!["ops@example.com", "oncall@example.com"]
     );
+    // One subject for the whole incident (Gmail threads only on an
+    // unchanged subject); the state is the body's first line.
     let subj = header(firing, "Subject").unwrap();
     assert_eq!(
         subj,
-        r#"[FIRING][CRITICAL] prod: snapshot_verification_failed{member="cp-2"}"#
+        r#"[vigil] prod: snapshot_verification_failed{member="cp-2"}"#
+    );
+    assert!(firing.contains("[FIRING][CRITICAL] "), "{firing}");
+    // RFC 3834, so no autoresponder answers; Outlook's own header too.
+    assert_eq!(
+        header(firing, "Auto-Submitted").as_deref(),
+        Some("auto-generated")
+    );
+    assert_eq!(
+        header(firing, "X-Auto-Response-Suppress").as_deref(),
+        Some("All")
+    );
+    assert_eq!(
+        header(firing, "Thread-Topic").as_deref(),
+        Some(subj.as_str())
     );
     assert!(header(firing, "Content-Type")
         .unwrap()
@@ -205,10 +221,16 @@ fn email_over_starttls_with_auth_threads_firing_and_resolved() {
     );
     assert!(firing.contains("Runbook:") && firing.contains("<table>"));
     let root = header(firing, "Message-ID").unwrap();
+    assert!(
+        root.ends_with("@bastion.example>"),
+        "the sender's domain: {root}"
+    );
     let (resolved, _) = &m[2];
+    assert_eq!(header(resolved, "Subject").unwrap(), subj);
+    assert!(resolved.contains("[RESOLVED] "), "{resolved}");
     assert_eq!(
-        header(resolved, "Subject").unwrap(),
-        r#"[RESOLVED] prod: snapshot_verification_failed{member="cp-2"}"#
+        header(resolved, "Auto-Submitted").as_deref(),
+        Some("auto-generated")
     );
     assert_eq!(
         header(resolved, "In-Reply-To").as_deref(),

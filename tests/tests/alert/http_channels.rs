@@ -535,3 +535,124 @@ fn heartbeat_is_pinged_after_a_successful_job_only() {
     );
     assert_no_secret("check-config", &text(&out), &["HEARTBEATSECRETUUID"]);
 }
+
+/// A failing check with `facts` facts of 200 bytes each, from the snapshot
+/// job (fires at once).
+fn big_result(n: usize, facts: usize) -> vigil_alert::model::CheckResult {
+    vigil_alert::model::CheckResult {
+        key: vigil_alert::AlertKey::new("snapshot_failed").label("member", format!("m{n}")),
+        source: vigil_alert::Source::Snapshot,
+        ok: false,
+        severity: vigil_alert::Severity::Critical,
+        summary: format!("etcd snapshot of m{n} failed"),
+        facts: (0..facts)
+            .map(|k| vigil_alert::Fact::new(format!("Detail {k}"), "y".repeat(200)))
+            .collect(),
+        runbook: Some("Check the member".into()),
+    }
+}
+
+#[test]
+fn teams_cards_are_trimmed_to_the_budget_and_a_413_is_not_retried() {
+    let d = tempfile::tempdir().unwrap();
+    let state = d.path().join("state");
+    let teams = Receiver::start(Reply::Status(202, vec![], String::new()));
+    teams.push(Reply::Status(
+        413,
+        vec![],
+        "Request Entity Too Large".into(),
+    ));
+    let cfg_text = format!(
+        r#"{}
+[alert]
+retry_min = "5m"
+retry_max = "10m"
+
+[[alert.channel]]
+name = "ops-teams"
+kind = "teams"
+webhook_url = "{}"
+timeout = "5s"
+"#,
+        config_head(&state),
+        teams.url(&format!("/{TEAMS_SECRET}")),
+    );
+    let (path, cfg) = write_config(d.path(), &cfg_text);
+
+    // The first message meets a 413: recorded as not delivered, not retried
+    // (the backoff of 5 minutes would outlast this test).
+    vigil_alert::ingest_outcomes(
+        &cfg,
+        "snapshot",
+        &outcomes("run-1", &[("cp-2", false, Stage::Stream)]),
+    )
+    .unwrap();
+    let dropped_ids = outbox_ids(&state, "ops-teams");
+    assert!(!dropped_ids.is_empty());
+    let out = notify(&path, &["run", "--once", "--timeout", "20s"]);
+    let mut all = text(&out);
+    assert!(
+        all.contains("ops-teams") && all.contains("not retried") && all.contains("413"),
+        "the log names the channel and the 413: {all}"
+    );
+    assert_eq!(teams.all().len(), 1, "a 413 is sent once");
+    assert_eq!(pending(&state, "ops-teams"), 0, "the channel moved on");
+
+    // The next message goes out at once, trimmed under Teams' limit.
+    let big: Vec<_> = (0..10).map(|k| big_result(k, 30)).collect();
+    vigil_alert::ingest(&cfg, "snapshot", &big).unwrap();
+    let out = notify(&path, &["run", "--once", "--timeout", "20s"]);
+    all.push_str(&text(&out));
+    assert!(out.status.success(), "{}", text(&out));
+    let reqs = teams.all();
+    assert_eq!(
+        reqs.iter().map(|r| r.status).collect::<Vec<_>>(),
+        vec![413, 202],
+        "no retry of the refused message"
+    );
+    let card = &reqs[1];
+    assert!(
+        card.body.len() <= vigil_alert::render::TEAMS_BUDGET,
+        "{} bytes",
+        card.body.len()
+    );
+    let v = card.json();
+    assert_teams_shape(&v);
+    let s = v.to_string();
+    assert!(s.contains("more facts trimmed"), "{s}");
+    for k in 0..10 {
+        assert!(s.contains(&format!("etcd snapshot of m{k} failed")), "m{k}");
+    }
+    let queued: Vec<i64> = outbox_ids(&state, "ops-teams")
+        .into_iter()
+        .filter(|id| !dropped_ids.contains(id))
+        .collect();
+    let (lost, dups) = count(&queued, &teams_ids(&v));
+    eprintln!("teams after a 413: lost {lost}, duplicates {dups}");
+    assert_eq!((lost, dups), (0, 0));
+
+    // status shows the dropped message the way it shows other failures.
+    let st = notify(&path, &["status", "--json"]);
+    all.push_str(&text(&st));
+    let v: Value = serde_json::from_slice(&st.stdout).unwrap();
+    let ch = v["channels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["channel"] == "ops-teams")
+        .unwrap()
+        .clone();
+    assert_eq!(ch["dropped"], dropped_ids.len(), "{ch}");
+    assert!(
+        ch["last_dropped"].as_str().unwrap().contains("HTTP 413"),
+        "{ch}"
+    );
+    let st = notify(&path, &["status"]);
+    assert!(
+        String::from_utf8_lossy(&st.stdout).contains("not delivered (not retried)"),
+        "{}",
+        text(&st)
+    );
+    all.push_str(&text(&st));
+    assert_no_secret("413 log and status", &all, &[TEAMS_SECRET]);
+}

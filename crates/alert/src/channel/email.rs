@@ -6,7 +6,8 @@ use crate::model::Notification;
 use crate::redact::Redactor;
 use crate::render;
 use crate::AlertError;
-use lettre::message::{header::ContentType, Mailbox, MultiPart, SinglePart};
+use lettre::message::header::{ContentType, HeaderName, HeaderValue};
+use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate as SmtpCert, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
@@ -79,12 +80,19 @@ impl Email {
             vigil_core::now().unix_timestamp(),
             fastrand::u32(..)
         );
-        let m = render::email(n, &unique);
+        let domain = render::id_domain(&self.from.email.to_string(), &n.cluster);
+        let m = render::email(n, &unique, &domain);
         let mut b = Message::builder()
             .from(self.from.clone())
-            .subject(m.subject)
+            .subject(m.subject.clone())
             .message_id(Some(m.message_id))
-            .header(XVigilItems(render::ids(n)))
+            // RFC 3834: machine-generated, so no autoresponder answers it;
+            // Exchange and Outlook honour their own header for the same.
+            .raw_header(plain("Auto-Submitted", "auto-generated"))
+            .raw_header(plain("X-Auto-Response-Suppress", "All"))
+            // Outlook groups a conversation by its topic.
+            .raw_header(plain("Thread-Topic", m.subject))
+            .raw_header(plain("X-Vigil-Items", render::ids(n)))
             .date_now();
         for to in &self.to {
             b = b.to(to.clone());
@@ -134,20 +142,10 @@ impl Email {
     }
 }
 
-/// The `X-Vigil-Items` header: outbox ids, to spot duplicates.
-#[derive(Debug, Clone)]
-struct XVigilItems(String);
-
-impl lettre::message::header::Header for XVigilItems {
-    fn name() -> lettre::message::header::HeaderName {
-        lettre::message::header::HeaderName::new_from_ascii_str("X-Vigil-Items")
-    }
-    fn parse(s: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
-        Ok(Self(s.to_string()))
-    }
-    fn display(&self) -> lettre::message::header::HeaderValue {
-        lettre::message::header::HeaderValue::new(Self::name(), self.0.clone())
-    }
+/// A header lettre has no type for: `Auto-Submitted`, `Thread-Topic`, and
+/// `X-Vigil-Items` (the outbox ids, to spot duplicates).
+fn plain(name: &'static str, value: impl Into<String>) -> HeaderValue {
+    HeaderValue::new(HeaderName::new_from_ascii_str(name), value.into())
 }
 
 fn email_sender(

@@ -49,6 +49,14 @@ pub(super) async fn post(
     result(http.post(url).json(body).send().await, redact).await
 }
 
+/// Sends a request built by the caller (headers, auth).
+pub(super) async fn send(
+    rb: reqwest::RequestBuilder,
+    redact: &Redactor,
+) -> Result<Sent, SendError> {
+    result(rb.send().await, redact).await
+}
+
 pub(super) async fn get(
     http: &reqwest::Client,
     url: &str,
@@ -94,6 +102,7 @@ async fn result(
     }
     let hint = match status.as_u16() {
         429 => " (rate limited)",
+        413 => " (the message is too large for this channel: it is not retried, and its items are recorded as not delivered)",
         300..=399 => " (redirects are not followed, a webhook URL must not move; check it)",
         400 | 401 | 403 | 404 | 410 => " (check the webhook URL or URL file; retrying)",
         _ => "",
@@ -105,6 +114,8 @@ async fn result(
         } else {
             None
         },
+        // The same bytes would be refused again: retrying would block the channel.
+        permanent: status.as_u16() == 413,
     })
 }
 

@@ -35,10 +35,8 @@ struct Teams {
 
 impl Transport for Teams {
     fn send<'a>(&'a self, n: &'a Notification, _: &'a AmExtra, r: &'a Redactor) -> SendFuture<'a> {
-        let body = match self.format {
-            TeamsFormat::Adaptive => render::teams_adaptive(n),
-            TeamsFormat::MessageCard => render::teams_messagecard(n),
-        };
+        // Trimmed to Teams' size limit: a 413 would drop the whole message.
+        let body = render::teams(n, self.format == TeamsFormat::MessageCard);
         Box::pin(async move { http::post(&self.http, self.url.expose(), &body, r).await })
     }
 }

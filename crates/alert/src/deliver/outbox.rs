@@ -179,6 +179,12 @@ pub(super) fn finish(
             ledger::channel_health(tx, s, channel, None, now)?;
             Ok(None)
         }
+        Err(e) if e.permanent => {
+            let failures = rows::channel_failures(tx, channel)? + 1;
+            rows::dropped(tx, channel, &b.ids, owner, &e.message, failures, now_ms)?;
+            ledger::channel_health(tx, s, channel, Some(&e.message), now)?;
+            Ok(None)
+        }
         Err(e) => {
             let failures = rows::channel_failures(tx, channel)? + 1;
             let delay = backoff(s, failures, e);

@@ -102,37 +102,123 @@ fn teams_card_shape() {
 }
 
 #[test]
-fn email_subject_and_threading() {
+fn email_subject_is_stable_per_incident_and_threads() {
+    let d = id_domain("vigil <vigil@bastion.example>", "prod");
+    assert_eq!(d, "bastion.example");
+    assert_eq!(id_domain("no address", "prod"), "prod.vigil");
     let f = email(
         &n(vec![item(1, Event::Firing, Severity::Critical, "cp-2")]),
         "u1",
+        &d,
+    );
+    // Gmail threads only on an unchanged subject: no state in it.
+    assert_eq!(f.subject, r#"[vigil] prod: snapshot_failed{member="cp-2"}"#);
+    assert!(f.text.starts_with("[FIRING][CRITICAL] "), "{}", f.text);
+    assert!(
+        f.message_id.ends_with("@bastion.example>"),
+        "{}",
+        f.message_id
     );
     assert_eq!(
-        f.subject,
-        r#"[FIRING][CRITICAL] prod: snapshot_failed{member="cp-2"}"#
+        (f.in_reply_to.as_ref(), f.references.as_ref()),
+        (None, None)
     );
-    let r = email(
-        &n(vec![item(2, Event::Resolved, Severity::Critical, "cp-2")]),
-        "u2",
+    let mut rep = item(2, Event::Repeat, Severity::Critical, "cp-2");
+    rep.alert.last_seen = "2026-11-23T06:00:00Z".into();
+    let r = email(&n(vec![rep]), "u2", &d);
+    let s = email(
+        &n(vec![item(3, Event::Resolved, Severity::Critical, "cp-2")]),
+        "u3",
+        &d,
     );
-    assert_eq!(
-        r.subject,
-        r#"[RESOLVED] prod: snapshot_failed{member="cp-2"}"#
+    for later in [&r, &s] {
+        assert_eq!(later.subject, f.subject);
+        assert_eq!(later.in_reply_to.as_deref(), Some(f.message_id.as_str()));
+        assert_eq!(later.references.as_deref(), Some(f.message_id.as_str()));
+        assert_ne!(later.message_id, f.message_id);
+    }
+    assert!(
+        r.text.starts_with("[STILL FIRING][CRITICAL] "),
+        "{}",
+        r.text
     );
-    assert_eq!(r.in_reply_to.as_deref(), Some(f.message_id.as_str()));
-    assert_eq!(r.references.as_deref(), Some(f.message_id.as_str()));
-    assert_ne!(r.message_id, f.message_id);
+    assert!(s.text.starts_with("[RESOLVED] "), "{}", s.text);
+    // The root depends only on the key and when the incident fired, so it
+    // is the same after a restart; a new incident gets a new thread.
+    let again = item(1, Event::Firing, Severity::Critical, "cp-2");
+    assert_eq!(thread_root(&again.alert, &d), f.message_id);
+    let mut next = item(4, Event::Firing, Severity::Critical, "cp-2");
+    next.alert.fired_at = Some("2026-11-24T02:00:00Z".into());
+    assert_ne!(thread_root(&next.alert, &d), f.message_id);
     let g = email(
         &n(vec![
             item(3, Event::Firing, Severity::Warning, "cp-1"),
             item(4, Event::Firing, Severity::Critical, "cp-3"),
         ]),
         "u3",
+        &d,
     );
     assert!(
-        g.subject.starts_with("[FIRING:2][CRITICAL] prod: "),
+        g.subject.starts_with("[vigil] prod: 2 alerts: "),
         "{}",
         g.subject
     );
+    assert!(g.text.starts_with("[FIRING:2][CRITICAL] "), "{}", g.text);
     assert!(g.text.contains("Silence:") && g.html.contains("<table>"));
+    let t = email(
+        &n(vec![item(0, Event::Test, Severity::Warning, "cp-1")]),
+        "u4",
+        &d,
+    );
+    assert!(
+        t.subject.starts_with("[vigil] [TEST] prod: "),
+        "{}",
+        t.subject
+    );
+}
+
+fn big(id: i64, member: &str, facts: usize, value_len: usize) -> Item {
+    let mut i = item(id, Event::Firing, Severity::Critical, member);
+    i.alert.facts = (0..facts)
+        .map(|k| Fact::new(format!("Fact {k}"), "x".repeat(value_len)))
+        .collect();
+    i
+}
+
+#[test]
+fn teams_card_fits_the_budget_by_trimming_facts() {
+    // A small card is untouched.
+    let small = n(vec![item(1, Event::Firing, Severity::Critical, "cp-2")]);
+    assert_eq!(teams(&small, false), teams_adaptive(&small));
+    // Ten alerts with 30 facts of 200 bytes each: about 60 KB untrimmed.
+    let items: Vec<Item> = (0..10).map(|k| big(k, &format!("m{k}"), 30, 200)).collect();
+    let full = teams_adaptive(&n(items.clone()));
+    assert!(serde_json::to_vec(&full).unwrap().len() > 2 * TEAMS_BUDGET);
+    let v = teams(&n(items), false);
+    let len = serde_json::to_vec(&v).unwrap().len();
+    assert!(len <= TEAMS_BUDGET, "{len} bytes");
+    let text = v.to_string();
+    // Every alert keeps its title and summary; the card says what was cut.
+    for k in 0..10 {
+        assert!(
+            text.contains(&format!("snapshot_failed{{member=\\\"m{k}\\\"}}")),
+            "m{k}"
+        );
+        assert!(
+            text.contains(&format!("etcd snapshot of m{k} failed")),
+            "m{k}"
+        );
+    }
+    assert!(text.contains("more facts trimmed"), "{text}");
+    // Trimming starts with the last alerts: the first keeps all its facts.
+    let body = v["attachments"][0]["content"]["body"].as_array().unwrap();
+    let sets: Vec<&Value> = body.iter().filter(|b| b["type"] == "FactSet").collect();
+    assert_eq!(sets.len(), 10);
+    assert!(!sets[0].to_string().contains(TRIMMED), "{}", sets[0]);
+    assert!(sets[9].to_string().contains(TRIMMED), "{}", sets[9]);
+    // One enormous fact value is clipped, not the whole card dropped.
+    let huge = n(vec![big(1, "cp-1", 1, 100_000)]);
+    let v = teams(&huge, true);
+    assert!(serde_json::to_vec(&v).unwrap().len() <= TEAMS_BUDGET);
+    assert_eq!(v["@type"], "MessageCard");
 }

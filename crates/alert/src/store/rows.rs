@@ -195,6 +195,33 @@ pub(crate) fn not_delivered(
     Ok(())
 }
 
+/// The attempt failed for good (HTTP 413: the same message would be refused
+/// again): the rows are done, marked with the error so `vigil-notify status`
+/// counts them as not delivered, and the channel goes on at once.
+pub(crate) fn dropped(
+    tx: &Transaction,
+    channel: &str,
+    ids: &[i64],
+    owner: &str,
+    error: &str,
+    failures: u32,
+    now_ms: i64,
+) -> rusqlite::Result<()> {
+    let mut st = tx.prepare_cached(
+        "UPDATE outbox SET sent_ms = ?4, attempts = attempts + 1, last_error = ?2, lease_owner = NULL, lease_until_ms = NULL
+         WHERE id = ?1 AND lease_owner = ?3",
+    )?;
+    for id in ids {
+        st.execute(params![id, error, owner, now_ms])?;
+    }
+    tx.execute(
+        "INSERT INTO channel_state (channel, failures, next_attempt_ms, last_error) VALUES (?1, ?2, 0, ?3)
+         ON CONFLICT (channel) DO UPDATE SET failures = ?2, next_attempt_ms = 0, last_error = ?3",
+        params![channel, failures as i64, error],
+    )?;
+    Ok(())
+}
+
 /// When `channel` may be tried again (0: now).
 pub(crate) fn next_attempt_ms(tx: &Transaction, channel: &str) -> rusqlite::Result<i64> {
     Ok(tx

@@ -22,7 +22,8 @@ pub fn publish(cfg: &Config, stats: &Stats) {
     let c = cfg.cluster_name();
     let mut m = Metrics::new();
     for (job, s) in stats {
-        let l = [("cluster", c), ("job", *job)];
+        // `vigil_job`, since Prometheus owns `job` (the scrape job).
+        let l = [("cluster", c), ("vigil_job", *job)];
         m.counter(
             "vigil_daemon_job_started_total",
             "Job runs vigild started",

@@ -114,3 +114,66 @@ fn unknown_keys_and_bad_values_name_their_line() {
         "{e}"
     );
 }
+
+#[test]
+fn alertmanager_takes_a_list_of_peers_and_auth() {
+    use super::alertmanager::AmAuth;
+    let am = |body: &str| -> Result<super::AlertmanagerChannel, String> {
+        let c = parse(&format!(
+            "[[alert.channel]]\nname = \"am\"\nkind = \"alertmanager\"\n{body}"
+        ))?;
+        match &c.alert.channel[0].settings {
+            ChannelSettings::Alertmanager(a) => Ok(a.clone()),
+            other => panic!("{other:?}"),
+        }
+    };
+    // `url` keeps working: one peer.
+    let a = am("url = \"http://127.0.0.1:9093\"\n").unwrap();
+    assert_eq!(a.urls, vec!["http://127.0.0.1:9093"]);
+    assert_eq!(a.auth, AmAuth::None);
+    assert_eq!(a.generator_url, None);
+    let a = am("urls = [\"http://am-1:9093\", \"https://am-2:9093\"]\nusername = \"vigil\"\npassword = \"pw-SECRET\"\ngenerator_url = \"https://grafana.example.org/d/vigil-overview\"\n").unwrap();
+    assert_eq!(a.urls.len(), 2);
+    match &a.auth {
+        AmAuth::Basic { username, password } => {
+            assert_eq!(
+                (username.as_str(), password.expose()),
+                ("vigil", "pw-SECRET")
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        a.generator_url.as_deref(),
+        Some("https://grafana.example.org/d/vigil-overview")
+    );
+    let a = am("url = \"http://h:9093\"\nbearer_token = \"tok-SECRET\"\n").unwrap();
+    assert!(matches!(&a.auth, AmAuth::Bearer(t) if t.expose() == "tok-SECRET"));
+
+    let e = am("url = \"http://h:9093\"\nurls = [\"http://h2:9093\"]\n").unwrap_err();
+    assert!(
+        e.contains("alert.channel[0].urls") && e.contains("not both"),
+        "{e}"
+    );
+    let e = am("resend_interval = \"1m\"\n").unwrap_err();
+    assert!(
+        e.contains("alert.channel[0].url") && e.contains("urls for an HA cluster"),
+        "{e}"
+    );
+    let e = am("urls = [\"http://h:9093\", \"h2:9093\"]\n").unwrap_err();
+    assert!(
+        e.contains("alert.channel[0].urls") && e.contains("\"h2:9093\""),
+        "{e}"
+    );
+    let e = am("url = \"http://h:9093\"\nusername = \"u\"\npassword = \"p-SECRET\"\nbearer_token = \"t-SECRET\"\n").unwrap_err();
+    assert!(e.contains("not both") && !e.contains("SECRET"), "{e}");
+    let e = am("url = \"http://h:9093\"\npassword = \"p-SECRET\"\n").unwrap_err();
+    assert!(
+        e.contains("alert.channel[0].username") && !e.contains("SECRET"),
+        "{e}"
+    );
+    let e = am("url = \"http://h:9093\"\nusername = \"u\"\n").unwrap_err();
+    assert!(e.contains("password"), "{e}");
+    let e = am("url = \"http://h:9093\"\ngenerator_url = \"bastion\"\n").unwrap_err();
+    assert!(e.contains("alert.channel[0].generator_url"), "{e}");
+}
