@@ -197,7 +197,7 @@ mod tests {
     fn names_are_checked() {
         check_name("pre-upgrade-1.29").unwrap();
         check_name("a").unwrap();
-        for bad in ["", "-x", ".x", "a b", "a/b", "ä", &"x".repeat(65)] {
+        for bad in ["", "-x", ".x", "a b", "a/b", "ä", "x".repeat(65).as_str()] {
             let e = check_name(bad).unwrap_err().to_string();
             assert!(e.contains("pre-upgrade-1.29"), "{e}");
         }

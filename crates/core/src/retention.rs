@@ -320,17 +320,15 @@ pub fn explain_at<T>(
             rules.push(Rule::Last { n: n_last, last });
         }
         if let Some((d, w, m)) = buckets(&c.created, now) {
+            let [daily, weekly, monthly]: [fn(String) -> Rule; 3] = [
+                |day| Rule::Daily { day },
+                |week| Rule::Weekly { week },
+                |month| Rule::Monthly { month },
+            ];
             for (bucket, seen, limit, rule) in [
-                (
-                    d,
-                    &mut days,
-                    policy.daily,
-                    (|day| Rule::Daily { day }) as fn(String) -> Rule,
-                ),
-                (w, &mut weeks, policy.weekly, |week| Rule::Weekly { week }),
-                (m, &mut months, policy.monthly, |month| Rule::Monthly {
-                    month,
-                }),
+                (d, &mut days, policy.daily, daily),
+                (w, &mut weeks, policy.weekly, weekly),
+                (m, &mut months, policy.monthly, monthly),
             ] {
                 if !seen.contains(&bucket) && (seen.len() as u32) < limit {
                     seen.push(bucket.clone());
