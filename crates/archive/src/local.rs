@@ -8,7 +8,8 @@ use vigil_core::corrupt::{self, Ledger, LedgerError};
 use vigil_core::fsutil::{self, FsError, PARTIAL_SUFFIX};
 use vigil_core::manifest::{self, Manifest};
 use vigil_core::pin;
-use vigil_core::retention::{self, Candidate, KeepPolicy};
+use vigil_core::protect;
+use vigil_core::retention::{self, Candidate, KeepPolicy, Verdict};
 
 pub const EXT_AGE: &str = ".db.zst.age";
 pub const EXT_PLAIN: &str = ".db.zst";
@@ -122,7 +123,8 @@ pub fn cleanup_member(dir: &Path) -> Result<Vec<PathBuf>, FsError> {
 /// `made` are the archives the current run wrote: never pruned, whatever
 /// the clocks say. Copies in the corrupt-copy ledger of `state_dir` are not
 /// counted and not pruned; the pinned cluster ID there orders archives of a
-/// replaced cluster before the current one's. An unreadable ledger or pin
+/// replaced cluster before the current one's; archives pinned in its
+/// `protected.json` stay. An unreadable ledger, pin or protections file
 /// prunes nothing.
 pub fn prune_member(
     dir: &Path,
@@ -131,18 +133,35 @@ pub fn prune_member(
     made: &[PathBuf],
     dry_run: bool,
 ) -> Result<Vec<LocalArchive>, ArchiveError> {
+    Ok(
+        prune_member_explained(dir, policy, state_dir, made, dry_run)?
+            .into_iter()
+            .filter(|(_, v)| !v.keep)
+            .map(|(s, _)| s)
+            .collect(),
+    )
+}
+
+/// [`prune_member`], with the verdict on every archive of the member
+/// (newest first): the pruned ones are those not kept.
+pub fn prune_member_explained(
+    dir: &Path,
+    policy: &KeepPolicy,
+    state_dir: &Path,
+    made: &[PathBuf],
+    dry_run: bool,
+) -> Result<Vec<(LocalArchive, Verdict)>, ArchiveError> {
+    let setup = |message: String| ArchiveError::Setup {
+        what: "retention",
+        message,
+    };
     let ledger = Ledger::load(state_dir).map_err(|e| match e {
         LedgerError::Fs(f) => ArchiveError::Fs(f),
-        e @ LedgerError::Parse { .. } => ArchiveError::Setup {
-            what: "retention",
-            message: e.to_string(),
-        },
+        e @ LedgerError::Parse { .. } => setup(e.to_string()),
     })?;
     // Which cluster generation each archive is of (fail closed, like the ledger).
-    let pin = pin::load(state_dir).map_err(|e| ArchiveError::Setup {
-        what: "retention",
-        message: e.to_string(),
-    })?;
+    let pin = pin::load(state_dir).map_err(|e| setup(e.to_string()))?;
+    let kept = protect::load(state_dir).map_err(|e| setup(e.to_string()))?;
     let all = list_member(dir)
         .into_iter()
         .map(|s| {
@@ -154,23 +173,31 @@ pub fn prune_member(
                 );
             }
             let (verified, pinned) = (s.is_verified() && !bad, made.contains(&s.archive_path));
-            Candidate::of(&s.manifest.clone(), pin.as_ref(), verified, pinned, s)
+            let label = kept.pinned(&s.manifest.id);
+            Candidate::of(&s.manifest.clone(), pin.as_ref(), verified, pinned, s).protected(label)
         })
         .collect();
-    let (_keep, prune) = retention::apply(all, policy);
-    let mut pruned = Vec::new();
-    for c in prune {
+    let verdicts = retention::explain(all, policy);
+    let mut out = Vec::with_capacity(verdicts.len());
+    let mut removed = false;
+    for (c, v) in verdicts {
         let s = c.item;
-        if !dry_run {
-            std::fs::remove_file(&s.manifest_path)
-                .map_err(|e| FsError::new("pruning", &s.manifest_path, e))?;
-            std::fs::remove_file(&s.archive_path)
-                .map_err(|e| FsError::new("pruning", &s.archive_path, e))?;
+        if !v.keep && !dry_run {
+            remove(&s)?;
+            removed = true;
         }
-        pruned.push(s);
+        out.push((s, v));
     }
-    if !pruned.is_empty() && !dry_run {
+    if removed {
         fsutil::fsync_dir(dir)?;
     }
-    Ok(pruned)
+    Ok(out)
+}
+
+/// Removes one local archive, its manifest first (see [`prune_member`]);
+/// the caller syncs the directory.
+pub fn remove(s: &LocalArchive) -> Result<(), FsError> {
+    std::fs::remove_file(&s.manifest_path)
+        .map_err(|e| FsError::new("removing", &s.manifest_path, e))?;
+    std::fs::remove_file(&s.archive_path).map_err(|e| FsError::new("removing", &s.archive_path, e))
 }

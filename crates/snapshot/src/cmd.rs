@@ -6,7 +6,7 @@ use vigil_cli::{load_config, Exit, GlobalArgs, Job, Uses};
 use vigil_core::exit;
 use vigil_core::fsutil::ArchivesLock;
 use vigil_snapshot::cluster::Cluster;
-use vigil_snapshot::{list, metrics, output, prune, run, scrub, ship, Deps};
+use vigil_snapshot::{keep, list, metrics, output, prune, run, scrub, ship, Deps};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -24,8 +24,70 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Snapshot all members now, verify, store, ship, prune and record the outcome.
+    #[command(
+        after_help = "Examples:\n  vigil-snapshot run\n  vigil-snapshot run --name pre-upgrade-1.29 --keep"
+    )]
     Run {
         /// Print a machine-readable summary on stdout.
+        #[arg(long)]
+        json: bool,
+        /// Name this run's archives (one per member), e.g. `pre-upgrade-1.29`:
+        /// 1 to 64 of a-z A-Z 0-9 . _ -, unused so far; `pin`, `unpin` and
+        /// `delete` take the name.
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+        /// Pin the named archives: retention keeps them locally and in every
+        /// sink until `vigil-snapshot unpin NAME`. Needs --name.
+        #[arg(long, requires = "name")]
+        keep: bool,
+    },
+    /// Pin an archive (or every archive of a named snapshot): retention
+    /// keeps it locally and in every sink until `unpin`.
+    #[command(
+        after_help = "Examples:\n  vigil-snapshot pin prod-cp-1-20261203T021500Z --reason 'before etcd defrag'\n  vigil-snapshot pin pre-upgrade-1.29"
+    )]
+    Pin {
+        /// An archive id as `vigil-snapshot list --all` prints it, or a snapshot name.
+        #[arg(value_name = "ID|NAME")]
+        target: String,
+        /// Why it is kept, recorded with who pinned it and when, e.g. `INC-4711`.
+        #[arg(long)]
+        reason: Option<String>,
+        /// Print what was pinned as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Unpin an archive or a named snapshot: the next prune applies the
+    /// retention rules to it again. The name stays.
+    #[command(after_help = "Example:\n  vigil-snapshot unpin pre-upgrade-1.29")]
+    Unpin {
+        /// A pinned archive id, or a snapshot name.
+        #[arg(value_name = "ID|NAME")]
+        target: String,
+        /// Print what was unpinned as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete an archive (or every archive of a named snapshot): its local
+    /// copy and its copy in every sink. Refuses a pinned archive, and the
+    /// last verified copy of a member in a store unless --force.
+    #[command(
+        after_help = "Examples:\n  vigil-snapshot delete prod-cp-1-20261203T021500Z --dry-run\n  vigil-snapshot delete pre-upgrade-1.28 --sink offsite\n  vigil-snapshot delete prod-cp-2-20261201T021500Z --force"
+    )]
+    Delete {
+        /// An archive id as `vigil-snapshot list --all` prints it, or a snapshot name.
+        #[arg(value_name = "ID|NAME")]
+        target: String,
+        /// Only the copy in this sink (`local` for the bastion's own), e.g. `--sink offsite`.
+        #[arg(long)]
+        sink: Option<String>,
+        /// Delete even the last verified copy of a member in a store.
+        #[arg(long)]
+        force: bool,
+        /// Only say which copies would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print each copy and what happened to it as JSON on stdout.
         #[arg(long)]
         json: bool,
     },
@@ -38,9 +100,13 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Apply the retention rules locally and in every sink.
+    /// Apply the retention rules locally and in every sink; prints every
+    /// copy with the rule that keeps it or the reason it goes.
+    #[command(
+        after_help = "Example:\n  vigil-snapshot prune --dry-run\n    keep    (last 5: #1, daily 2026-12-03)  prod-cp-1-...  /var/lib/vigil/snapshots/cp-1/...\n    keep    (pinned: pre-upgrade-1.29)  ...\n    delete  (beyond keep last 5)  ..."
+    )]
     Prune {
-        /// Only show what would be deleted.
+        /// Only show what would be deleted, and why each copy stays or goes.
         #[arg(long)]
         dry_run: bool,
         /// Print what was (or would be) deleted as JSON on stdout.
@@ -96,7 +162,24 @@ pub fn run_cli<C: Cluster>(cli: Cli, deps: Deps<C>) -> Result<i32, Exit> {
                 String::new()
             })
         }
-        Command::Run { json } => with_runtime(|| cmd_run(&cli.global, json, deps)),
+        Command::Run { json, name, keep } => {
+            with_runtime(|| cmd_run(&cli.global, json, name, keep, deps))
+        }
+        Command::Pin {
+            target,
+            reason,
+            json,
+        } => with_runtime(|| cmd_pin(&cli.global, &target, reason.as_deref(), json)),
+        Command::Unpin { target, json } => with_runtime(|| cmd_unpin(&cli.global, &target, json)),
+        Command::Delete {
+            target,
+            sink,
+            force,
+            dry_run,
+            json,
+        } => {
+            with_runtime(|| cmd_delete(&cli.global, &target, sink.as_deref(), force, dry_run, json))
+        }
         Command::List { all, json } => with_runtime(|| cmd_list(&cli.global, all, json)),
         Command::Prune { dry_run, json } => with_runtime(|| cmd_prune(&cli.global, dry_run, json)),
         Command::Scrub { sink, sample, json } => {
@@ -121,9 +204,18 @@ fn print_json<T: serde::Serialize>(v: &T) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
-async fn cmd_run<C: Cluster>(g: &GlobalArgs, json: bool, deps: Deps<C>) -> Result<i32, Exit> {
+async fn cmd_run<C: Cluster>(
+    g: &GlobalArgs,
+    json: bool,
+    name: Option<String>,
+    keep: bool,
+    deps: Deps<C>,
+) -> Result<i32, Exit> {
     let cfg = load_config(&g.config, Uses::SNAPSHOT)?;
     vigil_cli::refuse_foreign_state(&cfg, "vigil-snapshot", "run")?;
+    if let Some(n) = &name {
+        keep::check_new_name(&cfg, n).map_err(|e| Exit::usage(anyhow::anyhow!(e)))?;
+    }
     let report = run(&cfg, deps).await.map_err(|e| {
         if let Some(id) = e.run_id() {
             vigil_alert::raise_run(&cfg, &[Source::Snapshot], id);
@@ -136,12 +228,115 @@ async fn cmd_run<C: Cluster>(g: &GlobalArgs, json: bool, deps: Deps<C>) -> Resul
     metrics::publish_run(&cfg, &report);
     vigil_alert::raise_run(&cfg, &[Source::Snapshot, Source::Sink], &report.run_id);
     vigil_alert::unit::job_completed(&cfg, "vigil-snapshot");
+    let named = match &name {
+        Some(n) => Some(name_run(&cfg, &report, n, keep)?),
+        None => None,
+    };
     if json {
-        print_json(&report);
+        let mut v = serde_json::to_value(&report).unwrap_or_default();
+        if let (Some(n), Some(o)) = (&named, v.as_object_mut()) {
+            o.insert("named".into(), serde_json::json!(n));
+        }
+        print_json(&v);
     } else {
         print!("{}", output::human(&report));
+        if let (Some(n), Some(named)) = (&name, &named) {
+            let what = if keep { "named and pinned" } else { "named" };
+            println!(
+                "{what} {n}: {}",
+                named
+                    .iter()
+                    .map(|p| p.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
     }
     Ok(report.exit_code())
+}
+
+/// Records the name (and pin) of the archives the run stored, under the
+/// run lock: a prune never reads half of it.
+fn name_run(
+    cfg: &vigil_core::Config,
+    report: &run::RunReport,
+    name: &str,
+    keep: bool,
+) -> Result<Vec<vigil_core::protect::Protected>, Exit> {
+    let made: Vec<_> = report
+        .members
+        .iter()
+        .filter(|m| m.archive.is_some())
+        .filter_map(|m| m.manifest.as_ref())
+        .collect();
+    if made.is_empty() {
+        return Err(Exit::failed(anyhow::anyhow!(
+            "no archive was stored, so nothing was named {name:?}"
+        )));
+    }
+    let _run = prune::locks(&cfg.state.dir, true).map_err(Exit::failed)?;
+    keep::record_run(cfg, &made, name, keep).map_err(|e| Exit::failed(anyhow::anyhow!(e)))
+}
+
+async fn cmd_pin(
+    g: &GlobalArgs,
+    target: &str,
+    reason: Option<&str>,
+    json: bool,
+) -> Result<i32, Exit> {
+    let cfg = load_config(&g.config, Uses::SNAPSHOT)?;
+    vigil_cli::refuse_foreign_state(&cfg, "vigil-snapshot", "pin")?;
+    let sc = cfg.snapshot("vigil-snapshot").map_err(Exit::usage)?;
+    let sinks = ship::build_sinks(&cfg).map_err(Exit::usage)?;
+    // The run lock: no prune reads the pins while they change.
+    let _run = prune::locks(&cfg.state.dir, true).map_err(Exit::failed)?;
+    let r = keep::pin(&cfg, &sc.dir, &sinks, target, reason)
+        .await
+        .map_err(|e| Exit::usage(anyhow::anyhow!(e)))?;
+    if json {
+        print_json(&r);
+    } else {
+        print!("{}", keep::human_pin(&r));
+    }
+    Ok(exit::OK)
+}
+
+async fn cmd_unpin(g: &GlobalArgs, target: &str, json: bool) -> Result<i32, Exit> {
+    let cfg = load_config(&g.config, Uses::SNAPSHOT)?;
+    vigil_cli::refuse_foreign_state(&cfg, "vigil-snapshot", "unpin")?;
+    let _run = prune::locks(&cfg.state.dir, true).map_err(Exit::failed)?;
+    let r = keep::unpin(&cfg, target).map_err(|e| Exit::usage(anyhow::anyhow!(e)))?;
+    if json {
+        print_json(&r);
+    } else {
+        print!("{}", keep::human_pin(&r));
+    }
+    Ok(exit::OK)
+}
+
+async fn cmd_delete(
+    g: &GlobalArgs,
+    target: &str,
+    sink: Option<&str>,
+    force: bool,
+    dry_run: bool,
+    json: bool,
+) -> Result<i32, Exit> {
+    let cfg = load_config(&g.config, Uses::SNAPSHOT)?;
+    vigil_cli::refuse_foreign_state(&cfg, "vigil-snapshot", "delete")?;
+    let sc = cfg.snapshot("vigil-snapshot").map_err(Exit::usage)?;
+    let sinks = ship::build_sinks(&cfg).map_err(Exit::usage)?;
+    // The locks prune takes: no run, drill or scrub reads what goes.
+    let _locks = prune::locks(&cfg.state.dir, dry_run).map_err(Exit::failed)?;
+    let r = keep::delete(&cfg, &sc.dir, &sinks, target, sink, force, dry_run)
+        .await
+        .map_err(|e| Exit::usage(anyhow::anyhow!(e)))?;
+    if json {
+        print_json(&r);
+    } else {
+        print!("{}", keep::human_delete(&r));
+    }
+    Ok(if r.ok { exit::OK } else { exit::FAILED })
 }
 
 async fn cmd_check_sink(g: &GlobalArgs, only: Option<String>, json: bool) -> Result<i32, Exit> {
@@ -190,21 +385,25 @@ async fn cmd_repin(g: &GlobalArgs, json: bool) -> Result<i32, Exit> {
 async fn cmd_list(g: &GlobalArgs, all: bool, json: bool) -> Result<i32, Exit> {
     let cfg = load_config(&g.config, Uses::SNAPSHOT)?;
     let sc = cfg.snapshot("vigil-snapshot").map_err(Exit::usage)?;
+    let kept = vigil_core::protect::load(&cfg.state.dir).unwrap_or_else(|e| {
+        eprintln!("warning: {e}; names and pins are not shown");
+        Default::default()
+    });
     if !all {
         let copies = list::local(&sc.dir);
         if json {
-            print_json(&list::local_json(&copies));
+            print_json(&list::local_json(&copies, &kept));
         } else {
-            print!("{}", list::human(&copies));
+            print!("{}", list::human(&copies, &kept));
         }
         return Ok(exit::OK);
     }
     let sinks = ship::build_sinks(&cfg).map_err(Exit::usage)?;
     let cat = list::all(&cfg, &sc.dir, &sinks).await;
     if json {
-        print_json(&list::all_json(&cat));
+        print_json(&list::all_json(&cat, &kept));
     } else {
-        print!("{}", list::human_all(&cat));
+        print!("{}", list::human_all(&cat, &kept));
     }
     Ok(if cat.errors.is_empty() {
         exit::OK
@@ -220,14 +419,21 @@ async fn cmd_prune(g: &GlobalArgs, dry_run: bool, json: bool) -> Result<i32, Exi
     }
     let sc = cfg.snapshot("vigil-snapshot").map_err(Exit::usage)?;
     let _locks = prune::locks(&cfg.state.dir, dry_run).map_err(Exit::failed)?;
-    let local = prune::local(&cfg, sc, dry_run).map_err(Exit::failed)?;
+    let verdicts = prune::local(&cfg, sc, dry_run).map_err(Exit::failed)?;
+    let local: Vec<&str> = verdicts
+        .iter()
+        .filter(|v| !v.keep)
+        .map(|v| v.location.as_str())
+        .collect();
     let mut reports = Vec::new();
     for s in ship::build_sinks(&cfg).map_err(Exit::usage)? {
         reports.push(ship::sync_sink(&cfg, &s, ship::Mode::Prune { dry_run }, &[]).await);
     }
     let ok = reports.iter().all(|r| r.ok);
     if json {
-        print_json(&serde_json::json!({ "dry_run": dry_run, "local": local, "sinks": reports }));
+        print_json(&serde_json::json!({
+            "dry_run": dry_run, "local": local, "local_verdicts": verdicts, "sinks": reports
+        }));
     } else {
         let verb = if dry_run { "would prune" } else { "pruned" };
         println!(
@@ -235,23 +441,16 @@ async fn cmd_prune(g: &GlobalArgs, dry_run: bool, json: bool) -> Result<i32, Exi
             sc.policy().describe(),
             local.len()
         );
-        for p in &local {
-            println!("  {p}");
-        }
+        print!("{}", prune::human_verdicts(&verdicts, dry_run));
         for r in &reports {
-            let policy = cfg
-                .sinks()
-                .find(|s| s.name == r.sink)
-                .map(|s| s.policy().describe())
-                .unwrap_or_default();
+            let sink = cfg.sinks().find(|s| s.name == r.sink);
+            let policy = sink.map(|s| s.policy().describe()).unwrap_or_default();
             println!("sink {} (keep {policy}): {verb} {}", r.sink, r.pruned.len());
-            for p in &r.pruned {
-                println!("  {p}");
+            if r.verdicts.is_empty() && r.errors.is_empty() && r.kind == "tape-dsmc" {
+                println!("  retention of this sink belongs to the store (the TSM management class), not to vigil");
             }
-            for p in &r.locked {
-                println!("  kept: {p}");
-            }
-            for p in &r.left {
+            print!("{}", prune::human_verdicts(&r.verdicts, dry_run));
+            for p in r.locked.iter().chain(&r.left) {
                 println!("  kept: {p}");
             }
             for e in &r.errors {

@@ -6,6 +6,7 @@
 pub mod cluster;
 pub mod consistency;
 pub mod gentle;
+pub mod keep;
 pub mod list;
 pub mod metrics;
 pub mod output;

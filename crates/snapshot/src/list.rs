@@ -6,7 +6,22 @@ use std::fmt::Write;
 use std::path::Path;
 use vigil_archive::catalog::{self, Catalog, CatalogCopy, CatalogError};
 use vigil_core::manifest::Manifest;
+use vigil_core::protect::Protections;
 use vigil_core::units::human_bytes;
+
+/// ` [pinned: pre-upgrade]` / ` [name: x]` after a listed archive, from
+/// `<state.dir>/protected.json`.
+fn mark(kept: &Protections, id: &str) -> String {
+    match kept.get(id) {
+        Some(p) if p.keep => format!(" [pinned: {}]", p.label()),
+        Some(p) => p
+            .name
+            .as_deref()
+            .map(|n| format!(" [name: {n}]"))
+            .unwrap_or_default(),
+        None => String::new(),
+    }
+}
 
 /// The local copies. Before the first run there is no snapshot dir: no
 /// copies yet, not an error.
@@ -20,23 +35,30 @@ struct LocalRow<'a> {
     member: &'a str,
     path: &'a str,
     verified: bool,
+    /// The snapshot's name (`run --name`), if it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    /// Kept by retention until `vigil-snapshot unpin`.
+    pinned: bool,
     manifest: &'a Manifest,
 }
 
 /// `vigil-snapshot list --json`: one row per local copy.
-pub fn local_json(copies: &[CatalogCopy]) -> impl Serialize + '_ {
+pub fn local_json<'a>(copies: &'a [CatalogCopy], kept: &'a Protections) -> impl Serialize + 'a {
     copies
         .iter()
         .map(|c| LocalRow {
             member: &c.member,
             path: &c.location,
             verified: c.verified,
+            name: kept.get(&c.manifest.id).and_then(|p| p.name.as_deref()),
+            pinned: kept.pinned(&c.manifest.id).is_some(),
             manifest: &c.manifest,
         })
         .collect::<Vec<_>>()
 }
 
-pub fn human(copies: &[CatalogCopy]) -> String {
+pub fn human(copies: &[CatalogCopy], kept: &Protections) -> String {
     let mut s = String::new();
     if copies.is_empty() {
         s.push_str("no archives yet\n");
@@ -51,7 +73,7 @@ pub fn human(copies: &[CatalogCopy]) -> String {
         let m = &c.manifest;
         let _ = writeln!(
             s,
-            "{:<10} {:<24} {:>9} {:>7} {:>11} {:>6.2} {:<8} {}",
+            "{:<10} {:<24} {:>9} {:>7} {:>11} {:>6.2} {:<8} {}{}",
             c.member,
             m.created_at,
             m.revision,
@@ -59,7 +81,8 @@ pub fn human(copies: &[CatalogCopy]) -> String {
             human_bytes(m.archive_size),
             m.ratio(),
             if c.verified { "yes" } else { "NO" },
-            c.location
+            c.location,
+            mark(kept, &m.id)
         );
     }
     s
@@ -92,6 +115,9 @@ struct ArchiveRow<'a> {
     created_at: &'a str,
     revision: i64,
     archive_size: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    pinned: bool,
     locations: Vec<CopyRow<'a>>,
 }
 
@@ -107,7 +133,7 @@ struct CopyRow<'a> {
 }
 
 /// `vigil-snapshot list --all --json`: `{"archives": [...], "errors": [...]}`.
-pub fn all_json(cat: &Catalog) -> serde_json::Value {
+pub fn all_json(cat: &Catalog, kept: &Protections) -> serde_json::Value {
     let archives: Vec<ArchiveRow> = cat
         .entries
         .iter()
@@ -117,6 +143,8 @@ pub fn all_json(cat: &Catalog) -> serde_json::Value {
             created_at: &a.manifest.created_at,
             revision: a.manifest.revision,
             archive_size: a.manifest.archive_size,
+            name: kept.get(&a.id).and_then(|p| p.name.as_deref()),
+            pinned: kept.pinned(&a.id).is_some(),
             locations: a
                 .copies
                 .iter()
@@ -133,11 +161,11 @@ pub fn all_json(cat: &Catalog) -> serde_json::Value {
     serde_json::json!({ "archives": archives, "errors": errors })
 }
 
-pub fn human_all(cat: &Catalog) -> String {
+pub fn human_all(cat: &Catalog, kept: &Protections) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{:<10} {:<24} {:>9} {:>11}  COPIES",
+        "{:<10} {:<24} {:>9} {:>11}  COPIES; ID",
         "MEMBER", "CREATED", "REVISION", "SIZE"
     );
     for a in &cat.entries {
@@ -158,12 +186,14 @@ pub fn human_all(cat: &Catalog) -> String {
             .collect();
         let _ = writeln!(
             s,
-            "{:<10} {:<24} {:>9} {:>11}  {}",
+            "{:<10} {:<24} {:>9} {:>11}  {}; {}{}",
             a.member,
             a.manifest.created_at,
             a.manifest.revision,
             human_bytes(a.manifest.archive_size),
-            copies.join(", ")
+            copies.join(", "),
+            a.id,
+            mark(kept, &a.id)
         );
     }
     for e in &cat.errors {

@@ -1,5 +1,6 @@
 //! `vigil-snapshot prune`: the locks it waits for, and the local half.
 
+use crate::ship::CopyVerdict;
 use vigil_archive::local;
 use vigil_core::config::{Config, SnapshotConfig};
 use vigil_core::fsutil::{describe_holders, Access, ArchivesLock, FsError, LockError, RunLock};
@@ -52,18 +53,49 @@ pub fn locks(
     }
 }
 
-/// Applies the local retention to every member; the archives pruned (or,
-/// with `dry_run`, that would be).
+/// Applies the local retention to every member: the verdict on every
+/// local copy (the pruned ones, or with `dry_run` those that would be, are
+/// the ones not kept).
 pub fn local(
     cfg: &Config,
     sc: &SnapshotConfig,
     dry_run: bool,
-) -> Result<Vec<String>, vigil_archive::ArchiveError> {
-    let mut pruned = Vec::new();
+) -> Result<Vec<CopyVerdict>, vigil_archive::ArchiveError> {
+    let mut out = Vec::new();
     for m in cfg.members() {
         let dir = local::member_dir(&sc.dir, &m.name);
-        let p = local::prune_member(&dir, &sc.policy(), &cfg.state.dir, &[], dry_run)?;
-        pruned.extend(p.into_iter().map(|s| s.archive_path.display().to_string()));
+        let v = local::prune_member_explained(&dir, &sc.policy(), &cfg.state.dir, &[], dry_run)?;
+        out.extend(v.into_iter().map(|(s, v)| {
+            CopyVerdict::new(
+                &m.name,
+                &s.manifest.id,
+                s.archive_path.display().to_string(),
+                v,
+            )
+        }));
     }
-    Ok(pruned)
+    Ok(out)
+}
+
+/// The human lines of one store's verdicts: `  keep   (last 5: #2)  <id>  <where>`.
+pub fn human_verdicts(verdicts: &[CopyVerdict], dry_run: bool) -> String {
+    let mut s = String::new();
+    for v in verdicts {
+        let action = match (v.keep, dry_run) {
+            (true, _) => "keep",
+            (false, true) => "delete",
+            (false, false) => "deleted",
+        };
+        let action = if v.held.is_some() { "kept" } else { action };
+        let held = v
+            .held
+            .as_deref()
+            .map(|h| format!(" [{h}]"))
+            .unwrap_or_default();
+        s.push_str(&format!(
+            "  {action:<7} ({}){held}  {}  {}\n",
+            v.reason, v.id, v.location
+        ));
+    }
+    s
 }

@@ -8,7 +8,44 @@ use vigil_archive::local;
 use vigil_archive::sink::{Sink, SinkEntry, SinkError};
 use vigil_core::config::Config;
 use vigil_core::corrupt::{self, BadCopy, Ledger};
-use vigil_core::retention::{self, Candidate};
+use vigil_core::retention::{self, Candidate, Rule, Verdict};
+
+/// What retention did (or, dry, would do) with one copy, and why.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CopyVerdict {
+    pub member: String,
+    /// The archive id (what `pin`, `unpin` and `delete` take).
+    pub id: String,
+    pub location: String,
+    pub keep: bool,
+    /// `last 5: #2`, `pinned: pre-upgrade`, `beyond keep last 5`...
+    pub reason: String,
+    pub rules: Vec<Rule>,
+    /// Why a copy retention let go is still there (an Object Lock, an
+    /// append-only key, an error).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held: Option<String>,
+}
+
+impl CopyVerdict {
+    pub fn new(member: &str, id: &str, location: String, v: Verdict) -> Self {
+        let reason = v
+            .rules
+            .iter()
+            .map(Rule::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        CopyVerdict {
+            member: member.to_string(),
+            id: id.to_string(),
+            location,
+            keep: v.keep,
+            reason,
+            rules: v.rules,
+            held: None,
+        }
+    }
+}
 
 /// A sink at the end of the run: every local archive should be there.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -30,6 +67,9 @@ pub struct SinkReport {
     pub errors: Vec<String>,
     /// Problems that the run repaired (a streamed upload that failed and was caught up).
     pub warnings: Vec<String>,
+    /// Retention's verdict on every copy, when it ran here.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub verdicts: Vec<CopyVerdict>,
 }
 
 pub fn build_sinks(cfg: &Config) -> Result<Vec<Arc<Sink>>, SinkError> {
@@ -63,6 +103,7 @@ pub async fn sync_sink(cfg: &Config, sink: &Sink, mode: Mode, made: &[String]) -
         left: Vec::new(),
         errors: Vec::new(),
         warnings: Vec::new(),
+        verdicts: Vec::new(),
     };
     let Some(sc) = cfg.snapshot.as_ref() else {
         return rep;
@@ -85,6 +126,13 @@ pub async fn sync_sink(cfg: &Config, sink: &Sink, mode: Mode, made: &[String]) -
     };
     let pin = match vigil_core::pin::load(&cfg.state.dir) {
         Ok(p) => Some(p),
+        Err(e) => {
+            rep.errors.push(e.to_string());
+            None
+        }
+    };
+    let kept = match vigil_core::protect::load(&cfg.state.dir) {
+        Ok(k) => Some(k),
         Err(e) => {
             rep.errors.push(e.to_string());
             None
@@ -134,7 +182,7 @@ pub async fn sync_sink(cfg: &Config, sink: &Sink, mode: Mode, made: &[String]) -
             }
         }
         let prunes = sink.can_delete() && mode != Mode::Ship;
-        if let (true, Some(_), Some(pin)) = (prunes, &ledger, &pin) {
+        if let (true, Some(_), Some(pin), Some(kept)) = (prunes, &ledger, &pin, &kept) {
             let dry_run = matches!(mode, Mode::Prune { dry_run: true });
             let candidates = entries
                 .iter()
@@ -145,15 +193,23 @@ pub async fn sync_sink(cfg: &Config, sink: &Sink, mode: Mode, made: &[String]) -
                         pin.as_ref(),
                         e.is_verified() && !bad(sink.name(), &e.manifest.archive),
                         made.contains(&e.manifest.archive),
-                        e.manifest.archive.clone(),
+                        (e.manifest.archive.clone(), e.manifest.id.clone()),
                     )
+                    .protected(kept.pinned(&e.manifest.id))
                 })
                 .collect();
-            let (_, prune) = retention::apply(candidates, &sink.cfg.policy());
-            for p in prune {
-                let loc = sink.location(&member.name, &p.item);
+            let verdicts = retention::explain(candidates, &sink.cfg.policy());
+            for (p, v) in verdicts {
+                let (archive, id) = p.item;
+                let loc = sink.location(&member.name, &archive);
+                let keep = v.keep;
+                rep.verdicts
+                    .push(CopyVerdict::new(&member.name, &id, loc.clone(), v));
+                if keep {
+                    continue;
+                }
                 let r = if dry_run {
-                    match sink.locked_until(&member.name, &p.item).await {
+                    match sink.locked_until(&member.name, &archive).await {
                         Ok(Some(until)) => Err(SinkError::Locked {
                             sink: sink.name().to_string(),
                             key: loc.clone(),
@@ -163,26 +219,35 @@ pub async fn sync_sink(cfg: &Config, sink: &Sink, mode: Mode, made: &[String]) -
                         Err(e) => Err(e),
                     }
                 } else {
-                    sink.delete(&member.name, &p.item).await
+                    sink.delete(&member.name, &archive).await
                 };
-                match r {
+                let held = match r {
                     Ok(()) => {
                         if !dry_run {
                             entries.retain(|e| {
-                                !(e.member == member.name && e.manifest.archive == p.item)
+                                !(e.member == member.name && e.manifest.archive == archive)
                             });
                         }
                         rep.pruned.push(loc);
+                        None
                     }
                     Err(SinkError::Locked { until, .. }) => {
                         rep.locked.push(format!("{loc} (locked until {until})"));
+                        Some(format!("Object Lock until {until}"))
                     }
                     Err(SinkError::DeleteDenied { .. }) => {
                         rep.left.push(format!(
                             "{loc}: not allowed; left to the bucket's lifecycle rules"
                         ));
+                        Some("this key may not delete (append-only)".to_string())
                     }
-                    Err(e) => rep.errors.push(format!("{}: pruning: {e}", member.name)),
+                    Err(e) => {
+                        rep.errors.push(format!("{}: pruning: {e}", member.name));
+                        Some("the delete failed (see errors)".to_string())
+                    }
+                };
+                if let Some(v) = rep.verdicts.last_mut() {
+                    v.held = held;
                 }
             }
         }

@@ -11,6 +11,8 @@ use vigil_tests::*;
 
 const NAMES: [&str; 3] = ["cp-1", "cp-2", "cp-3"];
 
+#[path = "snapshot/named.rs"]
+mod named;
 #[path = "snapshot/proof.rs"]
 mod proof;
 
