@@ -42,7 +42,7 @@ pub use health::{
     NodeTarget,
 };
 pub use journal::JournalConfig;
-pub use metrics::{MetricsConfig, DEFAULT_LISTEN, DEFAULT_TEXTFILE_DIR};
+pub use metrics::{InfluxApi, InfluxConfig, MetricsConfig, DEFAULT_LISTEN, DEFAULT_TEXTFILE_DIR};
 pub use prove::ProveRestore;
 pub use quota::{glob_match, CephCliConfig, QuotaBackend, QuotaConfig, QuotaRule, XattrConfig};
 pub use restore::RestoreConfig;
@@ -309,7 +309,7 @@ impl RawConfig {
             j.check(v, span, &names)?;
             Ok(j)
         })?;
-        v.metrics(&self.metrics)?;
+        let metrics = v.metrics(self.metrics)?;
         if let Some(d) = &self.daemon {
             v.daemon(d.get_ref(), d.span())?;
         }
@@ -328,7 +328,7 @@ impl RawConfig {
             sink,
             restore,
             journal,
-            metrics: self.metrics,
+            metrics,
             daemon: self.daemon,
             health: self.health,
             quota: self.quota,

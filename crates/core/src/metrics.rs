@@ -5,6 +5,11 @@
 //! atomically (temporary name that node_exporter ignores, fsync, rename), so
 //! a scrape never sees half a file. Files are 0644 because node_exporter runs
 //! as another user; they carry names, sizes, times and states, never secrets.
+//!
+//! The same metrics go out in InfluxDB line protocol (see [`influx`]) when
+//! `[metrics] line_protocol_dir` or `[metrics.influxdb]` is set.
+
+pub mod influx;
 
 use crate::config::MetricsConfig;
 use crate::fsutil::{self, FsError};
@@ -192,9 +197,22 @@ pub fn write_textfile(path: &Path, text: &str) -> Result<(), FsError> {
     result
 }
 
-/// Writes a job's metrics if `[metrics] textfile` is on and the directory
-/// exists. Metrics never fail a job: problems are logged and returned.
+/// The line-protocol file a job writes for a cluster: `vigil_<job>_<cluster>.influx`.
+pub fn line_protocol_path(dir: &Path, job: &str, cluster: &str) -> PathBuf {
+    dir.join(format!("vigil_{job}_{cluster}.influx"))
+}
+
+/// Writes a job's metrics: the textfile if `[metrics] textfile` is on and the
+/// directory exists (its path is returned), the line-protocol file and the
+/// InfluxDB push if configured. Metrics never fail a job: problems are
+/// logged as warnings.
 pub fn publish(cfg: &MetricsConfig, job: &str, cluster: &str, m: &Metrics) -> Option<PathBuf> {
+    let prom = publish_textfile(cfg, job, cluster, m);
+    publish_influx(cfg, job, cluster, m);
+    prom
+}
+
+fn publish_textfile(cfg: &MetricsConfig, job: &str, cluster: &str, m: &Metrics) -> Option<PathBuf> {
     if !cfg.textfile {
         return None;
     }
@@ -211,6 +229,33 @@ pub fn publish(cfg: &MetricsConfig, job: &str, cluster: &str, m: &Metrics) -> Op
         Err(e) => {
             tracing::warn!("metrics not written: {e}");
             None
+        }
+    }
+}
+
+fn publish_influx(cfg: &MetricsConfig, job: &str, cluster: &str, m: &Metrics) {
+    if (cfg.line_protocol_dir.is_none() && cfg.influxdb.is_none()) || m.is_empty() {
+        return;
+    }
+    let lines = m.render_influx(crate::now().unix_timestamp_nanos());
+    if let Some(dir) = &cfg.line_protocol_dir {
+        if dir.is_dir() {
+            let path = line_protocol_path(dir, job, cluster);
+            match write_textfile(&path, &lines) {
+                Ok(()) => tracing::debug!(path = %path.display(), "line protocol written"),
+                Err(e) => tracing::warn!("line protocol not written: {e}"),
+            }
+        } else {
+            tracing::warn!(
+                "line protocol not written: {} is not a directory (metrics.line_protocol_dir)",
+                dir.display()
+            );
+        }
+    }
+    if let Some(i) = &cfg.influxdb {
+        match influx::push(i, lines) {
+            Ok(()) => tracing::debug!(url = %i.url, "metrics pushed to InfluxDB"),
+            Err(e) => tracing::warn!("metrics not pushed: {e}"),
         }
     }
 }
@@ -474,6 +519,8 @@ mod tests {
             textfile: true,
             textfile_dir: d.path().to_path_buf(),
             listen: String::new(),
+            line_protocol_dir: Some(d.path().join("influx")),
+            influxdb: None,
         };
         let mut m = Metrics::new();
         m.flag("vigil_ok", "ok", &[("cluster", "prod")], true);
@@ -485,6 +532,16 @@ mod tests {
         );
         assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
         assert_eq!(previous(&cfg, "snapshot", "prod", "vigil_ok")[0].1, 1.0);
+        // The line-protocol twin, once its directory exists.
+        std::fs::create_dir(d.path().join("influx")).unwrap();
+        publish(&cfg, "snapshot", "prod", &m).unwrap();
+        let lp = line_protocol_path(&d.path().join("influx"), "snapshot", "prod");
+        let t = std::fs::read_to_string(&lp).unwrap();
+        assert!(t.starts_with("vigil_ok,cluster=prod value=1 "), "{t}");
+        assert_eq!(
+            std::fs::metadata(&lp).unwrap().permissions().mode() & 0o777,
+            0o644
+        );
         let missing = MetricsConfig {
             textfile_dir: d.path().join("nope"),
             ..cfg

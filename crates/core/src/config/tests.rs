@@ -257,3 +257,75 @@ fn restore_section_and_peer_urls() {
         );
     }
 }
+
+#[test]
+fn influxdb_section() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let tok = dir.path().join("influx-token");
+    std::fs::write(&tok, "T0KENSECRET\n").unwrap();
+    std::fs::set_permissions(&tok, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let with = |s: &str| {
+        format!("{}\n[metrics]\nline_protocol_dir = \"/var/lib/vigil/influx\"\n\n[metrics.influxdb]\n{s}\n", minimal())
+    };
+    let c = parse(&with(&format!(
+        "url = \"https://influx.example:8086\"\norg = \"ops\"\nbucket = \"vigil\"\ntoken_file = \"{}\"",
+        tok.display()
+    )))
+    .unwrap();
+    let i = c.metrics.influxdb.as_ref().unwrap();
+    assert_eq!(i.api(), InfluxApi::V2);
+    assert_eq!(i.secret.as_ref().unwrap().expose(), "T0KENSECRET");
+    assert_eq!(i.timeout.get(), std::time::Duration::from_secs(5));
+    assert!(!format!("{c:?}").contains("T0KENSECRET"));
+    let c = parse(&with(
+        "url = \"http://127.0.0.1:8086\"\ndatabase = \"vigil\"",
+    ))
+    .unwrap();
+    assert_eq!(c.metrics.influxdb.unwrap().api(), InfluxApi::V1);
+    for (bad, key, says) in [
+        ("url = \"influx:8086\"\ndatabase = \"v\"", "metrics.influxdb.url", "http://"),
+        (
+            "url = \"http://u:pw@h:8086\"\ndatabase = \"v\"",
+            "metrics.influxdb.url",
+            "must not carry credentials",
+        ),
+        ("url = \"http://h:8086\"", "metrics.influxdb.database", "org, bucket"),
+        (
+            "url = \"http://h:8086\"\ndatabase = \"v\"\norg = \"o\"",
+            "metrics.influxdb.database",
+            "not keys of both",
+        ),
+        (
+            "url = \"http://h:8086\"\norg = \"o\"\nbucket = \"b\"",
+            "metrics.influxdb.token_file",
+            "needs a token",
+        ),
+        (
+            "url = \"http://h:8086\"\ndatabase = \"v\"\nusername = \"u\"",
+            "metrics.influxdb.password_file",
+            "password_file",
+        ),
+        (
+            "url = \"http://h:8086\"\norg = \"o\"\nbucket = \"b\"\ntoken_file = \"/nonexistent/tok\"",
+            "metrics.influxdb.token_file",
+            "/nonexistent/tok",
+        ),
+        (
+            "url = \"http://h:8086\"\ndatabase = \"v\"\ntimeout = \"0s\"",
+            "metrics.influxdb.timeout",
+            "more than 0s",
+        ),
+    ] {
+        let e = parse(&with(bad)).unwrap_err().to_string();
+        assert!(e.contains(key) && e.contains(says), "{bad}: {e}");
+        assert!(!e.contains(":pw@"), "{e}");
+    }
+    let e = parse(&format!(
+        "{}\n[metrics]\nline_protocol_dir = \"rel\"\n",
+        minimal()
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("metrics.line_protocol_dir"), "{e}");
+}
