@@ -21,6 +21,7 @@ pub mod freshness;
 pub mod http;
 pub mod kube;
 pub mod metrics;
+pub mod nagios;
 pub mod node;
 pub mod report;
 

@@ -1,6 +1,6 @@
 //! vigil-health: parse, wire, exit. The checks live in the library.
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use std::process::ExitCode;
 use vigil_cli::{load_config, Exit, GlobalArgs, Job, Uses};
 use vigil_core::exit;
@@ -22,11 +22,23 @@ struct Cli {
 enum Command {
     /// Run every check once, concurrently; print the results and feed them to
     /// the alert engine. Exit 0 when all pass, 1 when any FAILs or could not
-    /// be checked (UNKNOWN), 2 on a usage or config error.
+    /// be checked (UNKNOWN), 2 on a usage or config error. With `--format
+    /// sensu` (or `nagios`) the exit code is the check plugin's: 0 OK, 1
+    /// WARNING, 2 CRITICAL, 3 UNKNOWN.
+    #[command(
+        after_help = "Examples:\n  vigil-health run\n  vigil-health run --json --no-alert\n  \
+        vigil-health run --format sensu --no-alert    # a Sensu-go or Nagios check command"
+    )]
     Run {
-        /// Print the report as JSON on stdout.
-        #[arg(long)]
+        /// Print the report as JSON on stdout (the same as `--format json`).
+        #[arg(long, conflicts_with = "format")]
         json: bool,
+        /// How to print the report: `table` (the default), `json`, or
+        /// `sensu`/`nagios` for a Sensu-go or Nagios check: one status line,
+        /// a line per check that did not pass, then `| perfdata`; exit 0 OK,
+        /// 1 WARNING, 2 CRITICAL, 3 UNKNOWN. Example: `--format sensu`.
+        #[arg(long, value_enum, value_name = "FORMAT")]
+        format: Option<Format>,
         /// Do not feed the results to the alert engine (a look, not a round).
         #[arg(long)]
         no_alert: bool,
@@ -34,6 +46,18 @@ enum Command {
     /// Validate this program's sections and secrets, and the paths its unit
     /// writes; print a summary without secrets.
     CheckConfig(vigil_cli::CheckArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    /// The readable table.
+    Table,
+    /// The report as JSON.
+    Json,
+    /// The Sensu-go check output (the Nagios plugin convention).
+    Sensu,
+    /// The same output as `sensu`.
+    Nagios,
 }
 
 impl vigil_cli::Program for Cli {
@@ -49,13 +73,39 @@ fn main() -> ExitCode {
                 vigil_health::report::config_summary(cfg)
             })
         }
-        Command::Run { json, no_alert } => run(&cli.global, json, no_alert),
+        Command::Run {
+            json,
+            format,
+            no_alert,
+        } => {
+            let format = if json {
+                Format::Json
+            } else {
+                format.unwrap_or(Format::Table)
+            };
+            run(&cli.global, format, no_alert)
+        }
     })
 }
 
-fn run(g: &GlobalArgs, json: bool, no_alert: bool) -> Result<i32, Exit> {
-    let cfg = load_config(&g.config, Uses::HEALTH)?;
-    vigil_cli::refuse_foreign_state(&cfg, "vigil-health", "run")?;
+fn run(g: &GlobalArgs, format: Format, no_alert: bool) -> Result<i32, Exit> {
+    let check = matches!(format, Format::Sensu | Format::Nagios);
+    // A check runner reads stdout and the exit code: a config that cannot be
+    // used is UNKNOWN (3) there, not the CRITICAL that exit 2 would mean.
+    let ready = load_config(&g.config, Uses::HEALTH).and_then(|cfg| {
+        vigil_cli::refuse_foreign_state(&cfg, "vigil-health", "run")?;
+        Ok(cfg)
+    });
+    let cfg = match ready {
+        Ok(cfg) => cfg,
+        Err(e) if check => {
+            let (out, code) = vigil_health::nagios::unusable(&format!("cannot run: {:#}", e.error));
+            print!("{out}");
+            eprintln!("vigil-health: error: {:#}", e.error);
+            return Ok(code);
+        }
+        Err(e) => return Err(e),
+    };
     vigil_cli::block_on(Some(2), async {
         let report = vigil_health::round(&cfg).await;
         vigil_health::metrics::publish(&cfg, &report);
@@ -66,12 +116,20 @@ fn run(g: &GlobalArgs, json: bool, no_alert: bool) -> Result<i32, Exit> {
             vigil_alert::unit::job_completed(&cfg, "vigil-health");
             Some(r)
         };
-        if json {
+        if format == Format::Json {
             let mut v = serde_json::to_value(&report).unwrap_or_default();
             if let (Some(obj), Some(r)) = (v.as_object_mut(), &raised) {
                 obj.insert("alerts".into(), serde_json::to_value(r).unwrap_or_default());
             }
             println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        } else if check {
+            let (out, code) = vigil_health::nagios::render(&report);
+            print!("{out}");
+            if let Some(Raised { error: Some(e), .. }) = &raised {
+                eprintln!("vigil-health: error: the results could not be raised as alerts: {e}");
+            }
+            // The check's state is the round's; alerting is vigil-notify's.
+            return Ok(code);
         } else {
             print!("{}", vigil_health::report::human(&report));
         }
