@@ -63,7 +63,8 @@ bash -n /usr/share/bash-completion/completions/vigil-snapshot || fail "bash comp
 ok "man pages and completions"
 for f in /usr/lib/sysusers.d/vigil.conf /usr/lib/tmpfiles.d/vigil.conf \
          /usr/share/doc/vigil/examples/rke2.toml /usr/share/doc/vigil/README.md \
-         /usr/share/vigil/grafana-dashboard.json /usr/share/vigil/prometheus-rules.yml; do
+         /usr/share/vigil/grafana-dashboard.json /usr/share/vigil/grafana-dashboard-influxdb.json \
+         /usr/share/vigil/prometheus-rules.yml; do
   [ -s "$f" ] || fail "$f missing"
 done
 ok "config examples, dashboard, rules"

@@ -19,6 +19,7 @@ APT_PACKAGES=(
   prometheus-node-exporter  # a real node_exporter on loopback for the vigil-health node metric tests
   time zip            # bench/: /usr/bin/time -f for CPU and peak RSS; zip is RKE2's anchor format
   ceph-mds ceph-fuse  # vigil-quota tests: a real CephFS (MDS) mounted with ceph-fuse
+  influxdb influxdb-client  # a real InfluxDB 1.x (and the influx CLI) for the line-protocol push tests
 )
 # shellcheck source=scripts/apt-install.sh
 . "$(dirname "$0")/apt-install.sh"

@@ -6,6 +6,7 @@ pub mod ceph;
 pub mod cephfs;
 pub mod etcd;
 pub mod health;
+pub mod influx;
 pub mod notify;
 pub mod proc;
 pub mod proxy;

@@ -4,4 +4,5 @@
 
 mod endpoints;
 mod etcd;
+mod monitoring;
 mod quota;
