@@ -159,6 +159,7 @@ pub fn load(state_dir: &Path) -> Result<Protections, ProtectError> {
 
 /// Writes them atomically (0600 in the 0700 state dir).
 pub fn save(state_dir: &Path, p: &Protections) -> Result<(), ProtectError> {
+    fsutil::ensure_private_dir(state_dir).map_err(ProtectError::Fs)?;
     Ok(fsutil::write_state_json(state_dir, &path(state_dir), p)?)
 }
 

@@ -222,11 +222,12 @@ mod tests {
             lines[1],
             "FAIL critical etcd.reachable cp-3: connection refused"
         );
-        assert_eq!(lines[2], "UNKNOWN kube.readyz lb: timed out after 5s");
+        // A failed warning decides over an unknown, so it comes first.
         assert_eq!(
-            lines[3],
+            lines[2],
             "FAIL warning certs.expiry etcd/peer cp-2: expires in 20d"
         );
+        assert_eq!(lines[3], "UNKNOWN kube.readyz lb: timed out after 5s");
         assert_eq!(out.matches('|').count(), 1, "{out}");
         assert_eq!(
             lines[4],

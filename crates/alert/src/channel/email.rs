@@ -80,7 +80,7 @@ impl Email {
             vigil_core::now().unix_timestamp(),
             fastrand::u32(..)
         );
-        let domain = render::id_domain(&self.from.email.to_string(), &n.cluster);
+        let domain = render::id_domain(self.from.email.as_ref(), &n.cluster);
         let m = render::email(n, &unique, &domain);
         let mut b = Message::builder()
             .from(self.from.clone())
