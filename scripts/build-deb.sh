@@ -10,9 +10,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PROFILE="${VIGIL_DEB_PROFILE:-release}"
 command -v cargo-deb >/dev/null || { echo "build-deb: cargo-deb is missing; run scripts/install-deps.sh" >&2; exit 2; }
-BINS=(vigil-snapshot vigil-restore vigil-notify vigil-health vigil-quota vigil-journal vigild)
-# (vigild's crate also builds vigil-generator.)
-pkgs=(); for b in "${BINS[@]}"; do pkgs+=(-p "$b"); done
+BINS=(vigil-snapshot vigil-restore vigil-notify vigil-health vigil-quota vigil-journal vigild vigil)
+# (vigild's crate also builds vigil-generator; `vigil` is crate vigil-status's,
+# since the package metadata crate is called vigil.)
+pkgs=(-p vigil-status); for b in "${BINS[@]}"; do [ "$b" = vigil ] || pkgs+=(-p "$b"); done
 cargo build --locked --profile "$PROFILE" "${pkgs[@]}"
 case "$PROFILE" in dev) BIN=target/debug ;; *) BIN="target/$PROFILE" ;; esac
 

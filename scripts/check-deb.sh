@@ -32,14 +32,14 @@ cl=/usr/share/doc/vigil/changelog.Debian.gz
 gzip -t "$cl" 2>/dev/null || fail "$cl missing or not gzip"
 [ "$(zcat "$cl" | dpkg-parsechangelog -l- -SVersion)" = "$ver" ] || fail "changelog's newest entry is not $ver"
 ok "changelog ($ver)"
-for b in vigil-snapshot vigil-restore vigil-notify vigil-health vigil-quota vigil-journal vigild; do
+for b in vigil-snapshot vigil-restore vigil-notify vigil-health vigil-quota vigil-journal vigild vigil; do
   [ -x "/usr/bin/$b" ] || fail "/usr/bin/$b missing"
   "/usr/bin/$b" --version >/dev/null || fail "$b --version"
 done
 g=/usr/lib/systemd/system-generators/vigil-generator
 [ -x "$g" ] || fail "$g missing"
 ok "binaries, $g"
-for b in vigil-snapshot vigil-restore vigil-notify vigil-journal vigild; do
+for b in vigil-snapshot vigil-restore vigil-notify vigil-journal vigild vigil; do
   [ -s "/usr/share/man/man1/$b.1.gz" ] || fail "man page of $b missing"
   zcat "/usr/share/man/man1/$b.1.gz" | grep -q '^\.TH' || fail "man page of $b is not roff"
   [ -s "/usr/share/bash-completion/completions/$b" ] || fail "bash completion of $b missing"

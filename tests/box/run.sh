@@ -214,6 +214,27 @@ scenario_timers() {
   check "$s: vigil-health.service succeeds" unit_ok vigil-health.service
   box_check "$s: vigil-notify.service is active, with a watchdog" '
     systemctl is-active vigil-notify.service; w=$(systemctl show -P WatchdogUSec vigil-notify.service); echo "WatchdogUSec=$w"; [ "$w" != 0 ] && [ "$w" != infinity ]'
+  box_check "$s: vigil status (root shell): every member and the backuppc sink from state, the timers from systemd with a next run, the exit code its level" '
+    rc=0; vigil status || rc=$?
+    rj=0; vigil status --json > /tmp/status.json || rj=$?
+    [ "$rc" = "$rj" ] || { echo "exit $rc (text) vs $rj (json)"; exit 1; }
+    python3 - "$rj" <<"PY"
+import json, sys
+s = json.load(open("/tmp/status.json")); c = s["clusters"][0]
+code = {"ok": 0, "warning": 1, "critical": 2}[s["level"]]
+assert code == int(sys.argv[1]), (code, sys.argv[1])
+for m in c["members"]:
+    assert m["archive"] and m["age_seconds"] is not None, m
+sink = [x for x in c["sinks"] if x["sink"] == "backuppc"][0]
+assert sink["newest_copy"] and sink["last_ship"]["ok"], sink
+assert c["timers_note"] is None, c["timers_note"]
+t = {x["unit"]: x for x in c["timers"]}
+snap = t["vigil-snapshot.timer"]
+assert snap["active"] == "active" and snap["next"], snap
+assert t["vigil-journal.service"]["active"] == "active", t["vigil-journal.service"]
+assert c["journal"]["segments"] >= 1, c["journal"]
+print("level", s["level"], "problems", c["problems"])
+PY'
   box_check "$s: systemctl stop right after a write: the open segment is closed (it holds the cluster revision), no *.partial, a clean exit" '
     /opt/box/etcd.sh ctl put /registry/configmaps/default/journal-last x >/dev/null
     rev=$(/opt/box/etcd.sh ctl endpoint status -w json | python3 -c "import json,sys; print(max(e[\"Status\"][\"header\"][\"revision\"] for e in json.load(sys.stdin)))")

@@ -44,7 +44,7 @@ pub(crate) fn install(requested: LogFormat, filter: EnvFilter) {
     let _ = FORMAT.set(format);
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| vigil_core::progress::LogWriter)
         .with_target(false);
     let _ = match format {
         LogFormat::Json => b

@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod outcome;
 pub mod paths;
 pub mod pin;
+pub mod progress;
 pub mod protect;
 pub mod retention;
 pub mod runtime;

@@ -98,3 +98,94 @@ pub fn latest(state_dir: &Path, job: Source) -> Vec<Outcome> {
     out.sort_by(|a, b| a.subject.cmp(&b.subject));
     out
 }
+
+/// How much of the end of `outcomes.jsonl` [`history_tail`] reads: it only
+/// grows, and what a status or a dead-man check needs is recent.
+pub const HISTORY_TAIL: u64 = 4 << 20;
+
+/// The records of `job` in the last [`HISTORY_TAIL`] bytes of the history,
+/// oldest first (a line cut by the window, or unreadable, is left out).
+pub fn history_tail(state_dir: &Path, job: Source) -> Vec<Outcome> {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = std::fs::File::open(state_dir.join("outcomes.jsonl")) else {
+        return Vec::new();
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = f.seek(SeekFrom::Start(len.saturating_sub(HISTORY_TAIL)));
+    let mut raw = Vec::new();
+    let _ = f.take(HISTORY_TAIL).read_to_end(&mut raw);
+    String::from_utf8_lossy(&raw)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Outcome>(l).ok())
+        .filter(|o| o.job == job)
+        .collect()
+}
+
+/// The time of the newest successful record of `job` about `subject` (any
+/// subject when `None`): the latest records first, then the history's tail.
+pub fn last_ok(state_dir: &Path, job: Source, subject: Option<&str>) -> Option<String> {
+    let about = |o: &Outcome| o.ok && subject.is_none_or(|s| o.subject == s);
+    latest(state_dir, job)
+        .into_iter()
+        .chain(history_tail(state_dir, job))
+        .filter(about)
+        .map(|o| o.time)
+        .max()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod history_tests {
+    use super::*;
+
+    fn rec(job: Source, subject: &str, ok: bool, time: &str) -> Outcome {
+        Outcome {
+            job,
+            run_id: time.into(),
+            cluster: "c".into(),
+            subject: subject.into(),
+            ok,
+            stage: Stage::Done,
+            error: None,
+            archive: None,
+            time: time.into(),
+            duration_ms: 0,
+            proof: None,
+        }
+    }
+
+    #[test]
+    fn last_ok_reads_the_history_when_the_latest_failed() {
+        let d = tempfile::tempdir().unwrap();
+        record(
+            d.path(),
+            &rec(Source::Sink, "s3", true, "2026-12-01T00:00:00Z"),
+        )
+        .unwrap();
+        record(
+            d.path(),
+            &rec(Source::Sink, "dir", true, "2026-12-01T01:00:00Z"),
+        )
+        .unwrap();
+        record(
+            d.path(),
+            &rec(Source::Sink, "s3", false, "2026-12-01T02:00:00Z"),
+        )
+        .unwrap();
+        record(
+            d.path(),
+            &rec(Source::Drill, "cp-1", true, "2026-12-01T03:00:00Z"),
+        )
+        .unwrap();
+        assert_eq!(
+            last_ok(d.path(), Source::Sink, Some("s3")).as_deref(),
+            Some("2026-12-01T00:00:00Z")
+        );
+        assert_eq!(
+            last_ok(d.path(), Source::Sink, None).as_deref(),
+            Some("2026-12-01T01:00:00Z")
+        );
+        assert_eq!(last_ok(d.path(), Source::Sink, Some("gcs")), None);
+        assert_eq!(history_tail(d.path(), Source::Drill).len(), 1);
+    }
+}

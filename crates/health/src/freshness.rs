@@ -4,7 +4,6 @@
 //! up here.
 
 use crate::{fmt_age, fmt_dur, Finding};
-use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 use std::time::Instant;
 use vigil_alert::{AlertKey, Severity};
@@ -98,35 +97,10 @@ pub fn judge_proof(f: Finding, m: &vigil_core::manifest::Manifest, now: i64) -> 
     }
 }
 
-/// The newest passing drill: the latest records first, then the history.
+/// The newest passing drill: the latest records first, then the history
+/// (a member whose latest drill failed may still have passed before).
 pub fn last_passing_drill(state_dir: &Path) -> Option<String> {
-    let mut best: Option<String> =
-        vigil_core::outcome::latest(state_dir, vigil_core::jobs::Source::Drill)
-            .into_iter()
-            .filter(|o| o.ok)
-            .map(|o| o.time)
-            .max();
-    // A member whose latest drill failed may still have passed before: read
-    // the tail of the history (bounded, it only grows).
-    let hist = state_dir.join("outcomes.jsonl");
-    if let Ok(mut f) = std::fs::File::open(&hist) {
-        const TAIL: u64 = 4 << 20;
-        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-        let _ = f.seek(SeekFrom::Start(len.saturating_sub(TAIL)));
-        let mut text = String::new();
-        let _ = f.take(TAIL).read_to_string(&mut text);
-        for line in text.lines() {
-            if let Ok(o) = serde_json::from_str::<vigil_core::outcome::Outcome>(line) {
-                if o.job == vigil_core::jobs::Source::Drill
-                    && o.ok
-                    && best.as_ref().is_none_or(|b| o.time > *b)
-                {
-                    best = Some(o.time);
-                }
-            }
-        }
-    }
-    best
+    vigil_core::outcome::last_ok(state_dir, vigil_core::jobs::Source::Drill, None)
 }
 
 /// Runs the freshness checks.

@@ -134,7 +134,15 @@ pub fn run(cfg: &Config, o: &DrillOptions<'_>) -> Result<DrillReport, RestoreErr
         .map_err(|e| vigil_core::fsutil::FsError::new("resolving", &root, e))?;
     let run_id = vigil_core::id_time(vigil_core::now());
     let run = RunDir::create(cfg, &root, &run_id)?;
-    let stage = |st| run.at(st);
+    // The member in progress, on a terminal its bar: stage and elapsed time.
+    let board = vigil_core::progress::Board::new();
+    let task: std::cell::RefCell<Option<vigil_core::progress::Task>> = Default::default();
+    let stage = |st: Stage| {
+        run.at(st);
+        if let Some(t) = task.borrow().as_ref() {
+            t.stage(&st.to_string());
+        }
+    };
     let ctx = Ctx {
         tool: &tool,
         ids: &ids,
@@ -172,7 +180,11 @@ pub fn run(cfg: &Config, o: &DrillOptions<'_>) -> Result<DrillReport, RestoreErr
     let mut out = Vec::new();
     for m in members {
         let scratch = run.member(&m.name)?;
+        *task.borrow_mut() = Some(board.task(&m.name, None));
         let r = drill_member(&ctx, &m.name, &scratch);
+        if let Some(t) = task.borrow_mut().take() {
+            t.finish(if r.ok { "ok" } else { "FAILED" });
+        }
         run.member_done(&scratch);
         if r.ok {
             tracing::info!(

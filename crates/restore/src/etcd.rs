@@ -374,6 +374,10 @@ pub fn run(cfg: &vigil_core::Config, o: &EtcdOptions<'_>) -> Result<EtcdReport, 
             .guard(p)
             .map_err(|e| RestoreError::Failed(format!("briefing the janitor: {e}")))?;
     }
+    // On a terminal: where the restore is, and each member's data dir.
+    let board = vigil_core::progress::Board::new();
+    let overall = board.task("restore", None);
+    overall.stage("fetch");
     let fetched = crate::fetch::fetch(archive, &stores, o.identities, &snapshot)?;
     let token = o.token.clone().unwrap_or_else(|| {
         format!(
@@ -388,6 +392,7 @@ pub fn run(cfg: &vigil_core::Config, o: &EtcdOptions<'_>) -> Result<EtcdReport, 
     let mut point = None;
     let (base, base_verified, base_expect) = match (&o.point, &journal) {
         (Some(p), Some(j)) => {
+            overall.stage("replay");
             let pit = point_dir.join("point.db");
             let r = vigil_core::fsutil::ensure_private_dir(&point_dir)
                 .map_err(RestoreError::from)
@@ -436,6 +441,7 @@ pub fn run(cfg: &vigil_core::Config, o: &EtcdOptions<'_>) -> Result<EtcdReport, 
     let (restore_from, verified, bump_by) = match bump.method {
         crate::bump::Method::Etcdutl => (base.clone(), base_verified, bump.size),
         crate::bump::Method::Replay => {
+            overall.stage("bump");
             let bumped = bump_dir.join("bumped.db");
             let r = vigil_core::fsutil::ensure_private_dir(&bump_dir)
                 .map_err(RestoreError::from)
@@ -465,12 +471,15 @@ pub fn run(cfg: &vigil_core::Config, o: &EtcdOptions<'_>) -> Result<EtcdReport, 
         }
         crate::bump::Method::None => (base.clone(), base_verified, 0),
     };
+    overall.stage("data dirs");
     // The members' data dirs are independent: restore them side by side.
     let results: Vec<Result<RestoredMember, RestoreError>> = std::thread::scope(|sc| {
         let handles: Vec<_> = members
             .iter()
             .map(|m| {
                 let (tool, snapshot, ic, token, rc) = (&tool, &restore_from, &ic, &token, &rc);
+                let task = board.task(&m.name, None);
+                task.stage("data dir");
                 sc.spawn(move || {
                     let dir = o.out.join(&m.name);
                     restore_member(&MemberRestore {
@@ -483,7 +492,9 @@ pub fn run(cfg: &vigil_core::Config, o: &EtcdOptions<'_>) -> Result<EtcdReport, 
                         token,
                         peer_url: &m.peer_url(),
                         bump_revision: bump_by,
-                    })?;
+                    })
+                    .inspect_err(|_| task.finish("FAILED"))?;
+                    task.finish("ready");
                     tracing::info!("member {}: data dir {} ready", m.name, dir.display());
                     Ok(RestoredMember {
                         name: m.name.clone(),
@@ -525,6 +536,7 @@ pub fn run(cfg: &vigil_core::Config, o: &EtcdOptions<'_>) -> Result<EtcdReport, 
             let _ = std::fs::remove_dir_all(&r.data_dir);
         }
     }
+    overall.finish(if result.is_ok() { "done" } else { "FAILED" });
     result?;
     janitor.done();
     Ok(EtcdReport {

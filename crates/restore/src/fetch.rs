@@ -21,7 +21,6 @@
 //! an error that says the stream must not be used.
 
 use crate::identity::Identities;
-use crate::progress::Progress;
 use crate::stores::{ChunkReader, OpenCopy, Opened};
 use crate::RestoreError;
 use serde::Serialize;
@@ -32,6 +31,7 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::time::Instant;
 use vigil_archive::catalog::{CatalogCopy, CatalogEntry};
 use vigil_core::fsutil;
+use vigil_core::progress::{Board, Task};
 use vigil_etcd::SnapshotVerifier;
 
 const BUF: usize = 256 * 1024;
@@ -186,7 +186,8 @@ struct Counting<R> {
     sha: Option<Sha256>,
     n: u64,
     read_error: Option<String>,
-    progress: Progress,
+    progress: Task,
+    started: std::time::Instant,
 }
 
 impl<R: Read> Read for Counting<R> {
@@ -327,7 +328,17 @@ fn stream(
             sha: ids.is_none().then(Sha256::new),
             n: 0,
             read_error: None,
-            progress: Progress::new(&m.id, m.archive_size),
+            progress: {
+                tracing::info!(
+                    "fetching {}: {}",
+                    m.id,
+                    vigil_core::units::human_bytes(m.archive_size)
+                );
+                let t = Board::new().task(&m.id, Some(m.archive_size));
+                t.stage("fetch");
+                t
+            },
+            started: std::time::Instant::now(),
         },
     );
     // Four stages on their own threads, so that decryption, decompression,
@@ -422,7 +433,13 @@ fn stream(
     // of an unencrypted copy) covers the whole copy.
     let drained = io::copy(&mut raw, &mut io::sink());
     let counting = raw.into_inner();
-    counting.progress.finish();
+    counting.progress.finish("fetched");
+    tracing::info!(
+        "fetched {}: {} in {:.1}s",
+        m.id,
+        vigil_core::units::human_bytes(counting.n),
+        counting.started.elapsed().as_secs_f64()
+    );
     let size = counting.n;
     let sha = counting.sha.map(|h| hex::encode(h.finalize()));
     let raw_problem = if let Some(e) = counting

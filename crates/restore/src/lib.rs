@@ -21,7 +21,6 @@ pub mod guard;
 pub mod identity;
 pub mod list;
 pub mod pitr;
-mod progress;
 pub mod proof;
 pub mod rke2;
 mod scratch;

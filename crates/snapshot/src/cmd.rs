@@ -482,7 +482,15 @@ async fn cmd_scrub(
     // Shared: a prune on this host waits until the scrub is done.
     let _archives = ArchivesLock::for_reading(&cfg.state.dir);
     let wanted = |n: &str| only.as_deref().is_none_or(|o| o == n);
-    let results = scrub::stores(&sc.dir, &cfg.state.dir, &sinks, wanted, sample).await;
+    let results = scrub::stores(
+        &sc.dir,
+        &cfg.state.dir,
+        &sinks,
+        wanted,
+        sample,
+        &vigil_core::progress::Board::new(),
+    )
+    .await;
     let run_id = vigil_core::rfc3339(vigil_core::now());
     let mut ok = true;
     for r in &results {

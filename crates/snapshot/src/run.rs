@@ -86,12 +86,17 @@ impl RunError {
 #[derive(Debug, Clone, Default)]
 pub struct Deps<C: Cluster = Live> {
     pub etcd: C,
+    /// One bar per member on a terminal, log lines otherwise.
+    pub progress: vigil_core::progress::Board,
 }
 
 impl Deps<Live> {
     /// The cluster of the config, over gRPC.
     pub fn live() -> Self {
-        Deps { etcd: Live }
+        Deps {
+            etcd: Live,
+            progress: vigil_core::progress::Board::new(),
+        }
     }
 }
 
@@ -118,6 +123,7 @@ struct Ctx<C: Cluster> {
     deferred: Mutex<HashMap<String, Vec<String>>>,
     /// The restore proofs of this run (issue 19).
     proofs: Arc<crate::prove::Proofs>,
+    progress: vigil_core::progress::Board,
 }
 
 /// Runs the whole job. Per-member failures are in the report, not in `Err`.
@@ -177,6 +183,7 @@ pub async fn run<C: Cluster>(cfg: &Config, deps: Deps<C>) -> Result<RunReport, R
         bounds: crate::gentle::Bounds::from_config(sc),
         deferred: Default::default(),
         proofs: proofs.clone(),
+        progress: deps.progress,
     });
 
     let (mut members, clients) = all_members(&ctx, cfg, sc).await;

@@ -25,11 +25,12 @@ pub async fn stores(
     sinks: &[Arc<Sink>],
     wanted: impl Fn(&str) -> bool,
     sample: Option<usize>,
+    progress: &vigil_core::progress::Board,
 ) -> Vec<Scrubbed> {
     let mut results = Vec::new();
     if wanted("local") {
         let before = local_names(root);
-        let (n, mut errors) = ship::scrub_local(root, state, sample);
+        let (n, mut errors) = ship::scrub_local(root, state, sample, progress);
         if !errors.is_empty() {
             errors = drop_pruned("local", errors, &before, &local_names(root));
         }
@@ -42,7 +43,7 @@ pub async fn stores(
     }
     for s in sinks.iter().filter(|s| wanted(s.name())) {
         let before = sink_names(s).await;
-        let (n, mut errors) = ship::scrub_sink(s, state, sample).await;
+        let (n, mut errors) = ship::scrub_sink(s, state, sample, progress).await;
         if !errors.is_empty() {
             errors = drop_pruned(s.name(), errors, &before, &sink_names(s).await);
         }

@@ -8,6 +8,7 @@ use vigil_archive::local;
 use vigil_archive::sink::{Sink, SinkEntry, SinkError};
 use vigil_core::config::Config;
 use vigil_core::corrupt::{self, BadCopy, Ledger};
+use vigil_core::progress::Board;
 use vigil_core::retention::{self, Candidate, Rule, Verdict};
 
 /// What retention did (or, dry, would do) with one copy, and why.
@@ -330,6 +331,7 @@ pub async fn scrub_sink(
     sink: &Sink,
     state_dir: &Path,
     sample: Option<usize>,
+    progress: &Board,
 ) -> (usize, Vec<Problem>) {
     let mut errors = Vec::new();
     let entries = match sink.list().await {
@@ -342,7 +344,13 @@ pub async fn scrub_sink(
         chosen.truncate(n);
     }
     let (mut good, mut bad) = (Vec::new(), Vec::new());
-    for e in &chosen {
+    let task = progress.task(
+        sink.name(),
+        Some(chosen.iter().filter_map(|e| e.archive_size).sum()),
+    );
+    for (i, e) in chosen.iter().enumerate() {
+        task.stage(&format!("{}/{}", i + 1, chosen.len()));
+        let _done = task.counts_when_done(e.archive_size.unwrap_or(0));
         if e.archive_size.is_none() {
             errors.push(Problem::of(
                 &e.manifest.archive,
@@ -374,6 +382,7 @@ pub async fn scrub_sink(
             Err(err) => errors.push(Problem::of(&e.manifest.archive, err.to_string())),
         }
     }
+    task.finish(if errors.is_empty() { "ok" } else { "PROBLEMS" });
     let present = entries.iter().map(|e| e.manifest.archive.clone()).collect();
     record_scrub(state_dir, sink.name(), &good, bad, &present, &mut errors);
     (chosen.len(), errors)
@@ -381,7 +390,12 @@ pub async fn scrub_sink(
 
 /// Scrubs the local copies: size and sha256 against each manifest. Copies
 /// that do not match go into the corrupt-copy ledger of `state_dir`.
-pub fn scrub_local(root: &Path, state_dir: &Path, sample: Option<usize>) -> (usize, Vec<Problem>) {
+pub fn scrub_local(
+    root: &Path,
+    state_dir: &Path,
+    sample: Option<usize>,
+    progress: &Board,
+) -> (usize, Vec<Problem>) {
     let all = local::list_all(root);
     let present = all.iter().map(|s| s.manifest.archive.clone()).collect();
     let mut chosen: Vec<&local::LocalArchive> = all.iter().collect();
@@ -391,7 +405,13 @@ pub fn scrub_local(root: &Path, state_dir: &Path, sample: Option<usize>) -> (usi
     }
     let mut errors = Vec::new();
     let (mut good, mut bad) = (Vec::new(), Vec::new());
-    for s in &chosen {
+    let task = progress.task(
+        corrupt::LOCAL,
+        Some(chosen.iter().map(|s| s.manifest.archive_size).sum()),
+    );
+    for (i, s) in chosen.iter().enumerate() {
+        task.stage(&format!("{}/{}", i + 1, chosen.len()));
+        let _done = task.counts_when_done(s.manifest.archive_size);
         match vigil_archive::sha256_file(&s.archive_path) {
             Ok((n, sha)) if n == s.manifest.archive_size && sha == s.manifest.archive_sha256 => {
                 good.push(s.manifest.archive.clone())
@@ -418,6 +438,7 @@ pub fn scrub_local(root: &Path, state_dir: &Path, sample: Option<usize>) -> (usi
             Err(e) => errors.push(Problem::of(&s.manifest.archive, format!("local: {e}"))),
         }
     }
+    task.finish(if errors.is_empty() { "ok" } else { "PROBLEMS" });
     record_scrub(state_dir, corrupt::LOCAL, &good, bad, &present, &mut errors);
     (chosen.len(), errors)
 }

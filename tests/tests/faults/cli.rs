@@ -66,6 +66,8 @@ fn printing_commands_stop_quietly_when_the_reader_goes_away() {
         ("vigil-notify", &["silence", "list"]),
         ("vigil-notify", &["check-config"]),
         ("vigil-journal", &["check-config"]),
+        ("vigil", &["status"]),
+        ("vigil", &["status", "--json"]),
         ("vigil-snapshot", &["--help"]),
     ];
     let mut bad = Vec::new();

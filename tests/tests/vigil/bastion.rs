@@ -320,6 +320,7 @@ fn man_pages_and_completions_come_from_the_binaries() {
         "vigil-notify",
         "vigil-journal",
         "vigild",
+        "vigil",
     ] {
         let out = Command::new(bin(b))
             .arg("__generate")

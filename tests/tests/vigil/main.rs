@@ -9,3 +9,4 @@ mod installed;
 mod revision_seen;
 mod sinks;
 mod snapshot;
+mod status;

@@ -103,6 +103,8 @@ struct Deadline<'a> {
     at: tokio::time::Instant,
     limit: Duration,
     member: &'a MemberConfig,
+    /// The member's bar: each stage shows on it.
+    progress: vigil_core::progress::Task,
 }
 
 impl Deadline<'_> {
@@ -112,6 +114,7 @@ impl Deadline<'_> {
         stage: Stage,
         f: impl Future<Output = Result<T, MemberError>>,
     ) -> Result<T, MemberError> {
+        self.progress.stage(&stage.to_string());
         match tokio::time::timeout_at(self.at, f).await {
             Ok(r) => r,
             Err(_) => Err(MemberError::Timeout {
@@ -133,6 +136,8 @@ pub(super) async fn member<C: Cluster>(
     limit: Duration,
 ) -> (MemberReport, Option<C::Member>) {
     // Waiting for a turn is not the member's own time: snapshot.timeout starts after.
+    let progress = ctx.progress.task(&m.name, None);
+    progress.stage("turn");
     let mut turn = ctx.bounds.turn();
     turn.take(&m.name).await;
     let t0 = Instant::now();
@@ -140,8 +145,12 @@ pub(super) async fn member<C: Cluster>(
         at: tokio::time::Instant::now() + limit,
         limit,
         member: &m,
+        progress,
     };
     let (r, client) = pipeline(&ctx, &m, &deadline, turn).await;
+    deadline
+        .progress
+        .finish(if r.is_ok() { "done" } else { "FAILED" });
     let ms = t0.elapsed().as_millis() as u64;
     let mut rep = match r {
         Ok(a) => archived(&m, a, ms),
@@ -421,6 +430,7 @@ async fn store<C: Cluster>(
         before,
     } = ready;
 
+    deadline.progress.set_total(st.db_size.max(0) as u64);
     let created = now();
     let t0 = Instant::now();
     let final_path =
@@ -433,8 +443,14 @@ async fn store<C: Cluster>(
             let writer = tokio::task::spawn_blocking(move || {
                 stream::write_archive(rx, &fp, &opts, sink_txs, tee)
             });
-            let streamed =
-                stream::stream_into(client, ctx.stall_timeout, ctx.bounds.rate, &tx).await;
+            let streamed = stream::stream_into(
+                client,
+                ctx.stall_timeout,
+                ctx.bounds.rate,
+                &tx,
+                &deadline.progress,
+            )
+            .await;
             // What the member pays for ends with its stream: the next one may start.
             turn.give_back();
             if streamed.is_ok() {

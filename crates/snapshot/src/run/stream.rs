@@ -85,6 +85,7 @@ pub(super) async fn stream_into<M: Member>(
     stall: Duration,
     rate: Option<u64>,
     tx: &mpsc::Sender<Msg>,
+    progress: &vigil_core::progress::Task,
 ) -> Result<(), StreamError> {
     let stalled = |what: &'static str| StreamError::Stalled {
         member: client.name().to_string(),
@@ -105,7 +106,6 @@ pub(super) async fn stream_into<M: Member>(
     };
     let mut total = 0u64;
     let t0 = Instant::now();
-    let mut last_log = Instant::now();
     loop {
         let blob = match tokio::time::timeout(stall, stream.next_blob()).await {
             Ok(Ok(Some(b))) => b,
@@ -121,17 +121,13 @@ pub(super) async fn stream_into<M: Member>(
             Err(_) => return Err(stalled("data")),
         };
         total += blob.len() as u64;
+        progress.inc(blob.len() as u64);
         if tx.send(Msg::Chunk(blob)).await.is_err() {
             // The writer stopped; its own error says why.
             return Ok(());
         }
         if let Some(rate) = rate {
             tokio::time::sleep(crate::gentle::pace(total, rate, t0.elapsed())).await;
-        }
-        if last_log.elapsed() >= Duration::from_secs(10) {
-            last_log = Instant::now();
-            let rate = total as f64 / t0.elapsed().as_secs_f64().max(0.001);
-            tracing::info!(member = %client.name(), "streamed {} ({}/s)", vigil_core::units::human_bytes(total), vigil_core::units::human_bytes(rate as u64));
         }
     }
     Ok(())

@@ -218,6 +218,7 @@ async fn run_with(cfg: &Config, cluster: FakeCluster) -> (RunReport, Vec<String>
         cfg,
         Deps {
             etcd: Shared(cluster.clone()),
+            progress: vigil_core::progress::Board::logs(),
         },
     )
     .await
@@ -458,6 +459,7 @@ async fn a_run_that_finds_another_running_is_refused_with_exit_1() {
         &cfg,
         Deps {
             etcd: Shared(cluster.clone()),
+            progress: vigil_core::progress::Board::logs(),
         },
     )
     .await
