@@ -101,6 +101,7 @@ fn status_from_state_alone_through_a_dead_member_stale_archives_and_a_dead_clust
 
     // cp-3 dies: its archive is still fresh (warning), its alert fires.
     cluster.kill(2);
+    let last_run = std::time::Instant::now();
     let out = vigil("vigil-snapshot", &cfg, &["run", "--json"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let (code, v, human) = status(&cfg);
@@ -139,9 +140,10 @@ fn status_from_state_alone_through_a_dead_member_stale_archives_and_a_dead_clust
 
     // Archives older than [health.freshness] max_age: critical, named.
     cb.extra
-        .push_str("\n[health.freshness]\nmax_age = \"1s\"\n");
+        .push_str("\n[health.freshness]\nmax_age = \"1m\"\n");
     let stale = cb.write("stale.toml");
-    std::thread::sleep(std::time::Duration::from_secs(2));
+    // 1m is the smallest max_age vigil takes: wait until the archives are older.
+    std::thread::sleep(std::time::Duration::from_secs(62).saturating_sub(last_run.elapsed()));
     let (code, v, _) = status(&stale);
     assert_eq!(code, 2, "{v:#}");
     let m = row(&v, "members", "member", "cp-1");
