@@ -109,7 +109,26 @@ pub fn query(units: &[String]) -> Result<Vec<Timer>, String> {
 /// `@1733220000` (systemctl's `--timestamp=unix`) as RFC 3339; `n/a`, empty
 /// and 0 are none.
 fn unix_time(v: &str) -> Option<String> {
-    let secs: i64 = v.trim().strip_prefix('@')?.parse().ok()?;
+    let v = v.trim();
+    let secs: i64 = if let Some(s) = v.strip_prefix('@') {
+        s.parse().ok()?
+    } else if let Ok(us) = v.parse::<i64>() {
+        // Some properties come as plain microseconds.
+        us / 1_000_000
+    } else {
+        // The "pretty" form, where --timestamp does not apply: `Thu 2026-12-03 20:00:00 UTC`.
+        let mut w = v.split_whitespace();
+        let (_day, date, clock, zone) = (w.next()?, w.next()?, w.next()?, w.next()?);
+        if zone != "UTC" {
+            return None;
+        }
+        let fmt =
+            time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+        time::PrimitiveDateTime::parse(&format!("{date} {clock}"), &fmt)
+            .ok()?
+            .assume_utc()
+            .unix_timestamp()
+    };
     (secs > 0)
         .then(|| time::OffsetDateTime::from_unix_timestamp(secs).ok())
         .flatten()
@@ -176,6 +195,9 @@ mod tests {
         assert_eq!(t[2].level(), Level::Warning);
         assert_eq!(t[3].enabled, "not-found");
         assert_eq!(t[3].level(), Level::Ok);
+        let pretty = parse_show("Id=vigil-health.timer\nActiveState=active\nUnitFileState=enabled\nLastTriggerUSec=Tue 2024-12-03 10:00:00 UTC\nNextElapseUSecRealtime=1733241600000000\n");
+        assert_eq!(pretty[0].last.as_deref(), Some("2024-12-03T10:00:00.000Z"));
+        assert_eq!(pretty[0].next.as_deref(), Some("2024-12-03T16:00:00.000Z"));
     }
 
     #[test]
