@@ -110,16 +110,7 @@ impl Task {
             return;
         }
         // Off a terminal a new stage is a line too, as often as progress.
-        let line = self.with(|i| {
-            i.stage = stage.to_string();
-            (i.last_log.elapsed() >= LOG_EVERY).then(|| {
-                i.last_log = Instant::now();
-                i.line()
-            })
-        });
-        if let Some(l) = line {
-            tracing::info!("{l}");
-        }
+        self.update_and_log(|i| i.stage = stage.to_string());
     }
 
     /// The byte count once it is known (a member's database size).
@@ -137,8 +128,14 @@ impl Task {
             self.with(|i| i.done += n);
             return;
         }
+        self.update_and_log(|i| i.done += n);
+    }
+
+    /// Off a terminal: applies `f`, then logs the task's line if
+    /// [`LOG_EVERY`] has passed since the last one.
+    fn update_and_log(&self, f: impl FnOnce(&mut Inner)) {
         let line = self.with(|i| {
-            i.done += n;
+            f(i);
             (i.last_log.elapsed() >= LOG_EVERY).then(|| {
                 i.last_log = Instant::now();
                 i.line()

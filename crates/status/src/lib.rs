@@ -313,8 +313,9 @@ pub fn cluster(
         timers,
         timers_note,
     };
-    c.problems = problems(&c);
-    c.level = c.problems_level();
+    let parts = c.parts();
+    c.level = parts.iter().map(|(l, _)| *l).max().unwrap_or(Level::Ok);
+    c.problems = problems(parts);
     c
 }
 
@@ -347,22 +348,11 @@ impl ClusterStatus {
         }
         out
     }
-
-    fn problems_level(&self) -> Level {
-        self.parts()
-            .into_iter()
-            .map(|(l, _)| l)
-            .max()
-            .unwrap_or(Level::Ok)
-    }
 }
 
-fn problems(c: &ClusterStatus) -> Vec<String> {
-    let mut p: Vec<(Level, String)> = c
-        .parts()
-        .into_iter()
-        .filter(|(l, _)| *l > Level::Ok)
-        .collect();
+/// The parts that are not OK, worst first.
+fn problems(parts: Vec<(Level, String)>) -> Vec<String> {
+    let mut p: Vec<(Level, String)> = parts.into_iter().filter(|(l, _)| *l > Level::Ok).collect();
     p.sort_by_key(|x| std::cmp::Reverse(x.0));
     p.into_iter()
         .map(|(l, s)| format!("{}: {s}", l.as_str()))

@@ -192,21 +192,16 @@ fn describe(e: &reqwest::Error, timeout: Duration) -> String {
     if e.is_timeout() {
         return format!("no answer within {timeout:?}");
     }
-    let mut msg = String::from(if e.is_connect() {
+    let kind = if e.is_connect() {
         "cannot connect"
     } else {
         "request failed"
-    });
-    let mut src = std::error::Error::source(e);
-    while let Some(s) = src {
-        let t = s.to_string();
-        if !msg.contains(&t) {
-            msg.push_str(": ");
-            msg.push_str(&t);
-        }
-        src = s.source();
+    };
+    // The causes only: the error's own text names the URL.
+    match std::error::Error::source(e) {
+        Some(cause) => format!("{kind}: {}", crate::error_chain(cause)),
+        None => kind.to_string(),
     }
-    msg
 }
 
 #[cfg(test)]
