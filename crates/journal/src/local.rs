@@ -42,14 +42,10 @@ impl LocalJournal {
             if !format::is_manifest(&name) {
                 continue;
             }
-            let path = ent.path();
-            let bytes = std::fs::read(&path).map_err(|e| FsError::new("reading", &path, e))?;
-            let m: SegmentManifest =
-                serde_json::from_slice(&bytes).map_err(|e| JournalError::Manifest {
-                    path: path.clone(),
-                    message: e.to_string(),
-                })?;
-            out.push(m);
+            let segment = name.strip_suffix(format::MANIFEST_SUFFIX).unwrap_or(&name);
+            if let Some((m, _)) = self.read_manifest(segment)? {
+                out.push(m);
+            }
         }
         out.sort_by_key(|m| m.first_revision);
         Ok(out)
@@ -78,9 +74,30 @@ impl LocalJournal {
         removed
     }
 
+    /// A segment's manifest, parsed and as stored; `None` when it is gone.
+    pub fn read_manifest(
+        &self,
+        segment: &str,
+    ) -> Result<Option<(SegmentManifest, Vec<u8>)>, JournalError> {
+        let path = self
+            .dir
+            .join(format!("{segment}{}", format::MANIFEST_SUFFIX));
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(FsError::new("reading", &path, e).into()),
+        };
+        let m = serde_json::from_slice(&bytes).map_err(|e| JournalError::Manifest {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        Ok(Some((m, bytes)))
+    }
+
     /// Removes a segment: the manifest first, so nothing points at a missing file.
-    pub fn delete(&self, m: &SegmentManifest) -> Result<(), JournalError> {
-        for p in [self.dir.join(m.manifest_name()), self.dir.join(&m.segment)] {
+    pub fn delete_segment(&self, segment: &str) -> Result<(), JournalError> {
+        let manifest = format!("{segment}{}", format::MANIFEST_SUFFIX);
+        for p in [self.dir.join(manifest), self.dir.join(segment)] {
             match std::fs::remove_file(&p) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

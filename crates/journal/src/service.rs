@@ -6,6 +6,7 @@
 use crate::format::{Gap, SegmentManifest};
 use crate::local::LocalJournal;
 use crate::segment::{Meta, OpenSegment};
+use crate::ship::{Kept, Shipper};
 use crate::watch::{Message, Watch};
 use crate::JournalError;
 use std::path::PathBuf;
@@ -71,7 +72,10 @@ pub struct Journal {
     bytes_total: u64,
     segments_total: u64,
     snapshotting: Arc<std::sync::atomic::AtomicBool>,
-    ship_now: Arc<tokio::sync::Notify>,
+    /// Each closed segment, to the shipper.
+    closed: tokio::sync::mpsc::UnboundedSender<Kept>,
+    /// The shipper's end, with the chain found at start (taken by `run`).
+    shipper_seed: Option<(tokio::sync::mpsc::UnboundedReceiver<Kept>, Vec<Kept>)>,
     /// Called from every refresh (about every 15 s, following or idle): the
     /// binary pings systemd's watchdog from it.
     alive: Option<Box<dyn Fn() + Send + Sync>>,
@@ -129,6 +133,8 @@ impl Journal {
             );
         }
         let last_gap = chain.iter().rev().find_map(|m| m.gap);
+        let (closed, closed_rx) = tokio::sync::mpsc::unbounded_channel();
+        let seed = chain.iter().map(Kept::of).collect();
         Ok(Journal {
             next: chain.last().map(|m| m.last_revision + 1).unwrap_or(0),
             tail: chain.last().cloned(),
@@ -146,7 +152,8 @@ impl Journal {
             bytes_total: 0,
             segments_total: 0,
             snapshotting: Arc::default(),
-            ship_now: Arc::default(),
+            closed,
+            shipper_seed: Some((closed_rx, seed)),
             alive: None,
         })
     }
@@ -203,12 +210,14 @@ impl Journal {
         // Told to stop only after the open segment is closed, so its last
         // pass ships that one too.
         let (ship_stop, ship_stopped) = signal::channel(false);
+        let (closed_rx, seed) = self.shipper_seed.take().ok_or_else(|| {
+            JournalError::Config("the journal service runs once per process".into())
+        })?;
         let shipper = tokio::spawn(ship_loop(
             cfg.clone(),
-            self.local.clone(),
-            sinks,
+            Shipper::new(self.local.clone(), sinks, seed),
             self.view.clone(),
-            self.ship_now.clone(),
+            closed_rx,
             ship_stopped,
         ));
         let mut ready = Some(ready);
@@ -498,8 +507,8 @@ impl Journal {
         );
         self.bytes_total += m.size;
         self.segments_total += 1;
+        let _ = self.closed.send(Kept::of(&m));
         self.tail = Some(m);
-        self.ship_now.notify_one();
         Ok(())
     }
 
@@ -871,15 +880,17 @@ async fn poll(
 
 async fn ship_loop(
     cfg: Arc<Config>,
-    local: LocalJournal,
-    sinks: Vec<vigil_archive::sink::Sink>,
+    mut shipper: Shipper,
     view: Arc<Mutex<View>>,
-    now: Arc<tokio::sync::Notify>,
+    mut closed: tokio::sync::mpsc::UnboundedReceiver<Kept>,
     mut stop: signal::Receiver<bool>,
 ) {
     loop {
         let stopping = *stop.borrow();
-        let rep = crate::ship::pass(&cfg, &local, &sinks).await;
+        while let Ok(k) = closed.try_recv() {
+            shipper.add(k);
+        }
+        let rep = shipper.pass(&cfg).await;
         if rep.shipped > 0 || rep.pruned_local > 0 || rep.pruned_sinks > 0 {
             tracing::debug!(
                 "journal: shipped {} segment(s), pruned {} local and {} in sinks",
@@ -903,7 +914,7 @@ async fn ship_loop(
             return;
         }
         tokio::select! {
-            _ = now.notified() => {}
+            Some(k) = closed.recv() => shipper.add(k),
             _ = tokio::time::sleep(REFRESH) => {}
             _ = stop.changed() => {}
         }
