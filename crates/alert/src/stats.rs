@@ -3,10 +3,12 @@
 //! channel, alerts by state.
 
 use crate::store::Store;
+use bytes::Bytes;
+use http_body_util::Full;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::sync::watch;
 use vigil_core::metrics::{self, Metrics};
 
@@ -144,8 +146,8 @@ pub fn render(state_dir: &Path, cluster: &str, channels: &[String]) -> String {
     m.render()
 }
 
-/// Serves `GET /metrics` on `listener` until `stop` turns true. Plain
-/// HTTP/1.1, one response per connection: all a Prometheus scrape needs.
+/// Serves `GET /metrics` until `stop`, with hyper (HTTP/1.1, one request
+/// per connection, the request head within 5 s, the whole exchange within 30 s).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state_dir: PathBuf,
@@ -153,63 +155,99 @@ pub async fn serve(
     channels: Vec<String>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let ctx = Arc::new((state_dir, cluster, channels));
     loop {
         let conn = tokio::select! {
             c = listener.accept() => c,
             _ = stop.changed() => return,
         };
-        let Ok((mut sock, _)) = conn else { continue };
-        let (state_dir, cluster, channels) = (state_dir.clone(), cluster.clone(), channels.clone());
+        let Ok((sock, _)) = conn else { continue };
+        let ctx = ctx.clone();
         tokio::spawn(async move {
-            let mut buf = vec![0u8; 4096];
-            let mut n = 0;
-            // Read the request head (bounded in size and time).
-            let read = tokio::time::timeout(std::time::Duration::from_secs(5), async {
-                while n < buf.len() {
-                    match sock.read(&mut buf[n..]).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(k) => n += k,
-                    }
-                    if buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
-                        break;
-                    }
-                }
-            })
-            .await;
-            if read.is_err() {
-                return;
-            }
-            let head = String::from_utf8_lossy(&buf[..n]);
-            let mut parts = head.split_whitespace();
-            let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-            let (status, ctype, body) = if method != "GET" && method != "HEAD" {
-                (
-                    "405 Method Not Allowed",
-                    "text/plain",
-                    "only GET\n".to_string(),
-                )
-            } else if path == "/metrics" || path.starts_with("/metrics?") {
-                let body =
-                    tokio::task::spawn_blocking(move || render(&state_dir, &cluster, &channels))
-                        .await
-                        .unwrap_or_default();
-                ("200 OK", "text/plain; version=0.0.4; charset=utf-8", body)
-            } else {
-                (
-                    "404 Not Found",
-                    "text/plain",
-                    "vigil-notify serves /metrics\n".to_string(),
-                )
-            };
-            let mut resp = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            if method != "HEAD" {
-                resp.push_str(&body);
-            }
-            let _ = sock.write_all(resp.as_bytes()).await;
-            let _ = sock.shutdown().await;
+            let svc = hyper::service::service_fn(move |req| respond(req, ctx.clone()));
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(5))
+                .keep_alive(false)
+                .serve_connection(hyper_util::rt::TokioIo::new(sock), svc);
+            let _ = tokio::time::timeout(Duration::from_secs(30), conn).await;
         });
+    }
+}
+
+type Ctx = Arc<(PathBuf, String, Vec<String>)>;
+
+async fn respond(
+    req: hyper::Request<hyper::body::Incoming>,
+    ctx: Ctx,
+) -> Result<hyper::Response<Full<Bytes>>, std::convert::Infallible> {
+    use hyper::{header, Method, Response, StatusCode};
+    let plain = |status: StatusCode, body: &'static str| {
+        let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+        *r.status_mut() = status;
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("text/plain"),
+        );
+        r
+    };
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "only GET\n");
+        r.headers_mut()
+            .insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
+        return Ok(r);
+    }
+    if req.uri().path() != "/metrics" {
+        return Ok(plain(
+            StatusCode::NOT_FOUND,
+            "vigil-notify serves /metrics\n",
+        ));
+    }
+    let body = tokio::task::spawn_blocking(move || render(&ctx.0, &ctx.1, &ctx.2))
+        .await
+        .unwrap_or_default();
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn serves_metrics_and_refuses_the_rest() {
+        let d = tempfile::tempdir().unwrap();
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", l.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let srv = tokio::spawn(super::serve(
+            l,
+            d.path().to_path_buf(),
+            "prod".into(),
+            vec!["ops".into()],
+            rx,
+        ));
+        let c = reqwest::Client::new();
+        let r = c.get(format!("{base}/metrics")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert!(r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4"));
+        let body = r.text().await.unwrap();
+        assert!(body.contains("vigil_build_info{cluster=\"prod\""), "{body}");
+        assert!(body.contains("channel=\"ops\""), "{body}");
+        let r = c.head(format!("{base}/metrics")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert!(r.text().await.unwrap().is_empty());
+        let r = c.post(format!("{base}/metrics")).send().await.unwrap();
+        assert_eq!(r.status(), 405);
+        assert_eq!(r.headers()["allow"], "GET, HEAD");
+        let r = c.get(format!("{base}/")).send().await.unwrap();
+        assert_eq!(r.status(), 404);
+        tx.send(true).unwrap();
+        srv.await.unwrap();
     }
 }

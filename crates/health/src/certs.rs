@@ -27,98 +27,24 @@ pub struct CertInfo {
     pub not_after: i64,
 }
 
-// ---- a minimal DER reader: just enough of X.509 for validity and subject CN ----
-
-fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (&tag, rest) = input.split_first()?;
-    let (&first, rest) = rest.split_first()?;
-    let (len, rest) = if first < 0x80 {
-        (first as usize, rest)
-    } else {
-        let n = (first & 0x7f) as usize;
-        if n == 0 || n > 4 || rest.len() < n {
-            return None;
-        }
-        let len = rest[..n].iter().fold(0usize, |a, b| (a << 8) | *b as usize);
-        (len, &rest[n..])
-    };
-    if rest.len() < len {
-        return None;
-    }
-    Some((tag, &rest[..len], &rest[len..]))
-}
-
-fn der_time(tag: u8, v: &[u8]) -> Option<i64> {
-    let s = std::str::from_utf8(v).ok()?;
-    let s = s.strip_suffix('Z')?;
-    let (year, rest) = match tag {
-        0x17 => {
-            // UTCTime: YYMMDDHHMM[SS]; 50..99 are 19xx (RFC 5280).
-            let yy: i32 = s.get(0..2)?.parse().ok()?;
-            (if yy >= 50 { 1900 + yy } else { 2000 + yy }, s.get(2..)?)
-        }
-        0x18 => (s.get(0..4)?.parse().ok()?, s.get(4..)?),
-        _ => return None,
-    };
-    let num = |r: std::ops::Range<usize>| rest.get(r).and_then(|x| x.parse::<u8>().ok());
-    let month = time::Month::try_from(num(0..2)?).ok()?;
-    let date = time::Date::from_calendar_date(year, month, num(2..4)?).ok()?;
-    let secs = if rest.len() >= 10 { num(8..10)? } else { 0 };
-    let t = time::Time::from_hms(num(4..6)?, num(6..8)?, secs).ok()?;
-    Some(
-        time::PrimitiveDateTime::new(date, t)
-            .assume_utc()
-            .unix_timestamp(),
-    )
-}
-
-/// Reads notAfter and the subject CN from a DER certificate.
-pub fn parse_der(der: &[u8]) -> Option<CertInfo> {
-    let (0x30, cert, _) = tlv(der)? else {
-        return None;
-    };
-    let (0x30, tbs, _) = tlv(cert)? else {
-        return None;
-    };
-    let mut rest = tbs;
-    let (tag, _, r) = tlv(rest)?;
-    if tag == 0xa0 {
-        rest = r; // explicit version
-    }
-    let (_serial, _, r) = tlv(rest)?;
-    let (_sigalg, _, r) = tlv(r)?;
-    let (_issuer, _, r) = tlv(r)?;
-    let (0x30, validity, r) = tlv(r)? else {
-        return None;
-    };
-    let (t1, _nb, vr) = tlv(validity)?;
-    let _ = t1;
-    let (t2, na, _) = tlv(vr)?;
-    let not_after = der_time(t2, na)?;
-    let subject_cn = tlv(r).and_then(|(tag, subject, _)| {
-        if tag != 0x30 {
-            return None;
-        }
-        let mut rdns = subject;
-        while let Some((_set, set, next)) = tlv(rdns) {
-            rdns = next;
-            let mut atvs = set;
-            while let Some((_seq, atv, n2)) = tlv(atvs) {
-                atvs = n2;
-                if let Some((0x06, oid, v)) = tlv(atv) {
-                    if oid == [0x55, 0x04, 0x03] {
-                        if let Some((_, val, _)) = tlv(v) {
-                            return Some(String::from_utf8_lossy(val).into_owned());
-                        }
-                    }
-                }
-            }
-        }
-        None
-    });
-    Some(CertInfo {
+/// Reads notAfter and the subject CN from a DER certificate, or says why
+/// it is not one. Parsed by RustCrypto's `x509-cert` in its lenient `Raw`
+/// profile (its `hazmat` feature): an expiry check must read certificates that a stricter RFC 5280
+/// reading would refuse (e.g. a negative serial from an old CA).
+pub fn parse_der(der: &[u8]) -> Result<CertInfo, String> {
+    use x509_cert::certificate::{CertificateInner, Raw};
+    use x509_cert::der::Decode;
+    let cert = CertificateInner::<Raw>::from_der(der).map_err(|e| e.to_string())?;
+    let tbs = cert.tbs_certificate();
+    let not_after = tbs.validity().not_after.to_unix_duration().as_secs();
+    let subject_cn = tbs
+        .subject()
+        .common_name()
+        .map_err(|e| format!("subject CN: {e}"))?
+        .map(|cn| cn.value().into_owned());
+    Ok(CertInfo {
         subject_cn,
-        not_after,
+        not_after: i64::try_from(not_after).map_err(|_| "notAfter out of range".to_string())?,
     })
 }
 
@@ -136,8 +62,11 @@ pub enum CertError {
         path: std::path::PathBuf,
         message: String,
     },
-    #[error("{}: a certificate that is not valid X.509 DER", path.display())]
-    Der { path: std::path::PathBuf },
+    #[error("{}: a certificate that is not valid X.509 DER: {message}", path.display())]
+    Der {
+        path: std::path::PathBuf,
+        message: String,
+    },
     #[error("TLS setup: {0}")]
     Setup(#[source] rustls::Error),
     #[error("{host:?} is not a host name: {source}")]
@@ -159,8 +88,8 @@ pub enum CertError {
     NoCertificate { target: String },
     #[error("no TLS handshake with {target} within {}", fmt_dur(*within))]
     Timeout { target: String, within: Duration },
-    #[error("{target} presented a certificate that is not valid X.509")]
-    BadCertificate { target: String },
+    #[error("{target} presented a certificate that is not valid X.509: {message}")]
+    BadCertificate { target: String, message: String },
 }
 
 /// Every certificate in a PEM file.
@@ -175,8 +104,9 @@ pub fn read_pem(path: &Path) -> Result<Vec<CertInfo>, CertError> {
             path: path.to_path_buf(),
             message: format!("{e:?}"),
         })?;
-        out.push(parse_der(&c).ok_or_else(|| CertError::Der {
+        out.push(parse_der(&c).map_err(|message| CertError::Der {
             path: path.to_path_buf(),
+            message,
         })?);
     }
     Ok(out)
@@ -282,8 +212,9 @@ pub async fn probe(host: &str, port: u16, timeout: Duration) -> Result<Vec<CertI
     chain
         .iter()
         .map(|c| {
-            parse_der(c).ok_or_else(|| CertError::BadCertificate {
+            parse_der(c).map_err(|message| CertError::BadCertificate {
                 target: target.clone(),
+                message,
             })
         })
         .collect()
@@ -508,12 +439,21 @@ mod tests {
     use crate::Status;
 
     #[test]
-    fn der_times() {
-        assert_eq!(der_time(0x17, b"700101000000Z"), Some(0));
-        assert_eq!(der_time(0x17, b"491231235959Z"), Some(2524607999));
-        assert_eq!(der_time(0x18, b"20380119031408Z"), Some(2147483648));
-        assert_eq!(der_time(0x17, b"700101000000"), None);
-        assert_eq!(der_time(0x13, b"700101000000Z"), None);
+    fn not_a_certificate_is_named() {
+        let e = parse_der(b"\x30\x03\x02\x01\x01").unwrap_err();
+        assert!(!e.is_empty());
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("bad.pem");
+        std::fs::write(
+            &p,
+            "-----BEGIN CERTIFICATE-----\nMAMCAQE=\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let msg = read_pem(&p).unwrap_err().to_string();
+        assert!(
+            msg.contains("bad.pem") && msg.contains("not valid X.509 DER"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -550,6 +490,36 @@ mod tests {
         assert!((3 * 86400 - 120..=3 * 86400 + 5).contains(&left), "{left}");
         // The key file has no certificate.
         assert!(read_pem(&dir.path().join("k.pem")).unwrap().is_empty());
+        // Past 2049 notAfter is a GeneralizedTime, not a UTCTime (RFC 5280).
+        let o = std::process::Command::new("openssl")
+            .current_dir(dir.path())
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                "k2.pem",
+                "-out",
+                "c2.pem",
+                "-days",
+                "10000",
+                "-subj",
+                "/O=vigil",
+            ])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let certs = read_pem(&dir.path().join("c2.pem")).unwrap();
+        assert_eq!(certs[0].subject_cn, None);
+        let left = certs[0].not_after - vigil_core::now().unix_timestamp();
+        assert!(
+            (10000 * 86400 - 120..=10000 * 86400 + 5).contains(&left),
+            "{left}"
+        );
     }
 
     #[test]
