@@ -291,7 +291,10 @@ fn heartbeat(
     } else {
         "heartbeat_url_file"
     };
-    let span = v.field_span(0..v.text.len(), field).unwrap_or(0..0);
+    let span = v
+        .section_span("alert")
+        .and_then(|s| v.field_span(s, field))
+        .unwrap_or(0..0);
     let s = v.inline_or_file("alert", "heartbeat_url", url, file, span.clone())?;
     let u = s.expose();
     if !(u.is_empty() || u.starts_with("https://") || u.starts_with("http://")) {

@@ -289,21 +289,4 @@ impl Validator<'_> {
         }
         Ok(i)
     }
-
-    /// Byte range of a `[name]` table header up to the next header, if present.
-    pub(super) fn section_span(&self, name: &str) -> Option<Range<usize>> {
-        let header = format!("[{name}]");
-        let mut off = 0;
-        let mut start = None;
-        for line in self.text.split_inclusive('\n') {
-            let t = line.trim();
-            if start.is_none() && t.starts_with(&header) {
-                start = Some(off);
-            } else if start.is_some() && t.starts_with('[') {
-                return start.map(|s| s..off);
-            }
-            off += line.len();
-        }
-        start.map(|s| s..self.text.len())
-    }
 }

@@ -6,6 +6,8 @@ use super::Uses;
 use crate::secret::{self, Secret};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -51,6 +53,38 @@ pub(super) struct Validator<'a> {
     pub(super) uses: Uses,
     /// Whether the section being validated has its files opened.
     pub(super) check_files: std::cell::Cell<bool>,
+    /// The document with toml's spans of every key and value (`None` if it
+    /// does not parse, which serde has reported already).
+    doc: Option<Spanned<DeTable<'a>>>,
+}
+
+/// `field`'s span (key to end of value) in the table spanning `want`,
+/// searched through `t` (spanning `span`) and every table below it.
+fn key_in(
+    t: &DeTable<'_>,
+    span: Range<usize>,
+    want: &Range<usize>,
+    field: &str,
+) -> Option<Range<usize>> {
+    if span == *want {
+        return t
+            .iter()
+            .find(|(k, _)| k.get_ref() == field)
+            .map(|(k, v)| k.span().start..v.span().end);
+    }
+    t.iter().find_map(|(_, v)| value_key_in(v, want, field))
+}
+
+fn value_key_in(
+    v: &Spanned<DeValue<'_>>,
+    want: &Range<usize>,
+    field: &str,
+) -> Option<Range<usize>> {
+    match v.get_ref() {
+        DeValue::Table(t) => key_in(t, v.span(), want, field),
+        DeValue::Array(a) => a.iter().find_map(|x| value_key_in(x, want, field)),
+        _ => None,
+    }
 }
 
 impl<'a> Validator<'a> {
@@ -62,6 +96,7 @@ impl<'a> Validator<'a> {
             path,
             uses,
             check_files: std::cell::Cell::new(false),
+            doc: DeTable::parse(text).ok(),
         }
     }
 
@@ -79,29 +114,30 @@ impl<'a> Validator<'a> {
         }
     }
 
-    /// Line of `field = ...` inside a table's span, falling back to the table.
+    /// The span of the table `name` (dotted: `metrics.influxdb`), as toml
+    /// records it: its header, or the inline table.
+    pub(super) fn section_span(&self, name: &str) -> Option<Range<usize>> {
+        let d = self.doc.as_ref()?;
+        let (mut t, mut span) = (d.get_ref(), d.span());
+        for part in name.split('.') {
+            let (_, v) = t.iter().find(|(k, _)| k.get_ref() == part)?;
+            let DeValue::Table(next) = v.get_ref() else {
+                return None;
+            };
+            (t, span) = (next, v.span());
+        }
+        Some(span)
+    }
+
+    /// The span of `field = ...` in the table whose span is `table` (from
+    /// toml's own spans of the document), falling back to the table.
     pub(super) fn field_span(&self, table: Range<usize>, field: &str) -> Option<Range<usize>> {
-        let mut end = table.end.min(self.text.len());
-        let start = table.start.min(end);
-        // A `[table]`'s span is its header line only: its keys follow, up
-        // to the next header.
-        if self.text[start..].starts_with('[') {
-            let body = self.text[end..]
-                .find("\n[")
-                .map_or(self.text.len(), |i| end + i + 1);
-            end = body.max(end);
-        }
-        let mut off = start;
-        for line in self.text[start..end].split_inclusive('\n') {
-            let t = line.trim_start();
-            if let Some(rest) = t.strip_prefix(field) {
-                if rest.trim_start().starts_with('=') {
-                    return Some(off..off + line.len());
-                }
-            }
-            off += line.len();
-        }
-        Some(table)
+        Some(
+            self.doc
+                .as_ref()
+                .and_then(|d| key_in(d.get_ref(), d.span(), &table, field))
+                .unwrap_or(table),
+        )
     }
 
     pub(super) fn name(
