@@ -229,6 +229,7 @@ mod tests {
             vec!["ops".into()],
             rx,
         ));
+        vigil_core::ensure_crypto_provider();
         let c = reqwest::Client::new();
         let r = c.get(format!("{base}/metrics")).send().await.unwrap();
         assert_eq!(r.status(), 200);

@@ -427,7 +427,7 @@ mod tests {
     fn config(d: &std::path::Path, max_local: &str) -> Config {
         let text = format!(
             "[cluster]\nname = \"prod\"\nmembers = [{{ name = \"cp-1\", endpoint = \"http://127.0.0.1:2379\" }}]\n\
-             [state]\ndir = \"{0}/state\"\n[journal]\ndir = \"{0}/journal\"\nmax_local = \"{max_local}\"\n\
+             [state]\ndir = \"{0}/state\"\n[journal]\ndir = \"{0}/journal\"\nmax_local = \"{max_local}\"\nsegment_size = \"4KiB\"\n\
              [[sink]]\nname = \"ltfs\"\nkind = \"dir\"\npath = \"{0}/ltfs\"\n",
             d.display()
         );
@@ -459,12 +459,12 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
     async fn ships_what_is_new_and_bounds_the_bastion() {
         let d = tempfile::tempdir().unwrap();
-        let cfg = config(d.path(), "2500B");
+        let cfg = config(d.path(), "25000B");
         let local = LocalJournal::new(&cfg.journal_dir());
         local.ensure().unwrap();
         let dir = local.dir.clone();
         let seed: Vec<Kept> = (0..3)
-            .map(|i| segment(&dir, i * 10 + 1, i * 10 + 10, 1000))
+            .map(|i| segment(&dir, i * 10 + 1, i * 10 + 10, 10000))
             .collect();
         let sinks = journal_sinks(&cfg).unwrap();
         let mut sh = Shipper::new(local.clone(), sinks, seed.clone());
@@ -475,7 +475,7 @@ mod tests {
         assert_eq!(rep.sinks.get("ltfs"), Some(&None), "{rep:?}");
         assert_eq!(rep.shipped, 3);
         assert!(seed.iter().all(|k| sink_has(d.path(), k)));
-        assert_eq!((rep.pruned_local, rep.local_bytes), (1, 2000));
+        assert_eq!((rep.pruned_local, rep.local_bytes), (1, 20000));
         assert!(!rep.over_local_limit);
         assert!(!dir.join(seed[0].key.name()).exists());
         assert!(dir.join(seed[2].key.name()).exists());
@@ -485,7 +485,7 @@ mod tests {
         assert_eq!((rep.shipped, rep.pruned_local, rep.unshipped), (0, 0, 0));
 
         // A segment closed since: only that one goes.
-        let k = segment(&dir, 31, 40, 400);
+        let k = segment(&dir, 31, 40, 4000);
         sh.add(k);
         sh.add(k);
         let rep = sh.pass(&cfg).await;
@@ -497,8 +497,8 @@ mod tests {
         // a segment it lacks only as the last resort.
         std::fs::rename(d.path().join("ltfs"), d.path().join("ltfs.away")).unwrap();
         std::fs::write(d.path().join("ltfs"), b"not a directory").unwrap();
-        let lost = segment(&dir, 41, 50, 2000);
-        let big = segment(&dir, 51, 55, 1000);
+        let lost = segment(&dir, 41, 50, 20000);
+        let big = segment(&dir, 51, 55, 10000);
         sh.add(big);
         sh.add(lost);
         let rep = sh.pass(&cfg).await;
@@ -506,17 +506,17 @@ mod tests {
         assert!(rep.over_local_limit, "{rep:?}");
         assert_eq!(
             (sh.local_segments(), rep.local_bytes, rep.unshipped),
-            (1, 1000, 1)
+            (1, 10000, 1)
         );
         assert!(dir.join(big.key.name()).exists());
 
         // Removed behind the journal's back: skipped with a warning, not an error.
         std::fs::remove_file(d.path().join("ltfs")).unwrap();
         std::fs::rename(d.path().join("ltfs.away"), d.path().join("ltfs")).unwrap();
-        let gone = segment(&dir, 56, 60, 10);
+        let gone = segment(&dir, 56, 60, 100);
         sh.add(gone);
         local.delete_segment(&gone.key.name()).unwrap();
-        let tail = segment(&dir, 61, 70, 10);
+        let tail = segment(&dir, 61, 70, 100);
         sh.add(tail);
         let rep = sh.pass(&cfg).await;
         assert_eq!(rep.sinks.get("ltfs"), Some(&None), "{rep:?}");
