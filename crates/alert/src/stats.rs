@@ -169,6 +169,8 @@ pub async fn serve(
                 .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(Duration::from_secs(5))
                 .keep_alive(false)
+                // As curl and the older hand-written server showed them.
+                .title_case_headers(true)
                 .serve_connection(hyper_util::rt::TokioIo::new(sock), svc);
             let _ = tokio::time::timeout(Duration::from_secs(30), conn).await;
         });
