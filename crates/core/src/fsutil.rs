@@ -11,7 +11,7 @@ pub const PARTIAL_SUFFIX: &str = ".partial";
 
 /// An I/O error with the path and the action it concerns.
 #[derive(Debug, thiserror::Error)]
-#[error("{action} {path}: {source}")]
+#[error("{action} {path}: {source}{}", self.hint())]
 pub struct FsError {
     pub action: &'static str,
     pub path: PathBuf,
@@ -25,6 +25,16 @@ impl FsError {
             action,
             path: path.to_path_buf(),
             source,
+        }
+    }
+
+    /// What to do about a read-only path: under the package's units it is
+    /// the sandbox (`ProtectSystem=strict`), not the filesystem.
+    fn hint(&self) -> &'static str {
+        if self.source.raw_os_error() == Some(30) {
+            "; a unit may write only the paths its config names: after changing one, run `systemctl daemon-reload` (vigil-generator then allows it)"
+        } else {
+            ""
         }
     }
 
@@ -498,6 +508,21 @@ impl RunLock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_read_only_path_says_what_to_do() {
+        let p = Path::new("/srv/vigil/snapshots");
+        let ro =
+            FsError::new("creating directory", p, io::Error::from_raw_os_error(30)).to_string();
+        assert!(
+            ro.starts_with("creating directory /srv/vigil/snapshots: Read-only file system"),
+            "{ro}"
+        );
+        assert!(ro.contains("systemctl daemon-reload"), "{ro}");
+        let other =
+            FsError::new("creating directory", p, io::Error::from_raw_os_error(13)).to_string();
+        assert!(!other.contains("daemon-reload"), "{other}");
+    }
 
     #[test]
     fn atomic_write_is_private_and_lock_is_exclusive() {

@@ -109,8 +109,20 @@ impl SinkError {
             sink: sink.to_string(),
             op,
             key: key.to_string(),
-            message: chain(e),
+            message: with_hint(chain(e)),
         }
+    }
+}
+
+/// What the store's own words mean for an administrator, where they are
+/// known to mislead: a skewed clock reads as a signature problem.
+fn with_hint(message: String) -> String {
+    if message.contains("RequestTimeTooSkewed") {
+        format!(
+            "{message}; the bastion's clock and the store's differ by more than 15 minutes: check `timedatectl` (NTP) on both"
+        )
+    } else {
+        message
     }
 }
 

@@ -156,3 +156,20 @@ async fn a_missing_copy_is_not_found() {
         }
     }
 }
+
+#[test]
+fn a_skewed_clock_is_named() {
+    let e = std::io::Error::other(
+        "Client error with status 403 Forbidden: <Error><Code>RequestTimeTooSkewed</Code></Error>",
+    );
+    let m = SinkError::store("rgw", "uploading", "prod/cp-1/x", &e).to_string();
+    assert!(m.starts_with("sink rgw: uploading prod/cp-1/x: "), "{m}");
+    assert!(
+        m.contains("RequestTimeTooSkewed") && m.contains("timedatectl"),
+        "{m}"
+    );
+    let e = std::io::Error::other("403 Forbidden: AccessDenied");
+    assert!(!SinkError::store("rgw", "uploading", "k", &e)
+        .to_string()
+        .contains("timedatectl"));
+}
