@@ -31,3 +31,7 @@ CARGO_DEB_VERSION=3.8.0
 if ! cargo deb --version 2>/dev/null | grep -qx "cargo-deb $CARGO_DEB_VERSION"; then
   cargo install cargo-deb --version "$CARGO_DEB_VERSION" --locked
 fi
+
+# Azurite, the Azure Blob emulator of the azure sink tests (npm, into
+# /opt/vigil-test/azurite; tests/azure/start-azurite.sh says which version).
+bash "$(dirname "$0")/../tests/azure/start-azurite.sh" --install

@@ -463,26 +463,35 @@ impl Cluster {
     }
 }
 
-/// The revision and every key and value, as `c`'s member serves them.
+/// The revision and every key and value, as `c`'s member serves them, in
+/// pages at one revision (a response over gRPC's 4 MiB would be refused).
 pub async fn dump_with(c: &mut Client) -> (i64, Vec<Kv>) {
-    let r = c
-        .get(
-            vec![0u8],
-            Some(
-                etcd_client::GetOptions::new()
-                    .with_all_keys()
-                    .with_serializable(),
-            ),
-        )
-        .await
-        .unwrap();
-    (
-        r.header().unwrap().revision(),
-        r.kvs()
-            .iter()
-            .map(|kv| (kv.key().to_vec(), kv.value().to_vec()))
-            .collect(),
-    )
+    let (mut rev, mut from, mut out) = (0, vec![0u8], Vec::new());
+    loop {
+        let mut o = etcd_client::GetOptions::new()
+            .with_range(vec![0u8])
+            .with_limit(1000)
+            .with_serializable();
+        if rev > 0 {
+            o = o.with_revision(rev);
+        }
+        let r = c.get(from.clone(), Some(o)).await.unwrap();
+        if rev == 0 {
+            rev = r.header().unwrap().revision();
+        }
+        out.extend(
+            r.kvs()
+                .iter()
+                .map(|kv| (kv.key().to_vec(), kv.value().to_vec())),
+        );
+        match r.kvs().last() {
+            Some(last) if r.more() => {
+                from = last.key().to_vec();
+                from.push(0);
+            }
+            _ => return (rev, out),
+        }
+    }
 }
 
 impl Drop for Cluster {

@@ -2,6 +2,7 @@
 //! test certificates, age keys, and helpers to run the vigil binaries.
 #![allow(clippy::unwrap_used)]
 
+pub mod azure;
 pub mod ceph;
 pub mod cephfs;
 pub mod etcd;

@@ -2,6 +2,7 @@
 //! restores (etcd and RKE2), drills, the revision bump, the RKE2 token
 //! proof, the etcd tool versions and a recovery from S3 alone.
 
+mod azure;
 mod bump;
 mod cli;
 mod journal;

@@ -10,7 +10,7 @@ use vigil_tests::*;
 
 const NAMES: [&str; 3] = ["cp-1", "cp-2", "cp-3"];
 
-struct Procs(Vec<std::process::Child>);
+pub(crate) struct Procs(Vec<std::process::Child>);
 impl Drop for Procs {
     fn drop(&mut self) {
         for c in &mut self.0 {
@@ -114,6 +114,22 @@ fn restore_all_members_from_the_s3_sink() {
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let procs = start_restored(&report, &cluster, t.path());
+    for i in 0..3 {
+        let (r, k) = cluster.dump(i);
+        assert_eq!(r, rev, "member {i} revision");
+        assert_eq!(k, kvs, "member {i} keys");
+    }
+    drop(procs);
+}
+
+/// Starts the members `vigil-restore etcd --json` reported (its commands)
+/// and waits until each has a leader on the original ports.
+pub(crate) fn start_restored(
+    report: &serde_json::Value,
+    cluster: &Cluster,
+    dir: &std::path::Path,
+) -> Procs {
     let mut procs = Procs(Vec::new());
     for m in report["members"].as_array().unwrap() {
         let argv: Vec<String> = m["command"]
@@ -123,8 +139,7 @@ fn restore_all_members_from_the_s3_sink() {
             .map(|a| a.as_str().unwrap().to_string())
             .collect();
         let log = std::fs::File::create(
-            t.path()
-                .join(format!("restored-{}.log", m["name"].as_str().unwrap())),
+            dir.join(format!("restored-{}.log", m["name"].as_str().unwrap())),
         )
         .unwrap();
         procs.0.push(
@@ -156,10 +171,5 @@ fn restore_all_members_from_the_s3_sink() {
             std::thread::sleep(Duration::from_millis(200));
         }
     }
-    for i in 0..3 {
-        let (r, k) = cluster.dump(i);
-        assert_eq!(r, rev, "member {i} revision");
-        assert_eq!(k, kvs, "member {i} keys");
-    }
-    drop(procs);
+    procs
 }

@@ -1,0 +1,165 @@
+//! The azure sink against Azurite, as S3 is tested against radosgw: a
+//! streamed (block) upload, retention in the container, scrub, and a
+//! recovery of all three members from the container alone.
+#![allow(clippy::unwrap_used)]
+
+use crate::s3::start_restored;
+use std::process::Command;
+use vigil_tests::azure::Azurite;
+use vigil_tests::etcd::Cluster;
+use vigil_tests::*;
+
+const NAMES: [&str; 3] = ["cp-1", "cp-2", "cp-3"];
+
+fn json(o: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(o)))
+}
+
+/// Copies per member in store `store`, from `vigil-snapshot list --all`.
+fn copies_in(cfg: &std::path::Path, store: &str) -> Vec<(String, i64)> {
+    let out = vigil("vigil-snapshot", cfg, &["list", "--all", "--json"]);
+    let l = json(&out);
+    let mut v: Vec<(String, i64)> = l["archives"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| {
+            a["locations"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|l| l["store"] == store)
+        })
+        .map(|a| {
+            (
+                a["member"].as_str().unwrap_or_default().to_string(),
+                a["revision"].as_i64().unwrap_or_default(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn azure_sink_against_azurite() {
+    let t = tempfile::tempdir().unwrap();
+    let az = Azurite::start(&t.path().join("azurite"));
+    az.make_container("etcd");
+    let mut cluster = Cluster::start(&t.path().join("orig"), &NAMES, None);
+    // Incompressible, so each archive is more than one 5 MiB block.
+    cluster.put_many("/registry/secrets/", 6000, 1024, true, 41);
+    let key = age_key(t.path());
+    let mut cb = ConfigBuilder::new(t.path(), cluster.config_members(), &key.recipient);
+    cb.peers = cluster
+        .members
+        .iter()
+        .map(|m| format!("http://127.0.0.1:{}", m.peer_port))
+        .collect();
+    cb.extra = az.sink(
+        "blob",
+        "etcd",
+        "prefix = \"vigil\"\npart_size = \"5MiB\"\nkeep_last = 2\nretries = 1\nretry_timeout = \"2s\"\n",
+    );
+    let cfg = cb.write("vigil.toml");
+
+    // Three runs: the container keeps the newest two per member.
+    let mut runs = Vec::new();
+    for i in 0..3u64 {
+        cluster.put_many(
+            &format!("/registry/configmaps/run{i}/"),
+            20,
+            100,
+            false,
+            50 + i,
+        );
+        let out = vigil("vigil-snapshot", &cfg, &["run", "--json"]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        let r = json(&out);
+        assert_eq!(r["sinks"][0]["ok"], true, "{r}");
+        for m in r["members"].as_array().unwrap() {
+            assert!(
+                m["manifest"]["archive_size"].as_u64().unwrap() > 5 << 20,
+                "not more than one block: {m}"
+            );
+            assert_eq!(m["sinks"][0]["ok"], true, "{m}");
+        }
+        runs.push(r["members"][0]["manifest"]["revision"].as_i64().unwrap());
+    }
+    let in_blob = copies_in(&cfg, "blob");
+    assert_eq!(in_blob.len(), 6, "{in_blob:?}");
+    for name in NAMES {
+        let revs: Vec<i64> = in_blob
+            .iter()
+            .filter(|(m, _)| m == name)
+            .map(|c| c.1)
+            .collect();
+        assert_eq!(revs.len(), 2, "{name}: {in_blob:?}");
+        assert!(
+            !revs.contains(&runs[0]),
+            "{name}: the oldest copy was kept: {in_blob:?}"
+        );
+    }
+
+    // Scrub reads every copy back against its manifest.
+    let out = vigil("vigil-snapshot", &cfg, &["scrub", "--sink", "blob"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    // The cluster and the bastion's archives are gone: back from Azure alone.
+    let (rev, kvs) = cluster.dump(0);
+    for i in 0..3 {
+        cluster.kill(i);
+        std::fs::remove_dir_all(&cluster.members[i].data_dir).unwrap();
+    }
+    std::fs::remove_dir_all(&cb.snapshot_dir).unwrap();
+    std::fs::create_dir_all(&cb.snapshot_dir).unwrap();
+    let id = key.identity_file.to_str().unwrap();
+    let snap = t.path().join("cp-2.db");
+    let out = vigil(
+        "vigil-restore",
+        &cfg,
+        &[
+            "fetch",
+            "--member",
+            "cp-2",
+            "--source",
+            "blob",
+            "--identity",
+            id,
+            "--out",
+            snap.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let st = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .args(["snapshot", "status", "-w", "json"])
+        .arg(&snap)
+        .output()
+        .unwrap();
+    let st: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+    assert_eq!(st["revision"], rev, "{st}");
+
+    let target = t.path().join("restored");
+    let out = vigil(
+        "vigil-restore",
+        &cfg,
+        &[
+            "etcd",
+            "--identity",
+            id,
+            "--out",
+            target.to_str().unwrap(),
+            "--no-bump",
+            "--json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let procs = start_restored(&json(&out), &cluster, t.path());
+    for i in 0..3 {
+        let (r, k) = cluster.dump(i);
+        assert_eq!(r, rev, "member {i} revision");
+        assert_eq!(k, kvs, "member {i} keys");
+    }
+    drop(procs);
+}
