@@ -206,11 +206,35 @@ pub fn finish(program: &str, r: Result<i32, Exit>) -> ExitCode {
     }
 }
 
-/// Every argument of `cmd` and its subcommands that has no help text, as
-/// `<command path> --<flag>` (clap's own --help and --version excepted). A
-/// unit test of each binary keeps this empty: at 3 a.m. `--help` is the manual.
+/// What `--help` of `cmd` and its subcommands lacks: each argument without
+/// help text (`<command path> --<flag>`, clap's --help and --version
+/// excepted), each command without an "Example" in its after-help, and each
+/// example that `cmd` does not parse. A unit test of each binary keeps this
+/// empty: at 3 a.m. `--help` is the manual.
 pub fn undocumented_args(cmd: &clap::Command) -> Vec<String> {
-    fn walk(cmd: &clap::Command, path: &str, out: &mut Vec<String>) {
+    fn walk(root: &clap::Command, cmd: &clap::Command, path: &str, out: &mut Vec<String>) {
+        let helps: Vec<String> = [cmd.get_after_help(), cmd.get_after_long_help()]
+            .into_iter()
+            .flatten()
+            .map(|h| h.to_string())
+            .collect();
+        if !helps.iter().any(|h| h.contains("Example")) {
+            out.push(format!("{path}: no example"));
+        }
+        for words in helps
+            .iter()
+            .flat_map(|h| h.lines())
+            .flat_map(example_commands)
+        {
+            if words.first().map(String::as_str) != Some(root.get_name()) {
+                continue;
+            }
+            if let Err(e) = root.clone().try_get_matches_from(&words) {
+                let e = e.to_string();
+                let why = e.lines().next().unwrap_or_default();
+                out.push(format!("{path}: example `{}`: {why}", words.join(" ")));
+            }
+        }
         for a in cmd.get_arguments() {
             let id = a.get_id().as_str();
             if matches!(id, "help" | "version") || a.is_hide_set() {
@@ -225,17 +249,53 @@ pub fn undocumented_args(cmd: &clap::Command) -> Vec<String> {
             }
         }
         for s in cmd.get_subcommands() {
-            if s.get_name() == "help" {
+            if s.get_name() == "help" || s.is_hide_set() {
                 continue;
             }
-            walk(s, &format!("{path} {}", s.get_name()), out);
+            walk(root, s, &format!("{path} {}", s.get_name()), out);
         }
     }
     let mut out = Vec::new();
     let mut cmd = cmd.clone();
     cmd.build();
-    walk(&cmd, cmd.get_name(), &mut out);
+    walk(&cmd, &cmd, cmd.get_name(), &mut out);
     out
+}
+
+/// The shell words of a help line up to its explanation (two spaces), one
+/// list per command of a pipeline (split at `|`, `;`, `&&` and `>`).
+fn example_commands(line: &str) -> Vec<Vec<String>> {
+    let (mut cmds, mut cur, mut word) = (Vec::new(), Vec::new(), None::<String>);
+    let mut quote = None;
+    let mut chars = line.trim().chars().peekable();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), c) => word.get_or_insert_with(String::new).push(c),
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                word.get_or_insert_with(String::new);
+            }
+            (None, ' ') => {
+                cur.extend(word.take());
+                if chars.peek() == Some(&' ') {
+                    break;
+                }
+            }
+            (None, '|' | ';' | '&' | '>') => {
+                cur.extend(word.take());
+                if !cur.is_empty() {
+                    cmds.push(std::mem::take(&mut cur));
+                }
+            }
+            (None, c) => word.get_or_insert_with(String::new).push(c),
+        }
+    }
+    cur.extend(word.take());
+    if !cur.is_empty() {
+        cmds.push(cur);
+    }
+    cmds
 }
 
 /// Resolves on the first SIGTERM or SIGINT: how a long-running service
@@ -253,5 +313,47 @@ pub async fn stop_signal() {
             }
         }
         _ => std::future::pending::<()>().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{Arg, Command};
+
+    #[test]
+    fn undocumented_names_flags_without_help_commands_without_an_example_and_bad_examples() {
+        let cmd = Command::new("vigil-x")
+            .after_help("Example:\n  vigil-x run --once   once\n  vigil-x run --twice")
+            .subcommand(
+                Command::new("run").arg(Arg::new("json").long("json")).arg(
+                    Arg::new("once")
+                        .long("once")
+                        .help("Once.")
+                        .action(clap::ArgAction::SetTrue),
+                ),
+            )
+            .subcommand(Command::new("hidden").hide(true));
+        assert_eq!(
+            super::undocumented_args(&cmd),
+            [
+                "vigil-x: example `vigil-x run --twice`: error: unexpected argument '--twice' found",
+                "vigil-x run: no example",
+                "vigil-x run --json",
+            ]
+        );
+    }
+
+    #[test]
+    fn example_commands_are_split_like_a_shell() {
+        assert_eq!(
+            super::example_commands(
+                "  pass show a | vigil-x fetch -i - --reason 'disk swap' > /tmp/x   why"
+            ),
+            [
+                vec!["pass", "show", "a"],
+                vec!["vigil-x", "fetch", "-i", "-", "--reason", "disk swap"],
+                vec!["/tmp/x"],
+            ]
+        );
     }
 }

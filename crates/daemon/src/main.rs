@@ -13,7 +13,10 @@ mod daemon;
 #[command(
     name = "vigild",
     version,
-    about = "vigil without systemd: runs every job on its [daemon] cron schedule"
+    about = "vigil without systemd: runs every job on its [daemon] cron schedule",
+    after_help = "Examples:\n  \
+        vigild schedule\n  \
+        vigild --config /etc/vigil/prod.toml run --log-format json   as a container's command"
 )]
 struct Cli {
     #[command(flatten)]
@@ -25,11 +28,21 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the schedules until SIGTERM; SIGHUP reloads the config.
+    #[command(after_help = "Examples:\n  \
+        vigild run\n  \
+        vigild --config /etc/vigil/prod.toml run --log-format json\n  \
+        kill -HUP $(pidof vigild)              reload /etc/vigil/vigil.toml")]
     Run,
     /// Print each job's schedule (as given and as the scheduler takes it).
+    #[command(
+        after_help = "Examples:\n  vigild schedule\n  vigild --config /etc/vigil/prod.toml schedule"
+    )]
     Schedule,
     /// Validate this program's sections and secrets, and the paths its unit
     /// writes; print a summary without secrets.
+    #[command(
+        after_help = "Examples:\n  vigild check-config                    every section: vigild runs every job\n  vigild --config /etc/vigil/prod.toml check-config"
+    )]
     CheckConfig(vigil_cli::CheckArgs),
 }
 
@@ -95,4 +108,16 @@ fn run(g: &GlobalArgs) -> Result<i32, Exit> {
     let rt = vigil_cli::runtime(Some(2))?;
     rt.block_on(daemon::run(path, cfg)).map_err(Exit::usage)?;
     Ok(exit::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_command_has_an_example_and_every_flag_help_text() {
+        use clap::CommandFactory;
+        let missing = vigil_cli::undocumented_args(&Cli::command());
+        assert!(missing.is_empty(), "missing from --help: {missing:?}");
+    }
 }

@@ -9,7 +9,11 @@ use vigil_core::exit;
 #[command(
     name = "vigil-health",
     version,
-    about = "Check the etcd members, the Kubernetes API, certificates, node metrics, backup freshness and the bastion's disk; alert on what is wrong"
+    about = "Check the etcd members, the Kubernetes API, certificates, node metrics, backup freshness and the bastion's disk; alert on what is wrong",
+    after_help = "Examples:\n  \
+        vigil-health run                       what vigil-health.service runs\n  \
+        vigil-health --config /etc/vigil/prod.toml run --no-alert\n  \
+        vigil-health check-config"
 )]
 struct Cli {
     #[command(flatten)]
@@ -45,6 +49,9 @@ enum Command {
     },
     /// Validate this program's sections and secrets, and the paths its unit
     /// writes; print a summary without secrets.
+    #[command(
+        after_help = "Examples:\n  vigil-health check-config\n  vigil-health --config /etc/vigil/prod.toml check-config --all"
+    )]
     CheckConfig(vigil_cli::CheckArgs),
 }
 
@@ -143,3 +150,15 @@ fn run(g: &GlobalArgs, format: Format, no_alert: bool) -> Result<i32, Exit> {
 }
 
 use vigil_health::alerts::Raised;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_command_has_an_example_and_every_flag_help_text() {
+        use clap::CommandFactory;
+        let missing = vigil_cli::undocumented_args(&Cli::command());
+        assert!(missing.is_empty(), "missing from --help: {missing:?}");
+    }
+}

@@ -24,9 +24,16 @@ struct Cli {
 enum Command {
     /// Follow the cluster's watch and write the journal until SIGTERM (what
     /// vigil-journal.service runs). SIGTERM closes the open segment first.
+    #[command(
+        after_help = "Examples:\n  vigil-journal run\n  vigil-journal --config /etc/vigil/prod.toml run -v"
+    )]
     Run,
     /// Check the journal's chain and every segment's size and sha256 (no key
     /// needed). Exit 0: whole; 1: broken (the first break is named).
+    #[command(after_help = "Examples:\n  \
+        vigil-journal verify                   the bastion's own segments\n  \
+        vigil-journal verify --source rgw\n  \
+        vigil-journal verify --source offsite --json")]
     Verify {
         /// `local` (default) or a sink's name.
         #[arg(long, default_value = "local", value_name = "NAME")]
@@ -37,6 +44,9 @@ enum Command {
     },
     /// Validate this program's sections and secrets, and the paths its unit
     /// writes; print a summary without secrets.
+    #[command(
+        after_help = "Examples:\n  vigil-journal check-config\n  vigil-journal --config /etc/vigil/prod.toml check-config --all"
+    )]
     CheckConfig(vigil_cli::CheckArgs),
 }
 
@@ -145,4 +155,16 @@ fn cmd_verify(g: &GlobalArgs, source: &str, json: bool) -> Result<i32, Exit> {
     } else {
         exit::OK
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_command_has_an_example_and_every_flag_help_text() {
+        use clap::CommandFactory;
+        let missing = vigil_cli::undocumented_args(&Cli::command());
+        assert!(missing.is_empty(), "missing from --help: {missing:?}");
+    }
 }

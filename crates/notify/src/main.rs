@@ -15,7 +15,11 @@ use vigil_core::units::HumanDuration;
 #[command(
     name = "vigil-notify",
     version,
-    about = "vigil: alert delivery (run, test, silence, status)"
+    about = "vigil: alert delivery (run, test, silence, status)",
+    after_help = "Examples:\n  \
+        vigil-notify status\n  \
+        vigil-notify test --channel ops-slack\n  \
+        vigil-notify silence add --match member=cp-2 --for 2h --reason 'disk swap'"
 )]
 struct Cli {
     #[command(flatten)]
@@ -28,8 +32,14 @@ struct Cli {
 enum Command {
     /// Validate this program's sections and secrets, and the paths its unit
     /// writes; print a summary without secrets.
+    #[command(
+        after_help = "Examples:\n  vigil-notify check-config\n  vigil-notify --config /etc/vigil/prod.toml check-config --all"
+    )]
     CheckConfig(vigil_cli::CheckArgs),
     /// Deliver the outbox to the channels, with retries, until SIGTERM.
+    #[command(after_help = "Examples:\n  \
+        vigil-notify run                       what vigil-notify.service runs\n  \
+        vigil-notify run --once --timeout 5m   drain the outbox by hand")]
     Run {
         /// Drain the outbox once and exit (1 if something is left).
         #[arg(long)]
@@ -39,20 +49,32 @@ enum Command {
         timeout: HumanDuration,
     },
     /// Send a test message to one channel and print the server's reply.
+    #[command(after_help = "Examples:\n  \
+        vigil-notify test --channel ops-slack  prints the HTTP status or the SMTP reply\n  \
+        vigil-notify --config /etc/vigil/prod.toml test --channel ops-slack")]
     Test {
+        /// The channel's `name` in the config, e.g. ops-slack.
         #[arg(long)]
         channel: String,
     },
     /// Silence alerts for a while.
+    #[command(after_help = "Examples:\n  \
+        vigil-notify silence add --match member=cp-2 --for 2h --reason 'disk swap'\n  \
+        vigil-notify silence list\n  \
+        vigil-notify silence expire 3f9a1c07")]
     Silence {
         #[command(subcommand)]
         command: SilenceCommand,
     },
     /// Show firing and pending alerts, silences and the outbox per channel.
+    #[command(after_help = "Examples:\n  \
+        vigil-notify status\n  \
+        vigil-notify status --all --json | jq '.alerts[].key'")]
     Status {
         /// Also alerts that are OK.
         #[arg(long)]
         all: bool,
+        /// Print the alerts, silences, outbox and channels as JSON on stdout.
         #[arg(long)]
         json: bool,
     },
@@ -60,11 +82,17 @@ enum Command {
     /// what `vigil-unit-failed@UNIT.service` (the jobs' `OnFailure=`) runs.
     /// systemd's `$MONITOR_*` variables say how it died. An instance
     /// (`vigil-snapshot@prod.service`) uses `/etc/vigil/prod.toml`.
+    #[command(after_help = "Examples:\n  \
+        vigil-notify unit-failed vigil-snapshot.service\n  \
+        vigil-notify unit-failed vigil-restore-drill@prod.service   reads /etc/vigil/prod.toml")]
     UnitFailed {
         /// The unit that failed, e.g. vigil-snapshot.service.
         unit: String,
     },
     /// Turn the latest outcome records of a job into alerts (what the jobs do themselves).
+    #[command(
+        after_help = "Examples:\n  vigil-notify ingest --job snapshot\n  vigil-notify --config /etc/vigil/prod.toml ingest --job drill"
+    )]
     Ingest {
         /// snapshot, sink, drill, ...
         #[arg(long)]
@@ -75,6 +103,10 @@ enum Command {
 #[derive(Debug, Subcommand)]
 enum SilenceCommand {
     /// Add a silence: every --match must match (labels, alertname, source, severity).
+    #[command(after_help = "Examples:\n  \
+        vigil-notify silence add --match member=cp-2 --for 2h --reason 'disk swap'\n  \
+        vigil-notify silence add --match alertname=sink_down --match sink=offsite --for 1d --reason 'CHG-2231 offsite maintenance'\n  \
+        vigil-notify silence add --match alertname=etcd_db_size --for 30m --reason 'defrag of cp-1' --by alice")]
     Add {
         /// LABEL=VALUE, e.g. member=cp-2; repeatable.
         #[arg(long = "match", required = true, value_parser = parse_matcher)]
@@ -82,6 +114,7 @@ enum SilenceCommand {
         /// How long, e.g. 2h.
         #[arg(long = "for")]
         duration: HumanDuration,
+        /// Why, shown with the silence, e.g. 'disk swap' or a ticket.
         #[arg(long)]
         reason: String,
         /// Who set it (default: $SUDO_USER or $USER).
@@ -89,14 +122,25 @@ enum SilenceCommand {
         by: Option<String>,
     },
     /// List active silences (--all: also expired ones).
+    #[command(
+        after_help = "Examples:\n  vigil-notify silence list\n  vigil-notify silence list --all --json"
+    )]
     List {
+        /// Also silences that have expired.
         #[arg(long)]
         all: bool,
+        /// Print the silences as JSON on stdout.
         #[arg(long)]
         json: bool,
     },
     /// End a silence now.
-    Expire { id: String },
+    #[command(
+        after_help = "Example:\n  vigil-notify silence expire 3f9a1c07   the id `silence add` and `silence list` print"
+    )]
+    Expire {
+        /// The silence's id, as `silence add` and `silence list` print it.
+        id: String,
+    },
 }
 
 fn parse_matcher(s: &str) -> anyhow::Result<(String, String)> {
@@ -394,4 +438,16 @@ fn cmd_unit_failed(g: &GlobalArgs, unit: &str) -> Result<i32, Exit> {
         r.queued
     );
     Ok(exit::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_command_has_an_example_and_every_flag_help_text() {
+        use clap::CommandFactory;
+        let missing = vigil_cli::undocumented_args(&Cli::command());
+        assert!(missing.is_empty(), "missing from --help: {missing:?}");
+    }
 }

@@ -9,7 +9,10 @@ use vigil_core::exit;
 #[command(
     name = "vigil-quota",
     version,
-    about = "CephFS subvolume and group usage against quota, with a growth forecast"
+    about = "CephFS subvolume and group usage against quota, with a growth forecast",
+    after_help = "Examples:\n  \
+        vigil-quota run                        what vigil-quota.service runs\n  \
+        vigil-quota --config /etc/vigil/prod.toml run --json"
 )]
 struct Cli {
     #[command(flatten)]
@@ -23,6 +26,9 @@ enum Command {
     /// Check every subvolume and group now, record usage, raise alerts.
     /// Exit 0: all below thresholds; 1: something is over, unlimited,
     /// filling up soon, or could not be checked (UNKNOWN); 2: config error.
+    #[command(after_help = "Examples:\n  \
+        vigil-quota run\n  \
+        vigil-quota run --json | jq '.rows[] | select(.percentage > 90)'")]
     Run {
         /// Print JSON (volume, group, subvolume, used, quota, percentage, forecast) on stdout.
         #[arg(long)]
@@ -30,6 +36,9 @@ enum Command {
     },
     /// Validate this program's sections and secrets, and the paths its unit
     /// writes; print a summary without secrets.
+    #[command(
+        after_help = "Examples:\n  vigil-quota check-config\n  vigil-quota --config /etc/vigil/prod.toml check-config --all"
+    )]
     CheckConfig(vigil_cli::CheckArgs),
 }
 
@@ -70,4 +79,16 @@ fn cmd_run(g: &GlobalArgs, json: bool) -> Result<i32, Exit> {
         print!("{}", vigil_quota::report::human(&report));
     }
     Ok(if report.ok { exit::OK } else { exit::FAILED })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_command_has_an_example_and_every_flag_help_text() {
+        use clap::CommandFactory;
+        let missing = vigil_cli::undocumented_args(&Cli::command());
+        assert!(missing.is_empty(), "missing from --help: {missing:?}");
+    }
 }

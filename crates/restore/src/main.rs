@@ -16,7 +16,11 @@ use vigil_restore::{drill, etcd, fetch, rke2, RestoreError};
 #[command(
     name = "vigil-restore",
     version,
-    about = "vigil: disaster recovery (list, fetch, etcd, rke2, drill)"
+    about = "vigil: disaster recovery (list, fetch, etcd, rke2, drill)",
+    after_help = "Examples:\n  \
+        vigil-restore list\n  \
+        vigil-restore fetch --identity vigil-key.txt --out /root/etcd-snapshot.db\n  \
+        vigil-restore --config /etc/vigil/prod.toml drill --member cp-2"
 )]
 struct Cli {
     #[command(flatten)]
@@ -103,6 +107,9 @@ fn parse_time(s: &str) -> anyhow::Result<time::OffsetDateTime> {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// List every archive in the local dir and every source, merged by archive id.
+    #[command(
+        after_help = "Examples:\n  vigil-restore list\n  vigil-restore list --source rgw --json"
+    )]
     List {
         /// Print the catalog (archives, copies, errors) as JSON on stdout.
         #[arg(long)]
@@ -112,12 +119,15 @@ enum Command {
         source: Option<String>,
     },
     /// Download, decrypt, decompress and verify one archive into a plain snapshot file.
-    #[command(
-        after_help = "With --out -, the snapshot's sha256 and etcd's trailer are checked only after \
+    #[command(after_help = "Examples:\n  \
+        vigil-restore fetch --identity vigil-key.txt --out /root/etcd-snapshot.db\n  \
+        vigil-restore fetch -i vigil-key.txt --member cp-2 --before 2026-12-02T03:00:00Z --out /root/cp-2.db\n  \
+        vigil-restore fetch -i vigil-key.txt --to-time 2026-12-02T03:14:00Z --out /root/etcd-0314.db\n  \
+        pass show vigil/age | vigil-restore fetch -i - --source offsite --out - | sha256sum\n\n\
+        With --out -, the snapshot's sha256 and etcd's trailer are checked only after \
         the last byte went to stdout (age authenticates each 64 KiB chunk before it is decrypted). \
         A non-zero exit means the stream MUST NOT be used: check the exit status of vigil-restore \
-        (set -o pipefail) before you use what the pipe produced."
-    )]
+        (set -o pipefail) before you use what the pipe produced.")]
     Fetch {
         /// The snapshot file to write (0600); it must not exist. `-` writes
         /// the plaintext to stdout instead (no file; not to a terminal), and
@@ -136,6 +146,10 @@ enum Command {
         json: bool,
     },
     /// Write one ready etcd data dir per configured member into DIR/<member>/.
+    #[command(after_help = "Examples:\n  \
+        vigil-restore etcd --identity vigil-key.txt --out /root/etcd-restored\n  \
+        vigil-restore etcd -i vigil-key.txt --out /root/etcd-restored --to-time 2026-12-02T03:14:00Z\n  \
+        vigil-restore etcd -i vigil-key.txt --out /root/etcd-restored --peer-url cp-3=https://10.0.0.7:2380")]
     Etcd {
         /// age identity file, passphrase-protected identity file, or `-` for stdin.
         #[arg(long, short = 'i')]
@@ -176,6 +190,10 @@ enum Command {
         json: bool,
     },
     /// Print the RKE2 cluster-reset runbook; with --execute, perform it on this server node.
+    #[command(after_help = "Examples:\n  \
+        vigil-restore rke2                     only print the runbook, with prod's names and paths\n  \
+        vigil-restore rke2 --execute --identity vigil-key.txt --node cp-1\n  \
+        vigil-restore rke2 --execute -i vigil-key.txt --restore-token    onto new hosts")]
     Rke2 {
         /// Run the steps on this node (and the others over restore.ssh), after
         /// showing them and asking on a terminal; without it, only print them.
@@ -213,6 +231,9 @@ enum Command {
     /// Restore each member's newest archive into a scratch etcd and check it;
     /// with `[journal]`, also replay the journal onto the newest archive and
     /// compare it with the live cluster (scheduled).
+    #[command(after_help = "Examples:\n  \
+        vigil-restore drill                    what vigil-restore-drill.service runs\n  \
+        vigil-restore drill --member cp-2 --source offsite --json")]
     Drill {
         /// Instead of restore.drill_identity_file.
         #[arg(long, short = 'i')]
@@ -232,6 +253,9 @@ enum Command {
     },
     /// Validate this program's sections and secrets, and the paths its unit
     /// writes; print a summary without secrets.
+    #[command(
+        after_help = "Examples:\n  vigil-restore check-config\n  vigil-restore --config /etc/vigil/prod.toml check-config --all"
+    )]
     CheckConfig(vigil_cli::CheckArgs),
 }
 
@@ -570,9 +594,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_flag_has_help_text() {
+    fn every_command_has_an_example_and_every_flag_help_text() {
         use clap::CommandFactory;
         let missing = vigil_cli::undocumented_args(&Cli::command());
-        assert!(missing.is_empty(), "flags without help text: {missing:?}");
+        assert!(missing.is_empty(), "missing from --help: {missing:?}");
     }
 }

@@ -12,7 +12,8 @@ use vigil_snapshot::{keep, list, metrics, output, prune, run, scrub, ship, Deps}
 #[command(
     name = "vigil-snapshot",
     version,
-    about = "Snapshot every etcd member, verified, compressed and encrypted, and ship it"
+    about = "Snapshot every etcd member, verified, compressed and encrypted, and ship it",
+    after_help = "Examples:\n  vigil-snapshot run                     what vigil-snapshot.service runs\n  vigil-snapshot --config /etc/vigil/prod.toml list --all\n  vigil-snapshot prune --dry-run"
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -92,6 +93,9 @@ pub enum Command {
         json: bool,
     },
     /// List the archives per member.
+    #[command(
+        after_help = "Examples:\n  vigil-snapshot list                    the bastion's own copies\n  vigil-snapshot list --all              merged with every sink (rgw, offsite, tsm)\n  vigil-snapshot list --json | jq -r '.[] | select(.member == \"cp-2\") | .path'"
+    )]
     List {
         /// Include every sink, merged by archive, with where each copy lives.
         #[arg(long)]
@@ -114,6 +118,9 @@ pub enum Command {
         json: bool,
     },
     /// Re-read stored archives and check them against their manifests.
+    #[command(
+        after_help = "Examples:\n  vigil-snapshot scrub\n  vigil-snapshot scrub --sample 3        3 random archives per store\n  vigil-snapshot scrub --sink offsite --json"
+    )]
     Scrub {
         /// Only this sink (`local` for the bastion's own copies).
         #[arg(long)]
@@ -128,6 +135,9 @@ pub enum Command {
     /// Accept the etcd cluster ID the members report now, after the cluster
     /// was rebuilt on purpose (restore, RKE2 cluster-reset); the old ID stays
     /// trusted for restores.
+    #[command(
+        after_help = "Examples:\n  vigil-snapshot repin                   after `vigil-restore rke2 --execute` on prod\n  vigil-snapshot repin --json"
+    )]
     Repin {
         /// Print the new and the previous cluster ID and what each member reported as JSON on stdout.
         #[arg(long)]
@@ -135,9 +145,15 @@ pub enum Command {
     },
     /// Validate this program's sections and secrets, and the paths its unit
     /// writes; print a summary without secrets.
+    #[command(
+        after_help = "Examples:\n  vigil-snapshot check-config\n  vigil-snapshot --config /etc/vigil/prod.toml check-config --all"
+    )]
     CheckConfig(vigil_cli::CheckArgs),
     /// Contact every sink: can it be listed, is the bucket's Object Lock as
     /// the config says, and may this key delete (append-only)? Changes no copy.
+    #[command(
+        after_help = "Examples:\n  vigil-snapshot check-sink\n  vigil-snapshot check-sink --sink rgw --json"
+    )]
     CheckSink {
         /// Only this sink.
         #[arg(long)]
@@ -526,9 +542,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_flag_has_help_text() {
+    fn every_command_has_an_example_and_every_flag_help_text() {
         use clap::CommandFactory;
         let missing = vigil_cli::undocumented_args(&Cli::command());
-        assert!(missing.is_empty(), "flags without help text: {missing:?}");
+        assert!(missing.is_empty(), "missing from --help: {missing:?}");
     }
 }

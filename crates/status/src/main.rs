@@ -83,7 +83,8 @@ mod tests {
     use clap::CommandFactory;
 
     #[test]
-    fn every_flag_has_help() {
-        assert!(vigil_cli::undocumented_args(&Cli::command()).is_empty());
+    fn every_command_has_an_example_and_every_flag_help_text() {
+        let missing = vigil_cli::undocumented_args(&Cli::command());
+        assert!(missing.is_empty(), "missing from --help: {missing:?}");
     }
 }
