@@ -101,7 +101,6 @@ fn status_from_state_alone_through_a_dead_member_stale_archives_and_a_dead_clust
 
     // cp-3 dies: its archive is still fresh (warning), its alert fires.
     cluster.kill(2);
-    let last_run = std::time::Instant::now();
     let out = vigil("vigil-snapshot", &cfg, &["run", "--json"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let (code, v, human) = status(&cfg);
@@ -132,6 +131,7 @@ fn status_from_state_alone_through_a_dead_member_stale_archives_and_a_dead_clust
     cluster.kill(0);
     cluster.kill(1);
     let (code2, v2, _) = status(&cfg);
+    let seen = std::time::Instant::now();
     assert_eq!(code2, code, "{v2:#}");
     assert_eq!(
         row(&v2, "members", "member", "cp-1")["archive"],
@@ -142,8 +142,18 @@ fn status_from_state_alone_through_a_dead_member_stale_archives_and_a_dead_clust
     cb.extra
         .push_str("\n[health.freshness]\nmax_age = \"1m\"\n");
     let stale = cb.write("stale.toml");
-    // 1m is the smallest max_age vigil takes: wait until the archives are older.
-    std::thread::sleep(std::time::Duration::from_secs(62).saturating_sub(last_run.elapsed()));
+    // 1m is the smallest max_age vigil takes: wait until the newest archive
+    // (by the age status gave) is older.
+    let newest = v2["clusters"][0]["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["age_seconds"].as_u64())
+        .min()
+        .unwrap();
+    std::thread::sleep(
+        std::time::Duration::from_secs(62u64.saturating_sub(newest)).saturating_sub(seen.elapsed()),
+    );
     let (code, v, _) = status(&stale);
     assert_eq!(code, 2, "{v:#}");
     let m = row(&v, "members", "member", "cp-1");
