@@ -36,10 +36,12 @@ pub(super) struct RawAlertConfig {
     /// First retry delay after a failed delivery; doubles up to `retry_max`, with jitter.
     #[serde(default = "default_retry_min")]
     retry_min: HumanDuration,
+    /// The longest wait between delivery attempts to a failing channel.
     #[serde(default = "default_retry_max")]
     retry_max: HumanDuration,
     /// Dead-man URL (healthchecks.io style) pinged after every successful job. A secret.
     heartbeat_url: Option<Secret>,
+    /// A file holding `heartbeat_url` (better than inline: it is a secret).
     heartbeat_url_file: Option<PathBuf>,
     /// Send an always-firing `VigilWatchdog` alert to the alertmanager channels.
     #[serde(default)]
@@ -125,11 +127,13 @@ fn default_retry_max() -> HumanDuration {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawAlertRule {
+    /// The alert name this rule applies to (see README, *Alert catalogue*); with `labels`, only matching alerts.
     alert: String,
     /// Consecutive failed checks before the alert fires.
     failure_threshold: Option<u32>,
     /// Consecutive good checks before it resolves.
     success_threshold: Option<u32>,
+    /// How often a still-firing alert is sent again (instead of `[alert] repeat_interval`).
     repeat_interval: Option<HumanDuration>,
     severity: Option<Severity>,
 }
@@ -148,11 +152,14 @@ pub struct AlertRule {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawMaintenanceWindow {
+    /// When the window begins (RFC 3339, e.g. `"2026-12-05T22:00:00Z"`).
     start: String,
+    /// When the window ends (RFC 3339); after it, what still fires is sent.
     end: String,
     /// Label matchers, e.g. `{ member = "cp-2" }`; empty matches every alert.
     #[serde(default, rename = "match")]
     matchers: BTreeMap<String, String>,
+    /// Why, shown with every alert the window holds back.
     #[serde(default)]
     reason: String,
 }

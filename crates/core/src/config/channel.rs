@@ -47,9 +47,11 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawChannel {
+    /// The channel's name, used by `vigil-notify test --channel`, rules and the outbox.
     name: String,
     kind: ChannelKind,
     min_severity: Option<Severity>,
+    /// Only alerts from these sources (e.g. `["snapshot", "health"]`); none: every source.
     #[serde(default)]
     sources: Vec<String>,
     /// Extra CA (PEM) to trust for this channel's TLS, e.g. a private relay's CA.

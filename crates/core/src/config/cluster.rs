@@ -11,6 +11,7 @@ use toml::Spanned;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawClusterConfig {
+    /// The cluster's name: part of archive names, sink paths, metrics labels and alerts.
     name: Spanned<String>,
     members: Vec<Spanned<MemberConfig>>,
     tls: Option<Spanned<TlsConfig>>,
@@ -27,7 +28,9 @@ pub struct ClusterConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MemberConfig {
+    /// The member's name (as etcd knows it, e.g. `cp-1`): archive directories and alerts use it.
     pub name: String,
+    /// The member's client URL, `http://` or `https://` (https needs `[cluster.tls]`).
     pub endpoint: String,
     /// The member's peer URL (`--initial-advertise-peer-urls`) for
     /// `vigil-restore`. Default: the peer URLs recorded in the archive's
@@ -50,8 +53,11 @@ impl MemberConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
+    /// The CA certificate (PEM) that signed the members' server certificates.
     pub ca: PathBuf,
+    /// The client certificate (PEM) vigil presents to the members.
     pub cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM, mode 0600; a relative path is a credential).
     pub key: Option<PathBuf>,
 }
 

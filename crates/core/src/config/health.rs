@@ -46,6 +46,7 @@ impl Default for HealthConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EtcdHealth {
+    /// Timeout of each member's checks (default: `[health] timeout`).
     pub timeout: Option<HumanDuration>,
     /// Raft index entries a member may be behind the most advanced one.
     #[serde(default = "default_raft_lag")]
@@ -54,8 +55,10 @@ pub struct EtcdHealth {
     /// etcd's default is 2 GiB (`--quota-backend-bytes`).
     #[serde(default = "default_quota")]
     pub db_quota: ByteSize,
+    /// Warn when a member's database is this percentage of `db_quota`.
     #[serde(default = "default_db_warn")]
     pub db_size_warn_percent: f64,
+    /// Critical at this percentage of `db_quota` (etcd raises NOSPACE at 100).
     #[serde(default = "default_db_crit")]
     pub db_size_critical_percent: f64,
     /// Share of the file not in use (db size against size in use) that calls for a defrag.
@@ -99,10 +102,12 @@ pub struct KubeHealth {
     pub token_file: Option<PathBuf>,
     /// A client certificate and key (PEM), instead of a token.
     pub cert: Option<PathBuf>,
+    /// The client certificate's private key for the API server (PEM, mode 0600).
     pub key: Option<PathBuf>,
     /// Which endpoints to ask; default both.
     #[serde(default = "default_probes")]
     pub probes: Vec<String>,
+    /// Timeout of each API endpoint's checks (default: `[health] timeout`).
     pub timeout: Option<HumanDuration>,
 }
 
@@ -110,8 +115,10 @@ pub struct KubeHealth {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CertHealth {
+    /// Warn when a certificate expires within this long.
     #[serde(default = "default_cert_warn")]
     pub warn: HumanDuration,
+    /// Critical when a certificate expires within this long.
     #[serde(default = "default_cert_crit")]
     pub critical: HumanDuration,
     /// More TLS endpoints (`host:port` or `https://host:port`): ingress, load balancer, ...
@@ -122,6 +129,7 @@ pub struct CertHealth {
     /// e.g. `/var/lib/rancher/rke2/server/tls`.
     #[serde(default)]
     pub files: Vec<PathBuf>,
+    /// Timeout of each TLS handshake (default: `[health] timeout`).
     pub timeout: Option<HumanDuration>,
 }
 
@@ -141,6 +149,7 @@ impl Default for CertHealth {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeTarget {
+    /// The node's name in results and alerts.
     pub name: String,
     /// `http://host:9100` (`/metrics` is added when there is no path).
     pub url: String,
@@ -154,17 +163,22 @@ pub struct NodeHealth {
     pub targets: Vec<NodeTarget>,
     /// Without `targets`: scrape `http://<member host>:<port>/metrics` for every member.
     pub port: Option<u16>,
+    /// Warn when a filesystem has less than this percentage free.
     #[serde(default = "default_fs_warn")]
     pub fs_free_warn_percent: f64,
+    /// Critical below this percentage free.
     #[serde(default = "default_fs_crit")]
     pub fs_free_critical_percent: f64,
+    /// Warn when available memory is below this percentage of the total.
     #[serde(default = "default_mem_warn")]
     pub mem_available_warn_percent: f64,
+    /// Critical below this percentage of the total.
     #[serde(default = "default_mem_crit")]
     pub mem_available_critical_percent: f64,
     /// 5-minute load average per CPU.
     #[serde(default = "default_load_warn")]
     pub load_per_core_warn: f64,
+    /// Critical above this 5-minute load average per CPU.
     #[serde(default = "default_load_crit")]
     pub load_per_core_critical: f64,
     /// Filesystem types that are not checked.
@@ -173,6 +187,7 @@ pub struct NodeHealth {
     /// Mount points (and everything below them) that are not checked.
     #[serde(default = "default_ignore_mounts")]
     pub ignore_mountpoints: Vec<String>,
+    /// Timeout of each node_exporter scrape (default: `[health] timeout`).
     pub timeout: Option<HumanDuration>,
 }
 
@@ -190,6 +205,7 @@ pub struct FreshnessHealth {
     /// The newest passing `vigil-restore drill` must be younger than this.
     /// Default: 8d when `restore.drill_identity_file` is set, else not checked.
     pub drill_max_age: Option<HumanDuration>,
+    /// Timeout of listing each sink (default: `[health] timeout`).
     pub timeout: Option<HumanDuration>,
 }
 
@@ -208,8 +224,10 @@ impl Default for FreshnessHealth {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BastionHealth {
+    /// Warn when `snapshot.dir` or `state.dir` has less than this percentage free.
     #[serde(default = "default_bastion_warn")]
     pub free_warn_percent: f64,
+    /// Critical below this percentage free.
     #[serde(default = "default_bastion_crit")]
     pub free_critical_percent: f64,
     /// Also fail (critical) below this many free bytes, whatever the percentage.

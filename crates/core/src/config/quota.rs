@@ -38,8 +38,10 @@ pub struct QuotaConfig {
     /// or every key of `xattr.mounts`).
     #[serde(default)]
     pub volumes: Vec<String>,
+    /// Warn when a subvolume or group uses this percentage of its quota.
     #[serde(default = "default_warn")]
     pub warn_percent: f64,
+    /// Critical at this percentage of its quota.
     #[serde(default = "default_critical")]
     pub critical_percent: f64,
     /// Raise `quota_unlimited` for subvolumes without a quota.
@@ -84,6 +86,7 @@ pub struct QuotaConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CephCliConfig {
+    /// The `ceph` command (a path, or a name looked up in `PATH`).
     #[serde(default = "default_ceph_bin")]
     pub bin: PathBuf,
     /// `--conf`; Ceph's default (`/etc/ceph/ceph.conf`) when unset.
@@ -137,12 +140,19 @@ impl Default for XattrConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct QuotaRule {
+    /// Glob of the CephFS volume names the rule applies to (none: every volume).
     pub volume: Option<String>,
+    /// Glob of the subvolume group names (none: every group).
     pub group: Option<String>,
+    /// Glob of the subvolume names (none: every subvolume, and the group itself).
     pub subvolume: Option<String>,
+    /// `[quota] warn_percent` for what matches.
     pub warn_percent: Option<f64>,
+    /// `[quota] critical_percent` for what matches.
     pub critical_percent: Option<f64>,
+    /// `[quota] flag_unlimited` for what matches.
     pub flag_unlimited: Option<bool>,
+    /// `[quota] forecast_days` for what matches.
     pub forecast_days: Option<f64>,
     /// Skip matching entries entirely: no row, no alert.
     #[serde(default)]

@@ -15,8 +15,10 @@ pub struct RestoreConfig {
     pub drill_identity_file: Option<PathBuf>,
     /// Where drills restore and start their scratch etcd. Default: `<state.dir>/drill`.
     pub scratch_dir: Option<PathBuf>,
+    /// The `etcd` binary for scratch members (proofs, drills, point-in-time replays).
     #[serde(default = "default_etcd_bin")]
     pub etcd_bin: PathBuf,
+    /// The `etcdctl` binary (snapshot status and restore with etcd 3.4).
     #[serde(default = "default_etcdctl_bin")]
     pub etcdctl_bin: PathBuf,
     /// Used instead of etcdctl when it exists (etcd 3.5 and later).
@@ -35,10 +37,13 @@ pub struct RestoreConfig {
     /// Upper bound for one member's drill (fetch, restore, start, checks).
     #[serde(default = "default_drill_timeout")]
     pub drill_timeout: HumanDuration,
+    /// The `rke2` binary, for `vigil-restore rke2`.
     #[serde(default = "default_rke2_bin")]
     pub rke2_bin: PathBuf,
+    /// The `systemctl` binary, for `vigil-restore rke2 --execute`.
     #[serde(default = "default_systemctl_bin")]
     pub systemctl_bin: PathBuf,
+    /// RKE2's data directory on the server nodes.
     #[serde(default = "default_rke2_data_dir")]
     pub rke2_data_dir: PathBuf,
     /// How `vigil-restore rke2 --execute` reaches the other servers, e.g.

@@ -21,24 +21,32 @@ pub enum Encryption {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawSnapshotConfig {
+    /// Where local archives go, one 0700 directory per member.
     dir: PathBuf,
+    /// Verified archives kept per member on the bastion (at least 1).
     #[serde(default = "default_keep_last")]
     keep_last: u32,
+    /// Also keep the newest archive of each of this many days, per member.
     #[serde(default)]
     keep_daily: u32,
+    /// Also keep the newest archive of each of this many weeks, per member.
     #[serde(default)]
     keep_weekly: u32,
+    /// Also keep the newest archive of each of this many months, per member.
     #[serde(default)]
     keep_monthly: u32,
+    /// age X25519 public keys (`age1...`) archives are encrypted to; required with `encryption = "age"`.
     #[serde(default)]
     age_recipients: Vec<Spanned<String>>,
     #[serde(default)]
     encryption: Encryption,
+    /// zstd level, 1 to 19 (BENCHMARKS.md: higher levels cost far more CPU for a few percent).
     #[serde(default = "default_zstd_level")]
     zstd_level: i32,
     /// zstd worker threads per member; 0 compresses on the member's own thread.
     #[serde(default)]
     zstd_threads: u32,
+    /// How long to wait for each member's connection.
     #[serde(default = "default_connect_timeout")]
     connect_timeout: HumanDuration,
     /// A member that sends nothing for this long is given up on.

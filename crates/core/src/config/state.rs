@@ -7,6 +7,7 @@ use std::path::PathBuf;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StateConfig {
+    /// The lock, outcome records, alert state and outbox (0700).
     pub dir: PathBuf,
 }
 

@@ -16,6 +16,7 @@ pub(in crate::config) struct RawAzure {
     container: Option<String>,
     access_key: Option<Secret>,
     access_key_file: Option<PathBuf>,
+    /// Another endpoint than `https://<account>.blob.core.windows.net` (Azurite, a private link), with the account in the path.
     endpoint: Option<String>,
     allow_http: Option<bool>,
 }

@@ -39,14 +39,19 @@ pub enum VerifyMode {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawSink {
+    /// The sink's name: `--sink`, `--source`, alerts and outcome records use it.
     name: String,
     kind: SinkKind,
+    /// Verified archives kept per member in this sink.
     #[serde(default = "default_keep_last")]
     keep_last: u32,
+    /// Also keep the newest archive of each of this many days, per member.
     #[serde(default)]
     keep_daily: u32,
+    /// Also keep the newest archive of each of this many weeks, per member.
     #[serde(default)]
     keep_weekly: u32,
+    /// Also keep the newest archive of each of this many months, per member.
     #[serde(default)]
     keep_monthly: u32,
     /// Only for kinds `"s3"`, `"azure"`, `"gcs"`, `"fs"`. Keys start with

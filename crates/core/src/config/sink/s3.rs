@@ -12,6 +12,7 @@ use std::path::PathBuf;
 // Unknown keys are refused by `RawSink::resolve`, which sees every key (see
 // `RawSink::keys`).
 pub(in crate::config) struct RawS3 {
+    /// The S3 endpoint URL (Ceph RGW, MinIO, ...); none: AWS for `region`.
     endpoint: Option<String>,
     bucket: Option<String>,
     region: Option<String>,
@@ -30,6 +31,7 @@ pub(in crate::config) struct RawS3 {
 #[serde(deny_unknown_fields)]
 pub struct ObjectLock {
     pub mode: LockMode,
+    /// How many days each uploaded archive and manifest stays locked.
     pub days: u32,
 }
 
@@ -44,6 +46,7 @@ pub enum LockMode {
 
 #[derive(Debug, Clone)]
 pub struct S3Sink {
+    /// The S3 endpoint URL; none: AWS.
     pub endpoint: Option<String>,
     pub bucket: String,
     pub region: String,
