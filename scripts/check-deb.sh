@@ -41,7 +41,7 @@ g=/usr/lib/systemd/system-generators/vigil-generator
 ok "binaries, $g"
 for b in vigil-snapshot vigil-restore vigil-notify vigil-journal vigild vigil; do
   [ -s "/usr/share/man/man1/$b.1.gz" ] || fail "man page of $b missing"
-  zcat "/usr/share/man/man1/$b.1.gz" | grep -q '^\.TH' || fail "man page of $b is not roff"
+  grep -q "^\.TH" <(zcat "/usr/share/man/man1/$b.1.gz") || fail "man page of $b is not roff"
   [ -s "/usr/share/bash-completion/completions/$b" ] || fail "bash completion of $b missing"
   [ -s "/usr/share/zsh/vendor-completions/_$b" ] || fail "zsh completion of $b missing"
   [ -s "/usr/share/fish/vendor_completions.d/$b.fish" ] || fail "fish completion of $b missing"
@@ -51,9 +51,11 @@ while read -r f; do
   [[ "$f" == *.gz ]] && gzip -t "$f" 2>/dev/null || fail "man page $f is not gzipped"
 done < <(dpkg -L vigil | grep '^/usr/share/man/man[0-9]/.')
 m5=/usr/share/man/man5/vigil.toml.5.gz
-zcat "$m5" | grep -q '^\.TH VIGIL\.TOML 5' || fail "vigil.toml(5) missing"
+# Read once: `zcat | grep -q` fails under pipefail when grep stops early (SIGPIPE).
+m5_text=$(zcat "$m5")
+grep -q '^\.TH VIGIL\.TOML 5' <<<"$m5_text" || fail "vigil.toml(5) missing"
 for k in age_recipients webhook_url_file textfile_dir drill_identity_file keep_last; do
-  zcat "$m5" | grep -q "^\.BR $k " || fail "vigil.toml(5) does not document $k"
+  grep -q "^\.BR $k " <<<"$m5_text" || fail "vigil.toml(5) does not document $k"
 done
 if command -v man >/dev/null; then
   warn="$(MANWIDTH=80 man -l "$m5" 2>&1 >/dev/null)"
