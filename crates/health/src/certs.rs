@@ -456,13 +456,12 @@ mod tests {
         );
     }
 
-    #[test]
-    fn openssl_certificate_parses() {
-        // Made by `openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256
-        // -nodes -days 3 -subj /CN=vigil-unit` when the test runs.
-        let dir = tempfile::tempdir().unwrap();
+    /// A self-signed P-256 certificate `<name>.pem` (key `<name>.key`) made
+    /// by openssl in `dir`; `None` without openssl (the integration tests need it anyway).
+    fn self_signed(dir: &Path, name: &str, days: &str, subj: &str) -> Option<()> {
+        let (key, cert) = (format!("{name}.key"), format!("{name}.pem"));
         let o = std::process::Command::new("openssl")
-            .current_dir(dir.path())
+            .current_dir(dir)
             .args([
                 "req",
                 "-x509",
@@ -470,49 +469,31 @@ mod tests {
                 "ec",
                 "-pkeyopt",
                 "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                "k.pem",
-                "-out",
-                "c.pem",
-                "-days",
-                "3",
-                "-subj",
-                "/O=vigil/CN=vigil-unit",
             ])
-            .output();
-        let Ok(o) = o else { return }; // no openssl: the integration tests need it anyway
+            .args([
+                "-nodes", "-keyout", &key, "-out", &cert, "-days", days, "-subj", subj,
+            ])
+            .output()
+            .ok()?;
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        Some(())
+    }
+
+    #[test]
+    fn openssl_certificate_parses() {
+        let dir = tempfile::tempdir().unwrap();
+        if self_signed(dir.path(), "c", "3", "/O=vigil/CN=vigil-unit").is_none() {
+            return;
+        }
         let certs = read_pem(&dir.path().join("c.pem")).unwrap();
         assert_eq!(certs.len(), 1);
         assert_eq!(certs[0].subject_cn.as_deref(), Some("vigil-unit"));
         let left = certs[0].not_after - vigil_core::now().unix_timestamp();
         assert!((3 * 86400 - 120..=3 * 86400 + 5).contains(&left), "{left}");
         // The key file has no certificate.
-        assert!(read_pem(&dir.path().join("k.pem")).unwrap().is_empty());
+        assert!(read_pem(&dir.path().join("c.key")).unwrap().is_empty());
         // Past 2049 notAfter is a GeneralizedTime, not a UTCTime (RFC 5280).
-        let o = std::process::Command::new("openssl")
-            .current_dir(dir.path())
-            .args([
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                "k2.pem",
-                "-out",
-                "c2.pem",
-                "-days",
-                "10000",
-                "-subj",
-                "/O=vigil",
-            ])
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        self_signed(dir.path(), "c2", "10000", "/O=vigil").unwrap();
         let certs = read_pem(&dir.path().join("c2.pem")).unwrap();
         assert_eq!(certs[0].subject_cn, None);
         let left = certs[0].not_after - vigil_core::now().unix_timestamp();

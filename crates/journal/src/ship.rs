@@ -203,7 +203,6 @@ impl Shipper {
             }
         }
         self.prune_local(cfg, &mut rep);
-        rep.local_bytes = self.chain.iter().map(|k| k.size).sum();
         rep.unshipped = self
             .chain
             .iter()
@@ -268,6 +267,7 @@ impl Shipper {
                 }
             }
         }
+        rep.local_bytes = size;
     }
 
     /// One sink: list it if its listing is unknown or old, upload what is
