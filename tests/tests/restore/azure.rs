@@ -3,8 +3,7 @@
 //! recovery of all three members from the container alone.
 #![allow(clippy::unwrap_used)]
 
-use crate::s3::start_restored;
-use std::process::Command;
+use crate::s3::{fetch_at, start_restored};
 use vigil_tests::azure::Azurite;
 use vigil_tests::etcd::Cluster;
 use vigil_tests::*;
@@ -114,31 +113,7 @@ fn azure_sink_against_azurite() {
     std::fs::remove_dir_all(&cb.snapshot_dir).unwrap();
     std::fs::create_dir_all(&cb.snapshot_dir).unwrap();
     let id = key.identity_file.to_str().unwrap();
-    let snap = t.path().join("cp-2.db");
-    let out = vigil(
-        "vigil-restore",
-        &cfg,
-        &[
-            "fetch",
-            "--member",
-            "cp-2",
-            "--source",
-            "blob",
-            "--identity",
-            id,
-            "--out",
-            snap.to_str().unwrap(),
-        ],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let st = Command::new("etcdctl")
-        .env("ETCDCTL_API", "3")
-        .args(["snapshot", "status", "-w", "json"])
-        .arg(&snap)
-        .output()
-        .unwrap();
-    let st: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
-    assert_eq!(st["revision"], rev, "{st}");
+    fetch_at(&cfg, "cp-2", "blob", id, &t.path().join("cp-2.db"), rev);
 
     let target = t.path().join("restored");
     let out = vigil(

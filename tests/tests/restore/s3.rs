@@ -68,32 +68,8 @@ fn restore_all_members_from_the_s3_sink() {
     }
 
     // fetch from S3 gives the exact snapshot.
-    let snap = t.path().join("cp-1.db");
     let id = key.identity_file.to_str().unwrap();
-    let out = vigil(
-        "vigil-restore",
-        &cfg,
-        &[
-            "fetch",
-            "--member",
-            "cp-1",
-            "--source",
-            "rgw",
-            "--identity",
-            id,
-            "--out",
-            snap.to_str().unwrap(),
-        ],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let st = Command::new("etcdctl")
-        .env("ETCDCTL_API", "3")
-        .args(["snapshot", "status", "-w", "json"])
-        .arg(&snap)
-        .output()
-        .unwrap();
-    let st: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
-    assert_eq!(st["revision"], rev);
+    fetch_at(&cfg, "cp-1", "rgw", id, &t.path().join("cp-1.db"), rev);
 
     // Rebuild all three members from the S3 copies and start them.
     let target = t.path().join("restored");
@@ -172,4 +148,40 @@ pub(crate) fn start_restored(
         }
     }
     procs
+}
+
+/// `vigil-restore fetch` of `member` from `source` gives a snapshot that
+/// etcdctl reads at revision `rev`.
+pub(crate) fn fetch_at(
+    cfg: &std::path::Path,
+    member: &str,
+    source: &str,
+    id: &str,
+    snap: &std::path::Path,
+    rev: i64,
+) {
+    let out = vigil(
+        "vigil-restore",
+        cfg,
+        &[
+            "fetch",
+            "--member",
+            member,
+            "--source",
+            source,
+            "--identity",
+            id,
+            "--out",
+            snap.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let st = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .args(["snapshot", "status", "-w", "json"])
+        .arg(snap)
+        .output()
+        .unwrap();
+    let st: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+    assert_eq!(st["revision"], rev, "{st}");
 }
