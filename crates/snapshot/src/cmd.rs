@@ -442,10 +442,17 @@ async fn cmd_prune(g: &GlobalArgs, dry_run: bool, json: bool) -> Result<i32, Exi
         .map(|v| v.location.as_str())
         .collect();
     let mut reports = Vec::new();
-    for s in ship::build_sinks(&cfg).map_err(Exit::usage)? {
-        reports.push(ship::sync_sink(&cfg, &s, ship::Mode::Prune { dry_run }, &[]).await);
+    let sinks = ship::build_sinks(&cfg).map_err(Exit::usage)?;
+    for s in &sinks {
+        reports.push(ship::sync_sink(&cfg, s, ship::Mode::Prune { dry_run }, &[]).await);
     }
-    let ok = reports.iter().all(|r| r.ok);
+    let mut ok = reports.iter().all(|r| r.ok);
+    if !dry_run {
+        if let Err(e) = keep::forget_pruned(&cfg, &sc.dir, &sinks).await {
+            eprintln!("error: names of pruned snapshots not forgotten: {e}");
+            ok = false;
+        }
+    }
     if json {
         print_json(&serde_json::json!({
             "dry_run": dry_run, "local": local, "local_verdicts": verdicts, "sinks": reports

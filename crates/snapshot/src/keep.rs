@@ -258,6 +258,14 @@ pub async fn delete(
         copies: Vec::new(),
         refused: Vec::new(),
     };
+    // A store that could not be listed may hold a copy that would be left behind.
+    for e in &cat.errors {
+        if let Some(store) = e.store().filter(|s| only.is_none_or(|o| o == *s)) {
+            rep.refused.push(format!(
+                "{store} could not be listed ({e}), so its copy would be left behind; retry when it answers, or delete elsewhere with --sink"
+            ));
+        }
+    }
     let mut plan: Vec<(&CatalogEntry, Vec<&CatalogCopy>)> = Vec::new();
     for (id, _) in &ids {
         if let Some(p) = kept.get(id).filter(|p| p.keep) {
@@ -313,8 +321,14 @@ pub async fn delete(
         let mut ordered = copies.clone();
         ordered.sort_by_key(|c| c.store == LOCAL);
         let mut gone = 0;
+        let mut failed_sinks: Vec<&str> = Vec::new();
         for c in ordered {
-            let r = if c.store == LOCAL {
+            let r = if c.store == LOCAL && !failed_sinks.is_empty() {
+                Err(format!(
+                    "kept: the copy in {} was not deleted, and the bastion's own copy stays until it is",
+                    failed_sinks.join(", ")
+                ))
+            } else if c.store == LOCAL {
                 delete_local(c, dry_run)
             } else {
                 match sinks.iter().find(|s| s.name() == c.store) {
@@ -324,6 +338,9 @@ pub async fn delete(
             };
             gone += usize::from(r.is_ok());
             rep.ok &= r.is_ok();
+            if r.is_err() && c.store != LOCAL {
+                failed_sinks.push(&c.store);
+            }
             rep.copies.push(Deleted {
                 id: a.id.clone(),
                 member: a.member.clone(),
@@ -346,6 +363,32 @@ pub async fn delete(
         protect::save(&cfg.state.dir, &kept).map_err(|e| e.to_string())?;
     }
     Ok(rep)
+}
+
+/// Forgets the names of archives that retention removed from every store
+/// (a pin keeps its archive, so only bare names go). Only when every store
+/// could be listed: one that could not may still hold a copy. How many went.
+pub async fn forget_pruned(
+    cfg: &Config,
+    root: &Path,
+    sinks: &[Arc<Sink>],
+) -> Result<usize, String> {
+    let mut kept = protect::load(&cfg.state.dir).map_err(|e| e.to_string())?;
+    if kept.archives.iter().all(|p| p.keep) {
+        return Ok(0);
+    }
+    let cat = catalog(cfg, root, sinks).await;
+    if !cat.errors.is_empty() {
+        return Ok(0);
+    }
+    let before = kept.archives.len();
+    kept.archives
+        .retain(|p| p.keep || cat.entries.iter().chain(&cat.untrusted).any(|a| a.id == p.id));
+    let gone = before - kept.archives.len();
+    if gone > 0 {
+        protect::save(&cfg.state.dir, &kept).map_err(|e| e.to_string())?;
+    }
+    Ok(gone)
 }
 
 fn delete_local(c: &CatalogCopy, dry_run: bool) -> Result<(), String> {

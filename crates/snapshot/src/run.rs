@@ -219,6 +219,11 @@ pub async fn run<C: Cluster>(cfg: &Config, deps: Deps<C>) -> Result<RunReport, R
         None => None,
     };
     let sink_reports = ship(cfg, &sinks, &members, prune_lock.is_some(), &mut warnings).await;
+    if prune_lock.is_some() {
+        if let Err(e) = crate::keep::forget_pruned(cfg, &sc.dir, &sinks).await {
+            warnings.push(format!("names of pruned snapshots not forgotten: {e}"));
+        }
+    }
     drop(prune_lock);
 
     let report = RunReport {

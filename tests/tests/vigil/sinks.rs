@@ -239,6 +239,52 @@ fn s3_sink_against_ceph_radosgw() {
         &["scrub", "--sink", "local", "--sample", "2"],
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    // 9. delete: the corrupted copy from the bucket alone (archive and
+    //    manifest), then another archive from every store.
+    let id_of = |url: &str| {
+        url.rsplit('/')
+            .next()
+            .unwrap()
+            .trim_end_matches(".db.zst.age")
+            .to_string()
+    };
+    let bad = id_of(&victim);
+    let out = vigil("vigil-snapshot", &cfg, &["delete", &bad, "--sink", "rgw"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains(&format!("rgw: deleted {bad}")), "{}", text(&out));
+    let keys = rgw.ls("s3://etcd-backups/vigil/prod/cp-2/");
+    assert!(!keys.iter().any(|(k, _)| k.contains(&bad)), "{keys:?}");
+    assert_eq!(keys.len(), 4, "2 archives + 2 manifests left: {keys:?}");
+    let local_has = |member: &str, id: &str| {
+        archives(&cb.snapshot_dir.join(member))
+            .iter()
+            .any(|p| p.to_string_lossy().contains(id))
+    };
+    assert!(local_has("cp-2", &bad), "the local copy stays");
+    let out = vigil("vigil-snapshot", &cfg, &["scrub", "--sink", "rgw"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let other = id_of(&in_bucket(&rgw, "cp-3")[0].0);
+    let out = vigil("vigil-snapshot", &cfg, &["delete", &other, "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let d = json(&out);
+    let stores: Vec<&str> = d["copies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["store"].as_str().unwrap())
+        .collect();
+    assert_eq!(stores, ["rgw", "local"], "sinks first: {d}");
+    assert!(!in_bucket(&rgw, "cp-3").iter().any(|(k, _)| k.contains(&other)));
+    assert!(!local_has("cp-3", &other));
+    // radosgw down: the bastion's copy of an archive stays with the bucket's.
+    let next = id_of(&in_bucket(&rgw, "cp-3")[0].0);
+    rgw.kill_rgw();
+    let out = vigil("vigil-snapshot", &cfg, &["delete", &next]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("rgw could not be listed"), "{}", text(&out));
+    assert!(local_has("cp-3", &next), "{}", text(&out));
+    rgw.start_rgw();
 }
 
 /// IBM's client is proprietary, so tape tests use this stand-in. It lives in
@@ -376,6 +422,53 @@ fn tape_dsmc_return_codes() {
         })
         .count();
     assert!(on_tape >= 3, "{l}");
+
+    // delete: tape retention belongs to TSM, so the tape copy is refused
+    // and the bastion's copy of that archive stays with it.
+    let victim = l["archives"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| {
+            let stores: Vec<&str> = a["locations"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| l["store"].as_str().unwrap())
+                .collect();
+            stores == ["local", "tape"]
+        })
+        .map(|a| a["id"].as_str().unwrap().to_string())
+        .next_back()
+        .unwrap_or_else(|| panic!("no archive both local and on tape: {l}"));
+    let local_copies = || archives(&cb.snapshot_dir.join("cp-1")).len();
+    let before = local_copies();
+    let out = vigil("vigil-snapshot", &cfg, &["delete", &victim, "--force"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let o = text(&out);
+    assert!(
+        o.contains("tape: FAILED") && o.contains("dsmc delete archive"),
+        "{o}"
+    );
+    assert!(o.contains("local: FAILED") && o.contains("stays until it is"), "{o}");
+    assert_eq!(local_copies(), before, "{o}");
+    // Only the bastion's copy, by choice: it goes, the tape catalog keeps its entry.
+    let out = vigil(
+        "vigil-snapshot",
+        &cfg,
+        &["delete", &victim, "--sink", "local", "--force"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(local_copies(), before - 1);
+    let l = json(&vigil("vigil-snapshot", &cfg, &["list", "--all", "--json"]));
+    let row = l["archives"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == victim.as_str())
+        .cloned()
+        .unwrap_or_else(|| panic!("{victim} no longer listed: {l}"));
+    assert_eq!(row["locations"][0]["store"], "tape", "{row}");
 }
 
 /// Every path dsmc writes is one the config names: by default its error log

@@ -199,6 +199,21 @@ fn object_lock_and_an_append_only_key_against_ceph_radosgw() {
         assert!(vault["locked_until"].as_str().is_some(), "{a}");
     }
 
+    // 3b. `delete` of a locked copy: refused with the date, and the
+    //     bastion's own copy stays with it.
+    let (archive, _) = &first[0];
+    let file = archive.rsplit('/').next().unwrap();
+    let id = file.trim_end_matches(".db.zst.age");
+    let local = cb.snapshot_dir.join("cp-1").join(file);
+    assert!(local.exists(), "{local:?}");
+    let out = vigil("vigil-snapshot", &cfg, &["delete", id, "--force"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let o = text(&out);
+    assert!(o.contains("is under Object Lock until 20"), "{o}");
+    assert!(o.contains("stays until it is"), "{o}");
+    assert!(local.exists(), "{o}");
+    assert_eq!(versions(&rgw, "vault", archive).len(), 1);
+
     // 4. The bastion's key against the oldest copy: no delete (by version or
     //    not), and an overwrite leaves the locked version as it was.
     let (archive, manifest) = &first[0];

@@ -232,11 +232,37 @@ fn a_named_kept_snapshot_survives_retention_everywhere_until_unpinned() {
     for id in &pinned {
         assert_eq!(stores.has(id), (false, false, false), "{id}");
     }
-    // The name is still recorded (not pinned); pinning an id again works.
+    // Gone from every store, so the name is forgotten too.
+    let kept: serde_json::Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    for id in &pinned {
+        assert!(
+            !kept["archives"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a["id"] == id.as_str()),
+            "{id} pruned everywhere but still in protected.json: {kept}"
+        );
+    }
+    // A name without a pin goes with its archives when a run's retention removes them.
+    let named_only = ids(&run(&cfg, &cluster, 5, &["--name", "quick"]));
+    let out = vigil("vigil-snapshot", &cfg, &["unpin", "quick"]);
+    assert_eq!(out.status.code(), Some(2), "named, not pinned: {}", text(&out));
+    for seed in 6..8 {
+        run(&cfg, &cluster, seed, &[]);
+    }
+    for id in &named_only {
+        assert_eq!(stores.has(id), (false, false, false), "{id}");
+    }
+    let kept = std::fs::read_to_string(&state).unwrap();
+    assert!(!kept.contains("quick"), "{kept}");
+    // The name is free again.
+    let last = ids(&run(&cfg, &cluster, 8, &["--name", "quick"]));
+    // Pinning an id again works.
     let out = vigil(
         "vigil-snapshot",
         &cfg,
-        &["pin", &later[2][1], "--reason", "INC-4711"],
+        &["pin", &last[1], "--reason", "INC-4711"],
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let kept: serde_json::Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
@@ -244,7 +270,7 @@ fn a_named_kept_snapshot_survives_retention_everywhere_until_unpinned() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|a| a["id"] == later[2][1].as_str())
+        .find(|a| a["id"] == last[1].as_str())
         .unwrap()
         .clone();
     assert_eq!(
