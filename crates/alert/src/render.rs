@@ -376,6 +376,8 @@ pub struct Email {
     pub in_reply_to: Option<String>,
     /// Space-separated ids for the `References` header.
     pub references: Option<String>,
+    /// Outlook's `Thread-Index` (base64), for an email about one incident.
+    pub thread_index: Option<String>,
 }
 
 fn fnv(s: &str) -> u64 {
@@ -415,6 +417,43 @@ pub fn thread_root(a: &AlertView, domain: &str) -> String {
     let fired = a.fired_at.as_deref().unwrap_or(&a.first_seen);
     let stamp: String = fired.chars().filter(char::is_ascii_digit).collect();
     format!("<vigil-{:016x}-{stamp}@{domain}>", fnv(&a.key))
+}
+
+/// FILETIME: 100 ns units since 1601-01-01 UTC.
+fn filetime(t: time::OffsetDateTime) -> u64 {
+    const TO_UNIX: i128 = 116_444_736_000_000_000;
+    (t.unix_timestamp_nanos() / 100 + TO_UNIX).max(0) as u64
+}
+
+/// Outlook's `Thread-Index` (PidTagConversationIndex, [MS-OXOMSG] 2.2.1.3),
+/// base64: a 22-byte header (0x01, the 40 high bits of the FILETIME the
+/// incident fired, a GUID from the alert key and that time) on its first
+/// email; a later one adds a 5-byte response level with the time since
+/// then, so Outlook orders the incident's emails under the first.
+pub fn thread_index(a: &AlertView, first: bool, now: time::OffsetDateTime) -> Option<String> {
+    use base64::Engine as _;
+    let fired_s = a.fired_at.as_deref().unwrap_or(&a.first_seen);
+    let fired =
+        time::OffsetDateTime::parse(fired_s, &time::format_description::well_known::Rfc3339)
+            .ok()?;
+    let ft = filetime(fired);
+    let mut b = Vec::with_capacity(27);
+    b.push(1u8);
+    b.extend_from_slice(&(ft >> 24).to_be_bytes()[3..]);
+    b.extend_from_slice(&fnv(&a.key).to_be_bytes());
+    b.extend_from_slice(&fnv(&format!("{}@{fired_s}", a.key)).to_be_bytes());
+    if !first {
+        let delta = filetime(now).saturating_sub(ft);
+        // DC 0: bits 48..18 of the delta; DC 1 (beyond about 1.8 years): bits 53..23.
+        let level: u32 = if delta < 1 << 49 {
+            ((delta >> 18) & 0x7fff_ffff) as u32
+        } else {
+            0x8000_0000 | ((delta >> 23) & 0x7fff_ffff) as u32
+        };
+        b.extend_from_slice(&level.to_be_bytes());
+        b.push(fastrand::u8(..));
+    }
+    Some(base64::engine::general_purpose::STANDARD.encode(b))
 }
 
 /// The same for every email about one incident (firing, reminders,
@@ -578,6 +617,10 @@ pub fn email(n: &Notification, unique: &str, domain: &str) -> Email {
             (!roots.is_empty()).then(|| roots.join(" ")),
         ),
     };
+    let thread_index = match (n.items.as_slice(), roots.as_slice()) {
+        ([only], [_]) => thread_index(&only.alert, only.event == Event::Firing, vigil_core::now()),
+        _ => None,
+    };
     Email {
         subject: subject(n),
         text,
@@ -585,6 +628,7 @@ pub fn email(n: &Notification, unique: &str, domain: &str) -> Email {
         message_id,
         in_reply_to,
         references,
+        thread_index,
     }
 }
 

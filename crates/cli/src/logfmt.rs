@@ -53,7 +53,14 @@ pub(crate) fn install(requested: LogFormat, filter: EnvFilter) {
             .with_current_span(false)
             .try_init(),
         LogFormat::Journal => b.with_ansi(false).event_format(Journal).try_init(),
-        _ => b.try_init(),
+        // Colour only for a person at a terminal: not in a pipe, a file or
+        // a mail from cron, and never with NO_COLOR (no-color.org).
+        _ => b
+            .with_ansi(
+                std::io::IsTerminal::is_terminal(&std::io::stderr())
+                    && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+            )
+            .try_init(),
     };
 }
 

@@ -46,14 +46,7 @@ impl Board {
     pub fn task(&self, name: &str, total: Option<u64>) -> Task {
         let bar = self.bars.as_ref().map(|m| {
             let b = m.add(indicatif::ProgressBar::new(total.unwrap_or(0)));
-            let template = if total.is_some() {
-                "{prefix:<12} {msg:<10} [{bar:28}] {bytes:>10}/{total_bytes:<10} {binary_bytes_per_sec:>12} ETA {eta}"
-            } else {
-                "{prefix:<12} {msg:<10} {bytes:>10} {binary_bytes_per_sec:>12} {elapsed}"
-            };
-            if let Ok(s) = indicatif::ProgressStyle::with_template(template) {
-                b.set_style(s.progress_chars("=> "));
-            }
+            set_style(&b, total.is_some());
             b.set_prefix(name.to_string());
             b.enable_steady_tick(Duration::from_millis(500));
             b
@@ -70,6 +63,18 @@ impl Board {
                 last_log: now,
             })),
         }
+    }
+}
+
+/// A bar when the size is known, else bytes and rate only.
+fn set_style(b: &indicatif::ProgressBar, sized: bool) {
+    let template = if sized {
+        "{prefix:<12} {msg:<10} [{bar:28}] {bytes:>10}/{total_bytes:<10} {binary_bytes_per_sec:>12} ETA {eta}"
+    } else {
+        "{prefix:<12} {msg:<10} {bytes:>10} {binary_bytes_per_sec:>12} {elapsed}"
+    };
+    if let Ok(s) = indicatif::ProgressStyle::with_template(template) {
+        b.set_style(s.progress_chars("=> "));
     }
 }
 
@@ -117,6 +122,7 @@ impl Task {
     pub fn set_total(&self, total: u64) {
         if let Some(b) = &self.bar {
             b.set_length(total);
+            set_style(b, true);
         }
         self.with(|i| i.total = Some(total));
     }

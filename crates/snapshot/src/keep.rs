@@ -382,8 +382,14 @@ pub async fn forget_pruned(
         return Ok(0);
     }
     let before = kept.archives.len();
-    kept.archives
-        .retain(|p| p.keep || cat.entries.iter().chain(&cat.untrusted).any(|a| a.id == p.id));
+    kept.archives.retain(|p| {
+        p.keep
+            || cat
+                .entries
+                .iter()
+                .chain(&cat.untrusted)
+                .any(|a| a.id == p.id)
+    });
     let gone = before - kept.archives.len();
     if gone > 0 {
         protect::save(&cfg.state.dir, &kept).map_err(|e| e.to_string())?;

@@ -237,6 +237,17 @@ fn email_over_starttls_with_auth_threads_firing_and_resolved() {
         Some(root.as_str()),
         "threaded under the firing email"
     );
+    // Outlook: the resolution's Thread-Index is the firing one's plus a response level.
+    let index = |m: &str| {
+        use base64::Engine as _;
+        let v = header(m, "Thread-Index").unwrap_or_else(|| panic!("no Thread-Index: {m}"));
+        base64::engine::general_purpose::STANDARD
+            .decode(v.trim())
+            .unwrap()
+    };
+    let (fi, ri) = (index(firing), index(resolved));
+    assert_eq!((fi.len(), ri.len(), fi[0]), (22, 27, 1));
+    assert_eq!(ri[..22], fi[..]);
     assert_eq!(
         header(resolved, "References").as_deref(),
         Some(root.as_str())

@@ -6,6 +6,7 @@
 mod bastion;
 mod config;
 mod installed;
+mod progress;
 mod revision_seen;
 mod sinks;
 mod snapshot;

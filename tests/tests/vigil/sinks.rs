@@ -252,7 +252,11 @@ fn s3_sink_against_ceph_radosgw() {
     let bad = id_of(&victim);
     let out = vigil("vigil-snapshot", &cfg, &["delete", &bad, "--sink", "rgw"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(text(&out).contains(&format!("rgw: deleted {bad}")), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("rgw: deleted {bad}")),
+        "{}",
+        text(&out)
+    );
     let keys = rgw.ls("s3://etcd-backups/vigil/prod/cp-2/");
     assert!(!keys.iter().any(|(k, _)| k.contains(&bad)), "{keys:?}");
     assert_eq!(keys.len(), 4, "2 archives + 2 manifests left: {keys:?}");
@@ -275,14 +279,20 @@ fn s3_sink_against_ceph_radosgw() {
         .map(|c| c["store"].as_str().unwrap())
         .collect();
     assert_eq!(stores, ["rgw", "local"], "sinks first: {d}");
-    assert!(!in_bucket(&rgw, "cp-3").iter().any(|(k, _)| k.contains(&other)));
+    assert!(!in_bucket(&rgw, "cp-3")
+        .iter()
+        .any(|(k, _)| k.contains(&other)));
     assert!(!local_has("cp-3", &other));
     // radosgw down: the bastion's copy of an archive stays with the bucket's.
     let next = id_of(&in_bucket(&rgw, "cp-3")[0].0);
     rgw.kill_rgw();
     let out = vigil("vigil-snapshot", &cfg, &["delete", &next]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("rgw could not be listed"), "{}", text(&out));
+    assert!(
+        text(&out).contains("rgw could not be listed"),
+        "{}",
+        text(&out)
+    );
     assert!(local_has("cp-3", &next), "{}", text(&out));
     rgw.start_rgw();
 }
@@ -450,7 +460,10 @@ fn tape_dsmc_return_codes() {
         o.contains("tape: FAILED") && o.contains("dsmc delete archive"),
         "{o}"
     );
-    assert!(o.contains("local: FAILED") && o.contains("stays until it is"), "{o}");
+    assert!(
+        o.contains("local: FAILED") && o.contains("stays until it is"),
+        "{o}"
+    );
     assert_eq!(local_copies(), before, "{o}");
     // Only the bastion's copy, by choice: it goes, the tape catalog keeps its entry.
     let out = vigil(

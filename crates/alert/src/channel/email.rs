@@ -97,6 +97,9 @@ impl Email {
         for to in &self.to {
             b = b.to(to.clone());
         }
+        if let Some(t) = m.thread_index {
+            b = b.raw_header(plain("Thread-Index", t));
+        }
         if let Some(r) = m.in_reply_to {
             b = b.in_reply_to(r);
         }
@@ -142,7 +145,8 @@ impl Email {
     }
 }
 
-/// A header lettre has no type for: `Auto-Submitted`, `Thread-Topic`, and
+/// A header lettre has no type for: `Auto-Submitted`, `Thread-Topic`,
+/// `Thread-Index`, and
 /// `X-Vigil-Items` (the outbox ids, to spot duplicates).
 fn plain(name: &'static str, value: impl Into<String>) -> HeaderValue {
     HeaderValue::new(HeaderName::new_from_ascii_str(name), value.into())

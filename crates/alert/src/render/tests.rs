@@ -145,11 +145,54 @@ fn email_subject_is_stable_per_incident_and_threads() {
     assert!(s.text.starts_with("[RESOLVED] "), "{}", s.text);
     // The root depends only on the key and when the incident fired, so it
     // is the same after a restart; a new incident gets a new thread.
+    // Outlook: a 22-byte Thread-Index header on the first, shared by the later
+    // ones, which add a 5-byte response level with the time since it fired.
+    let decode = |e: &Email| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD
+            .decode(e.thread_index.as_deref().unwrap())
+            .unwrap()
+    };
+    let (fi, ri, si) = (decode(&f), decode(&r), decode(&s));
+    assert_eq!((fi.len(), fi[0]), (22, 1));
+    // 2026-11-23T02:00:00Z as a FILETIME, its 40 high bits.
+    let ft: u64 = (1_795_399_200 + 11_644_473_600) * 10_000_000;
+    assert_eq!(fi[1..6], (ft >> 24).to_be_bytes()[3..]);
+    for later in [&ri, &si] {
+        assert_eq!(later.len(), 27);
+        assert_eq!(later[..22], fi[..]);
+        assert_eq!(later[22] & 0x80, 0, "DC 0: under 1.8 years");
+    }
+    let now = time::OffsetDateTime::parse(
+        "2026-11-23T03:00:00Z",
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let hour = thread_index(
+        &item(2, Event::Repeat, Severity::Critical, "cp-2").alert,
+        false,
+        now,
+    )
+    .unwrap();
+    let hour = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD
+            .decode(hour)
+            .unwrap()
+    };
+    let level = u32::from_be_bytes(hour[22..26].try_into().unwrap()) as u64;
+    assert_eq!(level, (3600 * 10_000_000) >> 18);
     let again = item(1, Event::Firing, Severity::Critical, "cp-2");
     assert_eq!(thread_root(&again.alert, &d), f.message_id);
     let mut next = item(4, Event::Firing, Severity::Critical, "cp-2");
     next.alert.fired_at = Some("2026-11-24T02:00:00Z".into());
     assert_ne!(thread_root(&next.alert, &d), f.message_id);
+    let other = thread_index(&next.alert, true, now).unwrap();
+    assert_ne!(
+        other,
+        f.thread_index.clone().unwrap(),
+        "a new incident, a new thread"
+    );
     let g = email(
         &n(vec![
             item(3, Event::Firing, Severity::Warning, "cp-1"),

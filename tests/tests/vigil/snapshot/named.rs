@@ -247,7 +247,12 @@ fn a_named_kept_snapshot_survives_retention_everywhere_until_unpinned() {
     // A name without a pin goes with its archives when a run's retention removes them.
     let named_only = ids(&run(&cfg, &cluster, 5, &["--name", "quick"]));
     let out = vigil("vigil-snapshot", &cfg, &["unpin", "quick"]);
-    assert_eq!(out.status.code(), Some(2), "named, not pinned: {}", text(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "named, not pinned: {}",
+        text(&out)
+    );
     for seed in 6..8 {
         run(&cfg, &cluster, seed, &[]);
     }
