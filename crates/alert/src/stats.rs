@@ -41,6 +41,58 @@ pub fn counters() -> BTreeMap<String, ChannelStats> {
 
 /// Everything `/metrics` shows, read fresh from the state database.
 pub fn render(state_dir: &Path, cluster: &str, channels: &[String]) -> String {
+    collect(state_dir, cluster, channels).render()
+}
+
+/// How often `vigil-notify run` writes its metrics to InfluxDB (and the
+/// line-protocol file), when `[metrics]` configures either.
+pub const PUSH_EVERY: Duration = Duration::from_secs(60);
+
+/// vigil-notify's metrics to InfluxDB and the line-protocol file (as
+/// `[metrics]` says): every [`PUSH_EVERY`] until `stop`. The caller pushes
+/// the final counters once more after the last delivery.
+pub async fn push_influx(
+    cfg: vigil_core::config::MetricsConfig,
+    state_dir: PathBuf,
+    cluster: String,
+    channels: Vec<String>,
+    mut stop: watch::Receiver<bool>,
+) {
+    if cfg.influxdb.is_none() && cfg.line_protocol_dir.is_none() {
+        return;
+    }
+    let cfg = Arc::new(cfg);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(PUSH_EVERY) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let (cfg, dir, cl, ch) = (
+            cfg.clone(),
+            state_dir.clone(),
+            cluster.clone(),
+            channels.clone(),
+        );
+        let _ = tokio::task::spawn_blocking(move || push_now(&cfg, &dir, &cl, &ch)).await;
+    }
+}
+
+/// One push of vigil-notify's metrics (blocking: InfluxDB within its timeout).
+pub fn push_now(
+    cfg: &vigil_core::config::MetricsConfig,
+    state_dir: &Path,
+    cluster: &str,
+    channels: &[String],
+) {
+    metrics::publish_influx(
+        cfg,
+        "notify",
+        cluster,
+        &collect(state_dir, cluster, channels),
+    );
+}
+
+fn collect(state_dir: &Path, cluster: &str, channels: &[String]) -> Metrics {
     let mut m = Metrics::new();
     let cl = [("cluster", cluster)];
     m.gauge(
@@ -64,7 +116,7 @@ pub fn render(state_dir: &Path, cluster: &str, channels: &[String]) -> String {
                 &cl,
                 false,
             );
-            return m.render();
+            return m;
         }
     };
     m.flag(
@@ -143,7 +195,7 @@ pub fn render(state_dir: &Path, cluster: &str, channels: &[String]) -> String {
             );
         }
     }
-    m.render()
+    m
 }
 
 /// Serves `GET /metrics` until `stop`, with hyper (HTTP/1.1, one request

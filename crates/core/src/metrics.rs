@@ -233,7 +233,10 @@ fn publish_textfile(cfg: &MetricsConfig, job: &str, cluster: &str, m: &Metrics) 
     }
 }
 
-fn publish_influx(cfg: &MetricsConfig, job: &str, cluster: &str, m: &Metrics) {
+/// Writes `m` to the line-protocol file and pushes it to InfluxDB, as far
+/// as `[metrics]` asks for either; warnings only. For a daemon's own metrics
+/// (vigil-notify), which its `/metrics` already gives Prometheus.
+pub fn publish_influx(cfg: &MetricsConfig, job: &str, cluster: &str, m: &Metrics) {
     if (cfg.line_protocol_dir.is_none() && cfg.influxdb.is_none()) || m.is_empty() {
         return;
     }

@@ -185,6 +185,13 @@ fn cmd_run(g: &GlobalArgs, once: bool, timeout: HumanDuration) -> Result<i32, Ex
     let cluster = cfg.cluster_name().to_string();
     let channels: Vec<String> = s.channels().map(|c| c.name.clone()).collect();
     let state_dir = cfg.state.dir.clone();
+    let push = (
+        cfg.metrics.clone(),
+        state_dir.clone(),
+        cluster.clone(),
+        channels.clone(),
+    );
+    let periodic = push.clone();
     let cfg_for_unit = cfg;
     let report = rt
         .block_on(async move {
@@ -214,6 +221,8 @@ fn cmd_run(g: &GlobalArgs, once: bool, timeout: HumanDuration) -> Result<i32, Ex
                 }
             }
             if !once {
+                let (m, dir, cl, ch) = periodic;
+                tokio::spawn(vigil_alert::stats::push_influx(m, dir, cl, ch, rx.clone()));
                 // Running again resolves an earlier death of this service.
                 vigil_alert::unit::job_completed(&cfg_for_unit, "vigil-notify");
                 // Type=notify: systemd counts the service as started from here.
@@ -241,6 +250,8 @@ fn cmd_run(g: &GlobalArgs, once: bool, timeout: HumanDuration) -> Result<i32, Ex
             deliver::run(s, opts, rx).await
         })
         .map_err(Exit::failed)?;
+    // The final counters, also for `--once` (a timer's run).
+    vigil_alert::stats::push_now(&push.0, &push.1, &push.2, &push.3);
     for (ch, n) in &report.sent {
         eprintln!(
             "vigil-notify: {ch}: {n} message(s), {} item(s)",

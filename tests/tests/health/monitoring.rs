@@ -333,6 +333,52 @@ timeout = "3s"
     );
     assert_eq!(rows[0]["last"], 1.0, "{rows:?}");
 
+    // vigil-notify's own counters reach InfluxDB and the Telegraf file too:
+    // the member-down alert (it fires on the third failed round), delivered.
+    for _ in 0..3 {
+        let o = vigil_tests::vigil("vigil-health", &cfg, &["run"]);
+        assert_eq!(o.status.code(), Some(1), "{}", vigil_tests::text(&o));
+    }
+    let o = vigil_tests::notify_once(&cfg);
+    assert!(
+        !vigil_tests::text(&o).contains("not pushed"),
+        "{}",
+        vigil_tests::text(&o)
+    );
+    assert!(
+        std::fs::read_to_string(&alerts)
+            .unwrap()
+            .contains("etcd_member_down"),
+        "not delivered"
+    );
+    for (metric, want) in [
+        ("vigil_notify_messages_sent_total", 1.0),
+        ("vigil_notify_deliveries_total", 1.0),
+    ] {
+        let rows = influx.series(
+            &format!(
+                "SELECT last(value) FROM {metric} WHERE channel = 'file' AND cluster = 'prod'"
+            ),
+            "vigil",
+        );
+        assert!(
+            rows[0]["last"].as_f64().unwrap() >= want,
+            "{metric}: {rows:?}"
+        );
+    }
+    let rows = influx.series(
+        "SELECT last(value) FROM vigil_notify_outbox_pending WHERE channel = 'file'",
+        "vigil",
+    );
+    assert_eq!(rows[0]["last"], 0.0, "{rows:?}");
+    let file = std::fs::read_to_string(lines.join("vigil_notify_prod.influx")).unwrap();
+    assert!(
+        file.lines()
+            .any(|l| l
+                .starts_with("vigil_notify_messages_sent_total,channel=file,cluster=prod value=")),
+        "{file}"
+    );
+
     // A config it cannot use: UNKNOWN (3), not CRITICAL.
     let broken = dir.join("broken.toml");
     std::fs::write(
