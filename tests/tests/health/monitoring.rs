@@ -379,6 +379,22 @@ timeout = "3s"
         "{file}"
     );
 
+    // The dashboard's vigil-notify panels find that data.
+    for (title, q) in dashboard_queries()
+        .into_iter()
+        .filter(|(_, q)| q.contains("vigil_notify_outbox_pending"))
+    {
+        let q = q
+            .replace("$cluster", "prod")
+            .replace("$timeFilter", "time > now() - 1h")
+            .replace("$__interval", "1m");
+        let v = influx.query(&q, Some("vigil"));
+        assert!(
+            v["results"][0]["series"].is_array(),
+            "{title}: no data: {q}: {v}"
+        );
+    }
+
     // A config it cannot use: UNKNOWN (3), not CRITICAL.
     let broken = dir.join("broken.toml");
     std::fs::write(
