@@ -25,7 +25,7 @@ fn on_a_terminal(name: &str, cfg: &Path, args: &[&str]) -> (Option<i32>, String)
         .args(["--quiet", "--return", "--command", &cmd, "/dev/null"])
         .env("TERM", "xterm")
         .output()
-        .unwrap();
+        .expect("util-linux script(1) runs");
     (
         out.status.code(),
         strip_ansi(&String::from_utf8_lossy(&out.stdout)),
@@ -73,8 +73,7 @@ fn bars_on_a_terminal_and_log_lines_off_it() {
     for m in NAMES {
         let last = screen
             .lines()
-            .filter(|l| l.starts_with(m) && l.contains('['))
-            .next_back()
+            .rfind(|l| l.starts_with(m) && l.contains('['))
             .unwrap_or_else(|| panic!("no bar for {m}: {screen}"));
         let words: Vec<&str> = last.split_whitespace().collect();
         assert_eq!(words[1], "done", "{m}: {last}");
@@ -93,8 +92,7 @@ fn bars_on_a_terminal_and_log_lines_off_it() {
     assert_eq!(code, Some(0), "{screen}");
     let last = screen
         .lines()
-        .filter(|l| l.starts_with("local") && l.contains('['))
-        .next_back()
+        .rfind(|l| l.starts_with("local") && l.contains('['))
         .unwrap_or_else(|| panic!("no bar for the local store: {screen}"));
     assert_eq!(last.split_whitespace().nth(1), Some("ok"), "{last}");
 
