@@ -66,12 +66,14 @@ impl Board {
     }
 }
 
-/// A bar when the size is known, else bytes and rate only.
+/// A bar when the size is known, else bytes and rate only. The bar takes
+/// what the terminal has left, so an 80-column SSH session keeps the rate
+/// and ETA (the text around it is about 64 columns).
 fn set_style(b: &indicatif::ProgressBar, sized: bool) {
     let template = if sized {
-        "{prefix:<12} {msg:<10} [{bar:28}] {bytes:>10}/{total_bytes:<10} {binary_bytes_per_sec:>12} ETA {eta}"
+        "{prefix:<12} {msg:<8} [{wide_bar}] {bytes:>9}/{total_bytes:<9} {binary_bytes_per_sec:>11} ETA {eta}"
     } else {
-        "{prefix:<12} {msg:<10} {bytes:>10} {binary_bytes_per_sec:>12} {elapsed}"
+        "{prefix:<12} {msg:<8} {bytes:>9} {binary_bytes_per_sec:>11} {elapsed}"
     };
     if let Ok(s) = indicatif::ProgressStyle::with_template(template) {
         b.set_style(s.progress_chars("=> "));

@@ -20,6 +20,15 @@ fn json(o: &std::process::Output) -> serde_json::Value {
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(o)))
 }
 
+/// The `store` of each entry of a `locations` or `copies` list, in order.
+fn stores_in(list: &serde_json::Value) -> Vec<&str> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["store"].as_str().unwrap())
+        .collect()
+}
+
 fn sink_outcome(state: &Path, sink: &str) -> serde_json::Value {
     serde_json::from_slice(
         &std::fs::read(state.join("outcomes/sink").join(format!("{sink}.json"))).unwrap(),
@@ -97,12 +106,7 @@ fn s3_sink_against_ceph_radosgw() {
     let listed = l["archives"].as_array().unwrap();
     assert_eq!(listed.len(), 3);
     for a in listed {
-        let stores: Vec<&str> = a["locations"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|l| l["store"].as_str().unwrap())
-            .collect();
+        let stores = stores_in(&a["locations"]);
         assert_eq!(stores, ["local", "rgw"], "{a}");
     }
 
@@ -272,12 +276,7 @@ fn s3_sink_against_ceph_radosgw() {
     let out = vigil("vigil-snapshot", &cfg, &["delete", &other, "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let d = json(&out);
-    let stores: Vec<&str> = d["copies"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["store"].as_str().unwrap())
-        .collect();
+    let stores = stores_in(&d["copies"]);
     assert_eq!(stores, ["rgw", "local"], "sinks first: {d}");
     assert!(!in_bucket(&rgw, "cp-3")
         .iter()
@@ -440,12 +439,7 @@ fn tape_dsmc_return_codes() {
         .unwrap()
         .iter()
         .filter(|a| {
-            let stores: Vec<&str> = a["locations"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|l| l["store"].as_str().unwrap())
-                .collect();
+            let stores = stores_in(&a["locations"]);
             stores == ["local", "tape"]
         })
         .map(|a| a["id"].as_str().unwrap().to_string())
