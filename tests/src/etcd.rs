@@ -273,6 +273,14 @@ impl Cluster {
         self.members[i].endpoint()
     }
 
+    /// Each member's peer URL, in order, for [`crate::ConfigBuilder::peers`].
+    pub fn peer_urls(&self) -> Vec<String> {
+        self.members
+            .iter()
+            .map(|m| format!("http://127.0.0.1:{}", m.peer_port))
+            .collect()
+    }
+
     /// (name, endpoint) pairs for a vigil config.
     pub fn config_members(&self) -> Vec<(String, String)> {
         (0..self.members.len())

@@ -55,11 +55,7 @@ fn bench_with(more: &str) -> Bench {
     let scratch = t.path().join("scratch");
     let alerts = t.path().join("alerts.jsonl");
     let mut cb = ConfigBuilder::new(t.path(), cluster.config_members(), &key.recipient);
-    cb.peers = cluster
-        .members
-        .iter()
-        .map(|m| format!("http://127.0.0.1:{}", m.peer_port))
-        .collect();
+    cb.peers = cluster.peer_urls();
     cb.extra = format!(
         "\n[restore]\ndrill_identity_file = \"{}\"\ndrill_sample_keys = 3000\nscratch_dir = \"{}\"\n{}",
         key.identity_file.display(),

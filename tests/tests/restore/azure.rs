@@ -50,11 +50,7 @@ fn azure_sink_against_azurite() {
     cluster.put_many("/registry/secrets/", 6000, 1024, true, 41);
     let key = age_key(t.path());
     let mut cb = ConfigBuilder::new(t.path(), cluster.config_members(), &key.recipient);
-    cb.peers = cluster
-        .members
-        .iter()
-        .map(|m| format!("http://127.0.0.1:{}", m.peer_port))
-        .collect();
+    cb.peers = cluster.peer_urls();
     cb.extra = az.sink(
         "blob",
         "etcd",

@@ -294,11 +294,7 @@ fn journal_restores_to_a_revision_a_minute_and_the_end_after_faults() {
     cluster.put_many("/registry/configmaps/default/", 100, 200, false, 7);
     let key = age_key(t);
     let mut cb = ConfigBuilder::new(t, cluster.config_members(), &key.recipient);
-    cb.peers = cluster
-        .members
-        .iter()
-        .map(|m| format!("http://127.0.0.1:{}", m.peer_port))
-        .collect();
+    cb.peers = cluster.peer_urls();
     cb.extra = "\n[journal]\nflush = \"1s\"\n".into();
     let cfg = cb.write("vigil.toml");
     let out = vigil("vigil-snapshot", &cfg, &["run"]);
@@ -456,11 +452,7 @@ fn journal_gap_corrupt_segment_and_restore_from_radosgw_alone() {
     cluster.put_many("/registry/configmaps/default/", 50, 100, false, 9);
     let key = age_key(t);
     let mut cb = ConfigBuilder::new(t, cluster.config_members(), &key.recipient);
-    cb.peers = cluster
-        .members
-        .iter()
-        .map(|m| format!("http://127.0.0.1:{}", m.peer_port))
-        .collect();
+    cb.peers = cluster.peer_urls();
     let dir_sink = t.join("ltfs");
     cb.extra = format!(
         "\n[journal]\nflush = \"1s\"\n\n[[sink]]\nname = \"rgw\"\nkind = \"s3\"\nendpoint = \"{}\"\nallow_http = true\nbucket = \"journal\"\naccess_key_id = \"{}\"\nsecret_access_key = \"{}\"\nretries = 1\nretry_timeout = \"2s\"\n\n[[sink]]\nname = \"ltfs\"\nkind = \"dir\"\npath = \"{}\"\n",

@@ -31,11 +31,7 @@ fn restore_all_members_from_the_s3_sink() {
     let (rev, kvs) = cluster.dump(0);
     let key = age_key(t.path());
     let mut cb = ConfigBuilder::new(t.path(), cluster.config_members(), &key.recipient);
-    cb.peers = cluster
-        .members
-        .iter()
-        .map(|m| format!("http://127.0.0.1:{}", m.peer_port))
-        .collect();
+    cb.peers = cluster.peer_urls();
     cb.extra = format!(
         "\n[[sink]]\nname = \"rgw\"\nkind = \"s3\"\nendpoint = \"{}\"\nallow_http = true\nbucket = \"etcd-backups\"\naccess_key_id = \"{ACCESS_KEY}\"\nsecret_access_key = \"{SECRET_KEY}\"\nretries = 1\nretry_timeout = \"2s\"\n",
         rgw.endpoint()

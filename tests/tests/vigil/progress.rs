@@ -69,6 +69,14 @@ fn last_bar<'a>(screen: &'a str, task: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no bar for {task}: {screen}"))
 }
 
+/// The last drawing of `task`'s bar once it has a size (`[===  ]`).
+fn last_sized_bar<'a>(screen: &'a str, task: &str) -> &'a str {
+    bar_lines(screen, task)
+        .into_iter()
+        .rfind(|l| l.contains('['))
+        .unwrap_or_else(|| panic!("no bar for {task}: {screen}"))
+}
+
 /// The text a terminal shows, without its escape sequences; each redraw
 /// (`\r`, a cursor move) starts a new line.
 fn strip_ansi(s: &str) -> String {
@@ -103,11 +111,7 @@ fn bars_on_a_terminal_and_log_lines_off_it() {
     std::fs::create_dir_all(t.path().join("key")).unwrap();
     let key = age_key(&t.path().join("key"));
     let mut cb = ConfigBuilder::new(t.path(), cluster.config_members(), &key.recipient);
-    cb.peers = cluster
-        .members
-        .iter()
-        .map(|m| format!("http://127.0.0.1:{}", m.peer_port))
-        .collect();
+    cb.peers = cluster.peer_urls();
     cb.extra = format!(
         "\n[restore]\ndrill_identity_file = \"{}\"\nscratch_dir = \"{}\"\n",
         key.identity_file.display(),
@@ -119,10 +123,7 @@ fn bars_on_a_terminal_and_log_lines_off_it() {
     let (code, screen) = on_a_terminal("vigil-snapshot", &cfg, &["run"]);
     assert_eq!(code, Some(0), "{screen}");
     for m in NAMES {
-        let last = screen
-            .lines()
-            .rfind(|l| l.starts_with(m) && l.contains('['))
-            .unwrap_or_else(|| panic!("no bar for {m}: {screen}"));
+        let last = last_sized_bar(&screen, m);
         let words: Vec<&str> = last.split_whitespace().collect();
         assert_eq!(words[1], "done", "{m}: {last}");
         assert!(last.contains("[============"), "{m}: a full bar: {last}");
@@ -191,10 +192,7 @@ fn bars_on_a_terminal_and_log_lines_off_it() {
     let (code, screen) = on_a_terminal_of(80, "vigil-snapshot", &cfg, &["run"]);
     assert_eq!(code, Some(0), "{screen}");
     for m in NAMES {
-        let last = screen
-            .lines()
-            .rfind(|l| l.starts_with(m) && l.contains('['))
-            .unwrap_or_else(|| panic!("no bar for {m}: {screen}"));
+        let last = last_sized_bar(&screen, m);
         // One row holds the whole bar: `[…]`, bytes, rate and ETA.
         let (_, after) = last
             .split_once(']')
