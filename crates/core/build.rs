@@ -38,6 +38,9 @@ struct Kinds {
 }
 
 /// One line of `kinds!`: `"slack" => Slack(slack::RawSlack => slack::SlackChannel)`.
+/// A key several kinds take: the kinds, and what each says it means.
+type Shared<'a> = (Key, Vec<&'a str>, Vec<(&'a str, String)>);
+
 struct KindEntry {
     name: String,
     doc: String,
@@ -305,7 +308,8 @@ impl Source {
     /// The keys of every kind in table `out[at]`, each saying which kinds
     /// take it; a kind's sub-tables (`[sink.object_lock]`) follow.
     fn kind_keys(&self, kinds: &Kinds, path: &str, at: usize, out: &mut Vec<Table>) {
-        let mut extra: Vec<(Key, Vec<&str>)> = Vec::new();
+        // A key several kinds take; each kind may say what it means for it.
+        let mut extra: Vec<Shared<'_>> = Vec::new();
         for k in &kinds.entries {
             let (file, st) = self
                 .find_struct(&k.raw)
@@ -320,8 +324,12 @@ impl Source {
                     continue;
                 }
                 let name = key_name(f, &cont, &s);
-                if let Some((_, kinds)) = extra.iter_mut().find(|(e, _)| e.name == name) {
+                let doc = doc_of(&f.attrs);
+                if let Some((_, kinds, docs)) = extra.iter_mut().find(|(e, ..)| e.name == name) {
                     kinds.push(&k.name);
+                    if !doc.is_empty() {
+                        docs.push((&k.name, doc));
+                    }
                     continue;
                 }
                 let (ty, optional) = unoption(&f.ty);
@@ -334,11 +342,28 @@ impl Source {
                         continue;
                     }
                 }
-                let key = self.leaf(file, &cont, &s, name, doc_of(&f.attrs), ty, optional);
-                extra.push((key, vec![&k.name]));
+                let docs = if doc.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![(k.name.as_str(), doc.clone())]
+                };
+                let key = self.leaf(file, &cont, &s, name, doc, ty, optional);
+                extra.push((key, vec![&k.name], docs));
             }
         }
-        for (mut key, kinds) in extra {
+        for (mut key, kinds, docs) in extra {
+            let mut texts: Vec<&String> = docs.iter().map(|(_, d)| d).collect();
+            texts.dedup();
+            // One meaning only when every kind that takes the key says the same.
+            if texts.len() == 1 && docs.len() == kinds.len() {
+                key.doc = texts[0].clone();
+            } else if !texts.is_empty() {
+                key.doc = docs
+                    .iter()
+                    .map(|(k, d)| format!("{k}: {d}"))
+                    .collect::<Vec<_>>()
+                    .join(" ");
+            }
             let list: Vec<String> = kinds.iter().map(|k| format!("`\"{k}\"`")).collect();
             let only = format!(
                 "Only for kind{} {}.",

@@ -6,6 +6,7 @@ pub mod azure;
 pub mod ceph;
 pub mod cephfs;
 pub mod etcd;
+pub mod gcs;
 pub mod health;
 pub mod influx;
 pub mod notify;

@@ -257,7 +257,8 @@ pub fn markdown() -> String {
                         if d.trim().is_empty() {
                             format!("`\"{n}\"`")
                         } else {
-                            format!("`\"{n}\"`: {}", cell(d))
+                            // The list has its own punctuation.
+                            format!("`\"{n}\"`: {}", cell(d).trim_end_matches('.'))
                         }
                     })
                     .collect();

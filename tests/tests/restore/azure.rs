@@ -3,19 +3,19 @@
 //! recovery of all three members from the container alone.
 #![allow(clippy::unwrap_used)]
 
-use crate::s3::{fetch_at, start_restored};
+use crate::s3::{lose_everything, restore_from};
 use vigil_tests::azure::Azurite;
 use vigil_tests::etcd::Cluster;
 use vigil_tests::*;
 
 const NAMES: [&str; 3] = ["cp-1", "cp-2", "cp-3"];
 
-fn json(o: &std::process::Output) -> serde_json::Value {
+pub(crate) fn json(o: &std::process::Output) -> serde_json::Value {
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(o)))
 }
 
 /// Copies per member in store `store`, from `vigil-snapshot list --all`.
-fn copies_in(cfg: &std::path::Path, store: &str) -> Vec<(String, i64)> {
+pub(crate) fn copies_in(cfg: &std::path::Path, store: &str) -> Vec<(String, i64)> {
     let out = vigil("vigil-snapshot", cfg, &["list", "--all", "--json"]);
     let l = json(&out);
     let mut v: Vec<(String, i64)> = l["archives"]
@@ -38,6 +38,25 @@ fn copies_in(cfg: &std::path::Path, store: &str) -> Vec<(String, i64)> {
         .collect();
     v.sort();
     v
+}
+
+/// Retention kept the newest two copies of each member in `store`, and
+/// none from the oldest run (`oldest`, its revision).
+pub(crate) fn newest_two_each(cfg: &std::path::Path, store: &str, oldest: i64) {
+    let copies = copies_in(cfg, store);
+    assert_eq!(copies.len(), 6, "{copies:?}");
+    for name in NAMES {
+        let revs: Vec<i64> = copies
+            .iter()
+            .filter(|(m, _)| m == name)
+            .map(|c| c.1)
+            .collect();
+        assert_eq!(revs.len(), 2, "{name}: {copies:?}");
+        assert!(
+            !revs.contains(&oldest),
+            "{name}: the oldest copy was kept: {copies:?}"
+        );
+    }
 }
 
 #[test]
@@ -81,20 +100,7 @@ fn azure_sink_against_azurite() {
         }
         runs.push(r["members"][0]["manifest"]["revision"].as_i64().unwrap());
     }
-    let in_blob = copies_in(&cfg, "blob");
-    assert_eq!(in_blob.len(), 6, "{in_blob:?}");
-    for name in NAMES {
-        let revs: Vec<i64> = in_blob
-            .iter()
-            .filter(|(m, _)| m == name)
-            .map(|c| c.1)
-            .collect();
-        assert_eq!(revs.len(), 2, "{name}: {in_blob:?}");
-        assert!(
-            !revs.contains(&runs[0]),
-            "{name}: the oldest copy was kept: {in_blob:?}"
-        );
-    }
+    newest_two_each(&cfg, "blob", runs[0]);
 
     // Scrub reads every copy back against its manifest.
     let out = vigil("vigil-snapshot", &cfg, &["scrub", "--sink", "blob"]);
@@ -102,35 +108,6 @@ fn azure_sink_against_azurite() {
 
     // The cluster and the bastion's archives are gone: back from Azure alone.
     let (rev, kvs) = cluster.dump(0);
-    for i in 0..3 {
-        cluster.kill(i);
-        std::fs::remove_dir_all(&cluster.members[i].data_dir).unwrap();
-    }
-    std::fs::remove_dir_all(&cb.snapshot_dir).unwrap();
-    std::fs::create_dir_all(&cb.snapshot_dir).unwrap();
-    let id = key.identity_file.to_str().unwrap();
-    fetch_at(&cfg, "cp-2", "blob", id, &t.path().join("cp-2.db"), rev);
-
-    let target = t.path().join("restored");
-    let out = vigil(
-        "vigil-restore",
-        &cfg,
-        &[
-            "etcd",
-            "--identity",
-            id,
-            "--out",
-            target.to_str().unwrap(),
-            "--no-bump",
-            "--json",
-        ],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let procs = start_restored(&json(&out), &cluster, t.path());
-    for i in 0..3 {
-        let (r, k) = cluster.dump(i);
-        assert_eq!(r, rev, "member {i} revision");
-        assert_eq!(k, kvs, "member {i} keys");
-    }
-    drop(procs);
+    lose_everything(&mut cluster, &cb.snapshot_dir);
+    restore_from(&cfg, &cluster, t.path(), &key, "blob", rev, &kvs);
 }

@@ -2,10 +2,11 @@
 //! are gone too, and the cluster comes back from Ceph radosgw.
 #![allow(clippy::unwrap_used)]
 
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use vigil_tests::ceph::{Rgw, ACCESS_KEY, SECRET_KEY};
-use vigil_tests::etcd::Cluster;
+use vigil_tests::etcd::{Cluster, Kv};
 use vigil_tests::*;
 
 const NAMES: [&str; 3] = ["cp-1", "cp-2", "cp-3"];
@@ -41,10 +42,7 @@ fn restore_all_members_from_the_s3_sink() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 
     // The worst day: the cluster and the bastion's own archives are gone.
-    for i in 0..3 {
-        cluster.kill(i);
-        std::fs::remove_dir_all(&cluster.members[i].data_dir).unwrap();
-    }
+    lose_everything(&mut cluster, &cb.snapshot_dir);
     std::fs::remove_dir_all(&cb.snapshot_dir).unwrap();
 
     // With the snapshot dir missing, list says so (exit 1) but still shows the S3 copies.
@@ -63,15 +61,38 @@ fn restore_all_members_from_the_s3_sink() {
         assert_eq!(a["verified"], true);
     }
 
-    // fetch from S3 gives the exact snapshot.
-    let id = key.identity_file.to_str().unwrap();
-    fetch_at(&cfg, "cp-1", "rgw", id, &t.path().join("cp-1.db"), rev);
-
     // Rebuild all three members from the S3 copies and start them.
-    let target = t.path().join("restored");
+    restore_from(&cfg, &cluster, t.path(), &key, "rgw", rev, &kvs);
+}
+
+/// The worst day: every member and its data dir, and the bastion's own
+/// archives (a rebuilt bastion has an empty snapshot dir).
+pub(crate) fn lose_everything(cluster: &mut Cluster, snapshot_dir: &Path) {
+    for i in 0..3 {
+        cluster.kill(i);
+        std::fs::remove_dir_all(&cluster.members[i].data_dir).unwrap();
+    }
+    std::fs::remove_dir_all(snapshot_dir).unwrap();
+    std::fs::create_dir_all(snapshot_dir).unwrap();
+}
+
+/// Fetches cp-1 from `store` (the exact snapshot), rebuilds all three
+/// members from it alone, starts them and checks they hold `rev` and `kvs`.
+pub(crate) fn restore_from(
+    cfg: &Path,
+    cluster: &Cluster,
+    dir: &Path,
+    key: &AgeKey,
+    store: &str,
+    rev: i64,
+    kvs: &[Kv],
+) {
+    let id = key.identity_file.to_str().unwrap();
+    fetch_at(cfg, "cp-1", store, id, &dir.join("cp-1.db"), rev);
+    let target = dir.join("restored");
     let out = vigil(
         "vigil-restore",
-        &cfg,
+        cfg,
         &[
             "etcd",
             "--identity",
@@ -86,11 +107,11 @@ fn restore_all_members_from_the_s3_sink() {
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let procs = start_restored(&report, &cluster, t.path());
+    let procs = start_restored(&report, cluster, dir);
     for i in 0..3 {
         let (r, k) = cluster.dump(i);
         assert_eq!(r, rev, "member {i} revision");
-        assert_eq!(k, kvs, "member {i} keys");
+        assert_eq!(&k, kvs, "member {i} keys");
     }
     drop(procs);
 }

@@ -12,11 +12,14 @@ pub(super) fn build(
     _state_dir: &std::path::Path,
 ) -> Result<ObjectBackend, SinkError> {
     let sa = vigil_core::secret::resolve_path(&o.service_account_file);
-    let b = object_store::gcp::GoogleCloudStorageBuilder::new()
+    let mut b = object_store::gcp::GoogleCloudStorageBuilder::new()
         .with_bucket_name(o.bucket.clone())
         .with_service_account_path(sa.display().to_string())
-        .with_client_options(client_options(cfg, false, None)?)
+        .with_client_options(client_options(cfg, o.allow_http, o.ca_file.as_ref())?)
         .with_retry(retry(cfg));
+    if let Some(ep) = &o.endpoint {
+        b = b.with_base_url(ep.trim_end_matches('/'));
+    }
     let store = Arc::new(b.build().map_err(|e| build_err(cfg, chain(&e)))?);
     Ok(ObjectBackend::new(cfg, store, Location::Named))
 }

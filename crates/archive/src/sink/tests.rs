@@ -173,3 +173,55 @@ fn a_skewed_clock_is_named() {
         .to_string()
         .contains("timedatectl"));
 }
+
+#[test]
+fn gcs_and_azure_endpoints_are_checked() {
+    let d = tempfile::tempdir().unwrap();
+    let sa = d.path().join("sa.json");
+    std::fs::write(
+        &sa,
+        r#"{"client_email": "", "private_key": "", "private_key_id": "", "disable_oauth": true}"#,
+    )
+    .unwrap();
+    std::fs::set_permissions(&sa, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let gcs = format!(
+        "kind = \"gcs\"\nbucket = \"b\"\nservice_account_file = \"{}\"",
+        sa.display()
+    );
+    let azure = "kind = \"azure\"\naccount = \"a\"\ncontainer = \"c\"";
+    let missing = d.path().join("no-ca.pem");
+    for (sink, extra, want) in [
+        (
+            gcs.as_str(),
+            "endpoint = \"http://gcs.internal\"",
+            "allow_http",
+        ),
+        (
+            gcs.as_str(),
+            "endpoint = \"gcs.internal:443\"",
+            "must start with https://",
+        ),
+        (azure, "endpoint = \"http://10.0.0.1/a\"", "allow_http"),
+        (
+            gcs.as_str(),
+            &format!("ca_file = \"{}\"", missing.display()),
+            "no-ca.pem",
+        ),
+    ] {
+        let text = format!(
+            "[cluster]\nname = \"prod\"\nmembers = [{{ name = \"cp-1\", endpoint = \"http://127.0.0.1:2379\" }}]\n[state]\ndir = \"{}\"\n[[sink]]\nname = \"off\"\n{sink}\n{extra}\n",
+            d.path().display()
+        );
+        let e = vigil_core::Config::parse(&text, Path::new("v.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("sink[0].") && e.contains(want), "{extra}: {e}");
+    }
+    // With allow_http, a plain endpoint is the administrator's choice.
+    let cfg = parse(
+        &format!("[[sink]]\nname = \"off\"\n{gcs}\nendpoint = \"http://127.0.0.1:4443/\"\nallow_http = true\n"),
+        d.path(),
+    );
+    let s = cfg.sinks().next().unwrap();
+    Sink::build(s, "prod", d.path()).unwrap_or_else(|e| panic!("{e}"));
+}

@@ -224,6 +224,29 @@ impl Cx<'_, '_> {
         v.ok_or_else(|| unreachable!("checked by need"))
     }
 
+    /// An object store's `endpoint`: https://, or http:// only with
+    /// `allow_http = true`, since plain http sends archives and credentials
+    /// unprotected.
+    pub fn endpoint(&self, ep: Option<&str>, allow_http: bool) -> Result<(), ConfigError> {
+        let Some(ep) = ep else { return Ok(()) };
+        let http = ep.starts_with("http://");
+        if !(http || ep.starts_with("https://")) {
+            return Err(self.err(
+                "endpoint",
+                self.field_span("endpoint"),
+                format!("{ep:?} must start with https:// (or http:// with allow_http = true)"),
+            ));
+        }
+        if http && !allow_http {
+            return Err(self.err(
+                "endpoint",
+                self.field_span("endpoint"),
+                "plain http:// sends archives and credentials unprotected; use https:// or set allow_http = true",
+            ));
+        }
+        Ok(())
+    }
+
     /// An inline secret or its `*_file`, read when the section's files are
     /// opened (else empty).
     pub fn secret(

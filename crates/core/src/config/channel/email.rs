@@ -22,9 +22,11 @@ pub(super) struct RawEmail {
     smtp_port: Option<u16>,
     /// Default: starttls. `"none"` only for a relay on loopback when a password is set.
     smtp_tls: Option<SmtpTls>,
+    /// The SMTP AUTH user (with `password` or `password_file`).
     username: Option<String>,
     /// The SMTP password (with `username`). A secret: prefer `password_file`.
     password: Option<Secret>,
+    /// A file holding the SMTP password (0600; a relative name is a credential).
     password_file: Option<PathBuf>,
     from: Option<String>,
     #[serde(default)]

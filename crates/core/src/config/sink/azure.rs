@@ -18,6 +18,8 @@ pub(in crate::config) struct RawAzure {
     access_key_file: Option<PathBuf>,
     /// Another endpoint than `https://<account>.blob.core.windows.net` (Azurite, a private link), with the account in the path.
     endpoint: Option<String>,
+    /// Let `endpoint` be plain http:// (a store on loopback). The archives
+    /// stay encrypted, but credentials and names travel in the clear.
     allow_http: Option<bool>,
 }
 
@@ -49,12 +51,14 @@ impl RawKind for RawAzure {
         } else {
             None
         };
+        let allow_http = self.allow_http.unwrap_or(false);
+        cx.endpoint(self.endpoint.as_deref(), allow_http)?;
         Ok(AzureSink {
             account,
             container,
             access_key,
             endpoint: self.endpoint,
-            allow_http: self.allow_http.unwrap_or(false),
+            allow_http,
         })
     }
 }

@@ -13,12 +13,23 @@ use std::path::PathBuf;
 pub(in crate::config) struct RawGcs {
     bucket: Option<String>,
     service_account_file: Option<PathBuf>,
+    /// Another endpoint than `https://storage.googleapis.com` (Private Service Connect, a proxy).
+    endpoint: Option<String>,
+    /// A PEM CA bundle that signs the endpoint's certificate (a private CA).
+    ca_file: Option<PathBuf>,
+    /// Let `endpoint` be plain http:// (a store on loopback). The archives
+    /// stay encrypted, but credentials and names travel in the clear.
+    allow_http: Option<bool>,
 }
 
 #[derive(Debug, Clone)]
 pub struct GcsSink {
     pub bucket: String,
     pub service_account_file: PathBuf,
+    /// None: `https://storage.googleapis.com`.
+    pub endpoint: Option<String>,
+    pub ca_file: Option<PathBuf>,
+    pub allow_http: bool,
 }
 
 impl RawKind for RawGcs {
@@ -33,9 +44,17 @@ impl RawKind for RawGcs {
             &sa,
             cx.span.clone(),
         )?;
+        let allow_http = self.allow_http.unwrap_or(false);
+        cx.endpoint(self.endpoint.as_deref(), allow_http)?;
+        if let Some(ca) = &self.ca_file {
+            cx.v.readable(&format!("{}.ca_file", cx.key), ca, cx.span.clone())?;
+        }
         Ok(GcsSink {
             bucket,
             service_account_file: sa,
+            endpoint: self.endpoint,
+            ca_file: self.ca_file,
+            allow_http,
         })
     }
 }

@@ -20,7 +20,10 @@ pub(in crate::config) struct RawS3 {
     secret_access_key: Option<Secret>,
     secret_access_key_file: Option<PathBuf>,
     path_style: Option<bool>,
+    /// A PEM CA bundle that signs the endpoint's certificate (a private CA).
     ca_file: Option<PathBuf>,
+    /// Let `endpoint` be plain http:// (a store on loopback). The archives
+    /// stay encrypted, but credentials and names travel in the clear.
     allow_http: Option<bool>,
     object_lock: Option<ObjectLock>,
 }
@@ -74,22 +77,7 @@ impl RawKind for RawS3 {
             cx.span.clone(),
         )?;
         let allow_http = self.allow_http.unwrap_or(false);
-        if let Some(ep) = &self.endpoint {
-            let http = ep.starts_with("http://");
-            if !(http || ep.starts_with("https://")) {
-                return Err(cx.err(
-                    "endpoint",
-                    cx.field_span("endpoint"),
-                    format!("{ep:?} must start with https:// (or http:// with allow_http = true)"),
-                ));
-            }
-            if http && !allow_http {
-                return Err(cx.err(
-"endpoint", cx.field_span("endpoint"),
-                    "plain http:// sends archives and credentials unprotected; use https:// or set allow_http = true",
-                ));
-            }
-        }
+        cx.endpoint(self.endpoint.as_deref(), allow_http)?;
         if let Some(ca) = &self.ca_file {
             cx.v.readable(&format!("{}.ca_file", cx.key), ca, cx.span.clone())?;
         }
