@@ -37,10 +37,10 @@ struct Kinds {
     entries: Vec<KindEntry>,
 }
 
-/// One line of `kinds!`: `"slack" => Slack(slack::RawSlack => slack::SlackChannel)`.
 /// A key several kinds take: the kinds, and what each says it means.
 type Shared<'a> = (Key, Vec<&'a str>, Vec<(&'a str, String)>);
 
+/// One line of `kinds!`: `"slack" => Slack(slack::RawSlack => slack::SlackChannel)`.
 struct KindEntry {
     name: String,
     doc: String,

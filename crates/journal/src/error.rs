@@ -20,3 +20,14 @@ pub enum JournalError {
     #[error("{0}")]
     Config(String),
 }
+
+impl JournalError {
+    /// A file that is not there (any more): a sink's object or a local file.
+    pub fn is_not_found(&self) -> bool {
+        match self {
+            JournalError::Sink(vigil_archive::sink::SinkError::NotFound { .. }) => true,
+            JournalError::Fs(e) => e.source.kind() == std::io::ErrorKind::NotFound,
+            _ => false,
+        }
+    }
+}

@@ -43,23 +43,42 @@ pub struct Verified {
 }
 
 /// Checks a chain's links and every segment's size and sha256 (no key needed).
+///
+/// `vigil-journal run` may prune the oldest segments meanwhile (manifest
+/// first, then segment): a segment whose manifest is gone on a second look
+/// was pruned, not lost, and the check starts again on the chain as it is.
 pub async fn verify(src: &read::Source<'_>, cluster: &str) -> Result<Verified, JournalError> {
-    let chain = src.manifests(cluster).await?;
-    let mut broken = format::check_links(&chain).map(|b| b.to_string());
-    if broken.is_none() {
-        for m in &chain {
-            let bytes = src.read(&m.segment).await;
-            let why = match bytes {
-                Err(e) => Some(e.to_string()),
-                Ok(b) => format::mismatch(m, &b)
-                    .map(|w| format!("segment {}: {w}", src.location(&m.segment))),
-            };
-            if why.is_some() {
-                broken = why;
-                break;
+    let mut attempts = 0;
+    let (chain, broken) = loop {
+        attempts += 1;
+        let chain = src.manifests(cluster).await?;
+        let mut broken = format::check_links(&chain).map(|b| b.to_string());
+        let mut pruned = false;
+        if broken.is_none() {
+            for m in &chain {
+                let why = match src.read(&m.segment).await {
+                    Err(e) if e.is_not_found() && attempts < 5 => {
+                        let now = src.manifests(cluster).await?;
+                        if now.iter().all(|n| n.segment != m.segment) {
+                            pruned = true;
+                            break;
+                        }
+                        Some(e.to_string())
+                    }
+                    Err(e) => Some(e.to_string()),
+                    Ok(b) => format::mismatch(m, &b)
+                        .map(|w| format!("segment {}: {w}", src.location(&m.segment))),
+                };
+                if why.is_some() {
+                    broken = why;
+                    break;
+                }
             }
         }
-    }
+        if !pruned {
+            break (chain, broken);
+        }
+    };
     Ok(Verified {
         source: src.name(),
         segments: chain.len(),

@@ -41,7 +41,11 @@ impl Source<'_> {
                     if !format::is_manifest(&name) {
                         continue;
                     }
-                    let bytes = self.read(&name).await?;
+                    let bytes = match self.read(&name).await {
+                        // Pruned by retention after it was listed.
+                        Err(e) if e.is_not_found() => continue,
+                        r => r?,
+                    };
                     let m: SegmentManifest =
                         serde_json::from_slice(&bytes).map_err(|e| JournalError::Manifest {
                             path: self.location(&name).into(),

@@ -424,6 +424,34 @@ mod tests {
         Kept::of(&m)
     }
 
+    /// A lost segment is a break, even though verify looks twice for one
+    /// that retention pruned meanwhile; a pruned one (manifest gone too) is not.
+    #[test]
+    fn verify_names_a_lost_segment_and_skips_a_pruned_one() {
+        let d = tempfile::tempdir().unwrap();
+        let k = segment(d.path(), 3, 40, 100);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let verify = || {
+            let src = crate::read::Source::Local(LocalJournal::new(d.path()));
+            rt.block_on(crate::verify(&src, "prod")).unwrap()
+        };
+        let v = verify();
+        assert_eq!((v.segments, v.broken.clone()), (1, None), "{v:?}");
+        std::fs::remove_file(d.path().join(k.key.name())).unwrap();
+        let v = verify();
+        let why = v.broken.unwrap_or_default();
+        assert!(why.contains(&k.key.name()), "{why}");
+        std::fs::remove_file(
+            d.path()
+                .join(format!("{}{}", k.key.name(), format::MANIFEST_SUFFIX)),
+        )
+        .unwrap();
+        let v = verify();
+        assert_eq!((v.segments, v.broken), (0, None));
+    }
+
     fn config(d: &std::path::Path, max_local: &str) -> Config {
         let text = format!(
             "[cluster]\nname = \"prod\"\nmembers = [{{ name = \"cp-1\", endpoint = \"http://127.0.0.1:2379\" }}]\n\
